@@ -1,0 +1,153 @@
+"""What components exchange: canonical records, and the protocols of formatters, strategies and evaluators.
+
+Nothing here imports a heavy library; type names from torch/transformers/datasets are strings.
+
+Canonical records
+-----------------
+Every input format (prompt_completion, messages, sharegpt, alpaca, text, preference, labeled,
+classification) is converted once to one of five *kinds*; later stages only see these:
+
+============== ==============================================================================
+kind           columns
+============== ==============================================================================
+messages       ``messages``: list of ``{"role": system|user|assistant|tool, "content": str}``
+text           ``text``: str (raw documents for continued pretraining)
+preference     ``prompt``: list of messages (ends with a user turn), ``chosen``: str, ``rejected``: str
+labeled        ``prompt``: list of messages, ``completion``: str, ``label``: bool (good answer?)
+classification ``text``: str, ``label``: str
+============== ==============================================================================
+
+Every kind may also carry ``cluster`` (str, task cluster for held-out evaluation) and ``source``
+(str, the name of the ``[[data]]`` entry the row came from).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+KINDS = ("messages", "text", "preference", "labeled", "classification")
+
+# input format -> canonical kind
+FORMAT_KINDS = {
+    "prompt_completion": "messages",
+    "messages": "messages",
+    "sharegpt": "messages",
+    "alpaca": "messages",
+    "text": "text",
+    "preference": "preference",
+    "labeled": "labeled",
+    "classification": "classification",
+}
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class SourceContext:
+    """Handed to a source factory: where the recipe lives (relative paths resolve against it)."""
+
+    base_dir: Path
+    name: str  # the [[data]] entry's display name
+    seed: int = 42
+    max_rows: int | None = None
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a recipe path: absolute, relative to the recipe, or ``package://mod/path``."""
+        from .paths import resolve_path
+
+        return resolve_path(path, self.base_dir)
+
+
+@runtime_checkable
+class Formatter(Protocol):
+    """Turns canonical records into token ids and loss masks, and renders prompts for generation."""
+
+    name: str
+
+    def setup(self, tokenizer: "Any", model: "Any" = None) -> None:
+        """Install the chat template (and special tokens, resizing ``model``'s embeddings if needed)."""
+
+    @property
+    def chat_template(self) -> str | None:
+        """The Jinja chat template saved with the model, so serving renders what training rendered."""
+
+    def encode_messages(self, messages: list[dict], max_length: int | None = None) -> dict:
+        """Return ``{"input_ids": [...], "labels": [...]}``: labels are the token ids on assistant
+        turns (content and end-of-turn/EOS token) and ``IGNORE_INDEX`` elsewhere."""
+
+    def encode_text(self, text: str, max_length: int | None = None) -> dict:
+        """Raw text for continued pretraining: every token trained, EOS appended."""
+
+    def render_prompt(self, messages: list[dict]) -> str:
+        """The prompt text for generation (history rendered, assistant turn opened)."""
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Builds the model and trainer for a run, trains, and saves into the run directory."""
+
+    name: str
+    accepts: tuple  # canonical kinds it can train on
+
+    def train(self, run: "RunContext") -> "TrainResult":
+        """Train on ``run.data`` and save the model (or adapter) + tokenizer into ``run.model_dir``."""
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: dict = field(default_factory=dict)  # train_loss, train_runtime, trained_tokens, ...
+    log_history: list = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    """What one evaluator reports for one model."""
+
+    metrics: dict  # name -> float
+    primary: str  # the metric thresholds apply to
+    samples: list = field(default_factory=list)  # e.g. {"prompt", "output", "expected", "score"}
+    details: dict = field(default_factory=dict)  # e.g. a confusion matrix
+    error: str | None = None  # a scored failure: the evaluator could not run on this model
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    name: str
+
+    def evaluate(self, target: "Any", run: "RunContext") -> EvalResult:
+        """Score ``target`` (a :class:`sftkit.evaluation.Target`: model, tokenizer, formatter,
+        ``label`` "base" or "tuned") and return metrics."""
+
+
+@dataclass
+class RunContext:
+    """One run: the resolved recipe and everything built from it, handed to strategies, evaluators
+    and lifecycle hooks. Attributes may be added in later versions, never removed."""
+
+    recipe: dict
+    recipe_path: Path | None
+    base_dir: Path
+    run_dir: Path
+    host: Any = None
+    data: Any = None  # sftkit.data.DataBundle
+    formatter: Any = None
+    tokenizer: Any = None
+    smoke: bool = False
+    resume: bool = False
+    console: Any = None  # callable(str) for progress lines
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run_dir / "model"
+
+    @property
+    def training(self) -> dict:
+        return self.recipe.get("training", {})
+
+    @property
+    def seed(self) -> int:
+        return int(self.recipe.get("recipe", {}).get("seed", 42))

@@ -1,0 +1,118 @@
+"""The plugin contract. Every hook sftkit calls is declared here; each docstring is its reference.
+
+A plugin is any object or module with functions decorated ``@sftkit.hookimpl`` whose names match a
+spec below (misspelled names are rejected when the plugin is loaded). Third-party plugins are found
+through the ``sftkit`` entry-point group::
+
+    [project.entry-points.sftkit]
+    medical = "sftkit_medical.plugin"
+
+Registration hooks receive a ``register`` callback. Components are named, and a recipe picks them by
+name, so every plugin may register several components and none "wins" a call::
+
+    @sftkit.hookimpl
+    def sftkit_register_sources(register):
+        register("pubmed", "sftkit_medical.sources:load_pubmed",
+                 schema={"type": "object", "properties": {"year": {"type": "integer"}}},
+                 doc="PubMed abstracts from a local dump.")
+
+``register(name, factory, *, schema=None, doc="", check=None, **meta)``:
+
+- ``factory``: the component itself, or a lazy ``"package.module:attr"`` string imported only
+  when a recipe uses the component, so listing plugins and validating recipes stay light.
+- ``schema``: a JSON Schema (``type: object``) for the component's own options, the keys that sit
+  beside its name in the recipe table. Unknown keys are errors unless the schema allows them.
+- ``check``: optional ``"module:attr"`` (or callable) run by ``sftkit validate`` with
+  ``(options, ctx)`` returning a list of ``sftkit.errors.Problem``: cross-field rules that need no
+  heavy import. It must not import torch, transformers, trl, datasets or peft.
+- ``meta``: extra facts other stages may read (for example a strategy's ``accepts`` data kinds).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("sftkit")
+
+Register = Callable[..., None]
+
+
+@hookspec
+def sftkit_register_sources(register: Register) -> None:
+    """Register data sources, used in ``[[data]]`` tables as ``source = "NAME"``.
+
+    The factory is called as ``factory(options, ctx)`` with the table's options (common keys like
+    ``format``, ``split`` and ``weight`` removed) and a :class:`sftkit.api.SourceContext`, and
+    returns a ``datasets.Dataset`` of raw rows (or an iterable of dicts). sftkit converts the rows
+    to canonical records afterwards, so a source only reads.
+    """
+
+
+@hookspec
+def sftkit_register_formatters(register: Register) -> None:
+    """Register template formatters, used as ``[template] formatter = "NAME"``.
+
+    The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Formatter`: the
+    object that turns canonical records into token ids and loss masks and renders prompts for
+    generation.
+    """
+
+
+@hookspec
+def sftkit_register_strategies(register: Register) -> None:
+    """Register training strategies, used as ``[strategy] name = "NAME"``.
+
+    The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Strategy`.
+    Pass ``accepts=[...]`` (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell
+    when the data does not fit the strategy.
+    """
+
+
+@hookspec
+def sftkit_register_evaluators(register: Register) -> None:
+    """Register evaluators, used in ``[[eval]]`` tables as ``name = "NAME"``.
+
+    The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Evaluator`,
+    run on the base and on the tuned model. Thresholds (``min``, ``max``, ``max_regression``) are
+    handled by sftkit for every evaluator; the schema only describes the evaluator's own options.
+    """
+
+
+@hookspec
+def sftkit_register_recipes(register: Register) -> None:
+    """Register recipes shipped as package data.
+
+    ``register(name, "package://import_name/path/recipe.toml", doc=...)``: the recipe then shows in
+    ``sftkit recipes list``, can be copied with ``sftkit recipes copy`` and extended by name
+    (``extends = "NAME"``). Data files the recipe references relative to itself are copied with it.
+    """
+
+
+@hookspec
+def sftkit_register_commands(cli: Any) -> None:
+    """Add click commands to the ``sftkit`` command-line group ``cli``.
+
+    Import heavy libraries inside the command function, never at module level: every ``sftkit``
+    invocation loads every plugin's commands.
+    """
+
+
+@hookspec
+def sftkit_run_start(run: Any) -> None:
+    """Called once a run's data is loaded and before training starts.
+
+    ``run`` is the :class:`sftkit.api.RunContext` (recipe, run directory, data, formatter).
+    Later sftkit versions may add attributes to it, never remove them.
+    """
+
+
+@hookspec
+def sftkit_run_end(run: Any, metrics: dict) -> None:
+    """Called after training and evaluation finished and ``metrics.json`` was written."""
+
+
+@hookspec
+def sftkit_report_sections(run: Any, metrics: dict) -> list:
+    """Return extra report sections as a list of ``(title, markdown)`` pairs (may be empty)."""
