@@ -1,0 +1,1 @@
+"""sftkit's own components, each module a plugin registered exactly like a third-party one."""

@@ -1,0 +1,23 @@
+"""Built-in commands beyond the core ones, added through ``sftkit_register_commands``.
+
+Each is imported only when invoked (``LazyCommand``), so ``sftkit --help`` stays light.
+"""
+
+from __future__ import annotations
+
+from sftkit import hookimpl
+from sftkit.lazycli import add_lazy_command
+
+COMMANDS = {
+    "preview": ("sftkit.commands.preview:preview", "Render examples with trained tokens highlighted, and data statistics."),
+    "run": ("sftkit.commands.run:run", "Train (and evaluate) a recipe into a run directory."),
+    "eval": ("sftkit.commands.eval:eval_command", "Evaluate a model with a recipe's [[eval]] tables and write a report."),
+    "report": ("sftkit.commands.report:report", "Re-render a run directory's report."),
+    "recipes": ("sftkit.commands.recipes:recipes", "List, show and copy recipes shipped by sftkit and plugins."),
+}
+
+
+@hookimpl
+def sftkit_register_commands(cli):
+    for name, (target, help_text) in COMMANDS.items():
+        add_lazy_command(cli, name, target, help_text)

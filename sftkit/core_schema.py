@@ -1,0 +1,157 @@
+"""The recipe's own keys (everything but the components' options), as JSON Schema.
+
+Component tables ([[data]], [template], [strategy], [[eval]]) get their component's option schema
+merged in by :mod:`sftkit.schema`. ``default`` values here are what ``sftkit resolve`` fills in.
+"""
+
+from __future__ import annotations
+
+from .api import FORMAT_KINDS
+
+POS_INT = {"type": "integer", "minimum": 1}
+NONNEG_INT = {"type": "integer", "minimum": 0}
+POS_NUM = {"type": "number", "exclusiveMinimum": 0}
+FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
+STR_LIST = {"type": "array", "items": {"type": "string"}}
+
+
+def _obj(props: dict, required: tuple = (), doc: str = "") -> dict:
+    schema = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    if doc:
+        schema["description"] = doc
+    return schema
+
+
+RECIPE_SECTION = _obj({
+    "name": {"type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+             "description": "Recipe name (letters, digits, _ . -); used in the run directory."},
+    "description": {"type": "string"},
+    "seed": {**NONNEG_INT, "default": 42, "description": "Seed for data splits, shuffling and training."},
+    "requires": {**STR_LIST, "description": "Plugin distributions this recipe needs, as requirement strings (e.g. \"sftkit-medical>=0.2\")."},
+    "extends": {"type": "string", "description": "A parent recipe: a path relative to this file, package://..., or a shipped recipe's name. Deep-merged under this one."},
+}, required=("name",), doc="What this recipe is.")
+
+MODEL_SECTION = _obj({
+    "name": {"type": "string", "minLength": 1, "description": "Hub id, local directory, or a .gguf file (path or package://...)."},
+    "revision": {"type": "string", "description": "Hub revision (branch, tag or commit)."},
+    "tokenizer": {"type": "string", "description": "Tokenizer to use instead of the model's (hub id or directory)."},
+    "trust_remote_code": {"type": "boolean", "default": False, "description": "Allow code from the model repository to run. Only when you trust it."},
+    "dtype": {"enum": ["auto", "float32", "bfloat16", "float16"], "default": "auto",
+              "description": "Weights dtype for training; auto = bfloat16 on a GPU that supports it, float32 on CPU."},
+}, required=("name",), doc="The model to fine-tune.")
+
+DATA_COMMON = {
+    "source": {"type": "string", "minLength": 1, "description": "A registered data source (`sftkit plugins --all` lists them)."},
+    "name": {"type": "string", "description": "Display name of this entry in statistics (default: source + path)."},
+    "format": {"enum": ["auto", *FORMAT_KINDS], "default": "auto", "description": "Record format; auto detects it from the fields."},
+    "split": {"enum": ["train", "eval", "auto"], "default": "auto",
+              "description": "train or eval only, or auto: split by [dataset].eval_fraction."},
+    "weight": {**POS_NUM, "default": 1.0, "description": "Mixing weight relative to the other train entries."},
+    "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry."},
+    "columns": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "Rename columns: canonical field -> column in the data (e.g. {prompt = \"question\"})."},
+    "cluster_column": {"type": "string", "description": "Column holding a task cluster (for leave-cluster-out evaluation)."},
+    "on_error": {"enum": ["error", "skip"], "default": "error", "description": "What to do with a bad row: stop with its location, or skip it and count it."},
+}
+
+DATASET_SECTION = _obj({
+    "eval_fraction": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0,
+                      "description": "Share of rows (split = auto) held out for evaluation, seeded."},
+    "holdout_clusters": {**STR_LIST, "description": "Task clusters held out whole for evaluation."},
+    "dedupe": {"type": "boolean", "default": True, "description": "Remove exact duplicate rows."},
+    "shuffle": {"type": "boolean", "default": True},
+    "truncation": {"enum": ["drop", "truncate"], "default": "truncate",
+                   "description": "Rows longer than training.max_length: truncate them, or drop them."},
+    "min_trained_tokens": {**NONNEG_INT, "default": 1, "description": "Drop rows with fewer trained tokens than this."},
+}, doc="How rows from all [[data]] entries are combined, split and filtered.")
+
+TEMPLATE_COMMON = {
+    "formatter": {"type": "string", "default": "chat", "description": "chat (the model's own template), chatml, llama3, llama2, mistral, alpaca, plain, or a plugin's."},
+    "system": {"type": "string", "description": "System prompt added to every conversation that has none."},
+}
+
+STRATEGY_COMMON = {
+    "name": {"type": "string", "minLength": 1, "description": "instruction, tone, classification, domain, or a plugin's."},
+}
+
+TRAINING_SECTION = _obj({
+    "max_steps": {**POS_INT, "description": "Optimizer steps (overrides num_train_epochs)."},
+    "num_train_epochs": {**POS_NUM, "default": 1},
+    "per_device_train_batch_size": {**POS_INT, "default": 8},
+    "per_device_eval_batch_size": {**POS_INT, "default": 8},
+    "gradient_accumulation_steps": {**POS_INT, "default": 1},
+    "learning_rate": {**POS_NUM, "default": 5e-5},
+    "warmup_ratio": {**FRACTION, "default": 0.0},
+    "warmup_steps": {**NONNEG_INT},
+    "lr_scheduler_type": {"enum": ["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt"], "default": "linear"},
+    "weight_decay": {"type": "number", "minimum": 0, "default": 0.0},
+    "max_grad_norm": {**POS_NUM, "default": 1.0},
+    "max_length": {**POS_INT, "default": 512, "description": "Tokens per row; longer rows are truncated or dropped ([dataset].truncation)."},
+    "packing": {"type": "boolean", "description": "Pack rows into full sequences (default: true for domain, false otherwise)."},
+    "group_by_length": {"type": "boolean", "default": True, "description": "Batch rows of similar length together to waste less on padding."},
+    "gradient_checkpointing": {"type": "boolean", "default": False},
+    "logging_steps": {**POS_INT, "default": 5},
+    "eval_steps": {**POS_INT, "description": "Evaluate the eval split every N steps (default: at the end only)."},
+    "save_steps": {**POS_INT, "description": "Save a checkpoint every N steps (for --resume). Default: max(10, steps/5)."},
+    "save_total_limit": {**POS_INT, "default": 2},
+    "optim": {"type": "string", "default": "adamw_torch"},
+    "seed": {**NONNEG_INT, "description": "Training seed (default: recipe.seed)."},
+    "bf16": {"type": "boolean", "description": "Mixed precision bf16 (default: on where supported on a GPU)."},
+}, doc="Hyperparameters, named as in transformers' TrainingArguments.")
+
+ADAPTER_SECTION = _obj({
+    "kind": {"enum": ["lora"], "default": "lora"},
+    "r": {**POS_INT, "default": 8},
+    "alpha": {**POS_NUM, "default": 16},
+    "dropout": {**FRACTION, "default": 0.05},
+    "target_modules": {"anyOf": [STR_LIST, {"const": "all-linear"}], "default": "all-linear"},
+    "merge": {"type": "boolean", "default": False, "description": "Merge the adapter into the weights when saving."},
+}, doc="Train a LoRA adapter instead of all weights (peft).")
+
+FREEZE_SECTION = _obj({
+    "layers": {"type": "string", "pattern": r"^\s*-?\d+\s*(-\s*-?\d+\s*)?(,\s*-?\d+\s*(-\s*-?\d+\s*)?)*$",
+               "description": "Transformer layers to freeze, by index ranges: \"0-9\", \"0-3,6\"."},
+    "train_last_layers": {**POS_INT, "description": "Freeze all layers but the last N (embeddings frozen too)."},
+    "patterns": {**STR_LIST, "description": "Freeze parameters whose name matches any of these glob patterns."},
+    "embeddings": {"type": "boolean", "description": "Freeze the input embeddings."},
+}, doc="Freeze parts of the model; the rest trains.")
+
+EVAL_COMMON = {
+    "name": {"type": "string", "minLength": 1, "description": "A registered evaluator."},
+    "label": {"type": "string", "description": "Display name in the report (default: name)."},
+    "min": {"type": "number", "description": "Gate: fail the run when the tuned value is below this."},
+    "max": {"type": "number", "description": "Gate: fail the run when the tuned value is above this."},
+    "max_regression": {"type": "number", "minimum": 0, "description": "Gate: fail when the tuned value is worse than the base by more than this."},
+}
+
+OUTPUT_SECTION = _obj({
+    "dir": {"type": "string", "default": "runs/{recipe.name}", "description": "Run directory; {recipe.name} is substituted. Relative to the current directory."},
+    "save_model": {"type": "boolean", "default": True},
+    "report": {"type": "boolean", "default": True},
+}, doc="Where the run goes.")
+
+TOP_LEVEL = {
+    "recipe": RECIPE_SECTION,
+    "model": MODEL_SECTION,
+    "data": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+    "dataset": DATASET_SECTION,
+    "template": {"type": "object"},
+    "strategy": {"type": "object"},
+    "training": TRAINING_SECTION,
+    "adapter": ADAPTER_SECTION,
+    "freeze": FREEZE_SECTION,
+    "eval": {"type": "array", "items": {"type": "object"}},
+    "output": OUTPUT_SECTION,
+}
+
+REQUIRED_TOP = ("recipe", "model", "data", "strategy")
+
+# component tables: top-level key -> (registry kind, key naming the component, common keys, default name)
+COMPONENT_TABLES = {
+    "data": ("sources", "source", DATA_COMMON, None),
+    "template": ("formatters", "formatter", TEMPLATE_COMMON, "chat"),
+    "strategy": ("strategies", "name", STRATEGY_COMMON, None),
+    "eval": ("evaluators", "name", EVAL_COMMON, None),
+}
