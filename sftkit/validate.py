@@ -1,0 +1,270 @@
+"""Everything ``sftkit validate`` checks beyond TOML syntax: schema, component names, referenced files,
+``requires``, and cross-field rules. Light: never imports torch, transformers, trl, datasets or peft.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core_schema import COMPONENT_TABLES
+from .detect import detect_format, kind_of_format, peek_fields
+from .errors import Problem, SftkitError
+from .paths import PACKAGE_SCHEME, resolve_path
+from .recipe import Recipe, dotted, read_recipe
+from .registry import SINGULAR, unknown_component_message
+from .schema import component_of, schema_problems
+
+
+@dataclass
+class CheckContext:
+    """Handed to a component's ``check`` callable."""
+
+    recipe: dict
+    base_dir: Path
+    table_path: str  # e.g. "data[0]" or "strategy"
+    data_kinds: list  # canonical kind of each [[data]] entry, None where unknown
+    data_fields: list  # field names of each [[data]] entry's first row, None where unknown
+
+
+def _locator(recipe: Recipe):
+    default = str(recipe.path) if recipe.path else None
+    return lambda p: recipe.source.locate(tuple(p), default)
+
+
+def _problem(recipe: Recipe, path: tuple, msg: str, hint: str | None = None) -> Problem:
+    f, line, col = _locator(recipe)(path)
+    return Problem(msg, file=f, line=line, col=col, path=dotted(path), hint=hint)
+
+
+def _component_problems(recipe: Recipe, host) -> list[Problem]:
+    out = []
+    for table, (kind, key, _common, default) in COMPONENT_TABLES.items():
+        value = recipe.data.get(table)
+        items = list(enumerate(value)) if isinstance(value, list) else ([(None, value)] if isinstance(value, dict) else [])
+        for idx, item in items:
+            if not isinstance(item, dict):
+                continue
+            name = item.get(key, default)
+            if not isinstance(name, str) or not name:
+                continue  # the schema reports it
+            if host.registry.find(kind, name) is None:
+                path = (table, idx, key) if idx is not None else (table, key)
+                out.append(_problem(recipe, path, unknown_component_message(host.registry, kind, name) + host.failure_note()))
+    return out
+
+
+def _path_props(schema: dict | None) -> list[str]:
+    if not schema:
+        return []
+    return [k for k, v in schema.get("properties", {}).items() if isinstance(v, dict) and v.get("x-sftkit-path")]
+
+
+def _file_problems(recipe: Recipe, host) -> list[Problem]:
+    out = []
+    for table in COMPONENT_TABLES:
+        value = recipe.data.get(table)
+        items = list(enumerate(value)) if isinstance(value, list) else ([(None, value)] if isinstance(value, dict) else [])
+        for idx, item in items:
+            if not isinstance(item, dict):
+                continue
+            comp = component_of(table, item, host.registry)
+            if comp is None:
+                continue
+            for prop in _path_props(comp.schema):
+                val = item.get(prop)
+                vals = val if isinstance(val, list) else [val]
+                for v in vals:
+                    if not isinstance(v, str) or "${" in v:
+                        continue
+                    path = (table, idx, prop) if idx is not None else (table, prop)
+                    out.extend(_check_exists(recipe, path, v))
+    model = recipe.data.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        name = model["name"]
+        if _looks_local(name):
+            out.extend(_check_exists(recipe, ("model", "name"), name,
+                                     what="model", hint="give an existing directory, a .gguf file, or a hub id like org/name"))
+    return out
+
+
+def _looks_local(name: str) -> bool:
+    return (name.startswith((PACKAGE_SCHEME, ".", "/", "~")) or name.lower().endswith(".gguf")
+            or os.sep in name and Path(name).exists() or name.count("/") > 1)
+
+
+def _check_exists(recipe: Recipe, path: tuple, value: str, what: str = "file", hint: str | None = None) -> list[Problem]:
+    try:
+        resolved = resolve_path(value, recipe.base_dir)
+    except SftkitError as exc:
+        return [_problem(recipe, path, f"{what} {value!r}: {exc.message}", exc.hint)]
+    if not resolved.exists():
+        return [_problem(recipe, path, f"{what} not found: {value!r} (looked at {resolved})",
+                         hint or "fix the path; relative paths are relative to the recipe file")]
+    return []
+
+
+def _requires_problems(recipe: Recipe, host) -> list[Problem]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    reqs = (recipe.data.get("recipe") or {}).get("requires") or []
+    out = []
+    if not isinstance(reqs, list):
+        return out
+    failed = {(p.dist or "").lower(): p for p in host.failures}
+    failed.update({p.name.lower(): p for p in host.failures})
+    for i, text in enumerate(reqs):
+        if not isinstance(text, str):
+            continue
+        path = ("recipe", "requires", i)
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            out.append(_problem(recipe, path, f"requirement {text!r} is not valid: {exc}",
+                                'write it like "sftkit-medical>=0.2"'))
+            continue
+        key = req.name.lower()
+        if key in failed or key.replace("_", "-") in failed:
+            info = failed.get(key) or failed.get(key.replace("_", "-"))
+            out.append(_problem(recipe, path, f"requires {text!r}, but plugin {info.name!r} failed to load: {info.error}",
+                                "fix or reinstall that plugin"))
+            continue
+        try:
+            installed = version(req.name)
+        except PackageNotFoundError:
+            out.append(_problem(recipe, path, f"requires {text!r}, which is not installed", f"pip install '{text}'"))
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            out.append(_problem(recipe, path, f"requires {text!r}, but version {installed} is installed",
+                                f"pip install '{text}'"))
+    return out
+
+
+def _data_shape(recipe: Recipe) -> tuple[list, list]:
+    kinds, fields_all = [], []
+    for item in recipe.data.get("data") or []:
+        if not isinstance(item, dict):
+            kinds.append(None)
+            fields_all.append(None)
+            continue
+        fmt = item.get("format", "auto")
+        path = None
+        if isinstance(item.get("path"), str):
+            try:
+                path = resolve_path(item["path"], recipe.base_dir)
+            except SftkitError:
+                path = None
+        fields = peek_fields(item, path)
+        if fmt == "auto" or fmt is None:
+            fmt = detect_format(fields) if fields else None
+        kinds.append(kind_of_format(fmt))
+        fields_all.append(fields)
+    return kinds, fields_all
+
+
+def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
+    out: list[Problem] = []
+    kinds, fields = _data_shape(recipe)
+    strategy = recipe.data.get("strategy")
+    comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
+    if comp is not None:
+        accepts = comp.meta.get("accepts")
+        if accepts:
+            for i, (kind, flds) in enumerate(zip(kinds, fields)):
+                item = recipe.data["data"][i]
+                if kind is None or kind in accepts or item.get("role") == "replay":
+                    continue
+                found = f"; its fields: {', '.join(flds)}" if flds else ""
+                out.append(_problem(
+                    recipe, ("data", i),
+                    f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but this entry is {kind} data{found}",
+                    _shape_hint(comp.name, accepts)))
+    for table in COMPONENT_TABLES:
+        value = recipe.data.get(table)
+        items = list(enumerate(value)) if isinstance(value, list) else ([(None, value)] if isinstance(value, dict) else [])
+        for idx, item in items:
+            if not isinstance(item, dict):
+                continue
+            c = component_of(table, item, host.registry)
+            if c is None or c.check is None:
+                continue
+            table_path = dotted((table, idx) if idx is not None else (table,))
+            ctx = CheckContext(recipe.data, recipe.base_dir, table_path, kinds, fields)
+            try:
+                found = c.load_check()(item, ctx) or []
+            except Exception as exc:  # a plugin's check must not crash validate
+                found = [Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} raised "
+                                 f"{type(exc).__name__}: {exc}")]
+            for p in found:
+                if p.file is None:
+                    f, line, col = _locator(recipe)(tuple(_parse_dotted(p.path or table_path)))
+                    p.file, p.line, p.col = f, line, col
+                out.append(p)
+    return out
+
+
+def _parse_dotted(text: str) -> list:
+    import re
+
+    out: list = []
+    for part in text.split("."):
+        m = re.fullmatch(r"([^\[]+)((?:\[\d+\])*)", part)
+        if not m:
+            continue
+        out.append(m.group(1))
+        out.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return out
+
+
+def _shape_hint(strategy: str, accepts) -> str:
+    hints = {
+        "classification": 'it needs text and label columns: add a label column or map one with columns = {label = "your_column"}',
+        "tone": "it needs preference pairs (prompt/chosen/rejected), answers labelled good/bad (prompt/completion/label), or good answers only",
+        "domain": "it needs raw text (a text column, or a directory of .txt/.md files)",
+        "instruction": "it needs conversations or prompt/completion pairs",
+    }
+    return hints.get(strategy, f"give data in one of: {', '.join(accepts)}, or set format explicitly")
+
+
+def check_recipe(recipe: Recipe, host) -> list[Problem]:
+    """Every problem of an already-read recipe (schema, names, files, requires, cross-field rules)."""
+    problems = [Problem(msg) for msg in host.registry.errors]
+    problems += schema_problems(recipe.data, host.registry, _locator(recipe))
+    problems += _component_problems(recipe, host)
+    problems += _file_problems(recipe, host)
+    problems += _requires_problems(recipe, host)
+    if not any(p.path.startswith(("data", "strategy")) for p in problems):
+        problems += _cross_field_problems(recipe, host)
+    return problems
+
+
+def validate_file(path: Path, host, overrides=()) -> list[Problem]:
+    """All problems of one recipe file."""
+    recipe, problems = read_recipe(path, overrides, host=host)
+    if recipe is not None:
+        problems += check_recipe(recipe, host)
+    return sorted(problems, key=lambda p: (p.file != str(path), p.file or "", p.line or 10**9, p.col or 0))
+
+
+IGNORED_TOML = {"pyproject.toml", "pre-commit-config.toml", "taplo.toml", ".taplo.toml", "ruff.toml"}
+
+
+def collect_recipe_files(paths) -> tuple[list[Path], list[Problem]]:
+    """Expand files and directories (recursively) into recipe files."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*.toml")
+                           if f.name not in IGNORED_TOML and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                problems.append(Problem("no recipes (*.toml files) in this directory", file=str(p),
+                                        hint="point at a recipe file or a directory holding some"))
+            files.extend(found)
+        else:
+            files.append(p)
+    return files, problems
