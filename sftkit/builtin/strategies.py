@@ -1,8 +1,82 @@
-"""Built-in strategies (a plugin like any other)."""
+"""Built-in strategies (a plugin like any other): instruction, tone, classification, domain.
+
+Factories are lazy ``module:attr`` strings; nothing heavy is imported here.
+"""
 
 from sftkit import hookimpl
+
+INSTRUCTION = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "packing": {"type": "boolean",
+                    "description": "Concatenate the rows of a batch padding-free, positions restarting per row (no "
+                                   "attention across rows). Default: training.packing, else off (length-grouped batches)."},
+        "train_on_prompt": {"type": "boolean", "default": False,
+                            "description": "Train on the prompt tokens too (default: loss on the answers only)."},
+    },
+}
+
+TONE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "method": {"enum": ["auto", "dpo", "kto", "sft"], "default": "auto",
+                   "description": "auto: DPO on preference pairs, KTO on answers labelled good/bad, SFT on good answers only."},
+        "beta": {"type": "number", "exclusiveMinimum": 0, "default": 0.1,
+                 "description": "DPO/KTO temperature: higher keeps the model closer to the reference."},
+        "drop_identical": {"type": "boolean", "default": True,
+                           "description": "Drop preference pairs whose chosen and rejected answers are identical (they teach nothing)."},
+        "length_bias_warn": {"type": "number", "minimum": 0, "default": 0.2,
+                             "description": "Warn when chosen answers are on average this much longer or shorter (relative) than rejected ones."},
+    },
+}
+
+CLASSIFICATION = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "freeze_backbone": {"type": "boolean", "default": False,
+                            "description": "Train only the classification head (the pretrained backbone stays fixed)."},
+        "imbalance_warn": {"type": "number", "minimum": 1, "default": 3,
+                           "description": "Warn when the largest class has this many times the rows of the smallest."},
+    },
+}
+
+DOMAIN = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "packing": {"type": "boolean", "default": True,
+                    "description": "Concatenate documents (EOS between them) and cut into max_length chunks."},
+        "replay": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Mix in general text to limit forgetting.",
+            "properties": {
+                "path": {"type": "string", "x-sftkit-path": True,
+                         "description": "General text: a .txt/.md file or directory, or .jsonl/.csv with a text column."},
+                "fraction": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.2,
+                             "description": "Share of the training tokens that come from the replay text."},
+                "text_column": {"type": "string", "default": "text"},
+            },
+            "required": ["path"],
+        },
+    },
+}
 
 
 @hookimpl
 def sftkit_register_strategies(register):
-    pass
+    register("instruction", "sftkit.strategies.instruction:create", schema=INSTRUCTION,
+             doc="Supervised fine-tuning on instructions and answers (loss on the answers).",
+             accepts=["messages"])
+    register("tone", "sftkit.strategies.tone:create", schema=TONE,
+             doc="Good and bad example answers: DPO on pairs, KTO on labelled answers, SFT on good ones.",
+             accepts=["preference", "labeled", "messages"], check="sftkit.strategies.checks:check_tone")
+    register("classification", "sftkit.strategies.classification:create", schema=CLASSIFICATION,
+             doc="Sequence classification head on a pretrained backbone (encoder or decoder).",
+             accepts=["classification"])
+    register("domain", "sftkit.strategies.domain:create", schema=DOMAIN,
+             doc="Continued pretraining on raw text, packed, with optional replay of general text.",
+             accepts=["text", "messages"], check="sftkit.strategies.checks:check_domain")

@@ -1,0 +1,49 @@
+"""``sftkit run RECIPE``: train (and evaluate) a recipe into a run directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sftkit.errors import SftkitError
+
+
+@click.command("run")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe key, e.g. --set training.max_steps=2 (value parsed as TOML).")
+@click.option("--overwrite", is_flag=True, help="Replace a finished or unfinished run in the output directory.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--smoke", is_flag=True,
+              help="Check the whole path in seconds: 2 steps on a tiny random model of the same architecture.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (default: [output] dir of the recipe).")
+def run(recipe, overrides, overwrite, resume, smoke, output):
+    """Train (and evaluate) RECIPE into a run directory.
+
+    The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
+    recipe, metrics.json, train_log.jsonl, sftkit.lock.json, a report, and COMPLETE when done.
+    Exit codes: 0 done, 1 invalid input or failed run, 2 usage error, 3 an evaluation gate failed.
+    """
+    if overwrite and resume:
+        _fail(SftkitError("--overwrite and --resume exclude each other", hint="pick one", exit_code=2))
+    from sftkit.pipeline import run as run_pipeline, summary_lines
+
+    echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    try:
+        outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
+                               output=output, console=echo)
+    except SftkitError as err:
+        if getattr(err, "outcome", None) is not None:
+            for line in summary_lines(err.outcome):
+                click.echo(line)
+        _fail(err)
+    for line in summary_lines(outcome):
+        click.echo(line)
+
+
+def _fail(err: SftkitError) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)

@@ -1,0 +1,242 @@
+"""One run: recipe → data → template → strategy.train → evaluation (base and tuned) → metrics → report.
+
+:func:`run` is what ``sftkit run`` calls. The run directory is claimed first (never clobbering a
+finished run or a foreign directory), ``COMPLETE`` is written last, so a directory without it is
+an unfinished run that ``--resume`` continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import DataError, GateError, SftkitError
+
+SMOKE_TRAINING = {"max_steps": 2, "logging_steps": 1, "save_steps": 1000}
+SMOKE_ROWS = {"train": 16, "eval": 8}
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run` returns: the run directory and the metrics written to ``metrics.json``."""
+
+    run_dir: Path
+    metrics: dict
+    claimed: str  # "new" | "overwritten" | "resumed"
+    elapsed: float = 0.0
+    gate_failures: list = field(default_factory=list)
+
+
+def run_dir_for(data: dict, output: str | Path | None) -> Path:
+    """The run directory: ``--output`` or ``[output] dir`` with ``{recipe.name}`` substituted."""
+    name = str(data.get("recipe", {}).get("name", "recipe"))
+    text = str(output) if output else str(data.get("output", {}).get("dir", "runs/{recipe.name}"))
+    return Path(text.replace("{recipe.name}", name)).expanduser()
+
+
+def apply_smoke(data: dict) -> dict:
+    """A recipe for ``--smoke``: two optimizer steps, small batches, no mid-run saving."""
+    data = copy.deepcopy(data)
+    t = data.setdefault("training", {})
+    t.update(SMOKE_TRAINING)
+    t["per_device_train_batch_size"] = min(int(t.get("per_device_train_batch_size", 8)), 4)
+    t["per_device_eval_batch_size"] = min(int(t.get("per_device_eval_batch_size", 8)), 4)
+    t["gradient_accumulation_steps"] = 1
+    t.pop("eval_steps", None)
+    return data
+
+
+def _toml_clean(node):
+    if isinstance(node, dict):
+        return {str(k): _toml_clean(v) for k, v in node.items() if v is not None}
+    if isinstance(node, (list, tuple)):
+        return [_toml_clean(v) for v in node if v is not None]
+    if isinstance(node, Path):
+        return str(node)
+    return node
+
+
+def write_recipe(run_dir: Path, data: dict, secrets=()) -> None:
+    """The resolved recipe, as TOML (secret-looking values redacted)."""
+    import tomli_w
+
+    from .recipe import redact
+
+    body = tomli_w.dumps(_toml_clean(redact(data, set(secrets))))
+    (run_dir / "recipe.toml").write_text("# resolved recipe of this run (sftkit)\n" + body, encoding="utf-8")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _shrink(bundle, smoke: bool):
+    if not smoke:
+        return bundle
+    train = bundle.train.select(range(min(len(bundle.train), SMOKE_ROWS["train"])))
+    ev = bundle.eval
+    if ev is not None:
+        ev = ev.select(range(min(len(ev), SMOKE_ROWS["eval"])))
+    return type(bundle)(**{**bundle.__dict__, "train": train, "eval": ev})
+
+
+def check_fit(strategy, comp, bundle) -> None:
+    """The data kind must be one the strategy trains on."""
+    accepts = tuple(getattr(strategy, "accepts", None) or comp.meta.get("accepts") or ())
+    if accepts and bundle.kind not in accepts:
+        from .validate import _shape_hint
+
+        raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
+                        f"{bundle.kind} data", where="[strategy] name", hint=_shape_hint(comp.name, accepts))
+    if getattr(strategy, "check_data", None):
+        strategy.check_data(bundle)
+
+
+def _evaluation():
+    try:
+        from . import evaluation
+    except ImportError:
+        return None
+    return evaluation if hasattr(evaluation, "evaluate_all") else None
+
+
+def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
+    target = ev.Target(model, tokenizer, run.formatter, label)
+    return ev.evaluate_all(run, target)
+
+
+def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = False, smoke: bool = False,
+        output: str | Path | None = None, host=None, console: Callable[[str], None] | None = None) -> RunOutcome:
+    """Train and evaluate a recipe into its run directory; returns a :class:`RunOutcome`.
+
+    Raises :class:`SftkitError` (one-line message) for user mistakes; :class:`GateError` after the
+    run was written when an evaluation gate failed.
+    """
+    from .api import RunContext
+    from .core_schema import STRATEGY_COMMON
+    from .plugins import get_host
+    from .recipe import component_options, load_recipe, recipe_hash
+    from .strategies import lockfile, rundir
+
+    say = console or (lambda msg: None)
+    started = time.time()
+    host = host or get_host()
+    recipe = load_recipe(recipe_path, list(overrides), host=host)
+    data = apply_smoke(recipe.data) if smoke else copy.deepcopy(recipe.data)
+    name = recipe.name
+    strategy_table = data["strategy"]
+    comp = host.registry.get("strategies", strategy_table["name"])
+    strategy = comp.create(component_options(strategy_table, STRATEGY_COMMON))
+
+    run_dir = run_dir_for(data, output)
+    digest = recipe_hash({"recipe": data, "smoke": smoke})
+    claimed = rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume)
+    rundir.unmark_complete(run_dir)
+    say(f"run directory: {run_dir} ({claimed})")
+    write_recipe(run_dir, data, recipe.secrets)
+
+    from .data import load_data
+
+    bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
+    check_fit(strategy, comp, bundle)
+    formatter = None
+    if getattr(strategy, "uses_formatter", True):
+        from .templates import make_formatter
+
+        formatter = make_formatter(data, host=host)
+    lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=digest, host=host,
+                               files=(bundle.stats or {}).get("files"))
+    lockfile.write_lock(run_dir, lock)
+
+    ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
+                     host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
+    model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
+    host.pm.hook.sftkit_run_start(run=ctx)
+
+    ev = _evaluation() if data.get("eval") else None
+    base_results = {}
+    if ev is not None and model is not None:
+        say("evaluating the base model")
+        base_results = _evaluate(ctx, ev, model, tokenizer, "base")
+
+    say(f"training ({comp.name})")
+    result = strategy.train(ctx)
+
+    rows, failures = [], []
+    if ev is not None and ctx.extras.get("model") is not None:
+        say("evaluating the tuned model")
+        tuned_results = _evaluate(ctx, ev, ctx.extras["model"], ctx.tokenizer, "tuned")
+        rows = ev.compare(ctx, base_results, tuned_results)
+        failures = list(ev.gate_failures(rows))
+
+    data_stats = {**(bundle.stats or {}), "tokens": ctx.extras.get("tokenized_stats")}
+    for key in ("tone", "classes", "replay"):
+        if key in ctx.extras:
+            data_stats[key] = ctx.extras[key]
+    metrics = {
+        "recipe": name,
+        "strategy": comp.name,
+        "smoke": smoke,
+        "train": {**result.metrics, "parameters": ctx.extras.get("parameters")},
+        "data": {"kind": bundle.kind, "train_rows": len(bundle.train),
+                 "eval_rows": len(bundle.eval) if bundle.eval is not None else 0,
+                 **{k: v for k, v in data_stats.items() if k in ("dropped", "duplicates", "tone", "classes", "replay")}},
+        "eval": rows,
+        "gates": {"passed": not failures, "failures": failures},
+    }
+    _write_json(run_dir / "metrics.json", metrics)
+    _write_json(run_dir / "data_stats.json", data_stats)
+    if data.get("output", {}).get("report", True):
+        _report(run_dir, say)
+    host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
+    elapsed = time.time() - started
+    rundir.mark_complete(run_dir, {"recipe": name, "elapsed_s": round(elapsed, 2)})
+    outcome = RunOutcome(run_dir=run_dir, metrics=metrics, claimed=claimed, elapsed=elapsed, gate_failures=failures)
+    if failures:
+        err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
+                        where=str(run_dir / "metrics.json"))
+        err.outcome = outcome
+        raise err
+    return outcome
+
+
+def _report(run_dir: Path, say) -> None:
+    try:
+        from .reporting import write_report
+    except ImportError:
+        return
+    try:
+        write_report(run_dir)
+    except SftkitError:
+        raise
+    except Exception as exc:  # a broken report must not lose a finished training run
+        say(f"warning: the report could not be written: {type(exc).__name__}: {exc}")
+
+
+def summary_lines(outcome: RunOutcome) -> list[str]:
+    """A short human summary of a finished run."""
+    t = outcome.metrics.get("train", {})
+    lines = [f"finished {outcome.metrics.get('recipe')} ({outcome.metrics.get('strategy')}) in {outcome.elapsed:.1f}s"]
+    parts = [f"steps {t.get('steps')}"]
+    if t.get("train_runtime") is not None:
+        parts.append(f"train time {float(t['train_runtime']):.1f}s")
+    if t.get("trained_tokens_per_second") is not None:
+        parts.append(f"trained tokens/s {float(t['trained_tokens_per_second']):,.0f}")
+    if t.get("padding_fraction") is not None:
+        parts.append(f"padding {100 * float(t['padding_fraction']):.1f}%")
+    if t.get("final_loss") is not None:
+        parts.append(f"final loss {float(t['final_loss']):.4f}")
+    if t.get("eval_loss") is not None:
+        parts.append(f"eval loss {float(t['eval_loss']):.4f}")
+    if t.get("eval_accuracy") is not None:
+        parts.append(f"eval accuracy {float(t['eval_accuracy']):.3f}")
+    lines.append(", ".join(parts))
+    for row in outcome.metrics.get("eval", []):
+        lines.append(f"eval {row.get('label')}: base {row.get('base')} → tuned {row.get('tuned')}")
+    lines.append(f"saved: {t.get('model_dir') or outcome.run_dir / 'model'} ({t.get('saved', 'model')})")
+    lines.append(f"run directory: {outcome.run_dir}")
+    return lines

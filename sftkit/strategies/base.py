@@ -1,0 +1,89 @@
+"""What the causal-LM strategies share: load the model once, set up the template, tokenize,
+apply LoRA or freezing, and build the trainer."""
+
+from __future__ import annotations
+
+from sftkit.errors import DataError, SftkitError
+
+
+class CausalStrategy:
+    """Base for strategies training a causal LM (instruction, tone, domain)."""
+
+    name = "causal"
+    accepts: tuple = ("messages",)
+
+    def __init__(self, options: dict | None = None):
+        self.options = dict(options or {})
+
+    # -- model -----------------------------------------------------------------
+    def load(self, run):
+        """Return ``(model, tokenizer)``: the base model, loaded once per run (kept in ``run.extras``),
+        with the formatter's chat template installed."""
+        if run.extras.get("model") is not None and run.tokenizer is not None:
+            return run.extras["model"], run.tokenizer
+        from sftkit.models import load_causal_lm
+
+        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke)
+        if run.formatter is not None:
+            run.formatter.setup(tokenizer, model)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        run.extras["model"] = model
+        run.tokenizer = tokenizer
+        return model, tokenizer
+
+    def prepare_model(self, run, model):
+        """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.extras``."""
+        from sftkit.models import apply_adapter, apply_freeze
+
+        adapter = run.recipe.get("adapter")
+        freeze = run.recipe.get("freeze")
+        if freeze:
+            run.extras["freeze"] = apply_freeze(model, freeze)
+        if adapter:
+            model = apply_adapter(model, adapter)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        if trainable == 0:
+            raise SftkitError("no parameter is left to train", where="[freeze]",
+                              hint="freeze fewer layers or patterns")
+        run.extras["parameters"] = {"trainable": trainable, "total": total}
+        return model
+
+    # -- data ------------------------------------------------------------------
+    def tokenize(self, run, bundle=None):
+        """Tokenize the run's data with the formatter (labels: trained tokens only)."""
+        from sftkit.data import tokenize_bundle
+
+        t = run.training
+        ds = run.recipe.get("dataset", {})
+        max_length = int(t.get("max_length", 512))
+        tb = tokenize_bundle(bundle or run.data, run.formatter, max_length=max_length,
+                             truncation=ds.get("truncation", "truncate"),
+                             min_trained_tokens=int(ds.get("min_trained_tokens", 1)))
+        if len(tb.train) == 0:
+            st = tb.stats or {}
+            dropped = st.get("dropped") or {}
+            detail = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "all rows"
+            raise DataError(
+                f"no training row is left with a trained token within training.max_length = {max_length} "
+                f"(dropped {detail})",
+                where="[training] max_length",
+                hint="raise training.max_length above the prompt length (or shorten the prompts / system prompt)",
+            )
+        run.extras["tokenized_stats"] = tb.stats
+        return tb
+
+    # -- trainer ---------------------------------------------------------------
+    def build_trainer(self, run, model, tokenizer, train, eval_, collator, *, lengths=None, counter=None,
+                      args=None, base=None, **kwargs):
+        """A :class:`SftkitTrainer` over pre-tokenized datasets."""
+        from .trainer import callbacks, make_trainer_class, training_arguments
+
+        args = args or training_arguments(run, rows=len(train), has_eval=eval_ is not None)
+        cls = make_trainer_class(base)
+        trainer = cls(model=model, args=args, train_dataset=train, eval_dataset=eval_,
+                      data_collator=collator, processing_class=tokenizer, callbacks=callbacks(run), **kwargs)
+        trainer.sftkit_lengths = lengths
+        trainer.sftkit_counter = counter
+        return trainer

@@ -1,0 +1,98 @@
+"""``sftkit.lock.json``: what a run was made with (package versions, data file hashes, recipe hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+PACKAGES = ("sftkit", "torch", "transformers", "trl", "datasets", "peft", "accelerate", "tokenizers")
+HASH_LIMIT = 2 * 1024 ** 3  # do not hash files larger than this
+
+
+def package_versions(names=PACKAGES) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _data_paths(recipe: dict, base_dir: Path) -> list[tuple[str, Path]]:
+    """Local files the recipe's [[data]] entries (and replay) name, by their key."""
+    from sftkit.paths import resolve_path
+
+    found = []
+
+    def add(key, value):
+        try:
+            p = resolve_path(value, base_dir)
+        except Exception:
+            return
+        if p.is_file():
+            found.append((key, p))
+        elif p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file():
+                    found.append((f"{key}/{f.relative_to(p)}", f))
+
+    for i, entry in enumerate(recipe.get("data") or []):
+        for k in ("path", "paths", "file", "dir", "data_dir", "data_files"):
+            v = entry.get(k)
+            for j, item in enumerate(v if isinstance(v, list) else [v] if v else []):
+                if isinstance(item, str):
+                    add(f"data[{i}].{k}" + (f"[{j}]" if isinstance(v, list) else ""), item)
+    replay = (recipe.get("strategy") or {}).get("replay")
+    if isinstance(replay, dict) and isinstance(replay.get("path"), str):
+        add("strategy.replay.path", replay["path"])
+    return found
+
+
+def build_lock(recipe: dict, base_dir: Path, *, recipe_hash: str, host=None, files=None) -> dict:
+    """The lock record for one run; ``files`` adds paths the data stage reports having read."""
+    paths = _data_paths(recipe, Path(base_dir))
+    seen = {str(p) for _, p in paths}
+    for f in files or ():
+        p = Path(f)
+        if p.is_file() and str(p) not in seen:
+            paths.append((str(p), p))
+            seen.add(str(p))
+    files = {}
+    for key, p in paths:
+        size = p.stat().st_size
+        files[key] = {"path": str(p), "bytes": size,
+                      "sha256": sha256_file(p) if size <= HASH_LIMIT else None}
+    plugins = {}
+    if host is not None:
+        try:
+            plugins = {k: v for k, v in host.dist_versions().items() if k != "sftkit"}
+        except Exception:
+            plugins = {}
+    return {
+        "recipe_hash": recipe_hash,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "plugins": plugins,
+        "data_files": files,
+    }
+
+
+def write_lock(run_dir: Path, lock: dict) -> Path:
+    path = Path(run_dir) / "sftkit.lock.json"
+    path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path

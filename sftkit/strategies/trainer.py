@@ -1,0 +1,244 @@
+"""The shared training loop: transformers' Trainer with sftkit's batching, logging and saving.
+
+- :func:`training_arguments` maps the recipe's ``[training]`` table onto ``TrainingArguments``
+  (or a TRL config class), with sftkit's defaults: checkpoints in ``RUN_DIR/checkpoints``, no
+  gradient checkpointing, no reporting to external services, seeded everything.
+- :class:`SftkitTrainer` adds length-grouped batching that is deterministic per epoch (so
+  ``--resume`` replays the same data order) and counts trained / padding tokens.
+- :func:`fit` trains (resuming from the last complete checkpoint when asked), evaluates the eval
+  split, saves the model (LoRA merged when ``[adapter] merge = true``) and returns a
+  :class:`sftkit.api.TrainResult` with throughput numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .collate import TokenCounter
+
+# keys of [training] passed straight to TrainingArguments
+PASSTHROUGH = (
+    "max_steps", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "weight_decay", "max_grad_norm",
+    "gradient_checkpointing", "logging_steps", "save_total_limit", "optim",
+)
+STEP_SLEEP_ENV = "SFTKIT_STEP_SLEEP"  # seconds to sleep after each optimizer step (tests of --resume)
+
+
+def planned_steps(training: dict, rows: int) -> int:
+    """Optimizer steps a run will take for ``rows`` training rows."""
+    if training.get("max_steps"):
+        return int(training["max_steps"])
+    per_step = int(training.get("per_device_train_batch_size", 8)) * int(training.get("gradient_accumulation_steps", 1))
+    return max(1, math.ceil(rows / per_step) * math.ceil(float(training.get("num_train_epochs", 1))))
+
+
+def _cuda() -> tuple[bool, bool]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, False
+    return True, bool(torch.cuda.is_bf16_supported())
+
+
+def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None, **extra) -> Any:
+    """Build ``TrainingArguments`` (or ``config_cls``, e.g. ``trl.DPOConfig``) from ``run.training``."""
+    from transformers import TrainingArguments
+
+    t = dict(run.training)
+    kwargs: dict = {k: t[k] for k in PASSTHROUGH if t.get(k) is not None}
+    kwargs.setdefault("gradient_checkpointing", False)
+    if kwargs.get("max_steps") is None:
+        kwargs["max_steps"] = -1
+    warmup = t.get("warmup_steps")
+    if warmup is None and t.get("warmup_ratio"):
+        warmup = float(t["warmup_ratio"])  # transformers 5: warmup_steps < 1 is a ratio
+    if warmup is not None:
+        kwargs["warmup_steps"] = warmup
+    steps = planned_steps(t, rows)
+    save_steps = int(t.get("save_steps") or max(10, steps // 5))
+    seed = int(t["seed"]) if t.get("seed") is not None else run.seed
+    cuda, bf16_ok = _cuda()
+    bf16 = t.get("bf16")
+    if bf16 is None:
+        bf16 = bf16_ok
+    eval_steps = t.get("eval_steps")
+    kwargs.update(
+        output_dir=str(run.run_dir / "checkpoints"),
+        save_strategy="steps",
+        save_steps=save_steps,
+        eval_strategy="steps" if (has_eval and eval_steps) else "no",
+        logging_first_step=True,
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        bf16=bool(bf16 and cuda),
+        use_cpu=not cuda,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=bool(os.environ.get("SFTKIT_NO_PROGRESS")),
+    )
+    if has_eval and eval_steps:
+        kwargs["eval_steps"] = int(eval_steps)
+    kwargs.update(extra)
+    cls = config_cls or TrainingArguments
+    return cls(**kwargs)
+
+
+class GroupedSampler:
+    """Length-grouped sampling, seeded by (seed, epoch): rows of similar length share a batch and
+    batches come in random order. Deterministic per epoch, so a resumed run sees the same data."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, mega_batch_mult: int = 50):
+        self.lengths = list(lengths)
+        self.batch_size = max(1, batch_size)
+        self.seed = seed
+        self.mega = mega_batch_mult * self.batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+
+        g = torch.Generator()
+        g.manual_seed(self.seed * 1000003 + self.epoch)
+        perm = torch.randperm(len(self.lengths), generator=g).tolist()
+        batches = []
+        for start in range(0, len(perm), self.mega):
+            mega = sorted(perm[start:start + self.mega], key=lambda i: -self.lengths[i])
+            batches += [mega[i:i + self.batch_size] for i in range(0, len(mega), self.batch_size)]
+        order = torch.randperm(len(batches), generator=g).tolist()
+        return iter([i for b in order for i in batches[b]])
+
+
+def make_trainer_class(base: Any = None) -> Any:
+    """A subclass of ``base`` (default transformers.Trainer) with grouped batching and token counts."""
+    from transformers import Trainer
+
+    base = base or Trainer
+
+    class SftkitTrainer(base):
+        sftkit_lengths: list | None = None
+        sftkit_counter: TokenCounter | None = None
+
+        def _get_train_sampler(self, train_dataset=None):
+            lengths = self.sftkit_lengths
+            if lengths is not None:
+                bs = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+                return GroupedSampler(lengths, bs, self.args.data_seed or self.args.seed)
+            return super()._get_train_sampler(train_dataset)
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if self.sftkit_counter is not None and "input_ids" in inputs:
+                self.sftkit_counter.add_batch(inputs)
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    SftkitTrainer.__name__ = f"Sftkit{base.__name__}"
+    return SftkitTrainer
+
+
+def callbacks(run) -> list:
+    """Callbacks every sftkit trainer gets: live train_log.jsonl, optional per-step sleep."""
+    from transformers import TrainerCallback
+
+    log_path = run.run_dir / "train_log.jsonl"
+
+    class JsonlLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs:
+                entry = {"step": state.global_step, "epoch": state.epoch, **logs}
+                with open(log_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry, default=float) + "\n")
+
+    class StepSleep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
+
+    out = [JsonlLog()]
+    if os.environ.get(STEP_SLEEP_ENV):
+        out.append(StepSleep())
+    return out
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    """The newest complete checkpoint (``trainer_state.json`` is written last) or None."""
+    ckdir = Path(run_dir) / "checkpoints"
+    if not ckdir.is_dir():
+        return None
+    found = []
+    for p in ckdir.iterdir():
+        if p.is_dir() and p.name.startswith("checkpoint-") and (p / "trainer_state.json").is_file():
+            try:
+                found.append((int(p.name.split("-")[1]), p))
+            except ValueError:
+                continue
+    return str(max(found)[1]) if found else None
+
+
+def save_model(run, model, tokenizer) -> tuple[dict, Any]:
+    """Save the model (or LoRA adapter; merged into the weights when ``[adapter] merge = true``) and
+    the tokenizer (with its chat template) into ``run.model_dir``; returns ``(info, saved_model)``."""
+    from sftkit.models import is_adapter, merge_and_save
+
+    adapter = run.recipe.get("adapter") or {}
+    merge = bool(adapter.get("merge"))
+    kind = ("merged" if merge else "adapter") if is_adapter(model) else "full"
+    if is_adapter(model) and merge:
+        model = model.merge_and_unload()
+    merge_and_save(model, tokenizer, run.model_dir, merge=False, model_section=run.recipe.get("model"),
+                   base_dir=run.base_dir)
+    return {"saved": kind, "model_dir": str(run.model_dir)}, model
+
+
+def write_log(run_dir: Path, log_history: list) -> None:
+    """Rewrite train_log.jsonl from the trainer's full history (complete and duplicate-free after --resume)."""
+    path = Path(run_dir) / "train_log.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for entry in log_history:
+            fh.write(json.dumps(entry, default=float) + "\n")
+
+
+def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: bool = True):
+    """Train (resuming from the last checkpoint with ``run.resume``), evaluate, save; return TrainResult."""
+    from sftkit.api import TrainResult
+
+    resume_from = last_checkpoint(run.run_dir) if run.resume else None
+    if run.resume and resume_from is None and run.console:
+        run.console("no checkpoint found: starting from the beginning")
+    if resume_from and run.console:
+        run.console(f"resuming from {resume_from}")
+    start = time.time()
+    out = trainer.train(resume_from_checkpoint=resume_from)
+    elapsed = time.time() - start
+    metrics: dict = {k: v for k, v in (out.metrics or {}).items() if isinstance(v, (int, float))}
+    if trainer.eval_dataset is not None:
+        ev = trainer.evaluate()
+        metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
+    history = list(trainer.state.log_history)
+    write_log(run.run_dir, history)
+    losses = [e["loss"] for e in history if "loss" in e]
+    metrics["steps"] = trainer.state.global_step
+    metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
+    metrics["resumed_from"] = resume_from
+    runtime = metrics.get("train_runtime") or elapsed
+    if counter is not None and counter.batches:
+        metrics.update(counter.as_dict())
+        metrics["trained_tokens_per_second"] = round(counter.trained / runtime, 2) if runtime else None
+        metrics["tokens_per_second"] = round(counter.real / runtime, 2) if runtime else None
+    model_dir = run.model_dir
+    run.extras["model"] = trainer.model
+    if save and run.recipe.get("output", {}).get("save_model", True):
+        info, saved = save_model(run, trainer.model, tokenizer)
+        metrics.update(info)
+        run.extras["model"] = saved
+    return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history)
