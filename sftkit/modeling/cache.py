@@ -1,0 +1,63 @@
+"""sftkit's on-disk cache of converted models (GGUF → safetensors) and smoke-test configs.
+
+Entries are written into a temporary directory and renamed into place, so a half-written entry is
+never used; an entry counts only when its ``sftkit_cache.json`` marker exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+MARKER = "sftkit_cache.json"
+CACHE_VERSION = 1
+
+
+def cache_root() -> Path:
+    """``$SFTKIT_CACHE`` or ``~/.cache/sftkit``."""
+    env = os.environ.get("SFTKIT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sftkit"
+
+
+def file_digest(path: Path, *extra: str) -> str:
+    """A short key for a file: its absolute path, size and modification time (plus ``extra``)."""
+    st = Path(path).stat()
+    key = "|".join([str(Path(path).resolve()), str(st.st_size), str(st.st_mtime_ns), str(CACHE_VERSION), *extra])
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def text_digest(*parts: str) -> str:
+    return hashlib.sha256("|".join([str(CACHE_VERSION), *parts]).encode()).hexdigest()[:24]
+
+
+def cached_entry(kind: str, digest: str) -> Path | None:
+    """The finished cache directory for ``digest``, or None."""
+    final = cache_root() / kind / digest
+    return final if (final / MARKER).exists() else None
+
+
+def write_entry(kind: str, digest: str, fill, info: dict) -> Path:
+    """Create cache entry ``kind/digest`` by calling ``fill(tmp_dir)``, then renaming it into place atomically."""
+    root = cache_root() / kind
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / digest
+    tmp = root / f".tmp-{digest}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        (tmp / MARKER).write_text(json.dumps({**info, "cache_version": CACHE_VERSION}, indent=2))
+        if final.exists() and not (final / MARKER).exists():
+            shutil.rmtree(final, ignore_errors=True)  # a stale, unfinished entry
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / MARKER).exists():  # lost a race to a concurrent writer: use theirs
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -1,0 +1,286 @@
+"""Load tokenizers and models for training: hub ids, local directories, GGUF files (converted once)."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import SftkitError
+from .cache import cached_entry, file_digest, write_entry
+from .source import ModelSource, describe_model_source
+
+GGUF_KIND = "models"
+BASE_RECORD = "sftkit_base.json"  # the [model] section an adapter was trained on
+
+
+def resolve_dtype(name: str | None = "auto"):
+    """torch dtype for ``[model].dtype``: "auto" = bfloat16 on a GPU that supports it, else float32."""
+    import torch
+
+    name = name or "auto"
+    if name == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover - huggingface_hub always ships with transformers
+        return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+def not_found_error(src: ModelSource, base_dir, err: Exception | None = None) -> SftkitError:
+    """The error for a model that could not be loaded: where we looked and what to change."""
+    if src.kind != "hub":
+        return SftkitError(src.problem() or f"could not load model {src.name!r} from {src.path}: {err}",
+                           where="[model].name")
+    try:
+        from huggingface_hub import constants
+
+        hub_cache = constants.HF_HUB_CACHE
+    except Exception:  # pragma: no cover
+        hub_cache = "~/.cache/huggingface/hub"
+    local = Path(base_dir or ".") / src.name
+    offline = "offline mode is on (HF_HUB_OFFLINE=1), so the hub was not asked" if _offline() else \
+        "the hub could not provide it"
+    detail = f" ({type(err).__name__}: {str(err).splitlines()[0][:200]})" if err else ""
+    return SftkitError(
+        f"model {src.name!r} not found: no local path {local}, not in the hub cache {hub_cache}, and {offline}{detail}",
+        where="[model].name",
+        hint="set [model].name to a local model directory or a .gguf file (package://... works too), "
+             "or download the model first (`hf download NAME`) and run with network access",
+    )
+
+
+def _clear_quantization(model) -> None:
+    """A dequantized GGUF model still says it is quantized; make it trainable and savable."""
+    model.hf_quantizer = None
+    try:
+        model.is_quantized = False
+    except AttributeError:  # a read-only property in some versions
+        pass
+    if hasattr(model.config, "quantization_config"):
+        try:
+            delattr(model.config, "quantization_config")
+        except AttributeError:
+            model.config.quantization_config = None
+    if hasattr(model, "quantization_method"):
+        model.quantization_method = None
+
+
+def gguf_cache_dir(path: Path, console=None) -> Path:
+    """Dequantize a GGUF file once into an HF model directory in the cache; return that directory."""
+    path = Path(path)
+    digest = file_digest(path)
+    hit = cached_entry(GGUF_KIND, digest)
+    if hit is not None:
+        return hit
+    if console:
+        console(f"converting {path.name} to a trainable model (once; cached for later runs)...")
+
+    def fill(tmp: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        except (ValueError, OSError, KeyError, RuntimeError) as err:
+            raise SftkitError(f"could not read GGUF file {path}: {err}", where="[model].name",
+                              hint="use a GGUF of an architecture transformers can dequantize (llama, mistral, "
+                                   "qwen2, phi3, gemma...), or a model directory") from err
+        _clear_quantization(model)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    return write_entry(GGUF_KIND, digest, fill, {"source": str(path.resolve()), "kind": "gguf"})
+
+
+def model_location(model_section: dict, base_dir, console=None) -> tuple[ModelSource, str]:
+    """Where ``from_pretrained`` should load from (GGUF → its cache dir); raises when a local path is missing."""
+    src = describe_model_source(model_section, base_dir)
+    problem = src.problem()
+    if problem:
+        raise SftkitError(problem, where="[model].name")
+    if src.kind == "gguf":
+        return src, str(gguf_cache_dir(src.path, console))
+    if src.kind == "dir":
+        return src, str(src.path)
+    return src, src.name
+
+
+def _hub_kwargs(model_section: dict, src: ModelSource) -> dict:
+    kw = {"trust_remote_code": bool(model_section.get("trust_remote_code", False))}
+    if src.kind == "hub" and src.revision:
+        kw["revision"] = src.revision
+    return kw
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """Decoder LMs often have no pad token: use EOS (padding is masked out of the loss by position)."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        elif tokenizer.unk_token is not None:
+            tokenizer.pad_token = tokenizer.unk_token
+
+
+def load_tokenizer(model_section: dict, base_dir, *, console=None):
+    """The tokenizer of ``[model]`` (or ``[model].tokenizer``), with a pad token."""
+    from transformers import AutoTokenizer
+
+    other = model_section.get("tokenizer")
+    if other:
+        src, where = model_location({**model_section, "name": other}, base_dir, console)
+    else:
+        src, where = model_location(model_section, base_dir, console)
+    try:
+        tok = AutoTokenizer.from_pretrained(where, **_hub_kwargs(model_section, src))
+    except (OSError, ValueError) as err:
+        raise not_found_error(src, base_dir, err) from err
+    ensure_pad_token(tok)
+    return tok
+
+
+def _sync_pad(model, tokenizer) -> None:
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    gen = getattr(model, "generation_config", None)
+    if gen is not None and getattr(gen, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        gen.pad_token_id = tokenizer.pad_token_id
+
+
+def load_causal_lm(model_section: dict, base_dir, *, smoke: bool = False, console=None):
+    """Return ``(model, tokenizer)`` for a causal LM; ``smoke`` = a tiny random model of the same architecture."""
+    if smoke:
+        from .smoke import tiny_like
+
+        return tiny_like(model_section, base_dir, task="causal", console=console)
+    from transformers import AutoModelForCausalLM
+
+    src, where = model_location(model_section, base_dir, console)
+    tok = load_tokenizer(model_section, base_dir, console=console)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            where, dtype=resolve_dtype(model_section.get("dtype")), **_hub_kwargs(model_section, src))
+    except OSError as err:
+        raise not_found_error(src, base_dir, err) from err
+    except ValueError as err:
+        raise SftkitError(f"{src.describe()} cannot be loaded as a causal language model: {str(err).splitlines()[0]}",
+                          where="[model].name",
+                          hint="use a decoder model (or the classification strategy for encoders); "
+                               "set trust_remote_code = true only for repositories you trust") from err
+    _sync_pad(model, tok)
+    return model, tok
+
+
+@contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def label_maps(labels) -> dict:
+    labels = [str(x) for x in labels]
+    if len(labels) < 2:
+        raise SftkitError(f"classification needs at least 2 labels, found {labels}",
+                          hint="check the label column of your classification data")
+    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+            "label2id": {lab: i for i, lab in enumerate(labels)}}
+
+
+def load_sequence_classifier(model_section: dict, base_dir, *, labels, smoke: bool = False, console=None):
+    """Return ``(model, tokenizer)``: a sequence classifier with ``labels`` (new head) on top of ``[model]``."""
+    maps = label_maps(labels)
+    if smoke:
+        from .smoke import tiny_like
+
+        return tiny_like(model_section, base_dir, task="classification", labels=labels, console=console)
+    from transformers import AutoModelForSequenceClassification
+
+    src, where = model_location(model_section, base_dir, console)
+    tok = load_tokenizer(model_section, base_dir, console=console)
+    try:
+        with _quiet_transformers():  # "score.weight newly initialized" is expected: the head is new
+            model = AutoModelForSequenceClassification.from_pretrained(
+                where, dtype=resolve_dtype(model_section.get("dtype")), problem_type="single_label_classification",
+                **maps, **_hub_kwargs(model_section, src))
+    except OSError as err:
+        raise not_found_error(src, base_dir, err) from err
+    except ValueError as err:
+        raise SftkitError(f"{src.describe()} cannot be loaded as a sequence classifier: {str(err).splitlines()[0]}",
+                          where="[model].name") from err
+    model.config.pad_token_id = tok.pad_token_id  # decoder classifiers find the last token by it
+    return model, tok
+
+
+def load_trained(model_dir):
+    """Load a run's saved ``model/`` directory: a full model or a LoRA adapter (base loaded from its record)."""
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise SftkitError(f"no trained model at {model_dir}", hint="pass a run's model/ directory (RUN_DIR/model)")
+    adapter_cfg = model_dir / "adapter_config.json"
+    config_path = model_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    is_cls = any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+    if adapter_cfg.exists():
+        model = _load_adapter(model_dir, json.loads(adapter_cfg.read_text()), config)
+    elif config_path.exists():
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+        auto = AutoModelForSequenceClassification if is_cls else AutoModelForCausalLM
+        model = auto.from_pretrained(model_dir, dtype=resolve_dtype("auto"))
+    else:
+        raise SftkitError(f"{model_dir} holds neither a model (config.json) nor an adapter (adapter_config.json)",
+                          hint="pass a run's model/ directory; an unfinished run has no COMPLETE file")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ensure_pad_token(tok)
+    _sync_pad(model, tok)
+    model.eval()
+    return model, tok
+
+
+def _load_adapter(model_dir: Path, adapter_cfg: dict, config: dict):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    base = adapter_cfg.get("base_model_name_or_path")
+    record = model_dir / BASE_RECORD
+    if base and base.startswith("/") and not Path(base).exists() and record.exists():
+        info = json.loads(record.read_text())  # e.g. a GGUF cache entry that was cleared: convert again
+        _, base = model_location(info["model"], info.get("base_dir"))
+    if not base:
+        raise SftkitError(f"{model_dir}/adapter_config.json names no base model",
+                          hint="set base_model_name_or_path in it to the base model directory or hub id")
+    if adapter_cfg.get("task_type") == "SEQ_CLS":
+        maps = {}
+        if config.get("id2label"):
+            id2label = {int(k): v for k, v in config["id2label"].items()}
+            maps = {"num_labels": len(id2label), "id2label": id2label,
+                    "label2id": {v: k for k, v in id2label.items()}}
+        base_model = AutoModelForSequenceClassification.from_pretrained(base, dtype=resolve_dtype("auto"), **maps)
+        if config.get("pad_token_id") is not None:
+            base_model.config.pad_token_id = config["pad_token_id"]
+    else:
+        try:
+            base_model = AutoModelForCausalLM.from_pretrained(base, dtype=resolve_dtype("auto"))
+        except OSError as err:
+            raise SftkitError(f"the base model {base!r} of the adapter in {model_dir} is gone: {err}",
+                              hint="re-create it (a GGUF base is re-converted by any run on the same file) "
+                                   "or save with [adapter].merge = true") from err
+    return PeftModel.from_pretrained(base_model, model_dir)

@@ -1,0 +1,75 @@
+"""Where a recipe's model comes from: a hub id, a local directory or a GGUF file (no heavy imports)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SftkitError
+from ..paths import PACKAGE_SCHEME, resolve_path
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+
+
+@dataclass
+class ModelSource:
+    """A model named by ``[model].name``: ``kind`` is "hub", "dir" or "gguf"; ``path`` is set for local ones."""
+
+    name: str
+    kind: str
+    path: Path | None = None
+    revision: str | None = None
+    error: str | None = None  # set when the name could not even be resolved (e.g. package missing)
+
+    def problem(self) -> str | None:
+        """Why this source cannot be used (local paths only; hub ids are checked when loading), or None."""
+        if self.error:
+            return self.error
+        if self.kind == "hub":
+            return None
+        if self.path is None or not self.path.exists():
+            what = "the file" if self.kind == "gguf" else "the directory"
+            return (f"model {self.name!r} not found: looked for {what} "
+                    f"{self.path} — fix [model].name (a hub id, a local directory or a .gguf file; "
+                    f"relative paths are relative to the recipe file)")
+        if self.kind == "gguf" and not self.path.is_file():
+            return f"model {self.name!r}: {self.path} is not a file — point [model].name at the .gguf file itself"
+        if self.kind == "dir":
+            if not self.path.is_dir():
+                return (f"model {self.name!r}: {self.path} is a file but not a .gguf — point [model].name at a "
+                        f"model directory (with config.json) or a .gguf file")
+            if not (self.path / "config.json").exists():
+                return (f"model {self.name!r}: {self.path} has no config.json — point [model].name at a directory "
+                        f"written by save_pretrained (or a .gguf file)")
+        return None
+
+    def describe(self) -> str:
+        """One line for logs: what will be loaded from where."""
+        if self.kind == "hub":
+            rev = f" @ {self.revision}" if self.revision else ""
+            return f"hub model {self.name}{rev}"
+        return f"{'GGUF file' if self.kind == 'gguf' else 'local model'} {self.path}"
+
+
+def _looks_local(name: str) -> bool:
+    """A name that cannot be a hub id ("org/name") is a local path."""
+    return name.startswith((PACKAGE_SCHEME, "/", ".", "~")) or "\\" in name or not _HUB_ID.match(name)
+
+
+def describe_model_source(model_section: dict, base_dir) -> ModelSource:
+    """Classify ``model_section["name"]`` as hub id, local directory or GGUF file; never imports torch."""
+    name = str((model_section or {}).get("name", "")).strip()
+    revision = (model_section or {}).get("revision")
+    if not name:
+        return ModelSource(name, "hub", error="[model].name is empty — set it to a hub id, a directory or a .gguf file")
+    try:
+        path = resolve_path(name, Path(base_dir) if base_dir is not None else None)
+    except SftkitError as err:
+        kind = "gguf" if name.lower().endswith(".gguf") else "dir"
+        return ModelSource(name, kind, None, revision, error=f"model {name!r}: {err}")
+    if name.lower().endswith(".gguf"):
+        return ModelSource(name, "gguf", path, revision)
+    if path.exists() or _looks_local(name):
+        return ModelSource(name, "dir", path, revision)
+    return ModelSource(name, "hub", None, revision)
