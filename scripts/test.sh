@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up sftkit with its test dependencies and run the whole test suite (including the example
+# plugins' own tests and a few real-model tests on the offline SmolLM2 and MiniLM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+VENV="${VENV:-.venv}"
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+"$VENV/bin/python" -m pytest tests plugins -q -p no:cacheprovider --durations=15 "$@"
