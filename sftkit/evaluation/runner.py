@@ -1,0 +1,200 @@
+"""Run a recipe's [[eval]] tables on a model, and compare base and tuned results into report rows."""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import EvalResult
+from ..errors import SftkitError
+from .gates import check_gate, gate_failures
+
+EVAL_COMMON_KEYS = ("name", "label", "min", "max", "max_regression")
+
+
+@dataclass
+class EvalSpec:
+    """One [[eval]] table: its label, evaluator name, options and the created evaluator (or the error)."""
+
+    label: str
+    name: str
+    table: dict
+    options: dict
+    evaluator: Any = None
+    error: str | None = None
+
+
+def eval_specs(run: Any) -> list[EvalSpec]:
+    """The run's [[eval]] tables with their evaluators created (cached on ``run.extras``)."""
+    extras = run.extras if isinstance(getattr(run, "extras", None), dict) else {}
+    cached = extras.get("_sftkit_eval_specs")
+    if cached is not None:
+        return cached
+    host = getattr(run, "host", None)
+    if host is None:
+        from ..plugins import get_host
+
+        host = get_host()
+    specs: list[EvalSpec] = []
+    seen: dict[str, int] = {}
+    for table in (run.recipe or {}).get("eval", []) or []:
+        name = str(table.get("name", "?"))
+        label = str(table.get("label") or name)
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            label = f"{label}#{seen[label]}"
+        options = {k: v for k, v in table.items() if k not in EVAL_COMMON_KEYS}
+        spec = EvalSpec(label, name, dict(table), options)
+        try:
+            spec.evaluator = host.registry.get("evaluators", name).create(options)
+        except SftkitError as exc:
+            spec.error = str(exc)
+        except Exception as exc:
+            spec.error = f"{type(exc).__name__}: {exc}"
+        specs.append(spec)
+    extras["_sftkit_eval_specs"] = specs
+    return specs
+
+
+def _say(run: Any, text: str) -> None:
+    console = getattr(run, "console", None)
+    if callable(console):
+        console(text)
+
+
+def evaluate_all(run: Any, target: Any) -> dict[str, EvalResult]:
+    """Every [[eval]] table on ``target``, keyed by label. An evaluator that raises becomes an
+    ``EvalResult`` with ``error`` set; the others still run."""
+    results: dict[str, EvalResult] = {}
+    for spec in eval_specs(run):
+        if spec.evaluator is None:
+            results[spec.label] = EvalResult(metrics={}, primary="", error=spec.error)
+            continue
+        _say(run, f"eval {spec.label} on {getattr(target, 'label', 'model')}")
+        try:
+            result = spec.evaluator.evaluate(target, run)
+            if not isinstance(result, EvalResult):
+                raise TypeError(f"evaluate() returned {type(result).__name__}, expected sftkit.api.EvalResult")
+        except SftkitError as exc:
+            result = EvalResult(metrics={}, primary=getattr(spec.evaluator, "primary", ""), error=str(exc))
+        except Exception as exc:
+            tb = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f" at {tb[0].filename.rsplit('/', 1)[-1]}:{tb[0].lineno}" if tb else ""
+            result = EvalResult(metrics={}, primary=getattr(spec.evaluator, "primary", ""),
+                                error=f"{type(exc).__name__}: {exc}{where}")
+        if result.error:
+            _say(run, f"eval {spec.label} on {getattr(target, 'label', 'model')} failed: {result.error}")
+        results[spec.label] = result
+    return results
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: non-finite floats become None, tuples lists, unknown objects strings."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    try:
+        return jsonable(float(value))  # numpy / torch scalars
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool):
+        return float(x)
+    if isinstance(x, (int, float)):
+        return float(x) if math.isfinite(float(x)) else None
+    return None
+
+
+def _side_by_side(base: EvalResult | None, tuned: EvalResult | None) -> list[dict]:
+    bs = list(base.samples) if base is not None else []
+    ts = list(tuned.samples) if tuned is not None else []
+    out = []
+    for i in range(max(len(bs), len(ts))):
+        b = bs[i] if i < len(bs) else {}
+        t = ts[i] if i < len(ts) else {}
+        row = {"prompt": t.get("prompt", b.get("prompt", ""))}
+        if "expected" in t or "expected" in b:
+            row["expected"] = t.get("expected", b.get("expected"))
+        if b:
+            row["base"] = b.get("output")
+            if "score" in b:
+                row["base_score"] = b["score"]
+        if t:
+            row["tuned"] = t.get("output")
+            if "score" in t:
+                row["tuned_score"] = t["score"]
+        for key in ("reason", "cluster", "invalid_utf8"):
+            if key in t:
+                row[key] = t[key]
+        out.append(row)
+    return out
+
+
+def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None, run: Any) -> dict:
+    ev = spec.evaluator
+    hib = getattr(ev, "higher_is_better", True) if ev is not None else True
+    errors = {"base": base.error if base is not None else None, "tuned": tuned.error if tuned is not None else None}
+    if ev is not None and getattr(ev, "pairwise", False):
+        try:
+            res = ev.compare(base, tuned, run)
+        except Exception as exc:
+            res = EvalResult(metrics={}, primary=getattr(ev, "primary", ""), error=f"{type(exc).__name__}: {exc}")
+        primary = res.primary or getattr(ev, "primary", "")
+        metrics = {k: {"base": None, "tuned": _num(v), "delta": None} for k, v in res.metrics.items()}
+        errors = {"base": None, "tuned": res.error}
+        samples = res.samples
+        details = {"tuned": res.details}
+        base_value, tuned_value = None, _num(res.metrics.get(primary))
+    else:
+        primary = (tuned.primary if tuned is not None and tuned.primary else None) or \
+                  (base.primary if base is not None and base.primary else None) or getattr(ev, "primary", "")
+        keys = list(dict.fromkeys([*(tuned.metrics if tuned else {}), *(base.metrics if base else {})]))
+        metrics = {}
+        for k in keys:
+            b = _num(base.metrics.get(k)) if base is not None else None
+            t = _num(tuned.metrics.get(k)) if tuned is not None else None
+            metrics[k] = {"base": b, "tuned": t, "delta": (t - b) if b is not None and t is not None else None}
+        samples = _side_by_side(base, tuned)
+        details = {side: r.details for side, r in (("base", base), ("tuned", tuned)) if r is not None and r.details}
+        base_value = metrics.get(primary, {}).get("base")
+        tuned_value = metrics.get(primary, {}).get("tuned")
+    delta = tuned_value - base_value if base_value is not None and tuned_value is not None else None
+    improved = None
+    if delta is not None and hib is not None and delta != 0:
+        improved = (delta > 0) == bool(hib)
+    row = {
+        "label": spec.label, "name": spec.name, "primary": primary,
+        "base": base_value, "tuned": tuned_value, "delta": delta,
+        "higher_is_better": hib, "improved": improved, "pairwise": bool(getattr(ev, "pairwise", False)),
+        "metrics": metrics, "errors": errors, "details": details, "samples": samples,
+    }
+    row["gate"] = check_gate(row, spec.table, ev)
+    return jsonable(row)
+
+
+def compare(run: Any, base: dict[str, EvalResult] | None, tuned: dict[str, EvalResult]) -> list[dict]:
+    """One row per [[eval]] table: base and tuned primary values, delta, all metrics, samples side by
+    side and the gate verdict. ``base`` may be None/{} (no base model evaluated)."""
+    base = base or {}
+    rows = []
+    for spec in eval_specs(run):
+        rows.append(_build_row(spec, base.get(spec.label), tuned.get(spec.label), run))
+    return rows
+
+
+def run_evaluation(run: Any, tuned_target: Any, base_target: Any = None) -> dict:
+    """evaluate_all on base (if given) and tuned, compare, and gates: ``{"eval": rows, "gates": {...}}``."""
+    base = evaluate_all(run, base_target) if base_target is not None else {}
+    tuned = evaluate_all(run, tuned_target)
+    rows = compare(run, base, tuned)
+    failures = gate_failures(rows)
+    return {"eval": rows, "gates": {"passed": not failures, "failures": failures}}
