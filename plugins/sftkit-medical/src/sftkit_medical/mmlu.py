@@ -82,8 +82,10 @@ def balanced(items: list[dict], limit: int) -> list[dict]:
 
 
 def format_question(item: dict) -> str:
-    """The question with lettered choices, ending with ``Answer:``."""
-    lines = [f"The following is a multiple choice question about {item['topic']}.", "", item["question"].strip()]
+    """The question as the ``medical_mmlu`` evaluator prompts it (lm-evaluation-harness's MMLU layout),
+    ending with ``Answer:``."""
+    lines = [f"The following are multiple choice questions (with answers) about {item['topic']}.", "",
+             item["question"].strip()]
     lines += [f"{letter}. {choice}" for letter, choice in zip(LETTERS, item["choices"])]
     lines.append("Answer:")
     return "\n".join(lines)
