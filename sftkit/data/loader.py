@@ -1,0 +1,341 @@
+"""``load_data``: every ``[[data]]`` entry read, converted once to canonical records, split and mixed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..api import FORMAT_KINDS, SourceContext
+from ..errors import DataError, did_you_mean
+from . import formats
+from .bundle import DataBundle
+from .readers import RawRows
+
+CONVERTER_VERSION = "1"
+INTERNAL = ("_hash", "_phash", "_error")
+
+
+def _common_keys() -> set:
+    from ..core_schema import DATA_COMMON
+
+    return set(DATA_COMMON)
+
+
+def canonical_features(kind: str):
+    """The ``datasets.Features`` of converted rows of ``kind`` (plus source/cluster and internals)."""
+    from datasets import Features, List, Value
+
+    msg = List({"role": Value("string"), "content": Value("string")})
+    cols = {
+        "messages": {"messages": msg},
+        "text": {"text": Value("string")},
+        "preference": {"prompt": msg, "chosen": Value("string"), "rejected": Value("string")},
+        "labeled": {"prompt": msg, "completion": Value("string"), "label": Value("bool")},
+        "classification": {"text": Value("string"), "label": Value("string")},
+    }[kind]
+    return Features({**cols, "source": Value("string"), "cluster": Value("string"),
+                     "_hash": Value("int64"), "_phash": Value("int64"), "_error": Value("string")})
+
+
+PLACEHOLDER = {
+    "messages": {"messages": []},
+    "text": {"text": ""},
+    "preference": {"prompt": [], "chosen": "", "rejected": ""},
+    "labeled": {"prompt": [], "completion": "", "label": False},
+    "classification": {"text": "", "label": ""},
+}
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+class BatchConverter:
+    """The ``Dataset.map(batched=True)`` function turning raw rows into canonical records."""
+
+    def __init__(self, fmt: str, kind: str, name: str, cluster: str | None, on_error: str, describe):
+        self.fmt, self.kind, self.name = fmt, kind, name
+        self.cluster, self.on_error, self.describe = cluster, on_error, describe
+
+    def __call__(self, batch: dict, indices: list) -> dict:
+        keys = list(batch)
+        out = {k: [] for k in canonical_features(self.kind)}
+        fields = [k for k in out if k not in ("source", "cluster", *INTERNAL)]
+        for j, index in enumerate(indices):
+            row = {k: batch[k][j] for k in keys}
+            try:
+                record = formats.convert(row, self.fmt, self.kind)
+                error = ""
+            except formats.RowError as exc:
+                if self.on_error != "skip":
+                    raise DataError(exc.detail, where=self.describe(index),
+                                    hint='fix the row, or set on_error = "skip" in this [[data]] entry') from None
+                record, error = PLACEHOLDER[self.kind], exc.reason
+            for k in fields:
+                out[k].append(record[k])
+            cluster = row.get(self.cluster) if self.cluster else None
+            out["source"].append(self.name)
+            out["cluster"].append(None if cluster is None else str(cluster))
+            out["_error"].append(error)
+            if error:
+                out["_hash"].append(0)
+                out["_phash"].append(0)
+            else:
+                out["_hash"].append(_digest(json.dumps(record, ensure_ascii=False, sort_keys=True)))
+                out["_phash"].append(_digest(formats.prompt_key(record, self.kind)))
+        return out
+
+
+@dataclass
+class _Entry:
+    index: int
+    name: str
+    table: dict
+    raw: RawRows
+    fmt: str
+    split: str
+    weight: float
+    on_error: str
+    cluster: str | None
+    where: str
+
+
+def _entry_name(table: dict, index: int, used: set) -> str:
+    name = table.get("name")
+    if not name:
+        src = table.get("source", "?")
+        target = table.get("path") or table.get("id")
+        name = f"{src}:{Path(str(target)).name}" if target else src
+    base, n = name, 2
+    while name in used:
+        name = f"{base}#{n}"
+        n += 1
+    used.add(name)
+    return name
+
+
+def _to_raw(result: Any, name: str) -> RawRows:
+    """Accept what a source factory returns: RawRows, a Dataset, or an iterable of dicts."""
+    if isinstance(result, RawRows):
+        return result
+    import datasets
+
+    if isinstance(result, datasets.DatasetDict):
+        result = result["train"] if "train" in result else next(iter(result.values()))
+    if not isinstance(result, datasets.Dataset):
+        rows = list(result)
+        if rows and not all(isinstance(r, dict) for r in rows):
+            raise DataError(f"source of entry {name!r} returned rows that are not dicts")
+        result = datasets.Dataset.from_list(rows)
+    return RawRows(result, lambda i: f"{name} row {i + 1}", [], {})
+
+
+def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -> _Entry:
+    name = _entry_name(table, index, used)
+    where = f"data[{index}] ({name})"
+    source = table.get("source")
+    if not source:
+        raise DataError('missing "source" (e.g. source = "jsonl")', where=f"data[{index}]")
+    comp = host.registry.find("sources", source)
+    if comp is None:
+        names = host.registry.names("sources")
+        hint = did_you_mean(source, names)
+        raise DataError(f"unknown source {source!r}" + (f"; {hint}" if hint else "")
+                        + f" (available: {', '.join(names) or 'none'})" + host.failure_note(), where=f"data[{index}]")
+    common = _common_keys()
+    options = {k: v for k, v in table.items() if k not in common}
+    on_error = table.get("on_error", "error")
+    ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=table.get("max_rows"))
+    ctx.on_error = on_error  # read by the built-in readers (skip malformed lines)
+    raw = _to_raw(comp.create(options, ctx), name)
+    max_rows = table.get("max_rows")
+    if max_rows is not None and len(raw.dataset) > max_rows:
+        raw.dataset = raw.dataset.select(range(max_rows))
+    cols = raw.dataset.column_names
+    renames = formats.column_plan(cols, table.get("columns") or {}, where)
+    cluster = table.get("cluster_column")
+    if cluster is not None and cluster not in cols:
+        hint = did_you_mean(cluster, cols)
+        raise DataError(f'cluster_column = "{cluster}", but the data has no such field (fields: {", ".join(cols)})'
+                        + (f"; {hint}" if hint else ""), where=where)
+    if renames:
+        clash = [c for c in set(renames.values()) if c in cols and c not in renames]
+        if cluster in clash:
+            raise DataError(f'cluster_column "{cluster}" is replaced by a columns mapping', where=where)
+        ds = raw.dataset.remove_columns(clash) if clash else raw.dataset
+        raw.dataset = ds.rename_columns(renames)
+        cluster = renames.get(cluster, cluster)
+    cols = raw.dataset.column_names
+    fmt = table.get("format", "auto")
+    sample = raw.dataset[0] if len(raw.dataset) else None
+    if fmt == "auto":
+        fmt = formats.detect_format(cols, sample, where)
+    else:
+        formats.check_fields(fmt, cols, where)
+    return _Entry(index, name, table, raw, fmt, table.get("split", "auto"), float(table.get("weight", 1.0)),
+                  on_error, cluster, where)
+
+
+def _target_kind(entries: list[_Entry], strategy: str | None) -> str:
+    kinds = {e.name: FORMAT_KINDS[e.fmt] for e in entries}
+    distinct = set(kinds.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    if distinct == {"messages", "text"} and strategy == "domain":
+        return "text"
+    listing = ", ".join(f"{n} ({k})" for n, k in kinds.items())
+    hint = ("strategy domain trains on text and converts chat rows to text"
+            if distinct == {"messages", "text"} else "split them into separate recipes")
+    raise DataError(f"[[data]] entries hold different kinds of records: {listing}; all entries must share one kind",
+                    hint=hint)
+
+
+def _convert(entry: _Entry, kind: str):
+    ds = entry.raw.dataset
+    fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe)
+    fp_src = getattr(ds, "_fingerprint", None)
+    fingerprint = None
+    if fp_src:
+        fingerprint = hashlib.sha256(json.dumps(
+            [CONVERTER_VERSION, fp_src, entry.fmt, kind, entry.name, entry.cluster, entry.on_error]).encode()
+        ).hexdigest()[:32]
+    return ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names,
+                  features=canonical_features(kind), new_fingerprint=fingerprint,
+                  desc=f"Converting {entry.name}")
+
+
+def _error_counts(ds) -> dict:
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(ds.data.column("_error"))
+    return {str(v["values"]): int(v["counts"]) for v in counts.to_pylist() if v["values"]}
+
+
+def _zero_rows_message(stats: dict, split_note: str) -> str:
+    parts = []
+    for name, s in stats["sources"].items():
+        bits = [f"{s['rows']} usable"]
+        if s.get("skipped"):
+            bits.append("skipped as bad: " + ", ".join(f"{r}: {n}" for r, n in s["skipped"].items()))
+        if s.get("eval"):
+            bits.append(f"{s['eval']} in eval")
+        parts.append(f"{name}: " + "; ".join(bits))
+    if stats.get("duplicates"):
+        parts.append(f"{stats['duplicates']} duplicates removed")
+    return f"no train rows left{split_note} ({' | '.join(parts) or 'no entries'})"
+
+
+def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
+    """Read every ``[[data]]`` entry of ``recipe`` and return canonical train/eval rows with statistics.
+
+    Raises :class:`sftkit.errors.DataError` (one line naming file and line/row) for bad input, and
+    when no train row is left.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datasets import concatenate_datasets
+
+    if host is None:
+        from ..plugins import get_host
+
+        host = get_host()
+    tables = recipe.get("data") or []
+    if not tables:
+        raise DataError("the recipe has no [[data]] entries", hint='add [[data]] with source = "jsonl" and path = ...')
+    dataset_cfg = recipe.get("dataset") or {}
+    seed = int((recipe.get("recipe") or {}).get("seed", 42))
+    strategy = (recipe.get("strategy") or {}).get("name")
+
+    used: set = set()
+    entries = [_read(i, t, Path(base_dir), host, seed, used) for i, t in enumerate(tables)]
+    kind = _target_kind(entries, strategy)
+
+    converted, stats_sources, skipped_all, files = [], {}, {}, []
+    for e in entries:
+        ds = _convert(e, kind)
+        skipped = dict(e.raw.skipped)
+        for reason, n in _error_counts(ds).items():
+            skipped[reason] = skipped.get(reason, 0) + n
+        for reason, n in skipped.items():
+            skipped_all[reason] = skipped_all.get(reason, 0) + n
+        files.extend(e.raw.files)
+        stats_sources[e.name] = {"format": e.fmt, "split": e.split, "read": len(ds) + sum(e.raw.skipped.values()),
+                                 "rows": 0, "skipped": skipped}
+        converted.append(ds)
+
+    big = concatenate_datasets(converted) if len(converted) > 1 else converted[0]
+    offsets = np.cumsum([0] + [len(d) for d in converted])
+    valid = pc.equal(big.data.column("_error"), "").to_numpy(zero_copy_only=False)
+    hashes = big.data.column("_hash").to_numpy()
+    phashes = big.data.column("_phash").to_numpy()
+    for e, ds, start, stop in zip(entries, converted, offsets[:-1], offsets[1:]):
+        stats_sources[e.name]["rows"] = int(valid[start:stop].sum())
+
+    held = None
+    holdout = list(dataset_cfg.get("holdout_clusters") or [])
+    if holdout:
+        if not any(e.cluster for e in entries):
+            raise DataError("[dataset] holdout_clusters needs a cluster column",
+                            hint='set cluster_column = "your_column" in the [[data]] entries')
+        known = set(pc.unique(big.data.column("cluster")).drop_null().to_pylist())
+        for c in holdout:
+            if c not in known:
+                hint = did_you_mean(c, sorted(known))
+                raise DataError(f'holdout_clusters: "{c}" is not a cluster in the data'
+                                + (f"; {hint}" if hint else "") + f" (clusters: {', '.join(sorted(known)[:20])}"
+                                + (", ..." if len(known) > 20 else "") + ")", where="[dataset]")
+        mask = pc.is_in(big.data.column("cluster"), value_set=pa.array(holdout, pa.string()))
+        held = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+    from .mixing import Entry, plan_splits
+
+    plan = plan_splits(
+        [Entry(e.name, e.split, e.weight, int(s), int(t)) for e, s, t in zip(entries, offsets[:-1], offsets[1:])],
+        valid, hashes, phashes, held,
+        eval_fraction=float(dataset_cfg.get("eval_fraction", 0.0) or 0.0),
+        dedupe=bool(dataset_cfg.get("dedupe", True)), shuffle=bool(dataset_cfg.get("shuffle", True)), seed=seed)
+
+    leak_examples = []
+    for i in plan.leaked[:5]:
+        rec = big[int(i)]
+        leak_examples.append(formats.prompt_text(rec, kind)[:200])
+    for name, counts in plan.per_entry.items():
+        stats_sources[name].update(counts)
+    stats = {
+        "kind": kind,
+        "sources": stats_sources,
+        "dropped": {"duplicate": plan.duplicates} if plan.duplicates else {},
+        "duplicates": plan.duplicates,
+        "held_out": {"clusters": holdout, "rows": plan.held_out} if holdout else None,
+        "leakage": {"exact": int(len(plan.leaked)), "examples": leak_examples},
+        "skipped": skipped_all,
+        "train_rows": int(len(plan.train)),
+        "eval_rows": int(len(plan.eval)),
+        "files": files,
+    }
+    if not len(plan.train):
+        raise DataError(_zero_rows_message(stats, ""), hint="check the messages above, split and holdout settings")
+
+    keep = [c for c in big.column_names if c not in INTERNAL]
+    train = big.select(plan.train).select_columns(keep)
+    evals = big.select(plan.eval).select_columns(keep) if len(plan.eval) else None
+    if kind == "classification":
+        _check_classes(train, entries)
+    return DataBundle(kind=kind, train=train, eval=evals, stats=stats)
+
+
+def _check_classes(train, entries: list[_Entry]) -> None:
+    import pyarrow.compute as pc
+
+    labels = pc.unique(train.with_format("arrow")["label"]).to_pylist()
+    if len(labels) < 2:
+        mapped = [f'{e.name}: columns.label = "{(e.table.get("columns") or {}).get("label")}"'
+                  for e in entries if (e.table.get("columns") or {}).get("label")]
+        raise DataError(f"classification needs at least two classes, but every train row has label {labels[0]!r}"
+                        + (f" ({'; '.join(mapped)})" if mapped else ""),
+                        hint="check the label column, or add rows of the other classes")
