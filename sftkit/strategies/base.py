@@ -34,8 +34,11 @@ class CausalStrategy:
 
     def prepare_model(self, run, model):
         """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.extras``."""
+        from transformers import set_seed
+
         from sftkit.models import apply_adapter, apply_freeze
 
+        set_seed(run.seed)  # LoRA initialisation is reproducible
         adapter = run.recipe.get("adapter")
         freeze = run.recipe.get("freeze")
         if freeze:

@@ -46,8 +46,10 @@ class TokenCounter:
         real = int(mask.sum()) if mask is not None else ids.numel()
         self.real += real
         self.padded += ids.numel() - real
-        if labels is not None:
+        if labels is not None and labels.dim() >= 2:
             self.trained += int((labels[..., 1:] != IGNORE_INDEX).sum())
+        else:  # sequence classification: every real token feeds the prediction
+            self.trained += real
         self.batches += 1
 
 

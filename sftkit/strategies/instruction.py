@@ -39,12 +39,12 @@ class InstructionStrategy(CausalStrategy):
             eval_ = eval_.select_columns(list(COLUMNS))
         return train, eval_, lengths
 
-    def train(self, run):
+    def train(self, run, bundle=None):
         from .collate import FlattenCollator, PadCollator, TokenCounter
         from .trainer import fit
 
         model, tokenizer = self.load(run)
-        tb = self.tokenize(run)
+        tb = self.tokenize(run, bundle)
         train, eval_, lengths = self.datasets(run, tb)
         model = self.prepare_model(run, model)
         packing = self.packing(run)

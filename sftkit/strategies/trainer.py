@@ -208,7 +208,7 @@ def write_log(run_dir: Path, log_history: list) -> None:
             fh.write(json.dumps(entry, default=float) + "\n")
 
 
-def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: bool = True):
+def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: bool = True, before_save=None):
     """Train (resuming from the last checkpoint with ``run.resume``), evaluate, save; return TrainResult."""
     from sftkit.api import TrainResult
 
@@ -236,9 +236,10 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         metrics["trained_tokens_per_second"] = round(counter.trained / runtime, 2) if runtime else None
         metrics["tokens_per_second"] = round(counter.real / runtime, 2) if runtime else None
     model_dir = run.model_dir
-    run.extras["model"] = trainer.model
+    final = trainer.model if before_save is None else before_save(trainer.model)
+    run.extras["model"] = final
     if save and run.recipe.get("output", {}).get("save_model", True):
-        info, saved = save_model(run, trainer.model, tokenizer)
+        info, saved = save_model(run, final, tokenizer)
         metrics.update(info)
         run.extras["model"] = saved
     return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history)

@@ -1,0 +1,220 @@
+"""Tone: learn from good (and bad) example answers.
+
+- preference pairs (``prompt``/``chosen``/``rejected``) → DPO (``trl.DPOTrainer``)
+- answers labelled good/bad (``prompt``/``completion``/``label``) → KTO (``trl.KTOTrainer``);
+  with good answers only → SFT on them
+- conversations (good answers only) → SFT
+
+Before training the pairs are checked: identical chosen/rejected pairs are dropped (and counted),
+and a length bias between chosen and rejected answers is reported (a model tuned on pairs where
+the chosen answer is always longer mostly learns to be long).
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+from sftkit.errors import DataError
+
+from .base import CausalStrategy
+
+METHOD_FOR_KIND = {"preference": "dpo", "labeled": "kto", "messages": "sft"}
+LENGTH_SAMPLE = 2000
+
+
+def length_bias(good: list[str], bad: list[str], tokenizer=None, threshold: float = 0.2, paired: bool = False) -> dict:
+    """Mean length (chars, tokens when a tokenizer is given) of good vs bad answers, and a warning
+    when good answers are systematically longer or shorter by more than ``threshold`` (relative)."""
+    good, bad = good[:LENGTH_SAMPLE], bad[:LENGTH_SAMPLE]
+    if not good or not bad:
+        return {}
+    out = {"chosen_chars": round(mean(len(x) for x in good), 1), "rejected_chars": round(mean(len(x) for x in bad), 1)}
+    if tokenizer is not None:
+        out["chosen_tokens"] = round(mean(len(tokenizer(x, add_special_tokens=False)["input_ids"]) for x in good), 1)
+        out["rejected_tokens"] = round(mean(len(tokenizer(x, add_special_tokens=False)["input_ids"]) for x in bad), 1)
+    if paired and len(good) == len(bad):
+        out["chosen_longer_share"] = round(mean(1.0 if len(g) > len(b) else 0.0 for g, b in zip(good, bad)), 3)
+    ratio = (out["chosen_chars"] - out["rejected_chars"]) / max(out["rejected_chars"], 1.0)
+    out["relative_difference"] = round(ratio, 3)
+    if abs(ratio) > threshold:
+        word = "longer" if ratio > 0 else "shorter"
+        out["warning"] = (f"chosen answers are {abs(ratio):.0%} {word} than rejected ones on average: the model may "
+                          f"learn to be {word} rather than better; balance the lengths of your pairs")
+    return out
+
+
+def check_pairs(train, *, drop_identical: bool = True):
+    """Drop pairs with identical chosen/rejected answers; return (dataset, number dropped)."""
+    same = [i for i, (c, r) in enumerate(zip(train["chosen"], train["rejected"])) if c.strip() == r.strip()]
+    if not same or not drop_identical:
+        return train, len(same)
+    keep = sorted(set(range(len(train))) - set(same))
+    return train.select(keep), len(same)
+
+
+class ToneStrategy(CausalStrategy):
+    name = "tone"
+    accepts = ("preference", "labeled", "messages")
+
+    def method_for(self, bundle) -> str:
+        method = self.options.get("method", "auto")
+        kind = bundle.kind
+        if method == "auto":
+            method = METHOD_FOR_KIND.get(kind)
+            if method == "kto":
+                labels = set(bundle.train["label"])
+                if labels == {True}:
+                    method = "sft"
+                elif labels == {False}:
+                    raise DataError("tone got only bad answers (label = false): there is nothing to imitate",
+                                    where="[[data]]", hint="add good answers (label = true) or preference pairs")
+        need = {"dpo": ("preference",), "kto": ("labeled",), "sft": ("messages", "labeled", "preference")}
+        if method not in need or kind not in need[method]:
+            raise DataError(f"tone method {method!r} does not fit {kind} data", where="[strategy] method",
+                            hint='use method = "auto": DPO on pairs, KTO on good/bad labels, SFT on good answers')
+        return method
+
+    def train(self, run):
+        bundle = run.data
+        method = self.method_for(bundle)
+        model, tokenizer = self.load(run)
+        report: dict = {"method": method}
+        threshold = float(self.options.get("length_bias_warn", 0.2))
+        if bundle.kind == "preference":
+            train, dropped = check_pairs(bundle.train, drop_identical=self.options.get("drop_identical", True))
+            report["identical_pairs"] = dropped
+            if dropped and run.console:
+                run.console(f"warning: {dropped} preference pair(s) have identical chosen and rejected answers"
+                            + (" (dropped)" if self.options.get("drop_identical", True) else ""))
+            if len(train) == 0:
+                raise DataError("every preference pair has identical chosen and rejected answers", where="[[data]]",
+                                hint="the rejected answer must differ from the chosen one")
+            eval_ = bundle.eval
+            if eval_ is not None:
+                eval_, _ = check_pairs(eval_, drop_identical=self.options.get("drop_identical", True))
+            bundle = type(bundle)(**{**bundle.__dict__, "train": train, "eval": eval_})
+            report["length_bias"] = length_bias(list(train["chosen"]), list(train["rejected"]), tokenizer, threshold,
+                                                paired=True)
+        elif bundle.kind == "labeled":
+            labels = list(bundle.train["label"])
+            report["good"] = sum(1 for x in labels if x)
+            report["bad"] = len(labels) - report["good"]
+            good = [c for c, lab in zip(bundle.train["completion"], labels) if lab]
+            bad = [c for c, lab in zip(bundle.train["completion"], labels) if not lab]
+            report["length_bias"] = length_bias(good, bad, tokenizer, threshold)
+        warning = (report.get("length_bias") or {}).get("warning")
+        if warning and run.console:
+            run.console(f"warning: {warning}")
+        run.extras["tone"] = report
+        if method == "sft":
+            return self._sft(run, bundle)
+        return self._preference(run, bundle, method, model, tokenizer)
+
+    # -- SFT on good answers -------------------------------------------------------
+    def _sft(self, run, bundle):
+        from .instruction import InstructionStrategy
+
+        messages = to_messages(bundle)
+        sft = InstructionStrategy({})
+        result = sft.train(run, bundle=messages)
+        result.metrics["method"] = "sft"
+        return result
+
+    # -- DPO / KTO -----------------------------------------------------------------
+    def _preference(self, run, bundle, method, model, tokenizer):
+        from .trainer import callbacks, fit, make_trainer_class, training_arguments
+
+        from sftkit.models import is_adapter
+
+        model = self.prepare_model(run, model)
+        ref_model = None if is_adapter(model) else _frozen_copy(model)
+        beta = float(self.options.get("beta", 0.1))
+        max_length = int(run.training.get("max_length", 512))
+        if method == "dpo":
+            from trl import DPOConfig as Config, DPOTrainer as Base
+
+            cols = ["prompt", "chosen", "rejected"]
+            convert = _dpo_row
+        else:
+            from trl import KTOConfig as Config, KTOTrainer as Base
+
+            cols = ["prompt", "completion", "label"]
+            convert = _kto_row
+        train = bundle.train.map(convert, remove_columns=bundle.train.column_names).select_columns(cols)
+        eval_ = bundle.eval
+        if eval_ is not None and len(eval_) > 0:
+            eval_ = eval_.map(convert, remove_columns=eval_.column_names).select_columns(cols)
+        else:
+            eval_ = None
+        extra = {"beta": beta, "max_length": max_length, "remove_unused_columns": True}
+        if method == "kto":
+            if run.training.get("per_device_train_batch_size", 8) < 2:
+                raise DataError("KTO needs per_device_train_batch_size of at least 2", where="[training]",
+                                hint="raise training.per_device_train_batch_size")
+            extra["train_sampling_strategy"] = "sequential"
+        args = training_arguments(run, rows=len(train), has_eval=eval_ is not None, config_cls=Config, **extra)
+        cls = make_trainer_class(Base)
+        trainer = cls(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=eval_,
+                      processing_class=tokenizer, callbacks=callbacks(run))
+        result = fit(run, trainer, tokenizer=tokenizer, before_save=_drop_ref_adapter)
+        result.metrics["method"] = method
+        result.metrics["beta"] = beta
+        return result
+
+    def check_data(self, bundle) -> None:
+        self.method_for(bundle)
+
+
+def _assistant(text: str) -> list:
+    return [{"role": "assistant", "content": text}]
+
+
+def _dpo_row(row: dict) -> dict:
+    return {"prompt": row["prompt"], "chosen": _assistant(row["chosen"]), "rejected": _assistant(row["rejected"])}
+
+
+def _kto_row(row: dict) -> dict:
+    return {"prompt": row["prompt"], "completion": _assistant(row["completion"]), "label": bool(row["label"])}
+
+
+def to_messages(bundle):
+    """Good answers as conversations: prompt + chosen (pairs) or prompt + completion (label true)."""
+    train, eval_ = bundle.train, bundle.eval
+
+    def conv(ds):
+        if ds is None:
+            return None
+        if bundle.kind == "preference":
+            ds = ds.map(lambda r: {"messages": list(r["prompt"]) + _assistant(r["chosen"])},
+                        remove_columns=ds.column_names)
+        elif bundle.kind == "labeled":
+            ds = ds.filter(lambda r: bool(r["label"]))
+            ds = ds.map(lambda r: {"messages": list(r["prompt"]) + _assistant(r["completion"])},
+                        remove_columns=ds.column_names)
+        return ds
+
+    return type(bundle)(**{**bundle.__dict__, "kind": "messages", "train": conv(train), "eval": conv(eval_)})
+
+
+def _frozen_copy(model):
+    """The reference policy for full fine-tuning: a frozen copy of the starting weights (in memory,
+    so models converted from GGUF or built for --smoke need no path)."""
+    import copy
+
+    ref = copy.deepcopy(model)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def _drop_ref_adapter(model):
+    """DPO adds a frozen "ref" copy of the LoRA adapter; it is not part of the result."""
+    cfg = getattr(model, "peft_config", None)
+    if isinstance(cfg, dict) and "ref" in cfg and len(cfg) > 1:
+        model.delete_adapter("ref")
+    return model
+
+
+def create(options: dict | None = None) -> ToneStrategy:
+    return ToneStrategy(options)
