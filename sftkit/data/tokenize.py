@@ -42,20 +42,32 @@ class Encoder:
         f = self.formatter
         if self.kind in ("text", "classification"):
             texts = batch["text"]
-            many = getattr(f, "encode_texts", None)
+            many = getattr(f, "encode_text_batch", None)
             return many(texts) if many else [f.encode_text(t) for t in texts]
         keys = list(batch)
         convs = [_messages_view({k: batch[k][i] for k in keys}, self.kind) for i in range(n)]
         many = getattr(f, "encode_messages_batch", None)
-        return many(convs) if many else [f.encode_messages(m) for m in convs]
+        if many is not None:
+            try:
+                return many(convs, errors="return")
+            except TypeError:  # a formatter whose batch method has no errors= option
+                return many(convs)
+        out = []
+        for m in convs:
+            try:
+                out.append(f.encode_messages(m))
+            except DataError as exc:
+                out.append({"input_ids": [], "labels": [], "error": str(exc)})
+        return out
 
     def __call__(self, batch: dict) -> dict:
         n = len(next(iter(batch.values())))
         encoded = self._encode_all(batch, n)
-        ids_out, labels_out, length, orig, trained = [], [], [], [], []
+        ids_out, labels_out, length, orig, trained, errors = [], [], [], [], [], []
         cut = self.max_length if (self.max_length and self.truncation == "truncate") else None
         for enc in encoded:
             ids, labels = enc["input_ids"], enc["labels"]
+            errors.append(enc.get("error") or "")
             orig.append(len(ids))
             if cut is not None and len(ids) > cut:
                 ids, labels = ids[:cut], labels[:cut]
@@ -63,7 +75,8 @@ class Encoder:
             labels_out.append(labels)
             length.append(len(ids))
             trained.append(sum(1 for x in labels if x != IGNORE_INDEX))
-        return {"input_ids": ids_out, "labels": labels_out, "length": length, "_orig_len": orig, "_trained": trained}
+        return {"input_ids": ids_out, "labels": labels_out, "length": length, "_orig_len": orig,
+                "_trained": trained, "_error": errors}
 
 
 def _fingerprint(ds, formatter, kind: str, max_length, truncation: str) -> str | None:
@@ -101,7 +114,8 @@ def tokenize_split(ds, formatter, kind: str, *, max_length: int | None, truncati
     if truncation not in ("truncate", "drop", "none"):
         raise DataError(f"truncation must be truncate, drop or none, got {truncation!r}", where="[dataset]")
     features = Features({**ds.features, "input_ids": List(Value("int32")), "labels": List(Value("int32")),
-                         "length": Value("int32"), "_orig_len": Value("int32"), "_trained": Value("int32")})
+                         "length": Value("int32"), "_orig_len": Value("int32"), "_trained": Value("int32"),
+                         "_error": Value("string")})
     fn = Encoder(formatter, kind, max_length, truncation)
     kwargs = dict(batched=True, batch_size=500, features=features, desc="Tokenizing",
                   new_fingerprint=_fingerprint(ds, formatter, kind, max_length, truncation))
@@ -118,6 +132,16 @@ def tokenize_split(ds, formatter, kind: str, *, max_length: int | None, truncati
     trained = np.asarray(table["_trained"], dtype=np.int64)
     keep = np.ones(len(orig), dtype=bool)
     dropped: dict = {}
+    import pyarrow.compute as pc
+
+    err_col = out.data.column("_error")
+    bad = pc.not_equal(err_col, "").to_numpy(zero_copy_only=False)
+    template_errors = []
+    if bad.any():
+        dropped["template_error"] = int(bad.sum())
+        keep &= ~bad
+        first = int(np.flatnonzero(bad)[0])
+        template_errors.append(f"{out[first].get('source')} row: {err_col[first].as_py()}")
     if max_length and truncation == "drop":
         too_long = orig > max_length
         if too_long.any():
@@ -128,9 +152,11 @@ def tokenize_split(ds, formatter, kind: str, *, max_length: int | None, truncati
         dropped["no_trained_tokens"] = int(few.sum())
         keep &= ~few
     stats = token_stats(orig, trained, keep, max_length=max_length, truncation=truncation, dropped=dropped)
+    if template_errors:
+        stats["template_errors"] = template_errors
     if not keep.all():
         out = out.select(np.flatnonzero(keep))
-    out = out.remove_columns(["_orig_len", "_trained"])
+    out = out.remove_columns(["_orig_len", "_trained", "_error"])
     return out, stats
 
 
@@ -165,6 +191,8 @@ def tokenize_bundle(bundle: DataBundle, formatter, *, max_length: int | None, tr
         fixes = []
         if "too_long" in tstats["dropped"]:
             fixes.append('raise training.max_length or set [dataset] truncation = "truncate"')
+        if "template_error" in tstats["dropped"]:
+            fixes.append(f"the template cannot render the rows ({tstats['template_errors'][0]})")
         if "no_trained_tokens" in tstats["dropped"]:
             fixes.append("check the template masks assistant turns, or lower [dataset] min_trained_tokens")
         raise DataError(f"no train rows left after tokenizing (dropped {why}; max_length {max_length})",

@@ -1,0 +1,140 @@
+"""``sftkit preview RECIPE``: render rows as the model will see them, trained tokens highlighted,
+then the data statistics (rows per source, dropped and skipped rows, token lengths, leakage).
+
+Loads the tokenizer only, never the model weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from sftkit.errors import DataError, SftkitError
+
+
+def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train", host=None) -> dict:
+    """Everything ``sftkit preview`` shows, as data: ``{"recipe", "split", "examples", "stats", "tokenizer"}``."""
+    from sftkit.data import load_data, tokenize_bundle
+    from sftkit.plugins import get_host
+    from sftkit.recipe import load_recipe
+
+    host = host or get_host()
+    recipe = load_recipe(recipe_path, list(overrides), host=host)
+    data = recipe.data
+    bundle = load_data(data, recipe.base_dir, host=host)
+    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir)
+    from sftkit.templates import make_formatter
+
+    formatter = make_formatter(data, host=host)
+    formatter.setup(tokenizer)
+    training = data.get("training") or {}
+    dataset_cfg = data.get("dataset") or {}
+    tb = tokenize_bundle(bundle, formatter, max_length=int(training.get("max_length", 512)),
+                         truncation=dataset_cfg.get("truncation", "truncate"),
+                         min_trained_tokens=int(dataset_cfg.get("min_trained_tokens", 1)))
+    ds = tb.train if split == "train" else tb.eval
+    if ds is None:
+        raise DataError("the recipe has no eval split",
+                        hint='set split = "eval" on a [[data]] entry, or [dataset] eval_fraction = 0.1')
+    examples = []
+    for i in range(min(n, len(ds))):
+        row = ds[i]
+        examples.append({"index": i, "source": row.get("source"), "input_ids": list(row["input_ids"]),
+                         "labels": list(row["labels"]), "length": int(row["length"])})
+    name = (data.get("recipe") or {}).get("name")
+    return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
+            "tokenizer": tokenizer}
+
+
+def _load_tokenizer(model_section: dict, base_dir: Path):
+    """The recipe model's tokenizer (no weights)."""
+    from sftkit.models import load_tokenizer
+
+    if not model_section.get("name"):
+        raise SftkitError("[model] name is missing", hint="name a hub id, a local model directory or a .gguf file")
+    return load_tokenizer(model_section, base_dir)
+
+
+def _use_color(choice: bool | None) -> bool:
+    if choice is not None:
+        return choice
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def render_text(result: dict, *, color: bool) -> str:
+    """The human-readable preview."""
+    from sftkit.api import IGNORE_INDEX
+    from sftkit.data.render import render_tokens
+    from sftkit.data.stats import format_stats
+
+    tok = result["tokenizer"]
+    out = []
+    legend = "trained tokens in green" if color else "trained tokens inside [[...]]"
+    out.append(f"Preview of {result['recipe']} ({result['split']} split, {result['rows']:,} rows; {legend})")
+    for ex in result["examples"]:
+        trained = sum(1 for x in ex["labels"] if x != IGNORE_INDEX)
+        out.append(f"\n--- example {ex['index'] + 1} · source {ex['source']} · {ex['length']} tokens, "
+                   f"{trained} trained ---")
+        out.append(render_tokens(tok, ex["input_ids"], ex["labels"], color=color))
+    out.append("")
+    out.append(format_stats(result["stats"], result["split"]))
+    return "\n".join(out)
+
+
+def render_json(result: dict) -> str:
+    """The machine-readable preview: examples with token ids, labels and masks, and the statistics."""
+    from sftkit.api import IGNORE_INDEX
+    from sftkit.data.render import render_tokens
+
+    tok = result["tokenizer"]
+    examples = []
+    for ex in result["examples"]:
+        examples.append({**ex, "mask": [0 if x == IGNORE_INDEX else 1 for x in ex["labels"]],
+                         "text": render_tokens(tok, ex["input_ids"], ex["labels"], color=False)})
+    doc = {"recipe": result["recipe"], "split": result["split"], "rows": result["rows"],
+           "examples": examples, "stats": result["stats"]}
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=_jsonable)
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+@click.command("preview")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-n", "n", type=click.IntRange(min=0), default=3, show_default=True, help="Examples to render.")
+@click.option("--split", type=click.Choice(["train", "eval"]), default="train", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people; json with token ids, labels and masks per example.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe key, e.g. --set training.max_length=256 (value parsed as TOML).")
+@click.option("--color/--no-color", default=None, help="Colour trained tokens (default: when writing to a terminal).")
+def preview(recipe, n, split, fmt, overrides, color):
+    """Render N rows of RECIPE's data as the model sees them, trained tokens highlighted, then
+    statistics: rows per source, dropped and skipped rows, token lengths against max_length,
+    truncation, share of trained tokens, duplicates and train/eval leakage."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        try:
+            import datasets
+
+            datasets.disable_progress_bars()
+        except ImportError:  # pragma: no cover
+            pass
+    try:
+        result = build_preview(recipe, overrides, n=n, split=split)
+    except SftkitError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    if fmt == "json":
+        click.echo(render_json(result))
+    else:
+        click.echo(render_text(result, color=_use_color(color)), color=_use_color(color))
