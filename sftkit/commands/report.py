@@ -1,0 +1,28 @@
+"""``sftkit report RUN_DIR``: re-render a run directory's report.html / report.md / loss.png."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sftkit.errors import SftkitError
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report(run_dir):
+    """Re-render RUN_DIR's report (report.html, report.md, loss.png) from its metrics.json,
+    train_log.jsonl and data_stats.json, with the installed plugins' sections."""
+    from sftkit.reporting import write_report
+
+    try:
+        result = write_report(run_dir)
+    except SftkitError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    for f in result["findings"]:
+        click.echo(f"{f['level']}: {f['title']} — {f['detail']} Fix: {f['fix']}")
+    click.echo(f"report: {result['html']}")
+    click.echo(f"markdown: {result['md']}")

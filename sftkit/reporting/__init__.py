@@ -1,0 +1,165 @@
+"""Run reports: ``report.html`` (self-contained), ``report.md`` and ``loss.png`` from a run directory.
+
+``write_report(run_dir)`` reads ``metrics.json`` (required), ``train_log.jsonl`` and
+``data_stats.json`` (optional), runs the health checks, asks plugins for extra sections
+(``sftkit_report_sections``) and writes the files. Re-running it re-renders the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import SftkitError
+
+__all__ = ["write_report", "read_log", "load_run_files"]
+
+
+def read_log(path: Path) -> list[dict]:
+    """Entries of a train_log.jsonl (unreadable lines are skipped)."""
+    entries = []
+    if not Path(path).exists():
+        return entries
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                entries.append(obj)
+    return entries
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except ValueError as exc:
+        raise SftkitError(f"{path}: not valid JSON ({exc})", hint="re-run the evaluation to rewrite it") from None
+
+
+def load_run_files(run_dir: Path) -> tuple[dict, list, dict]:
+    """(metrics, log_history, data_stats) of a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SftkitError(f"{run_dir}: no such run directory")
+    metrics = _read_json(run_dir / "metrics.json")
+    if not isinstance(metrics, dict):
+        raise SftkitError(f"{run_dir}: no metrics.json — not a finished run directory",
+                          hint="run `sftkit run RECIPE` or `sftkit eval RECIPE --model DIR` first")
+    return metrics, read_log(run_dir / "train_log.jsonl"), _read_json(run_dir / "data_stats.json", {}) or {}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8", errors="replace")
+    os.replace(tmp, path)
+
+
+def _run_context(run_dir: Path, host: Any) -> Any:
+    from ..api import RunContext
+
+    recipe: dict = {}
+    path = run_dir / "recipe.toml"
+    if path.exists():
+        try:
+            import tomllib
+
+            recipe = tomllib.loads(path.read_text(encoding="utf-8"))
+        except Exception:
+            recipe = {}
+    return RunContext(recipe=recipe, recipe_path=path if path.exists() else None, base_dir=run_dir,
+                      run_dir=run_dir, host=host)
+
+
+def plugin_sections(run: Any, metrics: dict, host: Any) -> list[tuple[str, str]]:
+    """Sections returned by every ``sftkit_report_sections`` implementation; a plugin that raises
+    or returns garbage gets a section saying so (the report is still written)."""
+    out: list[tuple[str, str]] = []
+    if host is None:
+        return out
+    caller = host.pm.hook.sftkit_report_sections
+    for impl in caller.get_hookimpls():
+        try:
+            result = impl.function(run=run, metrics=metrics)
+            for item in result or []:
+                title, md = item
+                out.append((str(title), str(md)))
+        except Exception as exc:
+            out.append((f"Plugin {impl.plugin_name}: section failed",
+                        f"The plugin's `sftkit_report_sections` raised {type(exc).__name__}: {exc}"))
+    return out
+
+
+def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: list[str] | None = None) -> dict:
+    """Write ``report.html``, ``report.md`` and ``loss.png`` into ``run_dir``.
+
+    Returns ``{"html": Path, "md": Path, "png": Path | None, "findings": [...], "sections": [titles]}``.
+    ``run`` (a RunContext) and ``train_texts`` (training completions, for the copying check) are
+    optional: without them the report is rebuilt from the files alone.
+    """
+    from . import health, plots, render
+
+    run_dir = Path(run_dir)
+    metrics, log, data_stats = load_run_files(run_dir)
+    if host is None:
+        host = getattr(run, "host", None)
+    if host is None:
+        from ..plugins import get_host
+
+        try:
+            host = get_host()
+        except Exception:
+            host = None
+    if run is None:
+        run = _run_context(run_dir, host)
+    if train_texts is None and getattr(run, "data", None) is not None:
+        train_texts = _train_texts(run.data)
+
+    png = None
+    try:
+        png = plots.loss_plot(log, run_dir / "loss.png")
+    except Exception as exc:  # a plotting problem must not cost the report
+        data_stats = {**data_stats, "_plot_error": str(exc)}
+    samples = [s for row in metrics.get("eval") or [] if row.get("name") not in ("judge",)
+               for s in row.get("samples") or []]
+    findings = health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
+                              eval_rows=metrics.get("eval") or [], train_texts=train_texts)
+    ctx = {
+        "metrics": metrics, "log": log, "data_stats": data_stats, "findings": findings,
+        "png_name": png.name if png else None, "png_b64": render.png_base64(png),
+        "model_name": (getattr(run, "recipe", None) or {}).get("model", {}).get("name"),
+        "plugin_sections": plugin_sections(run, metrics, host),
+    }
+    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    _atomic_write(md_path, render.render_markdown(ctx))
+    _atomic_write(html_path, render.render_html(ctx))
+    return {"html": html_path, "md": md_path, "png": png, "findings": findings,
+            "sections": [t for t, _m, _h in render.sections(ctx)]}
+
+
+def _train_texts(bundle: Any, limit: int = 2000) -> list[str]:
+    texts = []
+    ds = getattr(bundle, "train", None)
+    if ds is None:
+        return texts
+    for i, row in enumerate(ds):
+        if i >= limit:
+            break
+        msgs = row.get("messages") if isinstance(row, dict) else None
+        if msgs:
+            texts.extend(m.get("content", "") for m in msgs if m.get("role") == "assistant")
+        elif isinstance(row, dict) and row.get("completion"):
+            texts.append(row["completion"])
+        elif isinstance(row, dict) and row.get("chosen"):
+            texts.append(row["chosen"])
+        elif isinstance(row, dict) and isinstance(row.get("text"), str) and "label" not in row:
+            texts.append(row["text"])
+    return texts

@@ -1,0 +1,237 @@
+"""Training health: read the log (HF ``log_history`` entries), the data statistics, evaluation rows and
+sample generations, and say what looks wrong and what to change. Pure Python, no heavy import.
+
+Each finding is ``{"level": "warning"|"error"|"info", "code", "title", "detail", "fix"}``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Iterable
+
+FORMAT_EVALUATORS = ("json_valid", "regex")
+
+
+def _series(log: Iterable[dict], key: str) -> list[tuple[float, float]]:
+    out = []
+    for i, e in enumerate(log or []):
+        if not isinstance(e, dict) or key not in e or e[key] is None:
+            continue
+        try:
+            value = float(e[key])
+        except (TypeError, ValueError):
+            continue
+        out.append((float(e.get("step", i)), value))
+    return out
+
+
+def _finding(level: str, code: str, title: str, detail: str, fix: str) -> dict:
+    return {"level": level, "code": code, "title": title, "detail": detail, "fix": fix}
+
+
+def check_nan(train: list, grads: list) -> list[dict]:
+    bad = [s for s, v in train if not math.isfinite(v)] + [s for s, v in grads if not math.isfinite(v)]
+    if not bad:
+        return []
+    return [_finding("error", "nan", "Loss or gradient norm became NaN/inf",
+                     f"first at step {int(min(bad))}.",
+                     "Lower the learning rate (e.g. /10), keep max_grad_norm = 1.0, use bf16 rather than fp16, "
+                     "and check the data for empty or extremely long rows.")]
+
+
+def check_no_learning(train: list) -> list[dict]:
+    values = [v for _, v in train if math.isfinite(v)]
+    if len(values) < 4:
+        return []
+    k = max(1, len(values) // 4)
+    first, last = statistics.mean(values[:k]), statistics.mean(values[-k:])
+    if first <= 0:
+        return []
+    drop = (first - last) / first
+    if abs(drop) < 0.02:
+        return [_finding("warning", "no_learning", "The training loss did not move",
+                         f"train loss {first:.4g} at the start vs {last:.4g} at the end ({drop:+.1%}).",
+                         "Raise learning_rate (x3-x10; LoRA usually needs 1e-4..2e-4), train more steps, and check "
+                         "with `sftkit preview` that the answer tokens are trained (not all labels masked).")]
+    if last > first * 1.3:
+        return [_finding("error", "diverged", "The training loss went up",
+                         f"train loss {first:.4g} at the start vs {last:.4g} at the end.",
+                         "Lower learning_rate (/3-/10), add warmup (warmup_ratio = 0.1) and keep max_grad_norm = 1.0.")]
+    return []
+
+
+def check_overfitting(train: list, evals: list) -> list[dict]:
+    if len(evals) < 3:
+        return []
+    best_i = min(range(len(evals)), key=lambda i: evals[i][1])
+    best_step, best = evals[best_i]
+    last_step, last = evals[-1]
+    if best_i == len(evals) - 1 or last <= best * 1.03 + 1e-9:
+        return []
+    train_at_best = [v for s, v in train if s <= best_step]
+    train_after = [v for s, v in train if s > best_step]
+    if not train_at_best or not train_after or min(train_after) >= train_at_best[-1]:
+        return []
+    return [_finding("warning", "overfitting", "Overfitting: eval loss rises while train loss falls",
+                     f"eval loss was lowest ({best:.4g}) at step {int(best_step)} and rose to {last:.4g} at step "
+                     f"{int(last_step)}; train loss kept falling to {min(train_after):.4g}.",
+                     f"Stop earlier (max_steps ~ {int(best_step)}), lower the learning rate or epochs, add more "
+                     "(or more varied) data, or use a LoRA adapter / weight_decay.")]
+
+
+def check_memorisation(train: list, data_stats: dict | None, samples: list | None,
+                       train_texts: list[str] | None) -> list[dict]:
+    out = []
+    values = [v for _, v in train if math.isfinite(v)]
+    rows = _train_rows(data_stats)
+    if values and values[-1] < 0.05 and (rows is None or rows < 2000):
+        size = f"{rows} training rows" if rows is not None else "a small data set"
+        out.append(_finding("warning", "memorisation", "Likely memorisation: train loss near zero",
+                            f"final train loss {values[-1]:.3g} on {size}.",
+                            "Train fewer steps/epochs, lower the learning rate, add more data, and check the "
+                            "held-out eval loss and sample answers for copied training text."))
+    if samples and train_texts:
+        from ..evaluation.metrics import ngram_overlap
+
+        copied = []
+        refs = [t for t in train_texts if t][:5000]
+        for s in samples:
+            out_text = s.get("tuned") if "tuned" in s else s.get("output")
+            if not out_text or len(out_text.split()) < 12:
+                continue
+            best = max((ngram_overlap(out_text, r, 8) for r in refs), default=0.0)
+            if best >= 0.5:
+                copied.append(best)
+        if copied:
+            out.append(_finding("warning", "copying", "Generations copy training rows",
+                                f"{len(copied)} of {len(samples)} sample answers share >= 50% of their 8-word "
+                                f"sequences with a training completion (max {max(copied):.0%}).",
+                                "Reduce steps/epochs or learning rate, deduplicate and diversify the training data."))
+    return out
+
+
+def _train_rows(data_stats: dict | None) -> int | None:
+    if not data_stats:
+        return None
+    for key in ("train_rows", "train"):
+        if isinstance(data_stats.get(key), int):
+            return data_stats[key]
+    sources = data_stats.get("sources")
+    if isinstance(sources, dict) and sources:
+        try:
+            return sum(int(v.get("train", 0)) for v in sources.values())
+        except (TypeError, ValueError, AttributeError):
+            return None
+    return None
+
+
+def _spikes(series: list, factor: float, min_abs: float) -> list[tuple[float, float, float]]:
+    found = []
+    for i in range(3, len(series)):
+        window = [v for _, v in series[max(0, i - 5):i] if math.isfinite(v)]
+        if len(window) < 3:
+            continue
+        ref = statistics.median(window)
+        step, value = series[i]
+        if math.isfinite(value) and value > ref * factor and value - ref > min_abs:
+            found.append((step, value, ref))
+    return found
+
+
+def check_spikes(train: list, grads: list) -> list[dict]:
+    out = []
+    loss_spikes = _spikes(train, 1.5, 0.3)
+    if loss_spikes:
+        steps = ", ".join(str(int(s)) for s, _, _ in loss_spikes[:5])
+        s, v, ref = loss_spikes[0]
+        out.append(_finding("warning", "loss_spike", "Loss spikes",
+                            f"{len(loss_spikes)} spike(s) at step(s) {steps} (e.g. {v:.3g} vs ~{ref:.3g} before).",
+                            "Lower the learning rate or add warmup; look at the rows trained at those steps "
+                            "(very long or malformed rows are common causes)."))
+    grad_spikes = _spikes(grads, 5.0, 1.0)
+    if grad_spikes:
+        steps = ", ".join(str(int(s)) for s, _, _ in grad_spikes[:5])
+        s, v, ref = grad_spikes[0]
+        out.append(_finding("warning", "grad_spike", "Gradient-norm spikes",
+                            f"{len(grad_spikes)} spike(s) at step(s) {steps} (e.g. {v:.3g} vs ~{ref:.3g} before).",
+                            "Keep max_grad_norm = 1.0 (clipping), lower the learning rate, add warmup."))
+    return out
+
+
+def _shape(text: str) -> str:
+    t = (text or "").strip()
+    if not t:
+        return "empty"
+    if t.startswith("```"):
+        return "code block"
+    if t[0] in "{[":
+        return "json"
+    if t.lstrip().startswith(("- ", "* ", "1.", "1)")):
+        return "list"
+    return "prose"
+
+
+def check_format(eval_rows: list | None, samples: list | None) -> list[dict]:
+    out = []
+    for row in eval_rows or []:
+        if row.get("name") not in FORMAT_EVALUATORS:
+            continue
+        value = row.get("tuned")
+        if isinstance(value, (int, float)) and 0.2 <= value <= 0.8:
+            out.append(_finding("warning", "format", "Inconsistent output format",
+                                f"{row['label']}.{row.get('primary')} = {value:.2f}: the model follows the "
+                                "format only part of the time.",
+                                "Make every training answer use the same format, train more steps, state the "
+                                "format in the system prompt, and check the template with `sftkit preview`."))
+    outputs = [s.get("tuned") if "tuned" in s else s.get("output") for s in samples or []]
+    outputs = [o for o in outputs if isinstance(o, str)]
+    if len(outputs) >= 5:
+        shapes: dict[str, int] = {}
+        for o in outputs:
+            shapes[_shape(o)] = shapes.get(_shape(o), 0) + 1
+        top = max(shapes.values())
+        structured = {k for k in shapes if k in ("json", "code block", "list")}
+        if structured and top / len(outputs) < 0.7 and len(shapes) > 1:
+            mix = ", ".join(f"{k} {v}" for k, v in sorted(shapes.items(), key=lambda kv: -kv[1]))
+            out.append(_finding("warning", "mixed_formats", "Mixed output formats across samples",
+                                f"sample answers are {mix}.",
+                                "Use one answer format in the training data (or say which in the prompt) and "
+                                "add a format evaluator (json_valid / regex) with a min gate."))
+    return out
+
+
+def check_data(data_stats: dict | None) -> list[dict]:
+    out = []
+    if not data_stats:
+        return out
+    leak = (data_stats.get("leakage") or {}).get("exact")
+    if isinstance(leak, int) and leak > 0:
+        out.append(_finding("warning", "leakage", "Eval rows also appear in the training data",
+                            f"{leak} eval row(s) are exact copies of training rows; eval metrics are optimistic.",
+                            "Deduplicate across splits ([dataset] dedupe = true) or hold out different rows."))
+    truncated, total = data_stats.get("truncated"), _train_rows(data_stats)
+    if isinstance(truncated, int) and truncated and total and truncated / total > 0.1:
+        out.append(_finding("info", "truncation", "Many rows were truncated",
+                            f"{truncated} of {total} training rows exceeded training.max_length.",
+                            "Raise training.max_length, or set [dataset] truncation = \"drop\"."))
+    return out
+
+
+def analyze(log_history: list | None, data_stats: dict | None = None, samples: list | None = None, *,
+            eval_rows: list | None = None, train_texts: list[str] | None = None) -> list[dict]:
+    """Findings for a run: overfitting, no learning / divergence, memorisation and copying, loss and
+    gradient-norm spikes, inconsistent output formats, data problems. A healthy run gives []."""
+    log = [e for e in (log_history or []) if isinstance(e, dict)]
+    train = _series([e for e in log if "eval_loss" not in e and "train_runtime" not in e], "loss")
+    evals = _series(log, "eval_loss")
+    grads = _series(log, "grad_norm")
+    findings: list[dict] = []
+    findings += check_nan(train, grads)
+    findings += check_no_learning(train)
+    findings += check_overfitting(train, evals)
+    findings += check_memorisation(train, data_stats, samples, train_texts)
+    findings += check_spikes(train, grads)
+    findings += check_format(eval_rows, samples)
+    findings += check_data(data_stats)
+    return findings

@@ -1,0 +1,316 @@
+"""report.md and report.html (self-contained: CSS inline, the loss curve PNG as base64, no external URL)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+MAX_SAMPLES = 8
+MAX_CHARS = 1500
+
+
+def fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+            return f"{x:.3e}"
+        return f"{x:.4f}".rstrip("0").rstrip(".") if abs(x) < 1000 else f"{x:,.1f}"
+    return str(x)
+
+
+def fmt_delta(row: dict) -> str:
+    d = row.get("delta")
+    if d is None:
+        return "–"
+    arrow = {True: " ▲ better", False: " ▼ worse", None: ""}[row.get("improved")]
+    return f"{'+' if d > 0 else ''}{fmt(d)}{arrow}"
+
+
+def gate_text(row: dict) -> str:
+    gate = row.get("gate") or {}
+    limits = [f"{k} {fmt(gate[k])}" for k in ("min", "max", "max_regression") if gate.get(k) is not None]
+    if not limits and gate.get("passed", True) and not gate.get("failures"):
+        return ""
+    verdict = "PASS" if gate.get("passed", True) else "FAIL"
+    return f"{verdict}" + (f" ({', '.join(limits)})" if limits else "")
+
+
+def clip(text: Any, n: int = MAX_CHARS) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= n else text[:n] + f"… [{len(text) - n} more characters]"
+
+
+# ---------------------------------------------------------------------------- the model of the report
+def sections(ctx: dict) -> list[tuple[str, str, str]]:
+    """(title, markdown, html) of every section, shared by both renderers."""
+    out = [("Summary", *_summary(ctx))]
+    out.append(("Training", *_training(ctx)))
+    out.append(("Evaluation: before / after", *_evaluation(ctx)))
+    out.append(("Sample generations", *_samples(ctx)))
+    out.append(("Training health", *_health(ctx)))
+    out.append(("Data", *_data(ctx)))
+    for title, md in ctx.get("plugin_sections", []):
+        out.append((title, md, markdown_to_html(md)))
+    return out
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    def cell(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", "<br>")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(headers: list[str], rows: list[list[str]], classes: list[list[str]] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, r in enumerate(rows):
+        cells = []
+        for j, c in enumerate(r):
+            cls = classes[i][j] if classes and classes[i][j] else ""
+            cells.append(f"<td{f' class={cls!r}' if cls else ''}>{html.escape(str(c))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _summary(ctx: dict) -> tuple[str, str]:
+    m = ctx["metrics"]
+    gates = m.get("gates") or {}
+    failures = gates.get("failures") or []
+    facts = [("recipe", m.get("recipe")), ("strategy", m.get("strategy")), ("model", ctx.get("model_name")),
+             ("evaluated model", m.get("model_dir")), ("smoke run", m.get("smoke") or None)]
+    facts = [(k, v) for k, v in facts if v not in (None, "")]
+    md = "\n".join(f"- **{k}**: {v}" for k, v in facts)
+    verdict = "all gates passed" if not failures else f"{len(failures)} gate(s) FAILED"
+    md += f"\n\n**Gates: {verdict}**\n" + "".join(f"\n- {f}" for f in failures)
+    h = "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts) + "</ul>"
+    cls = "ok" if not failures else "bad"
+    h += f"<p class='banner {cls}'>Gates: {html.escape(verdict)}</p>"
+    if failures:
+        h += "<ul>" + "".join(f"<li class='bad'>{html.escape(f)}</li>" for f in failures) + "</ul>"
+    return md, h
+
+
+def _training(ctx: dict) -> tuple[str, str]:
+    train = (ctx["metrics"].get("train") or {})
+    keys = [k for k, v in train.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    rows = [[k, fmt(train[k])] for k in keys[:30]]
+    md, h = "", ""
+    if ctx.get("png_name"):
+        md += f"![loss curves]({ctx['png_name']})\n\n"
+    if ctx.get("png_b64"):
+        h += f"<img alt='loss curves' src='data:image/png;base64,{ctx['png_b64']}'>"
+    elif not ctx.get("log"):
+        md += "_No training log (train_log.jsonl) — the model was trained elsewhere._\n\n"
+        h += "<p><i>No training log (train_log.jsonl) — the model was trained elsewhere.</i></p>"
+    if rows:
+        md += _md_table(["metric", "value"], rows)
+        h += _html_table(["metric", "value"], rows)
+    return md, h
+
+
+def _evaluation(ctx: dict) -> tuple[str, str]:
+    rows = ctx["metrics"].get("eval") or []
+    if not rows:
+        return "_No [[eval]] tables in the recipe._", "<p><i>No [[eval]] tables in the recipe.</i></p>"
+    headers = ["evaluator", "metric", "base", "tuned", "delta", "gate"]
+    table, classes = [], []
+    notes_md, notes_h = [], []
+    for r in rows:
+        errs = r.get("errors") or {}
+        base = fmt(r.get("base")) if not errs.get("base") else "error"
+        tuned = fmt(r.get("tuned")) if not errs.get("tuned") else "error"
+        gate = gate_text(r)
+        table.append([r.get("label", ""), r.get("primary", ""), base, tuned, fmt_delta(r), gate])
+        classes.append(["", "", "", "", "good" if r.get("improved") else ("bad" if r.get("improved") is False else ""),
+                        "bad" if gate.startswith("FAIL") else ("good" if gate.startswith("PASS") else "")])
+        for side, e in errs.items():
+            if e:
+                notes_md.append(f"- **{r.get('label')}** ({side}): {e}")
+                notes_h.append(f"<li><b>{html.escape(str(r.get('label')))}</b> ({side}): {html.escape(str(e))}</li>")
+        extra = [(k, v) for k, v in (r.get("metrics") or {}).items() if k != r.get("primary")]
+        if extra:
+            sub = [[k, fmt(v.get("base")), fmt(v.get("tuned")), fmt(v.get("delta"))] for k, v in extra[:40]]
+            notes_md.append(f"\n<details><summary>{r.get('label')}: all metrics</summary>\n\n"
+                            + _md_table(["metric", "base", "tuned", "delta"], sub) + "\n\n</details>\n")
+            notes_h.append(f"<details><summary>{html.escape(str(r.get('label')))}: all metrics</summary>"
+                           + _html_table(["metric", "base", "tuned", "delta"], sub) + "</details>")
+        for side, det in (r.get("details") or {}).items():
+            cm = (det or {}).get("confusion_matrix") if isinstance(det, dict) else None
+            if cm and cm.get("labels"):
+                hdr = ["gold \\ predicted"] + list(cm["labels"])
+                body = [[lab] + [str(x) for x in line] for lab, line in zip(cm["labels"], cm["matrix"])]
+                notes_md.append(f"\nConfusion matrix of {r.get('label')} ({side}):\n\n" + _md_table(hdr, body) + "\n")
+                notes_h.append(f"<p>Confusion matrix of {html.escape(str(r.get('label')))} ({side})</p>"
+                               + _html_table(hdr, body))
+    md = _md_table(headers, table)
+    h = _html_table(headers, table, classes)
+    if notes_md:
+        md += "\n\n" + "\n".join(notes_md)
+        h += "<ul class='plain'>" + "".join(x if x.startswith("<li") else f"<li>{x}</li>" for x in notes_h) + "</ul>"
+    return md, h
+
+
+def _samples(ctx: dict) -> tuple[str, str]:
+    md_parts, h_parts = [], []
+    for r in ctx["metrics"].get("eval") or []:
+        samples = r.get("samples") or []
+        if not samples:
+            continue
+        md_parts.append(f"### {r.get('label')}\n")
+        h_parts.append(f"<h3>{html.escape(str(r.get('label')))}</h3>")
+        for s in samples[:MAX_SAMPLES]:
+            fields = [("prompt", s.get("prompt"))]
+            if s.get("expected") is not None:
+                fields.append(("expected", s.get("expected")))
+            for side in ("base", "tuned"):
+                if side in s:
+                    score = s.get(f"{side}_score")
+                    fields.append((side + (f" (score {fmt(score)})" if score is not None else ""), s.get(side)))
+            if "output" in s and "tuned" not in s:
+                fields.append(("output", s.get("output")))
+            for key in ("verdict", "reason"):
+                if s.get(key) is not None:
+                    fields.append((key, s.get(key)))
+            md_parts.append("\n".join(f"**{k}**:\n\n```\n{clip(v).replace('```', '` ` `')}\n```" for k, v in fields) + "\n\n---\n")
+            h_parts.append("<div class='sample'>" + "".join(
+                f"<div class='f'><span class='k'>{html.escape(k)}</span><pre>{html.escape(clip(v))}</pre></div>"
+                for k, v in fields) + "</div>")
+    if not md_parts:
+        return "_No sample generations._", "<p><i>No sample generations.</i></p>"
+    return "\n".join(md_parts), "".join(h_parts)
+
+
+def _health(ctx: dict) -> tuple[str, str]:
+    findings = ctx.get("findings") or []
+    if not findings:
+        note = "No problems found in the training log, data statistics and samples."
+        return note, f"<p class='ok'>{note}</p>"
+    md = "\n".join(f"- **[{f['level']}] {f['title']}** — {f['detail']} _Fix:_ {f['fix']}" for f in findings)
+    h = "<ul class='plain'>" + "".join(
+        f"<li class='finding {html.escape(f['level'])}'><b>[{html.escape(f['level'])}] {html.escape(f['title'])}</b>"
+        f" — {html.escape(f['detail'])}<br><i>Fix:</i> {html.escape(f['fix'])}</li>" for f in findings) + "</ul>"
+    return md, h
+
+
+def _data(ctx: dict) -> tuple[str, str]:
+    data = dict(ctx["metrics"].get("data") or {})
+    stats = ctx.get("data_stats") or {}
+    facts = [(k, data[k]) for k in ("kind", "train_rows", "eval_rows", "duplicates") if data.get(k) is not None]
+    if stats.get("duplicates") is not None and "duplicates" not in data:
+        facts.append(("duplicates", stats["duplicates"]))
+    leak = (stats.get("leakage") or {}).get("exact")
+    if leak is not None:
+        facts.append(("eval rows leaked into train (exact)", leak))
+    tok = stats.get("tokens") or {}
+    for k in ("trained_tokens", "total_tokens", "truncated", "no_trained_rows"):
+        if isinstance(tok, dict) and tok.get(k) is not None:
+            facts.append((k, tok[k]))
+    for key in ("dropped", "skipped"):
+        d = data.get(key) or stats.get(key)
+        if isinstance(d, dict) and d:
+            facts.append((key, ", ".join(f"{k}: {v}" for k, v in d.items())))
+    md = "\n".join(f"- **{k}**: {fmt(v)}" for k, v in facts) or "_No data statistics._"
+    h = "<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(fmt(v))}</li>" for k, v in facts) + "</ul>"
+    sources = stats.get("sources") or {}
+    if isinstance(sources, dict) and sources:
+        rows = [[name, fmt(v.get("rows")), fmt(v.get("train")), fmt(v.get("eval"))]
+                for name, v in sources.items() if isinstance(v, dict)]
+        md += "\n\n" + _md_table(["source", "rows", "train", "eval"], rows)
+        h += _html_table(["source", "rows", "train", "eval"], rows)
+    return md, h
+
+
+def markdown_to_html(md: str) -> str:
+    """A small, safe Markdown subset (headings, lists, code blocks, paragraphs, **bold**, `code`)."""
+    out, para, in_list, in_code, code = [], [], False, False, []
+
+    def inline(text: str) -> str:
+        t = html.escape(text)
+        t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+
+    def flush():
+        nonlocal para, in_list
+        if para:
+            out.append("<p>" + inline(" ".join(para)) + "</p>")
+            para = []
+        if in_list:
+            out.append("</ul>")
+            in_list = False
+
+    for line in (md or "").splitlines():
+        if line.strip().startswith("```"):
+            if in_code:
+                out.append("<pre>" + html.escape("\n".join(code)) + "</pre>")
+                code, in_code = [], False
+            else:
+                flush()
+                in_code = True
+            continue
+        if in_code:
+            code.append(line)
+        elif re.match(r"^#{1,6} ", line):
+            flush()
+            level = min(6, len(line) - len(line.lstrip("#")) + 2)
+            out.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
+        elif re.match(r"^\s*[-*] ", line):
+            if para:
+                out.append("<p>" + inline(" ".join(para)) + "</p>")
+                para = []
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append("<li>" + inline(re.sub(r"^\s*[-*] ", "", line)) + "</li>")
+        elif not line.strip():
+            flush()
+        else:
+            para.append(line.strip())
+    if in_code:
+        out.append("<pre>" + html.escape("\n".join(code)) + "</pre>")
+    flush()
+    return "\n".join(out)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{border-bottom:2px solid #444;padding-bottom:.2em}h2{border-bottom:1px solid #ccc;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.good{color:#176f2c}td.bad,li.bad,.finding.error{color:#a00}
+.banner{padding:.5em 1em;font-weight:bold;border-radius:4px}.banner.ok{background:#e6f4ea}.banner.bad{background:#fde7e7}
+p.ok{color:#176f2c}.finding.warning{color:#8a5a00}ul.plain{padding-left:1.2em}
+img{max-width:100%;border:1px solid #ddd}
+.sample{border:1px solid #ddd;border-radius:4px;margin:.6em 0;padding:.4em .8em;background:#fafafa}
+.sample .k{font-weight:bold;font-size:.9em;color:#555}pre{white-space:pre-wrap;word-break:break-word;margin:.2em 0 .6em;background:#fff;padding:.3em;border:1px solid #eee}
+"""
+
+
+def render_markdown(ctx: dict) -> str:
+    title = f"sftkit report: {ctx['metrics'].get('recipe', '')}"
+    parts = [f"# {title}\n"]
+    for name, md, _h in sections(ctx):
+        parts.append(f"## {name}\n\n{md}\n")
+    return "\n".join(parts)
+
+
+def render_html(ctx: dict) -> str:
+    title = html.escape(f"sftkit report: {ctx['metrics'].get('recipe', '')}")
+    body = [f"<h1>{title}</h1>"]
+    for name, _md, h in sections(ctx):
+        body.append(f"<section><h2>{html.escape(name)}</h2>{h}</section>")
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def png_base64(path: Path | None) -> str | None:
+    if path is None or not Path(path).exists():
+        return None
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
