@@ -32,10 +32,11 @@ def recipe_header(path: Path) -> tuple[str, str]:
     return name, description.strip()
 
 
-def shipped_recipes(directory: Path = RECIPES_DIR) -> list[tuple[str, str, str]]:
-    """``(name, package:// path, description)`` for every ``*.toml`` in ``directory``, by file name."""
+def shipped_recipes(directory: Path | None = None) -> list[tuple[str, str, str]]:
+    """``(name, package:// path, description)`` for every ``*.toml`` in ``directory`` (default: the
+    ``sftkit/recipes`` folder), by file name."""
     found = []
-    for path in sorted(directory.glob("*.toml")):
+    for path in sorted(Path(directory or RECIPES_DIR).glob("*.toml")):
         name, description = recipe_header(path)
         found.append((name, f"package://sftkit/recipes/{path.name}", description))
     return found
