@@ -180,7 +180,7 @@ def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool
 
     host = make_host(builtins=True, entry_points=False, extra=((name, plugin),))
     info = next(p for p in host.plugins if p.name == name)
-    if info.error:
+    if info.error and not host.pm.is_registered(plugin):
         return problems + [f"plugin {name!r} does not load: {info.error}"]
     if not info.hooks:
         problems.append(f"plugin {name!r} implements no sftkit hook")
