@@ -254,9 +254,16 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
     _require_file(path)
     if field is None and _first_byte(path) != b"[":
         try:
-            return read_jsonl(path, encoding=encoding, on_error="error", max_rows=max_rows)
+            raw = read_jsonl(path, encoding=encoding, on_error="error", max_rows=max_rows)
         except DataError:
             pass  # one object over several lines: read it whole below
+        else:
+            if len(raw.dataset) == 1:  # one object holding the rows in a field?
+                lists = [k for k, v in raw.dataset[0].items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+                if lists and not any(k in ("messages", "conversations", "chosen", "rejected", "prompt") for k in lists):
+                    raise DataError("the file holds one JSON object, not a list of rows", where=str(path),
+                                    hint=f'set field = "{lists[0]}"')
+            return raw
     from datasets import Dataset
 
     try:
@@ -334,6 +341,15 @@ def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str] | None
     return None
 
 
+def _line_of_text(path: Path, encoding: str, text: str) -> int | None:
+    want = text.rstrip("\r\n")
+    with _open_binary(path) as f:
+        for line_no, line in enumerate(f, start=1):
+            if line.decode(encoding, "replace").rstrip("\r\n") == want:
+                return line_no
+    return None
+
+
 def read_csv(path: Path, *, encoding: str = "utf-8", delimiter: str | None = None,
              on_error: str = "error", max_rows: int | None = None) -> RawRows:
     """CSV/TSV with a header row; every column is read as a string. Streamed through Arrow."""
@@ -349,14 +365,14 @@ def read_csv(path: Path, *, encoding: str = "utf-8", delimiter: str | None = Non
 
         skipped: dict = {}
 
-        def invalid_row(row):
+        first_bad: list = []
+
+        def invalid_row(row):  # exceptions raised here are swallowed by Arrow: remember and stop
             if on_error == "skip":
                 _bump(skipped, "wrong number of columns")
                 return "skip"
-            where = f"{path}:{row.number}" if row.number else str(path)
-            raise DataError(f"row has {row.actual_columns} columns, the header has {row.expected_columns} "
-                            f"({', '.join(names)}): {row.text[:80]!r}", where=where,
-                            hint="quote fields that contain the delimiter, or set delimiter = ...")
+            first_bad.append((row.actual_columns, row.expected_columns, row.text, row.number))
+            return "error"
 
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -367,14 +383,22 @@ def read_csv(path: Path, *, encoding: str = "utf-8", delimiter: str | None = Non
         conv = pcsv.ConvertOptions(column_types=schema, strings_can_be_null=False, quoted_strings_can_be_null=False)
         sink = open_sink(schema)
         try:
-            reader = pcsv.open_csv(_open_binary(path), read_options=read, parse_options=parse, convert_options=conv)
-            for batch in reader:
-                sink.write(pa.Table.from_batches([batch]))
-                if max_rows is not None and sink.rows >= max_rows:
-                    break
+            with _open_binary(path) as stream:
+                reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=conv)
+                for batch in reader:
+                    sink.write(pa.Table.from_batches([batch]))
+                    if max_rows is not None and sink.rows >= max_rows:
+                        break
         except DataError:
             raise
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if first_bad:
+                actual, expected, text, number = first_bad[0]
+                number = number or _line_of_text(path, encoding, text)
+                raise DataError(f"row has {actual} columns, the header has {expected} ({', '.join(names)}): "
+                                f"{text[:80]!r}", where=f"{path}:{number}" if number else str(path),
+                                hint='quote fields that contain the delimiter, set delimiter = ..., '
+                                     'or on_error = "skip"') from None
             bad = _first_undecodable_line(path, encoding)
             if bad:
                 raise DataError(f"text is not valid {encoding} (byte 0x{bad[1]})", where=f"{path}:{bad[0]}",
