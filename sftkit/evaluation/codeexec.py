@@ -70,7 +70,7 @@ def _main():
         setattr(shutil, name, _blocked("shutil." + name))
     for name in ("Popen", "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"):
         setattr(subprocess, name, _blocked("subprocess." + name))
-    for mod in ("_posixsubprocess", "ctypes", "_ctypes", "multiprocessing", "resource", "pty"):
+    for mod in ("_posixsubprocess", "ctypes", "_ctypes", "multiprocessing", "resource", "pty", "_socket"):
         sys.modules[mod] = None
     builtins.help = None
     import io, contextlib

@@ -24,7 +24,7 @@ def clean_text(text: Any) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", errors="replace").decode("utf-8")
+        return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
 
 
 def has_invalid_utf8(text: str) -> bool:
