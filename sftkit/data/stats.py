@@ -10,16 +10,19 @@ def length_histogram(lengths, max_length: int | None, bins: int = HIST_BINS) -> 
     import numpy as np
 
     lengths = np.asarray(lengths, dtype=np.int64)
-    top = int(max_length) if max_length else int(lengths.max() if len(lengths) else 1)
-    top = max(top, 1)
+    seen = int(lengths.max()) if len(lengths) else 1
+    top = int(max_length) if max_length else seen
+    if seen < top / 2:  # short rows: spread the bins over what is there, not over max_length
+        top = -(-seen // bins) * bins
+    top = max(top, bins)
     edges = np.unique(np.linspace(0, top, bins + 1).round().astype(np.int64))
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         first = lo + 1 if lo else 0
         n = int(((lengths >= first) & (lengths <= hi)).sum())
         out.append({"lo": int(first), "hi": int(hi), "count": n})
-    over = int((lengths > top).sum())
-    out.append({"lo": top + 1, "hi": None, "count": over})
+    limit = int(max_length) if max_length else top
+    out.append({"lo": limit + 1, "hi": None, "count": int((lengths > limit).sum())})
     return out
 
 

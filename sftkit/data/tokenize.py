@@ -193,7 +193,9 @@ def tokenize_bundle(bundle: DataBundle, formatter, *, max_length: int | None, tr
             fixes.append('raise training.max_length or set [dataset] truncation = "truncate"')
         if "template_error" in tstats["dropped"]:
             fixes.append(f"the template cannot render the rows ({tstats['template_errors'][0]})")
-        if "no_trained_tokens" in tstats["dropped"]:
+        if "no_trained_tokens" in tstats["dropped"] and tstats["truncated"]:
+            fixes.append("raise training.max_length: truncation cut off the trained answers")
+        elif "no_trained_tokens" in tstats["dropped"]:
             fixes.append("check the template masks assistant turns, or lower [dataset] min_trained_tokens")
         raise DataError(f"no train rows left after tokenizing (dropped {why}; max_length {max_length})",
                         hint="; ".join(fixes) or None)

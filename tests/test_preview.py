@@ -1,0 +1,125 @@
+"""`sftkit preview`: rendered examples with trained tokens marked, statistics, JSON output, errors."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFTKIT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from sftkit.tiny import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", chat_template=CHATML)
+
+
+def make_recipe(tmp_path, model_dir, extra=""):
+    rows = [{"prompt": f"What is {i} plus {i}?", "completion": f"It is {2 * i}."} for i in range(12)]
+    rows.append(rows[0])  # one duplicate
+    (tmp_path / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "eval.jsonl").write_text(json.dumps(rows[1]) + "\n" + json.dumps(
+        {"prompt": "Something new?", "completion": "Yes."}) + "\n")
+    path = tmp_path / "recipe.toml"
+    path.write_text(f"""
+[recipe]
+name = "preview-test"
+[model]
+name = "{model_dir}"
+[[data]]
+source = "jsonl"
+path = "answers.jsonl"
+[[data]]
+source = "jsonl"
+path = "eval.jsonl"
+split = "eval"
+[template]
+formatter = "chat"
+[strategy]
+name = "instruction"
+[training]
+max_length = 64
+{extra}
+""")
+    return path
+
+
+def invoke(*args):
+    from sftkit.cli import cli, load_plugin_commands
+
+    load_plugin_commands()
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_text_preview_marks_trained_tokens_and_shows_statistics(tmp_path, model_dir):
+    result = invoke("preview", str(make_recipe(tmp_path, model_dir)), "-n", "2")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "\x1b[" not in out  # not a terminal: plain markers
+    assert "--- example 1 · source jsonl:answers.jsonl" in out
+    assert "<|im_start|>assistant\n[[It is" in out and "<|im_end|>" in out
+    assert "--- example 3" not in out
+    assert "Data: kind messages, train 12 rows, eval 2 rows" in out
+    assert "jsonl:answers.jsonl [prompt_completion, split auto]: 13 usable of 13 read -> train 12, eval 0" in out
+    assert "Duplicates removed: 1" in out
+    assert "Leakage (eval prompts also in train): 1" in out
+    assert "Tokens (train, max_length 64):" in out and "Token lengths:" in out
+
+
+def test_preview_colour_option_uses_ansi(tmp_path, model_dir):
+    result = invoke("preview", str(make_recipe(tmp_path, model_dir)), "-n", "1", "--color")
+    assert result.exit_code == 0, result.output
+    assert "\x1b[1;32m" in result.output and "[[" not in result.output
+
+
+def test_json_preview_has_ids_labels_and_masks(tmp_path, model_dir):
+    result = invoke("preview", str(make_recipe(tmp_path, model_dir)), "-n", "3", "--format", "json",
+                    "--split", "eval")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["split"] == "eval" and doc["rows"] == 2 and len(doc["examples"]) == 2
+    ex = doc["examples"][0]
+    assert len(ex["input_ids"]) == len(ex["labels"]) == len(ex["mask"]) == ex["length"]
+    assert ex["mask"] == [0 if x == -100 else 1 for x in ex["labels"]]
+    assert 0 < sum(ex["mask"]) < len(ex["mask"])
+    assert "[[" in ex["text"]
+    st = doc["stats"]
+    assert st["leakage"]["exact"] == 1 and st["duplicates"] == 1
+    assert st["eval_tokens"]["rows"] == 2 and st["truncated"] == 0
+
+
+def test_set_override_and_truncation_stats(tmp_path, model_dir):
+    path = str(make_recipe(tmp_path, model_dir))
+    result = invoke("preview", path, "-n", "0", "--format", "json", "--set", "training.max_length=22")
+    assert result.exit_code == 0, result.output
+    st = json.loads(result.output)["stats"]
+    assert st["max_length"] == 22 and st["truncated"] == 12 and st["no_trained_rows"] == 0
+    result = invoke("preview", path, "--set", "training.max_length=12")
+    assert result.exit_code == 1
+    assert "no train rows left after tokenizing (dropped no_trained_tokens: 12; max_length 12)" in result.output
+    assert "raise training.max_length" in result.output
+
+
+def test_data_error_is_one_line_with_exit_code(tmp_path, model_dir):
+    path = make_recipe(tmp_path, model_dir)
+    (tmp_path / "answers.jsonl").write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": \n')
+    result = invoke("preview", str(path))
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "answers.jsonl:2: not valid JSON" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_missing_eval_split_is_an_error(tmp_path, model_dir):
+    path = make_recipe(tmp_path, model_dir)
+    text = path.read_text().replace('split = "eval"', 'split = "train"')
+    path.write_text(text)
+    result = invoke("preview", str(path), "--split", "eval")
+    assert result.exit_code == 1 and "the recipe has no eval split" in result.output
