@@ -217,6 +217,10 @@ def _report(run_dir: Path, say) -> None:
         say(f"warning: the report could not be written: {type(exc).__name__}: {exc}")
 
 
+def _num(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def summary_lines(outcome: RunOutcome) -> list[str]:
     """A short human summary of a finished run."""
     t = outcome.metrics.get("train", {})
@@ -236,7 +240,8 @@ def summary_lines(outcome: RunOutcome) -> list[str]:
         parts.append(f"eval accuracy {float(t['eval_accuracy']):.3f}")
     lines.append(", ".join(parts))
     for row in outcome.metrics.get("eval", []):
-        lines.append(f"eval {row.get('label')}: base {row.get('base')} → tuned {row.get('tuned')}")
+        lines.append(f"eval {row.get('label')}: base {_num(row.get('base'))} → tuned {_num(row.get('tuned'))}"
+                     + ("" if (row.get("gate") or {}).get("passed", True) else "  (gate failed)"))
     lines.append(f"saved: {t.get('model_dir') or outcome.run_dir / 'model'} ({t.get('saved', 'model')})")
     lines.append(f"run directory: {outcome.run_dir}")
     return lines

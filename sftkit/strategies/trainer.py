@@ -53,6 +53,9 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     t = dict(run.training)
     kwargs: dict = {k: t[k] for k in PASSTHROUGH if t.get(k) is not None}
     kwargs.setdefault("gradient_checkpointing", False)
+    cls = config_cls or TrainingArguments
+    if "activation_checkpointing" in getattr(cls, "__dataclass_fields__", {}):  # transformers >= 5 name
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     if kwargs.get("max_steps") is None:
         kwargs["max_steps"] = -1
     warmup = t.get("warmup_steps")
@@ -86,7 +89,6 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     if has_eval and eval_steps:
         kwargs["eval_steps"] = int(eval_steps)
     kwargs.update(extra)
-    cls = config_cls or TrainingArguments
     return cls(**kwargs)
 
 
