@@ -119,6 +119,7 @@ def test_recipe_extends_the_shipped_one_by_name(sftkit_host, tmp_path):
     assert Path(glossary).is_file() and Path(glossary).name == "glossary.md"
 
 
+# [docs:run]
 def test_copied_recipe_runs_two_steps(sftkit_cli, sftkit_run, sftkit_tiny_model, tmp_path):
     copied = sftkit_cli("recipes", "copy", "medical-domain", tmp_path / "med")
     assert copied.exit_code == 0, copied.output
@@ -129,3 +130,4 @@ def test_copied_recipe_runs_two_steps(sftkit_cli, sftkit_run, sftkit_tiny_model,
     assert (outcome.run_dir / "COMPLETE").exists()
     (row,) = outcome.metrics["eval"]
     assert row["name"] == "medical_mmlu" and row["tuned"] is not None
+# [/docs:run]

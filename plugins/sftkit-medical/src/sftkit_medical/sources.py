@@ -44,6 +44,7 @@ def _files(root: Path) -> list[Path]:
     raise DataError(f"medical_text: {root} does not exist", hint="set path to a .md/.txt file or a directory")
 
 
+# [docs:source]
 def medical_text(options: dict, ctx) -> list[dict]:
     """Rows ``{"text"}``: one per kept section (or per document), prefixed with title and section."""
     root = ctx.resolve(options["path"]) if options.get("path") else BUNDLED
@@ -70,6 +71,7 @@ def medical_text(options: dict, ctx) -> list[dict]:
         raise DataError(f"medical_text: no text left in {root} after section filtering",
                         hint="check sections / exclude_sections / min_chars")
     return rows
+# [/docs:source]
 
 
 def mmlu_medical(options: dict, ctx) -> list[dict]:

@@ -1,0 +1,108 @@
+"""docs/plugins.md: every hook documented, the generated reference and the snippets up to date,
+and the console example matching what sftkit prints."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "plugins.md"
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("gen_hook_reference", REPO / "docs" / "gen_hook_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _load_generator()
+
+
+def test_every_hook_has_a_docstring_and_a_reference_entry():
+    from sftkit import hookspecs
+
+    assert gen.undocumented_hooks() == []
+    specs = [name for name, fn in vars(hookspecs).items() if name.startswith("sftkit_") and hasattr(fn, "sftkit_spec")]
+    assert len(specs) == len(gen.hook_specs()) >= 6
+    reference = DOC.read_text().split(gen.REF_START, 1)[1].split(gen.REF_END, 1)[0]
+    for name in specs:
+        assert re.search(rf"^### `{name}\(", reference, re.M), f"{name} missing from the hook reference"
+
+
+def test_reference_and_snippets_are_up_to_date():
+    current = DOC.read_text(encoding="utf-8")
+    assert gen.update(current) == current, "docs/plugins.md is out of date: run python docs/gen_hook_reference.py"
+
+
+def test_snippets_come_from_the_tested_example_plugin():
+    refs = gen.snippet_refs(DOC.read_text())
+    assert len(refs) >= 8
+    for ref in refs:
+        path = REPO / ref.partition("#")[0]
+        assert path.is_file(), ref
+        assert gen.snippet_text(ref).strip(), ref
+    assert any(r.startswith("plugins/sftkit-medical/tests/") for r in refs)  # tests shown are tests run
+    assert any(r.startswith("plugins/sftkit-medical/src/sftkit_medical/plugin.py") for r in refs)
+
+
+def test_an_undocumented_hook_or_a_changed_snippet_is_caught(monkeypatch, tmp_path):
+    import pluggy
+
+    from sftkit import hookspecs
+
+    @pluggy.HookspecMarker("sftkit")
+    def sftkit_new_hook(run):
+        pass
+
+    monkeypatch.setattr(hookspecs, "sftkit_new_hook", sftkit_new_hook, raising=False)
+    assert gen.undocumented_hooks() == ["sftkit_new_hook"]
+    current = DOC.read_text()
+    assert gen.update(current) != current  # the reference would change: the doc is stale
+    assert gen.main(["--check"]) == 1
+    monkeypatch.delattr(hookspecs, "sftkit_new_hook")
+    edited = current.replace("def sftkit_register_recipes(register):", "def sftkit_register_recipes(reg):", 1)
+    assert edited != current and gen.update(edited) == current  # snippets are regenerated from the files
+    with pytest.raises(ValueError, match="no '# \\[docs:nope\\]'"):
+        gen.snippet_text("plugins/sftkit-medical/src/sftkit_medical/plugin.py#nope")
+
+
+def test_check_mode_of_the_script():
+    proc = subprocess.run([sys.executable, str(REPO / "docs" / "gen_hook_reference.py"), "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _console_block(command: str) -> list[str]:
+    text = DOC.read_text()
+    block = text.split("```console\n", 1)[1].split("```", 1)[0]
+    out, grab = [], False
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            grab = line == f"$ {command}"
+            continue
+        if grab:
+            out.append(line)
+    return out
+
+
+@pytest.mark.skipif("medical" not in {ep.name for ep in entry_points(group="sftkit")},
+                    reason="sftkit-medical not installed")
+@pytest.mark.parametrize("command", ["sftkit plugins", "sftkit recipes list"])
+def test_console_example_matches_real_output(command):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFTKIT_")}
+    env["SFTKIT_LOAD_PLUGINS"] = "medical"
+    proc = subprocess.run([sys.executable, "-m", "sftkit.cli", *command.split()[1:]], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shown = _console_block(command)
+    assert shown
+    real = [re.sub(r"\s+", " ", line).strip() for line in proc.stdout.splitlines()]
+    for line in shown:
+        assert re.sub(r"\s+", " ", line).strip() in real, line
