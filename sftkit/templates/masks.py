@@ -36,17 +36,47 @@ def template_kwargs(tokenizer) -> dict:
     return {k: v for k, v in dict(tokenizer.special_tokens_map).items() if isinstance(v, str)}
 
 
+def _compiled(template: str):
+    """transformers' compiled template (same sandboxed environment and helpers), or None."""
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+    except ImportError:  # pragma: no cover - older/newer transformers: use the public function
+        return None
+    return _compile_jinja_template(template)
+
+
 def _render(template: str, messages: list[dict], kwargs: dict, add_generation_prompt: bool = False,
             with_spans: bool = False):
-    from transformers.utils.chat_template_utils import render_jinja_template
-
+    """Render like ``apply_chat_template`` (same compiled template, tools/documents None), directly
+    on the compiled template: the public wrapper re-copies every message on every call."""
     try:
-        texts, spans = render_jinja_template(
-            conversations=[messages], chat_template=template, add_generation_prompt=add_generation_prompt,
-            return_assistant_tokens_mask=with_spans, **kwargs,
-        )
+        compiled = _compiled(template)
+        if compiled is None or not hasattr(compiled.environment, "activate_tracker"):
+            return _render_public(template, messages, kwargs, add_generation_prompt, with_spans)
+        variables = dict(kwargs, messages=messages, tools=None, documents=None,
+                         add_generation_prompt=add_generation_prompt)
+        if not with_spans:
+            return compiled.render(**variables), None
+        blocks: list[str] = []
+        spans: list = []
+        with compiled.environment.activate_tracker(blocks, spans):
+            for block in compiled.generate(**variables):
+                blocks.append(block)
+            text = "".join(blocks)
+        return text, spans
+    except RenderError:
+        raise
     except Exception as exc:  # jinja TemplateError (raise_exception), UndefinedError, TypeError
         raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _render_public(template, messages, kwargs, add_generation_prompt, with_spans):
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    texts, spans = render_jinja_template(
+        conversations=[messages], chat_template=template, add_generation_prompt=add_generation_prompt,
+        return_assistant_tokens_mask=with_spans, **kwargs,
+    )
     return texts[0], (spans[0] if with_spans else None)
 
 
@@ -82,9 +112,9 @@ def prefix_spans(template: str, messages: list[dict], kwargs: dict) -> tuple[str
     return full, spans
 
 
-def _mask_from_spans(encoding, index: int, n_tokens: int, spans) -> list[bool]:
-    """Mark tokens from the one holding each span's first char to the one holding its last char."""
-    mask = [False] * n_tokens
+def _token_ranges(encoding, index: int, spans) -> list[tuple[int, int]]:
+    """For each span: the tokens from the one holding its first char to the one holding its last."""
+    ranges = []
     for start, end in spans:
         first = encoding.char_to_token(index, start)
         last = encoding.char_to_token(index, end - 1)
@@ -96,11 +126,9 @@ def _mask_from_spans(encoding, index: int, n_tokens: int, spans) -> list[bool]:
         while last is None and e > s:
             e -= 1
             last = encoding.char_to_token(index, e)
-        if first is None or last is None:
-            continue
-        for t in range(first, last + 1):
-            mask[t] = True
-    return mask
+        if first is not None and last is not None:
+            ranges.append((first, last + 1))
+    return ranges
 
 
 def encode_spans(tokenizer, texts: list[str], spans: list[list[tuple[int, int]]],
@@ -112,12 +140,14 @@ def encode_spans(tokenizer, texts: list[str], spans: list[list[tuple[int, int]]]
                           f"{type(tokenizer).__name__} is a slow one (load it with use_fast=True)")
     if not texts:
         return []
-    encoding = tokenizer(list(texts), add_special_tokens=False)
+    encoding = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)
     out = []
     for i, ids in enumerate(encoding["input_ids"]):
-        mask = _mask_from_spans(encoding, i, len(ids), spans[i])
-        labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+        ids = list(ids)
+        labels = [IGNORE_INDEX] * len(ids)
+        for first, stop in _token_ranges(encoding, i, spans[i]):
+            labels[first:stop] = ids[first:stop]
         if max_length is not None and len(ids) > max_length:
             ids, labels = ids[:max_length], labels[:max_length]
-        out.append({"input_ids": list(ids), "labels": labels})
+        out.append({"input_ids": ids, "labels": labels})
     return out
