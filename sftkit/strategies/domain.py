@@ -69,11 +69,10 @@ def pack(docs: list[list[int]], max_length: int, pad_id: int) -> tuple[list[dict
         labels = list(chunk_ids)
         # a row starting mid-document restarts its positions so they stay increasing from 0
         if chunk_pos and chunk_pos[0] != 0:
-            offset = chunk_pos[0]
-            k = 0
-            while k < len(chunk_pos) and (k == 0 or chunk_pos[k] == chunk_pos[k - 1] + 1):
-                chunk_pos[k] -= offset
+            offset, k = chunk_pos[0], 1
+            while k < len(chunk_pos) and chunk_pos[k] == chunk_pos[k - 1] + 1:
                 k += 1
+            chunk_pos[:k] = [x - offset for x in chunk_pos[:k]]
         pad = width - len(chunk_ids)
         if pad:
             last = chunk_pos[-1]
