@@ -138,3 +138,31 @@ def test_copied_plugin_recipe_validates(tmp_path):
     from sftkit.validate import validate_file
 
     assert validate_file(written[0], host, ()) == []
+
+
+def test_every_shipped_recipe_still_validates_after_copying(tmp_path):
+    """sftkit's recipes and those of installed plugins: a copy is valid as it is (nothing to fix)."""
+    from sftkit.commands.recipes import copy_recipe, shipped_recipes
+    from sftkit.plugins import make_host
+    from sftkit.validate import validate_file
+
+    host = make_host()
+    names = [r.name for r in shipped_recipes(host) if not r.error]
+    assert {"instruction", "domain"} <= set(names)
+    for name in names:
+        written = copy_recipe(name, tmp_path / name, host=host)
+        problems = validate_file(written[0], host, ())
+        assert problems == [], f"{name}: " + "; ".join(p.format() for p in problems)
+
+
+def test_extends_a_builtin_recipe_by_name(tmp_path):
+    from sftkit.plugins import make_host
+    from sftkit.recipe import load_recipe
+
+    host = make_host(entry_points=False)
+    mine = _write(tmp_path / "mine.toml", '[recipe]\nname = "mine"\nextends = "instruction"\n\n[training]\nmax_steps = 3\n')
+    data = load_recipe(mine, host=host).data
+    assert data["training"]["max_steps"] == 3 and data["strategy"]["name"] == "instruction"
+    for entry in data["data"]:  # the parent's data files stay reachable from the child
+        if "path" in entry and "://" not in entry["path"]:
+            assert Path(entry["path"]).exists(), entry["path"]
