@@ -71,7 +71,10 @@ SOURCES = {
 }
 
 
+CHECKS = {"hf": "sftkit.data.checks:hf_check", "file": "sftkit.data.checks:file_check"}
+
+
 @hookimpl
 def sftkit_register_sources(register):
     for name, (factory, schema, doc) in SOURCES.items():
-        register(name, factory, schema=schema, doc=doc)
+        register(name, factory, schema=schema, doc=doc, check=CHECKS.get(name))

@@ -127,9 +127,10 @@ def tokenize_split(ds, formatter, kind: str, *, max_length: int | None, truncati
         if not (num_proc and num_proc > 1) or "pickle" not in str(exc).lower():
             raise
         out = ds.map(fn, **kwargs)
-    table = out.with_format("numpy", columns=["_orig_len", "_trained"])
-    orig = np.asarray(table["_orig_len"], dtype=np.int64)
-    trained = np.asarray(table["_trained"], dtype=np.int64)
+    if out._indices is not None:  # map output is a fresh table; be safe if a plugin dataset is not
+        out = out.flatten_indices()
+    orig = out.data.column("_orig_len").to_numpy().astype(np.int64)
+    trained = out.data.column("_trained").to_numpy().astype(np.int64)
     keep = np.ones(len(orig), dtype=bool)
     dropped: dict = {}
     import pyarrow.compute as pc
