@@ -92,7 +92,9 @@ def test_base_model_without_template_gets_chatml(tmp_path):
     assert tok.decode(ids[1:-1]) == "user"
     assert model.get_input_embeddings().weight.shape[0] == len(tok) == rows_before + 2
     assert info["resized"] == (rows_before, rows_before + 2)
-    assert model.config.eos_token_id == im_end == model.generation_config.eos_token_id
+    assert model.config.eos_token_id == im_end
+    # generation stops at the end of a turn, and still at the base model's end of document
+    assert model.generation_config.eos_token_id == [im_end, tok.convert_tokens_to_ids("<|endoftext|>")]
     # the model runs on the new ids, and the end-of-turn token is trained
     row = fmt.encode_messages(CONVO)
     assert im_end in [t for t in row["labels"] if t != IGNORE_INDEX]
@@ -140,3 +142,28 @@ def test_template_without_end_of_turn_token_keeps_model_eos():
     assert info["added_tokens"] == [] and info["resized"] is None and tok.eos_token == "<|endoftext|>"
     row = fmt.encode_messages(CONVO)
     assert row["labels"][-1] == tok.convert_tokens_to_ids("<|endoftext|>")
+
+
+def test_models_own_template_leaves_model_eos_alone():
+    from sftkit.tiny import tiny_causal_lm, tiny_tokenizer
+
+    tok = tiny_tokenizer(chat_template=BUILTINS["chatml"].template.replace("\\n", "\\n\\n"))
+    model = tiny_causal_lm(tok)
+    model.generation_config.eos_token_id = [tok.eos_token_id, 0]
+    rows = model.get_input_embeddings().weight.shape[0]
+    info = make_formatter({"template": {"formatter": "chat"}}).setup(tok, model)
+    assert info["added_tokens"] == [] and not info["eos_changed"] and info["resized"] is None
+    assert model.generation_config.eos_token_id == [tok.eos_token_id, 0]
+    assert model.get_input_embeddings().weight.shape[0] == rows
+
+
+def test_named_chat_templates_are_kept():
+    from sftkit.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    tok.chat_template = {"default": BUILTINS["chatml"].template, "tool_use": BUILTINS["llama3"].template}
+    fmt = make_formatter({"template": {"formatter": "chat"}})
+    fmt.setup(tok)
+    assert fmt.chat_template == BUILTINS["chatml"].template
+    assert isinstance(tok.chat_template, dict) and set(tok.chat_template) == {"default", "tool_use"}
+    assert fmt.uses_markers  # recognised as the built-in ChatML

@@ -7,7 +7,6 @@ formatter's own options.
 from sftkit import hookimpl
 
 _MODULE = "sftkit.templates.formatter"
-_NO_OPTIONS = {"type": "object", "properties": {}, "additionalProperties": False}
 _BUILTIN_NAMES = ["chatml", "llama3", "llama2", "mistral", "alpaca", "plain"]
 
 _DOCS = {
@@ -36,7 +35,7 @@ def sftkit_register_formatters(register):
         doc="The model's own chat template (saved with the model); a built-in one (chatml) when it has none.",
     )
     for name in _BUILTIN_NAMES:
-        schema = _NO_OPTIONS
+        schema = {"type": "object", "properties": {}, "additionalProperties": False}
         if name == "plain":
             schema = {
                 "type": "object",

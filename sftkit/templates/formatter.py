@@ -70,7 +70,7 @@ class TemplateFormatter:
                                           special_tokens=builtin.special_tokens, end_of_turn=builtin.end_of_turn))
             self._template, self.training_template = builtin.template, builtin.marked
         else:
-            info.update(prepare_tokenizer(tokenizer, model, template=own))
+            info.update(prepare_tokenizer(tokenizer, model, template=None))  # keep it as it is
             self._template = own
             self.training_template = own if has_generation_markers(own) else _KNOWN_MARKED.get(own)
         self._document_eos = info.get("document_eos") or tokenizer.eos_token

@@ -33,7 +33,7 @@ def clean_messages(messages: Sequence[dict]) -> list[dict]:
 
 def template_kwargs(tokenizer) -> dict:
     """The variables a chat template sees besides the messages (bos_token, eos_token, ...)."""
-    return {k: v for k, v in dict(tokenizer.special_tokens_map).items() if isinstance(v, str)}
+    return dict(tokenizer.special_tokens_map)
 
 
 def _compiled(template: str):

@@ -26,12 +26,23 @@ def add_special_tokens(tokenizer, tokens) -> list[str]:
 
 
 def set_eos(tokenizer, model, token: str) -> None:
-    """Make ``token`` the EOS of the tokenizer and of the model's config / generation config."""
+    """Make ``token`` the EOS of the tokenizer and of the model's config; the generation config stops
+    at it and still at the EOS ids it had (e.g. a base model's document end)."""
     if tokenizer.eos_token != token:
         tokenizer.eos_token = token
-    if model is not None:
-        eos_id = tokenizer.convert_tokens_to_ids(token)
-        _set_model_ids(model, eos_token_id=eos_id)
+    if model is None:
+        return
+    eos_id = tokenizer.convert_tokens_to_ids(token)
+    config = getattr(model, "config", None)
+    if config is not None:
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        text_config.eos_token_id = eos_id
+    gen = getattr(model, "generation_config", None)
+    if gen is not None:
+        old = gen.eos_token_id
+        old = [] if old is None else (list(old) if isinstance(old, (list, tuple)) else [old])
+        ids = list(dict.fromkeys([eos_id, *old]))
+        gen.eos_token_id = ids[0] if len(ids) == 1 else ids
 
 
 def _set_model_ids(model, **ids) -> None:
@@ -71,21 +82,25 @@ def resize_embeddings(tokenizer, model) -> tuple[int, int] | None:
     return old, model.get_input_embeddings().weight.shape[0]
 
 
-def prepare_tokenizer(tokenizer, model, *, template: str, special_tokens=(), end_of_turn: str | None = None,
-                      default_eos: str = "</s>") -> dict:
-    """Install ``template`` and everything it needs; returns a summary of what changed.
+def prepare_tokenizer(tokenizer, model, *, template: str | None, special_tokens=(),
+                      end_of_turn: str | None = None, default_eos: str = "</s>") -> dict:
+    """Install ``template`` (None: leave the tokenizer's own) and everything it needs; returns a
+    summary of what changed.
 
     ``end_of_turn`` becomes the EOS (generation stops there); otherwise the tokenizer keeps its EOS,
-    and one (``default_eos``) is added when it has none.
+    and one (``default_eos``) is added when it has none. The model's EOS ids are only touched when
+    the tokenizer's EOS changes.
     """
     info: dict = {"document_eos": tokenizer.eos_token}
     eos = end_of_turn or tokenizer.eos_token or default_eos
     info["added_tokens"] = add_special_tokens(tokenizer, list(dict.fromkeys([*special_tokens, eos])))
     info["eos_changed"] = tokenizer.eos_token != eos
-    set_eos(tokenizer, model, eos)
+    if info["eos_changed"]:
+        set_eos(tokenizer, model, eos)
     info["document_eos"] = info["document_eos"] or eos
     info["pad_set"] = ensure_pad(tokenizer, model)
     info["resized"] = resize_embeddings(tokenizer, model)
-    tokenizer.chat_template = template
+    if template is not None:
+        tokenizer.chat_template = template
     info["eos"] = tokenizer.eos_token
     return info
