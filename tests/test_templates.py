@@ -180,6 +180,8 @@ def test_no_assistant_turn_is_a_clear_error():
         fmt.encode_messages([{"role": "bot", "content": "x"}])
     with pytest.raises(DataError, match="empty"):
         fmt.encode_messages([])
+    with pytest.raises(DataError, match="message 2 is a str"):
+        fmt.encode_messages([{"role": "user", "content": "x"}, "oops"])
 
 
 def test_batch_encoding_matches_single_and_reports_bad_rows():

@@ -91,6 +91,9 @@ class TemplateFormatter:
         """Check roles, add the ``system`` prompt when the conversation does not start with one."""
         if not isinstance(messages, (list, tuple)) or not messages:
             raise DataError("conversation is empty: expected a list of {role, content} messages")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict):
+                raise DataError(f"message {i + 1} is a {type(m).__name__}, expected a {{role, content}} mapping")
         msgs = masks.clean_messages(messages)
         for i, m in enumerate(msgs):
             role = m.get("role")
