@@ -223,3 +223,29 @@ def test_csv_row_with_wrong_column_count(tmp_path):
         load(tmp_path, {"source": "csv", "path": "a.csv"})
     bundle = load(tmp_path, {"source": "csv", "path": "a.csv", "on_error": "skip"})
     assert len(bundle.train) == 1 and bundle.stats["skipped"] == {"wrong number of columns": 1}
+
+
+def test_builtin_sources_are_registered_with_strict_schemas():
+    from sftkit.plugins import make_host
+
+    reg = make_host(entry_points=False).registry
+    for name in ("file", "jsonl", "json", "csv", "parquet", "text_dir", "inline", "hf"):
+        comp = reg.get("sources", name)
+        assert comp.origin == "sftkit.builtin.sources"
+        assert comp.schema["additionalProperties"] is False and comp.doc
+        path = comp.schema["properties"].get("path")
+        if path is not None:
+            assert path["x-sftkit-path"] is True
+
+
+def test_source_checks_for_validate():
+    from types import SimpleNamespace
+
+    from sftkit.data.checks import file_check, hf_check
+
+    ctx = SimpleNamespace(table_path="data[0]")
+    assert "both id and path" in hf_check({"id": "a/b", "path": "d"}, ctx)[0].message
+    assert "neither id nor path" in hf_check({}, ctx)[0].message
+    assert hf_check({"path": "d"}, ctx) == []
+    assert file_check({"path": "a.csv", "field": "rows"}, ctx)[0].path == "data[0].field"
+    assert file_check({"path": "a.json", "field": "rows"}, ctx) == []
