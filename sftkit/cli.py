@@ -75,7 +75,9 @@ def validate(paths, fmt, overrides):
         n_files = len(files)
         if fmt == "text":
             if invalid:
-                click.echo(f"{n_problems} problem(s) in {len(invalid)} of {n_files} recipe(s)", err=True)
+                bad_files = sum(1 for f, probs in results if f is not None and probs)
+                where = f" in {bad_files} of {n_files} recipe(s)" if n_files else ""
+                click.echo(f"{n_problems} problem(s){where}", err=True)
             else:
                 click.echo(f"{n_files} recipe(s) valid", err=True)
     sys.exit(EXIT_INVALID if invalid else 0)
