@@ -274,3 +274,14 @@ def test_raising_evaluator_and_pairwise_protocol(tmp_path):
     pair = rows[1]
     assert pair["tuned"] == 0.0 and pair["samples"] == [{"prompt": "p", "base": "base", "tuned": "tuned"}]
     assert rows[2]["errors"] == {"base": None, "tuned": None}
+
+
+def test_judge_loads_its_model_through_sftkit_models(sftkit_tiny_model, tmp_path):
+    run = make_run(tmp_path, [{"name": "judge", "model": sftkit_tiny_model, "items": ["q1", "q2"],
+                               "criteria": "helpfulness"}])
+    rows = compare(run, evaluate_all(run, Scripted({}, "base", default="no")),
+                   evaluate_all(run, Scripted({}, "tuned", default="yes, gladly")))
+    row = rows[0]
+    assert row["errors"]["tuned"] is None, row["errors"]
+    assert 0.0 <= row["tuned"] <= 1.0 and row["metrics"]["n"]["tuned"] == 2
+    assert row["details"]["tuned"]["judge"] == sftkit_tiny_model
