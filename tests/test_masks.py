@@ -109,7 +109,7 @@ def test_base_model_without_template_gets_chatml(tmp_path):
     assert reloaded.chat_template == fmt.chat_template
     again = make_formatter({"template": {"formatter": "chat"}})
     info2 = again.setup(reloaded)
-    assert info2["added_tokens"] == [] and info2["masking"] == "generation markers"  # known built-in
+    assert info2["added_tokens"] == [] and info2["masking"] == "generation markers (sftkit:chatml)"
     assert again.encode_messages(CONVO) == row
 
 

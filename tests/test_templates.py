@@ -246,7 +246,7 @@ def test_chat_formatter_with_marked_model_template_uses_one_render():
     tok.chat_template = BUILTINS["chatml"].marked
     fmt = make_formatter({"template": {}})  # default: chat
     assert fmt.name == "chat"
-    assert fmt.setup(tok)["masking"] == "generation markers"
+    assert fmt.setup(tok)["masking"] == "generation markers (model template)"
     assert fmt.chat_template == BUILTINS["chatml"].marked  # the model's own, as it came
     assert (lambda r: (r["input_ids"], r["labels"]))(fmt.encode_messages(TOOL)) == \
         reference(tok, BUILTINS["chatml"].marked, TOOL)
@@ -290,3 +290,38 @@ def test_registration_and_formatter_creation_import_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("{{ '<|begin_of_text|>")
+
+
+def test_known_trl_training_template_is_used_for_a_non_prefix_preserving_model_template():
+    """Phi-3's template writes EOS after the last turn only (not prefix-preserving): the chat
+    formatter uses TRL's marked training variant, as TRL's SFTTrainer does; masking=prefix refuses."""
+    from sftkit.templates.known import _trl_pairs
+
+    pairs = {name: (orig, marked) for orig, (name, marked) in _trl_pairs().items()}
+    if "phi3_training" not in pairs:
+        pytest.skip("TRL without phi3 training template")
+    original, marked = pairs["phi3_training"]
+    tok = fresh_tokenizer()
+    from sftkit.templates.setup import add_special_tokens
+
+    add_special_tokens(tok, ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"])
+    tok.chat_template = original
+    fmt = make_formatter({"template": {"formatter": "chat"}})
+    info = fmt.setup(tok)
+    assert info["masking"] == "generation markers (trl:phi3_training)"
+    assert fmt.chat_template == original == tok.chat_template  # the model's own stays saved
+    row = fmt.encode_messages(MULTI)
+    assert (row["input_ids"], row["labels"]) == reference(tok, marked, MULTI)
+    strict = make_formatter({"template": {"formatter": "chat", "masking": "prefix"}})
+    assert strict.setup(tok)["masking"] == "prefix renders"
+    with pytest.raises(DataError, match="not prefix-preserving"):
+        strict.encode_messages(MULTI)
+
+
+def test_setup_reports_the_trained_end_of_turn_token():
+    assert builtin("chatml")[0].setup_info["end_of_turn_trained"] == "<|im_end|>"
+    assert builtin("llama3")[0].setup_info["end_of_turn_trained"] == "<|eot_id|>"
+    tok = fresh_tokenizer()
+    tok.chat_template = BUILTINS["plain"].template.replace(" + eos_token", "")  # never trains a stop
+    info = make_formatter({"template": {}}).setup(tok)
+    assert info["end_of_turn_trained"] is None and "will not learn to stop" in info["warning"]

@@ -29,6 +29,11 @@ def sftkit_register_formatters(register):
                 "fallback": {"enum": _BUILTIN_NAMES, "default": "chatml",
                              "description": "Template installed when the model has none (its tokens are added "
                                             "and the embeddings resized)."},
+                "masking": {"enum": ["auto", "prefix"], "default": "auto",
+                            "description": "How trained tokens are found. auto: the template's {% generation %} "
+                                           "markers, else a known marked variant (sftkit's built-ins, TRL's "
+                                           "training templates, as TRL's SFTTrainer does), else prefix renders "
+                                           "of the model's own template. prefix: always prefix renders."},
             },
             "additionalProperties": False,
         },

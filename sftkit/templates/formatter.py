@@ -29,11 +29,15 @@ class TemplateFormatter:
     """
 
     def __init__(self, name: str, *, builtin: BuiltinTemplate | None = None, system: str | None = None,
-                 fallback: str = "chatml"):
+                 fallback: str = "chatml", masking: str = "auto"):
+        if masking not in ("auto", "prefix"):
+            raise SftkitError(f"formatter {name!r}: masking must be auto or prefix, got {masking!r}",
+                              where="[template].masking")
         self.name = name
         self.system = system
         self.builtin = builtin
         self.fallback = fallback
+        self.masking = masking
         self.tokenizer: Any = None
         self.training_template: str | None = builtin.marked if builtin else None
         self._template: str | None = builtin.template if builtin else None
@@ -54,6 +58,7 @@ class TemplateFormatter:
     def setup(self, tokenizer, model=None) -> dict:
         """Install the template on ``tokenizer`` (and tokens / EOS / pad it needs, resizing ``model``'s
         embeddings when tokens were added). Returns what changed (also in ``self.setup_info``)."""
+        from .known import known_marked_template
         from .setup import ensure_pad, prepare_tokenizer
 
         builtin = self.builtin
@@ -69,17 +74,44 @@ class TemplateFormatter:
             info.update(prepare_tokenizer(tokenizer, model, template=builtin.template,
                                           special_tokens=builtin.special_tokens, end_of_turn=builtin.end_of_turn))
             self._template, self.training_template = builtin.template, builtin.marked
+            info["masking"] = f"generation markers (sftkit:{builtin.name})"
         else:
             info.update(prepare_tokenizer(tokenizer, model, template=None))  # keep it as it is
             self._template = own
-            self.training_template = own if has_generation_markers(own) else _KNOWN_MARKED.get(own)
+            known = None if has_generation_markers(own) else known_marked_template(own)
+            if self.masking == "prefix":
+                self.training_template, info["masking"] = None, "prefix renders"
+            elif has_generation_markers(own):
+                self.training_template, info["masking"] = own, "generation markers (model template)"
+            elif known is not None:
+                self.training_template, info["masking"] = known[1], f"generation markers ({known[0]})"
+            else:
+                self.training_template, info["masking"] = None, "prefix renders"
         self._document_eos = info.get("document_eos") or tokenizer.eos_token
         info["template"] = builtin.name if builtin is not None else "model"
-        info["masking"] = "generation markers" if self.training_template else "prefix renders"
         ensure_pad(tokenizer, model)
         self.tokenizer = tokenizer
+        info.update(self._probe_end_of_turn())
         self.setup_info = info
         return info
+
+    def _probe_end_of_turn(self) -> dict:
+        """Encode a two-turn probe and report the last trained token: it should be an end-of-turn /
+        EOS special token, or the model never learns to stop."""
+        probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+        try:
+            row = self.encode_messages(probe)
+        except SftkitError as exc:
+            return {"end_of_turn_trained": None, "warning": f"probe conversation failed: {exc}"}
+        tok = self.tokenizer
+        special = set(getattr(tok, "all_special_ids", []) or []) | {tok.eos_token_id}
+        trained = [t for t in row["labels"] if t != IGNORE_INDEX]
+        ends = [t for t in trained if t in special]
+        if ends:
+            return {"end_of_turn_trained": tok.convert_ids_to_tokens(ends[-1])}
+        return {"end_of_turn_trained": None,
+                "warning": f"template {self.name!r} trains no end-of-turn/EOS token after an answer: the model "
+                           "will not learn to stop; use a template that ends assistant turns with EOS"}
 
     def _tok(self):
         if self.tokenizer is None:
@@ -204,11 +236,6 @@ class TemplateFormatter:
         return f"<{type(self).__name__} {self.name!r} system={'yes' if self.system else 'no'}>"
 
 
-# The saved (unmarked) built-in templates, so a model trained with sftkit and loaded again with the
-# ``chat`` formatter gets the one-render path.
-_KNOWN_MARKED = {b.template: b.marked for b in BUILTINS.values()}
-
-
 def labels_mask(labels: Sequence[int]) -> list[bool]:
     """Which positions are trained."""
     return [label != IGNORE_INDEX for label in labels]
@@ -218,7 +245,8 @@ def labels_mask(labels: Sequence[int]) -> list[bool]:
 
 def chat_formatter(options: dict) -> TemplateFormatter:
     """The model's own chat template (a built-in one when the model has none)."""
-    return TemplateFormatter("chat", system=options.get("system"), fallback=options.get("fallback", "chatml"))
+    return TemplateFormatter("chat", system=options.get("system"), fallback=options.get("fallback", "chatml"),
+                             masking=options.get("masking", "auto"))
 
 
 def _builtin_factory(name: str):
