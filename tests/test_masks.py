@@ -167,3 +167,22 @@ def test_named_chat_templates_are_kept():
     assert fmt.chat_template == BUILTINS["chatml"].template
     assert isinstance(tok.chat_template, dict) and set(tok.chat_template) == {"default", "tool_use"}
     assert fmt.uses_markers  # recognised as the built-in ChatML
+
+
+def test_setup_twice_first_without_model_still_prepares_the_model():
+    """Data is tokenized after setup(tokenizer); the strategy calls setup(tokenizer, model) later."""
+    from sftkit.tiny import tiny_causal_lm
+
+    tok = tokenizer_without_chat_tokens()
+    model = tiny_causal_lm(tok)
+    rows = model.get_input_embeddings().weight.shape[0]
+    fmt = make_formatter({"template": {"formatter": "llama3"}})
+    first = fmt.setup(tok)
+    assert first["added_tokens"] and first["resized"] is None
+    encoded = fmt.encode_messages(CONVO)
+    second = fmt.setup(tok, model)
+    assert second["added_tokens"] == [] and second["resized"] == (rows, len(tok))
+    eot = tok.convert_tokens_to_ids("<|eot_id|>")
+    assert model.config.eos_token_id == eot and eot in model.generation_config.eos_token_id
+    assert model.config.pad_token_id == tok.pad_token_id
+    assert fmt.encode_messages(CONVO) == encoded

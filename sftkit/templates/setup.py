@@ -58,13 +58,17 @@ def _set_model_ids(model, **ids) -> None:
 
 
 def ensure_pad(tokenizer, model=None) -> bool:
-    """Use EOS as the pad token when the tokenizer has none; returns True when it was set."""
-    if tokenizer.pad_token is not None:
-        return False
-    tokenizer.pad_token = tokenizer.eos_token
-    if model is not None:
-        _set_model_ids(model, pad_token_id=tokenizer.pad_token_id)
-    return True
+    """Use EOS as the pad token when the tokenizer has none (returns True then); give the model the
+    tokenizer's pad id when its config has none."""
+    added = tokenizer.pad_token is None
+    if added:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = getattr(model, "config", None)
+    if config is not None:
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        if getattr(text_config, "pad_token_id", None) is None:
+            _set_model_ids(model, pad_token_id=tokenizer.pad_token_id)
+    return added
 
 
 def resize_embeddings(tokenizer, model) -> tuple[int, int] | None:
@@ -95,7 +99,7 @@ def prepare_tokenizer(tokenizer, model, *, template: str | None, special_tokens=
     eos = end_of_turn or tokenizer.eos_token or default_eos
     info["added_tokens"] = add_special_tokens(tokenizer, list(dict.fromkeys([*special_tokens, eos])))
     info["eos_changed"] = tokenizer.eos_token != eos
-    if info["eos_changed"]:
+    if info["eos_changed"] or (end_of_turn and model is not None):  # also when set up earlier without model
         set_eos(tokenizer, model, eos)
     info["document_eos"] = info["document_eos"] or eos
     info["pad_set"] = ensure_pad(tokenizer, model)
