@@ -61,6 +61,9 @@ class TemplateFormatter:
         from .known import known_marked_template
         from .setup import ensure_pad, prepare_tokenizer
 
+        if not getattr(tokenizer, "is_fast", False):
+            raise SftkitError(f"formatter {self.name!r} needs a fast (Rust) tokenizer to locate trained tokens; "
+                              f"got {type(tokenizer).__name__}", hint="load the tokenizer with use_fast=True")
         builtin = self.builtin
         own = tokenizer.chat_template
         if isinstance(own, dict):
