@@ -63,21 +63,34 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
 
     from sftkit.models import load_trained
 
-    say(f"loading {model_dir}")
-    model, tokenizer = load_trained(model_dir)
-    is_classifier = any("SequenceClassification" in a for a in (getattr(model.config, "architectures", None) or [])) \
-        or "SequenceClassification" in type(model).__name__
-    formatter = _formatter(data, host, tokenizer, model, is_classifier)
+    is_classifier, labels = _saved_kind(model_dir)
     run = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=out, host=host,
-                     data=bundle, formatter=formatter, tokenizer=tokenizer, console=say)
+                     data=bundle, formatter=None, console=say)
     batch = int(data.get("training", {}).get("per_device_eval_batch_size", 8))
 
     base_results: dict = {}
-    if base:
-        base_model, base_tok = _load_base(data, recipe.base_dir, model, is_classifier, say)
+    base_done = False
+    if base and (not is_classifier or labels):
+        # the base model first, freed before the tuned one is loaded: one model in memory at a time
+        base_model, base_tok = _load_base(data, recipe.base_dir, labels, is_classifier, say)
         base_formatter = _formatter(data, host, base_tok, base_model, is_classifier)
+        run.formatter, run.tokenizer = base_formatter, base_tok
         say("evaluating the base model")
         base_results = evaluate_all(run, Target(base_model, base_tok, base_formatter, "base", batch_size=batch))
+        del base_model
+        gc.collect()
+        base_done = True
+    say(f"loading {model_dir}")
+    model, tokenizer = load_trained(model_dir)
+    is_classifier = is_classifier or "SequenceClassification" in type(model).__name__
+    formatter = _formatter(data, host, tokenizer, model, is_classifier)
+    run.formatter, run.tokenizer = formatter, tokenizer
+    if base and not base_done:  # a classifier whose labels only the loaded model knows
+        id2label = getattr(model.config, "id2label", None) or {}
+        labels = [id2label[k] for k in sorted(id2label, key=int)]
+        base_model, base_tok = _load_base(data, recipe.base_dir, labels, True, say)
+        say("evaluating the base model")
+        base_results = evaluate_all(run, Target(base_model, base_tok, None, "base", batch_size=batch))
         del base_model
         gc.collect()
     say("evaluating the model")
@@ -136,13 +149,28 @@ def _formatter(data: dict, host, tokenizer, model, is_classifier: bool):
     return formatter
 
 
-def _load_base(data: dict, base_dir: Path, tuned, is_classifier: bool, say):
+def _saved_kind(model_dir: Path) -> tuple[bool, list]:
+    """(is a sequence classifier, its labels) from the saved config, without loading weights."""
+    is_cls, labels = False, []
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").exists() else {}
+        adapter = json.loads((model_dir / "adapter_config.json").read_text()) \
+            if (model_dir / "adapter_config.json").exists() else {}
+    except (OSError, ValueError):
+        return False, []
+    is_cls = any("SequenceClassification" in str(a) for a in cfg.get("architectures") or []) \
+        or adapter.get("task_type") == "SEQ_CLS"
+    id2label = cfg.get("id2label") or {}
+    if is_cls and id2label:
+        labels = [id2label[k] for k in sorted(id2label, key=int)]
+    return is_cls, labels
+
+
+def _load_base(data: dict, base_dir: Path, labels: list, is_classifier: bool, say):
     from sftkit import models
 
     say(f"loading the base model {data['model']['name']}")
     if is_classifier:
-        id2label = getattr(tuned.config, "id2label", None) or {}
-        labels = [id2label[k] for k in sorted(id2label, key=int)]
         return models.load_sequence_classifier(data["model"], base_dir, labels=labels)
     return models.load_causal_lm(data["model"], base_dir)
 

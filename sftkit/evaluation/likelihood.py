@@ -45,6 +45,9 @@ class LossEvaluator(BaseEvaluator):
         if not rows:
             return empty_result(self, "the eval split is empty: set [dataset] eval_fraction > 0 or add a [[data]] "
                                       "entry with split = \"eval\"")
+        if getattr(target, "is_classifier", False):
+            return empty_result(self, "loss scores language models; this is a sequence-classification model "
+                                      "(use the classification evaluator)")
         formatter = target.formatter or getattr(run, "formatter", None)
         if formatter is None:
             raise SftkitError("loss evaluator needs the recipe's formatter to tokenize the eval split")
