@@ -73,3 +73,11 @@ def test_validate_accepts_good_eval_tables(recipe_file, sftkit_cli, sftkit_recip
     ])
     result = sftkit_cli("validate", good)
     assert result.exit_code == 0, result.output
+
+
+def test_evaluation_and_reporting_packages_import_light():
+    code = ("import sys, sftkit.evaluation, sftkit.reporting, sftkit.reporting.health, sftkit.evaluation.codeexec;"
+            "heavy=[m for m in ('torch','transformers','datasets','numpy','matplotlib') if m in sys.modules];"
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
