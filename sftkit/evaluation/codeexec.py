@@ -4,8 +4,9 @@ Never inside the sftkit process. Each program runs in ``python -I`` in a fresh t
 directory (its cwd and HOME, removed afterwards) with an empty environment, in its own process
 group (killed whole on timeout), with resource limits (CPU seconds, address space, file size, no
 core dumps, no new processes where the OS enforces it), in a new network namespace when
-``unshare`` allows it, and in any case with ``socket`` disabled, process creation (fork, exec,
-subprocess, os.system) and destructive file operations replaced by functions that raise.
+``unshare`` allows it, as user ``nobody`` when sftkit runs as root (and an interpreter that user can
+execute exists), and in any case with ``socket``/``_socket`` disabled, process creation (fork,
+exec, subprocess, os.system) and destructive file operations replaced by functions that raise.
 
 Outcomes: ``passed``; ``failed: <Exception>: <message>`` (a test failed, the code raised or called
 ``exit()``); ``timed out``; ``exited before the tests finished (...)`` (``os._exit``, a crash, a
@@ -117,19 +118,76 @@ class ExecResult:
         return {"passed": self.passed, "result": self.result, "duration": round(self.duration, 3)}
 
 
+NOBODY = 65534
+
+
+def _world_executable(path: str) -> bool:
+    """True when an unprivileged user can run ``path`` (the file and every directory above it)."""
+    import stat
+
+    real = os.path.realpath(path)
+    try:
+        if not os.stat(real).st_mode & stat.S_IXOTH:
+            return False
+        parent = os.path.dirname(real)
+        while True:
+            if not os.stat(parent).st_mode & stat.S_IXOTH:
+                return False
+            if parent == os.path.dirname(parent):
+                return True
+            parent = os.path.dirname(parent)
+    except OSError:
+        return False
+
+
+def _interpreters() -> list[str]:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    found = [sys.executable, getattr(sys, "_base_executable", "") or ""]
+    for directory in ("/usr/bin", "/usr/local/bin", "/bin"):
+        found.append(os.path.join(directory, version))
+    return [p for p in dict.fromkeys(found) if p and os.path.exists(p)]
+
+
+def _probe(cmd: list[str], **kwargs) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=20, **kwargs).returncode == 0
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return False
+
+
 @lru_cache(maxsize=1)
+def sandbox_command() -> tuple[tuple[str, ...], dict, bool]:
+    """(command prefix ending with the Python interpreter, extra Popen arguments, drops root).
+
+    Layers, each used when the system allows it: an empty network namespace (``unshare --net``); when
+    sftkit runs as root, the child runs as user ``nobody`` with an interpreter that user can execute
+    (same Python version); otherwise the child keeps sftkit's user. ``SFTKIT_EXEC_UNSHARE=0`` skips
+    unshare, ``SFTKIT_EXEC_DROP_ROOT=0`` keeps root.
+    """
+    use_unshare = os.environ.get("SFTKIT_EXEC_UNSHARE", "1") != "0" and shutil.which("unshare")
+    drop = os.environ.get("SFTKIT_EXEC_DROP_ROOT", "1") != "0" and hasattr(os, "geteuid") and os.geteuid() == 0
+    check = ["-I", "-c", "pass"]
+    if drop:
+        for python in (p for p in _interpreters() if _world_executable(p)):
+            if use_unshare:
+                prefix = ("unshare", "--net", "--setgid", str(NOBODY), "--setuid", str(NOBODY), "--", python)
+                if _probe([*prefix, *check]):
+                    return prefix, {}, True
+            kwargs = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+            if _probe([python, *check], **kwargs):
+                return (python,), kwargs, True
+    python = sys.executable
+    if use_unshare:
+        for prefix in (("unshare", "--net", "--"), ("unshare", "--map-root-user", "--net", "--")):
+            if _probe([*prefix, python, *check]):
+                return (*prefix, python), {}, False
+    return (python,), {}, False
+
+
 def network_prefix() -> tuple[str, ...]:
-    """``unshare`` arguments that give the child an empty network namespace, or () when not allowed."""
-    if os.environ.get("SFTKIT_EXEC_UNSHARE", "1") == "0" or not shutil.which("unshare"):
-        return ()
-    for prefix in (("unshare", "--net", "--"), ("unshare", "--map-root-user", "--net", "--")):
-        try:
-            probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return prefix
-    return ()
+    """The ``unshare`` part of the sandbox command, or () when the child shares sftkit's network."""
+    prefix, _kwargs, _drops = sandbox_command()
+    return tuple(prefix[:-1]) if prefix and prefix[0] == "unshare" else ()
 
 
 def build_program(problem: dict, completion: str) -> str:
@@ -152,12 +210,16 @@ def run_program(source: str, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int
         with open(runner, "w", encoding="utf-8") as f:
             f.write(_RUNNER)
         nonce = secrets.token_hex(16)
-        cmd = [*network_prefix(), sys.executable, "-I", runner, program, str(float(timeout)), str(int(memory_mb))]
+        prefix, popen_kwargs, drops_root = sandbox_command()
+        if drops_root:  # the unprivileged child works in (and may only write to) its own directory
+            for path in (workdir, program, runner):
+                os.chown(path, NOBODY, NOBODY)
+        cmd = [*prefix, "-I", runner, program, str(float(timeout)), str(int(memory_mb))]
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
         try:
             proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                                    stderr=subprocess.PIPE, start_new_session=True, close_fds=True, **popen_kwargs)
         except OSError as exc:
             return ExecResult(False, f"failed: could not start the sandbox: {exc}", time.monotonic() - start)
         try:
