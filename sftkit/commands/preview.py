@@ -25,12 +25,12 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
     data = recipe.data
-    bundle = load_data(data, recipe.base_dir, host=host)
-    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir)
+    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir)  # fails fast, before the data
     from sftkit.templates import make_formatter
 
     formatter = make_formatter(data, host=host)
     formatter.setup(tokenizer)
+    bundle = load_data(data, recipe.base_dir, host=host)
     training = data.get("training") or {}
     dataset_cfg = data.get("dataset") or {}
     tb = tokenize_bundle(bundle, formatter, max_length=int(training.get("max_length", 512)),

@@ -99,9 +99,10 @@ def _fingerprint(ds, formatter, kind: str, max_length, truncation: str) -> str |
 
 
 def _auto_num_proc(n_rows: int) -> int | None:
+    # the fast tokenizer already encodes a batch on every core; worker processes pay off from 4 cores
     cpus = os.cpu_count() or 1
-    if n_rows >= AUTO_NUM_PROC_ROWS and cpus > 1:
-        return min(cpus, 8)
+    if n_rows >= AUTO_NUM_PROC_ROWS and cpus >= 4:
+        return min(cpus // 2, 8)
     return None
 
 
