@@ -354,14 +354,31 @@ def messages_to_text(messages: list[dict]) -> str:
     return "\n\n".join(m["content"] for m in messages if m["content"])
 
 
+def _turns_key(msgs) -> str:
+    return "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in msgs)
+
+
 def prompt_key(record: dict, kind: str) -> str:
-    """The part of a record that leakage is checked on: what the model is asked."""
+    """The part of a record that leakage is checked on (what the model is asked), as one string."""
     if kind == "messages":
         msgs = record["messages"]
         last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=len(msgs))
-        return json.dumps(msgs[:last], ensure_ascii=False, sort_keys=True)
+        return _turns_key(msgs[:last])
     if kind in ("preference", "labeled"):
-        return json.dumps(record["prompt"], ensure_ascii=False, sort_keys=True)
+        return _turns_key(record["prompt"])
+    return record["text"]
+
+
+def record_key(record: dict, kind: str) -> str:
+    """The whole record as one string (exact-duplicate detection)."""
+    if kind == "messages":
+        return _turns_key(record["messages"])
+    if kind == "preference":
+        return "\x1d".join((_turns_key(record["prompt"]), record["chosen"], record["rejected"]))
+    if kind == "labeled":
+        return "\x1d".join((_turns_key(record["prompt"]), record["completion"], str(record["label"])))
+    if kind == "classification":
+        return f"{record['text']}\x1d{record['label']}"
     return record["text"]
 
 

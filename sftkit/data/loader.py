@@ -14,7 +14,7 @@ from . import formats
 from .bundle import DataBundle
 from .readers import RawRows
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 INTERNAL = ("_hash", "_phash", "_error")
 
 
@@ -85,7 +85,7 @@ class BatchConverter:
                 out["_hash"].append(0)
                 out["_phash"].append(0)
             else:
-                out["_hash"].append(_digest(json.dumps(record, ensure_ascii=False, sort_keys=True)))
+                out["_hash"].append(_digest(formats.record_key(record, self.kind)))
                 out["_phash"].append(_digest(formats.prompt_key(record, self.kind)))
         return out
 
