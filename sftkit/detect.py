@@ -13,27 +13,18 @@ from pathlib import Path
 
 from .api import FORMAT_KINDS
 
-# Checked in order: the first format whose fields are all present wins.
-FORMAT_SIGNATURES = (
-    ("preference", ("prompt", "chosen", "rejected")),
-    ("preference", ("chosen", "rejected")),
-    ("labeled", ("prompt", "completion", "label")),
-    ("messages", ("messages",)),
-    ("sharegpt", ("conversations",)),
-    ("alpaca", ("instruction", "output")),
-    ("prompt_completion", ("prompt", "completion")),
-    ("classification", ("text", "label")),
-    ("text", ("text",)),
-)
-
-
 def detect_format(fields) -> str | None:
-    """The record format implied by a row's field names, or None when none fits."""
-    fields = set(fields)
-    for fmt, needed in FORMAT_SIGNATURES:
-        if all(f in fields for f in needed):
-            return fmt
-    return None
+    """The record format implied by a row's field names, or None when none fits.
+
+    The same rules the data stage applies (:func:`sftkit.data.formats.detect_format`).
+    """
+    from .data.formats import detect_format as detect
+    from .errors import DataError
+
+    try:
+        return detect(list(fields), None, "")
+    except DataError:
+        return None
 
 
 def kind_of_format(fmt: str | None) -> str | None:
