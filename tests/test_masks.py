@@ -186,3 +186,4 @@ def test_setup_twice_first_without_model_still_prepares_the_model():
     assert model.config.eos_token_id == eot and eot in model.generation_config.eos_token_id
     assert model.config.pad_token_id == tok.pad_token_id
     assert fmt.encode_messages(CONVO) == encoded
+    assert fmt.encode_text("Hello")["input_ids"][-1] == tok.convert_tokens_to_ids("<|endoftext|>")  # document EOS

@@ -59,7 +59,7 @@ class TemplateFormatter:
         """Install the template on ``tokenizer`` (and tokens / EOS / pad it needs, resizing ``model``'s
         embeddings when tokens were added). Returns what changed (also in ``self.setup_info``)."""
         from .known import known_marked_template
-        from .setup import ensure_pad, prepare_tokenizer
+        from .setup import prepare_tokenizer
 
         if not getattr(tokenizer, "is_fast", False):
             raise SftkitError(f"formatter {self.name!r} needs a fast (Rust) tokenizer to locate trained tokens; "
@@ -90,9 +90,9 @@ class TemplateFormatter:
                 self.training_template, info["masking"] = known[1], f"generation markers ({known[0]})"
             else:
                 self.training_template, info["masking"] = None, "prefix renders"
-        self._document_eos = info.get("document_eos") or tokenizer.eos_token
+        if self._document_eos is None or tokenizer is not self.tokenizer:  # a second setup keeps the first's
+            self._document_eos = info.get("document_eos") or tokenizer.eos_token
         info["template"] = builtin.name if builtin is not None else "model"
-        ensure_pad(tokenizer, model)
         self.tokenizer = tokenizer
         info.update(self._probe_end_of_turn())
         self.setup_info = info
