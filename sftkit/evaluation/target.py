@@ -170,39 +170,44 @@ class Target:
         return [ll for ll, _n in self.loglikelihood_tokens(reqs)]
 
     def loglikelihood_tokens(self, requests: Sequence[tuple[list[int], list[int]]]) -> list[tuple[float, int]]:
-        """(sum log-prob, token count) of each continuation id list given its context id list."""
+        """(sum log-prob, token count) of each continuation id list given its context id list.
+
+        Requests whose model input is identical (e.g. the four one-token answers " A".." D" of a
+        multiple-choice question) share one forward pass; only the continuation positions are
+        normalised (log-softmax), not the whole sequence."""
         import torch
 
         results: list[tuple[float, int] | None] = [None] * len(requests)
         limit = self.max_length
-        inputs = []
+        groups: dict[tuple, list[tuple[int, list[int]]]] = {}
         for i, (ctx, cont) in enumerate(requests):
             if not cont:
                 results[i] = (0.0, 0)
                 continue
-            seq = (list(ctx) + list(cont))[-(limit + 1):][:-1]
-            inputs.append((i, seq, list(cont)[-limit:]))
-        inputs.sort(key=lambda r: -len(r[1]))
+            seq = tuple((list(ctx) + list(cont))[-(limit + 1):][:-1])
+            groups.setdefault(seq, []).append((i, list(cont)[-limit:]))
+        inputs = sorted(groups.items(), key=lambda kv: -len(kv[0]))
         model = self.model
         model.eval()
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         for start in range(0, len(inputs), self.batch_size):
             batch = inputs[start:start + self.batch_size]
-            width = max(len(seq) for _, seq, _ in batch)
-            pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            width = max(len(seq) for seq, _ in batch)
             ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, (_, seq, _) in enumerate(batch):
+            for row, (seq, _) in enumerate(batch):
                 ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
                 mask[row, :len(seq)] = 1
             with torch.no_grad():
                 logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for row, (i, seq, cont) in enumerate(batch):
-                n = len(cont)
-                end = len(seq)
-                lp = logprobs[row, end - n:end]
-                target = torch.tensor(cont, dtype=torch.long).unsqueeze(-1)
-                results[i] = (float(lp.gather(-1, target).sum()), n)
+                for row, (seq, members) in enumerate(batch):
+                    end = len(seq)
+                    longest = max(len(cont) for _, cont in members)
+                    lp = torch.log_softmax(logits[row, end - longest:end].float(), dim=-1).cpu()
+                    for i, cont in members:
+                        n = len(cont)
+                        target = torch.tensor(cont, dtype=torch.long).unsqueeze(-1)
+                        results[i] = (float(lp[longest - n:].gather(-1, target).sum()), n)
         return results  # type: ignore[return-value]
 
     def rolling_loglikelihood(self, texts: Sequence[str]) -> list[tuple[float, int]]:
@@ -265,16 +270,18 @@ class Target:
                 ids[row, :len(seq)] = torch.tensor(seq)
                 mask[row, :len(seq)] = 1
                 lab[row, :len(labels)] = torch.tensor(labels)
-            with torch.no_grad():
-                logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-            shift_lp = logprobs[:, :-1]
             shift_lab = lab[:, 1:]
             valid = shift_lab != -100
-            gathered = shift_lp.gather(-1, shift_lab.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            for row, i in enumerate(idx):
-                v = valid[row]
-                res[i] = (float(-(gathered[row][v]).sum()), int(v.sum()))
+            with torch.no_grad():
+                logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                for row, i in enumerate(idx):
+                    v = valid[row]
+                    if not bool(v.any()):
+                        res[i] = (0.0, 0)
+                        continue
+                    lp = torch.log_softmax(logits[row, :-1][v.to(logits.device)].float(), dim=-1).cpu()
+                    picked = lp.gather(-1, shift_lab[row][v].unsqueeze(-1))
+                    res[i] = (float(-picked.sum()), int(v.sum()))
         for i in range(len(requests)):
             out.append(res[i])
         return out
