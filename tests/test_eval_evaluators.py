@@ -285,3 +285,16 @@ def test_judge_loads_its_model_through_sftkit_models(sftkit_tiny_model, tmp_path
     assert row["errors"]["tuned"] is None, row["errors"]
     assert 0.0 <= row["tuned"] <= 1.0 and row["metrics"]["n"]["tuned"] == 2
     assert row["details"]["tuned"]["judge"] == sftkit_tiny_model
+
+
+def test_prompts_default_to_the_eval_split(tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+             "cluster": "c1" if i % 2 else "c2"} for i in range(20)]
+    run = make_run(tmp_path, [{"name": "samples"}, {"name": "exact_match", "by_cluster": True}],
+                   data=SimpleNamespace(eval=rows, train=[]))
+    target = Scripted({f"q{i}": f"a{i}" if i < 10 else "wrong" for i in range(20)})
+    res = evaluate_all(run, target)
+    assert len(res["samples"].samples) == 8  # a few samples by default
+    em = res["exact_match"]
+    assert em.metrics["n"] == 20 and em.metrics["accuracy"] == 0.5
+    assert em.metrics["accuracy[c1]"] == 0.5 and em.metrics["accuracy[c2]"] == 0.5

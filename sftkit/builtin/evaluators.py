@@ -122,7 +122,7 @@ SCHEMAS = {
 
 DOCS = {
     "loss": "Loss and perplexity on the eval split, formatted as in training (lower is better).",
-    "samples": "Answers to fixed prompts, before and after, side by side.",
+    "samples": "Answers to fixed prompts (default: the first 8 eval-split rows), before and after, side by side.",
     "exact_match": "Generated answer equals the expected answer after normalisation.",
     "contains": "Generated answer contains the expected answer after normalisation.",
     "regex": "Generated answer matches a regular expression.",
@@ -132,7 +132,7 @@ DOCS = {
     "classification": "Accuracy, macro-F1 and confusion matrix on labelled texts.",
     "code_exec": "pass@1 on HumanEval-format problems; code runs in a sandboxed separate process.",
     "forgetting": "Perplexity on general text before vs after (max_increase: allowed relative rise).",
-    "judge": "Pairwise preference of a judge model between base and tuned answers (both orders); win rate.",
+    "judge": "Pairwise preference of a judge model between base and tuned answers (both orders asked); win rate. Prompts default to the first 32 eval-split rows.",
 }
 
 FACTORIES = {

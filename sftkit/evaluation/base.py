@@ -22,6 +22,7 @@ class BaseEvaluator:
     primary = "score"
     higher_is_better: bool | None = True
     pairwise = False  # True: compare(base_result, tuned_result, run) produces the row's result
+    split_limit: int | None = None  # items taken from the eval split when no limit is set (None: all)
 
     def __init__(self, options: dict | None = None):
         self.options = dict(options or {})
@@ -85,7 +86,8 @@ def eval_split_rows(run: Any) -> list[dict]:
 
 def load_items(evaluator: BaseEvaluator, run: Any, *, file_keys=("prompts", "path"), default_path: str | None = None,
                from_eval_split: bool = True) -> list[dict]:
-    """Items from inline ``items``, a file option, ``default_path``, or the run's eval split; ``limit`` applied."""
+    """Items from inline ``items``, a file option, ``default_path``, or the run's eval split; ``limit``
+    applied (items taken from the eval split default to the evaluator's ``split_limit``)."""
     opts = evaluator.options
     where = f"[[eval]] {evaluator.name}"
     if opts.get("items") is not None:
@@ -97,6 +99,8 @@ def load_items(evaluator: BaseEvaluator, run: Any, *, file_keys=("prompts", "pat
         elif from_eval_split:
             items = [split_row_item(r) for r in eval_split_rows(run)]
             items = [i for i in items if i is not None]
+            if not opts.get("limit") and getattr(evaluator, "split_limit", None):
+                items = items[: evaluator.split_limit]
         else:
             raise SftkitError(f"{where}: no items", hint=f"set {file_keys[0]} = \"file.jsonl\" or items = [...]")
     limit = opts.get("limit")

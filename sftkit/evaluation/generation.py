@@ -66,6 +66,8 @@ class GenerationEvaluator(BaseEvaluator):
 class SamplesEvaluator(GenerationEvaluator):
     """Answers to fixed prompts, shown before/after side by side (no score)."""
 
+    split_limit = 8
+
     name = "samples"
     primary = "avg_chars"
     higher_is_better = None

@@ -36,6 +36,7 @@ def load_judge(spec: str, run: Any):
 
 
 class JudgeEvaluator(BaseEvaluator):
+    split_limit = 32
     name = "judge"
     primary = "win_rate"
     higher_is_better = True
