@@ -100,6 +100,24 @@ def test_medical_mmlu_on_a_tiny_model(sftkit_host, sftkit_tiny_model):
     assert result.samples and result.samples[0]["expected"][0] in "ABCD"
 
 
+def test_shared_context_scoring_equals_the_targets_loglikelihood(sftkit_tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftkit.evaluation import Target
+    from sftkit.evaluation.choice import build_requests
+    from sftkit_medical.evaluators import MedicalMMLU
+    from sftkit_medical.scoring import SharedContextTarget
+
+    target = Target(AutoModelForCausalLM.from_pretrained(sftkit_tiny_model),
+                    AutoTokenizer.from_pretrained(sftkit_tiny_model), None, "base", batch_size=3)
+    pairs = [p for item in MedicalMMLU({"limit": 5}).items() for p in build_requests(item, "letters")]
+    pairs.append(("Question: what helps?\nAnswer:", " rest and fluids"))  # several tokens: the target's own path
+    fast = SharedContextTarget(target).loglikelihood(pairs)
+    slow = target.loglikelihood(pairs)
+    assert len(fast) == len(slow) == 21
+    assert all(abs(a - b) < 1e-4 for a, b in zip(fast, slow)), list(zip(fast, slow))
+
+
 def test_shipped_recipe_is_listed_and_valid(sftkit_cli):
     listed = sftkit_cli("recipes", "list")
     assert listed.exit_code == 0 and "medical-domain" in listed.output and "sftkit_medical.plugin" in listed.output

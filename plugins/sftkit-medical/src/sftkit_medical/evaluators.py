@@ -3,8 +3,8 @@
 Reuses sftkit's built-in multiple-choice machinery (:mod:`sftkit.evaluation.choice`): each question
 is scored as lm-evaluation-harness scores MMLU, the prompt ending in ``Answer:`` and the model's
 log-likelihood of `` A``..`` D`` deciding (no generation, so base and tuned models are compared on
-equal terms). This plugin only chooses the questions: the held-out medical ones, balanced over
-topics.
+equal terms). This plugin chooses the questions (the held-out medical ones, balanced over topics)
+and scores the four letters of a question from one forward pass.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from sftkit.evaluation.choice import MultipleChoiceEvaluator, normalize_item
 
 from .mmlu import MEDICAL_TOPICS, balanced, load_items
+from .scoring import SharedContextTarget
 
 PREAMBLE = "The following are multiple choice questions (with answers) about {subject}.\n\n"
 
@@ -40,3 +41,7 @@ class MedicalMMLU(MultipleChoiceEvaluator):
         chosen = balanced(rows, limit)
         return [normalize_item({"question": r["question"], "choices": r["choices"], "answer": r["answer"],
                                 "topic": r["topic"]}, i) for i, r in enumerate(chosen)]
+
+    def evaluate(self, target, run=None):
+        """sftkit's multiple-choice scoring, with one forward pass per question (see :mod:`.scoring`)."""
+        return super().evaluate(SharedContextTarget(target), run)
