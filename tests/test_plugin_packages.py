@@ -6,6 +6,7 @@ The example plugins (plugins/sftkit-medical, plugins/sftkit-code) are expected p
 folder on PYTHONPATH make it look installed to the subprocesses that need it.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -81,7 +82,9 @@ def test_wheel_ships_code_data_recipes_and_entry_point(plugin, files, tmp_path):
     source = tmp_path / plugin  # build from a copy: no build/ or egg-info left in the checkout
     shutil.copytree(REPO / "plugins" / plugin, source,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+    # offline when setuptools is here; otherwise an isolated build fetches it (Python >= 3.12 venvs lack it)
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w",
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -121,6 +121,9 @@ def test_copy_brings_referenced_files_and_keeps_the_recipe_working(sftkit_cli, s
     again = sftkit_cli("recipes", "copy", "child", dest)
     assert again.exit_code == 1 and "already exists" in again.stderr and "--force" in again.stderr
     assert sftkit_cli("recipes", "copy", "child", dest, "--force").exit_code == 0
+    (tmp_path / "a-file").write_text("x")
+    onto_file = sftkit_cli("recipes", "copy", "child", tmp_path / "a-file")
+    assert onto_file.exit_code == 1 and "is a file" in onto_file.stderr
     named = sftkit_cli("recipes", "copy", "child", tmp_path / "other" / "renamed.toml")
     assert named.exit_code == 0 and (tmp_path / "other" / "renamed.toml").is_file()
     assert (tmp_path / "other" / "data" / "train.jsonl").is_file()

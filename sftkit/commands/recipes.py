@@ -155,6 +155,8 @@ def copy_recipe(name: str, dest, *, host=None, force: bool = False) -> list[Path
     name. Returns the written paths, the recipe first. Existing files are kept unless ``force``."""
     recipe = find_recipe(name, host)
     dest = Path(dest)
+    if dest.suffix != ".toml" and dest.exists() and not dest.is_dir():
+        raise SftkitError(f"{dest} is a file", hint="give a directory to copy into, or a .toml file name")
     dest_file = dest if dest.suffix == ".toml" else dest / recipe.path.name
     plan: dict[Path, Path] = {}
     rewrites: dict[Path, dict] = {}
@@ -165,17 +167,25 @@ def copy_recipe(name: str, dest, *, host=None, force: bool = False) -> list[Path
                           hint="choose another destination or pass --force to overwrite")
     written = []
     for src, dst in plan.items():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif src in rewrites:
-            dst.write_text(_rewrite(src.read_text(encoding="utf-8"), rewrites[src]), encoding="utf-8")
-        else:
-            shutil.copy2(src, dst)
-            if not os.access(dst, os.W_OK):  # files from read-only installs stay editable
-                dst.chmod(dst.stat().st_mode | 0o200)
+        try:
+            _copy_one(src, dst, rewrites.get(src))
+        except OSError as exc:
+            raise SftkitError(f"cannot copy {src} to {dst}: {exc.strerror or exc}",
+                              hint="check the destination is writable") from exc
         written.append(dst)
     return written
+
+
+def _copy_one(src: Path, dst: Path, rewrite: dict | None) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    elif rewrite:
+        dst.write_text(_rewrite(src.read_text(encoding="utf-8"), rewrite), encoding="utf-8")
+    else:
+        shutil.copy2(src, dst)
+    if dst.is_file() and not os.access(dst, os.W_OK):  # files from read-only installs stay editable
+        dst.chmod(dst.stat().st_mode | 0o200)
 
 
 # --------------------------------------------------------------------------- commands
