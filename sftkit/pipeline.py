@@ -38,9 +38,19 @@ def run_dir_for(data: dict, output: str | Path | None) -> Path:
     return Path(text.replace("{recipe.name}", name)).expanduser()
 
 
-def apply_smoke(data: dict) -> dict:
-    """A recipe for ``--smoke``: two optimizer steps, small batches, no mid-run saving."""
+SMOKE_EVAL = {"limit": 4, "max_new_tokens": 16}
+
+
+def apply_smoke(data: dict, registry=None) -> dict:
+    """A recipe for ``--smoke``: two optimizer steps, small batches, no mid-run saving, and
+    evaluators limited to a few short items where their options allow it."""
     data = copy.deepcopy(data)
+    for table in data.get("eval") or []:
+        comp = registry.find("evaluators", str(table.get("name"))) if registry is not None else None
+        props = ((comp.schema or {}).get("properties") or {}) if comp is not None else {}
+        for key, cap in SMOKE_EVAL.items():
+            if key in props:
+                table[key] = min(int(table.get(key) or cap), cap)
     t = data.setdefault("training", {})
     t.update(SMOKE_TRAINING)
     t["per_device_train_batch_size"] = min(int(t.get("per_device_train_batch_size", 8)), 4)
@@ -126,7 +136,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     started = time.time()
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
-    data = apply_smoke(recipe.data) if smoke else copy.deepcopy(recipe.data)
+    data = apply_smoke(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
     name = recipe.name
     strategy_table = data["strategy"]
     comp = host.registry.get("strategies", strategy_table["name"])
