@@ -47,8 +47,9 @@ DOMAIN = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "packing": {"type": "boolean", "default": True,
-                    "description": "Concatenate documents (EOS between them) and cut into max_length chunks."},
+        "packing": {"type": "boolean",
+                    "description": "Concatenate documents (EOS between them) and cut into max_length rows, positions "
+                                   "restarting per document. Default: training.packing, else on."},
         "replay": {
             "type": "object",
             "additionalProperties": False,
