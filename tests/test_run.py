@@ -275,3 +275,21 @@ def test_classification_on_a_decoder_backbone(tmp_path, tiny_dir):
     assert out.metrics["data"]["classes"]["counts"]["pos"] > out.metrics["data"]["classes"]["counts"]["neg"]
     cfg = json.loads((out.run_dir / "model" / "config.json").read_text())
     assert cfg["id2label"] == {"0": "neg", "1": "pos"} and cfg["label2id"] == {"neg": 0, "pos": 1}
+
+
+# --------------------------------------------------------------------------- gates
+
+def test_failed_gate_exits_3_after_writing_the_run_but_not_in_smoke(tmp_path, tiny_dir):
+    evals = [{"name": "json_valid", "items": ["Say hi", "Say bye"], "max_new_tokens": 4, "min": 0.9}]
+    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1}, eval=evals)
+    res = cli("run", recipe, "--output", tmp_path / "run")
+    assert res.exit_code == 3, res.output
+    assert "gate" in error_line(res)
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["gates"]["passed"] is False and m["gates"]["failures"]
+    assert m["eval"][0]["tuned"] is not None and m["eval"][0]["base"] is not None
+    assert (tmp_path / "run" / "COMPLETE").exists()  # the run finished; its quality did not
+    res = cli("run", recipe, "--output", tmp_path / "smoke", "--smoke")
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "smoke" / "metrics.json").read_text())
+    assert m["gates"]["passed"] is False and m["gates"]["enforced"] is False
