@@ -90,6 +90,8 @@ def _summary(ctx: dict) -> tuple[str, str]:
     facts = [(k, v) for k, v in facts if v not in (None, "")]
     md = "\n".join(f"- **{k}**: {v}" for k, v in facts)
     verdict = "all gates passed" if not failures else f"{len(failures)} gate(s) FAILED"
+    if failures and gates.get("enforced") is False:
+        verdict += " (not enforced: smoke run on a tiny random model)"
     md += f"\n\n**Gates: {verdict}**\n" + "".join(f"\n- {f}" for f in failures)
     h = "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts) + "</ul>"
     cls = "ok" if not failures else "bad"
