@@ -98,10 +98,14 @@ def check_fit(strategy, comp, bundle) -> None:
     """The data kind must be one the strategy trains on."""
     accepts = tuple(getattr(strategy, "accepts", None) or comp.meta.get("accepts") or ())
     if accepts and bundle.kind not in accepts:
-        from .validate import _shape_hint
+        try:
+            from .validate import _shape_hint
 
+            hint = _shape_hint(comp.name, accepts)
+        except ImportError:  # pragma: no cover
+            hint = f"give data in one of: {', '.join(accepts)}"
         raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
-                        f"{bundle.kind} data", where="[strategy] name", hint=_shape_hint(comp.name, accepts))
+                        f"{bundle.kind} data", where="[strategy] name", hint=hint)
     if getattr(strategy, "check_data", None):
         strategy.check_data(bundle)
 
@@ -144,10 +148,8 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
 
     run_dir = run_dir_for(data, output)
     digest = recipe_hash({"recipe": data, "smoke": smoke})
-    claimed = rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume)
-    rundir.unmark_complete(run_dir)
-    say(f"run directory: {run_dir} ({claimed})")
-    write_recipe(run_dir, data, recipe.secrets)
+    # refuse a run directory that must not be used before loading anything heavy
+    rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
 
     from .data import load_data
 
@@ -158,23 +160,35 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         from .templates import make_formatter
 
         formatter = make_formatter(data, host=host)
+    ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
+                     host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
+    model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
+
+    existed = run_dir.exists()
+    claimed = rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume)
+    rundir.unmark_complete(run_dir)
+    say(f"run directory: {run_dir} ({claimed})")
+    write_recipe(run_dir, data, recipe.secrets)
     lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=digest, host=host,
                                files=(bundle.stats or {}).get("files"))
     lockfile.write_lock(run_dir, lock)
 
-    ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
-                     host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
-    model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
-    host.pm.hook.sftkit_run_start(run=ctx)
+    try:
+        host.pm.hook.sftkit_run_start(run=ctx)
+        ev = _evaluation() if data.get("eval") else None
+        base_results = {}
+        if ev is not None and model is not None:
+            say("evaluating the base model")
+            base_results = _evaluate(ctx, ev, model, tokenizer, "base")
+        say(f"training ({comp.name})")
+        result = strategy.train(ctx)
+    except SftkitError:
+        # bad input found before the first checkpoint: leave no half-made run directory behind
+        from .strategies.trainer import last_checkpoint
 
-    ev = _evaluation() if data.get("eval") else None
-    base_results = {}
-    if ev is not None and model is not None:
-        say("evaluating the base model")
-        base_results = _evaluate(ctx, ev, model, tokenizer, "base")
-
-    say(f"training ({comp.name})")
-    result = strategy.train(ctx)
+        if claimed != "resumed" and last_checkpoint(run_dir) is None:
+            rundir.discard(run_dir, remove_dir=not existed)
+        raise
 
     rows, failures = [], []
     if ev is not None and ctx.extras.get("model") is not None:

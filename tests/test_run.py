@@ -159,7 +159,9 @@ def test_max_length_shorter_than_prompts_says_which_key_to_raise(tmp_path, tiny_
     res = cli("run", recipe, "--output", tmp_path / "run")
     assert res.exit_code == 1
     assert "max_length" in error_line(res)
-    assert not (tmp_path / "run" / "COMPLETE").exists()
+    assert not (tmp_path / "run").exists()  # bad input leaves no half-made run directory behind
+    res = cli("run", recipe, "--output", tmp_path / "run", "--set", "training.max_length=512")
+    assert res.exit_code == 0, res.output
 
 
 def test_strategy_that_does_not_fit_the_data(tmp_path, tiny_dir):
@@ -178,6 +180,7 @@ def test_model_not_found_is_one_line(tmp_path, tiny_dir):
     res = cli("run", recipe, "--output", tmp_path / "run", "--set", f"model.name={tmp_path / 'nope'}")
     assert res.exit_code == 1
     assert "nope" in error_line(res)
+    assert not (tmp_path / "run").exists()
 
 
 def test_overwrite_and_resume_exclude_each_other(tmp_path, tiny_dir):

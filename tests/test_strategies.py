@@ -308,3 +308,19 @@ def test_tone_check_flags_method_that_does_not_fit(tmp_path):
 
     assert check_tone({"method": "dpo"}, Ctx())[0].path == "strategy.method"
     assert check_tone({"method": "auto"}, Ctx()) == []
+
+
+def test_rundir_dry_run_writes_nothing_and_discard_cleans_up(tmp_path):
+    from sftkit.strategies import rundir
+
+    d = tmp_path / "run"
+    assert rundir.claim(d, recipe_name="r", recipe_hash="h", dry_run=True) == "new"
+    assert not d.exists()
+    rundir.claim(d, recipe_name="r", recipe_hash="h")
+    (d / "recipe.toml").write_text("x")
+    rundir.discard(d, remove_dir=True)
+    assert not d.exists()
+    rundir.claim(d, recipe_name="r", recipe_hash="h")
+    rundir.mark_complete(d)
+    rundir.discard(d, remove_dir=True)  # never touches a finished run
+    assert (d / "COMPLETE").exists()

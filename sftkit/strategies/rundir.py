@@ -41,9 +41,10 @@ def read_marker(run_dir: Path) -> dict:
 
 
 def claim(run_dir: Path, *, recipe_name: str, recipe_hash: str, overwrite: bool = False,
-          resume: bool = False) -> str:
+          resume: bool = False, dry_run: bool = False) -> str:
     """Prepare ``run_dir`` for a run and return what happened: ``"new"``, ``"overwritten"`` or
-    ``"resumed"``. Raises a one-line :class:`SftkitError` when the directory must not be used."""
+    ``"resumed"``. Raises a one-line :class:`SftkitError` when the directory must not be used.
+    ``dry_run``: only check (nothing is written or removed)."""
     run_dir = Path(run_dir)
     st = state(run_dir)
     where = str(run_dir)
@@ -61,7 +62,8 @@ def claim(run_dir: Path, *, recipe_name: str, recipe_hash: str, overwrite: bool 
         if old and old != recipe_hash:
             raise SftkitError("the recipe changed since this run started, so it cannot be resumed", where=where,
                               hint="resume with the same recipe and --set values, or pass --overwrite")
-        _write_marker(run_dir, recipe_name, recipe_hash, resumed=True)
+        if not dry_run:
+            _write_marker(run_dir, recipe_name, recipe_hash, resumed=True)
         return "resumed"
     outcome = "new"
     if st == "complete" and not overwrite:
@@ -71,8 +73,11 @@ def claim(run_dir: Path, *, recipe_name: str, recipe_hash: str, overwrite: bool 
         raise SftkitError("an unfinished run is in the output directory", where=where,
                           hint="pass --resume to continue it, or --overwrite to start again")
     if st in ("complete", "unfinished"):
-        _clear(run_dir)
         outcome = "overwritten"
+    if dry_run:
+        return outcome
+    if outcome == "overwritten":
+        _clear(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_marker(run_dir, recipe_name, recipe_hash)
     return outcome
@@ -88,6 +93,21 @@ def _clear(run_dir: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+def discard(run_dir: Path, *, remove_dir: bool) -> None:
+    """Remove what a run that failed before training wrote (the marker included), so the next run
+    starts clean; ``remove_dir`` also removes the (then empty) directory."""
+    run_dir = Path(run_dir)
+    if state(run_dir) != "unfinished":
+        return
+    _clear(run_dir)
+    (run_dir / MARKER).unlink(missing_ok=True)
+    if remove_dir:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
 
 
 def _write_marker(run_dir: Path, name: str, recipe_hash: str, resumed: bool = False) -> None:
