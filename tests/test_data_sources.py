@@ -249,3 +249,16 @@ def test_source_checks_for_validate():
     assert hf_check({"path": "d"}, ctx) == []
     assert file_check({"path": "a.csv", "field": "rows"}, ctx)[0].path == "data[0].field"
     assert file_check({"path": "a.json", "field": "rows"}, ctx) == []
+
+
+def test_field_type_changing_between_lines_names_the_line(tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"prompt": "a", "completion": "b", "label": 1}) + "\n\n"
+                                      + json.dumps({"prompt": "c", "completion": "d", "label": "good"}) + "\n")
+    with pytest.raises(DataError, match=r'a.jsonl:3: field "label" is a string here but a number on earlier lines'):
+        load(tmp_path, {"source": "jsonl", "path": "a.jsonl"})
+
+
+def test_hub_dataset_unavailable_offline_is_a_data_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError, match=r"could not load dataset 'sftkit-test/does-not-exist'.*local dataset directory"):
+        load(tmp_path, {"source": "hf", "id": "sftkit-test/does-not-exist"})

@@ -149,8 +149,25 @@ def _parse_json_chunk(data: bytes, schema=None):
     return paj.read_json(io.BytesIO(data), read_options=opts, parse_options=parse)
 
 
-def _type_conflict(path: Path, exc: Exception) -> DataError:
-    return DataError(f"a field has different types on different lines ({exc})", where=str(path),
+def _type_conflict(path: Path, exc: Exception, data: bytes | None = None, first_line: int = 1) -> DataError:
+    """A field whose JSON type changes between lines; names the line when Arrow says which row."""
+    import re
+
+    text = str(exc)
+    where = str(path)
+    m = re.search(r"Column\((/[^)]*)\) changed from (\w+) to (\w+) in row (\d+)", text)
+    if m and data is not None:
+        row, seen = int(m.group(4)), -1
+        for i, line in enumerate(data.split(b"\n")):
+            if line.strip():
+                seen += 1
+                if seen == row:
+                    where = f"{path}:{first_line + i}"
+                    break
+        field = m.group(1).strip("/").replace("/", ".")
+        return DataError(f'field "{field}" is a {m.group(3)} here but a {m.group(2)} on earlier lines', where=where,
+                         hint="give each field the same JSON type on every line (e.g. always a string)")
+    return DataError(f"a field has different types on different lines ({text})", where=where,
                      hint="give each field the same JSON type on every line (e.g. always a string)")
 
 
@@ -179,7 +196,7 @@ def read_jsonl(path: Path, *, encoding: str = "utf-8", on_error: str = "error",
                 try:
                     table = _parse_json_chunk(data)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc2:
-                    raise _type_conflict(path, exc2) from exc
+                    raise _type_conflict(path, exc2, data, first_line) from exc
             schemas.append(table.schema)
             chunks_used += 1
             rows += table.num_rows
