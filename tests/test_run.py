@@ -296,3 +296,12 @@ def test_failed_gate_exits_3_after_writing_the_run_but_not_in_smoke(tmp_path, ti
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "smoke" / "metrics.json").read_text())
     assert m["gates"]["passed"] is False and m["gates"]["enforced"] is False
+
+
+def test_tone_on_good_answers_only_is_sft(tmp_path, tiny_dir):
+    rows = [{"prompt": f"Question {i}?", "completion": f"Gladly! Answer {i}.", "label": True} for i in range(12)]
+    write_jsonl(tmp_path / "good.jsonl", rows)
+    data = [{"source": "jsonl", "path": "good.jsonl", "format": "labeled"}]
+    recipe = make_recipe(tmp_path, tiny_dir, data=data, strategy={"name": "tone"}, training={"max_steps": 2})
+    out = run(recipe, output=tmp_path / "run")
+    assert out.metrics["train"]["method"] == "sft" and out.metrics["train"]["trained_tokens"] > 0

@@ -209,6 +209,10 @@ def test_pairs_checked_and_length_bias_reported():
     assert bias["relative_difference"] > 1 and "longer" in bias["warning"]
     assert bias["chosen_longer_share"] == 1.0
     assert "warning" not in length_bias(["abcd"], ["abce"])
+    # systematically a little longer in every pair is flagged too
+    bias = length_bias(["answer number %02d!!" % i for i in range(12)], ["answer number %02d" % i for i in range(12)],
+                       paired=True)
+    assert bias["chosen_longer_share"] == 1.0 and "warning" in bias
 
 
 def test_tone_method_follows_the_data():

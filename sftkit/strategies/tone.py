@@ -36,10 +36,14 @@ def length_bias(good: list[str], bad: list[str], tokenizer=None, threshold: floa
         out["chosen_longer_share"] = round(mean(1.0 if len(g) > len(b) else 0.0 for g, b in zip(good, bad)), 3)
     ratio = (out["chosen_chars"] - out["rejected_chars"]) / max(out["rejected_chars"], 1.0)
     out["relative_difference"] = round(ratio, 3)
-    if abs(ratio) > threshold:
+    share = out.get("chosen_longer_share")
+    systematic = share is not None and len(good) >= 10 and (share >= 0.9 or share <= 0.1)
+    if abs(ratio) > threshold or (systematic and abs(ratio) > threshold / 4):
         word = "longer" if ratio > 0 else "shorter"
-        out["warning"] = (f"chosen answers are {abs(ratio):.0%} {word} than rejected ones on average: the model may "
-                          f"learn to be {word} rather than better; balance the lengths of your pairs")
+        detail = f" ({share:.0%} of pairs)" if share is not None and word == "longer" else \
+            f" ({1 - share:.0%} of pairs)" if share is not None else ""
+        out["warning"] = (f"chosen answers are {abs(ratio):.0%} {word} than rejected ones on average{detail}: the "
+                          f"model may learn to be {word} rather than better; balance the lengths of your pairs")
     return out
 
 
