@@ -21,8 +21,6 @@ Each converter takes one raw row (a dict) and returns the canonical record, or r
 
 from __future__ import annotations
 
-import json
-
 from ..api import FORMAT_KINDS
 from ..errors import DataError, did_you_mean
 

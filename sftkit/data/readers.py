@@ -281,8 +281,6 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
                     raise DataError("the file holds one JSON object, not a list of rows", where=str(path),
                                     hint=f'set field = "{lists[0]}"')
             return raw
-    from datasets import Dataset
-
     try:
         with _open_binary(path) as f:
             text = f.read().decode(encoding)
