@@ -217,7 +217,10 @@ def check_plugin(plugin: Any, *, name: str | None = None, check_imports: bool = 
     if problems:
         raise AssertionError(f"plugin {name or _plugin_name(_as_module(plugin))!r} does not conform:\n  - "
                              + "\n  - ".join(problems))
-    return make_plugin_host(plugin)
+    from sftkit.plugins import make_host
+
+    module = _as_module(plugin)
+    return make_host(builtins=True, entry_points=False, extra=((name or _plugin_name(module), module),))
 
 
 # --------------------------------------------------------------------------- recipes
