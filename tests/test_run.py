@@ -305,3 +305,11 @@ def test_tone_on_good_answers_only_is_sft(tmp_path, tiny_dir):
     recipe = make_recipe(tmp_path, tiny_dir, data=data, strategy={"name": "tone"}, training={"max_steps": 2})
     out = run(recipe, output=tmp_path / "run")
     assert out.metrics["train"]["method"] == "sft" and out.metrics["train"]["trained_tokens"] > 0
+
+
+def test_recipe_by_shipped_name_and_missing_file():
+    from sftkit.commands.run import resolve_recipe
+
+    assert resolve_recipe("instruction").name == "instruction.toml"
+    res = cli("run", "instructoin")
+    assert res.exit_code == 2 and 'did you mean "instruction"' in error_line(res)

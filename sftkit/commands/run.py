@@ -11,7 +11,7 @@ from sftkit.errors import SftkitError
 
 
 @click.command("run")
-@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("recipe")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe key, e.g. --set training.max_steps=2 (value parsed as TOML).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished or unfinished run in the output directory.")
@@ -21,7 +21,7 @@ from sftkit.errors import SftkitError
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: [output] dir of the recipe).")
 def run(recipe, overrides, overwrite, resume, smoke, output):
-    """Train (and evaluate) RECIPE into a run directory.
+    """Train (and evaluate) RECIPE (a TOML file, or the name of a shipped recipe) into a run directory.
 
     The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
     recipe, metrics.json, train_log.jsonl, sftkit.lock.json, a report, and COMPLETE when done.
@@ -33,6 +33,7 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
 
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:
+        recipe = resolve_recipe(recipe)
         outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
                                output=output, console=echo)
     except SftkitError as err:
@@ -42,6 +43,24 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
         _fail(err)
     for line in summary_lines(outcome):
         click.echo(line)
+
+
+def resolve_recipe(text: str) -> Path:
+    """A recipe file path, or the file of a shipped recipe registered under that name."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    from sftkit.errors import UsageError, did_you_mean
+    from sftkit.paths import resolve_path
+    from sftkit.plugins import get_host
+
+    registry = get_host().registry
+    comp = registry.find("recipes", text)
+    if comp is not None and isinstance(comp.factory, str):
+        return resolve_path(comp.factory, None)
+    names = registry.names("recipes")
+    hint = did_you_mean(text, names) or f"shipped recipes: {', '.join(names) or 'none'}"
+    raise UsageError(f"recipe file not found: {text}", hint=hint)
 
 
 def _fail(err: SftkitError) -> None:
