@@ -262,3 +262,12 @@ def test_hub_dataset_unavailable_offline_is_a_data_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataError, match=r"could not load dataset 'sftkit-test/does-not-exist'.*local dataset directory"):
         load(tmp_path, {"source": "hf", "id": "sftkit-test/does-not-exist"})
+
+
+def test_empty_input_is_an_error(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError, match=r"data\[0\] \(jsonl:empty.jsonl\): no rows \(the input is empty\)"):
+        load(tmp_path, {"source": "jsonl", "path": "empty.jsonl"})
+    (tmp_path / "bad.jsonl").write_text("{oops\n")
+    with pytest.raises(DataError, match=r"no rows left after skipping bad lines \(not valid JSON: 1\)"):
+        load(tmp_path, {"source": "jsonl", "path": "bad.jsonl", "on_error": "skip"})

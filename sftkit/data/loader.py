@@ -155,6 +155,10 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
     max_rows = table.get("max_rows")
     if max_rows is not None and len(raw.dataset) > max_rows:
         raw.dataset = raw.dataset.select(range(max_rows))
+    if len(raw.dataset) == 0:
+        skipped = ", ".join(f"{r}: {n}" for r, n in raw.skipped.items())
+        raise DataError("no rows" + (f" left after skipping bad lines ({skipped})" if skipped else " (the input is empty)"),
+                        where=where, hint="point this [[data]] entry at data, or remove it")
     cols = raw.dataset.column_names
     renames = formats.column_plan(cols, table.get("columns") or {}, where)
     cluster = table.get("cluster_column")
