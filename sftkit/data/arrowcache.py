@@ -30,6 +30,24 @@ def file_fingerprint(path: Path) -> list:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
+def code_version(*objects: Any) -> list:
+    """Modification times of the source files (whole package directories) defining ``objects``:
+    caches of map results are invalidated when the code that produced them changes."""
+    import inspect
+
+    out = []
+    for obj in objects:
+        try:
+            src = inspect.getsourcefile(obj if inspect.ismodule(obj) or inspect.isclass(obj) else type(obj))
+        except TypeError:
+            src = None
+        if not src:
+            continue
+        folder = Path(src).parent
+        out.append([str(folder), sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.py"))])
+    return out
+
+
 def cache_key(*parts: Any) -> str:
     text = json.dumps([READER_VERSION, *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]

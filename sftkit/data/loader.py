@@ -204,9 +204,11 @@ def _convert(entry: _Entry, kind: str):
     fp_src = getattr(ds, "_fingerprint", None)
     fingerprint = None
     if fp_src:
+        from .arrowcache import code_version
+
         fingerprint = hashlib.sha256(json.dumps(
-            [CONVERTER_VERSION, fp_src, entry.fmt, kind, entry.name, entry.cluster, entry.on_error]).encode()
-        ).hexdigest()[:32]
+            [CONVERTER_VERSION, code_version(formats), fp_src, entry.fmt, kind, entry.name, entry.cluster,
+             entry.on_error]).encode()).hexdigest()[:32]
     return ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names,
                   features=canonical_features(kind), new_fingerprint=fingerprint,
                   desc=f"Converting {entry.name}")

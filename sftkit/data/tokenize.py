@@ -94,7 +94,10 @@ def _fingerprint(ds, formatter, kind: str, max_length, truncation: str) -> str |
               if isinstance(v, (str, int, float, bool, type(None)))} if hasattr(formatter, "__dict__") else {}
     ident = getattr(formatter, "fingerprint", None) or [type(formatter).__module__, type(formatter).__qualname__,
                                                        getattr(formatter, "chat_template", None), simple, tok_id]
-    text = json.dumps([TOKENIZER_VERSION, base, kind, max_length, truncation, ident], default=str, sort_keys=True)
+    from .arrowcache import code_version
+
+    code = code_version(formatter, Encoder)
+    text = json.dumps([TOKENIZER_VERSION, code, base, kind, max_length, truncation, ident], default=str, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
