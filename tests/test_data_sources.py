@@ -271,3 +271,41 @@ def test_empty_input_is_an_error(tmp_path):
     (tmp_path / "bad.jsonl").write_text("{oops\n")
     with pytest.raises(DataError, match=r"no rows left after skipping bad lines \(not valid JSON: 1\)"):
         load(tmp_path, {"source": "jsonl", "path": "bad.jsonl", "on_error": "skip"})
+
+
+class _PluginSources:
+    """A third-party plugin registering two sources: one returns dicts, one a Dataset."""
+
+    @staticmethod
+    def _rows(options, ctx):
+        return ({"question": f"q{i}", "answer": f"a{i}"} for i in range(options.get("n", 3)))
+
+    @staticmethod
+    def _dataset(options, ctx):
+        import datasets
+
+        return datasets.Dataset.from_list([{"text": "doc one"}, {"text": "doc two"}])
+
+    from sftkit import hookimpl
+
+    @staticmethod
+    @hookimpl
+    def sftkit_register_sources(register):
+        register("plugin_rows", _PluginSources._rows, schema={"type": "object", "properties": {"n": {"type": "integer"}}})
+        register("plugin_ds", _PluginSources._dataset)
+
+
+def test_plugin_sources_returning_dicts_or_a_dataset(tmp_path):
+    from sftkit.plugins import make_host
+
+    host = make_host(entry_points=False, extra=(("test-plugin", _PluginSources),))
+    recipe = {"recipe": {"name": "t"}, "dataset": {"shuffle": False},
+              "data": [{"source": "plugin_rows", "n": 4, "columns": {"prompt": "question", "completion": "answer"}}]}
+    bundle = load_data(recipe, tmp_path, host=host)
+    assert [m[0]["content"] for m in bundle.train["messages"]] == ["q0", "q1", "q2", "q3"]
+    assert bundle.train[0]["source"] == "plugin_rows"
+    recipe["data"] = [{"source": "plugin_ds"}]
+    assert load_data(recipe, tmp_path, host=host).train["text"] == ["doc one", "doc two"]
+    recipe["data"] = [{"source": "plugin_rows", "n": 2}]
+    with pytest.raises(DataError, match=r"data\[0\] \(plugin_rows\): cannot tell the record format"):
+        load_data(recipe, tmp_path, host=host)
