@@ -313,3 +313,17 @@ def test_recipe_by_shipped_name_and_missing_file():
     assert resolve_recipe("instruction").name == "instruction.toml"
     res = cli("run", "instructoin")
     assert res.exit_code == 2 and 'did you mean "instruction"' in error_line(res)
+
+
+def test_freeze_trains_only_the_unfrozen_part(tmp_path, tiny_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    recipe = make_recipe(tmp_path, tiny_dir, freeze={"train_last_layers": 1}, training={"max_steps": 2})
+    out = run(recipe, output=tmp_path / "run")
+    p = out.metrics["train"]["parameters"]
+    assert 0 < p["trainable"] < p["total"]
+    before = load_file(str(Path(tiny_dir) / "model.safetensors"))
+    after = load_file(str(out.run_dir / "model" / "model.safetensors"))
+    assert torch.equal(before["model.layers.0.mlp.up_proj.weight"], after["model.layers.0.mlp.up_proj.weight"])
+    assert not torch.equal(before["model.layers.1.mlp.up_proj.weight"], after["model.layers.1.mlp.up_proj.weight"])
