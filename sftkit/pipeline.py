@@ -169,8 +169,9 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     rundir.unmark_complete(run_dir)
     say(f"run directory: {run_dir} ({claimed})")
     write_recipe(run_dir, data, recipe.secrets)
-    lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=digest, host=host,
+    lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=recipe_hash(data), host=host,
                                files=(bundle.stats or {}).get("files"))
+    lock["smoke"] = smoke
     lockfile.write_lock(run_dir, lock)
 
     try:

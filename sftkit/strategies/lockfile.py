@@ -82,8 +82,20 @@ def build_lock(recipe: dict, base_dir: Path, *, recipe_hash: str, host=None, fil
             plugins = {k: v for k, v in host.dist_versions().items() if k != "sftkit"}
         except Exception:
             plugins = {}
+    model = {"name": (recipe.get("model") or {}).get("name")}
+    try:
+        from sftkit.paths import resolve_path
+
+        mp = resolve_path(model["name"], Path(base_dir)) if model["name"] else None
+        if mp is not None and mp.exists():
+            model["path"] = str(mp)
+            if mp.is_file():
+                model["bytes"] = mp.stat().st_size
+    except Exception:
+        pass
     return {
         "recipe_hash": recipe_hash,
+        "model": model,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
