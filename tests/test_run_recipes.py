@@ -40,3 +40,22 @@ def test_shipped_recipes_validate():
     paths = [str(RECIPES / f"{n}.toml") for n in ("instruction", "tone", "classification", "domain")]
     res = CliRunner().invoke(cli, ["validate", *paths])
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.real_model
+def test_classification_recipe_on_the_real_minilm(tmp_path, monkeypatch):
+    """The real encoder (not --smoke): labels mapped into the saved config, accuracy reported."""
+    from click.testing import CliRunner
+
+    from sftkit.commands.run import run
+
+    monkeypatch.setenv("SFTKIT_NO_PROGRESS", "1")
+    res = CliRunner().invoke(run, [str(RECIPES / "classification.toml"), "--output", str(tmp_path / "run"),
+                                   "--set", "training.max_steps=2", "--set", "training.per_device_train_batch_size=4"])
+    assert res.exit_code == 0, res.output[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train"]["labels"] == ["negative", "neutral", "positive"]
+    assert 0 <= metrics["train"]["eval_accuracy"] <= 1
+    assert sum(metrics["data"]["classes"]["counts"].values()) == metrics["data"]["train_rows"]
+    cfg = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert cfg["label2id"] == {"negative": 0, "neutral": 1, "positive": 2}
