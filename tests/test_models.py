@@ -252,3 +252,21 @@ def test_freeze_none_and_everything():
     assert summary["trainable"] == summary["total"] and summary["frozen_layers"] == []
     with pytest.raises(SftkitError, match="no trainable parameter"):
         apply_freeze(_four_layer_model(), {"patterns": ["*"]})
+
+
+def test_hub_id_loads_from_hub_cache_offline(tmp_path, tiny_dir):
+    """A hub id found in the local hub cache loads offline (no network), tokenizer and chat template included."""
+    import shutil
+
+    snap = tmp_path / "hub" / "models--org--tiny" / "snapshots" / "abc123"
+    shutil.copytree(tiny_dir, snap)
+    (tmp_path / "hub" / "models--org--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--tiny" / "refs" / "main").write_text("abc123")
+    code = ("from sftkit.models import describe_model_source, load_causal_lm\n"
+            "assert describe_model_source({'name': 'org/tiny'}, '.').kind == 'hub'\n"
+            "m, t = load_causal_lm({'name': 'org/tiny'}, '.')\n"
+            "print(type(m).__name__, t.chat_template is not None)\n")
+    env = {**__import__("os").environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["LlamaForCausalLM", "True"]
