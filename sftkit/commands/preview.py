@@ -55,11 +55,24 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
 
 
 def _load_tokenizer(model_section: dict, base_dir: Path):
-    """The recipe model's tokenizer (no weights)."""
-    from sftkit.models import load_tokenizer
+    """The recipe model's tokenizer, without loading weights (a GGUF file's tokenizer is read from
+    its metadata, not from the dequantized model a run converts once)."""
+    from sftkit.models import describe_model_source, load_tokenizer
 
     if not model_section.get("name"):
         raise SftkitError("[model] name is missing", hint="name a hub id, a local model directory or a .gguf file")
+    src = describe_model_source(model_section, base_dir)
+    if src.kind == "gguf" and not model_section.get("tokenizer"):
+        problem = src.problem()
+        if problem:
+            raise SftkitError(problem, where="[model].name")
+        from transformers import AutoTokenizer
+
+        from sftkit.modeling.loading import ensure_pad_token
+
+        tok = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
+        ensure_pad_token(tok)
+        return tok
     return load_tokenizer(model_section, base_dir)
 
 
