@@ -52,6 +52,7 @@ class SourceContext:
     name: str  # the [[data]] entry's display name
     seed: int = 42
     max_rows: int | None = None
+    on_error: str = "error"  # "skip": a reader skips bad rows (and counts them) instead of stopping
 
     def resolve(self, path: str) -> Path:
         """Resolve a recipe path: absolute, relative to the recipe, or ``package://mod/path``."""
