@@ -149,8 +149,8 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
     common = _common_keys()
     options = {k: v for k, v in table.items() if k not in common}
     on_error = table.get("on_error", "error")
-    ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=table.get("max_rows"))
-    ctx.on_error = on_error  # read by the built-in readers (skip malformed lines)
+    ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=table.get("max_rows"),
+                        on_error=on_error)
     raw = _to_raw(comp.create(options, ctx), name)
     max_rows = table.get("max_rows")
     if max_rows is not None and len(raw.dataset) > max_rows:
