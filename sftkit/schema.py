@@ -34,6 +34,10 @@ def _component_object(common: dict, comp_schema: dict | None, key: str, name: st
     out = {"type": "object", "properties": props, "additionalProperties": extra_allowed}
     if required:
         out["required"] = required
+    if comp_schema:  # whole-object rules of the component (oneOf, dependentRequired, if/then, ...)
+        for k, v in comp_schema.items():
+            if k not in ("type", "properties", "required", "additionalProperties", "description", "$schema", "title"):
+                out[k] = copy.deepcopy(v)
     return out
 
 
@@ -202,6 +206,12 @@ def error_to_problems(err, locate) -> list[Problem]:
     if v == "pattern":
         desc = sch.get("description")
         return [mk(f"{_short(value)} is not in the expected form" + (f" ({desc})" if desc else f" (pattern {err.validator_value})"))]
+    if v in ("anyOf", "oneOf") and all(set(sub) == {"required"} for sub in err.validator_value):
+        options = [" + ".join(sub["required"]) for sub in err.validator_value]
+        given = [o for o in options if all(k in value for k in o.split(" + "))] if isinstance(value, dict) else []
+        if v == "oneOf" and len(given) > 1:
+            return [mk(f"give only one of: {', '.join(options)} (found {', '.join(given)})")]
+        return [mk(f"needs {'exactly ' if v == 'oneOf' else ''}one of: {', '.join(options)}")]
     if v in ("anyOf", "oneOf"):
         # name the first alternative's expectation without dumping the schemas
         kinds = []

@@ -239,3 +239,28 @@ def test_usage_errors_exit_2(demo_host, workdir):
     write(workdir / "r.toml", GOOD)
     code, out = run("validate", "r.toml", "--set", "no-equals-sign")
     assert code == 2 and "expected KEY=VALUE" in out
+
+
+def test_component_whole_object_rules_apply(workdir):
+    from sftkit import hookimpl
+
+    class OneOf:
+        @hookimpl
+        def sftkit_register_sources(self, register):
+            register("either", "json:loads", schema={
+                "type": "object", "properties": {"id": {"type": "string"}, "path": {"type": "string"}},
+                "additionalProperties": False, "oneOf": [{"required": ["id"]}, {"required": ["path"]}]})
+
+        @hookimpl
+        def sftkit_register_strategies(self, register):
+            register("s", "json:loads")
+
+    plugins._HOST = plugins.make_host(builtins=False, entry_points=False, extra=(("oneof", OneOf()),))
+    write(workdir / "r.toml", '[recipe]\nname = "x"\n[model]\nname = "org/m"\n[[data]]\nsource = "either"\n'
+                              '[strategy]\nname = "s"\n')
+    code, out = run("validate", "r.toml")
+    assert code == 1 and "data[0]: needs exactly one of: id, path" in out
+    write(workdir / "r.toml", '[recipe]\nname = "x"\n[model]\nname = "org/m"\n[[data]]\nsource = "either"\nid = "a"\n'
+                              '[strategy]\nname = "s"\n')
+    code, out = run("validate", "r.toml")
+    assert code == 0, out
