@@ -230,6 +230,7 @@ def test_tone_dpo_drops_identical_pairs_and_reports_length_bias(tmp_path, tiny_d
     out = run(recipe, output=tmp_path / "run")
     t = out.metrics["train"]
     assert t["method"] == "dpo" and t["beta"] == 0.2 and t["steps"] == 2
+    assert t["trained_tokens"] > 0 and t["trained_tokens_per_second"] > 0  # completion tokens of both answers
     tone = out.metrics["data"]["tone"]
     assert tone["identical_pairs"] >= 3
     assert set(tone["length_bias"]) >= {"chosen_chars", "rejected_chars", "chosen_tokens", "relative_difference"}

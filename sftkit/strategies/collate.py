@@ -48,6 +48,8 @@ class TokenCounter:
         self.padded += ids.numel() - real
         if labels is not None and labels.dim() >= 2:
             self.trained += int((labels[..., 1:] != IGNORE_INDEX).sum())
+        elif inputs.get("completion_mask") is not None:  # TRL preference batches (DPO, KTO)
+            self.trained += int(inputs["completion_mask"].sum())
         else:  # sequence classification: every real token feeds the prediction
             self.trained += real
         self.batches += 1

@@ -157,10 +157,13 @@ class ToneStrategy(CausalStrategy):
                                 hint="raise training.per_device_train_batch_size")
             extra["train_sampling_strategy"] = "sequential"
         args = training_arguments(run, rows=len(train), has_eval=eval_ is not None, config_cls=Config, **extra)
+        from .collate import TokenCounter
+
         cls = make_trainer_class(Base)
         trainer = cls(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=eval_,
                       processing_class=tokenizer, callbacks=callbacks(run))
-        result = fit(run, trainer, tokenizer=tokenizer, before_save=_drop_ref_adapter)
+        trainer.sftkit_counter = counter = TokenCounter()
+        result = fit(run, trainer, tokenizer=tokenizer, counter=counter, before_save=_drop_ref_adapter)
         result.metrics["method"] = method
         result.metrics["beta"] = beta
         return result
