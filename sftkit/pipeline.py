@@ -98,24 +98,13 @@ def check_fit(strategy, comp, bundle) -> None:
     """The data kind must be one the strategy trains on."""
     accepts = tuple(getattr(strategy, "accepts", None) or comp.meta.get("accepts") or ())
     if accepts and bundle.kind not in accepts:
-        try:
-            from .validate import _shape_hint
+        from .validate import shape_hint
 
-            hint = _shape_hint(comp.name, accepts)
-        except ImportError:  # pragma: no cover
-            hint = f"give data in one of: {', '.join(accepts)}"
+        hint = shape_hint(comp.name, accepts)
         raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
                         f"{bundle.kind} data", where="[strategy] name", hint=hint)
     if getattr(strategy, "check_data", None):
         strategy.check_data(bundle)
-
-
-def _evaluation():
-    try:
-        from . import evaluation
-    except ImportError:
-        return None
-    return evaluation if hasattr(evaluation, "evaluate_all") else None
 
 
 def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
@@ -176,7 +165,9 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
 
     try:
         host.pm.hook.sftkit_run_start(run=ctx)
-        ev = _evaluation() if data.get("eval") else None
+        from . import evaluation
+
+        ev = evaluation if data.get("eval") else None
         base_results = {}
         if ev is not None and model is not None:
             say("evaluating the base model")
@@ -217,7 +208,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     _write_json(run_dir / "metrics.json", metrics)
     _write_json(run_dir / "data_stats.json", data_stats)
     if data.get("output", {}).get("report", True):
-        _report(run_dir, say)
+        _report(run_dir, ctx, say)
     host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
     elapsed = time.time() - started
     rundir.mark_complete(run_dir, {"recipe": name, "elapsed_s": round(elapsed, 2)})
@@ -233,13 +224,11 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     return outcome
 
 
-def _report(run_dir: Path, say) -> None:
+def _report(run_dir: Path, ctx, say) -> None:
+    from .reporting import write_report
+
     try:
-        from .reporting import write_report
-    except ImportError:
-        return
-    try:
-        write_report(run_dir)
+        write_report(run_dir, run=ctx)
     except SftkitError:
         raise
     except Exception as exc:  # a broken report must not lose a finished training run

@@ -174,14 +174,13 @@ def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
         accepts = comp.meta.get("accepts")
         if accepts:
             for i, (kind, flds) in enumerate(zip(kinds, fields)):
-                item = recipe.data["data"][i]
-                if kind is None or kind in accepts or item.get("role") == "replay":
+                if kind is None or kind in accepts:
                     continue
                 found = f"; its fields: {', '.join(flds)}" if flds else ""
                 out.append(_problem(
                     recipe, ("data", i),
                     f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but this entry is {kind} data{found}",
-                    _shape_hint(comp.name, accepts)))
+                    shape_hint(comp.name, accepts)))
     for table in COMPONENT_TABLES:
         value = recipe.data.get(table)
         items = list(enumerate(value)) if isinstance(value, list) else ([(None, value)] if isinstance(value, dict) else [])
@@ -219,7 +218,8 @@ def _parse_dotted(text: str) -> list:
     return out
 
 
-def _shape_hint(strategy: str, accepts) -> str:
+def shape_hint(strategy: str, accepts) -> str:
+    """How to give data that fits ``strategy``."""
     hints = {
         "classification": 'it needs text and label columns: add a label column or map one with columns = {label = "your_column"}',
         "tone": "it needs preference pairs (prompt/chosen/rejected), answers labelled good/bad (prompt/completion/label), or good answers only",
