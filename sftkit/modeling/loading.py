@@ -273,7 +273,8 @@ def _load_adapter(model_dir: Path, adapter_cfg: dict, config: dict):
             id2label = {int(k): v for k, v in config["id2label"].items()}
             maps = {"num_labels": len(id2label), "id2label": id2label,
                     "label2id": {v: k for k, v in id2label.items()}}
-        base_model = AutoModelForSequenceClassification.from_pretrained(base, dtype=resolve_dtype("auto"), **maps)
+        with _quiet_transformers():  # the head is missing from the base: it comes from the adapter
+            base_model = AutoModelForSequenceClassification.from_pretrained(base, dtype=resolve_dtype("auto"), **maps)
         if config.get("pad_token_id") is not None:
             base_model.config.pad_token_id = config["pad_token_id"]
     else:
