@@ -6,7 +6,19 @@ quickstart rows (chat template, loss on the assistant reply + end-of-turn token 
 Wall time per phase is reported and written to benchmarks/results/quickstart_probe.json.
 
     python benchmarks/quickstart_probe.py --mode full --steps 30 --lr 1e-4
-    python benchmarks/quickstart_probe.py --mode lora --steps 30 --lr 1e-3
+    python benchmarks/quickstart_probe.py --mode lora --steps 40 --lr 1e-3   # the recipe's settings
+
+Findings (207 rows of ~52 tokens, 26 held-out prompts, batch 8; JSON compliance / answer correct):
+  base model                         0.00 / 0.27  (prose answers)
+  LoRA r=16 lr 1e-3, 12 steps        1.00 / 0.19  (format learnt, facts degraded, unknowables not "low")
+  LoRA r=16 lr 1e-3, 20 steps        1.00 / 0.35
+  LoRA r=16 lr 5e-4, 30 steps        1.00 / 0.35
+  LoRA r=16 lr 1e-3, 40 steps        1.00 / 0.42  train 60 s, whole probe 72 s on 2 idle cores
+  full fine-tune lr 1e-4, 30 steps   1.00 / 0.38  ~2x slower per step than LoRA (weight grads + AdamW
+                                                  over 135M params) and it forgot facts it knew (Bern)
+The loss falls from 4.1 to ~0.3 within 6 steps: the format is learnt first, the rest of the steps
+teach the "low" confidence case and keep answers right. On a CPU shared by other processes, torch
+with 2 threads slowed 4-8x (thread oversubscription); --threads 1 is faster there.
 """
 
 from __future__ import annotations
