@@ -81,17 +81,13 @@ def _file_problems(recipe: Recipe, host) -> list[Problem]:
                     path = (table, idx, prop) if idx is not None else (table, prop)
                     out.extend(_check_exists(recipe, path, v))
     model = recipe.data.get("model")
-    if isinstance(model, dict) and isinstance(model.get("name"), str):
-        name = model["name"]
-        if _looks_local(name):
-            out.extend(_check_exists(recipe, ("model", "name"), name,
-                                     what="model", hint="give an existing directory, a .gguf file, or a hub id like org/name"))
+    if isinstance(model, dict) and isinstance(model.get("name"), str) and "${" not in model["name"]:
+        from .models import describe_model_source
+
+        problem = describe_model_source(model, recipe.base_dir).problem()
+        if problem:
+            out.append(_problem(recipe, ("model", "name"), problem))
     return out
-
-
-def _looks_local(name: str) -> bool:
-    return (name.startswith((PACKAGE_SCHEME, ".", "/", "~")) or name.lower().endswith(".gguf")
-            or os.sep in name and Path(name).exists() or name.count("/") > 1)
 
 
 def _check_exists(recipe: Recipe, path: tuple, value: str, what: str = "file", hint: str | None = None) -> list[Problem]:

@@ -264,3 +264,13 @@ def test_component_whole_object_rules_apply(workdir):
                               '[strategy]\nname = "s"\n')
     code, out = run("validate", "r.toml")
     assert code == 0, out
+
+
+def test_local_model_that_does_not_exist(demo_host, workdir):
+    write(workdir / "r.toml", GOOD.replace('name = "org/some-model"', 'name = "./models/missing"'))
+    code, out = run("validate", "r.toml")
+    assert code == 1
+    assert "r.toml:5:1: model.name: model './models/missing' not found: looked for the directory" in out
+    write(workdir / "r.toml", GOOD.replace('name = "org/some-model"', 'name = "weights.gguf"'))
+    code, out = run("validate", "r.toml")
+    assert code == 1 and "looked for the file" in out
