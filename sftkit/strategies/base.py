@@ -23,7 +23,8 @@ class CausalStrategy:
             return run.extras["model"], run.tokenizer
         from sftkit.models import load_causal_lm
 
-        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke)
+        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke,
+                                          console=run.console)
         if run.formatter is not None:
             run.formatter.setup(tokenizer, model)
         if tokenizer.pad_token_id is None:
