@@ -38,20 +38,28 @@ def _problem(recipe: Recipe, path: tuple, msg: str, hint: str | None = None) -> 
     return Problem(msg, file=f, line=line, col=col, path=dotted(path), hint=hint)
 
 
+def component_tables(data: dict):
+    """Yield ``(table, path, item)`` for every component table of a recipe: ``("data", ("data", 0), {...})``."""
+    for table in COMPONENT_TABLES:
+        value = data.get(table)
+        if isinstance(value, list):
+            for idx, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield table, (table, idx), item
+        elif isinstance(value, dict):
+            yield table, (table,), value
+
+
 def _component_problems(recipe: Recipe, host) -> list[Problem]:
     out = []
-    for table, (kind, key, _common, default) in COMPONENT_TABLES.items():
-        value = recipe.data.get(table)
-        items = list(enumerate(value)) if isinstance(value, list) else ([(None, value)] if isinstance(value, dict) else [])
-        for idx, item in items:
-            if not isinstance(item, dict):
-                continue
-            name = item.get(key, default)
-            if not isinstance(name, str) or not name:
-                continue  # the schema reports it
-            if host.registry.find(kind, name) is None:
-                path = (table, idx, key) if idx is not None else (table, key)
-                out.append(_problem(recipe, path, unknown_component_message(host.registry, kind, name) + host.failure_note()))
+    for table, path, item in component_tables(recipe.data):
+        kind, key, _common, default = COMPONENT_TABLES[table]
+        name = item.get(key, default)
+        if not isinstance(name, str) or not name:
+            continue  # the schema reports it
+        if host.registry.find(kind, name) is None:
+            out.append(_problem(recipe, path + (key,),
+                                unknown_component_message(host.registry, kind, name) + host.failure_note()))
     return out
 
 
@@ -63,23 +71,15 @@ def _path_props(schema: dict | None) -> list[str]:
 
 def _file_problems(recipe: Recipe, host) -> list[Problem]:
     out = []
-    for table in COMPONENT_TABLES:
-        value = recipe.data.get(table)
-        items = list(enumerate(value)) if isinstance(value, list) else ([(None, value)] if isinstance(value, dict) else [])
-        for idx, item in items:
-            if not isinstance(item, dict):
-                continue
-            comp = component_of(table, item, host.registry)
-            if comp is None:
-                continue
-            for prop in _path_props(comp.schema):
-                val = item.get(prop)
-                vals = val if isinstance(val, list) else [val]
-                for v in vals:
-                    if not isinstance(v, str) or "${" in v:
-                        continue
-                    path = (table, idx, prop) if idx is not None else (table, prop)
-                    out.extend(_check_exists(recipe, path, v))
+    for table, path, item in component_tables(recipe.data):
+        comp = component_of(table, item, host.registry)
+        if comp is None:
+            continue
+        for prop in _path_props(comp.schema):
+            val = item.get(prop)
+            for v in val if isinstance(val, list) else [val]:
+                if isinstance(v, str) and "${" not in v:
+                    out.extend(_check_exists(recipe, path + (prop,), v))
     model = recipe.data.get("model")
     if isinstance(model, dict) and isinstance(model.get("name"), str) and "${" not in model["name"]:
         from .models import describe_model_source
@@ -90,14 +90,14 @@ def _file_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
-def _check_exists(recipe: Recipe, path: tuple, value: str, what: str = "file", hint: str | None = None) -> list[Problem]:
+def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
     try:
         resolved = resolve_path(value, recipe.base_dir)
     except SftkitError as exc:
-        return [_problem(recipe, path, f"{what} {value!r}: {exc.message}", exc.hint)]
+        return [_problem(recipe, path, f"file {value!r}: {exc.message}", exc.hint)]
     if not resolved.exists():
-        return [_problem(recipe, path, f"{what} not found: {value!r} (looked at {resolved})",
-                         hint or "fix the path; relative paths are relative to the recipe file")]
+        return [_problem(recipe, path, f"file not found: {value!r} (looked at {resolved})",
+                         "fix the path; relative paths are relative to the recipe file")]
     return []
 
 
@@ -177,27 +177,21 @@ def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
                     recipe, ("data", i),
                     f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but this entry is {kind} data{found}",
                     shape_hint(comp.name, accepts)))
-    for table in COMPONENT_TABLES:
-        value = recipe.data.get(table)
-        items = list(enumerate(value)) if isinstance(value, list) else ([(None, value)] if isinstance(value, dict) else [])
-        for idx, item in items:
-            if not isinstance(item, dict):
-                continue
-            c = component_of(table, item, host.registry)
-            if c is None or c.check is None:
-                continue
-            table_path = dotted((table, idx) if idx is not None else (table,))
-            ctx = CheckContext(recipe.data, recipe.base_dir, table_path, kinds, fields)
-            try:
-                found = c.load_check()(item, ctx) or []
-            except Exception as exc:  # a plugin's check must not crash validate
-                found = [Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} raised "
-                                 f"{type(exc).__name__}: {exc}")]
-            for p in found:
-                if p.file is None:
-                    f, line, col = _locator(recipe)(tuple(_parse_dotted(p.path or table_path)))
-                    p.file, p.line, p.col = f, line, col
-                out.append(p)
+    for table, path, item in component_tables(recipe.data):
+        c = component_of(table, item, host.registry)
+        if c is None or c.check is None:
+            continue
+        table_path = dotted(path)
+        ctx = CheckContext(recipe.data, recipe.base_dir, table_path, kinds, fields)
+        try:
+            found = c.load_check()(item, ctx) or []
+        except Exception as exc:  # a plugin's check must not crash validate
+            found = [Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} raised "
+                             f"{type(exc).__name__}: {exc}")]
+        for p in found:
+            if p.file is None:
+                p.file, p.line, p.col = _locator(recipe)(tuple(_parse_dotted(p.path or table_path)))
+            out.append(p)
     return out
 
 
