@@ -44,13 +44,13 @@ NOTES = {
 }
 
 
-def _section(title: str, body: dict, note: str | None, array: bool = False) -> str:
+def _section(title: str, body: dict, note: str | None, array: bool = False, props: dict | None = None) -> str:
     lines = [f"# {note}"] if note else []
     if array:
         lines.append(tomli_w.dumps({title: [body]}).rstrip())
         return "\n".join(lines) + "\n"
     lines.append(f"[{title}]")
-    props = TOP_LEVEL.get(title, {}).get("properties", {})
+    props = props if props is not None else TOP_LEVEL.get(title, {}).get("properties", {})
     for key, value in body.items():
         desc = props.get(key, {}).get("description")
         if desc:
@@ -76,6 +76,7 @@ def starter_recipe(strategy: str, name: str, host) -> str:
             strategy_table[key] = sub["default"]
     parts = [
         "#:schema ./sftkit.schema.json",
+        "# (editor completion: write the schema beside this file with `sftkit schema -o sftkit.schema.json`)",
         f"# A starting recipe for the {strategy!r} strategy, written by `sftkit init`.",
         "# Check it with `sftkit validate`, look at the data with `sftkit preview`, train with `sftkit run`.",
         "",
@@ -85,7 +86,7 @@ def starter_recipe(strategy: str, name: str, host) -> str:
     ]
     if strategy != "classification":
         parts.append(_section("template", {"formatter": "chat"}, NOTES["template"]))
-    parts.append(_section("strategy", strategy_table, NOTES["strategy"]))
+    parts.append(_section("strategy", strategy_table, NOTES["strategy"], props=(comp.schema or {}).get("properties", {})))
     parts.append(_section("training", {"max_steps": 20, "per_device_train_batch_size": 8, "learning_rate": 5e-5,
                                        "max_length": 512}, NOTES["training"]))
     parts.append(_section("output", {"dir": "runs/{recipe.name}"}, NOTES["output"]))
