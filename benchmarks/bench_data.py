@@ -58,8 +58,7 @@ def tokenizer_dir(kind: str, root: Path) -> Path:
     if kind == "tiny":
         from sftkit.tiny import tiny_tokenizer
 
-        CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+        from sftkit.tiny import CHATML_TEMPLATE as CHATML
         tiny_tokenizer(chat_template=CHATML).save_pretrained(out)
         return out
     import importlib.util

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+CHATML_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                   "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+"""A minimal ChatML template (no generation markers), like many models ship: for tiny test models."""
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>", "<s>", "</s>"]
 
 _CORPUS = [

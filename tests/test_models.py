@@ -20,8 +20,7 @@ from sftkit.models import (
 )
 from sftkit.tiny import save_tiny_model
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+from sftkit.tiny import CHATML_TEMPLATE as CHATML
 
 
 @pytest.fixture(autouse=True)
