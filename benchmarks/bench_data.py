@@ -56,10 +56,9 @@ def tokenizer_dir(kind: str, root: Path) -> Path:
     if out.exists():
         return out
     if kind == "tiny":
-        from sftkit.tiny import tiny_tokenizer
+        from sftkit.tiny import CHATML_TEMPLATE, tiny_tokenizer
 
-        from sftkit.tiny import CHATML_TEMPLATE as CHATML
-        tiny_tokenizer(chat_template=CHATML).save_pretrained(out)
+        tiny_tokenizer(chat_template=CHATML_TEMPLATE).save_pretrained(out)
         return out
     import importlib.util
 
