@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from .errors import SftkitError
@@ -37,3 +38,9 @@ def resolve_path(path: str, base_dir: Path | None) -> Path:
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p
     return p
+
+
+def cache_root() -> Path:
+    """sftkit's cache directory: ``$SFTKIT_CACHE`` or ``~/.cache/sftkit`` (converted models, Arrow data)."""
+    env = os.environ.get("SFTKIT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sftkit"

@@ -14,6 +14,7 @@ COMMANDS = {
     "eval": ("sftkit.commands.eval:eval_command", "Evaluate a model with a recipe's [[eval]] tables and write a report."),
     "report": ("sftkit.commands.report:report", "Re-render a run directory's report."),
     "recipes": ("sftkit.commands.recipes:recipes", "List, show and copy recipes shipped by sftkit and plugins."),
+    "cache": ("sftkit.commands.cache:cache", "Show or clear sftkit's cache of converted models and data."),
 }
 
 

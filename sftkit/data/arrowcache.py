@@ -18,10 +18,10 @@ READER_VERSION = "1"
 
 
 def cache_root() -> Path:
-    """Where converted data files live: ``$SFTKIT_CACHE/data`` or ``~/.cache/sftkit/data``."""
-    base = os.environ.get("SFTKIT_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "sftkit"
-    return root / "data"
+    """Where converted data files live: ``<sftkit cache>/data``."""
+    from ..paths import cache_root as sftkit_cache
+
+    return sftkit_cache() / "data"
 
 
 def file_fingerprint(path: Path) -> list:

@@ -13,14 +13,10 @@ import shutil
 import uuid
 from pathlib import Path
 
+from ..paths import cache_root  # re-exported by sftkit.models
+
 MARKER = "sftkit_cache.json"
 CACHE_VERSION = 1
-
-
-def cache_root() -> Path:
-    """``$SFTKIT_CACHE`` or ``~/.cache/sftkit``."""
-    env = os.environ.get("SFTKIT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "sftkit"
 
 
 def file_digest(path: Path, *extra: str) -> str:
