@@ -194,28 +194,41 @@ def _load_with_extends(path: Path, problems: list[Problem], source: Source, host
     parent = _load_with_extends(parent_path, problems, source, host, stack + (resolved,))
     if parent is None:
         return None
-    merged = deep_merge(parent, data)
+    parent = _rebase_parent(parent, Path(parent_path).parent, Path(path).parent, host)
+    merged = deep_merge(parent, data)  # the child's keys win
     merged.setdefault("recipe", {}).pop("extends", None)
-    # the child's keys win; relative paths in the parent stay relative to the parent file
-    _rebase_paths(parent, data, merged, Path(parent_path).parent, Path(path).parent)
     for p, f in own_origins.items():
         source.origins[p] = f
     return merged
 
 
-def _rebase_paths(parent: dict, child: dict, merged: dict, parent_dir: Path, child_dir: Path) -> None:
-    """Paths a parent recipe gives (data files) stay relative to the parent, not the child."""
+def _rebase_parent(parent: dict, parent_dir: Path, child_dir: Path, host) -> dict:
+    """The parent with its relative file paths made absolute against the parent's folder, so they keep
+    pointing where the parent meant when a recipe elsewhere extends it. File options are the ones
+    each component's schema marks ``x-sftkit-path`` (nested ones too), plus a local ``[model] name``."""
     if parent_dir.resolve() == child_dir.resolve():
-        return
-    for key in ("data", "eval"):
-        if key in child or not isinstance(merged.get(key), list):
-            continue
-        for item in merged[key]:
-            if isinstance(item, dict):
-                for opt in ("path", "prompts", "items", "schema_file", "reference"):
-                    val = item.get(opt)
-                    if isinstance(val, str) and not val.startswith("package://") and not os.path.isabs(val):
-                        item[opt] = str((parent_dir / val).resolve())
+        return parent
+    from .paths import PACKAGE_SCHEME
+    from .schema import component_of, component_tables, path_options
+
+    def absolute(value: str) -> str:
+        if value.startswith((PACKAGE_SCHEME, "~")) or "${" in value or os.path.isabs(value):
+            return value
+        return str((parent_dir / value).resolve())
+
+    parent = copy.deepcopy(parent)
+    if host is not None:
+        for table, _path, item in component_tables(parent):
+            comp = component_of(table, item, host.registry)
+            for key_path, value in list(path_options(comp.schema if comp else None, item)):
+                apply_override(item, key_path, absolute(value))
+    model = parent.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        from .models import describe_model_source
+
+        if describe_model_source(model, parent_dir).kind != "hub":
+            model["name"] = absolute(model["name"])
+    return parent
 
 
 # --------------------------------------------------------------------------- env vars and overrides

@@ -102,6 +102,33 @@ def component_of(table: str, item: dict, registry: Registry):
     return registry.find(kind, name)
 
 
+def component_tables(data: dict):
+    """Yield ``(table, path, item)`` for every component table of a recipe: ``("data", ("data", 0), {...})``."""
+    for table in COMPONENT_TABLES:
+        value = data.get(table)
+        if isinstance(value, list):
+            for idx, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield table, (table, idx), item
+        elif isinstance(value, dict):
+            yield table, (table,), value
+
+
+def path_options(schema: dict | None, item: dict, prefix: tuple = ()):
+    """Yield ``(key_path, value)`` for every option the schema marks ``"x-sftkit-path": true``,
+    looking into nested tables (e.g. ``replay.path``); list values yield each string."""
+    for key, sub in ((schema or {}).get("properties") or {}).items():
+        if not isinstance(sub, dict) or key not in item:
+            continue
+        value = item[key]
+        if sub.get("x-sftkit-path"):
+            for i, v in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(v, str):
+                    yield prefix + ((key, i) if isinstance(value, list) else (key,)), v
+        elif isinstance(value, dict) and sub.get("properties"):
+            yield from path_options(sub, value, prefix + (key,))
+
+
 def recipe_schema(data: dict, registry: Registry) -> dict:
     """The concrete schema for this recipe: each component table gets its own component's options."""
     props = copy.deepcopy(TOP_LEVEL)

@@ -4,17 +4,16 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .core_schema import COMPONENT_TABLES
 from .detect import detect_format, kind_of_format, peek_fields
 from .errors import Problem, SftkitError
-from .paths import PACKAGE_SCHEME, resolve_path
+from .paths import resolve_path
 from .recipe import Recipe, dotted, read_recipe
 from .registry import SINGULAR, unknown_component_message
-from .schema import component_of, schema_problems
+from .schema import component_of, component_tables, path_options, schema_problems
 
 
 @dataclass
@@ -38,18 +37,6 @@ def _problem(recipe: Recipe, path: tuple, msg: str, hint: str | None = None) -> 
     return Problem(msg, file=f, line=line, col=col, path=dotted(path), hint=hint)
 
 
-def component_tables(data: dict):
-    """Yield ``(table, path, item)`` for every component table of a recipe: ``("data", ("data", 0), {...})``."""
-    for table in COMPONENT_TABLES:
-        value = data.get(table)
-        if isinstance(value, list):
-            for idx, item in enumerate(value):
-                if isinstance(item, dict):
-                    yield table, (table, idx), item
-        elif isinstance(value, dict):
-            yield table, (table,), value
-
-
 def _component_problems(recipe: Recipe, host) -> list[Problem]:
     out = []
     for table, path, item in component_tables(recipe.data):
@@ -63,23 +50,15 @@ def _component_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
-def _path_props(schema: dict | None) -> list[str]:
-    if not schema:
-        return []
-    return [k for k, v in schema.get("properties", {}).items() if isinstance(v, dict) and v.get("x-sftkit-path")]
-
-
 def _file_problems(recipe: Recipe, host) -> list[Problem]:
     out = []
     for table, path, item in component_tables(recipe.data):
         comp = component_of(table, item, host.registry)
         if comp is None:
             continue
-        for prop in _path_props(comp.schema):
-            val = item.get(prop)
-            for v in val if isinstance(val, list) else [val]:
-                if isinstance(v, str) and "${" not in v:
-                    out.extend(_check_exists(recipe, path + (prop,), v))
+        for key_path, value in path_options(comp.schema, item):
+            if "${" not in value:
+                out.extend(_check_exists(recipe, path + key_path, value))
     model = recipe.data.get("model")
     if isinstance(model, dict) and isinstance(model.get("name"), str) and "${" not in model["name"]:
         from .models import describe_model_source
@@ -96,7 +75,8 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
     except SftkitError as exc:
         return [_problem(recipe, path, f"file {value!r}: {exc.message}", exc.hint)]
     if not resolved.exists():
-        return [_problem(recipe, path, f"file not found: {value!r} (looked at {resolved})",
+        looked = f" (looked at {resolved})" if str(resolved) != value else ""
+        return [_problem(recipe, path, f"file not found: {value!r}{looked}",
                          "fix the path; relative paths are relative to the recipe file")]
     return []
 

@@ -274,3 +274,20 @@ def test_local_model_that_does_not_exist(demo_host, workdir):
     write(workdir / "r.toml", GOOD.replace('name = "org/some-model"', 'name = "weights.gguf"'))
     code, out = run("validate", "r.toml")
     assert code == 1 and "looked for the file" in out
+
+
+def test_extends_from_another_folder_keeps_parent_paths_and_checks_nested_ones(demo_host, workdir):
+    (workdir / "base" / "data").mkdir(parents=True)
+    (workdir / "base" / "data" / "rows.jsonl").write_text('{"prompt": "a", "completion": "b"}\n', encoding="utf-8")
+    (workdir / "base" / "data" / "lookup.txt").write_text("x\n", encoding="utf-8")
+    write(workdir / "base" / "base.toml", GOOD.replace('path = "train.jsonl"',
+                                                      'path = "data/rows.jsonl"\noptions = {lookup = "data/lookup.txt"}'))
+    write(workdir / "child.toml", '[recipe]\nname = "child"\nextends = "base/base.toml"\n')
+    code, out = run("validate", "child.toml")
+    assert code == 0, out
+    code, out = run("resolve", "child.toml")
+    assert str(workdir / "base" / "data" / "lookup.txt") in out and str(workdir / "base" / "data" / "rows.jsonl") in out
+    (workdir / "base" / "data" / "lookup.txt").unlink()
+    code, out = run("validate", "child.toml")
+    assert code == 1
+    assert "base.toml:10:" in out and "data[0].options.lookup: file not found" in out
