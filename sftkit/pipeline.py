@@ -144,6 +144,10 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
 
     bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
     check_fit(strategy, comp, bundle)
+    if data.get("eval"):
+        from .reporting.accounting import check_inputs
+
+        check_inputs(data, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):
         from .templates import make_formatter
@@ -185,6 +189,8 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
             rundir.discard(run_dir, remove_dir=not existed)
         raise
 
+    from .reporting.accounting import EvaluationFailed, evaluation_errors, row_accounting
+
     rows, failures = [], []
     if ev is not None and ctx.extras.get("model") is not None:
         say("evaluating the tuned model")
@@ -202,9 +208,10 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         "smoke": smoke,
         "train": {**result.metrics, "parameters": ctx.extras.get("parameters")},
         "precision": ctx.precision.as_dict(),
-        "data": {"kind": bundle.kind, "train_rows": len(bundle.train),
-                 "eval_rows": len(bundle.eval) if bundle.eval is not None else 0,
-                 **{k: v for k, v in data_stats.items() if k in ("dropped", "duplicates", "tone", "classes", "replay")}},
+        "data": {"kind": bundle.kind,
+                 **{k: v for k, v in data_stats.items() if k in ("duplicates", "tone", "classes", "replay")},
+                 **row_accounting(bundle.stats, ctx.extras.get("tokenized_stats"), train_rows=len(bundle.train),
+                                  eval_rows=len(bundle.eval) if bundle.eval is not None else 0)},
         "eval": rows,
         # a --smoke run trains a tiny random model: gates are reported, never enforced
         "gates": {"passed": not failures, "failures": failures, "enforced": not smoke},
@@ -220,6 +227,13 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     if failures and smoke:
         say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
             "(tiny random model)")
+    errors = evaluation_errors(rows)
+    if errors:  # an evaluator that errored leaves the verdict incomplete, smoke run or not
+        err = EvaluationFailed(f"{len(errors)} evaluation(s) failed: " + "; ".join(errors),
+                               where=str(run_dir / "metrics.json"),
+                               hint="see the report; fix the cause and re-run, or `sftkit eval` to evaluate again")
+        err.outcome = outcome
+        raise err
     if failures and not smoke:
         err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
                         where=str(run_dir / "metrics.json"))
@@ -261,9 +275,9 @@ def summary_lines(outcome: RunOutcome) -> list[str]:
     if t.get("eval_accuracy") is not None:
         parts.append(f"eval accuracy {float(t['eval_accuracy']):.3f}")
     lines.append(", ".join(parts))
-    for row in outcome.metrics.get("eval", []):
-        lines.append(f"eval {row.get('label')}: base {_num(row.get('base'))} → tuned {_num(row.get('tuned'))}"
-                     + ("" if (row.get("gate") or {}).get("passed", True) else "  (gate failed)"))
+    from .evaluation.verdict import summary_line
+
+    lines.extend(summary_line(row) for row in outcome.metrics.get("eval", []))
     lines.append(f"saved: {t.get('model_dir') or outcome.run_dir / 'model'} ({t.get('saved', 'model')})")
     lines.append(f"run directory: {outcome.run_dir}")
     return lines

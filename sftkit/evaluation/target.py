@@ -2,9 +2,10 @@
 
 Speed without changing results: the model runs in eval mode with the KV cache on, in the run's
 precision (:mod:`sftkit.modeling.precision`); requests are sorted by length so a batch holds rows
-of similar length (generation pads on the left, scoring on the right), every row stops at its own
-end-of-turn token, and results come back in the caller's order. Batched greedy generation equals
-one-by-one generation (tested). Long calls report progress with an ETA on stderr.
+of similar length, padded on the left with positions counted per row; generation stops each row at
+its own end-of-turn token; scoring sends only the positions it reads through the output layer; results
+come back in the caller's order. Batched greedy generation equals one-by-one generation (tested).
+Long calls report progress with an ETA on stderr.
 
 Log-likelihoods are computed the way lm-evaluation-harness does (trailing context whitespace
 moved to the continuation, context + continuation encoded together and split, empty contexts
