@@ -139,6 +139,12 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     digest = recipe_hash({"recipe": data, "smoke": smoke})
     # refuse a run directory that must not be used before loading anything heavy
     rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
+    limits = {k: v for k, v in (data.get("plan") or {}).items() if v is not None}
+    if limits and not smoke:  # [plan] limits: estimate first, refuse with the numbers before training
+        from .plan import check_limits, make_plan
+
+        say("planning: [plan] limits are set")
+        check_limits(make_plan(recipe_path, overrides, host=host, console=say))
 
     from .data import load_data
 

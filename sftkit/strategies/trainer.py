@@ -153,11 +153,22 @@ def callbacks(run) -> list:
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry, default=float) + "\n")
 
+    clock: list = run.extras.setdefault("step_seconds", [])
+
+    class StepClock(TrainerCallback):
+        """Wall seconds of each optimizer step (``sftkit plan`` calibrates with them)."""
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            clock.append(time.perf_counter() - self.began)
+
     class StepSleep(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
-    out = [JsonlLog()]
+    out = [JsonlLog(), StepClock()]
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
@@ -210,9 +221,13 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         run.console("no checkpoint found: starting from the beginning")
     if resume_from and run.console:
         run.console(f"resuming from {resume_from}")
+    from sftkit.plan.memory import GB, peak_bytes, reset_peak
+
+    reset_peak()
     start = time.time()
     out = trainer.train(resume_from_checkpoint=resume_from)
     elapsed = time.time() - start
+    peak = peak_bytes()
     metrics: dict = {k: v for k, v in (out.metrics or {}).items() if isinstance(v, (int, float))}
     if trainer.eval_dataset is not None:
         ev = trainer.evaluate()
@@ -223,7 +238,10 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["steps"] = trainer.state.global_step
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
+    metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
     runtime = metrics.get("train_runtime") or elapsed
+    if counter is not None:
+        run.extras["token_counter"] = counter
     if counter is not None and counter.batches:
         metrics.update(counter.as_dict())
         metrics["trained_tokens_per_second"] = round(counter.trained / runtime, 2) if runtime else None
