@@ -185,3 +185,27 @@ def _env():
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(__import__("pathlib").Path(__file__).parents[1]),
                                                     env.get("PYTHONPATH", "")] if p)
     return env
+
+
+def test_chat_keeps_history_streams_and_obeys_commands(server):
+    from sftkit.commands.chat import chat_loop
+    from sftkit.serving.engine import Sampling
+
+    _, served = server
+    sampling = Sampling(max_tokens=12, temperature=0)
+    writes: list[str] = []
+    lines = ["Hello", "What did I say?", "/system Be brief.", "Hi again", "/reset", "/quit", "never sent"]
+    final = chat_loop(served, sampling, iter(lines), writes.append, system="You are kind.")
+    first = _reference(served, served.render([{"role": "system", "content": "You are kind."},
+                                              {"role": "user", "content": "Hello"}]), max_tokens=12)
+    second_prompt = served.render([{"role": "system", "content": "You are kind."}, {"role": "user", "content": "Hello"},
+                                   {"role": "assistant", "content": first},
+                                   {"role": "user", "content": "What did I say?"}])
+    second = _reference(served, second_prompt, max_tokens=12)
+    third = _reference(served, served.render([{"role": "system", "content": "Be brief."},
+                                              {"role": "user", "content": "Hi again"}]), max_tokens=12)
+    out = "".join(writes)
+    assert out.startswith(first + "\n" + second + "\n(system prompt set")
+    assert third + "\n(history cleared)" in out
+    assert final == [{"role": "system", "content": "Be brief."}]  # /reset keeps the system prompt
+    assert len(writes) > 8  # answers arrive in pieces, not at once
