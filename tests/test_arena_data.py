@@ -190,3 +190,35 @@ def test_arena_source_reads_the_database(tmp_path):
         load_data({"data": [{"source": "arena", "path": str(arena_dir), "min_votes": 3}],
                    "dataset": {"eval_fraction": 0.0}, "strategy": {"name": "tone"}}, tmp_path, host=get_host())
     assert export_rows(Store(arena_dir, create=False), "kto", prompt_set="other") == []
+
+
+def test_arena_prompts_from_recipe_and_file(tmp_path):
+    from sftkit.commands.arena import file_prompts, recipe_prompts
+
+    recipes = Path(__file__).resolve().parents[1] / "sftkit" / "recipes"
+    import tomllib
+
+    tone = tomllib.loads((recipes / "tone.toml").read_text())
+    assert recipe_prompts(tone, recipes) == ["Where is my order?", "Your product broke after two days."]
+    quick = tomllib.loads((recipes / "quickstart.toml").read_text())
+    listed = recipe_prompts(quick, recipes)
+    assert len(listed) == len((recipes / "data" / "quickstart" / "eval.jsonl").read_text().splitlines())
+    (tmp_path / "p.txt").write_text("one\n\n two \n")
+    assert file_prompts(tmp_path / "p.txt") == ["one", "two"]
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a"}\n{"question": "b"}\n')
+    assert file_prompts(tmp_path / "p.jsonl") == ["a", "b"]
+
+
+def test_arena_command_errors_are_one_line(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TONE_RECIPE.format(model="HuggingFaceTB/SmolLM2-135M", source="jsonl", path="pairs.jsonl",
+                                         extra="", out=tmp_path / "never"))
+    (tmp_path / "pairs.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    no_run = _cli("arena", str(recipe), "--port", "0", cwd=tmp_path)
+    assert no_run.returncode == 1 and "no finished run" in no_run.stderr and "Traceback" not in no_run.stderr
+    one = _cli("arena", "--models", "only-one", cwd=tmp_path)
+    assert one.returncode == 2 and "two models" in one.stderr
+    open_net = _cli("arena", "--models", "a", "b", "--host", "0.0.0.0", cwd=tmp_path)
+    assert open_net.returncode == 2 and "--key" in open_net.stderr
+    no_db = _cli("arena", "export", "--dir", str(tmp_path / "nothing"), "-o", "x.jsonl", cwd=tmp_path)
+    assert no_db.returncode == 1 and "no arena database" in no_db.stderr

@@ -23,6 +23,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..modeling.stops import stop_token_ids
+
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 
@@ -55,25 +57,6 @@ class Request:
 
     def cancel(self) -> None:
         self.cancelled.set()
-
-
-def stop_token_ids(model, tokenizer) -> list[int]:
-    """End-of-turn ids: the tokenizer's EOS, the generation config's eos ids and known end-of-turn tokens."""
-    from ..evaluation.target import END_OF_TURN
-
-    ids = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(gen_eos, int):
-        ids.add(gen_eos)
-    elif isinstance(gen_eos, (list, tuple)):
-        ids.update(int(i) for i in gen_eos)
-    vocab = tokenizer.get_vocab()
-    for t in END_OF_TURN:
-        if t in vocab and t != tokenizer.bos_token:
-            ids.add(int(vocab[t]))
-    return sorted(ids)
 
 
 def filter_top_p(scores, top_p: float):
@@ -232,12 +215,12 @@ class Engine:
                             use_cache=True, **{cache_arg: cache})
                 cache = getattr(out, cache_arg, None)
                 logits = out.logits[:, -1, :].float()
-                chosen = []
+                chosen = torch.argmax(logits, dim=-1).tolist()  # greedy rows: one arg-max for all
                 for row, r in enumerate(batch):
                     if not alive[row]:
-                        chosen.append(self.pad_id)
-                        continue
-                    chosen.append(self._pick(logits[row:row + 1], r.sampling, gens[row]))
+                        chosen[row] = self.pad_id
+                    elif not r.sampling.greedy:
+                        chosen[row] = self._sample(logits[row:row + 1], r.sampling, gens[row])
                 for row, r in enumerate(batch):
                     if alive[row]:
                         alive[row] = self._advance(r, chosen[row])
@@ -251,11 +234,9 @@ class Engine:
                 self._finish(r, FINISH_LENGTH)
 
     @staticmethod
-    def _pick(logits, sampling: Sampling, generator) -> int:
+    def _sample(logits, sampling: Sampling, generator) -> int:
         import torch
 
-        if sampling.greedy:
-            return int(torch.argmax(logits, dim=-1)[0])
         scores = logits / sampling.temperature if sampling.temperature != 1.0 else logits
         if sampling.top_p < 1.0:
             scores = filter_top_p(scores, sampling.top_p)
