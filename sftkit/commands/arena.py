@@ -134,6 +134,8 @@ def open_arena(targets, as_models, prompts_file, arena_dir, host, port, key, tem
     except SftkitError:
         sock.close()
         raise
+    for m in served.values():  # a model without a chat template fails here, not in a background thread
+        m.render([{"role": "user", "content": "hi"}])
     settings = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}
     store = Store(arena_dir)
     app = Arena(store, served, prompts, settings, access_key=key)
