@@ -173,6 +173,10 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
 
     bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
     check_fit(strategy, comp, bundle)
+    if data.get("eval"):
+        from .reporting.accounting import check_inputs
+
+        check_inputs(data, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):
         from .templates import make_formatter
@@ -224,6 +228,9 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
     diverged = _divergence(ctx, result)
     if diverged:
         ev = None  # evaluating a NaN model is meaningless: write what happened and stop without COMPLETE
+
+    from .reporting.accounting import EvaluationFailed, evaluation_errors, row_accounting
+
     rows, failures = [], []
     if ev is not None and ctx.extras.get("model") is not None:
         say("evaluating the tuned model")
@@ -240,9 +247,10 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
         "strategy": comp.name,
         "smoke": smoke,
         "train": {**result.metrics, "parameters": ctx.extras.get("parameters")},
-        "data": {"kind": bundle.kind, "train_rows": len(bundle.train),
-                 "eval_rows": len(bundle.eval) if bundle.eval is not None else 0,
-                 **{k: v for k, v in data_stats.items() if k in ("dropped", "duplicates", "tone", "classes", "replay")}},
+        "data": {"kind": bundle.kind,
+                 **{k: v for k, v in data_stats.items() if k in ("duplicates", "tone", "classes", "replay")},
+                 **row_accounting(bundle.stats, ctx.extras.get("tokenized_stats"), train_rows=len(bundle.train),
+                                  eval_rows=len(bundle.eval) if bundle.eval is not None else 0)},
         "eval": rows,
         # a --smoke run trains a tiny random model: gates are reported, never enforced
         "gates": {"passed": not failures, "failures": failures, "enforced": not smoke},
@@ -262,6 +270,13 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
     if failures and smoke:
         say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
             "(tiny random model)")
+    errors = evaluation_errors(rows)
+    if errors:  # an evaluator that errored leaves the verdict incomplete, smoke run or not
+        err = EvaluationFailed(f"{len(errors)} evaluation(s) failed: " + "; ".join(errors),
+                               where=str(run_dir / "metrics.json"),
+                               hint="see the report; fix the cause and re-run, or `sftkit eval` to evaluate again")
+        err.outcome = outcome
+        raise err
     if failures and not smoke:
         err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
                         where=str(run_dir / "metrics.json"))

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from sftkit.errors import GateError, SftkitError
+from sftkit.reporting.accounting import EvaluationFailed
 
 
 def _fail(err: SftkitError) -> None:
@@ -136,6 +137,14 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
         raise
     except Exception as exc:  # a broken report must not lose the metrics
         say(f"warning: the report could not be written: {type(exc).__name__}: {exc}")
+    from sftkit.reporting.accounting import evaluation_errors
+
+    errors = evaluation_errors(rows)
+    if errors:
+        err = EvaluationFailed(f"{len(errors)} evaluation(s) failed: " + "; ".join(errors),
+                               where=str(out / "metrics.json"), hint="see the report; fix the cause and re-run")
+        err.metrics = metrics
+        raise err
     if failures:
         err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
                         where=str(out / "metrics.json"))
@@ -199,13 +208,14 @@ def summary_lines(metrics: dict, out: Path) -> list[str]:
 def eval_command(recipe, model_dir, base, output, overrides):
     """Evaluate a model trained elsewhere with RECIPE's [[eval]] tables and write metrics and a report.
 
-    Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed.
+    Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed, 4 an evaluator
+    failed (metrics and report written).
     """
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     out = Path(output) if output else None
     try:
         metrics = evaluate_model(recipe, model_dir, base=base, output=out, overrides=overrides, console=echo)
-    except GateError as err:
+    except (GateError, EvaluationFailed) as err:
         if getattr(err, "metrics", None):
             for line in summary_lines(err.metrics, Path(err.where).parent if err.where else Path(".")):
                 click.echo(line)
