@@ -108,7 +108,7 @@ def check_fit(strategy, comp, bundle) -> None:
 
 
 def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
-    target = ev.Target(model, tokenizer, run.formatter, label)
+    target = ev.Target(model, tokenizer, run.formatter, label, precision=run.precision)
     return ev.evaluate_all(run, target)
 
 
@@ -185,6 +185,9 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
                      host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
     held["extras"] = ctx.extras  # the trainer's callbacks record the step reached there
+    from .modeling.precision import for_run
+
+    say(for_run(ctx).describe())  # decided once: training and both evaluations use it
     model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
 
     lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=recipe_hash(data), host=host,
@@ -247,6 +250,7 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
         "strategy": comp.name,
         "smoke": smoke,
         "train": {**result.metrics, "parameters": ctx.extras.get("parameters")},
+        "precision": ctx.precision.as_dict(),
         "data": {"kind": bundle.kind,
                  **{k: v for k, v in data_stats.items() if k in ("duplicates", "tone", "classes", "replay")},
                  **row_accounting(bundle.stats, ctx.extras.get("tokenized_stats"), train_rows=len(bundle.train),
