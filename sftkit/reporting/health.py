@@ -11,6 +11,7 @@ import statistics
 from typing import Any, Iterable
 
 FORMAT_EVALUATORS = ("json_valid", "regex")
+DROPPED_WARN_SHARE = 0.2  # more than this share of rows dropped is a warning
 
 
 def _series(log: Iterable[dict], key: str) -> list[tuple[float, float]]:
@@ -38,6 +39,16 @@ def check_nan(train: list, grads: list) -> list[dict]:
                      f"first at step {int(min(bad))}.",
                      "Lower the learning rate (e.g. /10), keep max_grad_norm = 1.0, use bf16 rather than fp16, "
                      "and check the data for empty or extremely long rows.")]
+
+
+def check_weights(train_metrics: dict | None) -> list[dict]:
+    """An error when the trained weights hold NaN/inf (``metrics.json`` train.nonfinite_tensors)."""
+    bad = (train_metrics or {}).get("nonfinite_tensors") or []
+    if not bad:
+        return []
+    return [_finding("error", "nan_weights", "The trained weights hold NaN/inf",
+                     f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}; the model is unusable.",
+                     "Lower the learning rate (e.g. /10), keep max_grad_norm = 1.0 and train again with --overwrite.")]
 
 
 def check_no_learning(train: list) -> list[dict]:
@@ -233,6 +244,19 @@ def check_data(data_stats: dict | None) -> list[dict]:
         out.append(_finding("warning", "leakage", "Eval rows also appear in the training data",
                             f"{leak} eval row(s) are exact copies of training rows; eval metrics are optimistic.",
                             "Deduplicate across splits ([dataset] dedupe = true) or hold out different rows."))
+    share, dropped = data_stats.get("dropped_share"), data_stats.get("dropped") or {}
+    if isinstance(share, (int, float)) and share > DROPPED_WARN_SHARE and isinstance(dropped, dict):
+        why = ", ".join(f"{k}: {v}" for k, v in dropped.items())
+        fixes = {"too_long": "raise training.max_length (or truncation = \"truncate\")",
+                 "duplicate": "add distinct rows (the data repeats itself)",
+                 "invalid": "fix the rows the loader skipped (on_error = \"error\" shows the first)",
+                 "no_trained_tokens": "check the template masks the answers and that max_length keeps them",
+                 "template_error": "fix the template or the rows it cannot render"}
+        fix = "; ".join(fixes[k] for k in dropped if k in fixes) or "check the data statistics"
+        out.append(_finding("warning", "dropped_rows", f"{share:.0%} of the rows were dropped",
+                            f"{sum(dropped.values())} of {data_stats.get('rows_read')} rows never reached training "
+                            f"or evaluation ({why}); the run trained on {data_stats.get('train_rows')}.",
+                            fix[0].upper() + fix[1:] + "."))
     truncated, total = data_stats.get("truncated"), _train_rows(data_stats)
     if isinstance(truncated, int) and truncated and total and truncated / total > 0.1:
         out.append(_finding("info", "truncation", "Many rows were truncated",
@@ -242,7 +266,8 @@ def check_data(data_stats: dict | None) -> list[dict]:
 
 
 def analyze(log_history: list | None, data_stats: dict | None = None, samples: list | None = None, *,
-            eval_rows: list | None = None, train_texts: list[str] | None = None) -> list[dict]:
+            eval_rows: list | None = None, train_texts: list[str] | None = None,
+            train_metrics: dict | None = None) -> list[dict]:
     """Findings for a run: overfitting, no learning / divergence, memorisation and copying, loss and
     gradient-norm spikes, inconsistent output formats, data problems. A healthy run gives []."""
     log = [e for e in (log_history or []) if isinstance(e, dict)]
@@ -251,6 +276,7 @@ def analyze(log_history: list | None, data_stats: dict | None = None, samples: l
     grads = _series(log, "grad_norm")
     findings: list[dict] = []
     findings += check_nan(train, grads)
+    findings += check_weights(train_metrics)
     findings += check_no_learning(train)
     findings += check_overfitting(train, evals)
     findings += check_memorisation(train, data_stats, samples, train_texts)
