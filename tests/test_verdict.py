@@ -169,3 +169,27 @@ def test_report_leads_with_verdict_gates_and_health(tmp_path):
     assert "**Gates: no gates defined**" in top and "all gates passed" not in md
     assert "[error] The tuned model collapsed onto one answer" in top
     assert "▲ better" not in md
+
+
+def test_samples_once_per_prompt_set_and_trainer_units(tmp_path):
+    def gen(label, outputs, scores):
+        items = [{"score": s, "answer": o, "prompt": f"user: q{i}"} for i, (o, s) in enumerate(zip(outputs, scores))]
+        samples = [{"prompt": f"user: q{i}", "output": o, "score": s} for i, (o, s) in enumerate(zip(outputs, scores))]
+        return EvalResult({"accuracy": sum(scores) / len(scores)}, "accuracy", samples=samples, items=items)
+
+    run = run_with(tmp_path, [{"name": "exact_match"}, {"name": "contains"}, {"name": "samples", "items": ["other"]}])
+    base = {"exact_match": gen("em", ["a", "b"], [0.0, 1.0]), "contains": gen("c", ["a", "b"], [1.0, 1.0]),
+            "samples": EvalResult({"avg_chars": 1.0}, "avg_chars", samples=[{"prompt": "user: other", "output": "x"}])}
+    tuned = {"exact_match": gen("em", ["A", "B"], [1.0, 0.0]), "contains": gen("c", ["A", "B"], [1.0, 0.0]),
+             "samples": EvalResult({"avg_chars": 1.0}, "avg_chars", samples=[{"prompt": "user: other", "output": "y"}])}
+    rows = compare(run, base, tuned)
+    metrics = {"recipe": "r", "train": {"train_runtime": 12.5, "trained_tokens_per_second": 1000.0,
+                                        "padding_fraction": 0.019, "final_loss": 1.5},
+               "data": {}, "eval": rows, "gates": {"passed": True, "failures": []}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    samples = md[md.index("## Sample generations"):]
+    assert "### exact_match, contains" in samples and "### samples" in samples
+    assert samples.count("user: q0") == 1 and "tuned (exact_match 1, contains 1)" in samples
+    assert "12.5 s" in md and "1,000.0 tokens/s" in md and "1.9%" in md and "1.5 nats" in md

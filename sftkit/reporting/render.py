@@ -73,6 +73,26 @@ def gate_text(row: dict) -> str:
     return f"{verdict}" + (f" ({', '.join(limits)})" if limits else "")
 
 
+UNITS = (("_per_second", None), ("runtime", "s"), ("_seconds", "s"), ("_s", "s"), ("loss", "nats"),
+         ("tokens", "tokens"), ("steps", "steps"), ("parameters", "parameters"), ("_gb", "GB"), ("_mb", "MB"))
+
+
+def with_unit(key: str, value: Any) -> str:
+    """A trainer number with its unit: s, tokens/s, %, nats/token, ..."""
+    if isinstance(value, float) and ("fraction" in key or key.endswith("_share")):
+        return f"{100 * value:.1f}%"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return fmt(value)
+    text = f"{value:,}" if isinstance(value, int) else fmt(value)
+    for marker, unit in UNITS:
+        if marker == "_per_second" and marker in key:
+            what = key.split(marker)[0].rsplit("_", 1)[-1]
+            return f"{text} {what}/s"
+        if key.endswith(marker) or (marker in ("loss", "tokens", "runtime") and marker in key):
+            return f"{text} {unit}"
+    return text
+
+
 def clip(text: Any, n: int = MAX_CHARS) -> str:
     text = "" if text is None else str(text)
     return text if len(text) <= n else text[:n] + f"… [{len(text) - n} more characters]"
@@ -186,7 +206,7 @@ def _summary(ctx: dict) -> tuple[str, str]:
 def _training(ctx: dict) -> tuple[str, str]:
     train = (ctx["metrics"].get("train") or {})
     keys = [k for k, v in train.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-    rows = [[k, fmt(train[k])] for k in keys[:30]]
+    rows = [[k, with_unit(k, train[k])] for k in keys[:30]]
     md, h = "", ""
     if ctx.get("png_name"):
         md += f"![loss curves]({ctx['png_name']})\n\n"
@@ -244,22 +264,39 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
     return md, h
 
 
+def _sample_groups(rows: list[dict]) -> list[tuple[list[dict], list[dict]]]:
+    """Evaluators that ran on the same prompts share one set of sample cards: [(rows, samples)]."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        samples = (r.get("samples") or [])[:MAX_SAMPLES]
+        if samples:
+            groups.setdefault(tuple(str(s.get("prompt")) for s in samples), []).append(r)
+    return [(members, (members[0].get("samples") or [])[:MAX_SAMPLES]) for members in groups.values()]
+
+
 def _samples(ctx: dict) -> tuple[str, str]:
     md_parts, h_parts = [], []
-    for r in ctx["metrics"].get("eval") or []:
-        samples = r.get("samples") or []
-        if not samples:
-            continue
-        md_parts.append(f"### {r.get('label')}\n")
-        h_parts.append(f"<h3>{html.escape(str(r.get('label')))}</h3>")
-        for s in samples[:MAX_SAMPLES]:
+    for members, samples in _sample_groups(ctx["metrics"].get("eval") or []):
+        title = ", ".join(str(r.get("label")) for r in members)
+        md_parts.append(f"### {title}\n")
+        h_parts.append(f"<h3>{html.escape(title)}</h3>")
+        for i, s in enumerate(samples):
             fields = [("prompt", s.get("prompt"))]
             if s.get("expected") is not None:
                 fields.append(("expected", s.get("expected")))
             for side in ("base", "tuned"):
                 if side in s:
-                    score = s.get(f"{side}_score")
-                    fields.append((side + (f" (score {fmt(score)})" if score is not None else ""), s.get(side)))
+                    scores = []
+                    for r in members:
+                        other = (r.get("samples") or [])[i] if i < len(r.get("samples") or []) else {}
+                        if other.get(f"{side}_score") is not None:
+                            scores.append((r.get("label"), other[f"{side}_score"]))
+                    label = side
+                    if len(scores) == 1:
+                        label += f" (score {fmt(scores[0][1])})"
+                    elif scores:
+                        label += " (" + ", ".join(f"{lab} {fmt(v)}" for lab, v in scores) + ")"
+                    fields.append((label, s.get(side)))
             if "output" in s and "tuned" not in s:
                 fields.append(("output", s.get("output")))
             for key in ("verdict", "reason"):
