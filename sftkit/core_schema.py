@@ -124,6 +124,7 @@ EVAL_COMMON = {
     "min": {"type": "number", "description": "Gate: fail the run when the tuned value is below this."},
     "max": {"type": "number", "description": "Gate: fail the run when the tuned value is above this."},
     "max_regression": {"type": "number", "minimum": 0, "description": "Gate: fail when the tuned value is worse than the base by more than this."},
+    "max_contamination": {**FRACTION, "description": "Gate: fail when more than this share of the evaluator's items appear in the training rows (exact or a 13-word overlap)."},
     "gate_on": {"enum": ["value", "lower_bound"], "default": "value",
                 "description": "What min/max apply to: the value, or its 95% interval (lower_bound: min on the lower bound, max on the upper bound)."},
 }

@@ -193,3 +193,34 @@ def test_samples_once_per_prompt_set_and_trainer_units(tmp_path):
     assert "### exact_match, contains" in samples and "### samples" in samples
     assert samples.count("user: q0") == 1 and "tuned (exact_match 1, contains 1)" in samples
     assert "12.5 s" in md and "1,000.0 tokens/s" in md and "1.9%" in md and "1.5 nats" in md
+
+
+def test_contamination_of_evaluator_items_and_its_gate(tmp_path):
+    from types import SimpleNamespace
+
+    from sftkit.evaluation.contamination import TrainIndex, norm_words
+
+    long_q = "Which enzyme converts angiotensin one into angiotensin two in the lungs of healthy adult humans today"
+    train = [{"messages": [{"role": "user", "content": "What is the capital of France?"},
+                           {"role": "assistant", "content": "Paris."}]},
+             {"prompt": "Intro: " + long_q + " please answer", "completion": "ACE."}]
+    index = TrainIndex(train)
+    assert index.match("user: what is the capital of france") == "exact"  # normalised, role prefix removed
+    assert index.match(long_q + "?") == "ngram" and index.match("What is the capital of Spain?") is None
+    assert norm_words("A, b!") == ["a", "b"]
+
+    def res(prompts):
+        items = [{"score": 1.0, "prompt": p, "answer": str(i)} for i, p in enumerate(prompts)]
+        return EvalResult({"accuracy": 1.0}, "accuracy", items=items)
+
+    prompts = ["What is the capital of France?", long_q, "Name a prime number.", "Spell cat."]
+    run = RunContext(recipe={"eval": [{"name": "exact_match", "max_contamination": 0.25}]}, recipe_path=None,
+                     base_dir=tmp_path, run_dir=tmp_path, data=SimpleNamespace(train=train, eval=None))
+    (row,) = compare(run, {}, {"exact_match": res(prompts)})
+    c = row["contamination"]
+    assert (c["n"], c["exact"], c["ngram"], c["share"]) == (4, 1, 1, 0.5)
+    assert gate_failures([row]) == ["gate failed: exact_match: 2 of 4 items (50.0%) appear in the training data "
+                                    "> max_contamination 0.25"]
+    assert "contamination" in [f["code"] for f in health.analyze([], {}, [], eval_rows=[row])]
+    (clean,) = compare(run, {}, {"exact_match": res(prompts[2:])})
+    assert clean["contamination"]["share"] == 0 and clean["gate"]["passed"]

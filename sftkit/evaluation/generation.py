@@ -54,6 +54,7 @@ class GenerationEvaluator(BaseEvaluator):
                 sample["cluster"] = it["cluster"]
             samples.append(sample)
             records.append({"score": value, "answer": self.answer(out, extra), "prompt": sample["prompt"],
+                            "text": "\n".join(str(m.get("content", "")) for m in conv if m.get("role") == "user"),
                             **({"expected": sample["expected"]} if "expected" in sample else {})})
         metrics = {self.primary: sum(scores) / len(scores), "n": len(scores), "invalid_utf8": invalid,
                    "distinct_outputs": len({r["answer"] for r in records}) / len(records)}

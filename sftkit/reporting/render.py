@@ -133,6 +133,19 @@ def _html_table(headers: list[str], rows: list[list[str]], classes: list[list[st
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def contamination_text(rows: list[dict]) -> str:
+    """One line: which evaluators' items appear in the training rows."""
+    checked = [(r.get("label"), r["contamination"]) for r in rows if r.get("contamination")]
+    if not checked:
+        return "not checked (no training rows or no items in this run)"
+    hit = [(lab, c) for lab, c in checked if c.get("exact") or c.get("ngram")]
+    if not hit:
+        return f"none of the {sum(c['n'] for _, c in checked)} evaluation items appear in the training data"
+    return "; ".join(f"{lab}: {c['exact'] + c['ngram']} of {c['n']} items ({c['share']:.0%}) appear in the training "
+                     f"data ({c['exact']} exact, {c['ngram']} with a {c.get('ngram_words', 13)}-word overlap)"
+                     for lab, c in hit)
+
+
 VERDICT_CLASS = {"better": "good", "worse": "bad", "collapsed": "bad", "error": "bad",
                  "no better than baseline": "bad"}
 
@@ -184,6 +197,8 @@ def _summary(ctx: dict) -> tuple[str, str]:
     else:
         md_parts.append("**Health:** no problems found")
         h_parts.append("<p class='ok'><b>Health:</b> no problems found</p>")
+    md_parts.append("**Contamination:** " + contamination_text(rows))
+    h_parts.append(f"<p><b>Contamination:</b> {html.escape(contamination_text(rows))}</p>")
     # regressions: what the tuned model now gets wrong
     regs = [(r.get("label"), g) for r in rows for g in (r.get("regressions") or [])]
     if regs:
