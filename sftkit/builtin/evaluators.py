@@ -21,7 +21,7 @@ def _obj(props: dict, required: tuple = ()) -> dict:
     return schema
 
 
-LIMIT = {"type": "integer", "minimum": 1, "description": "Use at most this many items."}
+LIMIT = {"type": "integer", "minimum": 1, "description": "Use at most this many items, sampled with the recipe's seed (stratified by subject / label / cluster)."}
 BY_CLUSTER = {"type": "boolean", "default": False,
               "description": "Also report the metric per task cluster (rows' `cluster`, e.g. held-out clusters)."}
 MAX_NEW = {"type": "integer", "minimum": 1, "maximum": 8192, "description": "Tokens to generate per answer (greedy)."}

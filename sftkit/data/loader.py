@@ -149,12 +149,19 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
     common = _common_keys()
     options = {k: v for k, v in table.items() if k not in common}
     on_error = table.get("on_error", "error")
-    ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=table.get("max_rows"),
-                        on_error=on_error)
+    # max_rows samples with the seed (stratified by cluster / label): the source reads every row
+    ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=None, on_error=on_error)
     raw = _to_raw(comp.create(options, ctx), name)
     max_rows = table.get("max_rows")
     if max_rows is not None and len(raw.dataset) > max_rows:
-        raw.dataset = raw.dataset.select(range(max_rows))
+        from ..sampling import sample_indices
+
+        renamed = table.get("columns") or {}
+        column = next((c for c in (table.get("cluster_column"), renamed.get("cluster"), renamed.get("label"),
+                                   "cluster", "label", "subject", "topic")
+                       if c and c in raw.dataset.column_names), None)
+        strata = raw.dataset[column] if column else None
+        raw.dataset = raw.dataset.select(sample_indices(len(raw.dataset), int(max_rows), seed=seed, strata=strata))
     if len(raw.dataset) == 0:
         skipped = ", ".join(f"{r}: {n}" for r, n in raw.skipped.items())
         raise DataError("no rows" + (f" left after skipping bad lines ({skipped})" if skipped else " (the input is empty)"),
