@@ -155,6 +155,10 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         formatter = make_formatter(data, host=host)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
                      host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
+    if hasattr(strategy, "load"):
+        from transformers import set_seed
+
+        set_seed(ctx.seed)  # before any weight is created: a new head (classification) is the same every run
     model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
 
     existed = run_dir.exists()
