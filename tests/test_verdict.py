@@ -224,3 +224,34 @@ def test_contamination_of_evaluator_items_and_its_gate(tmp_path):
     assert "contamination" in [f["code"] for f in health.analyze([], {}, [], eval_rows=[row])]
     (clean,) = compare(run, {}, {"exact_match": res(prompts[2:])})
     assert clean["contamination"]["share"] == 0 and clean["gate"]["passed"]
+
+
+def test_preference_accuracy_and_margin_on_held_out_pairs(tmp_path):
+    from types import SimpleNamespace
+
+    from sftkit.evaluation import evaluate_all
+
+    pairs = [{"prompt": [{"role": "user", "content": f"Where is order {i}?"}],
+              "chosen": f"Thank you for asking, order {i} ships today.", "rejected": "Dunno."} for i in range(6)]
+
+    class Scorer:
+        is_classifier = False
+
+        def __init__(self, label, polite_bonus):
+            self.label, self.bonus = label, polite_bonus
+
+        def render(self, messages):
+            return messages[-1]["content"]
+
+        def loglikelihood(self, requests):
+            return [-10.0 + (self.bonus if cont.startswith("Thank") else 0.0) for _ctx, cont in requests]
+
+    run = RunContext(recipe={"eval": [{"name": "preference"}]}, recipe_path=None, base_dir=tmp_path,
+                     run_dir=tmp_path, data=SimpleNamespace(eval=pairs, train=[]))
+    base = evaluate_all(run, Scorer("base", -2.0))
+    tuned = evaluate_all(run, Scorer("tuned", 3.0))
+    assert base["preference"].metrics == {"accuracy": 0.0, "mean_margin": -2.0, "n": 6}
+    assert tuned["preference"].metrics["accuracy"] == 1.0 and tuned["preference"].metrics["mean_margin"] == 3.0
+    (row,) = compare(run, base, tuned)
+    assert row["metrics"]["mean_margin"]["delta"] == 5.0
+    assert row["verdict"] == "better" and row["stats"]["paired"]["p"] < 0.05  # 6 of 6 pairs flipped: McNemar p=0.031

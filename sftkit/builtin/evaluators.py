@@ -121,6 +121,14 @@ SCHEMAS = {
         "max_increase": {"type": "number", "minimum": 0,
                          "description": "Fail when the tuned perplexity exceeds the base one by more than this fraction (0.1 = +10%). Omit to only report."},
     }),
+    "preference": _obj({
+        "path": {"type": "string", "x-sftkit-path": True, "description": "JSONL of pairs (prompt, chosen, rejected). Default: the eval split."},
+        "items": {"type": "array", "items": {"type": "object"}, "description": "Inline pairs instead of a file."},
+        "limit": LIMIT,
+        "normalize_length": {"type": "boolean", "default": False,
+                             "description": "Compare log-probabilities per character (long answers are not penalised for their length)."},
+        "samples": {"type": "integer", "minimum": 0, "default": 5},
+    }),
     "judge": _obj({
         **PROMPT_OPTS,
         "model": {"type": "string", "minLength": 1, "description": "Judge model: hub id, local directory or .gguf (path or package://)."},
@@ -140,6 +148,7 @@ DOCS = {
     "classification": "Accuracy, macro-F1 and confusion matrix on labelled texts.",
     "code_exec": "pass@1 on HumanEval-format problems; code runs in a sandboxed separate process.",
     "forgetting": "Perplexity on general text before vs after (max_increase: allowed relative rise).",
+    "preference": "Preference accuracy and mean log-probability margin (chosen vs rejected) on held-out pairs, before and after.",
     "judge": "Pairwise preference of a judge model between base and tuned answers (both orders asked); win rate. Prompts default to the first 32 eval-split rows.",
 }
 
@@ -155,6 +164,7 @@ FACTORIES = {
     "classification": "classify:ClassificationEvaluator",
     "code_exec": "code:CodeExecEvaluator",
     "forgetting": "likelihood:ForgettingEvaluator",
+    "preference": "preference:PreferenceEvaluator",
     "judge": "judge:JudgeEvaluator",
 }
 
