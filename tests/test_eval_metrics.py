@@ -149,3 +149,25 @@ def test_numeric_answer_strict_flexible_and_truncation(tmp_path):
     assert m["accuracy"] == m["flexible"]
     strict = NumericAnswerEvaluator({"items": items, "max_new_tokens": 10, "match": "strict"}).evaluate(T(), run)
     assert strict.metrics["accuracy"] == 0.25
+
+
+def test_abstention_hallucination_and_false_refusals(tmp_path):
+    from sftkit.api import RunContext
+    from sftkit.evaluation.abstention import AbstentionEvaluator
+
+    answers = {"Capital of France?": "Paris.", "Who won the 2031 World Cup?": "Brazil won it.",
+               "Name of my cat?": "I don't know your cat's name.", "2+2?": "I'm not sure."}
+
+    class T:
+        label = "tuned"
+
+        def generate(self, convs, max_new_tokens=64):
+            return [answers[c[-1]["content"]] for c in convs]
+
+    items = [{"prompt": "Capital of France?", "answerable": True}, {"prompt": "Who won the 2031 World Cup?", "answerable": False},
+             {"prompt": "Name of my cat?", "answerable": "false"}, {"prompt": "2+2?", "answerable": True}]
+    run = RunContext(recipe={}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    m = AbstentionEvaluator({"items": items}).evaluate(T(), run).metrics
+    assert m["accuracy"] == 0.5 and m["hallucination_rate"] == 0.5 and m["false_refusal_rate"] == 0.5
+    custom = AbstentionEvaluator({"items": items, "refusal_patterns": ["won it"]}).evaluate(T(), run).metrics
+    assert custom["hallucination_rate"] == 0.5 and custom["false_refusal_rate"] == 0.0

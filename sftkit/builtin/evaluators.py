@@ -121,6 +121,12 @@ SCHEMAS = {
         "max_increase": {"type": "number", "minimum": 0,
                          "description": "Fail when the tuned perplexity exceeds the base one by more than this fraction (0.1 = +10%). Omit to only report."},
     }),
+    "abstention": _obj({
+        **PROMPT_OPTS, "max_new_tokens": {**MAX_NEW, "default": 64},
+        "answerable_field": {"type": "string", "default": "answerable", "description": "Item field: true when the question can be answered."},
+        "refusal_patterns": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                             "description": "Regexes (case-insensitive) that mark an answer as a refusal; replace the built-in ones."},
+    }),
     "preference": _obj({
         "path": {"type": "string", "x-sftkit-path": True, "description": "JSONL of pairs (prompt, chosen, rejected). Default: the eval split."},
         "items": {"type": "array", "items": {"type": "object"}, "description": "Inline pairs instead of a file."},
@@ -148,6 +154,7 @@ DOCS = {
     "classification": "Accuracy, macro-F1 and confusion matrix on labelled texts.",
     "code_exec": "pass@1 on HumanEval-format problems; code runs in a sandboxed separate process.",
     "forgetting": "Perplexity on general text before vs after (max_increase: allowed relative rise).",
+    "abstention": "Hallucination rate (confident answers to unanswerable items) and false refusals of answerable ones, before and after.",
     "preference": "Preference accuracy and mean log-probability margin (chosen vs rejected) on held-out pairs, before and after.",
     "judge": "Pairwise preference of a judge model between base and tuned answers (both orders asked); win rate. Prompts default to the first 32 eval-split rows.",
 }
@@ -164,6 +171,7 @@ FACTORIES = {
     "classification": "classify:ClassificationEvaluator",
     "code_exec": "code:CodeExecEvaluator",
     "forgetting": "likelihood:ForgettingEvaluator",
+    "abstention": "abstention:AbstentionEvaluator",
     "preference": "preference:PreferenceEvaluator",
     "judge": "judge:JudgeEvaluator",
 }
