@@ -53,6 +53,7 @@ DATA_COMMON = {
     "columns": {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "Rename columns: canonical field -> column in the data (e.g. {prompt = \"question\"})."},
     "cluster_column": {"type": "string", "description": "Column holding a task cluster (for leave-cluster-out evaluation)."},
+    "cluster": {"type": "string", "minLength": 1, "description": "Task cluster of every row of this entry (instead of cluster_column)."},
     "on_error": {"enum": ["error", "skip"], "default": "error", "description": "What to do with a bad row: stop with its location, or skip it and count it."},
 }
 

@@ -175,13 +175,17 @@ def prompt_text(messages: list[dict]) -> str:
 
 
 def by_cluster(metric: str, scores: Iterable[float], clusters: Iterable[Any]) -> dict[str, float]:
-    """``{"metric[cluster]": mean}`` for every cluster present."""
+    """``{"metric[cluster]": mean, "n[cluster]": items}`` for every cluster present."""
     groups: dict[str, list[float]] = {}
     for s, c in zip(scores, clusters):
         if c is None:
             continue
         groups.setdefault(str(c), []).append(float(s))
-    return {f"{metric}[{c}]": sum(v) / len(v) for c, v in sorted(groups.items())}
+    out: dict[str, float] = {}
+    for c, v in sorted(groups.items()):
+        out[f"{metric}[{c}]"] = sum(v) / len(v)
+        out[f"n[{c}]"] = len(v)
+    return out
 
 
 def empty_result(evaluator: BaseEvaluator, why: str) -> EvalResult:

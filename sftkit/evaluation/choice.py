@@ -130,7 +130,8 @@ class MultipleChoiceEvaluator(BaseEvaluator):
             correct.append(float(pred == item["gold"]))
             correct_norm.append(float(pred_norm == item["gold"]))
             records.append({"score": correct[-1], "answer": LETTERS[pred], "expected": LETTERS[item["gold"]],
-                            "options": len(item["choices"]), "prompt": item["question"]})
+                            "options": len(item["choices"]), "prompt": item["question"],
+                            "cluster": item.get("cluster")})
             if len(samples) < int(self.opt("samples", 10)):
                 samples.append({"prompt": item["question"], "output": LETTERS[pred] + ". " + item["choices"][pred],
                                 "expected": LETTERS[item["gold"]] + ". " + item["choices"][item["gold"]],

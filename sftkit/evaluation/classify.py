@@ -67,6 +67,6 @@ class ClassificationEvaluator(BaseEvaluator):
         samples = [{"prompt": r["text"], "output": p, "expected": r["label"], "score": float(p == r["label"])}
                    for r, p in list(zip(rows, preds))[: int(self.opt("samples", 10))]]
         items = [{"score": float(p == r["label"]), "answer": p, "expected": r["label"], "options": len(labels),
-                  "prompt": r["text"]} for r, p in zip(rows, preds)]
+                  "prompt": r["text"], "cluster": r.get("cluster")} for r, p in zip(rows, preds)]
         return EvalResult(metrics=metrics, primary="accuracy", samples=samples, items=items,
                           details={"confusion_matrix": M.confusion_matrix(preds, gold, labels)})

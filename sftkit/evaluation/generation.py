@@ -63,7 +63,8 @@ class GenerationEvaluator(BaseEvaluator):
             samples.append(sample)
             records.append({"score": value, "answer": self.answer(out, extra), "prompt": sample["prompt"],
                             "text": "\n".join(str(m.get("content", "")) for m in conv if m.get("role") == "user"),
-                            **({"expected": sample["expected"]} if "expected" in sample else {})})
+                            **({"expected": sample["expected"]} if "expected" in sample else {}),
+                            **({"cluster": it["cluster"]} if it.get("cluster") is not None else {})})
         metrics = {self.primary: sum(scores) / len(scores), "n": len(scores), "invalid_utf8": invalid,
                    "truncated": truncated,
                    "distinct_outputs": len({r["answer"] for r in records}) / len(records)}

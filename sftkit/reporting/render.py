@@ -263,6 +263,15 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
                             + _md_table(["metric", "base", "tuned", "delta"], sub) + "\n\n</details>\n")
             notes_h.append(f"<details><summary>{html.escape(str(r.get('label')))}: all metrics</summary>"
                            + _html_table(["metric", "base", "tuned", "delta"], sub) + "</details>")
+        clusters = r.get("held_out_clusters") or {}
+        if clusters.get("clusters"):
+            body = [[("held out: " if k == "held_out" else "seen: ") + "all", fmt(v.get("n")), fmt(v.get("base")),
+                     fmt(v.get("tuned"))] for k, v in clusters.items() if k in ("held_out", "seen")]
+            body += [[c + (" (held out)" if v.get("held_out") else ""), fmt(v.get("n")), fmt(v.get("base")),
+                      fmt(v.get("tuned"))] for c, v in clusters["clusters"].items()]
+            head = ["cluster", "n", "base", "tuned"]
+            notes_md.append(f"\n{r.get('label')}: held-out vs seen clusters\n\n" + _md_table(head, body) + "\n")
+            notes_h.append(f"<p>{html.escape(str(r.get('label')))}: held-out vs seen clusters</p>" + _html_table(head, body))
         for side, det in (r.get("details") or {}).items():
             cm = (det or {}).get("confusion_matrix") if isinstance(det, dict) else None
             if cm and cm.get("labels"):
