@@ -108,7 +108,7 @@ def check_fit(strategy, comp, bundle) -> None:
 
 
 def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
-    target = ev.Target(model, tokenizer, run.formatter, label)
+    target = ev.Target(model, tokenizer, run.formatter, label, precision=run.precision)
     return ev.evaluate_all(run, target)
 
 
@@ -155,6 +155,9 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         formatter = make_formatter(data, host=host)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
                      host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
+    from .modeling.precision import for_run
+
+    say(for_run(ctx).describe())  # decided once: training and both evaluations use it
     if hasattr(strategy, "load"):
         from transformers import set_seed
 
@@ -208,6 +211,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         "strategy": comp.name,
         "smoke": smoke,
         "train": {**result.metrics, "parameters": ctx.extras.get("parameters")},
+        "precision": ctx.precision.as_dict(),
         "data": {"kind": bundle.kind,
                  **{k: v for k, v in data_stats.items() if k in ("duplicates", "tone", "classes", "replay")},
                  **row_accounting(bundle.stats, ctx.extras.get("tokenized_stats"), train_rows=len(bundle.train),

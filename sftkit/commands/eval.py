@@ -67,7 +67,11 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
     is_classifier, labels = _saved_kind(model_dir)
     run = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=out, host=host,
                      data=bundle, formatter=None, console=say)
-    batch = int(data.get("training", {}).get("per_device_eval_batch_size", 8))
+    batch = data.get("training", {}).get("per_device_eval_batch_size")  # None: chosen for the device
+    from sftkit.modeling.precision import for_run
+
+    precision = for_run(run)
+    say(precision.describe())
 
     base_results: dict = {}
     base_done = False
@@ -77,7 +81,7 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
         base_formatter = _formatter(data, host, base_tok, base_model, is_classifier)
         run.formatter, run.tokenizer = base_formatter, base_tok
         say("evaluating the base model")
-        base_results = evaluate_all(run, Target(base_model, base_tok, base_formatter, "base", batch_size=batch))
+        base_results = evaluate_all(run, Target(base_model, base_tok, base_formatter, "base", batch_size=batch, precision=precision))
         del base_model
         gc.collect()
         base_done = True
@@ -91,11 +95,11 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
         labels = [id2label[k] for k in sorted(id2label, key=int)]
         base_model, base_tok = _load_base(data, recipe.base_dir, labels, True, say)
         say("evaluating the base model")
-        base_results = evaluate_all(run, Target(base_model, base_tok, None, "base", batch_size=batch))
+        base_results = evaluate_all(run, Target(base_model, base_tok, None, "base", batch_size=batch, precision=precision))
         del base_model
         gc.collect()
     say("evaluating the model")
-    tuned_results = evaluate_all(run, Target(model, tokenizer, formatter, "tuned", batch_size=batch))
+    tuned_results = evaluate_all(run, Target(model, tokenizer, formatter, "tuned", batch_size=batch, precision=precision))
     rows = compare(run, base_results, tuned_results)
     failures = gate_failures(rows)
 
@@ -112,6 +116,7 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
                  **({"error": data_problem} if data_problem else {})},
         "eval": rows,
         "gates": {"passed": not failures, "failures": failures},
+        "precision": precision.as_dict(),
     }
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "data_stats.json", stats)
