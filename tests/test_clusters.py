@@ -61,3 +61,27 @@ def test_validate_holdout_clusters_without_clusters(tmp_path):
     path.write_text(tomli_w.dumps(recipe))
     res = CliRunner().invoke(cli, ["validate", str(path)])
     assert res.exit_code == 0, res.output
+
+
+def test_each_holdout_runs_once_per_cluster_and_writes_one_table(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_run import cli, make_recipe
+
+    from sftkit.tiny import save_tiny_model
+
+    tiny = save_tiny_model(tmp_path / "tiny")
+    geo = _write(tmp_path / "geo.jsonl", [{"prompt": f"Capital {i}?", "completion": f"City {i}."} for i in range(8)])
+    math = _write(tmp_path / "math.jsonl", [{"prompt": f"{i}+{i}?", "completion": f"{2 * i}."} for i in range(6)])
+    data = [{"source": "jsonl", "path": geo, "cluster": "geo"}, {"source": "jsonl", "path": math, "cluster": "math"}]
+    recipe = make_recipe(tmp_path, tiny, data=data, training={"max_steps": 1},
+                         dataset={"holdout_clusters": ["geo", "math"]},
+                         eval=[{"name": "exact_match", "max_new_tokens": 2}])
+    res = cli("run", recipe, "--output", tmp_path / "loco", "--each-holdout")
+    assert res.exit_code == 0, res.output
+    table = json.loads((tmp_path / "loco" / "each_holdout.json").read_text())
+    assert [(r["cluster"], r["n"]) for r in table["rows"]] == [("geo", 8), ("math", 6)]
+    assert (tmp_path / "loco" / "holdout-geo" / "COMPLETE").exists()
+    assert "| math | exact_match | accuracy | 6 |" in (tmp_path / "loco" / "each_holdout.md").read_text()

@@ -20,7 +20,10 @@ from sftkit.errors import SftkitError
               help="Check the whole path in seconds: 2 steps on a tiny random model of the same architecture.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: [output] dir of the recipe).")
-def run(recipe, overrides, overwrite, resume, smoke, output):
+@click.option("--each-holdout", is_flag=True,
+              help="Leave-one-cluster-out: one run per cluster of [dataset] holdout_clusters (held out alone), "
+                   "then one table (each_holdout.md / .json in the output directory).")
+def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout):
     """Train (and evaluate) RECIPE (a TOML file, or the name of a shipped recipe) into a run directory.
 
     The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
@@ -32,6 +35,8 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
     from sftkit.pipeline import run as run_pipeline, summary_lines
 
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    if each_holdout:
+        return _each_holdout(recipe, overrides, output, echo, overwrite=overwrite, resume=resume, smoke=smoke)
     try:
         recipe = resolve_recipe(recipe)
         outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
@@ -43,6 +48,23 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
         _fail(err)
     for line in summary_lines(outcome):
         click.echo(line)
+
+
+def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
+    from sftkit.pipeline import run as run_pipeline, run_dir_for
+    from sftkit.recipe import load_recipe
+    from sftkit.reporting.holdout import markdown, run_each
+
+    try:
+        path = resolve_recipe(recipe)
+        data = load_recipe(path, list(overrides)).data
+        out = Path(output) if output else run_dir_for(data, None)
+        table = run_each(path, list(overrides), data, out,
+                         lambda p, ov, output: run_pipeline(p, ov, output=output, console=echo, **flags))
+    except SftkitError as err:
+        _fail(err)
+    click.echo(markdown(table))
+    click.echo(f"table: {out / 'each_holdout.md'}")
 
 
 def resolve_recipe(text: str) -> Path:
