@@ -140,6 +140,7 @@ class RunContext:
     resume: bool = False
     console: Any = None  # callable(str) for progress lines
     extras: dict = field(default_factory=dict)
+    world: Any = None  # sftkit.run.distributed.World: this process's rank among the run's processes
 
     @property
     def model_dir(self) -> Path:
