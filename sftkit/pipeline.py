@@ -131,12 +131,12 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     from .strategies import lockfile, rundir
 
     world = distributed.world_from_env()
-    distributed.start(world)
     main = world.is_main
     say = (console if main else None) or (lambda msg: None)
     started = time.time()
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
+    distributed.start(world, recipe.data.get("distributed"))
     data = apply_smoke(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
     name = recipe.name
     strategy_table = data["strategy"]

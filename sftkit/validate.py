@@ -228,6 +228,11 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
             out.append(_problem(recipe, here + ("strategy",),
                                 "FSDP cannot shard a quantized base model (its config.json has quantization_config)",
                                 'use strategy = "ddp" with an [adapter] (QLoRA), or a full-precision base model'))
+    adapter = recipe.data.get("adapter")
+    if strategy in ("fsdp", "deepspeed") and isinstance(adapter, dict) and adapter.get("merge"):
+        out.append(_problem(recipe, ("adapter", "merge"), f"merging the adapter is not done under strategy {strategy!r} "
+                            "(the weights are sharded when the run saves)",
+                            "remove merge and merge the saved adapter afterwards, or use strategy = \"ddp\""))
     if strategy == "deepspeed":
         if importlib.util.find_spec("deepspeed") is None:
             out.append(_problem(recipe, here + ("strategy",), "strategy 'deepspeed' needs the deepspeed package, "

@@ -175,6 +175,26 @@ def test_launch_option_errors(tmp_path):
     assert res.exit_code == 2 and "--node-rank 2" in res.output
 
 
+def test_sharding_strategies_on_cpu_fail_before_any_process_starts(tmp_path, monkeypatch):
+    """accelerate shards (FSDP, DeepSpeed) on accelerators only: on CPU it would silently run DDP."""
+    import torch
+
+    from sftkit.commands.run import run as run_command
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = _recipe(tmp_path, distributed={"strategy": "fsdp"})
+    res = CliRunner().invoke(run_command, [str(path), "--nproc", "2"])
+    assert res.exit_code == 1 and "strategy 'fsdp' needs GPUs" in res.output, res.output
+    assert 'use strategy = "ddp" on CPU' in res.output
+    res = CliRunner().invoke(run_command, [str(path), "--nproc", "2", "--set", "training.max_steps=0"])
+    assert res.exit_code == 1 and "max_steps" in res.output  # the recipe is checked before launching too
+
+
+def test_merge_under_sharded_strategy_is_a_located_problem(tmp_path):
+    path = _recipe(tmp_path, adapter={"merge": True}, distributed={"strategy": "fsdp"})
+    assert [p.path for p in _problems(path)] == ["adapter.merge"]
+
+
 # --------------------------------------------------------------------------- sharding
 
 def test_grouped_sampler_shards_like_one_process():
@@ -375,3 +395,23 @@ def test_killed_rank_stops_the_run_and_resume_finishes_it(ddp_recipe, tmp_path):
     wa, wb = load_file(str(out / "model" / "model.safetensors")), load_file(str(one / "model" / "model.safetensors"))
     for name in wa:
         assert torch.allclose(wa[name], wb[name], atol=1e-5), name
+
+
+def test_two_nodes_on_one_machine(ddp_recipe, tmp_path):
+    """Two launchers (one per "machine", one process each) meet at 127.0.0.1 and finish one run."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "nodes"
+    procs = [subprocess.Popen([*SFTKIT, "run", str(ddp_recipe), "--output", str(out), "--set", "training.max_steps=2",
+                               "--nnodes", "2", "--node-rank", str(rank), "--master-addr", "127.0.0.1",
+                               "--master-port", str(port)], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    assert (out / "COMPLETE").exists()
+    assert json.loads((out / "metrics.json").read_text())["distributed"]["world_size"] == 2
+    assert "finished ddp" in results[0][0] and "finished" not in results[1][0]  # node 0 reports

@@ -75,8 +75,15 @@ def run(recipe, overrides, overwrite, resume, smoke, output, nproc, nnodes, node
 
 def _launch(options, recipe, overrides, overwrite, resume, smoke, output) -> None:
     """Start the processes (torch.distributed.run), each running this command without launch options."""
+    from sftkit.recipe import load_recipe
+    from sftkit.run.distributed import check_device
     from sftkit.run.launch import launch
 
+    try:  # a bad recipe is reported once, before any process starts
+        loaded = load_recipe(resolve_recipe(recipe), list(overrides))
+        check_device(loaded.data.get("distributed"))
+    except SftkitError as err:
+        _fail(err)
     args = ["run", str(recipe)]
     for item in overrides:
         args += ["--set", item]

@@ -65,18 +65,38 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World:
     return World(rank=rank, size=size, local_rank=local_rank, local_size=local_size)
 
 
-def start(world: World) -> None:
-    """Join the process group for ``world`` (no-op for one process): NCCL on GPUs, gloo on CPU
-    (loopback interface pinned unless ``GLOO_SOCKET_IFNAME`` is set and all ranks are local)."""
+def start(world: World, table: Mapping | None = None) -> None:
+    """Join the process group for ``world`` (no-op for one process): NCCL on GPUs with a gloo group
+    for CPU collectives, gloo on CPU (loopback interface pinned unless ``GLOO_SOCKET_IFNAME`` is set,
+    when all ranks are local). Raises a one-line error for a ``[distributed]`` strategy this machine
+    cannot run (accelerate shards with FSDP / DeepSpeed on accelerators only)."""
     if not world.distributed:
         return
-    import torch
-
+    cuda = check_device(table)
     if world.single_node:
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     from accelerate import PartialState
 
-    PartialState(cpu=not torch.cuda.is_available())
+    if cuda:
+        PartialState(backend="cuda:nccl,cpu:gloo")
+    else:
+        PartialState(cpu=True)
+
+
+def check_device(table: Mapping | None) -> bool:
+    """Whether GPUs are used; a one-line error for FSDP / DeepSpeed without them (accelerate shards
+    on accelerators only and would silently fall back to plain data parallelism)."""
+    import torch
+
+    from sftkit.errors import SftkitError
+
+    cuda = torch.cuda.is_available()
+    strategy = strategy_of(table)
+    if strategy != "ddp" and not cuda:
+        raise SftkitError(f"strategy {strategy!r} needs GPUs (accelerate runs FSDP and DeepSpeed on accelerators "
+                          "only); this machine has none", where="[distributed] strategy",
+                          hint='use strategy = "ddp" on CPU')
+    return cuda
 
 
 def barrier(world: World) -> None:

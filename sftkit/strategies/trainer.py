@@ -255,7 +255,11 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     model_dir = run.model_dir
     final = trainer.model if before_save is None else before_save(trainer.model)
     run.extras["model"] = final
-    if save and run.recipe.get("output", {}).get("save_model", True):
+    if save and run.recipe.get("output", {}).get("save_model", True) and _weights_sharded(trainer):
+        info, saved = _save_gathered(run, trainer)
+        metrics.update(info)
+        run.extras["model"] = saved
+    elif save and run.recipe.get("output", {}).get("save_model", True):
         if main:
             info, saved = save_model(run, final, tokenizer)
         else:  # the same result without writing: adapter merged in memory where the main process merges
@@ -274,6 +278,29 @@ def _all_ranks(counter: TokenCounter, run) -> TokenCounter:
     world = getattr(run, "world", None) or world_from_env()
     parts = gather_lists(world, [(counter.trained, counter.real, counter.padded, counter.batches)])
     return TokenCounter(*(sum(p[i] for p in parts) for i in range(4)))
+
+
+def _weights_sharded(trainer) -> bool:
+    return bool(getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False))
+
+
+def _save_gathered(run, trainer) -> tuple[dict, Any]:
+    """FSDP / DeepSpeed: every rank takes part in gathering the full weights, the main process writes
+    them as a plain transformers directory (as one process would), and every rank then loads that
+    directory for evaluation."""
+    from sftkit.models import is_adapter, load_trained
+
+    kind = "adapter" if is_adapter(trainer.model) else "full"
+    trainer.save_model(str(run.model_dir))  # collective; writes on the main process only
+    if trainer.args.process_index == 0 and kind == "adapter":
+        from sftkit.modeling.loading import BASE_RECORD
+
+        (run.model_dir / BASE_RECORD).write_text(json.dumps(
+            {"model": run.recipe.get("model"), "base_dir": str(run.base_dir) if run.base_dir is not None else None},
+            indent=2))
+    _sync(trainer)
+    model, _tokenizer = load_trained(run.model_dir)
+    return {"saved": kind, "model_dir": str(run.model_dir)}, model
 
 
 def _unsaved(run, model):
