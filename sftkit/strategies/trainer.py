@@ -246,6 +246,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
     runtime = metrics.get("train_runtime") or elapsed
+    metrics["peak_memory_mb_per_rank"] = _peak_memory_per_rank(run)
     if counter is not None and trainer.args.world_size > 1:
         counter = _all_ranks(counter, run)
     if counter is not None and counter.batches:
@@ -269,6 +270,21 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
             metrics.update(info)
         run.extras["model"] = saved
     return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history)
+
+
+def _peak_memory_per_rank(run) -> list:
+    """Peak memory of each process so far, in MB: GPU memory allocated on a GPU, else resident set size."""
+    import resource
+
+    import torch
+
+    from sftkit.run.distributed import gather_lists, world_from_env
+
+    if torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    return gather_lists(getattr(run, "world", None) or world_from_env(), [round(peak, 1)])
 
 
 def _all_ranks(counter: TokenCounter, run) -> TokenCounter:
