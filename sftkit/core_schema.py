@@ -80,7 +80,7 @@ TRAINING_SECTION = _obj({
     "max_steps": {**POS_INT, "description": "Optimizer steps (overrides num_train_epochs)."},
     "num_train_epochs": {**POS_NUM, "default": 1},
     "per_device_train_batch_size": {**POS_INT, "default": 8},
-    "per_device_eval_batch_size": {**POS_INT, "default": 8},
+    "per_device_eval_batch_size": {**POS_INT, "description": "Evaluation batch size (default: chosen for the device)."},
     "gradient_accumulation_steps": {**POS_INT, "default": 1},
     "learning_rate": {**POS_NUM, "default": 5e-5},
     "warmup_ratio": {**FRACTION, "default": 0.0},
@@ -98,7 +98,11 @@ TRAINING_SECTION = _obj({
     "save_total_limit": {**POS_INT, "default": 2},
     "optim": {"type": "string", "default": "adamw_torch"},
     "seed": {**NONNEG_INT, "description": "Training seed (default: recipe.seed)."},
-    "bf16": {"type": "boolean", "description": "Mixed precision bf16 (default: on where supported on a GPU)."},
+    "precision": {"enum": ["auto", "fp32", "bf16", "fp16"], "default": "auto",
+                  "description": "Arithmetic precision of training and evaluation: auto = bf16 mixed precision on a GPU "
+                                 "or CPU that computes bfloat16 natively (avx512_bf16, AMX), fp32 elsewhere; fp16 needs a CUDA GPU."},
+    "bf16": {"type": "boolean", "description": "TrainingArguments' name for precision = \"bf16\" (false: fp32)."},
+    "fp16": {"type": "boolean", "description": "TrainingArguments' name for precision = \"fp16\" (CUDA only)."},
 }, doc="Hyperparameters, named as in transformers' TrainingArguments.")
 
 ADAPTER_SECTION = _obj({
@@ -124,6 +128,8 @@ EVAL_COMMON = {
     "min": {"type": "number", "description": "Gate: fail the run when the tuned value is below this."},
     "max": {"type": "number", "description": "Gate: fail the run when the tuned value is above this."},
     "max_regression": {"type": "number", "minimum": 0, "description": "Gate: fail when the tuned value is worse than the base by more than this."},
+    "gate_on": {"enum": ["value", "lower_bound"], "default": "value",
+                "description": "What min/max apply to: the value, or its 95% interval (lower_bound: min on the lower bound, max on the upper bound)."},
 }
 
 OUTPUT_SECTION = _obj({
@@ -154,6 +160,13 @@ DISTRIBUTED_SECTION = _obj({
     }, doc="DeepSpeed options (strategy = \"deepspeed\"; needs the deepspeed package)."),
 }, doc="Training with several processes (sftkit run --nproc N, torchrun or accelerate launch). Ignored by a one-process run.")
 
+VERDICT_SECTION = _obj({
+    "alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.05,
+              "description": "Significance level: a change is called better/worse only when the paired test's p-value is below this."},
+    "collapse_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.9,
+                       "description": "A model giving one answer for more than this share of items is flagged collapsed."},
+}, doc="How evaluation results are judged (base vs tuned).")
+
 TOP_LEVEL = {
     "recipe": RECIPE_SECTION,
     "model": MODEL_SECTION,
@@ -167,6 +180,7 @@ TOP_LEVEL = {
     "eval": {"type": "array", "items": {"type": "object"}},
     "output": OUTPUT_SECTION,
     "distributed": DISTRIBUTED_SECTION,
+    "verdict": VERDICT_SECTION,
 }
 
 REQUIRED_TOP = ("recipe", "model", "data", "strategy")

@@ -239,6 +239,8 @@ def test_sharded_target_splits_and_gathers_in_order():
     assert shard_indices(7, world) == [1, 4]
     target = ShardedTarget(Fake(), World())
     assert target.generate(["a", "b", "c"], max_new_tokens=2) == ["A", "B", "C"] and target.label == "tuned"
+    target.label = "base"
+    assert target._target.label == "base"
 
     import sftkit.run.distributed as dist
 

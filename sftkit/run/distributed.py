@@ -141,12 +141,18 @@ class ShardedTarget:
     classification) are split across ranks and gathered back in the original order, so every rank
     returns the full results and evaluators run unchanged; anything else is the wrapped target's."""
 
-    SHARDED = ("generate", "generate_text", "loglikelihood", "loglikelihood_tokens", "rolling_loglikelihood",
+    SHARDED = ("generate", "generate_text", "generate_ids", "loglikelihood", "loglikelihood_tokens", "rolling_loglikelihood",
                "labeled_nll", "classify")
 
     def __init__(self, target: Any, world: World):
         self._target = target
         self._world = world
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:  # e.g. an evaluator setting batch_size: it is the wrapped target's
+            setattr(self._target, name, value)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
