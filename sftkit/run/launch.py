@@ -64,6 +64,7 @@ def check(options: LaunchOptions) -> None:
 def launch(options: LaunchOptions, sftkit_args: list[str]) -> int:
     """Run ``python -m sftkit *sftkit_args`` in ``options.nproc`` processes; return the exit code.
     Raises :class:`SftkitError` with the failing process's message when the run failed."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -79,6 +80,9 @@ def launch(options: LaunchOptions, sftkit_args: list[str]) -> int:
             run(args)
         except ChildFailedError as exc:
             raise _failure(exc, Path(errors)) from None
+        except (SignalException, KeyboardInterrupt):  # Ctrl-C / SIGTERM of the launcher
+            raise SftkitError("stopped before the run finished", hint="continue it with --resume",
+                              exit_code=130) from None
         finally:
             os.environ.pop(ERROR_DIR_ENV, None)
     return 0
