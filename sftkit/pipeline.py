@@ -199,6 +199,10 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
     from .modeling.precision import for_run
 
     say(for_run(ctx).describe())  # decided once: training and both evaluations use it
+    if hasattr(strategy, "load"):
+        from transformers import set_seed
+
+        set_seed(ctx.seed)  # before any weight is created: a new head (classification) is the same every run
     with distributed.main_first(world):  # a model converted once (GGUF cache), then loaded by the others
         model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
 
