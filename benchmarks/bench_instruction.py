@@ -1,14 +1,19 @@
-"""Instruction strategy vs a plain TRL SFTTrainer script: trained tokens per second and padding.
+"""Instruction strategy vs a plain TRL SFTTrainer script: real and trained tokens per second,
+padding and peak memory, at float32 and at bf16 mixed precision.
 
 Same model (SmolLM2-135M-Instruct from the shipped GGUF, dequantized), same varied-length
 prompt/completion rows (MMLU questions with their options and answers), same batch size, learning
-rate, steps, max_length and seed; loss on the completions in both. TRL runs with its defaults
-(padding to the longest row of each random batch, gradient checkpointing on) and, for reference,
-with gradient checkpointing off. sftkit runs the real ``sftkit run`` pipeline with its defaults
-(length-grouped batches, no gradient checkpointing). Trained tokens = label tokens that enter the
-loss; time = the trainer's train_runtime (model loading and tokenization excluded for both).
+rate, steps, max_length and seed; loss on the completions in all. TRL modes: its defaults (padding
+to the longest row of each random batch, gradient checkpointing on), gradient checkpointing off,
+``padding_free=True`` (checkpointing off), and the best of those with ``bf16=True``. sftkit runs
+the real ``sftkit run`` pipeline with its defaults (length-grouped batches, no checkpointing,
+``precision = "auto"``: bf16 where the hardware has it) and with ``precision = "fp32"``.
+Real tokens = non-padding tokens; trained tokens = label tokens that enter the loss; time = the
+trainer's train_runtime (loading and tokenization excluded for all); peak memory = the process's
+resident high-water mark during training. The load average is recorded before each run: figures
+from a busy machine are not idle-machine figures.
 
-    python benchmarks/bench_instruction.py [--steps 12] [--batch 8] [--rows 400] [--repeat 1]
+    python benchmarks/bench_instruction.py [--steps 12] [--batch 8] [--rows 400] [--repeat 1] [--modes a,b]
 
 Writes benchmarks/results/bench_instruction.json.
 """
@@ -52,11 +57,27 @@ def make_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_checkpointing=None) -> dict:
+def _loadavg() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return None
+
+
+def _measures(counter, runtime: float, peak) -> dict:
+    return {"train_runtime": runtime, "trained_tokens": counter.trained, "real_tokens": counter.real,
+            "padding_fraction": round(counter.padding_fraction, 4),
+            "trained_tokens_per_second": counter.trained / runtime, "real_tokens_per_second": counter.real / runtime,
+            "peak_memory_gb": round(peak / 1024 ** 3, 3) if peak else None}
+
+
+def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_checkpointing=None,
+            padding_free=False, bf16=False) -> dict:
     import datasets
     from trl import SFTConfig, SFTTrainer
 
     from sftkit.models import load_causal_lm
+    from sftkit.plan.memory import peak_bytes, reset_peak
     from sftkit.strategies.collate import TokenCounter
     from sftkit.strategies.trainer import make_trainer_class
 
@@ -66,21 +87,23 @@ def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_check
     kwargs = {}
     if gradient_checkpointing is not None:
         kwargs["gradient_checkpointing"] = gradient_checkpointing
+    if padding_free:
+        kwargs["padding_free"] = True
     args = SFTConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
                      max_length=max_length, seed=seed, report_to=[], save_strategy="no", logging_steps=steps,
-                     use_cpu=True, disable_tqdm=True, **kwargs)
+                     use_cpu=True, disable_tqdm=True, bf16=bf16, **kwargs)
     cls = make_trainer_class(SFTTrainer)  # only adds the token counter (sampler untouched: lengths=None)
     trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok)
     trainer.sftkit_counter = counter = TokenCounter()
+    reset_peak()
     out = trainer.train()
-    runtime = out.metrics["train_runtime"]
-    return {"train_runtime": runtime, "trained_tokens": counter.trained, "padding_fraction": round(counter.padding_fraction, 4),
-            "trained_tokens_per_second": counter.trained / runtime,
+    return {**_measures(counter, out.metrics["train_runtime"], peak_bytes()),
             "gradient_checkpointing": bool(getattr(args, "activation_checkpointing", args.gradient_checkpointing)),
+            "padding_free": padding_free, "precision": "bf16" if bf16 else "fp32",
             "final_loss": out.metrics.get("train_loss")}
 
 
-def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir) -> dict:
+def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="auto") -> dict:
     import tomli_w
 
     from sftkit.pipeline import run
@@ -96,15 +119,30 @@ def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir) -> dict:
         "template": {"formatter": "chat"},
         "strategy": {"name": "instruction"},
         "training": {"max_steps": steps, "per_device_train_batch_size": batch, "learning_rate": lr,
-                     "max_length": max_length, "logging_steps": steps, "save_steps": 10 * steps},
+                     "max_length": max_length, "logging_steps": steps, "save_steps": 10 * steps,
+                     "precision": precision},
         "output": {"report": False, "save_model": False},
     }
     path = out_dir / "recipe.toml"
     path.write_text(tomli_w.dumps(recipe))
-    t = run(path, output=out_dir / "run", overwrite=True).metrics["train"]
-    return {"train_runtime": t["train_runtime"], "trained_tokens": t["trained_tokens"],
-            "padding_fraction": t["padding_fraction"], "trained_tokens_per_second": t["trained_tokens_per_second"],
-            "gradient_checkpointing": False, "final_loss": t.get("train_loss")}
+    m = run(path, output=out_dir / "run", overwrite=True).metrics
+    t = m["train"]
+    runtime = t["train_runtime"]
+    return {"train_runtime": runtime, "trained_tokens": t["trained_tokens"], "real_tokens": t["real_tokens"],
+            "padding_fraction": t["padding_fraction"], "trained_tokens_per_second": t["trained_tokens"] / runtime,
+            "real_tokens_per_second": t["real_tokens"] / runtime, "peak_memory_gb": t.get("peak_memory_gb"),
+            "gradient_checkpointing": False, "precision": m["precision"]["name"], "final_loss": t.get("train_loss")}
+
+
+MODES = {
+    "trl_default": lambda rows, **c: run_trl(rows, **c),
+    "trl_no_checkpointing": lambda rows, **c: run_trl(rows, gradient_checkpointing=False, **c),
+    "trl_padding_free": lambda rows, **c: run_trl(rows, gradient_checkpointing=False, padding_free=True, **c),
+    "trl_padding_free_bf16": lambda rows, **c: run_trl(rows, gradient_checkpointing=False, padding_free=True,
+                                                       bf16=True, **c),
+    "sftkit": lambda rows, **c: run_sftkit(rows, **c),
+    "sftkit_fp32": lambda rows, **c: run_sftkit(rows, precision="fp32", **c),
+}
 
 
 def main(argv=None) -> int:
@@ -114,37 +152,53 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=400)
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--modes", default="", help=f"comma-separated subset of {', '.join(MODES)}")
     a = ap.parse_args(argv)
     import torch
 
     rows = make_rows(a.rows, 0)
     common = dict(steps=a.steps, batch=a.batch, lr=2e-5, max_length=a.max_length, seed=42)
-    runs: dict[str, list] = {"trl_default": [], "trl_no_checkpointing": [], "sftkit": []}
+    modes = a.modes.split(",") if a.modes else list(MODES)
+    runs: dict[str, list] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(a.repeat):  # interleaved, so load changes on a shared machine hit both
-            runs["trl_default"].append(run_trl(rows, out_dir=Path(tmp) / f"trl{i}", **common))
-            runs["sftkit"].append(run_sftkit(rows, out_dir=Path(tmp) / f"sftkit{i}", **common))
-            runs["trl_no_checkpointing"].append(run_trl(rows, out_dir=Path(tmp) / f"trl_ng{i}",
-                                                        gradient_checkpointing=False, **common))
-    summary = {k: {"trained_tokens_per_second": statistics.median(r["trained_tokens_per_second"] for r in v),
-                   "padding_fraction": statistics.median(r["padding_fraction"] for r in v)} for k, v in runs.items()}
-    ratio = summary["sftkit"]["trained_tokens_per_second"] / summary["trl_default"]["trained_tokens_per_second"]
-    ratio_ng = summary["sftkit"]["trained_tokens_per_second"] / summary["trl_no_checkpointing"]["trained_tokens_per_second"]
+        for i in range(a.repeat):  # interleaved, so load changes on a shared machine hit every mode
+            for mode in modes:
+                load = _loadavg()
+                out = MODES[mode](rows, out_dir=Path(tmp) / f"{mode}{i}", **common)
+                runs[mode].append({**out, "loadavg_before": load})
+                print(mode, json.dumps({k: out[k] for k in ("real_tokens_per_second", "trained_tokens_per_second",
+                                                            "padding_fraction", "peak_memory_gb")}), flush=True)
+    keys = ("real_tokens_per_second", "trained_tokens_per_second", "padding_fraction", "peak_memory_gb")
+    summary = {m: {k: statistics.median(r[k] for r in v) if all(r.get(k) is not None for r in v) else None
+                   for k in keys} for m, v in runs.items()}
+
+    def ratio(a_mode, b_mode):
+        if a_mode in summary and b_mode in summary:
+            return round(summary[a_mode]["real_tokens_per_second"] / summary[b_mode]["real_tokens_per_second"], 3)
+        return None
+
+    trl_fp32 = [m for m in ("trl_default", "trl_no_checkpointing", "trl_padding_free") if m in summary]
+    best_trl_fp32 = max(trl_fp32, key=lambda m: summary[m]["real_tokens_per_second"]) if trl_fp32 else None
+    loads = [r["loadavg_before"] for v in runs.values() for r in v if r.get("loadavg_before") is not None]
     result = {
-        "benchmark": "instruction strategy vs plain TRL SFTTrainer",
+        "benchmark": "instruction strategy vs plain TRL SFTTrainer (real and trained tokens/s, padding, peak memory)",
         "settings": {**common, "rows": a.rows, "model": GGUF, "repeat": a.repeat},
-        "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
-                    "device": "cuda" if torch.cuda.is_available() else "cpu", "python": sys.version.split()[0]},
+        "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(),
+                    "device": "cuda" if torch.cuda.is_available() else "cpu", "python": sys.version.split()[0],
+                    "loadavg_max": max(loads) if loads else None,
+                    "busy": bool(loads and max(loads) > (os.cpu_count() or 1))},
         "runs": runs,
         "summary": summary,
-        "sftkit_vs_trl_default": round(ratio, 3),
-        "sftkit_vs_trl_no_checkpointing": round(ratio_ng, 3),
+        "best_trl_fp32": best_trl_fp32,
+        "sftkit_vs_best_trl_fp32": ratio("sftkit", best_trl_fp32) if best_trl_fp32 else None,
+        "sftkit_vs_trl_bf16": ratio("sftkit", "trl_padding_free_bf16"),
+        "sftkit_fp32_vs_best_trl_fp32": ratio("sftkit_fp32", best_trl_fp32) if best_trl_fp32 else None,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"summary": summary, "sftkit_vs_trl_default": result["sftkit_vs_trl_default"],
-                      "sftkit_vs_trl_no_checkpointing": result["sftkit_vs_trl_no_checkpointing"]}, indent=2))
+    print(json.dumps({k: result[k] for k in ("summary", "best_trl_fp32", "sftkit_vs_best_trl_fp32",
+                                             "sftkit_vs_trl_bf16", "sftkit_fp32_vs_best_trl_fp32", "machine")}, indent=2))
     return 0
 
 
