@@ -5,7 +5,8 @@ Same model (SmolLM2-135M-Instruct from the shipped GGUF, dequantized), same vari
 prompt/completion rows (MMLU questions with their options and answers), same batch size, learning
 rate, steps, max_length and seed; loss on the completions in all. TRL modes: its defaults (padding
 to the longest row of each random batch, gradient checkpointing on), gradient checkpointing off,
-``padding_free=True`` (checkpointing off), and the best of those with ``bf16=True``. sftkit runs
+``padding_free=True`` (checkpointing off; TRL then refuses max_length without packing, so its
+rows are not truncated), and the best of those with ``bf16=True``. sftkit runs
 the real ``sftkit run`` pipeline with its defaults (length-grouped batches, no checkpointing,
 ``precision = "auto"``: bf16 where the hardware has it) and with ``precision = "fp32"``.
 Real tokens = non-padding tokens; trained tokens = label tokens that enter the loss; time = the
@@ -87,10 +88,10 @@ def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_check
     kwargs = {}
     if gradient_checkpointing is not None:
         kwargs["gradient_checkpointing"] = gradient_checkpointing
-    if padding_free:
+    if padding_free:  # TRL refuses max_length without packing here: rows longer than it stay whole
         kwargs["padding_free"] = True
     args = SFTConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
-                     max_length=max_length, seed=seed, report_to=[], save_strategy="no", logging_steps=steps,
+                     max_length=None if padding_free else max_length, seed=seed, report_to=[], save_strategy="no", logging_steps=steps,
                      use_cpu=True, disable_tqdm=True, bf16=bf16, **kwargs)
     cls = make_trainer_class(SFTTrainer)  # only adds the token counter (sampler untouched: lengths=None)
     trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok)
