@@ -325,7 +325,7 @@ def sftkit_run(sftkit_host, tmp_path):
     counter = {"n": 0}
 
     def run(recipe, *overrides: str, smoke: bool = True, output=None, **kwargs):
-        from sftkit.pipeline import run as run_pipeline
+        from sftkit.run import run as run_pipeline
 
         counter["n"] += 1
         out = output or tmp_path / f"sftkit-run-{counter['n']}"

@@ -54,7 +54,7 @@ def make_recipe(tmp_path: Path, tiny_dir, *, rows=None, strategy=None, data=None
 
 
 def run(recipe, *overrides, output, **kw):
-    from sftkit.pipeline import run as run_pipeline
+    from sftkit.run import run as run_pipeline
 
     return run_pipeline(recipe, list(overrides), output=output, **kw)
 

@@ -115,7 +115,7 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "data_stats.json", stats)
     try:
-        from sftkit.pipeline import write_recipe
+        from sftkit.run.stages import write_recipe
 
         write_recipe(out, data, getattr(recipe, "secrets", ()))
     except Exception as exc:  # the recipe copy is a convenience

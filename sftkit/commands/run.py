@@ -29,7 +29,7 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
     """
     if overwrite and resume:
         _fail(SftkitError("--overwrite and --resume exclude each other", hint="pick one", exit_code=2))
-    from sftkit.pipeline import run as run_pipeline, summary_lines
+    from sftkit.run import run as run_pipeline, summary_lines
 
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import DataError, GateError, SftkitError
+from sftkit.errors import DataError, GateError, SftkitError
 
 SMOKE_TRAINING = {"max_steps": 2, "logging_steps": 1, "save_steps": 1000}
 SMOKE_ROWS = {"train": 16, "eval": 8}
@@ -74,7 +74,7 @@ def write_recipe(run_dir: Path, data: dict, secrets=()) -> None:
     """The resolved recipe, as TOML (secret-looking values redacted)."""
     import tomli_w
 
-    from .recipe import redact
+    from sftkit.recipe import redact
 
     body = tomli_w.dumps(_toml_clean(redact(data, set(secrets))))
     (run_dir / "recipe.toml").write_text("# resolved recipe of this run (sftkit)\n" + body, encoding="utf-8")
@@ -98,7 +98,7 @@ def check_fit(strategy, comp, bundle) -> None:
     """The data kind must be one the strategy trains on."""
     accepts = tuple(getattr(strategy, "accepts", None) or comp.meta.get("accepts") or ())
     if accepts and bundle.kind not in accepts:
-        from .validate import shape_hint
+        from sftkit.validate import shape_hint
 
         hint = shape_hint(comp.name, accepts)
         raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
@@ -119,11 +119,11 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     Raises :class:`SftkitError` (one-line message) for user mistakes; :class:`GateError` after the
     run was written when an evaluation gate failed.
     """
-    from .api import RunContext
-    from .core_schema import STRATEGY_COMMON
-    from .plugins import get_host
-    from .recipe import component_options, load_recipe, recipe_hash
-    from .strategies import lockfile, rundir
+    from sftkit.api import RunContext
+    from sftkit.core_schema import STRATEGY_COMMON
+    from sftkit.plugins import get_host
+    from sftkit.recipe import component_options, load_recipe, recipe_hash
+    from . import lockfile, rundir
 
     say = console or (lambda msg: None)
     started = time.time()
@@ -140,13 +140,13 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     # refuse a run directory that must not be used before loading anything heavy
     rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
 
-    from .data import load_data
+    from sftkit.data import load_data
 
     bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
     check_fit(strategy, comp, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):
-        from .templates import make_formatter
+        from sftkit.templates import make_formatter
 
         formatter = make_formatter(data, host=host)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
@@ -165,7 +165,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
 
     try:
         host.pm.hook.sftkit_run_start(run=ctx)
-        from . import evaluation
+        from sftkit import evaluation
 
         ev = evaluation if data.get("eval") else None
         base_results = {}
@@ -176,7 +176,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         result = strategy.train(ctx)
     except SftkitError:
         # bad input found before the first checkpoint: leave no half-made run directory behind
-        from .strategies.trainer import last_checkpoint
+        from sftkit.strategies.trainer import last_checkpoint
 
         if claimed != "resumed" and last_checkpoint(run_dir) is None:
             rundir.discard(run_dir, remove_dir=not existed)
@@ -225,7 +225,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
 
 
 def _report(run_dir: Path, ctx, say) -> None:
-    from .reporting import write_report
+    from sftkit.reporting import write_report
 
     try:
         write_report(run_dir, run=ctx)
