@@ -64,9 +64,11 @@ def sftkit_register_formatters(register: Register) -> None:
 def sftkit_register_strategies(register: Register) -> None:
     """Register training strategies, used as ``[strategy] name = "NAME"``.
 
-    The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Strategy`.
-    Pass ``accepts=[...]`` (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell
-    when the data does not fit the strategy.
+    The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Strategy`
+    (extend that class: the run calls ``check_data``, ``load`` for the base model it evaluates, and
+    ``train``, whose result carries the trained model it evaluates). Pass ``accepts=[...]``
+    (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell when the data does not fit
+    the strategy.
     """
 
 

@@ -235,11 +235,11 @@ def _zero_rows_message(stats: dict, split_note: str) -> str:
     return f"no train rows left{split_note} ({' | '.join(parts) or 'no entries'})"
 
 
-def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
+def load_data(recipe: dict, base_dir: Path, *, host=None, require_train: bool = True) -> DataBundle:
     """Read every ``[[data]]`` entry of ``recipe`` and return canonical train/eval rows with statistics.
 
     Raises :class:`sftkit.errors.DataError` (one line naming file and line/row) for bad input, and
-    when no train row is left.
+    when no train row is left (unless ``require_train`` is false: ``sftkit eval`` needs none).
     """
     import numpy as np
     import pyarrow as pa
@@ -324,13 +324,13 @@ def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
         "eval_rows": int(len(plan.eval)),
         "files": files,
     }
-    if not len(plan.train):
+    if not len(plan.train) and require_train:
         raise DataError(_zero_rows_message(stats, ""), hint="check the messages above, split and holdout settings")
 
     keep = [c for c in big.column_names if c not in INTERNAL]
     train = big.select(plan.train).select_columns(keep)
     evals = big.select(plan.eval).select_columns(keep) if len(plan.eval) else None
-    if kind == "classification":
+    if kind == "classification" and len(train):
         _check_classes(train, entries)
     return DataBundle(kind=kind, train=train, eval=evals, stats=stats)
 

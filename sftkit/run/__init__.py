@@ -1,7 +1,57 @@
-"""The run: named stages from a recipe to a finished run directory, used by ``sftkit run`` and
-``sftkit eval``, with the run directory (:mod:`.rundir`), the lock file (:mod:`.lockfile`) and
-the smoke policy. Nothing heavy is imported here."""
+"""The run: named stages from a recipe to a finished run directory (:mod:`.stages`), used by both
+``sftkit run`` (:func:`run`) and ``sftkit eval`` (:func:`evaluate`), with the run directory
+(:mod:`.rundir`), the lock file (:mod:`.lockfile`), the smoke policy (:mod:`.smoke`) and what a
+run writes (:mod:`.outputs`). Nothing heavy is imported here."""
 
-from .stages import RunOutcome, run, summary_lines
+from __future__ import annotations
 
-__all__ = ["RunOutcome", "run", "summary_lines"]
+from pathlib import Path
+from typing import Callable
+
+from sftkit.errors import SftkitError
+
+from . import stages
+from .outputs import summary_lines
+from .stages import RunOutcome, RunState
+
+
+def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = False, smoke: bool = False,
+        output: str | Path | None = None, host=None, console: Callable[[str], None] | None = None) -> RunOutcome:
+    """Train and evaluate a recipe into its run directory; returns a :class:`RunOutcome`.
+
+    Raises :class:`SftkitError` (one-line message) for user mistakes; :class:`GateError` after the
+    run was written when an evaluation gate failed.
+    """
+    state = stages.prepare(recipe_path, overrides, host=host, smoke=smoke, resume=resume, overwrite=overwrite,
+                           output=output, console=console)
+    stages.load_data(state)
+    stages.load_model(state)
+    stages.open_run_dir(state)
+    try:
+        stages.evaluate_base(state)
+        stages.train(state)
+    except SftkitError:
+        stages.discard_unstarted(state)
+        raise
+    stages.evaluate_tuned(state)
+    return stages.finish(state)
+
+
+def evaluate(recipe_path, model_ref: str, *, base: bool = False, output: str | Path | None = None, overrides=(),
+             host=None, console: Callable[[str], None] | None = None) -> RunOutcome:
+    """``sftkit eval``: the run's stages with training switched off; the evaluated model is
+    ``model_ref`` (a saved directory, hub id or GGUF file), the base model the recipe's ``[model]``
+    when ``base``. Writes metrics.json and the report into ``output``; raises GateError after
+    writing when a gate failed."""
+    state = stages.prepare(recipe_path, overrides, host=host, output=output, console=console, mode="eval")
+    state.model_ref, state.with_base = str(model_ref), base
+    stages.open_eval_dir(state)
+    stages.load_data(state, required=False)
+    stages.load_model(state)
+    stages.evaluate_base(state)
+    stages.use_given_model(state)
+    stages.evaluate_tuned(state)
+    return stages.finish(state)
+
+
+__all__ = ["RunOutcome", "RunState", "run", "evaluate", "summary_lines"]

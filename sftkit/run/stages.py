@@ -1,14 +1,19 @@
-"""One run: recipe → data → template → strategy.train → evaluation (base and tuned) → metrics → report.
+"""The named stages of a run, in order::
 
-:func:`run` is what ``sftkit run`` calls. The run directory is claimed first (never clobbering a
-finished run or a foreign directory), ``COMPLETE`` is written last, so a directory without it is
-an unfinished run that ``--resume`` continues from its last checkpoint.
+    prepare ─▶ load_data ─▶ load_model ─▶ open_run_dir ─▶ evaluate_base ─▶ train ─▶ evaluate_tuned ─▶ finish
+
+Each stage takes the :class:`RunState` and records what it produced there. ``sftkit run`` runs
+them all (:func:`sftkit.run.run`); ``sftkit eval`` runs the same stages with training switched
+off and the evaluated model taken from ``--model`` (:func:`sftkit.run.evaluate`).
+
+The run directory is checked before anything heavy is loaded and claimed only once the data and
+the model loaded; ``COMPLETE`` is written last, so a directory without it is an unfinished run
+that ``--resume`` continues from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,86 +21,112 @@ from typing import Any, Callable
 
 from sftkit.errors import DataError, GateError, SftkitError
 
-SMOKE_TRAINING = {"max_steps": 2, "logging_steps": 1, "save_steps": 1000}
-SMOKE_ROWS = {"train": 16, "eval": 8}
+from . import outputs, smoke as smoke_policy
 
 
 @dataclass
 class RunOutcome:
-    """What :func:`run` returns: the run directory and the metrics written to ``metrics.json``."""
+    """What a run returns: the run directory and the metrics written to ``metrics.json``."""
 
     run_dir: Path
     metrics: dict
-    claimed: str  # "new" | "overwritten" | "resumed"
+    claimed: str  # "new" | "overwritten" | "resumed" | "eval"
     elapsed: float = 0.0
     gate_failures: list = field(default_factory=list)
+    mode: str = "run"
 
 
-def run_dir_for(data: dict, output: str | Path | None) -> Path:
-    """The run directory: ``--output`` or ``[output] dir`` with ``{recipe.name}`` substituted."""
+@dataclass
+class RunState:
+    """One run as it goes through the stages: the recipe, the context handed to components, and
+    what each stage produced."""
+
+    recipe: Any  # sftkit.recipe.Recipe
+    data: dict  # the resolved recipe (after the smoke policy)
+    run_dir: Path
+    ctx: Any  # sftkit.api.RunContext
+    say: Callable[[str], None]
+    mode: str = "run"  # "run" | "eval"
+    overwrite: bool = False
+    digest: str = ""
+    started: float = field(default_factory=time.time)
+    strategy: Any = None
+    component: Any = None
+    data_problem: str | None = None
+    base_model: Any = None
+    base_tokenizer: Any = None
+    base_results: dict = field(default_factory=dict)
+    result: Any = None  # sftkit.api.TrainResult
+    tuned_model: Any = None
+    tuned_tokenizer: Any = None
+    tuned_formatter: Any = None
+    tuned_results: dict = field(default_factory=dict)
+    claimed: str = "new"
+    existed: bool = False
+    model_ref: str | None = None  # sftkit eval: the model to evaluate (training switched off)
+    with_base: bool = True  # sftkit eval: also evaluate the recipe's [model]
+
+    @property
+    def host(self):
+        return self.ctx.host
+
+    @property
+    def evaluates(self) -> bool:
+        return bool(self.data.get("eval"))
+
+
+def run_dir_for(data: dict, output: str | Path | None, *, smoke: bool = False) -> Path:
+    """The run directory: ``--output``, or ``[output] dir`` with ``{recipe.name}`` substituted (the
+    smoke policy's own directory beside it for ``--smoke``)."""
+    if output:
+        return Path(str(output)).expanduser()
     name = str(data.get("recipe", {}).get("name", "recipe"))
-    text = str(output) if output else str(data.get("output", {}).get("dir", "runs/{recipe.name}"))
-    return Path(text.replace("{recipe.name}", name)).expanduser()
+    text = str(data.get("output", {}).get("dir", "runs/{recipe.name}")).replace("{recipe.name}", name)
+    real = Path(text.rstrip("/") or ".").expanduser()
+    return smoke_policy.run_dir(real) if smoke else real
 
 
-SMOKE_EVAL = {"limit": 4, "max_new_tokens": 16}
+# --------------------------------------------------------------------------- prepare
+
+def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume: bool = False,
+            overwrite: bool = False, output=None, console=None, mode: str = "run") -> RunState:
+    """Read and check the recipe, apply the smoke policy, create the strategy, and check (without
+    writing) that the run directory may be used."""
+    from sftkit.api import RunContext
+    from sftkit.plugins import get_host
+    from sftkit.recipe import load_recipe, recipe_hash
+
+    say = console or (lambda msg: None)
+    host = host or get_host()
+    recipe = load_recipe(recipe_path, list(overrides), host=host)
+    data = smoke_policy.recipe(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
+    if mode == "eval":
+        run_dir = Path(output) if output else Path(str(run_dir_for(data, None)) + "-eval")
+    else:
+        run_dir = run_dir_for(data, output, smoke=smoke)
+    ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
+                     host=host, smoke=smoke, resume=resume, console=say)
+    state = RunState(recipe=recipe, data=data, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite)
+    if mode == "eval":
+        return state
+    from sftkit.core_schema import STRATEGY_COMMON
+    from sftkit.recipe import component_options
+
+    from . import rundir
+
+    state.component = host.registry.get("strategies", data["strategy"]["name"])
+    state.strategy = state.component.create(component_options(data["strategy"], STRATEGY_COMMON))
+    state.digest = recipe_hash({"recipe": data, "smoke": smoke})
+    # refuse a run directory that must not be used before loading anything heavy
+    rundir.claim(run_dir, recipe_name=recipe.name, recipe_hash=state.digest, overwrite=overwrite, resume=resume,
+                 dry_run=True)
+    return state
 
 
-def apply_smoke(data: dict, registry=None) -> dict:
-    """A recipe for ``--smoke``: two optimizer steps, small batches, no mid-run saving, and
-    evaluators limited to a few short items where their options allow it."""
-    data = copy.deepcopy(data)
-    for table in data.get("eval") or []:
-        comp = registry.find("evaluators", str(table.get("name"))) if registry is not None else None
-        props = ((comp.schema or {}).get("properties") or {}) if comp is not None else {}
-        for key, cap in SMOKE_EVAL.items():
-            if key in props:
-                table[key] = min(int(table.get(key) or cap), cap)
-    t = data.setdefault("training", {})
-    t.update(SMOKE_TRAINING)
-    t["per_device_train_batch_size"] = min(int(t.get("per_device_train_batch_size", 8)), 4)
-    t["per_device_eval_batch_size"] = min(int(t.get("per_device_eval_batch_size", 8)), 4)
-    t["gradient_accumulation_steps"] = 1
-    t.pop("eval_steps", None)
-    return data
-
-
-def _toml_clean(node):
-    if isinstance(node, dict):
-        return {str(k): _toml_clean(v) for k, v in node.items() if v is not None}
-    if isinstance(node, (list, tuple)):
-        return [_toml_clean(v) for v in node if v is not None]
-    if isinstance(node, Path):
-        return str(node)
-    return node
-
-
-def write_recipe(run_dir: Path, data: dict, secrets=()) -> None:
-    """The resolved recipe, as TOML (secret-looking values redacted)."""
-    import tomli_w
-
-    from sftkit.recipe import redact
-
-    body = tomli_w.dumps(_toml_clean(redact(data, set(secrets))))
-    (run_dir / "recipe.toml").write_text("# resolved recipe of this run (sftkit)\n" + body, encoding="utf-8")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def _shrink(bundle, smoke: bool):
-    if not smoke:
-        return bundle
-    train = bundle.train.select(range(min(len(bundle.train), SMOKE_ROWS["train"])))
-    ev = bundle.eval
-    if ev is not None:
-        ev = ev.select(range(min(len(ev), SMOKE_ROWS["eval"])))
-    return type(bundle)(**{**bundle.__dict__, "train": train, "eval": ev})
-
+# --------------------------------------------------------------------------- load data
 
 def check_fit(strategy, comp, bundle) -> None:
-    """The data kind must be one the strategy trains on."""
+    """The data kind must be one the strategy trains on, and the strategy's own check must pass."""
     accepts = tuple(getattr(strategy, "accepts", None) or comp.meta.get("accepts") or ())
     if accepts and bundle.kind not in accepts:
         from sftkit.validate import shape_hint
@@ -103,163 +134,262 @@ def check_fit(strategy, comp, bundle) -> None:
         hint = shape_hint(comp.name, accepts)
         raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
                         f"{bundle.kind} data", where="[strategy] name", hint=hint)
-    if getattr(strategy, "check_data", None):
+    if callable(getattr(strategy, "check_data", None)):
         strategy.check_data(bundle)
 
 
-def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
-    target = ev.Target(model, tokenizer, run.formatter, label)
-    return ev.evaluate_all(run, target)
+def load_data(state: RunState, *, required: bool = True) -> None:
+    """The ``[[data]]`` entries as one DataBundle (cut by the smoke policy), checked against the
+    strategy, and the ``[template]`` formatter when the strategy uses one. ``required=False``
+    (``sftkit eval``): data that cannot be loaded is a warning; evaluators that need it report why."""
+    from sftkit.data import load_data as load
+
+    ctx = state.ctx
+    try:
+        bundle = load(state.data, state.recipe.base_dir, host=state.host, require_train=required)
+    except SftkitError as err:
+        if required:
+            raise
+        state.data_problem = str(err)
+        state.say(f"warning: the recipe's data could not be loaded ({err}); "
+                  "evaluators that need the eval split will fail")
+        return
+    ctx.data = smoke_policy.rows(bundle) if ctx.smoke else bundle
+    if state.strategy is not None:
+        check_fit(state.strategy, state.component, ctx.data)
+        if getattr(state.strategy, "uses_formatter", True):
+            from sftkit.templates import make_formatter
+
+            ctx.formatter = make_formatter(state.data, host=state.host)
 
 
-def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = False, smoke: bool = False,
-        output: str | Path | None = None, host=None, console: Callable[[str], None] | None = None) -> RunOutcome:
-    """Train and evaluate a recipe into its run directory; returns a :class:`RunOutcome`.
+# --------------------------------------------------------------------------- load model
 
-    Raises :class:`SftkitError` (one-line message) for user mistakes; :class:`GateError` after the
-    run was written when an evaluation gate failed.
-    """
-    from sftkit.api import RunContext
-    from sftkit.core_schema import STRATEGY_COMMON
-    from sftkit.plugins import get_host
-    from sftkit.recipe import component_options, load_recipe, recipe_hash
+def load_model(state: RunState) -> None:
+    """The base model: the strategy's ``load`` (the contract's default for strategies without one)."""
+    if state.mode == "eval":
+        _load_eval_base(state)
+        return
+    from sftkit.api import Strategy
+
+    load = getattr(state.strategy, "load", None)
+    if not callable(load):
+        load = Strategy.load.__get__(state.strategy)
+    loaded = load(state.ctx)
+    model, tokenizer = loaded if loaded is not None else (None, None)
+    state.base_model, state.base_tokenizer = model, tokenizer
+    if tokenizer is not None:
+        state.ctx.tokenizer = tokenizer
+
+
+def _formatter(state: RunState, tokenizer, model):
+    from sftkit.templates import make_formatter
+
+    formatter = make_formatter(state.data, host=state.host)
+    formatter.setup(tokenizer, model)
+    return formatter
+
+
+def _load_eval_base(state: RunState) -> None:
+    from . import reference
+
+    if not state.with_base or not state.evaluates:
+        return
+    is_cls, labels = reference.saved_kind(state.model_ref)
+    if is_cls and not labels:
+        state.say("note: the evaluated classifier names no labels, so the base model is not evaluated")
+        return
+    model, tokenizer = reference.load_base(state.data["model"], state.recipe.base_dir, labels=labels,
+                                           is_classifier=is_cls, console=state.say)
+    state.base_model, state.base_tokenizer = model, tokenizer
+    state.ctx.formatter = None if is_cls else _formatter(state, tokenizer, model)
+    state.ctx.tokenizer = tokenizer
+
+
+def use_given_model(state: RunState) -> None:
+    """``sftkit eval``'s stand-in for :func:`train`: the base model is freed (one model in memory at a
+    time) and the model named by ``--model`` becomes the one evaluated."""
+    import gc
+
+    from . import reference
+
+    state.base_model = state.base_tokenizer = None
+    gc.collect()
+    state.say(f"loading {state.model_ref}")
+    model, tokenizer = reference.load_reference(state.model_ref, state.data.get("model") or {}, console=state.say)
+    is_cls = reference.saved_kind(state.model_ref)[0] or "SequenceClassification" in type(model).__name__
+    state.tuned_model, state.tuned_tokenizer = model, tokenizer
+    state.tuned_formatter = None if is_cls else _formatter(state, tokenizer, model)
+    state.ctx.formatter, state.ctx.tokenizer = state.tuned_formatter, tokenizer
+    state.ctx.extras["evaluated_model"] = str(state.model_ref)
+
+
+# --------------------------------------------------------------------------- open the run directory
+
+def open_eval_dir(state: RunState) -> None:
+    """``sftkit eval``'s output directory: never a run directory holding a model."""
+    out = state.run_dir
+    ref = Path(str(state.model_ref)).expanduser()
+    if (out / "model").exists() or (ref.exists() and out.resolve() == ref.resolve()):
+        raise SftkitError(f"{out} holds a trained model (a run directory); evaluation results would overwrite its "
+                          "metrics and report", hint="pass --output DIR to write the evaluation elsewhere")
+    out.mkdir(parents=True, exist_ok=True)
+    state.claimed = "eval"
+    outputs.write_recipe(out, state.data, state.recipe.secrets)
+
+
+def open_run_dir(state: RunState) -> None:
+    """Claim the run directory (the check in :func:`prepare` passed), write the resolved recipe and
+    the lock file, and call ``sftkit_run_start``."""
+    from sftkit.recipe import recipe_hash
+
     from . import lockfile, rundir
 
-    say = console or (lambda msg: None)
-    started = time.time()
-    host = host or get_host()
-    recipe = load_recipe(recipe_path, list(overrides), host=host)
-    data = apply_smoke(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
-    name = recipe.name
-    strategy_table = data["strategy"]
-    comp = host.registry.get("strategies", strategy_table["name"])
-    strategy = comp.create(component_options(strategy_table, STRATEGY_COMMON))
+    bundle = state.ctx.data
+    state.existed = state.run_dir.exists()
+    state.claimed = rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest,
+                                 overwrite=state.overwrite, resume=state.ctx.resume)
+    rundir.unmark_complete(state.run_dir)
+    state.say(f"run directory: {state.run_dir} ({state.claimed})")
+    outputs.write_recipe(state.run_dir, state.data, state.recipe.secrets)
+    lock = lockfile.build_lock(state.data, state.recipe.base_dir, recipe_hash=recipe_hash(state.data),
+                               host=state.host, files=(bundle.stats or {}).get("files"))
+    lock["smoke"] = state.ctx.smoke
+    lockfile.write_lock(state.run_dir, lock)
+    state.host.pm.hook.sftkit_run_start(run=state.ctx)
 
-    run_dir = run_dir_for(data, output)
-    digest = recipe_hash({"recipe": data, "smoke": smoke})
-    # refuse a run directory that must not be used before loading anything heavy
-    rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
 
-    from sftkit.data import load_data
+def discard_unstarted(state: RunState) -> None:
+    """After a user error before the first checkpoint: leave no half-made run directory behind."""
+    from sftkit.strategies.trainer import last_checkpoint
 
-    bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
-    check_fit(strategy, comp, bundle)
-    formatter = None
-    if getattr(strategy, "uses_formatter", True):
-        from sftkit.templates import make_formatter
+    from . import rundir
 
-        formatter = make_formatter(data, host=host)
-    ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
-                     host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
-    model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
+    if state.claimed != "resumed" and last_checkpoint(state.run_dir) is None:
+        rundir.discard(state.run_dir, remove_dir=not state.existed)
 
-    existed = run_dir.exists()
-    claimed = rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume)
-    rundir.unmark_complete(run_dir)
-    say(f"run directory: {run_dir} ({claimed})")
-    write_recipe(run_dir, data, recipe.secrets)
-    lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=recipe_hash(data), host=host,
-                               files=(bundle.stats or {}).get("files"))
-    lock["smoke"] = smoke
-    lockfile.write_lock(run_dir, lock)
 
-    try:
-        host.pm.hook.sftkit_run_start(run=ctx)
-        from sftkit import evaluation
+# --------------------------------------------------------------------------- evaluate
 
-        ev = evaluation if data.get("eval") else None
-        base_results = {}
-        if ev is not None and model is not None:
-            say("evaluating the base model")
-            base_results = _evaluate(ctx, ev, model, tokenizer, "base")
-        say(f"training ({comp.name})")
-        result = strategy.train(ctx)
-    except SftkitError:
-        # bad input found before the first checkpoint: leave no half-made run directory behind
-        from sftkit.strategies.trainer import last_checkpoint
+def _target(state: RunState, model, tokenizer, formatter, label: str):
+    from sftkit.evaluation import Target
 
-        if claimed != "resumed" and last_checkpoint(run_dir) is None:
-            rundir.discard(run_dir, remove_dir=not existed)
-        raise
+    batch = int(state.data.get("training", {}).get("per_device_eval_batch_size") or 8)
+    return Target(model, tokenizer, formatter, label, batch_size=batch)
 
+
+def evaluate_base(state: RunState) -> None:
+    """Every ``[[eval]]`` table on the base model (before training changes it)."""
+    if not state.evaluates:
+        return
+    if state.base_model is None:
+        state.say("note: the strategy loads no base model, so there is no before/after comparison")
+        return
+    from sftkit.evaluation import evaluate_all
+
+    state.say("evaluating the base model")
+    target = _target(state, state.base_model, state.base_tokenizer, state.ctx.formatter, "base")
+    state.base_results = evaluate_all(state.ctx, target)
+
+
+# --------------------------------------------------------------------------- train
+
+def train(state: RunState) -> None:
+    """``strategy.train``; the trained model is the result's, or else the one saved in ``model_dir``."""
+    state.say(f"training ({state.component.name})")
+    result = state.strategy.train(state.ctx)
+    state.result = result
+    state.tuned_model = getattr(result, "model", None)
+    state.tuned_tokenizer = getattr(result, "tokenizer", None) or state.ctx.tokenizer
+    state.tuned_formatter = state.ctx.formatter
+    if state.tuned_model is None and state.evaluates:
+        model_dir = Path(getattr(result, "model_dir", None) or state.ctx.model_dir)
+        if (model_dir / "config.json").exists() or (model_dir / "adapter_config.json").exists():
+            from sftkit.models import load_trained
+
+            state.say(f"loading the trained model from {model_dir}")
+            state.tuned_model, state.tuned_tokenizer = load_trained(model_dir)
+
+
+def evaluate_tuned(state: RunState) -> None:
+    """Every ``[[eval]]`` table on the trained (or given) model, compared with the base results.
+    A run with ``[[eval]]`` tables and no model to evaluate is an error, never a pass."""
+    if not state.evaluates:
+        return
+    if state.tuned_model is None:
+        name = state.component.name if state.component is not None else "?"
+        raise SftkitError(f"strategy {name!r} returned no trained model and saved none in {state.ctx.model_dir}, "
+                          "so no [[eval]] table could run", where="[[eval]]",
+                          hint="the strategy must return TrainResult(model=..., tokenizer=...) or save the model "
+                               "into run.model_dir (docs/plugins.md, 'The Strategy contract')")
+    from sftkit.evaluation import evaluate_all
+
+    state.say("evaluating the tuned model" if state.mode == "run" else "evaluating the model")
+    target = _target(state, state.tuned_model, state.tuned_tokenizer, state.tuned_formatter, "tuned")
+    state.tuned_results = evaluate_all(state.ctx, target)
+
+
+# --------------------------------------------------------------------------- finish
+
+def _data_summary(state: RunState) -> dict:
+    bundle = state.ctx.data
+    stats = dict(getattr(bundle, "stats", None) or {})
+    out = {"kind": getattr(bundle, "kind", None),
+           "train_rows": len(bundle.train) if bundle is not None and bundle.train is not None else 0,
+           "eval_rows": len(bundle.eval) if bundle is not None and bundle.eval is not None else 0,
+           **{k: stats[k] for k in ("dropped", "duplicates") if k in stats},
+           **{k: v for k, v in state.ctx.data_stats.items() if k != "tokens"}}
+    if state.data_problem:
+        out["error"] = state.data_problem
+    return out
+
+
+def finish(state: RunState) -> RunOutcome:
+    """metrics.json, data_stats.json, the report, ``sftkit_run_end`` and (for a run) ``COMPLETE``;
+    raises :class:`GateError` after writing when a gate failed (not enforced in a smoke run)."""
+    from sftkit.evaluation import compare, gate_failures
+
+    ctx, smoke = state.ctx, state.ctx.smoke
     rows, failures = [], []
-    if ev is not None and ctx.extras.get("model") is not None:
-        say("evaluating the tuned model")
-        tuned_results = _evaluate(ctx, ev, ctx.extras["model"], ctx.tokenizer, "tuned")
-        rows = ev.compare(ctx, base_results, tuned_results)
-        failures = list(ev.gate_failures(rows))
+    if state.evaluates:
+        rows = compare(ctx, state.base_results, state.tuned_results)
+        failures = list(gate_failures(rows))
+    enforced = not smoke
+    metrics = {"recipe": state.recipe.name,
+               "strategy": state.data.get("strategy", {}).get("name")}
+    if state.mode == "run":
+        metrics.update(smoke=smoke, train=dict(state.result.metrics))
+    else:
+        metrics.update(model_dir=str(state.ctx.extras.get("evaluated_model")),
+                       base_model=state.data.get("model", {}).get("name") if state.base_results else None,
+                       train={})
+    metrics.update(data=_data_summary(state), eval=rows,
+                   gates={"passed": not failures, "failures": failures, **({"enforced": enforced}
+                                                                         if state.mode == "run" else {})})
+    data_stats = dict(getattr(ctx.data, "stats", None) or {})
+    data_stats.update(ctx.data_stats)
+    outputs.write_json(state.run_dir / "metrics.json", metrics)
+    outputs.write_json(state.run_dir / "data_stats.json", data_stats)
+    if state.mode == "eval":
+        outputs.copy_train_log(state.model_ref, state.run_dir)
+    if state.mode == "eval" or state.data.get("output", {}).get("report", True):
+        outputs.write_report(state.run_dir, ctx, state.say, host=state.host)
+    elapsed = time.time() - state.started
+    outcome = RunOutcome(run_dir=state.run_dir, metrics=metrics, claimed=state.claimed, elapsed=elapsed,
+                         gate_failures=failures, mode=state.mode)
+    if state.mode == "run":
+        from . import rundir
 
-    data_stats = {**(bundle.stats or {}), "tokens": ctx.extras.get("tokenized_stats")}
-    for key in ("tone", "classes", "replay"):
-        if key in ctx.extras:
-            data_stats[key] = ctx.extras[key]
-    metrics = {
-        "recipe": name,
-        "strategy": comp.name,
-        "smoke": smoke,
-        "train": {**result.metrics, "parameters": ctx.extras.get("parameters")},
-        "data": {"kind": bundle.kind, "train_rows": len(bundle.train),
-                 "eval_rows": len(bundle.eval) if bundle.eval is not None else 0,
-                 **{k: v for k, v in data_stats.items() if k in ("dropped", "duplicates", "tone", "classes", "replay")}},
-        "eval": rows,
-        # a --smoke run trains a tiny random model: gates are reported, never enforced
-        "gates": {"passed": not failures, "failures": failures, "enforced": not smoke},
-    }
-    _write_json(run_dir / "metrics.json", metrics)
-    _write_json(run_dir / "data_stats.json", data_stats)
-    if data.get("output", {}).get("report", True):
-        _report(run_dir, ctx, say)
-    host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
-    elapsed = time.time() - started
-    rundir.mark_complete(run_dir, {"recipe": name, "elapsed_s": round(elapsed, 2)})
-    outcome = RunOutcome(run_dir=run_dir, metrics=metrics, claimed=claimed, elapsed=elapsed, gate_failures=failures)
-    if failures and smoke:
-        say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
-            "(tiny random model)")
-    if failures and not smoke:
+        state.host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
+        rundir.mark_complete(state.run_dir, {"recipe": state.recipe.name, "elapsed_s": round(elapsed, 2)})
+    if failures and not enforced:
+        state.say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
+                  "(tiny random model)")
+    if failures and enforced:
         err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
-                        where=str(run_dir / "metrics.json"))
+                        where=str(state.run_dir / "metrics.json"))
         err.outcome = outcome
+        err.metrics = metrics
         raise err
     return outcome
 
-
-def _report(run_dir: Path, ctx, say) -> None:
-    from sftkit.reporting import write_report
-
-    try:
-        write_report(run_dir, run=ctx)
-    except SftkitError:
-        raise
-    except Exception as exc:  # a broken report must not lose a finished training run
-        say(f"warning: the report could not be written: {type(exc).__name__}: {exc}")
-
-
-def _num(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def summary_lines(outcome: RunOutcome) -> list[str]:
-    """A short human summary of a finished run."""
-    t = outcome.metrics.get("train", {})
-    lines = [f"finished {outcome.metrics.get('recipe')} ({outcome.metrics.get('strategy')}) in {outcome.elapsed:.1f}s"]
-    parts = [f"steps {t.get('steps')}"]
-    if t.get("train_runtime") is not None:
-        parts.append(f"train time {float(t['train_runtime']):.1f}s")
-    if t.get("trained_tokens_per_second") is not None:
-        parts.append(f"trained tokens/s {float(t['trained_tokens_per_second']):,.0f}")
-    if t.get("padding_fraction") is not None:
-        parts.append(f"padding {100 * float(t['padding_fraction']):.1f}%")
-    if t.get("final_loss") is not None:
-        parts.append(f"final loss {float(t['final_loss']):.4f}")
-    if t.get("eval_loss") is not None:
-        parts.append(f"eval loss {float(t['eval_loss']):.4f}")
-    if t.get("eval_accuracy") is not None:
-        parts.append(f"eval accuracy {float(t['eval_accuracy']):.3f}")
-    lines.append(", ".join(parts))
-    for row in outcome.metrics.get("eval", []):
-        lines.append(f"eval {row.get('label')}: base {_num(row.get('base'))} → tuned {_num(row.get('tuned'))}"
-                     + ("" if (row.get("gate") or {}).get("passed", True) else "  (gate failed)"))
-    lines.append(f"saved: {t.get('model_dir') or outcome.run_dir / 'model'} ({t.get('saved', 'model')})")
-    lines.append(f"run directory: {outcome.run_dir}")
-    return lines

@@ -184,8 +184,8 @@ class DomainStrategy(CausalStrategy):
         rng.shuffle(mixed)
         rows, pack_info = self.rows(run, mixed, tokenizer, packing)
         if replay_info:
-            run.extras["replay"] = replay_info
-        run.extras["tokenized_stats"] = {"packing": bool(packing), **pack_info, "domain_tokens": domain_tokens,
+            run.data_stats["replay"] = replay_info
+        run.data_stats["tokens"] = {"packing": bool(packing), **pack_info, "domain_tokens": domain_tokens,
                                          "replay_tokens": replay_info.get("tokens", 0)}
         train = datasets.Dataset.from_list(rows)
         eval_ = None

@@ -109,7 +109,7 @@ class ToneStrategy(CausalStrategy):
         warning = (report.get("length_bias") or {}).get("warning")
         if warning and run.console:
             run.console(f"warning: {warning}")
-        run.extras["tone"] = report
+        run.data_stats["tone"] = report
         if method == "sft":
             return self._sft(run, bundle)
         return self._preference(run, bundle, method, model, tokenizer)

@@ -239,9 +239,9 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         metrics["tokens_per_second"] = round(counter.real / runtime, 2) if runtime else None
     model_dir = run.model_dir
     final = trainer.model if before_save is None else before_save(trainer.model)
-    run.extras["model"] = final
+    if run.extras.get("parameters") is not None:
+        metrics["parameters"] = run.extras["parameters"]
     if save and run.recipe.get("output", {}).get("save_model", True):
-        info, saved = save_model(run, final, tokenizer)
+        info, final = save_model(run, final, tokenizer)
         metrics.update(info)
-        run.extras["model"] = saved
-    return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history)
+    return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history, model=final, tokenizer=tokenizer)

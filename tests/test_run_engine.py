@@ -1,0 +1,133 @@
+"""The run's stages and contracts: a plugin strategy written from the documented Strategy contract
+is evaluated before and after training, a run whose [[eval]] tables cannot run is an error, a smoke
+run has its own directory, and ``sftkit eval --model REF`` takes a model reference without a run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import types
+
+import pytest
+
+import sftkit
+from sftkit.api import Strategy, TrainResult
+from sftkit.errors import SftkitError
+
+ROWS = [{"prompt": f"What is {i} plus one?", "completion": f"It is {i + 1}."} for i in range(24)]
+EVALS = [{"name": "loss", "by_cluster": False}, {"name": "samples", "items": ["What is 2 plus one?"], "max_new_tokens": 4}]
+
+
+# [docs:strategy]
+class PlainLoop(Strategy):
+    """A plain torch loop over the formatted rows."""
+
+    name = "plain_loop"
+    accepts = ("messages",)
+
+    def train(self, run):
+        import torch
+
+        model, tokenizer = self.load(run)  # the base model the run evaluated before training
+        optimizer = torch.optim.SGD(model.parameters(), lr=float(self.options.get("lr", 0.5)))
+        model.train()
+        for row in run.data.train.select(range(8)):
+            encoded = run.formatter.encode_messages(row["messages"], max_length=64)
+            loss = model(input_ids=torch.tensor([encoded["input_ids"]]), labels=torch.tensor([encoded["labels"]])).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+        model.save_pretrained(run.model_dir)
+        tokenizer.save_pretrained(run.model_dir)
+        return TrainResult(run.model_dir, {"final_loss": loss.item()}, model=model, tokenizer=tokenizer)
+# [/docs:strategy]
+
+
+class HandBack(PlainLoop):
+    """PlainLoop handing the model back differently: in the result, only saved, or not at all."""
+
+    def train(self, run):
+        result = super().train(run)
+        how = self.options.get("hand_back", "returned")
+        if how == "none":
+            shutil.rmtree(run.model_dir)
+        if how != "returned":
+            result.model = result.tokenizer = None
+        return result
+
+
+def _plugin() -> types.ModuleType:
+    plugin = types.ModuleType("plain_loop_plugin")
+
+    @sftkit.hookimpl
+    def sftkit_register_strategies(register):
+        register("plain_loop", HandBack, accepts=["messages"], doc="A plain torch loop.",
+                 schema={"type": "object", "additionalProperties": False,
+                         "properties": {"lr": {"type": "number"}, "hand_back": {"enum": ["returned", "saved", "none"]}}})
+
+    plugin.sftkit_register_strategies = sftkit_register_strategies
+    return plugin
+
+
+@pytest.fixture
+def sftkit_plugin():
+    return _plugin()
+
+
+@pytest.fixture
+def recipe_for(sftkit_recipe):
+    sftkit_recipe.write_jsonl("train.jsonl", ROWS)
+
+    def make(hand_back="returned", **sections):
+        return sftkit_recipe(**{"strategy": {"name": "plain_loop", "hand_back": hand_back},
+                                "dataset": {"eval_fraction": 0.25}, "template": {"formatter": "chatml"},
+                                "eval": EVALS, **sections})
+
+    return make
+
+
+@pytest.mark.parametrize("hand_back", ["returned", "saved"])
+def test_plugin_strategy_gets_base_and_tuned_evaluation(recipe_for, sftkit_run, hand_back):
+    outcome = sftkit_run(recipe_for(hand_back), smoke=False)
+    rows = {r["label"]: r for r in outcome.metrics["eval"]}
+    loss = rows["loss"]
+    assert loss["base"] is not None and loss["tuned"] is not None and loss["tuned"] != loss["base"]
+    assert rows["samples"]["samples"][0].keys() >= {"base", "tuned"}
+    assert outcome.metrics["train"]["final_loss"] > 0
+    assert (outcome.run_dir / "COMPLETE").exists()
+
+
+def test_no_evaluation_possible_is_an_error_not_a_pass(recipe_for, sftkit_run, sftkit_cli, tmp_path):
+    recipe = recipe_for("none", eval=EVALS + [{"name": "json_valid", "items": ["x"], "min": 0.5}])
+    with pytest.raises(SftkitError, match="no \\[\\[eval\\]\\] table could run"):
+        sftkit_run(recipe, smoke=False)
+    result = sftkit_cli("run", recipe, "--output", tmp_path / "cli")
+    assert result.exit_code == 1
+    assert not (tmp_path / "cli" / "COMPLETE").exists()
+
+
+def test_smoke_run_writes_beside_the_real_run(sftkit_recipe, sftkit_host, tmp_path):
+    from sftkit.run import run
+
+    recipe = sftkit_recipe(recipe={"name": "twin"}, output={"dir": str(tmp_path / "runs" / "{recipe.name}")})
+    outcome = run(recipe, smoke=True, host=sftkit_host)
+    assert outcome.run_dir == tmp_path / "runs" / "twin-smoke" and (outcome.run_dir / "COMPLETE").exists()
+    assert not (tmp_path / "runs" / "twin").exists()  # the real run that follows is not refused
+
+
+def test_eval_takes_a_model_reference_and_needs_no_training_rows(sftkit_recipe, sftkit_cli, sftkit_tiny_model, tmp_path):
+    sftkit_recipe.write_jsonl("held.jsonl", ROWS[:3])
+    recipe = sftkit_recipe(recipe={"name": "refs"}, data=[{"source": "jsonl", "path": "held.jsonl", "split": "eval"}],
+                           template={"formatter": "chatml"}, eval=[{"name": "samples", "max_new_tokens": 3}])
+    out = tmp_path / "ev"
+    result = sftkit_cli("eval", recipe, "--model", sftkit_tiny_model, "--output", out)  # a saved model, not a run
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model_dir"] == sftkit_tiny_model
+    assert metrics["data"]["train_rows"] == 0 and metrics["data"]["eval_rows"] == 3
+    assert len(metrics["eval"][0]["samples"]) == 3 and metrics["eval"][0]["samples"][0]["tuned"] is not None
+    # a hub id is a model reference too (offline here: a one-line error, not a usage error)
+    missing = sftkit_cli("eval", recipe, "--model", "nobody/no-such-model", "--output", tmp_path / "ev2")
+    assert missing.exit_code == 1 and "nobody/no-such-model" in missing.output
+    assert "Traceback" not in missing.output
