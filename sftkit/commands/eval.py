@@ -28,7 +28,8 @@ def _fail(err: SftkitError) -> None:
 def eval_command(recipe, model_ref, base, output, overrides):
     """Evaluate a model with RECIPE's [[eval]] tables and write metrics and a report (no training rows needed).
 
-    Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed.
+    Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed, 4 an evaluator
+    failed (metrics and report written).
     """
     from sftkit.run import evaluate, summary_lines
 

@@ -11,6 +11,7 @@ import statistics
 from typing import Any, Iterable
 
 FORMAT_EVALUATORS = ("json_valid", "regex")
+DROPPED_WARN_SHARE = 0.2  # more than this share of rows dropped is a warning
 
 
 def _series(log: Iterable[dict], key: str) -> list[tuple[float, float]]:
@@ -201,6 +202,29 @@ def check_format(eval_rows: list | None, samples: list | None) -> list[dict]:
     return out
 
 
+def check_eval(eval_rows: list | None) -> list[dict]:
+    """A model that gives one answer to (almost) every item; evaluators that failed."""
+    out = []
+    for row in eval_rows or []:
+        for side, prof in ((row.get("answers") or {}).items()):
+            if isinstance(prof, dict) and prof.get("collapsed"):
+                base = " (the base model too)" if side == "tuned" and ((row.get("answers") or {}).get("base") or {}).get("collapsed") else ""
+                if side == "base" and ((row.get("answers") or {}).get("tuned") or {}).get("collapsed"):
+                    continue
+                out.append(_finding("error" if side == "tuned" else "warning", "collapsed",
+                                    f"The {side} model collapsed onto one answer in {row.get('label')}{base}",
+                                    f"{prof.get('top')!r} for {prof.get('top_share', 0):.0%} of {prof.get('n')} items; "
+                                    f"its score is what always answering that gives, not skill.",
+                                    "Balance the classes (or letters) in the training data, lower the learning rate, "
+                                    "train fewer steps, and compare with the trivial baselines in the verdict."))
+        errs = {k: v for k, v in (row.get("errors") or {}).items() if v}
+        if errs:
+            out.append(_finding("error", "eval_error", f"Evaluator {row.get('label')} failed",
+                                "; ".join(f"{k}: {v}" for k, v in errs.items()),
+                                "Fix the cause named above and re-run (`sftkit eval` re-evaluates without training)."))
+    return out
+
+
 def check_data(data_stats: dict | None) -> list[dict]:
     out = []
     if not data_stats:
@@ -210,6 +234,19 @@ def check_data(data_stats: dict | None) -> list[dict]:
         out.append(_finding("warning", "leakage", "Eval rows also appear in the training data",
                             f"{leak} eval row(s) are exact copies of training rows; eval metrics are optimistic.",
                             "Deduplicate across splits ([dataset] dedupe = true) or hold out different rows."))
+    share, dropped = data_stats.get("dropped_share"), data_stats.get("dropped") or {}
+    if isinstance(share, (int, float)) and share > DROPPED_WARN_SHARE and isinstance(dropped, dict):
+        why = ", ".join(f"{k}: {v}" for k, v in dropped.items())
+        fixes = {"too_long": "raise training.max_length (or truncation = \"truncate\")",
+                 "duplicate": "add distinct rows (the data repeats itself)",
+                 "invalid": "fix the rows the loader skipped (on_error = \"error\" shows the first)",
+                 "no_trained_tokens": "check the template masks the answers and that max_length keeps them",
+                 "template_error": "fix the template or the rows it cannot render"}
+        fix = "; ".join(fixes[k] for k in dropped if k in fixes) or "check the data statistics"
+        out.append(_finding("warning", "dropped_rows", f"{share:.0%} of the rows were dropped",
+                            f"{sum(dropped.values())} of {data_stats.get('rows_read')} rows never reached training "
+                            f"or evaluation ({why}); the run trained on {data_stats.get('train_rows')}.",
+                            fix[0].upper() + fix[1:] + "."))
     truncated, total = data_stats.get("truncated"), _train_rows(data_stats)
     if isinstance(truncated, int) and truncated and total and truncated / total > 0.1:
         out.append(_finding("info", "truncation", "Many rows were truncated",
@@ -233,5 +270,6 @@ def analyze(log_history: list | None, data_stats: dict | None = None, samples: l
     findings += check_memorisation(train, data_stats, samples, train_texts)
     findings += check_spikes(train, grads)
     findings += check_format(eval_rows, samples)
+    findings += check_eval(eval_rows)
     findings += check_data(data_stats)
     return findings

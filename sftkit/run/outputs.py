@@ -55,10 +55,6 @@ def write_report(run_dir: Path, run, say, host=None) -> None:
         say(f"warning: the report could not be written: {type(exc).__name__}: {exc}")
 
 
-def _num(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def summary_lines(outcome) -> list[str]:
     """A short human summary of a finished run (a :class:`sftkit.run.RunOutcome`)."""
     m = outcome.metrics
@@ -80,21 +76,17 @@ def summary_lines(outcome) -> list[str]:
     if t.get("eval_accuracy") is not None:
         parts.append(f"eval accuracy {float(t['eval_accuracy']):.3f}")
     lines.append(", ".join(parts))
-    for row in m.get("eval", []):
-        lines.append(f"eval {row.get('label')}: base {_num(row.get('base'))} → tuned {_num(row.get('tuned'))}"
-                     + ("" if (row.get("gate") or {}).get("passed", True) else "  (gate failed)"))
+    from sftkit.evaluation.verdict import summary_line
+
+    lines.extend(summary_line(row) for row in m.get("eval", []))
     lines.append(f"saved: {t.get('model_dir') or outcome.run_dir / 'model'} ({t.get('saved', 'model')})")
     lines.append(f"run directory: {outcome.run_dir}")
     return lines
 
 
 def _eval_summary(metrics: dict, out: Path) -> list[str]:
-    lines = []
-    for row in metrics.get("eval", []):
-        errs = [f"{k}: {v}" for k, v in (row.get("errors") or {}).items() if v]
-        value = f"base {row.get('base')} → tuned {row.get('tuned')}" if row.get("base") is not None \
-            else f"{row.get('tuned')}"
-        lines.append(f"eval {row.get('label')} ({row.get('primary')}): {value}"
-                     + (f"  [error {'; '.join(errs)}]" if errs else ""))
+    from sftkit.evaluation.verdict import summary_line
+
+    lines = [summary_line(row) for row in metrics.get("eval", [])]
     lines.append(f"report: {Path(out) / 'report.html'}")
     return lines

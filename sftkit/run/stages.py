@@ -157,6 +157,10 @@ def load_data(state: RunState, *, required: bool = True) -> None:
     ctx.data = smoke_policy.rows(bundle) if ctx.smoke else bundle
     if state.strategy is not None:
         check_fit(state.strategy, state.component, ctx.data)
+        if state.evaluates:
+            from sftkit.reporting.accounting import check_inputs
+
+            check_inputs(state.data, ctx.data)
         if getattr(state.strategy, "uses_formatter", True):
             from sftkit.templates import make_formatter
 
@@ -332,13 +336,16 @@ def evaluate_tuned(state: RunState) -> None:
 # --------------------------------------------------------------------------- finish
 
 def _data_summary(state: RunState) -> dict:
+    from sftkit.reporting.accounting import row_accounting
+
     bundle = state.ctx.data
     stats = dict(getattr(bundle, "stats", None) or {})
     out = {"kind": getattr(bundle, "kind", None),
-           "train_rows": len(bundle.train) if bundle is not None and bundle.train is not None else 0,
-           "eval_rows": len(bundle.eval) if bundle is not None and bundle.eval is not None else 0,
-           **{k: stats[k] for k in ("dropped", "duplicates") if k in stats},
-           **{k: v for k, v in state.ctx.data_stats.items() if k != "tokens"}}
+           **{k: stats[k] for k in ("duplicates",) if k in stats},
+           **{k: v for k, v in state.ctx.data_stats.items() if k != "tokens"},
+           **row_accounting(stats, state.ctx.data_stats.get("tokens"),
+                            train_rows=len(bundle.train) if bundle is not None and bundle.train is not None else 0,
+                            eval_rows=len(bundle.eval) if bundle is not None and bundle.eval is not None else 0)}
     if state.data_problem:
         out["error"] = state.data_problem
     return out
@@ -385,6 +392,15 @@ def finish(state: RunState) -> RunOutcome:
     if failures and not enforced:
         state.say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
                   "(tiny random model)")
+    from sftkit.reporting.accounting import EvaluationFailed, evaluation_errors
+
+    errors = evaluation_errors(rows)
+    if errors:  # an evaluator that errored leaves the verdict incomplete, smoke run or not
+        err = EvaluationFailed(f"{len(errors)} evaluation(s) failed: " + "; ".join(errors),
+                               where=str(state.run_dir / "metrics.json"),
+                               hint="see the report; fix the cause and re-run, or `sftkit eval` to evaluate again")
+        err.outcome, err.metrics = outcome, metrics
+        raise err
     if failures and enforced:
         err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
                         where=str(state.run_dir / "metrics.json"))
