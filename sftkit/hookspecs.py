@@ -111,6 +111,17 @@ def sftkit_run_start(run: Any) -> None:
 
 
 @hookspec
+def sftkit_training_callbacks(run: Any) -> list:
+    """Return ``transformers.TrainerCallback`` objects for the run's trainer (may be empty).
+
+    Called once per trainer a built-in strategy builds, with the :class:`sftkit.api.RunContext`.
+    The callbacks see every optimizer step (``on_step_end``) and every logged dict of per-step
+    metrics (``on_log``: loss, learning rate, grad norm, eval loss), and may stop training through
+    ``control``. Import transformers inside the hook, never at module level.
+    """
+
+
+@hookspec
 def sftkit_run_end(run: Any, metrics: dict) -> None:
     """Called after training and evaluation finished and ``metrics.json`` was written."""
 

@@ -66,8 +66,22 @@ def _plugin() -> types.ModuleType:
                  schema={"type": "object", "additionalProperties": False,
                          "properties": {"lr": {"type": "number"}, "hand_back": {"enum": ["returned", "saved", "none"]}}})
 
+    @sftkit.hookimpl
+    def sftkit_training_callbacks(run):
+        from transformers import TrainerCallback
+
+        class Collect(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kw):
+                SEEN.append({"step": state.global_step, **(logs or {})})
+
+        return [Collect()]
+
     plugin.sftkit_register_strategies = sftkit_register_strategies
+    plugin.sftkit_training_callbacks = sftkit_training_callbacks
     return plugin
+
+
+SEEN: list = []
 
 
 @pytest.fixture
@@ -131,3 +145,44 @@ def test_eval_takes_a_model_reference_and_needs_no_training_rows(sftkit_recipe, 
     missing = sftkit_cli("eval", recipe, "--model", "nobody/no-such-model", "--output", tmp_path / "ev2")
     assert missing.exit_code == 1 and "nobody/no-such-model" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_trackers_callbacks_and_trainer_eval_off(sftkit_recipe, sftkit_run):
+    SEEN.clear()
+    sftkit_recipe.write_jsonl("train.jsonl", ROWS)
+    recipe = sftkit_recipe(recipe={"name": "seams"}, dataset={"eval_fraction": 0.25}, template={"formatter": "chatml"},
+                           training={"report_to": ["tensorboard"], "eval_strategy": "no"})
+    outcome = sftkit_run(recipe, smoke=False)
+    events = list((outcome.run_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert [e["step"] for e in SEEN if "loss" in e] == [1, 2]  # per-step metrics reach the plugin's callback
+    assert outcome.metrics["data"]["eval_rows"] > 0 and "eval_loss" not in outcome.metrics["train"]
+
+
+def test_evaluators_share_generations(tiny_target_parts):
+    from sftkit.evaluation import Target
+
+    model, tokenizer = tiny_target_parts
+    calls = []
+    original = model.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    model.generate = counting
+    target = Target(model, tokenizer, None, "base", batch_size=8)
+    prompts = [f"Question {i}" for i in range(5)]
+    first = target.generate_text(prompts, max_new_tokens=3)
+    again = target.generate_text(prompts[::-1], max_new_tokens=3)  # a second evaluator, same prompts
+    assert again == first[::-1] and sum(calls) == 5
+    target.generate_text(prompts[:2], max_new_tokens=5)  # other settings: generated anew
+    assert sum(calls) == 7
+
+
+@pytest.fixture
+def tiny_target_parts():
+    from sftkit.tiny import tiny_causal_lm, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    return tiny_causal_lm(tokenizer), tokenizer

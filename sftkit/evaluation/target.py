@@ -106,7 +106,19 @@ class Target:
         return self.generate_text([self.render(m) for m in list_of_messages], max_new_tokens=max_new_tokens)
 
     def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 128) -> list[str]:
-        """Greedy continuations of raw prompt strings (no template), batched with left padding."""
+        """Greedy continuations of raw prompt strings (no template), batched with left padding.
+
+        Each (prompt, ``max_new_tokens``) is generated once per Target: evaluators scoring the same
+        prompts with the same settings share the answers (greedy decoding gives the same text)."""
+        done = self.__dict__.setdefault("_generated", {})
+        prompts = list(prompts)
+        missing = list(dict.fromkeys(p for p in prompts if (p, max_new_tokens) not in done))
+        if missing:
+            for prompt, text in zip(missing, self._generate_uncached(missing, max_new_tokens)):
+                done[(prompt, max_new_tokens)] = text
+        return [done[(p, max_new_tokens)] for p in prompts]
+
+    def _generate_uncached(self, prompts: Sequence[str], max_new_tokens: int = 128) -> list[str]:
         import torch
 
         if not prompts:

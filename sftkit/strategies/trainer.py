@@ -2,11 +2,13 @@
 
 - :func:`training_arguments` maps the recipe's ``[training]`` table onto ``TrainingArguments``
   (or a TRL config class), with sftkit's defaults: checkpoints in ``RUN_DIR/checkpoints``, no
-  gradient checkpointing, no reporting to external services, seeded everything.
+  gradient checkpointing, reporting only to ``[training] report_to``, seeded everything.
+- :func:`callbacks`: the live log, trackers and the callbacks plugins add (``sftkit_training_callbacks``).
 - :class:`SftkitTrainer` adds length-grouped batching that is deterministic per epoch (so
   ``--resume`` replays the same data order) and counts trained / padding tokens.
 - :func:`fit` trains (resuming from the last complete checkpoint when asked), evaluates the eval
-  split, saves the model (LoRA merged when ``[adapter] merge = true``) and returns a
+  split (``[training] eval_strategy``, ``eval_max_rows``), saves the model (LoRA merged when
+  ``[adapter] merge = true``) and returns a
   :class:`sftkit.api.TrainResult` with throughput numbers.
 """
 
@@ -36,6 +38,14 @@ def planned_steps(training: dict, rows: int) -> int:
         return int(training["max_steps"])
     per_step = int(training.get("per_device_train_batch_size", 8)) * int(training.get("gradient_accumulation_steps", 1))
     return max(1, math.ceil(rows / per_step) * math.ceil(float(training.get("num_train_epochs", 1))))
+
+
+def trainer_eval(training: dict) -> str:
+    """When the trainer evaluates its loss on the eval split: "end", "steps" or "no"."""
+    chosen = training.get("eval_strategy")
+    if chosen:
+        return str(chosen)
+    return "steps" if training.get("eval_steps") else "end"
 
 
 def _cuda() -> tuple[bool, bool]:
@@ -71,13 +81,15 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     if bf16 is None:
         bf16 = bf16_ok
     eval_steps = t.get("eval_steps")
+    if trainer_eval(t) != "steps":
+        eval_steps = None
     kwargs.update(
         output_dir=str(run.run_dir / "checkpoints"),
         save_strategy="steps",
         save_steps=save_steps,
         eval_strategy="steps" if (has_eval and eval_steps) else "no",
         logging_first_step=True,
-        report_to=[],
+        report_to=[r for r in report_targets(t) if r != "tensorboard"],  # tensorboard: callbacks()
         seed=seed,
         data_seed=seed,
         bf16=bool(bf16 and cuda),
@@ -149,8 +161,31 @@ def make_trainer_class(base: Any = None) -> Any:
     return SftkitTrainer
 
 
+def report_targets(training: dict) -> list[str]:
+    """``[training] report_to``: the transformers integrations that receive the run's logs."""
+    return [str(r) for r in (training.get("report_to") or [])]
+
+
+def _trackers(run) -> list:
+    """Tracker set-up beyond ``report_to``: TensorBoard event files in ``RUN_DIR/logs/tensorboard``
+    (not among the checkpoints), wandb offline in the run directory unless configured otherwise."""
+    targets = report_targets(run.training)
+    out = []
+    if "tensorboard" in targets:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        out.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run.run_dir / "logs" / "tensorboard"))))
+    if "wandb" in targets:
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_DIR", str(run.run_dir / "logs"))
+        (run.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def callbacks(run) -> list:
-    """Callbacks every sftkit trainer gets: live train_log.jsonl, optional per-step sleep."""
+    """Callbacks every sftkit trainer gets: live train_log.jsonl, trackers, plugins' callbacks
+    (``sftkit_training_callbacks``), optional per-step sleep."""
     from transformers import TrainerCallback
 
     log_path = run.run_dir / "train_log.jsonl"
@@ -166,7 +201,11 @@ def callbacks(run) -> list:
         def on_step_end(self, args, state, control, **kw):
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
-    out = [JsonlLog()]
+    out = [JsonlLog(), *_trackers(run)]
+    host = getattr(run, "host", None)
+    if host is not None:
+        for contributed in host.pm.hook.sftkit_training_callbacks(run=run):
+            out.extend(contributed or [])
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
@@ -219,11 +258,14 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         run.console("no checkpoint found: starting from the beginning")
     if resume_from and run.console:
         run.console(f"resuming from {resume_from}")
+    limit = run.training.get("eval_max_rows")
+    if limit and trainer.eval_dataset is not None and len(trainer.eval_dataset) > int(limit):
+        trainer.eval_dataset = trainer.eval_dataset.select(range(int(limit)))
     start = time.time()
     out = trainer.train(resume_from_checkpoint=resume_from)
     elapsed = time.time() - start
     metrics: dict = {k: v for k, v in (out.metrics or {}).items() if isinstance(v, (int, float))}
-    if trainer.eval_dataset is not None:
+    if trainer.eval_dataset is not None and trainer_eval(run.training) != "no":
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
     history = list(trainer.state.log_history)
