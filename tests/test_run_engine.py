@@ -186,3 +186,18 @@ def tiny_target_parts():
 
     tokenizer = tiny_tokenizer()
     return tiny_causal_lm(tokenizer), tokenizer
+
+
+def test_resume_reuses_the_base_evaluation(recipe_for, sftkit_host, tmp_path):
+    from sftkit.run import run
+
+    recipe = recipe_for("returned")
+    said: list = []
+    first = run(recipe, output=tmp_path / "run", host=sftkit_host, console=said.append)
+    assert "evaluating the base model" in said and (first.run_dir / "base_eval.json").exists()
+    (first.run_dir / "COMPLETE").unlink()  # as if interrupted after training
+    said.clear()
+    again = run(recipe, output=tmp_path / "run", host=sftkit_host, console=said.append, resume=True)
+    assert "evaluating the base model" not in said and any("reusing the base model" in m for m in said)
+    before = {r["label"]: r["base"] for r in first.metrics["eval"]}
+    assert {r["label"]: r["base"] for r in again.metrics["eval"]} == before

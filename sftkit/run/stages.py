@@ -282,18 +282,68 @@ def _target(state: RunState, model, tokenizer, formatter, label: str):
     return Target(model, tokenizer, formatter, label, batch_size=batch)
 
 
+BASE_EVAL = "base_eval.json"
+
+
+def _base_eval_key(state: RunState) -> str:
+    """What the base model's results depend on: model, template, [[eval]] tables, the data files'
+    content, evaluation batch and length, smoke."""
+    from sftkit.recipe import recipe_hash
+
+    data, training = state.data, state.data.get("training", {})
+    files = (getattr(state.ctx.data, "stats", None) or {}).get("files")
+    return recipe_hash({k: data.get(k) for k in ("model", "template", "eval", "data", "dataset", "recipe")}
+                       | {"files": files, "smoke": state.ctx.smoke,
+                          "batch": training.get("per_device_eval_batch_size"), "max_length": training.get("max_length")})
+
+
+def _reuse_base(state: RunState, key: str) -> dict | None:
+    import json
+
+    from sftkit.api import EvalResult
+
+    try:
+        stored = json.loads((state.run_dir / BASE_EVAL).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if stored.get("key") != key:
+        return None
+    names = set(EvalResult.__dataclass_fields__)
+    return {label: EvalResult(**{k: v for k, v in r.items() if k in names}) for label, r in stored["results"].items()}
+
+
+def _store_base(state: RunState, key: str) -> None:
+    from dataclasses import asdict
+
+    from sftkit.evaluation import jsonable
+
+    results = {label: jsonable(asdict(r)) for label, r in state.base_results.items()}
+    outputs.write_json(state.run_dir / BASE_EVAL, {"key": key, "results": results})
+
+
 def evaluate_base(state: RunState) -> None:
-    """Every ``[[eval]]`` table on the base model (before training changes it)."""
+    """Every ``[[eval]]`` table on the base model (before training changes it). The results are
+    kept in the run directory; ``--resume`` reuses them when nothing they depend on changed."""
     if not state.evaluates:
         return
     if state.base_model is None:
-        state.say("note: the strategy loads no base model, so there is no before/after comparison")
+        if state.mode == "run":
+            state.say("note: the strategy loads no base model, so there is no before/after comparison")
         return
+    key = _base_eval_key(state) if state.mode == "run" else None
+    if key and state.ctx.resume:
+        reused = _reuse_base(state, key)
+        if reused is not None:
+            state.say(f"reusing the base model's evaluation from {state.run_dir / BASE_EVAL}")
+            state.base_results = reused
+            return
     from sftkit.evaluation import evaluate_all
 
     state.say("evaluating the base model")
     target = _target(state, state.base_model, state.base_tokenizer, state.ctx.formatter, "base")
     state.base_results = evaluate_all(state.ctx, target)
+    if key:
+        _store_base(state, key)
 
 
 # --------------------------------------------------------------------------- train
