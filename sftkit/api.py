@@ -189,6 +189,7 @@ class RunContext:
     console: Any = None  # callable(str) for progress lines
     extras: dict = field(default_factory=dict)
     data_stats: dict = field(default_factory=dict)  # a strategy's facts about its data -> data_stats.json
+    precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
 
     @property
     def model_dir(self) -> Path:

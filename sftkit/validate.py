@@ -175,6 +175,19 @@ def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
+def _training_problems(recipe: Recipe) -> list[Problem]:
+    from .modeling.precision import requested
+
+    training = recipe.data.get("training")
+    if not isinstance(training, dict):
+        return []
+    _want, conflict = requested(training)
+    if not conflict:
+        return []
+    key = "precision" if "precision" in training else next(k for k in ("bf16", "fp16") if k in training)
+    return [_problem(recipe, ("training", key), conflict)]
+
+
 def _setting_problems(recipe: Recipe, host) -> list[Problem]:
     """Settings that can never take effect: a gate threshold outside its metric's range (registration
     metadata ``range``), ``gate_on`` without a threshold, ``eval_steps`` without an eval split."""
@@ -246,8 +259,11 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     problems += _requires_problems(recipe, host)
     if not any(p.path.startswith(("data", "strategy")) for p in problems):
         problems += _cross_field_problems(recipe, host)
-    if not any(p.path.startswith(("eval", "training", "dataset")) for p in problems):
+    earlier = list(problems)
+    if not any(p.path.startswith(("eval", "training", "dataset")) for p in earlier):
         problems += _setting_problems(recipe, host)
+    if not any(p.path.startswith("training") for p in earlier):
+        problems += _training_problems(recipe)
     return problems
 
 

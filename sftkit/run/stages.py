@@ -171,6 +171,9 @@ def load_data(state: RunState, *, required: bool = True) -> None:
 
 def load_model(state: RunState) -> None:
     """The base model: the strategy's ``load`` (the contract's default for strategies without one)."""
+    from sftkit.modeling.precision import for_run
+
+    state.say(for_run(state.ctx).describe())  # decided once: training and both evaluations use it
     if state.mode == "eval":
         _load_eval_base(state)
         return
@@ -278,8 +281,8 @@ def discard_unstarted(state: RunState) -> None:
 def _target(state: RunState, model, tokenizer, formatter, label: str):
     from sftkit.evaluation import Target
 
-    batch = int(state.data.get("training", {}).get("per_device_eval_batch_size") or 8)
-    return Target(model, tokenizer, formatter, label, batch_size=batch)
+    batch = state.data.get("training", {}).get("per_device_eval_batch_size")  # None: chosen for the device
+    return Target(model, tokenizer, formatter, label, batch_size=batch, precision=state.ctx.precision)
 
 
 BASE_EVAL = "base_eval.json"
@@ -420,6 +423,8 @@ def finish(state: RunState) -> RunOutcome:
         metrics.update(model_dir=str(state.ctx.extras.get("evaluated_model")),
                        base_model=state.data.get("model", {}).get("name") if state.base_results else None,
                        train={})
+    if ctx.precision is not None:
+        metrics["precision"] = ctx.precision.as_dict()
     metrics.update(data=_data_summary(state), eval=rows,
                    gates={"passed": not failures, "failures": failures, **({"enforced": enforced}
                                                                          if state.mode == "run" else {})})

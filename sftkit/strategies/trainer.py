@@ -48,17 +48,11 @@ def trainer_eval(training: dict) -> str:
     return "steps" if training.get("eval_steps") else "end"
 
 
-def _cuda() -> tuple[bool, bool]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return False, False
-    return True, bool(torch.cuda.is_bf16_supported())
-
-
 def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None, **extra) -> Any:
     """Build ``TrainingArguments`` (or ``config_cls``, e.g. ``trl.DPOConfig``) from ``run.training``."""
     from transformers import TrainingArguments
+
+    from sftkit.modeling.precision import for_run
 
     t = dict(run.training)
     kwargs: dict = {k: t[k] for k in PASSTHROUGH if t.get(k) is not None}
@@ -76,10 +70,7 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     steps = planned_steps(t, rows)
     save_steps = int(t.get("save_steps") or max(10, steps // 5))
     seed = int(t["seed"]) if t.get("seed") is not None else run.seed
-    cuda, bf16_ok = _cuda()
-    bf16 = t.get("bf16")
-    if bf16 is None:
-        bf16 = bf16_ok
+    precision = for_run(run)
     eval_steps = t.get("eval_steps")
     if trainer_eval(t) != "steps":
         eval_steps = None
@@ -92,8 +83,8 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
         report_to=[r for r in report_targets(t) if r != "tensorboard"],  # tensorboard: callbacks()
         seed=seed,
         data_seed=seed,
-        bf16=bool(bf16 and cuda),
-        use_cpu=not cuda,
+        **precision.training_flags(),
+        use_cpu=precision.device == "cpu",
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=bool(os.environ.get("SFTKIT_NO_PROGRESS")),
