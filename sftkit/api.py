@@ -190,6 +190,7 @@ class RunContext:
     extras: dict = field(default_factory=dict)
     data_stats: dict = field(default_factory=dict)  # a strategy's facts about its data -> data_stats.json
     precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
+    device: str | None = None  # "cuda", "mps" or "cpu": decided once per run (sftkit.run.devices)
 
     @property
     def model_dir(self) -> Path:

@@ -152,7 +152,8 @@ def test_trackers_callbacks_and_trainer_eval_off(sftkit_recipe, sftkit_run):
     sftkit_recipe.write_jsonl("train.jsonl", ROWS)
     recipe = sftkit_recipe(recipe={"name": "seams"}, dataset={"eval_fraction": 0.25}, template={"formatter": "chatml"},
                            training={"report_to": ["tensorboard"], "eval_strategy": "no"})
-    outcome = sftkit_run(recipe, smoke=False)
+    outcome = sftkit_run(recipe, "output.keep_checkpoints=true", smoke=False)
+    assert (outcome.run_dir / "checkpoints").is_dir()  # kept on request (removed by default)
     events = list((outcome.run_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     assert [e["step"] for e in SEEN if "loss" in e] == [1, 2]  # per-step metrics reach the plugin's callback
@@ -201,3 +202,29 @@ def test_resume_reuses_the_base_evaluation(recipe_for, sftkit_host, tmp_path):
     assert "evaluating the base model" not in said and any("reusing the base model" in m for m in said)
     before = {r["label"]: r["base"] for r in first.metrics["eval"]}
     assert {r["label"]: r["base"] for r in again.metrics["eval"]} == before
+
+
+def test_device_choice_and_busy_machine_warning():
+    import torch
+
+    from sftkit.run import devices
+
+    assert devices.choose({}) == devices.available()[0] and devices.choose({"device": "cpu"}) == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(SftkitError, match="device 'cuda' is not available"):
+            devices.choose({"device": "cuda"})
+    assert "threads = 1" in devices.busy(load=5.0, cores=2, threads=2)
+    assert devices.busy(load=1.0, cores=2, threads=2) is None and devices.busy(load=9.0, cores=2, threads=1) is None
+
+
+def test_threads_setting_reaches_torch(recipe_for, sftkit_run):
+    import torch
+
+    from sftkit.run import devices
+
+    before = torch.get_num_threads()
+    try:
+        outcome = sftkit_run(recipe_for(training={"threads": before + 1, "max_steps": 1}), smoke=False)
+        assert torch.get_num_threads() == before + 1 and outcome.metrics["precision"]["device"] == devices.available()[0]
+    finally:
+        torch.set_num_threads(before)

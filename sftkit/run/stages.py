@@ -173,7 +173,10 @@ def load_model(state: RunState) -> None:
     """The base model: the strategy's ``load`` (the contract's default for strategies without one)."""
     from sftkit.modeling.precision import for_run
 
-    state.say(for_run(state.ctx).describe())  # decided once: training and both evaluations use it
+    from . import devices
+
+    device = devices.setup(state.ctx)
+    state.say(for_run(state.ctx, device).describe())  # decided once: training and both evaluations use it
     if state.mode == "eval":
         _load_eval_base(state)
         return
@@ -184,7 +187,7 @@ def load_model(state: RunState) -> None:
         load = Strategy.load.__get__(state.strategy)
     loaded = load(state.ctx)
     model, tokenizer = loaded if loaded is not None else (None, None)
-    state.base_model, state.base_tokenizer = model, tokenizer
+    state.base_model, state.base_tokenizer = devices.place(model, device), tokenizer
     if tokenizer is not None:
         state.ctx.tokenizer = tokenizer
 
@@ -195,6 +198,12 @@ def _formatter(state: RunState, tokenizer, model):
     formatter = make_formatter(state.data, host=state.host)
     formatter.setup(tokenizer, model)
     return formatter
+
+
+def _placed(state: RunState, model):
+    from . import devices
+
+    return devices.place(model, state.ctx.device or "cpu")
 
 
 def _load_eval_base(state: RunState) -> None:
@@ -208,7 +217,7 @@ def _load_eval_base(state: RunState) -> None:
         return
     model, tokenizer = reference.load_base(state.data["model"], state.recipe.base_dir, labels=labels,
                                            is_classifier=is_cls, console=state.say)
-    state.base_model, state.base_tokenizer = model, tokenizer
+    state.base_model, state.base_tokenizer = _placed(state, model), tokenizer
     state.ctx.formatter = None if is_cls else _formatter(state, tokenizer, model)
     state.ctx.tokenizer = tokenizer
 
@@ -225,7 +234,7 @@ def use_given_model(state: RunState) -> None:
     state.say(f"loading {state.model_ref}")
     model, tokenizer = reference.load_reference(state.model_ref, state.data.get("model") or {}, console=state.say)
     is_cls = reference.saved_kind(state.model_ref)[0] or "SequenceClassification" in type(model).__name__
-    state.tuned_model, state.tuned_tokenizer = model, tokenizer
+    state.tuned_model, state.tuned_tokenizer = _placed(state, model), tokenizer
     state.tuned_formatter = None if is_cls else _formatter(state, tokenizer, model)
     state.ctx.formatter, state.ctx.tokenizer = state.tuned_formatter, tokenizer
     state.ctx.extras["evaluated_model"] = str(state.model_ref)
@@ -365,7 +374,8 @@ def train(state: RunState) -> None:
             from sftkit.models import load_trained
 
             state.say(f"loading the trained model from {model_dir}")
-            state.tuned_model, state.tuned_tokenizer = load_trained(model_dir)
+            model, state.tuned_tokenizer = load_trained(model_dir)
+            state.tuned_model = _placed(state, model)
 
 
 def evaluate_tuned(state: RunState) -> None:
@@ -442,7 +452,10 @@ def finish(state: RunState) -> RunOutcome:
     if state.mode == "run":
         from . import rundir
 
+        from . import checkpoints
+
         state.host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
+        checkpoints.clean(state.run_dir, keep=bool(state.data.get("output", {}).get("keep_checkpoints")), say=state.say)
         rundir.mark_complete(state.run_dir, {"recipe": state.recipe.name, "elapsed_s": round(elapsed, 2)})
     if failures and not enforced:
         state.say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
