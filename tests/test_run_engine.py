@@ -228,3 +228,15 @@ def test_threads_setting_reaches_torch(recipe_for, sftkit_run):
         assert torch.get_num_threads() == before + 1 and outcome.metrics["precision"]["device"] == devices.available()[0]
     finally:
         torch.set_num_threads(before)
+
+
+def test_stdout_holds_the_summary_alone(sftkit_recipe, sftkit_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("SFTKIT_NO_PROGRESS", "")  # restored after the test: --quiet sets it in the process
+    recipe = sftkit_recipe(recipe={"name": "quietly"}, template={"formatter": "chatml"})
+    loud = sftkit_cli("run", recipe, "--output", tmp_path / "loud")
+    assert loud.exit_code == 0, loud.output
+    assert "'loss'" not in loud.stdout and "step 1" not in loud.stdout and loud.stdout.startswith("finished quietly")
+    assert "step 1: loss" in loud.stderr and "run directory:" in loud.stderr  # progress on stderr
+    quiet = sftkit_cli("run", recipe, "--output", tmp_path / "quiet", "--quiet")
+    assert quiet.exit_code == 0 and quiet.stdout.startswith("finished quietly")
+    assert "step 1" not in quiet.stderr and "run directory:" not in quiet.stderr

@@ -25,15 +25,17 @@ def _fail(err: SftkitError) -> None:
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where metrics.json and the report go (default: the recipe's output dir + '-eval').")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key (value parsed as TOML).")
-def eval_command(recipe, model_ref, base, output, overrides):
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr (warnings and errors still).")
+def eval_command(recipe, model_ref, base, output, overrides, quiet):
     """Evaluate a model with RECIPE's [[eval]] tables and write metrics and a report (no training rows needed).
 
     Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed, 4 an evaluator
     failed (metrics and report written).
     """
+    from sftkit.commands.run import console
     from sftkit.run import evaluate, summary_lines
 
-    echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    echo = console(quiet)
     try:
         outcome = evaluate(recipe, model_ref, base=base, output=output, overrides=overrides, console=echo)
     except SftkitError as err:

@@ -20,10 +20,13 @@ from sftkit.errors import SftkitError
               help="Check the whole path in seconds: 2 steps on a tiny random model of the same architecture.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: [output] dir of the recipe).")
-def run(recipe, overrides, overwrite, resume, smoke, output):
+@click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr (warnings and errors still); "
+                                                  "the summary alone on stdout.")
+def run(recipe, overrides, overwrite, resume, smoke, output, quiet):
     """Train (and evaluate) RECIPE (a TOML file, or the name of a shipped recipe) into a run directory.
 
-    The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
+    Progress and logs go to stderr, the summary alone to stdout (--quiet: warnings and errors only
+    on stderr). The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
     recipe, metrics.json, train_log.jsonl, sftkit.lock.json, a report, and COMPLETE when done.
     Exit codes: 0 done, 1 invalid input or failed run, 2 usage error, 3 an evaluation gate failed, 4 an evaluator failed.
     """
@@ -31,7 +34,7 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
         _fail(SftkitError("--overwrite and --resume exclude each other", hint="pick one", exit_code=2))
     from sftkit.run import run as run_pipeline, summary_lines
 
-    echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    echo = console(quiet)
     try:
         recipe = resolve_recipe(recipe)
         outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
@@ -43,6 +46,16 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
         _fail(err)
     for line in summary_lines(outcome):
         click.echo(line)
+
+
+def console(quiet: bool):
+    """Progress lines for stderr; with ``quiet`` only warnings, and progress bars off."""
+    import os
+
+    if not quiet:
+        return lambda msg: click.echo(msg, err=True)
+    os.environ["SFTKIT_NO_PROGRESS"] = "1"
+    return lambda msg: click.echo(msg, err=True) if str(msg).startswith("warning") else None
 
 
 def resolve_recipe(text: str) -> Path:

@@ -136,6 +136,10 @@ def make_trainer_class(base: Any = None) -> Any:
         sftkit_lengths: list | None = None
         sftkit_counter: TokenCounter | None = None
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            logs_to_stderr(self)
+
         def _get_train_sampler(self, train_dataset=None):
             lengths = self.sftkit_lengths
             if lengths is not None:
@@ -172,6 +176,38 @@ def _trackers(run) -> list:
         os.environ.setdefault("WANDB_DIR", str(run.run_dir / "logs"))
         (run.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _log_line(state, logs: dict) -> str:
+    parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (logs or {}).items()
+             if k != "total_flos"]
+    return f"step {state.global_step}: " + ", ".join(parts)
+
+
+def logs_to_stderr(trainer) -> None:
+    """The trainer's log lines go to stderr (stdout holds sftkit's summary alone), one readable line
+    per log; none with ``SFTKIT_NO_PROGRESS`` (``--quiet``): train_log.jsonl has them all."""
+    import sys
+
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class StderrProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_world_process_zero and self.training_bar is not None:
+                self.training_bar.write(_log_line(state, logs), file=sys.stderr)
+
+    class StderrPrinter(PrinterCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_local_process_zero and not os.environ.get("SFTKIT_NO_PROGRESS"):
+                print(_log_line(state, logs), file=sys.stderr)
+
+    for cb in list(trainer.callback_handler.callbacks):
+        if type(cb) is ProgressCallback:
+            trainer.remove_callback(cb)
+            trainer.add_callback(StderrProgress())
+        elif type(cb) is PrinterCallback:
+            trainer.remove_callback(cb)
+            trainer.add_callback(StderrPrinter())
 
 
 def callbacks(run) -> list:
