@@ -68,7 +68,7 @@ def sftkit_register_strategies(register: Register) -> None:
     (extend that class: the run calls ``check_data``, ``load`` for the base model it evaluates, and
     ``train``, whose result carries the trained model it evaluates). Pass ``accepts=[...]``
     (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell when the data does not fit
-    the strategy.
+    the strategy, and ``data_hint="..."`` to tell the user what data it needs.
     """
 
 

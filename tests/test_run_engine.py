@@ -240,3 +240,14 @@ def test_stdout_holds_the_summary_alone(sftkit_recipe, sftkit_cli, tmp_path, mon
     quiet = sftkit_cli("run", recipe, "--output", tmp_path / "quiet", "--quiet")
     assert quiet.exit_code == 0 and quiet.stdout.startswith("finished quietly")
     assert "step 1" not in quiet.stderr and "run directory:" not in quiet.stderr
+
+
+def test_tone_sft_on_preference_pairs_validates_and_trains(sftkit_recipe, sftkit_cli, sftkit_run):
+    pairs = [{"prompt": f"Reply to message {i}", "chosen": f"Thank you for message {i}.", "rejected": "No."}
+             for i in range(12)]
+    sftkit_recipe.write_jsonl("pairs.jsonl", pairs)
+    recipe = sftkit_recipe(recipe={"name": "pairs-sft"}, data=[{"source": "jsonl", "path": "pairs.jsonl"}],
+                           strategy={"name": "tone", "method": "sft"}, template={"formatter": "chatml"})
+    checked = sftkit_cli("validate", recipe)
+    assert checked.exit_code == 0, checked.output
+    assert sftkit_run(recipe).metrics["train"]["method"] == "sft"

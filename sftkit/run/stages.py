@@ -131,7 +131,7 @@ def check_fit(strategy, comp, bundle) -> None:
     if accepts and bundle.kind not in accepts:
         from sftkit.validate import shape_hint
 
-        hint = shape_hint(comp.name, accepts)
+        hint = shape_hint(comp, accepts)
         raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
                         f"{bundle.kind} data", where="[strategy] name", hint=hint)
     if callable(getattr(strategy, "check_data", None)):
