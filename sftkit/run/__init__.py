@@ -12,29 +12,38 @@ from sftkit.errors import SftkitError
 
 from . import stages
 from .outputs import summary_lines
-from .stages import RunOutcome, RunState
+from .stages import RunOutcome, RunState, RunStopped
 
 
 def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = False, smoke: bool = False,
-        output: str | Path | None = None, host=None, console: Callable[[str], None] | None = None) -> RunOutcome:
+        output: str | Path | None = None, host=None, console: Callable[[str], None] | None = None,
+        allow_data_change: bool = False) -> RunOutcome:
     """Train and evaluate a recipe into its run directory; returns a :class:`RunOutcome`.
 
-    Raises :class:`SftkitError` (one-line message) for user mistakes; :class:`GateError` after the
-    run was written when an evaluation gate failed.
+    The run directory is locked for the whole run. Raises :class:`SftkitError` (one-line message)
+    for user mistakes; :class:`GateError` after the run was written when an evaluation gate failed;
+    :class:`RunStopped` on Ctrl-C or SIGTERM.
     """
-    state = stages.prepare(recipe_path, overrides, host=host, smoke=smoke, resume=resume, overwrite=overwrite,
-                           output=output, console=console)
-    stages.load_data(state)
-    stages.load_model(state)
-    stages.open_run_dir(state)
+    state = None
     try:
-        stages.evaluate_base(state)
-        stages.train(state)
-    except SftkitError:
-        stages.discard_unstarted(state)
-        raise
-    stages.evaluate_tuned(state)
-    return stages.finish(state)
+        state = stages.prepare(recipe_path, overrides, host=host, smoke=smoke, resume=resume, overwrite=overwrite,
+                               output=output, console=console)
+        stages.check_run_dir(state)
+        stages.load_data(state)
+        stages.load_model(state)
+        stages.open_run_dir(state, allow_data_change=allow_data_change)
+        try:
+            stages.evaluate_base(state)
+            stages.train(state)
+        except SftkitError:
+            stages.discard_unstarted(state)
+            raise
+        stages.evaluate_tuned(state)
+        return stages.finish(state)
+    except KeyboardInterrupt:
+        raise stages.stopped(state, recipe_path, overrides, output) from None
+    finally:
+        stages.release(state)
 
 
 def evaluate(recipe_path, model_ref: str, *, base: bool = False, output: str | Path | None = None, overrides=(),
@@ -54,4 +63,4 @@ def evaluate(recipe_path, model_ref: str, *, base: bool = False, output: str | P
     return stages.finish(state)
 
 
-__all__ = ["RunOutcome", "RunState", "run", "evaluate", "summary_lines"]
+__all__ = ["RunOutcome", "RunState", "RunStopped", "run", "evaluate", "summary_lines"]

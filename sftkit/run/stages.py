@@ -63,6 +63,8 @@ class RunState:
     tuned_results: dict = field(default_factory=dict)
     claimed: str = "new"
     existed: bool = False
+    lock: Any = None  # rundir.RunLock, held from check_run_dir to the end of the run
+    diverged: str | None = None  # why the trained model is unusable (NaN/inf), or None
     model_ref: str | None = None  # sftkit eval: the model to evaluate (training switched off)
     with_base: bool = True  # sftkit eval: also evaluate the recipe's [model]
 
@@ -112,15 +114,43 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
     from sftkit.core_schema import STRATEGY_COMMON
     from sftkit.recipe import component_options
 
-    from . import rundir
-
     state.component = host.registry.get("strategies", data["strategy"]["name"])
     state.strategy = state.component.create(component_options(data["strategy"], STRATEGY_COMMON))
     state.digest = recipe_hash({"recipe": data, "smoke": smoke})
-    # refuse a run directory that must not be used before loading anything heavy
-    rundir.claim(run_dir, recipe_name=recipe.name, recipe_hash=state.digest, overwrite=overwrite, resume=resume,
-                 dry_run=True)
     return state
+
+
+def check_run_dir(state: RunState) -> None:
+    """Lock the run directory for the whole run (another process gets a one-line refusal naming this
+    one) and refuse, before anything heavy is loaded, a directory that must not be used."""
+    from . import rundir
+
+    state.existed = state.run_dir.exists()
+    state.lock = rundir.lock(state.run_dir, command=f"sftkit run {state.ctx.recipe_path}")
+    rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest, overwrite=state.overwrite,
+                 resume=state.ctx.resume, dry_run=True)
+
+
+def release(state: RunState | None) -> None:
+    """Release the run directory's lock (end of the run, failed or not)."""
+    if state is not None and state.lock is not None:
+        state.lock.release()
+
+
+class RunStopped(SftkitError):
+    """Ctrl-C or SIGTERM stopped the run; it can be continued with ``--resume``."""
+
+    exit_code = 130
+
+
+def stopped(state: RunState | None, recipe_path, overrides=(), output=None) -> RunStopped:
+    """The one-line error for a run stopped by Ctrl-C or SIGTERM: the step reached and how to continue."""
+    if state is None or state.lock is None:
+        return RunStopped("stopped before training started")
+    step = state.ctx.extras.get("step", 0)
+    again = ["sftkit", "run", str(recipe_path), *(f"--set {o}" for o in overrides),
+             *(["--smoke"] if state.ctx.smoke else []), *([f"--output {output}"] if output else []), "--resume"]
+    return RunStopped(f"stopped at step {step}; continue with `{' '.join(again)}`", where=str(state.run_dir))
 
 
 # --------------------------------------------------------------------------- load data
@@ -249,28 +279,43 @@ def open_eval_dir(state: RunState) -> None:
     if (out / "model").exists() or (ref.exists() and out.resolve() == ref.resolve()):
         raise SftkitError(f"{out} holds a trained model (a run directory); evaluation results would overwrite its "
                           "metrics and report", hint="pass --output DIR to write the evaluation elsewhere")
+    from . import rundir
+
+    if ref.is_dir() and rundir.state(ref.parent) == "unfinished":
+        state.say(f"warning: {ref.parent} is an unfinished run (no COMPLETE file): its model may be partial "
+                  "or from before the last step; continue it with `sftkit run RECIPE --output DIR --resume`")
     out.mkdir(parents=True, exist_ok=True)
     state.claimed = "eval"
     outputs.write_recipe(out, state.data, state.recipe.secrets)
 
 
-def open_run_dir(state: RunState) -> None:
-    """Claim the run directory (the check in :func:`prepare` passed), write the resolved recipe and
-    the lock file, and call ``sftkit_run_start``."""
+def open_run_dir(state: RunState, *, allow_data_change: bool = False) -> None:
+    """Claim the run directory (the check in :func:`check_run_dir` passed), write the resolved recipe
+    and the lock file, and call ``sftkit_run_start``. On ``--resume`` the data must not have changed
+    (unless ``allow_data_change``)."""
     from sftkit.recipe import recipe_hash
 
     from . import lockfile, rundir
 
     bundle = state.ctx.data
-    state.existed = state.run_dir.exists()
+    lock = lockfile.build_lock(state.data, state.recipe.base_dir, recipe_hash=recipe_hash(state.data),
+                               host=state.host, files=(bundle.stats or {}).get("files"))
+    lock["smoke"] = state.ctx.smoke
+    if state.ctx.resume:
+        changed = lockfile.changed_data(lockfile.read_lock(state.run_dir), lock)
+        if changed and not allow_data_change:
+            raise SftkitError(f"the data changed since this run started ({', '.join(changed[:3])}"
+                              f"{', …' if len(changed) > 3 else ''}), so it cannot be resumed as the same run",
+                              where=str(state.run_dir), hint="restore the data, pass --allow-data-change to "
+                              "continue with the new data anyway, or --overwrite to start again")
+        if changed:
+            state.say(f"warning: continuing with changed data: {', '.join(changed)}")
+            lock["data_changed_on_resume"] = changed
     state.claimed = rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest,
                                  overwrite=state.overwrite, resume=state.ctx.resume)
     rundir.unmark_complete(state.run_dir)
     state.say(f"run directory: {state.run_dir} ({state.claimed})")
     outputs.write_recipe(state.run_dir, state.data, state.recipe.secrets)
-    lock = lockfile.build_lock(state.data, state.recipe.base_dir, recipe_hash=recipe_hash(state.data),
-                               host=state.host, files=(bundle.stats or {}).get("files"))
-    lock["smoke"] = state.ctx.smoke
     lockfile.write_lock(state.run_dir, lock)
     state.host.pm.hook.sftkit_run_start(run=state.ctx)
 
@@ -368,7 +413,8 @@ def train(state: RunState) -> None:
     state.tuned_model = getattr(result, "model", None)
     state.tuned_tokenizer = getattr(result, "tokenizer", None) or state.ctx.tokenizer
     state.tuned_formatter = state.ctx.formatter
-    if state.tuned_model is None and state.evaluates:
+    state.diverged = _divergence(state.tuned_model, result)
+    if state.tuned_model is None and state.evaluates and not state.diverged:
         model_dir = Path(getattr(result, "model_dir", None) or state.ctx.model_dir)
         if (model_dir / "config.json").exists() or (model_dir / "adapter_config.json").exists():
             from sftkit.models import load_trained
@@ -378,10 +424,30 @@ def train(state: RunState) -> None:
             state.tuned_model = _placed(state, model)
 
 
+def _divergence(model, result) -> str | None:
+    """Why the trained model is unusable (NaN/inf weights or loss), recorded in the train metrics; or None."""
+    import math
+
+    bad = []
+    if model is not None and hasattr(model, "state_dict"):
+        from sftkit.strategies.trainer import nonfinite_tensors
+
+        bad = nonfinite_tensors(model)
+    losses = [e.get("step") for e in (getattr(result, "log_history", None) or []) if isinstance(e, dict)
+              and isinstance(e.get("loss"), (int, float)) and not math.isfinite(e["loss"])]
+    if not bad and not losses:
+        return None
+    result.metrics["nonfinite_tensors"] = bad
+    parts = [f"{len(bad)} weight tensor(s) hold NaN/inf"] if bad else []
+    if losses:
+        parts.append(f"the loss became NaN/inf at step {losses[0]}")
+    return "training diverged: " + " and ".join(parts) + "; the run is not marked finished"
+
+
 def evaluate_tuned(state: RunState) -> None:
     """Every ``[[eval]]`` table on the trained (or given) model, compared with the base results.
     A run with ``[[eval]]`` tables and no model to evaluate is an error, never a pass."""
-    if not state.evaluates:
+    if not state.evaluates or state.diverged:  # evaluating a NaN model is meaningless
         return
     if state.tuned_model is None:
         name = state.component.name if state.component is not None else "?"
@@ -449,10 +515,12 @@ def finish(state: RunState) -> RunOutcome:
     elapsed = time.time() - state.started
     outcome = RunOutcome(run_dir=state.run_dir, metrics=metrics, claimed=state.claimed, elapsed=elapsed,
                          gate_failures=failures, mode=state.mode)
+    if state.diverged:
+        raise SftkitError(state.diverged, where=str(state.run_dir),
+                          hint="lower training.learning_rate (e.g. /10), keep max_grad_norm = 1.0, and run "
+                               "again with --overwrite")
     if state.mode == "run":
-        from . import rundir
-
-        from . import checkpoints
+        from . import checkpoints, rundir
 
         state.host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
         checkpoints.clean(state.run_dir, keep=bool(state.data.get("output", {}).get("keep_checkpoints")), say=state.say)
