@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import Counter
 
 from sftkit.errors import DataError
+from sftkit.modeling.adapters import HEAD_NAMES
 
 from .base import CausalStrategy
 
-HEAD_PREFIXES = ("score", "classifier", "pre_classifier", "classification_head")
 
 
 def class_balance(labels: list[str], warn_ratio: float = 3.0) -> dict:
@@ -34,7 +34,7 @@ def freeze_backbone(model) -> dict:
     """Freeze everything but the classification head; return counts."""
     trainable = 0
     for name, p in model.named_parameters():
-        head = name.split(".")[0] in HEAD_PREFIXES
+        head = name.split(".")[0] in HEAD_NAMES
         p.requires_grad_(head)
         trainable += p.numel() if head else 0
     return {"trainable": trainable}

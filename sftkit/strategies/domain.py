@@ -37,8 +37,9 @@ def read_replay(path: Path, text_column: str = "text") -> list[str]:
         return [d for d in docs if d]
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8")
-        rows = json.loads(text) if suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
+        from sftkit.jsonl import read_jsonl
+
+        rows = json.loads(path.read_text(encoding="utf-8")) if suffix == ".json" else read_jsonl(path)
         docs = [str(r.get(text_column, "")) for r in rows if isinstance(r, dict)]
     elif suffix == ".csv":
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
