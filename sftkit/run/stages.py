@@ -155,9 +155,16 @@ def stopped(state: RunState | None, recipe_path, overrides=(), output=None) -> R
 
 # --------------------------------------------------------------------------- load data
 
+def accepted_kinds(strategy, comp) -> tuple:
+    """The data kinds a strategy trains on, preferred first (its ``accepts``, else its registration's)."""
+    if strategy is None:
+        return ()
+    return tuple(getattr(strategy, "accepts", None) or (comp.meta.get("accepts") if comp is not None else None) or ())
+
+
 def check_fit(strategy, comp, bundle) -> None:
     """The data kind must be one the strategy trains on, and the strategy's own check must pass."""
-    accepts = tuple(getattr(strategy, "accepts", None) or comp.meta.get("accepts") or ())
+    accepts = accepted_kinds(strategy, comp)
     if accepts and bundle.kind not in accepts:
         from sftkit.validate import shape_hint
 
@@ -176,7 +183,8 @@ def load_data(state: RunState, *, required: bool = True) -> None:
 
     ctx = state.ctx
     try:
-        bundle = load(state.data, state.recipe.base_dir, host=state.host, require_train=required)
+        bundle = load(state.data, state.recipe.base_dir, host=state.host, require_train=required,
+                      accepts=accepted_kinds(state.strategy, state.component))
     except SftkitError as err:
         if required:
             raise
