@@ -24,3 +24,4 @@ def test_gzip(tmp_path):
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.write('{"prompt": "hi"}\n')
     assert read_jsonl(path) == [{"prompt": "hi"}]
+
