@@ -189,6 +189,7 @@ class RunContext:
     console: Any = None  # callable(str) for progress lines
     extras: dict = field(default_factory=dict)
     data_stats: dict = field(default_factory=dict)  # a strategy's facts about its data -> data_stats.json
+    world: Any = None  # sftkit.run.distributed.World: this process's rank among the run's processes
     precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
     device: str | None = None  # "cuda", "mps" or "cpu": decided once per run (sftkit.run.devices)
 

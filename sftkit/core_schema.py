@@ -144,6 +144,28 @@ OUTPUT_SECTION = _obj({
     "keep_checkpoints": {"type": "boolean", "default": False, "description": "Keep RUN_DIR/checkpoints (with optimizer state) after a finished run; they are removed by default."},
 }, doc="Where the run goes.")
 
+DISTRIBUTED_SECTION = _obj({
+    "strategy": {"enum": ["ddp", "fsdp", "deepspeed"], "default": "ddp",
+                 "description": "How several processes train together: ddp (a full copy per process), fsdp (weights, gradients and optimizer state sharded), deepspeed (ZeRO)."},
+    "timeout_minutes": {**POS_INT, "default": 30, "description": "How long a process waits for the others at a collective before the run fails."},
+    "find_unused_parameters": {"type": "boolean", "default": False,
+                               "description": "ddp: look for parameters without a gradient in each step (slower; needed only by models that skip layers)."},
+    "fsdp": _obj({
+        "version": {"enum": [1, 2], "default": 2, "description": "FSDP2 (fully_shard) or the legacy FSDP1."},
+        "sharding": {"enum": ["full_shard", "shard_grad_op", "hybrid_shard", "no_shard"], "default": "full_shard",
+                     "description": "full_shard: weights, gradients, optimizer state; shard_grad_op: gradients and optimizer state (weights stay gathered between forward and backward). hybrid_shard and no_shard need version = 1."},
+        "cpu_offload": {"type": "boolean", "default": False, "description": "Keep sharded weights and gradients in CPU memory between uses."},
+        "wrap_layers": {**STR_LIST, "description": "Layer classes to wrap one by one, e.g. [\"LlamaDecoderLayer\"] (default: the model's own _no_split_modules)."},
+        "activation_checkpointing": {"type": "boolean", "default": False, "description": "Recompute activations in the backward pass (less memory)."},
+    }, doc="FSDP options (strategy = \"fsdp\")."),
+    "deepspeed": _obj({
+        "stage": {"enum": [1, 2, 3], "default": 2, "description": "ZeRO stage: 1 optimizer state, 2 + gradients, 3 + weights sharded."},
+        "offload_optimizer": {"type": "boolean", "default": False, "description": "Optimizer state in CPU memory (ZeRO-Offload)."},
+        "offload_params": {"type": "boolean", "default": False, "description": "Weights in CPU memory (stage 3 only)."},
+        "config": {"type": "string", "description": "A DeepSpeed JSON config to use as is instead of the options above (relative to the recipe)."},
+    }, doc="DeepSpeed options (strategy = \"deepspeed\"; needs the deepspeed package)."),
+}, doc="Training with several processes (sftkit run --nproc N, torchrun or accelerate launch). Ignored by a one-process run.")
+
 VERDICT_SECTION = _obj({
     "alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.05,
               "description": "Significance level: a change is called better/worse only when the paired test's p-value is below this."},
@@ -163,6 +185,7 @@ TOP_LEVEL = {
     "freeze": FREEZE_SECTION,
     "eval": {"type": "array", "items": {"type": "object"}},
     "output": OUTPUT_SECTION,
+    "distributed": DISTRIBUTED_SECTION,
     "verdict": VERDICT_SECTION,
 }
 

@@ -1,7 +1,8 @@
 """The run: named stages from a recipe to a finished run directory (:mod:`.stages`), used by both
 ``sftkit run`` (:func:`run`) and ``sftkit eval`` (:func:`evaluate`), with the run directory
 (:mod:`.rundir`), the lock file (:mod:`.lockfile`), the smoke policy (:mod:`.smoke`) and what a
-run writes (:mod:`.outputs`). Nothing heavy is imported here."""
+run writes (:mod:`.outputs`), processes and launching (:mod:`.distributed`, :mod:`.launch`).
+Nothing heavy is imported here."""
 
 from __future__ import annotations
 

@@ -73,6 +73,12 @@ class RunState:
         return self.ctx.host
 
     @property
+    def main(self) -> bool:
+        """This process writes the run directory (always, unless the run has several processes)."""
+        world = self.ctx.world
+        return world is None or world.is_main
+
+    @property
     def evaluates(self) -> bool:
         return bool(self.data.get("eval"))
 
@@ -98,16 +104,21 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
     from sftkit.plugins import get_host
     from sftkit.recipe import load_recipe, recipe_hash
 
-    say = console or (lambda msg: None)
+    from . import distributed
+
+    world = distributed.world_from_env()
+    say = (console if world.is_main else None) or (lambda msg: None)
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
+    if mode == "run":
+        distributed.start(world, recipe.data.get("distributed"))
     data = smoke_policy.recipe(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
     if mode == "eval":
         run_dir = Path(output) if output else Path(str(run_dir_for(data, None)) + "-eval")
     else:
         run_dir = run_dir_for(data, output, smoke=smoke)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
-                     host=host, smoke=smoke, resume=resume, console=say)
+                     host=host, smoke=smoke, resume=resume, console=say, world=world)
     state = RunState(recipe=recipe, data=data, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite)
     if mode == "eval":
         return state
@@ -126,6 +137,8 @@ def check_run_dir(state: RunState) -> None:
     from . import rundir
 
     state.existed = state.run_dir.exists()
+    if not state.main:  # the main process holds the run directory's lock for all ranks
+        return
     state.lock = rundir.lock(state.run_dir, command=f"sftkit run {state.ctx.recipe_path}")
     rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest, overwrite=state.overwrite,
                  resume=state.ctx.resume, dry_run=True)
@@ -145,7 +158,7 @@ class RunStopped(SftkitError):
 
 def stopped(state: RunState | None, recipe_path, overrides=(), output=None) -> RunStopped:
     """The one-line error for a run stopped by Ctrl-C or SIGTERM: the step reached and how to continue."""
-    if state is None or state.lock is None:
+    if state is None or (state.lock is None and state.main):
         return RunStopped("stopped before training started")
     step = state.ctx.extras.get("step", 0)
     again = ["sftkit", "run", str(recipe_path), *(f"--set {o}" for o in overrides),
@@ -182,9 +195,12 @@ def load_data(state: RunState, *, required: bool = True) -> None:
     from sftkit.data import load_data as load
 
     ctx = state.ctx
+    from .distributed import World, main_first
+
     try:
-        bundle = load(state.data, state.recipe.base_dir, host=state.host, require_train=required,
-                      accepts=accepted_kinds(state.strategy, state.component))
+        with main_first(ctx.world or World()):  # the other ranks reuse the main process's Arrow files
+            bundle = load(state.data, state.recipe.base_dir, host=state.host, require_train=required,
+                          accepts=accepted_kinds(state.strategy, state.component))
     except SftkitError as err:
         if required:
             raise
@@ -223,9 +239,15 @@ def load_model(state: RunState) -> None:
     load = getattr(state.strategy, "load", None)
     if not callable(load):
         load = Strategy.load.__get__(state.strategy)
-    loaded = load(state.ctx)
+    from .distributed import World, main_first
+
+    world = state.ctx.world or World()
+    with main_first(world):  # a model converted once (GGUF cache), then loaded by the others
+        loaded = load(state.ctx)
     model, tokenizer = loaded if loaded is not None else (None, None)
-    state.base_model, state.base_tokenizer = devices.place(model, device), tokenizer
+    # several processes: the trainer places each rank's copy on its own device
+    state.base_model = model if world.distributed else devices.place(model, device)
+    state.base_tokenizer = tokenizer
     if tokenizer is not None:
         state.ctx.tokenizer = tokenizer
 
@@ -300,7 +322,20 @@ def open_eval_dir(state: RunState) -> None:
 def open_run_dir(state: RunState, *, allow_data_change: bool = False) -> None:
     """Claim the run directory (the check in :func:`check_run_dir` passed), write the resolved recipe
     and the lock file, and call ``sftkit_run_start``. On ``--resume`` the data must not have changed
-    (unless ``allow_data_change``)."""
+    (unless ``allow_data_change``). With several processes only the main one writes; all wait."""
+    from . import distributed
+
+    state.claimed = "resumed" if state.ctx.resume else "new"
+    if state.main:  # only the main process owns the run directory
+        _open_run_dir(state, allow_data_change)
+    world = state.ctx.world
+    if world is not None:
+        distributed.barrier(world)
+    if state.main:
+        state.host.pm.hook.sftkit_run_start(run=state.ctx)
+
+
+def _open_run_dir(state: RunState, allow_data_change: bool) -> None:
     from sftkit.recipe import recipe_hash
 
     from . import lockfile, rundir
@@ -322,10 +357,11 @@ def open_run_dir(state: RunState, *, allow_data_change: bool = False) -> None:
     state.claimed = rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest,
                                  overwrite=state.overwrite, resume=state.ctx.resume)
     rundir.unmark_complete(state.run_dir)
-    state.say(f"run directory: {state.run_dir} ({state.claimed})")
+    world = state.ctx.world
+    state.say(f"run directory: {state.run_dir} ({state.claimed})"
+              + (f", {world.size} processes" if world is not None and world.distributed else ""))
     outputs.write_recipe(state.run_dir, state.data, state.recipe.secrets)
     lockfile.write_lock(state.run_dir, lock)
-    state.host.pm.hook.sftkit_run_start(run=state.ctx)
 
 
 def discard_unstarted(state: RunState) -> None:
@@ -334,7 +370,7 @@ def discard_unstarted(state: RunState) -> None:
 
     from . import rundir
 
-    if state.claimed != "resumed" and last_checkpoint(state.run_dir) is None:
+    if state.main and state.claimed != "resumed" and last_checkpoint(state.run_dir) is None:
         rundir.discard(state.run_dir, remove_dir=not state.existed)
 
 
@@ -344,7 +380,13 @@ def _target(state: RunState, model, tokenizer, formatter, label: str):
     from sftkit.evaluation import Target
 
     batch = state.data.get("training", {}).get("per_device_eval_batch_size")  # None: chosen for the device
-    return Target(model, tokenizer, formatter, label, batch_size=batch, precision=state.ctx.precision)
+    target = Target(model, tokenizer, formatter, label, batch_size=batch, precision=state.ctx.precision)
+    world = state.ctx.world
+    if world is not None and world.distributed:
+        from .distributed import ShardedTarget
+
+        target = ShardedTarget(target, world)  # each rank answers its share, all see every result
+    return target
 
 
 BASE_EVAL = "base_eval.json"
@@ -407,7 +449,7 @@ def evaluate_base(state: RunState) -> None:
     state.say("evaluating the base model")
     target = _target(state, state.base_model, state.base_tokenizer, state.ctx.formatter, "base")
     state.base_results = evaluate_all(state.ctx, target)
-    if key:
+    if key and state.main:
         _store_base(state, key)
 
 
@@ -509,9 +551,19 @@ def finish(state: RunState) -> RunOutcome:
                        train={})
     if ctx.precision is not None:
         metrics["precision"] = ctx.precision.as_dict()
+    if state.mode == "run":
+        from . import distributed
+
+        world = ctx.world or distributed.World()
+        metrics["distributed"] = {**distributed.global_batch(state.data.get("training", {}), world.size),
+                                  "strategy": distributed.strategy_of(state.data.get("distributed"))
+                                  if world.distributed else None}
     metrics.update(data=_data_summary(state), eval=rows,
                    gates={"passed": not failures, "failures": failures, **({"enforced": enforced}
                                                                          if state.mode == "run" else {})})
+    if not state.main:  # the main process writes the run directory; the others are done
+        return RunOutcome(run_dir=state.run_dir, metrics=metrics, claimed=state.claimed,
+                          elapsed=time.time() - state.started, gate_failures=failures, mode=state.mode)
     data_stats = dict(getattr(ctx.data, "stats", None) or {})
     data_stats.update(ctx.data_stats)
     outputs.write_json(state.run_dir / "metrics.json", metrics)
