@@ -49,10 +49,11 @@ DATA_COMMON = {
     "split": {"enum": ["train", "eval", "auto"], "default": "auto",
               "description": "train or eval only, or auto: split by [dataset].eval_fraction."},
     "weight": {**POS_NUM, "default": 1.0, "description": "Mixing weight relative to the other train entries."},
-    "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry."},
+    "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry, sampled with the recipe's seed (stratified by cluster / label)."},
     "columns": {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "Rename columns: canonical field -> column in the data (e.g. {prompt = \"question\"})."},
     "cluster_column": {"type": "string", "description": "Column holding a task cluster (for leave-cluster-out evaluation)."},
+    "cluster": {"type": "string", "minLength": 1, "description": "Task cluster of every row of this entry (instead of cluster_column)."},
     "on_error": {"enum": ["error", "skip"], "default": "error", "description": "What to do with a bad row: stop with its location, or skip it and count it."},
 }
 
@@ -133,6 +134,7 @@ EVAL_COMMON = {
     "min": {"type": "number", "description": "Gate: fail the run when the tuned value is below this."},
     "max": {"type": "number", "description": "Gate: fail the run when the tuned value is above this."},
     "max_regression": {"type": "number", "minimum": 0, "description": "Gate: fail when the tuned value is worse than the base by more than this."},
+    "max_contamination": {**FRACTION, "description": "Gate: fail when more than this share of the evaluator's items appear in the training rows (exact or a 13-word overlap)."},
     "gate_on": {"enum": ["value", "lower_bound"], "default": "value",
                 "description": "What min/max apply to: the value, or its 95% interval (lower_bound: min on the lower bound, max on the upper bound)."},
 }

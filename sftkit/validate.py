@@ -214,6 +214,12 @@ def _setting_problems(recipe: Recipe, host) -> list[Problem]:
         if item.get("gate_on") == "lower_bound" and item.get("min") is None and item.get("max") is None:
             out.append(_problem(recipe, (*path, "gate_on"), "gate_on = \"lower_bound\" has no effect without min or max",
                                 "add min = ... (checked against the lower bound of the 95% interval)"))
+    holdout = (data.get("dataset") or {}).get("holdout_clusters")
+    if holdout and not any(isinstance(d, dict) and (d.get("cluster_column") or d.get("cluster"))
+                           for d in data.get("data") or []):
+        out.append(_problem(recipe, ("dataset", "holdout_clusters"), "holdout_clusters needs clusters, but no [[data]] "
+                            "entry has cluster_column or cluster", "add cluster_column = \"your_column\" (or "
+                            "cluster = \"name\") to the [[data]] entries"))
     training = data.get("training") or {}
     if training.get("eval_steps") is not None:
         ds = data.get("dataset") or {}

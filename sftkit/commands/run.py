@@ -21,6 +21,9 @@ from sftkit.errors import SftkitError
               help="Check the whole path in seconds: 2 steps on a tiny random model of the same architecture.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: [output] dir of the recipe).")
+@click.option("--each-holdout", is_flag=True,
+              help="Leave-one-cluster-out: one run per cluster of [dataset] holdout_clusters (held out alone), "
+                   "then one table (each_holdout.md / .json in the output directory).")
 @click.option("--allow-data-change", is_flag=True,
               help="With --resume: continue although the data files changed since the run started.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr (warnings and errors still); "
@@ -31,8 +34,8 @@ from sftkit.errors import SftkitError
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This machine's number, 0 .. nnodes-1.")
 @click.option("--master-addr", default=None, help="Address of machine 0 (several machines).")
 @click.option("--master-port", type=int, default=None, help="Port on machine 0 for the rendezvous (default: a free one).")
-def run(recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet, nproc, nnodes, node_rank,
-        master_addr, master_port):
+def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow_data_change, quiet, nproc, nnodes,
+        node_rank, master_addr, master_port):
     """Train (and evaluate) RECIPE (a TOML file, or the name of a shipped recipe) into a run directory.
 
     Progress and logs go to stderr, the summary alone to stdout (--quiet: warnings and errors only
@@ -49,6 +52,9 @@ def run(recipe, overrides, overwrite, resume, smoke, output, allow_data_change, 
     options = LaunchOptions(nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
                             master_port=master_port)
     world = world_from_env()
+    if each_holdout and (options.needed or world.distributed):
+        _fail(SftkitError("--each-holdout runs one process per run; it cannot be combined with --nproc / --nnodes",
+                          hint="run each held-out cluster with --set dataset.holdout_clusters=[...] instead", exit_code=2))
     if options.needed and not world.distributed:
         _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet)
         return
@@ -57,6 +63,9 @@ def run(recipe, overrides, overwrite, resume, smoke, output, allow_data_change, 
     echo = console(quiet) if world.is_main else (lambda msg: None)
     if not world.distributed:  # under a launcher, its agent stops the processes when one fails
         _stop_on_sigterm()
+    if each_holdout:
+        return _each_holdout(recipe, overrides, output, echo, overwrite=overwrite, resume=resume, smoke=smoke,
+                             allow_data_change=allow_data_change)
     try:
         recipe = resolve_recipe(recipe)
         try:
@@ -117,6 +126,24 @@ def console(quiet: bool):
         return lambda msg: click.echo(msg, err=True)
     os.environ["SFTKIT_NO_PROGRESS"] = "1"
     return lambda msg: click.echo(msg, err=True) if str(msg).startswith("warning") else None
+
+
+def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
+    from sftkit.run import run as run_pipeline
+    from sftkit.run.stages import run_dir_for
+    from sftkit.recipe import load_recipe
+    from sftkit.reporting.holdout import markdown, run_each
+
+    try:
+        path = resolve_recipe(recipe)
+        data = load_recipe(path, list(overrides)).data
+        out = Path(output) if output else run_dir_for(data, None)
+        table = run_each(path, list(overrides), data, out,
+                         lambda p, ov, output: run_pipeline(p, ov, output=output, console=echo, **flags))
+    except SftkitError as err:
+        _fail(err)
+    click.echo(markdown(table))
+    click.echo(f"table: {out / 'each_holdout.md'}")
 
 
 def resolve_recipe(text: str) -> Path:

@@ -43,13 +43,16 @@ def load_reference(ref: str, model_section: dict, *, console=None):
     return models.load_causal_lm(section, Path.cwd(), console=console)
 
 
-def load_base(model_section: dict, base_dir, *, labels: list, is_classifier: bool, console=None):
+def load_base(model_section: dict, base_dir, *, labels: list, is_classifier: bool, seed: int = 42, console=None):
     """The recipe's ``[model]`` (a classifier with ``labels`` when the evaluated model is one)."""
     from sftkit import models
 
     if console:
         console(f"loading the base model {model_section['name']}")
     if is_classifier:
+        from transformers import set_seed
+
+        set_seed(seed)  # its new head: the same as the run's base
         return models.load_sequence_classifier(model_section, base_dir, labels=labels)
     return models.load_causal_lm(model_section, base_dir)
 

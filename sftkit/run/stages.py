@@ -241,6 +241,9 @@ def load_model(state: RunState) -> None:
         load = Strategy.load.__get__(state.strategy)
     from .distributed import World, main_first
 
+    from transformers import set_seed
+
+    set_seed(state.ctx.seed)  # before any weight is created: a new head (classification) is the same every run
     world = state.ctx.world or World()
     with main_first(world):  # a model converted once (GGUF cache), then loaded by the others
         loaded = load(state.ctx)
@@ -276,7 +279,7 @@ def _load_eval_base(state: RunState) -> None:
         state.say("note: the evaluated classifier names no labels, so the base model is not evaluated")
         return
     model, tokenizer = reference.load_base(state.data["model"], state.recipe.base_dir, labels=labels,
-                                           is_classifier=is_cls, console=state.say)
+                                           is_classifier=is_cls, seed=state.ctx.seed, console=state.say)
     state.base_model, state.base_tokenizer = _placed(state, model), tokenizer
     state.ctx.formatter = None if is_cls else _formatter(state, tokenizer, model)
     state.ctx.tokenizer = tokenizer
