@@ -48,6 +48,7 @@ class RunState:
     say: Callable[[str], None]
     mode: str = "run"  # "run" | "eval"
     overwrite: bool = False
+    overrides: tuple = ()  # the --set values (a plan re-reads the recipe with them)
     digest: str = ""
     started: float = field(default_factory=time.time)
     strategy: Any = None
@@ -119,7 +120,8 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
         run_dir = run_dir_for(data, output, smoke=smoke)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
                      host=host, smoke=smoke, resume=resume, console=say, world=world)
-    state = RunState(recipe=recipe, data=data, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite)
+    state = RunState(recipe=recipe, data=data, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite,
+                     overrides=tuple(overrides))
     if mode == "eval":
         return state
     from sftkit.core_schema import STRATEGY_COMMON
@@ -142,6 +144,13 @@ def check_run_dir(state: RunState) -> None:
     state.lock = rundir.lock(state.run_dir, command=f"sftkit run {state.ctx.recipe_path}")
     rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest, overwrite=state.overwrite,
                  resume=state.ctx.resume, dry_run=True)
+    limits = {k: v for k, v in (state.data.get("plan") or {}).items() if v is not None}
+    world = state.ctx.world
+    if limits and not state.ctx.smoke and not (world is not None and world.distributed):
+        from sftkit.plan import check_limits, make_plan  # estimate first; refuse with the numbers before training
+
+        state.say("planning: [plan] limits are set")
+        check_limits(make_plan(state.ctx.recipe_path, state.overrides, host=state.host, console=state.say))
 
 
 def release(state: RunState | None) -> None:

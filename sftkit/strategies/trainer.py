@@ -235,6 +235,17 @@ def callbacks(run) -> list:
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry, default=float) + "\n")
 
+    clock: list = run.extras.setdefault("step_seconds", [])
+
+    class StepClock(TrainerCallback):
+        """Wall seconds of each optimizer step (``sftkit plan`` calibrates with them)."""
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            clock.append(time.perf_counter() - self.began)
+
     class StepReached(TrainerCallback):  # for "stopped at step N" on Ctrl-C
         def on_step_end(self, args, state, control, **kw):
             run.extras["step"] = state.global_step
@@ -243,7 +254,7 @@ def callbacks(run) -> list:
         def on_step_end(self, args, state, control, **kw):
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
-    out = [JsonlLog(), StepReached(), *_trackers(run)]
+    out = [JsonlLog(), StepReached(), StepClock(), *_trackers(run)]
     host = getattr(run, "host", None)
     if host is not None:
         for contributed in host.pm.hook.sftkit_training_callbacks(run=run):
@@ -371,6 +382,9 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     limit = run.training.get("eval_max_rows")
     if limit and trainer.eval_dataset is not None and len(trainer.eval_dataset) > int(limit):
         trainer.eval_dataset = trainer.eval_dataset.select(range(int(limit)))
+    from sftkit.plan.memory import GB, peak_bytes, reset_peak
+
+    reset_peak()
     start = time.time()
     if resume_from and finished_training(resume_from):
         # training had ended (the run stopped later): load its result; Trainer.train would take one
@@ -386,6 +400,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
             say(f"resuming from {resume_from}")
         out_metrics = trainer.train(resume_from_checkpoint=resume_from).metrics or {}
     elapsed = time.time() - start
+    peak = peak_bytes()
     metrics: dict = {k: v for k, v in out_metrics.items() if isinstance(v, (int, float))}
     if trainer.eval_dataset is not None and trainer_eval(run.training) != "no":
         ev = trainer.evaluate()
@@ -398,7 +413,10 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["steps"] = trainer.state.global_step
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
+    metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
     runtime = metrics.get("train_runtime") or elapsed
+    if counter is not None:
+        run.extras["token_counter"] = counter
     metrics["peak_memory_mb_per_rank"] = _peak_memory_per_rank(run)
     if counter is not None and trainer.args.world_size > 1:
         counter = _all_ranks(counter, run)
