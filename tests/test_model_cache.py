@@ -10,6 +10,6 @@ def test_model_cache_keys_follow_the_content_not_the_place(tmp_path, monkeypatch
         p.parent.mkdir()
         p.write_bytes(b"GGUF" + bytes(range(256)) * 64)
     assert content_digest(one) == content_digest(two)  # one cache entry for the same file in two places
-    assert len(list((tmp_path / "cache" / "models" / ".sha256").iterdir())) == 2  # each hashed once
+    assert len(list((tmp_path / "cache" / "hashes").iterdir())) == 2  # each hashed once
     two.write_bytes(b"GGUF other weights")
     assert content_digest(one) != content_digest(two)

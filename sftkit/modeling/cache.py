@@ -29,9 +29,9 @@ def file_digest(path: Path, *extra: str) -> str:
 def content_digest(path: Path, *extra: str) -> str:
     """A short key for a file's content (sha256 of its bytes, plus ``extra``): the same model
     installed in several places shares one cache entry. The hash is remembered per (path, size,
-    modification time) in ``<cache>/models/.sha256/``, so each file is read once."""
+    modification time) in ``<cache>/hashes/``, so each file is read once."""
     path = Path(path).resolve()
-    remembered = cache_root() / "models" / ".sha256" / file_digest(path)
+    remembered = cache_root() / "hashes" / file_digest(path)
     try:
         sha = remembered.read_text(encoding="utf-8").strip()
     except OSError:
