@@ -36,6 +36,9 @@ class SftkitGroup(click.Group):
 @click.version_option(__version__, prog_name="sftkit")
 def cli():
     """Turn a TOML recipe into a fine-tuning run: validate, preview, run, evaluate, report."""
+    from .redaction import install
+
+    install()  # values taken from the environment never reach the terminal
 
 
 # --------------------------------------------------------------------------- validate
@@ -183,7 +186,7 @@ def init(strategy, output, name):
 @cli.command()
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
-@click.option("--show-secrets", is_flag=True, help="Do not redact values that look like secrets.")
+@click.option("--show-secrets", is_flag=True, help="Do not redact values taken from the environment (or keys that look like secrets).")
 def resolve(recipe, overrides, show_secrets):
     """Print the fully resolved recipe as TOML: extends merged, defaults filled, env vars substituted."""
     import tomli_w
@@ -191,6 +194,10 @@ def resolve(recipe, overrides, show_secrets):
     from .recipe import load_recipe, redact
 
     loaded = load_recipe(recipe, overrides)
+    if show_secrets:
+        from .redaction import show_secrets as show
+
+        show()
     data = loaded.data if show_secrets else redact(loaded.data, loaded.secrets)
     click.echo(f"# resolved from {recipe}\n" + tomli_w.dumps(data), nl=False)
 
@@ -218,6 +225,9 @@ def load_plugin_commands() -> None:
 
 
 def main(argv=None) -> None:
+    from .redaction import install
+
+    install()
     load_plugin_commands()
     try:
         cli.main(args=argv, prog_name="sftkit", standalone_mode=True)

@@ -76,12 +76,16 @@ def write_recipe(run_dir: Path, data: dict, secrets=()) -> None:
 
     from .recipe import redact
 
-    body = tomli_w.dumps(_toml_clean(redact(data, set(secrets))))
+    from .redaction import scrub_obj
+
+    body = tomli_w.dumps(_toml_clean(scrub_obj(redact(data, set(secrets)))))
     (run_dir / "recipe.toml").write_text("# resolved recipe of this run (sftkit)\n" + body, encoding="utf-8")
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    from .redaction import scrub
+
+    path.write_text(scrub(json.dumps(obj, indent=2, default=str)) + "\n", encoding="utf-8")
 
 
 def _shrink(bundle, smoke: bool):

@@ -274,8 +274,11 @@ def substitute_env(data, problems: list[Problem], locate, secrets: set, path: tu
     def repl(m):
         name, default = m.group(1), m.group(2)
         if name in os.environ:
+            from .redaction import register
+
             if SECRET_NAME_RE.search(name):
                 secrets.add(path)
+            register(os.environ[name])  # by value, whatever the name: redacted in all output
             return os.environ[name]
         if default is not None:
             return default

@@ -91,6 +91,22 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
     return []
 
 
+def _inherited_trust_problems(recipe: Recipe) -> list[Problem]:
+    """``trust_remote_code = true`` lets a model repository run code: it must be said in the recipe
+    itself (or with --set), never arrive silently from a parent through ``extends``."""
+    model = recipe.data.get("model")
+    if not isinstance(model, dict) or model.get("trust_remote_code") is not True:
+        return []
+    path = ("model", "trust_remote_code")
+    origin = recipe.source.origins.get(path)
+    if origin in (None, "--set", str(recipe.path)):
+        return []
+    return [Problem(f"trust_remote_code = true is inherited from {origin} (code from the model repository would "
+                    "run)", file=str(recipe.path), path="model.trust_remote_code",
+                    hint=f"if you trust {model.get('name')!r}, set trust_remote_code = true in this recipe too "
+                         "(or --set model.trust_remote_code=true)")]
+
+
 def _requires_problems(recipe: Recipe, host) -> list[Problem]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -280,6 +296,7 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     problems += _component_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
+    problems += _inherited_trust_problems(recipe)
     if not any(p.path.startswith(("data", "strategy")) for p in problems):
         problems += _cross_field_problems(recipe, host)
     earlier = list(problems)
