@@ -135,6 +135,15 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     try:
         return _run(recipe_path, overrides, overwrite=overwrite, resume=resume, smoke=smoke, output=output,
                     host=host, console=console, allow_data_change=allow_data_change, held=held)
+    except SftkitError:
+        raise
+    except Exception as exc:  # a full disk or read-only directory, whatever library hit it: one line
+        from .errors import storage_error
+
+        err = storage_error(exc, held["lock"].run_dir if "lock" in held else None)
+        if err is None:
+            raise
+        raise err from None
     except KeyboardInterrupt:
         if "lock" not in held:
             raise RunStopped("stopped before training started") from None
