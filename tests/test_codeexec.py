@@ -110,18 +110,23 @@ def test_sandbox_sees_only_a_read_only_system_and_its_own_scratch(tmp_path):
 
 
 @needs_namespaces
-def test_scratch_space_is_private_capped_and_removed():
-    import glob
+def test_scratch_space_is_private_capped_and_removed(monkeypatch):
+    import tempfile
 
-    before = set(glob.glob("/tmp/*")) | set(glob.glob("/dev/shm/*"))
+    made, real = [], tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(codeexec.tempfile, "mkdtemp", mkdtemp)
     leak = ("open('/tmp/sftkit-leak', 'w').write('x')\nopen('/dev/shm/sftkit-leak', 'w').write('x')\n"
             "import glob\nassert glob.glob('/tmp/sftkit-exec-*') == []\n")  # other sandboxes unseen
     assert run_program(leak).passed
     fill = run_program("open('/dev/shm/big', 'wb').write(b'x' * 300 * 1024 * 1024)")
     assert not fill.passed and "No space left" in fill.result, fill.result
     assert not os.path.exists("/tmp/sftkit-leak") and not os.path.exists("/dev/shm/sftkit-leak")
-    after = set(glob.glob("/tmp/*")) | set(glob.glob("/dev/shm/*"))
-    assert not {p for p in after - before if "sftkit-exec" in p}
+    assert len(made) == 2 and not any(os.path.exists(p) for p in made)  # the job directories are gone
 
 
 def _problems(n=6):
