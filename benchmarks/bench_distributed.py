@@ -10,6 +10,11 @@ excluded), scaling efficiency (tokens/s at N ÷ (N × tokens/s at 1)) and peak m
 
     python benchmarks/bench_distributed.py [--nproc 2] [--steps 8] [--batch 4] [--rows 256]
                                            [--model tiny|smollm2|PATH] [--max-length 256]
+                                           [--strategy ddp|fsdp|deepspeed]
+
+``--strategy fsdp`` / ``deepspeed`` (GPUs only) runs sftkit with that ``[distributed]`` strategy and
+the TRL script under ``accelerate launch --use_fsdp`` (FSDP2) / ``--use_deepspeed`` (ZeRO-2), so the
+GPU script that checks sharded training end to end is this one.
 
 Writes benchmarks/results/bench_distributed.json. On a shared or loaded machine the figures are
 not benchmarks; the JSON records the load average next to them.
@@ -114,8 +119,10 @@ def run_sftkit(model: str, data: Path, n: int, a, tmp: Path) -> dict:
         "strategy": {"name": "instruction"},
         "training": {"max_steps": a.steps, "per_device_train_batch_size": a.batch, "learning_rate": 2e-5,
                      "max_length": a.max_length, "logging_steps": a.steps, "save_steps": 10 * a.steps},
-        "output": {"report": False, "save_model": False},
+        "output": {"report": False, "save_model": a.strategy != "ddp"},  # sharded: the gathered save runs too
     }
+    if n > 1:
+        recipe["distributed"] = {"strategy": a.strategy}
     path = tmp / f"sftkit{n}.toml"
     path.write_text(tomli_w.dumps(recipe))
     out = tmp / f"sftkit-run{n}"
@@ -135,8 +142,10 @@ def run_trl(model: str, data: Path, n: int, a, tmp: Path) -> dict:
     script = tmp / "trl_sft.py"
     script.write_text(TRL_SCRIPT)
     if torch.cuda.is_available():
+        sharding = {"ddp": ["--multi_gpu"], "fsdp": ["--use_fsdp", "--fsdp_version", "2"],
+                    "deepspeed": ["--use_deepspeed", "--zero_stage", "2"]}[a.strategy]
         launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n),
-                    *(["--multi_gpu"] if n > 1 else []), "--num_machines", "1", "--mixed_precision", "no",
+                    *(sharding if n > 1 else []), "--num_machines", "1", "--mixed_precision", "no",
                     "--dynamo_backend", "no"]
     else:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n)]
@@ -159,8 +168,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--model", default="tiny", help="tiny (random, seconds), smollm2 (the shipped GGUF) or a path")
+    ap.add_argument("--strategy", default="ddp", choices=["ddp", "fsdp", "deepspeed"])
     a = ap.parse_args(argv)
     import torch
+
+    if a.strategy != "ddp" and not torch.cuda.is_available():
+        raise SystemExit(f"--strategy {a.strategy} needs GPUs (accelerate shards on accelerators only)")
 
     n = a.nproc or (torch.cuda.device_count() if torch.cuda.is_available() else 2)
     counts = [1, n] if n > 1 else [1]
@@ -180,7 +193,7 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "1 vs N processes: sftkit run --nproc N vs a plain TRL SFTTrainer script (accelerate launch / torchrun)",
         "settings": {"steps": a.steps, "per_device_batch": a.batch, "rows": a.rows, "max_length": a.max_length,
-                     "model": a.model, "processes": counts},
+                     "model": a.model, "processes": counts, "strategy": a.strategy},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                     "gpus": torch.cuda.device_count(), "python": sys.version.split()[0],

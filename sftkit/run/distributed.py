@@ -73,6 +73,8 @@ def start(world: World, table: Mapping | None = None) -> None:
     if not world.distributed:
         return
     cuda = check_device(table)
+    if not world.is_main:
+        os.environ.setdefault("SFTKIT_NO_PROGRESS", "1")  # one progress display: the main process's
     if world.single_node:
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     from accelerate import PartialState
