@@ -256,3 +256,22 @@ def test_full_disk_and_read_only_directory_are_one_line_errors(recipe, tmp_path)
     assert len(errors) == 2 and out.count("rc=1") == 2, out[-3000:]
     assert "no space left on the device" in errors[0] and "Read-only file system" in errors[1]
     assert "COMPLETE" not in res.stdout.split("rc=1")[1]  # the full disk's run was not marked finished
+
+
+EVAL_ITEMS = 'eval=[{name = "contains", items = [{prompt = "Hi", expected = "x"}], max_new_tokens = 2}]'
+
+
+def test_eval_of_a_model_in_an_unfinished_run_says_so(recipe, finished, tmp_path):
+    from sftkit.commands.eval import evaluate_model
+
+    unfinished = tmp_path / "unfinished-eval"
+    shutil.copytree(finished, unfinished, ignore=shutil.ignore_patterns(rundir.LOCK))
+    (unfinished / "COMPLETE").unlink()
+    said = []
+    evaluate_model(recipe, unfinished / "model", output=tmp_path / "eval-out", console=said.append,
+                   overrides=[EVAL_ITEMS])
+    assert any("is an unfinished run (no COMPLETE file)" in m and "--resume" in m for m in said), said
+    said.clear()
+    evaluate_model(recipe, finished / "model", output=tmp_path / "eval-out2", console=said.append,
+                   overrides=[EVAL_ITEMS])
+    assert not any("unfinished" in m for m in said)
