@@ -41,6 +41,15 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
             raise
         stages.evaluate_tuned(state)
         return stages.finish(state)
+    except SftkitError:
+        raise
+    except Exception as exc:  # a full disk or read-only directory, whatever library hit it: one line
+        from sftkit.errors import storage_error
+
+        err = storage_error(exc, state.run_dir if state is not None and state.lock is not None else None)
+        if err is None:
+            raise
+        raise err from None
     except KeyboardInterrupt:
         raise stages.stopped(state, recipe_path, overrides, output) from None
     finally:

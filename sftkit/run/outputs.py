@@ -26,12 +26,17 @@ def write_recipe(run_dir: Path, data: dict, secrets=()) -> None:
 
     from sftkit.recipe import redact
 
-    body = tomli_w.dumps(_toml_clean(redact(data, set(secrets))))
+    from sftkit.redaction import scrub_obj
+
+    body = tomli_w.dumps(_toml_clean(scrub_obj(redact(data, set(secrets)))))
     (Path(run_dir) / "recipe.toml").write_text("# resolved recipe of this run (sftkit)\n" + body, encoding="utf-8")
 
 
 def write_json(path: Path, obj: Any) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    """``obj`` as JSON, secret values scrubbed."""
+    from sftkit.redaction import scrub
+
+    Path(path).write_text(scrub(json.dumps(obj, indent=2, default=str)) + "\n", encoding="utf-8")
 
 
 def copy_train_log(model_ref, out: Path) -> None:
