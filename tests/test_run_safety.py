@@ -262,7 +262,7 @@ EVAL_ITEMS = 'eval=[{name = "contains", items = [{prompt = "Hi", expected = "x"}
 
 
 def test_eval_of_a_model_in_an_unfinished_run_says_so(recipe, finished, tmp_path):
-    from sftkit.commands.eval import evaluate_model
+    from sftkit.run import evaluate as evaluate_model
 
     unfinished = tmp_path / "unfinished-eval"
     shutil.copytree(finished, unfinished, ignore=shutil.ignore_patterns(rundir.LOCK))
