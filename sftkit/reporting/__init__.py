@@ -19,21 +19,9 @@ __all__ = ["write_report", "read_log", "load_run_files"]
 
 def read_log(path: Path) -> list[dict]:
     """Entries of a train_log.jsonl (unreadable lines are skipped)."""
-    entries = []
-    if not Path(path).exists():
-        return entries
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                entries.append(obj)
-    return entries
+    from ..jsonl import read_jsonl
+
+    return read_jsonl(path, on_error="skip") if Path(path).exists() else []
 
 
 def _read_json(path: Path, default: Any = None) -> Any:
@@ -58,8 +46,10 @@ def load_run_files(run_dir: Path) -> tuple[dict, list, dict]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    from ..redaction import scrub
+
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", errors="replace")
+    tmp.write_text(scrub(text), encoding="utf-8", errors="replace")
     os.replace(tmp, path)
 
 
