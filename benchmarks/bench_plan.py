@@ -43,7 +43,7 @@ def _err(estimate, measured):
 
 
 def one(name: str, overrides: list[str], tmp: Path) -> dict:
-    from sftkit.pipeline import run
+    from sftkit.run import run
     from sftkit.plan import make_plan
     from sftkit.commands.run import resolve_recipe
 
