@@ -162,7 +162,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
 
 def _round(x):
-    return round(x, 1) if isinstance(x, (int, float)) and math.isfinite(x) else None
+    return round(x, 3) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
 def _disk(data: dict, total: int, trainable: int, weight_bytes: int, steps: int) -> dict:
