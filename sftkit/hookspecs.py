@@ -104,13 +104,16 @@ def sftkit_run_start(run: Any) -> None:
     """Called once a run's data is loaded and before training starts.
 
     ``run`` is the :class:`sftkit.api.RunContext` (recipe, run directory, data, formatter).
-    Later sftkit versions may add attributes to it, never remove them.
+    Later sftkit versions may add attributes to it, never remove them. In a run of several
+    processes it is called on the main process only (``run.world.rank == 0``), which owns the run
+    directory.
     """
 
 
 @hookspec
 def sftkit_run_end(run: Any, metrics: dict) -> None:
-    """Called after training and evaluation finished and ``metrics.json`` was written."""
+    """Called after training and evaluation finished and ``metrics.json`` was written (on the main
+    process only, in a run of several processes)."""
 
 
 @hookspec
