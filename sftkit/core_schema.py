@@ -134,6 +134,11 @@ EVAL_COMMON = {
                 "description": "What min/max apply to: the value, or its 95% interval (lower_bound: min on the lower bound, max on the upper bound)."},
 }
 
+PLAN_SECTION = _obj({
+    "max_hours": {**POS_NUM, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when training plus evaluation is estimated to take longer."},
+    "max_memory_gb": {**POS_NUM, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when the estimated peak memory is higher."},
+}, doc="Limits checked against `sftkit plan`'s estimate before a run trains.")
+
 OUTPUT_SECTION = _obj({
     "dir": {"type": "string", "default": "runs/{recipe.name}", "description": "Run directory; {recipe.name} is substituted. Relative to the current directory."},
     "save_model": {"type": "boolean", "default": True},
@@ -183,6 +188,7 @@ TOP_LEVEL = {
     "output": OUTPUT_SECTION,
     "distributed": DISTRIBUTED_SECTION,
     "verdict": VERDICT_SECTION,
+    "plan": PLAN_SECTION,
 }
 
 REQUIRED_TOP = ("recipe", "model", "data", "strategy")

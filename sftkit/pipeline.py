@@ -177,6 +177,12 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
         held["lock"] = rundir.lock(run_dir, command=f"sftkit run {recipe_path}")
         # refuse a run directory that must not be used before loading anything heavy
         rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
+    limits = {k: v for k, v in (data.get("plan") or {}).items() if v is not None}
+    if limits and not smoke and not world.distributed:  # estimate first; refuse with the numbers before training
+        from .plan import check_limits, make_plan
+
+        say("planning: [plan] limits are set")
+        check_limits(make_plan(recipe_path, overrides, host=host, console=say))
 
     from .data import load_data
 

@@ -164,6 +164,17 @@ def callbacks(run) -> list:
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry, default=float) + "\n")
 
+    clock: list = run.extras.setdefault("step_seconds", [])
+
+    class StepClock(TrainerCallback):
+        """Wall seconds of each optimizer step (``sftkit plan`` calibrates with them)."""
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            clock.append(time.perf_counter() - self.began)
+
     class StepReached(TrainerCallback):  # for "stopped at step N" on Ctrl-C
         def on_step_end(self, args, state, control, **kw):
             run.extras["step"] = state.global_step
@@ -172,7 +183,7 @@ def callbacks(run) -> list:
         def on_step_end(self, args, state, control, **kw):
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
-    out = [JsonlLog(), StepReached()]
+    out = [JsonlLog(), StepReached(), StepClock()]
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
@@ -293,6 +304,9 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     resume_from = last_checkpoint(run.run_dir, warn=say) if run.resume else None
     if run.resume and resume_from is None:
         say("no checkpoint found: starting from the beginning")
+    from sftkit.plan.memory import GB, peak_bytes, reset_peak
+
+    reset_peak()
     start = time.time()
     if resume_from and finished_training(resume_from):
         # training had ended (the run stopped later): load its result; Trainer.train would take one
@@ -308,6 +322,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
             say(f"resuming from {resume_from}")
         out_metrics = trainer.train(resume_from_checkpoint=resume_from).metrics or {}
     elapsed = time.time() - start
+    peak = peak_bytes()
     metrics: dict = {k: v for k, v in out_metrics.items() if isinstance(v, (int, float))}
     if trainer.eval_dataset is not None:
         ev = trainer.evaluate()
@@ -320,7 +335,10 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["steps"] = trainer.state.global_step
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
+    metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
     runtime = metrics.get("train_runtime") or elapsed
+    if counter is not None:
+        run.extras["token_counter"] = counter
     metrics["peak_memory_mb_per_rank"] = _peak_memory_per_rank(run)
     if counter is not None and trainer.args.world_size > 1:
         counter = _all_ranks(counter, run)
