@@ -121,7 +121,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     """
     from .api import RunContext
     from .core_schema import STRATEGY_COMMON
-    from .plugins import get_host
+    from .plugins import call_hook, get_host
     from .recipe import component_options, load_recipe, recipe_hash
     from .strategies import lockfile, rundir
 
@@ -164,7 +164,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     lockfile.write_lock(run_dir, lock)
 
     try:
-        host.pm.hook.sftkit_run_start(run=ctx)
+        plugin_errors = call_hook(host, "sftkit_run_start", say, run=ctx)
         from . import evaluation
 
         ev = evaluation if data.get("eval") else None
@@ -205,11 +205,16 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         # a --smoke run trains a tiny random model: gates are reported, never enforced
         "gates": {"passed": not failures, "failures": failures, "enforced": not smoke},
     }
+    if plugin_errors:
+        metrics["plugin_errors"] = plugin_errors
     _write_json(run_dir / "metrics.json", metrics)
     _write_json(run_dir / "data_stats.json", data_stats)
     if data.get("output", {}).get("report", True):
         _report(run_dir, ctx, say)
-    host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
+    end_errors = call_hook(host, "sftkit_run_end", say, run=ctx, metrics=metrics)
+    if end_errors:  # recorded, so a hook that failed is never silent; the run still completes
+        metrics["plugin_errors"] = plugin_errors + end_errors
+        _write_json(run_dir / "metrics.json", metrics)
     elapsed = time.time() - started
     rundir.mark_complete(run_dir, {"recipe": name, "elapsed_s": round(elapsed, 2)})
     outcome = RunOutcome(run_dir=run_dir, metrics=metrics, claimed=claimed, elapsed=elapsed, gate_failures=failures)

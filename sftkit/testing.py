@@ -184,9 +184,7 @@ def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool
         return problems + [f"plugin {name!r} does not load: {info.error}"]
     if not info.hooks:
         problems.append(f"plugin {name!r} implements no sftkit hook")
-    for err in host.registry.errors:
-        if repr(name) in err:
-            problems.append(err)
+    problems += [line for line in host.problems() if repr(name) in line]
     modules = {getattr(plugin, "__name__", None)} - {None}
     for comp in host.registry.by_origin(name):
         if require_docs and not (comp.doc or "").strip():
@@ -346,8 +344,7 @@ def sftkit_cli(sftkit_host):
     base = cli_module.cli
     group = type(base)(name="sftkit", commands=dict(base.commands), params=list(base.params),
                        callback=base.callback, help=base.help, context_settings=dict(base.context_settings))
-    for impl in sftkit_host.pm.hook.sftkit_register_commands.get_hookimpls():
-        impl.function(cli=group)
+    cli_module.attach_commands(group, sftkit_host)
     runner = CliRunner()
 
     def invoke(*args: str, **kwargs):

@@ -12,7 +12,7 @@ from .detect import detect_format, kind_of_format, peek_fields
 from .errors import Problem, SftkitError
 from .paths import resolve_path
 from .recipe import Recipe, dotted, read_recipe
-from .registry import SINGULAR, unknown_component_message
+from .registry import SINGULAR
 from .schema import component_of, component_tables, path_options, schema_problems
 
 
@@ -46,7 +46,7 @@ def _component_problems(recipe: Recipe, host) -> list[Problem]:
             continue  # the schema reports it
         if host.registry.find(kind, name) is None:
             out.append(_problem(recipe, path + (key,),
-                                unknown_component_message(host.registry, kind, name) + host.failure_note()))
+                                host.missing_message(kind, name)))
     return out
 
 
@@ -201,8 +201,7 @@ def shape_hint(strategy: str, accepts) -> str:
 
 def check_recipe(recipe: Recipe, host) -> list[Problem]:
     """Every problem of an already-read recipe (schema, names, files, requires, cross-field rules)."""
-    problems = [Problem(msg) for msg in host.registry.errors]
-    problems += schema_problems(recipe.data, host.registry, _locator(recipe))
+    problems = schema_problems(recipe.data, host.registry, _locator(recipe))
     problems += _component_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)

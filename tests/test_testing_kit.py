@@ -56,12 +56,14 @@ def test_check_plugin_accepts_a_conforming_plugin():
 @pytest.mark.parametrize("registration, expected", [
     ((("bad_schema", "sftkit.testing:make_plugin_host"),
       {"schema": {"type": "object", "properties": {"n": {"type": "nope"}}}, "doc": "x"}),
-     "option schema is not valid JSON Schema"),
+     "does not load: in sftkit_register_sources: the option schema of source 'bad_schema' is not valid: "
+     "'nope' is not valid under any of the given schemas (at properties.n.type)"),
     ((("bad_default", "sftkit.testing:make_plugin_host"),
       {"schema": {"type": "object", "properties": {"n": {"type": "integer", "default": "3"}}}, "doc": "x"}),
      "default of option 'n' does not match its schema"),
     ((("jsonl", "sftkit.testing:make_plugin_host"), {"doc": "x"}),
-     "source 'jsonl' is registered twice: by plugin 'sftkit.builtin.sources' and by plugin 'good_plugin'"),
+     "source 'jsonl' is registered by plugins 'sftkit.builtin.sources' and 'good_plugin', so the bare name is "
+     "disabled; write 'good_plugin:jsonl' or 'sftkit:jsonl' to pick one"),
     ((("lazy", "no_such_module_xyz:factory"), {"doc": "x"}),
      "factory 'no_such_module_xyz:factory' cannot be imported: ModuleNotFoundError"),
     ((("not_lazy", "sftkit.testing.make_plugin_host"), {"doc": "x"}), "is not a \"module:attr\" string"),
@@ -104,15 +106,16 @@ def test_check_plugin_reports_a_raising_hook_and_bad_recipes(tmp_path):
     def sftkit_register_sources(register):
         raise RuntimeError("boom")
 
+    problems = plugin_problems(make_plugin(sftkit_register_sources=sftkit_register_sources), check_imports=False)
+    assert problems == ["plugin 'good_plugin' does not load: raised in sftkit_register_sources: RuntimeError: boom"]
+
     @sftkit.hookimpl
     def sftkit_register_recipes(register):
         (tmp_path / "nameless.toml").write_text("[model]\nname = 'x'\n")
         register("missing", str(tmp_path / "nope.toml"), doc="x")
         register("nameless", str(tmp_path / "nameless.toml"), doc="x")
 
-    problems = plugin_problems(make_plugin(sftkit_register_sources=sftkit_register_sources,
-                                           sftkit_register_recipes=sftkit_register_recipes), check_imports=False)
-    assert "plugin 'good_plugin' raised in sftkit_register_sources: RuntimeError: boom" in problems
+    problems = plugin_problems(make_plugin(sftkit_register_recipes=sftkit_register_recipes), check_imports=False)
     assert any("recipe 'missing'" in p and "does not exist" in p for p in problems)
     assert any("recipe 'nameless'" in p and "has no [recipe] name" in p for p in problems)
 

@@ -142,10 +142,7 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
         raise DataError('missing "source" (e.g. source = "jsonl")', where=f"data[{index}]")
     comp = host.registry.find("sources", source)
     if comp is None:
-        names = host.registry.names("sources")
-        hint = did_you_mean(source, names)
-        raise DataError(f"unknown source {source!r}" + (f"; {hint}" if hint else "")
-                        + f" (available: {', '.join(names) or 'none'})" + host.failure_note(), where=f"data[{index}]")
+        raise DataError(host.missing_message("sources", source), where=f"data[{index}]")
     common = _common_keys()
     options = {k: v for k, v in table.items() if k not in common}
     on_error = table.get("on_error", "error")

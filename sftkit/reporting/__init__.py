@@ -87,12 +87,11 @@ def plugin_sections(run: Any, metrics: dict, host: Any) -> list[tuple[str, str]]
         return out
     caller = host.pm.hook.sftkit_report_sections
     for impl in caller.get_hookimpls():
+        args = {"run": run, "metrics": metrics}
         try:
-            result = impl.function(run=run, metrics=metrics)
-            for item in result or []:
-                title, md = item
-                out.append((str(title), str(md)))
-        except Exception as exc:
+            result = impl.function(*[args[a] for a in impl.argnames])
+            out.extend([(str(title), str(md)) for title, md in result or []])  # all of a plugin's, or none
+        except (Exception, SystemExit) as exc:
             out.append((f"Plugin {impl.plugin_name}: section failed",
                         f"The plugin's `sftkit_report_sections` raised {type(exc).__name__}: {exc}"))
     return out
