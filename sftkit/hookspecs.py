@@ -24,8 +24,18 @@ name, so every plugin may register several components and none "wins" a call::
   beside its name in the recipe table. Unknown keys are errors unless the schema allows them.
 - ``check``: optional ``"module:attr"`` (or callable) run by ``sftkit validate`` with
   ``(options, ctx)`` returning a list of ``sftkit.errors.Problem``: cross-field rules that need no
-  heavy import. It must not import torch, transformers, trl, datasets or peft.
-- ``meta``: extra facts other stages may read (for example a strategy's ``accepts`` data kinds).
+  heavy import. ``options`` are exactly what the factory receives (defaults filled);
+  ``ctx`` is a :class:`sftkit.validate.CheckContext`. A problem's ``path`` is relative to the
+  table (``"pattern"`` is reported as ``eval[1].pattern`` with its line); start it with ``/`` for
+  a path elsewhere in the recipe. Each table's check runs unless that table has schema problems.
+  It must not import torch, transformers, trl, datasets or peft.
+- ``meta``: facts other stages read: a strategy's ``accepts=[kinds]``, a source's ``emits="kind"``
+  (the canonical kind of the records it always gives, so ``sftkit validate`` catches a
+  source/strategy mismatch without reading data). Both are checked when registered.
+
+A plugin whose registration hook raises, or registers an invalid schema or name, is removed
+entirely (see "When a plugin breaks" on docs/plugins.md). A name two plugins register is disabled
+for both; each stays reachable as ``"plugin:name"``.
 """
 
 from __future__ import annotations

@@ -116,6 +116,9 @@ class Registry:
                 problem = schema_problem(schema, full=check_schemas)
                 if problem:
                     raise PluginError(f"the option schema of {what} {name!r} is not valid: {problem}")
+            problem = meta_problem(meta)
+            if problem:
+                raise PluginError(f"{what} {name!r}: {problem}")
             into.append(Component(kind, name, factory, schema, doc or "", origin, check, meta))
 
         return register
@@ -165,6 +168,19 @@ class Registry:
 
     def by_origin(self, origin: str) -> list[Component]:
         return [c for kind in KINDS for c in self._qualified[kind].values() if c.origin == origin]
+
+
+def meta_problem(meta: dict) -> str | None:
+    """Why registration metadata sftkit reads (``emits``, ``accepts``) is malformed, or None."""
+    from .api import KINDS as DATA_KINDS
+
+    emits = meta.get("emits")
+    if emits is not None and emits not in DATA_KINDS:
+        return f"emits={emits!r} is not a data kind (one of: {', '.join(DATA_KINDS)})"
+    accepts = meta.get("accepts")
+    if accepts is not None and (isinstance(accepts, str) or not all(a in DATA_KINDS for a in accepts)):
+        return f"accepts={accepts!r} must be a list of data kinds (from: {', '.join(DATA_KINDS)})"
+    return None
 
 
 def schema_problem(schema: Any, *, full: bool = True) -> str | None:

@@ -277,6 +277,11 @@ def _fill(schema: dict, value):
     return value
 
 
+def fill_component_defaults(schema: dict | None, options: dict) -> dict:
+    """A copy of a component's ``options`` with its option schema's defaults filled in."""
+    return _fill(schema or {}, copy.deepcopy(options))
+
+
 def fill_defaults(data: dict, registry: Registry) -> dict:
     """A copy of a valid recipe with every schema default filled in (what ``sftkit resolve`` shows)."""
     data = copy.deepcopy(data)

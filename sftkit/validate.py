@@ -18,13 +18,34 @@ from .schema import component_of, component_tables, path_options, schema_problem
 
 @dataclass
 class CheckContext:
-    """Handed to a component's ``check`` callable."""
+    """Handed to a component's ``check(options, ctx)`` by ``sftkit validate``.
 
-    recipe: dict
-    base_dir: Path
+    ``options`` are what the factory will receive: the table without the keys sftkit handles
+    (``source``, ``format``, ``weight``...; ``name``, ``min``...), with the schema's defaults filled.
+    A returned :class:`~sftkit.errors.Problem`'s ``path`` is relative to the table (``"pattern"``
+    becomes ``"eval[1].pattern"``; empty means the table itself); start it with ``/`` to point
+    elsewhere in the recipe (``"/training.max_length"``). Problems get the file, line and column.
+    """
+
+    recipe: dict  # the whole recipe as written (after extends and --set), defaults not filled
+    base_dir: Path  # the recipe's directory: relative paths resolve against it
     table_path: str  # e.g. "data[0]" or "strategy"
     data_kinds: list  # canonical kind of each [[data]] entry, None where unknown
     data_fields: list  # field names of each [[data]] entry's first row, None where unknown
+
+
+# keys sftkit takes out of a component table before calling the factory (the rest are its options)
+FACTORY_DROPS = {"data": "common", "template": "key", "strategy": "common", "eval": "common"}
+
+
+def factory_options(table: str, item: dict, comp) -> dict:
+    """The options the factory of ``comp`` receives for this recipe table (defaults filled)."""
+    from .schema import fill_component_defaults
+
+    _kind, key, common, _default = COMPONENT_TABLES[table]
+    drop = {key} if FACTORY_DROPS[table] == "key" else set(common)
+    options = {k: v for k, v in item.items() if k not in drop}
+    return fill_component_defaults(comp.schema, options)
 
 
 def _locator(recipe: Recipe):
@@ -119,7 +140,7 @@ def _requires_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
-def _data_shape(recipe: Recipe) -> tuple[list, list]:
+def _data_shape(recipe: Recipe, host) -> tuple[list, list]:
     kinds, fields_all = [], []
     for item in recipe.data.get("data") or []:
         if not isinstance(item, dict):
@@ -127,6 +148,8 @@ def _data_shape(recipe: Recipe) -> tuple[list, list]:
             fields_all.append(None)
             continue
         fmt = item.get("format", "auto")
+        comp = component_of("data", item, host.registry)
+        emits = comp.meta.get("emits") if comp is not None else None
         path = None
         if isinstance(item.get("path"), str):
             try:
@@ -134,6 +157,10 @@ def _data_shape(recipe: Recipe) -> tuple[list, list]:
             except SftkitError:
                 path = None
         fields = peek_fields(item, path)
+        if (fmt == "auto" or fmt is None) and emits:
+            kinds.append(emits)  # the source declared the kind of records it gives
+            fields_all.append(fields)
+            continue
         if fmt == "auto" or fmt is None:
             fmt = detect_format(fields) if fields else None
         kinds.append(kind_of_format(fmt))
@@ -141,16 +168,30 @@ def _data_shape(recipe: Recipe) -> tuple[list, list]:
     return kinds, fields_all
 
 
-def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
+def _table_of(path: str) -> str:
+    """``"data[0].greting"`` -> ``"data[0]"``."""
+    return path.split(".", 1)[0]
+
+
+def _relative_to(table_path: str, path: str) -> str:
+    if path.startswith("/"):
+        return path[1:]
+    if not path or path == table_path or path.startswith((table_path + ".", table_path + "[")):
+        return path or table_path
+    return f"{table_path}.{path}" if not path.startswith("[") else table_path + path
+
+
+def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
+    """Kind fit and components' checks, for every table that has no schema problem of its own."""
     out: list[Problem] = []
-    kinds, fields = _data_shape(recipe)
+    kinds, fields = _data_shape(recipe, host)
     strategy = recipe.data.get("strategy")
     comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
-    if comp is not None:
+    if comp is not None and "strategy" not in broken and "data" not in broken:
         accepts = comp.meta.get("accepts")
         if accepts:
             for i, (kind, flds) in enumerate(zip(kinds, fields)):
-                if kind is None or kind in accepts:
+                if kind is None or kind in accepts or f"data[{i}]" in broken:
                     continue
                 found = f"; its fields: {', '.join(flds)}" if flds else ""
                 out.append(_problem(
@@ -159,18 +200,22 @@ def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
                     shape_hint(comp.name, accepts)))
     for table, path, item in component_tables(recipe.data):
         c = component_of(table, item, host.registry)
-        if c is None or c.check is None:
-            continue
         table_path = dotted(path)
+        if c is None or c.check is None or table_path in broken or table in broken:
+            continue
         ctx = CheckContext(recipe.data, recipe.base_dir, table_path, kinds, fields)
         try:
-            found = c.load_check()(item, ctx) or []
+            found = c.load_check()(factory_options(table, item, c), ctx) or []
         except Exception as exc:  # a plugin's check must not crash validate
             found = [Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} raised "
                              f"{type(exc).__name__}: {exc}")]
         for p in found:
+            if not isinstance(p, Problem):
+                p = Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} returned "
+                            f"{p!r}, not a sftkit.errors.Problem")
+            p.path = _relative_to(table_path, p.path or "")
             if p.file is None:
-                p.file, p.line, p.col = _locator(recipe)(tuple(_parse_dotted(p.path or table_path)))
+                p.file, p.line, p.col = _locator(recipe)(tuple(_parse_dotted(p.path)))
             out.append(p)
     return out
 
@@ -205,8 +250,8 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     problems += _component_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
-    if not any(p.path.startswith(("data", "strategy")) for p in problems):
-        problems += _cross_field_problems(recipe, host)
+    broken = {_table_of(p.path) for p in problems if p.path}
+    problems += _cross_field_problems(recipe, host, broken)
     return problems
 
 

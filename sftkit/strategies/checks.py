@@ -21,7 +21,7 @@ def check_tone(options: dict, ctx) -> list:
     kinds = _kinds(ctx)
     if method in need and kinds and need[method] not in kinds:
         return [Problem(f"method {method!r} needs {need[method]} data, but the data is {', '.join(sorted(kinds))}",
-                        path="strategy.method",
+                        path="method",
                         hint='use method = "auto" to pick the method from the data')]
     return []
 
@@ -31,5 +31,5 @@ def check_domain(options: dict, ctx) -> list:
     replay = options.get("replay")
     if isinstance(replay, dict) and not replay.get("path"):
         return [Problem("replay needs a path to general text (.txt/.md files, or .jsonl/.csv with a text column)",
-                        path="strategy.replay")]
+                        path="replay")]
     return []
