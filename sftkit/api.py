@@ -112,6 +112,11 @@ class EvalResult:
     samples: list = field(default_factory=list)  # e.g. {"prompt", "output", "expected", "score"}
     details: dict = field(default_factory=dict)  # e.g. a confusion matrix
     error: str | None = None  # a scored failure: the evaluator could not run on this model
+    # one record per item, in item order (the same order for base and tuned): "score" (the item's share
+    # of the primary metric; its (weighted) mean is the primary value), optional "weight", "answer"
+    # (the model's answer, for collapse detection), "expected", "options" (number of choices, for
+    # chance), "prompt". Intervals, the paired base-vs-tuned test and baselines are computed from these.
+    items: list = field(default_factory=list)
 
 
 @runtime_checkable

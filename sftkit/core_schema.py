@@ -124,6 +124,8 @@ EVAL_COMMON = {
     "min": {"type": "number", "description": "Gate: fail the run when the tuned value is below this."},
     "max": {"type": "number", "description": "Gate: fail the run when the tuned value is above this."},
     "max_regression": {"type": "number", "minimum": 0, "description": "Gate: fail when the tuned value is worse than the base by more than this."},
+    "gate_on": {"enum": ["value", "lower_bound"], "default": "value",
+                "description": "What min/max apply to: the value, or its 95% interval (lower_bound: min on the lower bound, max on the upper bound)."},
 }
 
 OUTPUT_SECTION = _obj({
@@ -131,6 +133,13 @@ OUTPUT_SECTION = _obj({
     "save_model": {"type": "boolean", "default": True},
     "report": {"type": "boolean", "default": True},
 }, doc="Where the run goes.")
+
+VERDICT_SECTION = _obj({
+    "alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.05,
+              "description": "Significance level: a change is called better/worse only when the paired test's p-value is below this."},
+    "collapse_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.9,
+                       "description": "A model giving one answer for more than this share of items is flagged collapsed."},
+}, doc="How evaluation results are judged (base vs tuned).")
 
 TOP_LEVEL = {
     "recipe": RECIPE_SECTION,
@@ -144,6 +153,7 @@ TOP_LEVEL = {
     "freeze": FREEZE_SECTION,
     "eval": {"type": "array", "items": {"type": "object"}},
     "output": OUTPUT_SECTION,
+    "verdict": VERDICT_SECTION,
 }
 
 REQUIRED_TOP = ("recipe", "model", "data", "strategy")

@@ -262,9 +262,9 @@ def summary_lines(outcome: RunOutcome) -> list[str]:
     if t.get("eval_accuracy") is not None:
         parts.append(f"eval accuracy {float(t['eval_accuracy']):.3f}")
     lines.append(", ".join(parts))
-    for row in outcome.metrics.get("eval", []):
-        lines.append(f"eval {row.get('label')}: base {_num(row.get('base'))} → tuned {_num(row.get('tuned'))}"
-                     + ("" if (row.get("gate") or {}).get("passed", True) else "  (gate failed)"))
+    from .evaluation.verdict import summary_line
+
+    lines.extend(summary_line(row) for row in outcome.metrics.get("eval", []))
     lines.append(f"saved: {t.get('model_dir') or outcome.run_dir / 'model'} ({t.get('saved', 'model')})")
     lines.append(f"run directory: {outcome.run_dir}")
     return lines

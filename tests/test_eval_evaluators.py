@@ -65,7 +65,11 @@ def test_generation_evaluators_score_scripted_answers(tmp_path):
     assert em["tuned"] == pytest.approx(1 / 3) and em["base"] == 0.0 and em["delta"] == pytest.approx(1 / 3)
     assert em["metrics"]["accuracy[geo]"]["tuned"] == 0.5 and em["metrics"]["accuracy[math]"]["tuned"] == 0.0
     assert not em["gate"]["passed"]
-    assert by["contains_answer"]["tuned"] == pytest.approx(2 / 3) and by["contains_answer"]["improved"] is True
+    ca = by["contains_answer"]
+    # 0 -> 2 of 3 is a difference, not evidence: 3 items cannot show a significant change
+    assert ca["tuned"] == pytest.approx(2 / 3) and ca["improved"] is None
+    assert ca["verdict"] == "no significant change" and ca["stats"]["paired"]["test"] == "mcnemar"
+    assert ca["stats"]["tuned"]["n"] == 3 and ca["stats"]["tuned"]["low"] < 0.3 < ca["stats"]["tuned"]["high"]
     assert by["regex"]["tuned"] == 0.5  # "It is 4." has spaces, "Paris" matches
     assert by["numeric_answer"]["tuned"] == 1.0
     assert by["samples"]["samples"][0] == {"prompt": "user: 2+2?", "base": "I don't know", "tuned": "It is 4."}
@@ -138,7 +142,8 @@ def test_forgetting_max_increase_gate(tmp_path):
     assert ok[0]["gate"]["passed"] and ok[0]["metrics"]["relative_increase"]["tuned"] == pytest.approx(0.05)
     bad = compare(run, base, {"forgetting": EvalResult({"perplexity": 12.0}, "perplexity")})
     assert gate_failures(bad) == ["gate failed: forgetting.perplexity rose 20.0% (10 -> 12) > max_increase 10.0%"]
-    assert bad[0]["higher_is_better"] is False and bad[0]["improved"] is False
+    # without per-item scores a difference is reported but never called worse or better
+    assert bad[0]["higher_is_better"] is False and bad[0]["improved"] is None and bad[0]["verdict"] == "not tested"
 
 
 def test_multiple_choice_generic_layout_filters_and_skips_bad_rows(tiny, tmp_path):

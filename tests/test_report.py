@@ -73,7 +73,10 @@ def test_report_is_self_contained_and_complete(tmp_path):
     assert base64.b64decode(png).startswith(b"\x89PNG")
     assert (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG") and result["png"].name == "loss.png"
     # before/after table with delta and gate
-    assert "| json_valid | valid_rate | 0.1 | 0.42 | +0.32 ▲ better | FAIL (min 0.9) |" in md
+    # no per-item scores: the difference is shown, but never called better
+    assert "| json_valid | valid_rate | 0.1 | 0.42 | +0.32 | not tested | FAIL (min 0.9) |" in md
+    assert md.index("## Verdict") < md.index("## Evaluation") < md.index("## Sample generations")
+    assert "**Health:** [warning] Inconsistent output format" in md
     assert "gate failed: json_valid.valid_rate = 0.42 &lt; min 0.9" in html
     assert "loss** (tuned): the eval split is empty" in md
     # samples side by side, escaped in HTML
@@ -92,7 +95,8 @@ def test_report_rerender_is_stable_and_findings_show(tmp_path):
     (tmp_path / "train_log.jsonl").write_text("\n".join(json.dumps({"step": s, "loss": 2.0}) for s in range(1, 20)))
     first = write_report(tmp_path)
     text = (tmp_path / "report.md").read_text()
-    assert [f["code"] for f in first["findings"]] == ["no_learning", "format"]
+    # the loss evaluator errored on the tuned model: a health error, not a silent empty cell
+    assert [f["code"] for f in first["findings"]] == ["no_learning", "format", "eval_error"]
     assert "[warning] The training loss did not move" in text and "Fix:" in text
     write_report(tmp_path)
     assert (tmp_path / "report.md").read_text() == text

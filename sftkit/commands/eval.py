@@ -176,12 +176,9 @@ def _load_base(data: dict, base_dir: Path, labels: list, is_classifier: bool, sa
 
 
 def summary_lines(metrics: dict, out: Path) -> list[str]:
-    lines = []
-    for row in metrics.get("eval", []):
-        errs = [f"{k}: {v}" for k, v in (row.get("errors") or {}).items() if v]
-        value = f"base {row.get('base')} → tuned {row.get('tuned')}" if row.get("base") is not None \
-            else f"{row.get('tuned')}"
-        lines.append(f"eval {row.get('label')} ({row.get('primary')}): {value}" + (f"  [error {'; '.join(errs)}]" if errs else ""))
+    from sftkit.evaluation.verdict import summary_line
+
+    lines = [summary_line(row) for row in metrics.get("eval", [])]
     lines.append(f"report: {out / 'report.html'}")
     return lines
 

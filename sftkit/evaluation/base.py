@@ -23,6 +23,8 @@ class BaseEvaluator:
     higher_is_better: bool | None = True
     pairwise = False  # True: compare(base_result, tuned_result, run) produces the row's result
     split_limit: int | None = None  # items taken from the eval split when no limit is set (None: all)
+    gate_options: tuple = ()  # the evaluator's own gate options (gate_failures), e.g. ("max_increase",)
+    stat_scale: str | None = None  # "exp": item scores are on the log scale of the primary metric
 
     def __init__(self, options: dict | None = None):
         self.options = dict(options or {})

@@ -123,13 +123,15 @@ class MultipleChoiceEvaluator(BaseEvaluator):
         for owner, ll, (_, cont) in zip(owners, lls, requests):
             per_item[owner].append(ll)
             conts[owner].append(cont)
-        correct, correct_norm, samples = [], [], []
+        correct, correct_norm, samples, records = [], [], [], []
         for item, scores, cs in zip(items, per_item, conts):
             pred = max(range(len(scores)), key=lambda i: scores[i])
             norm = [s / max(1, len(c.encode("utf-8"))) for s, c in zip(scores, cs)]
             pred_norm = max(range(len(norm)), key=lambda i: norm[i])
             correct.append(float(pred == item["gold"]))
             correct_norm.append(float(pred_norm == item["gold"]))
+            records.append({"score": correct[-1], "answer": LETTERS[pred], "expected": LETTERS[item["gold"]],
+                            "options": len(item["choices"]), "prompt": item["question"]})
             if len(samples) < int(self.opt("samples", 10)):
                 samples.append({"prompt": item["question"], "output": LETTERS[pred] + ". " + item["choices"][pred],
                                 "expected": LETTERS[item["gold"]] + ". " + item["choices"][item["gold"]],
@@ -145,5 +147,5 @@ class MultipleChoiceEvaluator(BaseEvaluator):
                     groups.setdefault(str(item[key]), []).append(c)
             for g, vals in sorted(groups.items()):
                 metrics[f"accuracy[{g}]"] = sum(vals) / len(vals)
-        return EvalResult(metrics=metrics, primary="accuracy", samples=samples,
+        return EvalResult(metrics=metrics, primary="accuracy", samples=samples, items=records,
                           details={"loglikelihoods": per_item[:20], "skipped": self.skipped[:5]})

@@ -67,5 +67,7 @@ class ClassificationEvaluator(BaseEvaluator):
             metrics.update(by_cluster("accuracy", [float(p == g) for p, g in zip(preds, gold)], [r["cluster"] for r in rows]))
         samples = [{"prompt": r["text"], "output": p, "expected": r["label"], "score": float(p == r["label"])}
                    for r, p in list(zip(rows, preds))[: int(self.opt("samples", 10))]]
-        return EvalResult(metrics=metrics, primary="accuracy", samples=samples,
+        items = [{"score": float(p == r["label"]), "answer": p, "expected": r["label"], "options": len(labels),
+                  "prompt": r["text"]} for r, p in zip(rows, preds)]
+        return EvalResult(metrics=metrics, primary="accuracy", samples=samples, items=items,
                           details={"confusion_matrix": M.confusion_matrix(preds, gold, labels)})

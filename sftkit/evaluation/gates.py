@@ -1,4 +1,7 @@
-"""Gates: ``min``, ``max`` and ``max_regression`` on an evaluator's primary metric (any evaluator)."""
+"""Gates: ``min``, ``max`` and ``max_regression`` on an evaluator's primary metric (any evaluator).
+
+With ``gate_on = "lower_bound"`` the thresholds apply to the 95% interval instead of the point
+value: ``min`` to its lower bound, ``max`` to its upper bound (a gate that passes on luck fails)."""
 
 from __future__ import annotations
 
@@ -23,10 +26,21 @@ def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
         why = (row.get("errors") or {}).get("tuned") or "no value"
         failures.append(f"gate failed: {name} could not be computed ({why})")
     elif value is not None:
-        if gate["min"] is not None and value < gate["min"]:
-            failures.append(f"gate failed: {name} = {_fmt(value)} < min {_fmt(gate['min'])}")
-        if gate["max"] is not None and value > gate["max"]:
-            failures.append(f"gate failed: {name} = {_fmt(value)} > max {_fmt(gate['max'])}")
+        low = high = value
+        what = ""
+        if table.get("gate_on") == "lower_bound":
+            gate["gate_on"] = "lower_bound"
+            iv = ((row.get("stats") or {}).get("tuned") or {})
+            low, high = iv.get("low"), iv.get("high")
+            what = " (95% interval bound)"
+            if (low is None or high is None) and (gate["min"] is not None or gate["max"] is not None):
+                failures.append(f"gate failed: {name}: gate_on = \"lower_bound\" but the evaluator gave no per-item "
+                                "scores to compute an interval from")
+                low = high = None
+        if gate["min"] is not None and low is not None and low < gate["min"]:
+            failures.append(f"gate failed: {name} = {_fmt(low)}{what} < min {_fmt(gate['min'])}")
+        if gate["max"] is not None and high is not None and high > gate["max"]:
+            failures.append(f"gate failed: {name} = {_fmt(high)}{what} > max {_fmt(gate['max'])}")
         limit = gate["max_regression"]
         if limit is not None:
             direction = row.get("higher_is_better")
@@ -45,6 +59,8 @@ def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
         except Exception as exc:  # an evaluator's own gate must not break the report
             failures.append(f"gate failed: {name}: evaluator gate raised {type(exc).__name__}: {exc}")
     gate["passed"] = not failures
+    own = getattr(evaluator, "gate_options", ()) if evaluator is not None else ()
+    gate["defined"] = bool(has_threshold or failures or any(table.get(k) is not None for k in own))
     gate["failures"] = failures
     gate["message"] = "; ".join(failures) if failures else None
     if notes:

@@ -36,7 +36,7 @@ class GenerationEvaluator(BaseEvaluator):
                                   hint="add an `expected` field (or set expected_field = \"...\")")
         conversations = [item_messages(it, self.options) for it in items]
         outputs = target.generate(conversations, max_new_tokens=int(self.opt("max_new_tokens", self.default_max_new_tokens)))
-        scores, samples = [], []
+        scores, samples, records = [], [], []
         invalid = 0
         for it, conv, out in zip(items, conversations, outputs):
             out = M.clean_text(out)
@@ -53,11 +53,20 @@ class GenerationEvaluator(BaseEvaluator):
             if it.get("cluster") is not None:
                 sample["cluster"] = it["cluster"]
             samples.append(sample)
-        metrics = {self.primary: sum(scores) / len(scores), "n": len(scores), "invalid_utf8": invalid}
+            records.append({"score": value, "answer": self.answer(out, extra), "prompt": sample["prompt"],
+                            **({"expected": sample["expected"]} if "expected" in sample else {})})
+        metrics = {self.primary: sum(scores) / len(scores), "n": len(scores), "invalid_utf8": invalid,
+                   "distinct_outputs": len({r["answer"] for r in records}) / len(records)}
         metrics.update(self.extra_metrics(samples))
         if self.opt("by_cluster", False):
             metrics.update(by_cluster(self.primary, scores, [it.get("cluster") for it in items]))
-        return EvalResult(metrics=metrics, primary=self.primary, samples=samples)
+        return EvalResult(metrics=metrics, primary=self.primary, samples=samples, items=records)
+
+    def answer(self, output: str, extra: dict) -> str:
+        """The output as an answer, for collapse detection: normalised (and the extracted value, if any)."""
+        if extra.get("extracted") is not None:
+            return str(extra["extracted"])
+        return M.normalize(output)[:200]
 
     def extra_metrics(self, samples: list[dict]) -> dict:
         return {}

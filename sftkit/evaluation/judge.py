@@ -99,4 +99,5 @@ class JudgeEvaluator(BaseEvaluator):
             return EvalResult(metrics={}, primary=self.primary, error="no answer pairs to judge")
         metrics = {"win_rate": sum(scores) / total, "wins": wins, "losses": losses, "ties": ties,
                    "position_consistency": consistent / total, "n": total}
-        return EvalResult(metrics=metrics, primary="win_rate", samples=samples, details={"judge": spec})
+        items = [{"score": s["score"], "prompt": s["prompt"]} for s in samples]
+        return EvalResult(metrics=metrics, primary="win_rate", samples=samples, details={"judge": spec}, items=items)

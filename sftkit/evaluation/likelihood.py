@@ -78,7 +78,9 @@ class LossEvaluator(BaseEvaluator):
                 if n:
                     metrics[f"eval_loss[{c}]"] = s / n
                     metrics[f"perplexity[{c}]"] = _safe_exp(s / n)
-        return EvalResult(metrics=metrics, primary="eval_loss")
+        # per-row mean loss weighted by its tokens: the weighted mean is eval_loss (intervals, paired test)
+        items = [{"score": s / n, "weight": n, "prompt": i} for i, (s, n) in enumerate(scored) if n]
+        return EvalResult(metrics=metrics, primary="eval_loss", items=items)
 
 
 def _safe_exp(x: float) -> float:
@@ -95,6 +97,8 @@ class ForgettingEvaluator(BaseEvaluator):
     name = "forgetting"
     primary = "perplexity"
     higher_is_better = False
+    gate_options = ("max_increase",)
+    stat_scale = "exp"  # item scores are NLL per token; the metric is exp of their weighted mean
 
     def texts(self, run: Any) -> list[str]:
         path = self.opt("path")
@@ -113,8 +117,10 @@ class ForgettingEvaluator(BaseEvaluator):
         pairs = target.rolling_loglikelihood(texts)
         ll = sum(a for a, _ in pairs)
         n = sum(b for _, b in pairs)
+        # per-text NLL per token, token-weighted; perplexity = exp(weighted mean), hence stat_scale "exp"
+        items = [{"score": -a / b, "weight": b, "prompt": i} for i, (a, b) in enumerate(pairs) if b]
         return EvalResult(metrics={"perplexity": _safe_exp(-ll / n), "nll_per_token": -ll / n, "tokens": n},
-                          primary="perplexity")
+                          primary="perplexity", items=items)
 
     def gate_failures(self, row: dict) -> list[str]:
         limit = self.options.get("max_increase")

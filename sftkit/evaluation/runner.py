@@ -10,8 +10,9 @@ from typing import Any
 from ..api import EvalResult
 from ..errors import SftkitError
 from .gates import check_gate, gate_failures
+from .verdict import judge, settings
 
-EVAL_COMMON_KEYS = ("name", "label", "min", "max", "max_regression")
+EVAL_COMMON_KEYS = ("name", "label", "min", "max", "max_regression", "gate_on")
 
 
 @dataclass
@@ -168,17 +169,32 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
         base_value = metrics.get(primary, {}).get("base")
         tuned_value = metrics.get(primary, {}).get("tuned")
     delta = tuned_value - base_value if base_value is not None and tuned_value is not None else None
-    improved = None
-    if delta is not None and hib is not None and delta != 0:
-        improved = (delta > 0) == bool(hib)
+    cfg = settings(getattr(run, "recipe", None))
+    if row_pairwise := bool(getattr(ev, "pairwise", False)):
+        # a preference of tuned over base: tested against a tie (0.5) on every item
+        won = _items(res)
+        found = judge(0.5 if won else None, tuned_value, hib, base=[{**i, "score": 0.5} for i in won], tuned=won,
+                      scale=None, cfg=cfg, error=errors.get("tuned"))
+    else:
+        found = judge(base_value, tuned_value, hib, base=_items(base), tuned=_items(tuned),
+                      scale=getattr(ev, "stat_scale", None), cfg=cfg, error=errors.get("tuned"))
+    # "improved" is the tested verdict, never the sign of the difference
+    improved = {"better": True, "worse": False}.get(found["verdict"])
     row = {
         "label": spec.label, "name": spec.name, "primary": primary,
         "base": base_value, "tuned": tuned_value, "delta": delta,
-        "higher_is_better": hib, "improved": improved, "pairwise": bool(getattr(ev, "pairwise", False)),
+        "higher_is_better": hib, "improved": improved, "pairwise": row_pairwise,
+        **found,
         "metrics": metrics, "errors": errors, "details": details, "samples": samples,
     }
     row["gate"] = check_gate(row, spec.table, ev)
     return jsonable(row)
+
+
+def _items(result: EvalResult | None) -> list[dict]:
+    if result is None or result.error:
+        return []
+    return list(getattr(result, "items", None) or [])
 
 
 def compare(run: Any, base: dict[str, EvalResult] | None, tuned: dict[str, EvalResult]) -> list[dict]:

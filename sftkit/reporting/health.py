@@ -201,6 +201,29 @@ def check_format(eval_rows: list | None, samples: list | None) -> list[dict]:
     return out
 
 
+def check_eval(eval_rows: list | None) -> list[dict]:
+    """A model that gives one answer to (almost) every item; evaluators that failed."""
+    out = []
+    for row in eval_rows or []:
+        for side, prof in ((row.get("answers") or {}).items()):
+            if isinstance(prof, dict) and prof.get("collapsed"):
+                base = " (the base model too)" if side == "tuned" and ((row.get("answers") or {}).get("base") or {}).get("collapsed") else ""
+                if side == "base" and ((row.get("answers") or {}).get("tuned") or {}).get("collapsed"):
+                    continue
+                out.append(_finding("error" if side == "tuned" else "warning", "collapsed",
+                                    f"The {side} model collapsed onto one answer in {row.get('label')}{base}",
+                                    f"{prof.get('top')!r} for {prof.get('top_share', 0):.0%} of {prof.get('n')} items; "
+                                    f"its score is what always answering that gives, not skill.",
+                                    "Balance the classes (or letters) in the training data, lower the learning rate, "
+                                    "train fewer steps, and compare with the trivial baselines in the verdict."))
+        errs = {k: v for k, v in (row.get("errors") or {}).items() if v}
+        if errs:
+            out.append(_finding("error", "eval_error", f"Evaluator {row.get('label')} failed",
+                                "; ".join(f"{k}: {v}" for k, v in errs.items()),
+                                "Fix the cause named above and re-run (`sftkit eval` re-evaluates without training)."))
+    return out
+
+
 def check_data(data_stats: dict | None) -> list[dict]:
     out = []
     if not data_stats:
@@ -233,5 +256,6 @@ def analyze(log_history: list | None, data_stats: dict | None = None, samples: l
     findings += check_memorisation(train, data_stats, samples, train_texts)
     findings += check_spikes(train, grads)
     findings += check_format(eval_rows, samples)
+    findings += check_eval(eval_rows)
     findings += check_data(data_stats)
     return findings

@@ -25,6 +25,7 @@ def fmt(x: Any) -> str:
 
 
 def fmt_delta(row: dict) -> str:
+    """The change, with an arrow only when the paired test called it better or worse."""
     d = row.get("delta")
     if d is None:
         return "–"
@@ -32,9 +33,40 @@ def fmt_delta(row: dict) -> str:
     return f"{'+' if d > 0 else ''}{fmt(d)}{arrow}"
 
 
+def fmt_value(row: dict, side: str) -> str:
+    """``0.42 [0.31, 0.53] n=120``: the value with its 95% interval and n, where known."""
+    if (row.get("errors") or {}).get(side):
+        return "error"
+    value = fmt(row.get(side))
+    iv = ((row.get("stats") or {}).get(side) or {})
+    if row.get(side) is None or iv.get("low") is None:
+        return value
+    return f"{value} [{fmt(iv['low'])}, {fmt(iv['high'])}] n={iv.get('n')}"
+
+
+def fmt_baselines(row: dict) -> str:
+    parts = []
+    for name, b in (row.get("baselines") or {}).items():
+        what = f"always {b['answer']!r}" if b.get("answer") is not None else name
+        parts.append(f"{what} {fmt(b.get('value'))}" if name != "chance" else f"chance {fmt(b.get('value'))}")
+    return ", ".join(parts) or "–"
+
+
+GATE_THRESHOLDS = ("min", "max", "max_regression")
+
+
+def gates_defined(rows: list[dict]) -> int:
+    """How many [[eval]] tables define a gate."""
+    return sum(1 for r in rows if (r.get("gate") or {}).get("defined")
+               or any((r.get("gate") or {}).get(k) is not None for k in GATE_THRESHOLDS)
+               or (r.get("gate") or {}).get("failures"))
+
+
 def gate_text(row: dict) -> str:
     gate = row.get("gate") or {}
-    limits = [f"{k} {fmt(gate[k])}" for k in ("min", "max", "max_regression") if gate.get(k) is not None]
+    limits = [f"{k} {fmt(gate[k])}" for k in GATE_THRESHOLDS if gate.get(k) is not None]
+    if gate.get("gate_on") == "lower_bound" and limits:
+        limits.append("on the 95% interval")
     if not limits and gate.get("passed", True) and not gate.get("failures"):
         return ""
     verdict = "PASS" if gate.get("passed", True) else "FAIL"
@@ -49,9 +81,9 @@ def clip(text: Any, n: int = MAX_CHARS) -> str:
 # ---------------------------------------------------------------------------- the model of the report
 def sections(ctx: dict) -> list[tuple[str, str, str]]:
     """(title, markdown, html) of every section, shared by both renderers."""
-    out = [("Summary", *_summary(ctx))]
-    out.append(("Training", *_training(ctx)))
+    out = [("Verdict", *_summary(ctx))]
     out.append(("Evaluation: before / after", *_evaluation(ctx)))
+    out.append(("Training", *_training(ctx)))
     out.append(("Sample generations", *_samples(ctx)))
     out.append(("Training health", *_health(ctx)))
     out.append(("Data", *_data(ctx)))
@@ -81,24 +113,74 @@ def _html_table(headers: list[str], rows: list[list[str]], classes: list[list[st
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+VERDICT_CLASS = {"better": "good", "worse": "bad", "collapsed": "bad", "error": "bad",
+                 "no better than baseline": "bad"}
+
+
 def _summary(ctx: dict) -> tuple[str, str]:
+    """The verdict first: per evaluator, gates, health, then the run's facts and the regressions."""
     m = ctx["metrics"]
+    rows = m.get("eval") or []
     gates = m.get("gates") or {}
     failures = gates.get("failures") or []
+    md_parts, h_parts = [], []
+    # per-evaluator verdicts
+    if rows:
+        headers = ["evaluator", "verdict", "base", "tuned", "trivial baselines", "why"]
+        table = [[r.get("label", ""), r.get("verdict", "not tested"), fmt_value(r, "base"), fmt_value(r, "tuned"),
+                  fmt_baselines(r), r.get("reason") or ""] for r in rows]
+        classes = [["", VERDICT_CLASS.get(r.get("verdict"), ""), "", "", "", ""] for r in rows]
+        alpha = next(((r.get("stats") or {}).get("alpha") for r in rows if (r.get("stats") or {}).get("alpha")), 0.05)
+        note = (f"Better / worse only when the paired test of base vs tuned on the same items is significant at "
+                f"{fmt(alpha)}; intervals are 95%.")
+        md_parts.append(_md_table(headers, table) + f"\n\n_{note}_")
+        h_parts.append(_html_table(headers, table, classes) + f"<p><i>{html.escape(note)}</i></p>")
+    else:
+        md_parts.append("_No [[eval]] tables in the recipe: nothing was measured._")
+        h_parts.append("<p><i>No [[eval]] tables in the recipe: nothing was measured.</i></p>")
+    # gates
+    defined = gates_defined(rows)
+    if failures:
+        verdict = f"{len(failures)} gate(s) FAILED"
+        if gates.get("enforced") is False:
+            verdict += " (not enforced: smoke run on a tiny random model)"
+    elif defined:
+        verdict = f"all {defined} gate(s) passed"
+    else:
+        verdict = "no gates defined"
+    md_parts.append(f"**Gates: {verdict}**" + "".join(f"\n- {f}" for f in failures))
+    cls = "bad" if failures else ("ok" if defined else "none")
+    h_parts.append(f"<p class='banner {cls}'>Gates: {html.escape(verdict)}</p>"
+                   + ("<ul>" + "".join(f"<li class='bad'>{html.escape(f)}</li>" for f in failures) + "</ul>"
+                      if failures else ""))
+    # health, in one line per finding (details in "Training health")
+    findings = ctx.get("findings") or []
+    if findings:
+        md_parts.append("**Health:** " + "; ".join(f"[{f['level']}] {f['title']}" for f in findings)
+                        + " (details under Training health)")
+        h_parts.append("<p><b>Health:</b></p><ul>" + "".join(
+            f"<li class='finding {html.escape(f['level'])}'>[{html.escape(f['level'])}] {html.escape(f['title'])}</li>"
+            for f in findings) + "</ul>")
+    else:
+        md_parts.append("**Health:** no problems found")
+        h_parts.append("<p class='ok'><b>Health:</b> no problems found</p>")
+    # regressions: what the tuned model now gets wrong
+    regs = [(r.get("label"), g) for r in rows for g in (r.get("regressions") or [])]
+    if regs:
+        total = sum(int(r.get("regression_count") or len(r.get("regressions") or [])) for r in rows)
+        head = ["evaluator", "prompt", "expected", "base (right)", "tuned (wrong)"]
+        body = [[lab, clip(g.get("prompt"), 200), fmt(g.get("expected")), clip(g.get("base"), 200), clip(g.get("tuned"), 200)]
+                for lab, g in regs]
+        md_parts.append(f"**Regressions** ({total} item(s) the base model got right and the tuned model got wrong):\n\n"
+                        + _md_table(head, body))
+        h_parts.append(f"<p><b>Regressions</b> ({total} item(s) the base model got right and the tuned model got "
+                       f"wrong):</p>" + _html_table(head, body))
     facts = [("recipe", m.get("recipe")), ("strategy", m.get("strategy")), ("model", ctx.get("model_name")),
              ("evaluated model", m.get("model_dir")), ("smoke run", m.get("smoke") or None)]
     facts = [(k, v) for k, v in facts if v not in (None, "")]
-    md = "\n".join(f"- **{k}**: {v}" for k, v in facts)
-    verdict = "all gates passed" if not failures else f"{len(failures)} gate(s) FAILED"
-    if failures and gates.get("enforced") is False:
-        verdict += " (not enforced: smoke run on a tiny random model)"
-    md += f"\n\n**Gates: {verdict}**\n" + "".join(f"\n- {f}" for f in failures)
-    h = "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts) + "</ul>"
-    cls = "ok" if not failures else "bad"
-    h += f"<p class='banner {cls}'>Gates: {html.escape(verdict)}</p>"
-    if failures:
-        h += "<ul>" + "".join(f"<li class='bad'>{html.escape(f)}</li>" for f in failures) + "</ul>"
-    return md, h
+    md_parts.append("\n".join(f"- **{k}**: {v}" for k, v in facts))
+    h_parts.append("<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts) + "</ul>")
+    return "\n\n".join(md_parts), "".join(h_parts)
 
 
 def _training(ctx: dict) -> tuple[str, str]:
@@ -123,7 +205,7 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
     rows = ctx["metrics"].get("eval") or []
     if not rows:
         return "_No [[eval]] tables in the recipe._", "<p><i>No [[eval]] tables in the recipe.</i></p>"
-    headers = ["evaluator", "metric", "base", "tuned", "delta", "gate"]
+    headers = ["evaluator", "metric", "base", "tuned", "delta", "verdict", "gate"]
     table, classes = [], []
     notes_md, notes_h = [], []
     for r in rows:
@@ -131,8 +213,9 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
         base = fmt(r.get("base")) if not errs.get("base") else "error"
         tuned = fmt(r.get("tuned")) if not errs.get("tuned") else "error"
         gate = gate_text(r)
-        table.append([r.get("label", ""), r.get("primary", ""), base, tuned, fmt_delta(r), gate])
+        table.append([r.get("label", ""), r.get("primary", ""), base, tuned, fmt_delta(r), r.get("verdict", "–"), gate])
         classes.append(["", "", "", "", "good" if r.get("improved") else ("bad" if r.get("improved") is False else ""),
+                        VERDICT_CLASS.get(r.get("verdict"), ""),
                         "bad" if gate.startswith("FAIL") else ("good" if gate.startswith("PASS") else "")])
         for side, e in errs.items():
             if e:
@@ -287,7 +370,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max
 h1{border-bottom:2px solid #444;padding-bottom:.2em}h2{border-bottom:1px solid #ccc;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.good{color:#176f2c}td.bad,li.bad,.finding.error{color:#a00}
-.banner{padding:.5em 1em;font-weight:bold;border-radius:4px}.banner.ok{background:#e6f4ea}.banner.bad{background:#fde7e7}
+.banner{padding:.5em 1em;font-weight:bold;border-radius:4px}.banner.ok{background:#e6f4ea}.banner.bad{background:#fde7e7}.banner.none{background:#f3f3f3}
 p.ok{color:#176f2c}.finding.warning{color:#8a5a00}ul.plain{padding-left:1.2em}
 img{max-width:100%;border:1px solid #ddd}
 .sample{border:1px solid #ddd;border-radius:4px;margin:.6em 0;padding:.4em .8em;background:#fafafa}

@@ -1,0 +1,216 @@
+"""The verdict of one evaluator: is the tuned model better, worse, no different, or collapsed?
+
+Built from the per-item records evaluators return in ``EvalResult.items`` (``score``, optional
+``weight``, ``answer``, ``expected``, ``options``, ``prompt``), for base and tuned on the same items:
+
+- ``stats``: n and a 95% interval per side (:mod:`.stats`), the paired test and the interval of the
+  difference;
+- ``baselines``: trivial baselines a model must beat — always the most frequent expected answer
+  (majority class / most frequent letter) and chance (1 / number of options);
+- ``answers``: the most frequent answer's share and the share of distinct answers; a model whose
+  answers are one answer for more than ``collapse_share`` of the items is *collapsed*;
+- ``verdict``: one of :data:`VERDICTS`. "better" / "worse" only when the paired test is significant
+  at ``alpha``; "better" also needs a tuned value above every trivial baseline and no collapse.
+- ``regressions``: items the base model got right and the tuned one got wrong, with both answers.
+
+Rule: a claim of change is a tested statement; without per-item scores there is no claim.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from . import stats as S
+
+VERDICTS = ("better", "worse", "no significant change", "collapsed", "no better than baseline",
+            "not tested", "error")
+DEFAULTS = {"alpha": 0.05, "collapse_share": 0.9}
+MIN_COLLAPSE_ITEMS = 5
+MAX_REGRESSIONS = 20
+
+
+def settings(recipe: dict | None) -> dict:
+    """The recipe's ``[verdict]`` table over the defaults, plus the recipe's seed."""
+    recipe = recipe or {}
+    table = recipe.get("verdict") or {}
+    out = {k: table.get(k, v) for k, v in DEFAULTS.items()}
+    out["seed"] = int((recipe.get("recipe") or {}).get("seed", 42) or 0)
+    return out
+
+
+def _items(result: Any) -> list[dict]:
+    if result is None or getattr(result, "error", None):
+        return []
+    return [i for i in (getattr(result, "items", None) or []) if isinstance(i, dict) and _finite(i.get("score"))]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _scores(items: list[dict]) -> tuple[list[float], list[float] | None]:
+    scores = [float(i["score"]) for i in items]
+    weights = [float(i.get("weight", 1.0)) for i in items] if any("weight" in i for i in items) else None
+    return scores, weights
+
+
+def _scale(x: float | None, scale: str | None) -> float | None:
+    if x is None or scale != "exp":
+        return x
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return float("inf")
+
+
+def side_stats(items: list[dict], value: float | None, *, scale: str | None, seed: int) -> dict | None:
+    """n and the 95% interval of one model's result, or None when the items do not reproduce
+    ``value`` (then the evaluator's metric is not the mean of its item scores: no interval is claimed)."""
+    if not items:
+        return None
+    scores, weights = _scores(items)
+    mean = _scale(S.weighted_mean(scores, weights), scale)
+    if value is None or mean is None or not math.isclose(mean, value, rel_tol=1e-6, abs_tol=1e-9):
+        return None
+    iv = S.interval(scores, weights, seed=seed)
+    return {**iv, "low": _scale(iv["low"], scale), "high": _scale(iv["high"], scale)}
+
+
+def answer_profile(items: list[dict]) -> dict | None:
+    """``{"top", "top_share", "distinct_share", "n"}`` of the items' answers (None without answers)."""
+    answers = [str(i["answer"]) for i in items if i.get("answer") is not None]
+    if not answers:
+        return None
+    top, count = Counter(answers).most_common(1)[0]
+    return {"top": top[:80], "top_share": count / len(answers), "distinct_share": len(set(answers)) / len(answers),
+            "n": len(answers)}
+
+
+def trivial_baselines(items: list[dict]) -> dict:
+    """Majority (always the most frequent expected answer) and chance (mean of 1/options), where known."""
+    out: dict = {}
+    expected = [str(i["expected"]).strip().lower() for i in items if i.get("expected") is not None]
+    if expected and len(expected) == len(items) and S.is_binary([float(i["score"]) for i in items]):
+        top, count = Counter(expected).most_common(1)[0]
+        if count > 1:
+            out["majority"] = {"answer": top[:80], "value": count / len(expected)}
+    options = [i.get("options") for i in items]
+    if items and all(isinstance(o, int) and o > 0 for o in options):
+        out["chance"] = {"value": sum(1 / o for o in options) / len(options)}
+    return out
+
+
+def _paired(base: list[dict], tuned: list[dict], *, scale: str | None, seed: int) -> dict | None:
+    if not base or len(base) != len(tuned):
+        return None
+    if any(b.get("prompt") != t.get("prompt") for b, t in zip(base, tuned)):
+        return None  # not the same items in the same order
+    bs, bw = _scores(base)
+    ts, _tw = _scores(tuned)
+    test = S.paired_test(bs, ts, bw, seed=seed)
+    if scale == "exp":  # the test runs on the log scale; its difference interval is not the metric's
+        test.pop("delta_low", None)
+        test.pop("delta_high", None)
+    return test
+
+
+def regressions(base: list[dict], tuned: list[dict]) -> list[dict]:
+    """Items the base model got right (score 1) and the tuned one got wrong (score 0), both answers."""
+    if not base or len(base) != len(tuned):
+        return []
+    out = []
+    for b, t in zip(base, tuned):
+        if b.get("prompt") != t.get("prompt"):
+            return []
+        if float(b["score"]) == 1.0 and float(t["score"]) == 0.0:
+            out.append({"prompt": str(b.get("prompt", ""))[:500], "expected": b.get("expected"),
+                        "base": b.get("answer"), "tuned": t.get("answer")})
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4g}"
+
+
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3g}"
+
+
+def judge(base_value: float | None, tuned_value: float | None, higher_is_better: bool | None, *,
+          base: list[dict], tuned: list[dict], scale: str | None, cfg: dict, error: str | None = None) -> dict:
+    """Everything the verdict needs for one row: ``{"verdict", "reason", "stats", "baselines",
+    "answers", "regressions"}`` (see the module docstring)."""
+    seed, alpha = cfg["seed"], float(cfg["alpha"])
+    st = {"alpha": alpha, "base": side_stats(base, base_value, scale=scale, seed=seed),
+          "tuned": side_stats(tuned, tuned_value, scale=scale, seed=seed)}
+    paired = _paired(base, tuned, scale=scale, seed=seed) if st["base"] and st["tuned"] else None
+    if paired:
+        st["paired"] = paired
+    answers = {side: prof for side, prof in (("base", answer_profile(base)), ("tuned", answer_profile(tuned))) if prof}
+    for prof in answers.values():
+        prof["collapsed"] = prof["n"] >= MIN_COLLAPSE_ITEMS and prof["top_share"] > float(cfg["collapse_share"])
+    baselines = trivial_baselines(tuned or base)
+    out = {"stats": st, "baselines": baselines, "answers": answers, "regressions": regressions(base, tuned)[:MAX_REGRESSIONS],
+           "regression_count": len(regressions(base, tuned))}
+    n = (st["tuned"] or {}).get("n")
+    change = f"{_fmt(base_value)} → {_fmt(tuned_value)}"
+    tuned_prof = answers.get("tuned") or {}
+    best = max((b["value"] for b in baselines.values()), default=None)
+    if error or tuned_value is None:
+        verdict, reason = "error", f"no tuned result ({error or 'no value'})"
+    elif tuned_prof.get("collapsed"):
+        verdict = "collapsed"
+        reason = (f"the tuned model gives one answer ({tuned_prof['top']!r}) for {tuned_prof['top_share']:.0%} "
+                  f"of {tuned_prof['n']} items")
+        if best is not None:
+            reason += f"; trivial baseline {_fmt(best)}"
+    elif base_value is None:
+        verdict, reason = "not tested", "no base model result to compare with"
+    elif higher_is_better is None:
+        verdict, reason = "not tested", f"{change}: the metric has no better direction"
+    elif not paired:
+        verdict = "not tested"
+        reason = f"{change}: no per-item scores on the same items, so no significance test"
+    else:
+        p = paired["p"]
+        ci = ""
+        if paired.get("delta_low") is not None:
+            ci = f", 95% CI of the change {paired['delta_low']:+.3g}..{paired['delta_high']:+.3g}"
+        stat = f"{change} (n={n}{ci}, {paired['test'].replace('_', ' ')} {_p(p)})"
+        delta = tuned_value - base_value
+        if p >= alpha or delta == 0:
+            verdict, reason = "no significant change", f"{stat}; not significant at {alpha:g}"
+        elif (delta > 0) != bool(higher_is_better):
+            verdict, reason = "worse", stat
+        elif higher_is_better and best is not None and tuned_value <= best + 1e-12:
+            verdict = "no better than baseline"
+            reason = f"{stat}, but a trivial baseline scores {_fmt(best)}"
+        else:
+            verdict, reason = "better", stat
+    out["verdict"], out["reason"] = verdict, reason
+    return out
+
+
+def summary_line(row: dict) -> str:
+    """One console line per evaluator: values, intervals, the verdict and why."""
+    def side(key: str) -> str:
+        value = row.get(key)
+        iv = (row.get("stats") or {}).get(key) or {}
+        if value is None:
+            return "–"
+        return f"{value:.4g}" + (f" [{iv['low']:.3g}, {iv['high']:.3g}]" if iv.get("low") is not None else "")
+
+    errs = "; ".join(f"{k}: {v}" for k, v in (row.get("errors") or {}).items() if v)
+    values = f"base {side('base')} → tuned {side('tuned')}" if row.get("base") is not None else f"{side('tuned')}"
+    n = ((row.get("stats") or {}).get("tuned") or {}).get("n")
+    line = f"eval {row.get('label')} ({row.get('primary')}{f', n={n}' if n else ''}): {values}: " \
+           f"{(row.get('verdict') or 'not tested').upper()}"
+    if row.get("verdict") in ("collapsed", "no better than baseline", "error"):
+        line += f" ({row.get('reason')})"
+    if errs:
+        line += f"  [error {errs}]"
+    if not (row.get("gate") or {}).get("passed", True):
+        line += "  (gate failed)"
+    return line

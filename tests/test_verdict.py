@@ -1,0 +1,171 @@
+"""Verdicts: intervals, paired tests, trivial baselines and collapse detection from per-item scores,
+gates on the interval, and the report and health findings that lead with them."""
+
+import json
+
+import pytest
+
+from sftkit.api import EvalResult, RunContext
+from sftkit.evaluation import compare, gate_failures
+from sftkit.evaluation import stats as S
+from sftkit.evaluation.verdict import summary_line
+from sftkit.reporting import health, write_report
+
+
+def run_with(tmp_path, evals, **recipe):
+    return RunContext(recipe={"eval": evals, **recipe}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+
+
+def cls_result(preds, gold, labels=("negative", "neutral", "positive")):
+    items = [{"score": float(p == g), "answer": p, "expected": g, "options": len(labels), "prompt": f"review {i}"}
+             for i, (p, g) in enumerate(zip(preds, gold))]
+    acc = sum(i["score"] for i in items) / len(items)
+    return EvalResult({"accuracy": acc, "n": len(items)}, "accuracy", items=items)
+
+
+# the drug-review case: 27 negative, 9 neutral, 84 positive
+GOLD = ["negative"] * 27 + ["neutral"] * 9 + ["positive"] * 84
+
+
+def test_wilson_mcnemar_and_bootstrap_known_values():
+    lo, hi = S.wilson(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = S.wilson(84, 120)
+    assert lo == pytest.approx(0.6128, abs=1e-4) and hi == pytest.approx(0.7747, abs=1e-4)
+    assert S.binom_two_sided(0, 10) == pytest.approx(2 / 1024)
+    assert S.binom_two_sided(5, 10) == 1.0
+    t = S.mcnemar([1, 1, 0, 0, 1], [1, 0, 1, 1, 1])
+    assert (t["base_only"], t["tuned_only"]) == (1, 2) and t["p"] == 1.0
+    scores = [0.2, 0.4, 0.9, 1.3, 0.7, 0.5]
+    a = S.bootstrap_mean(scores, seed=3)
+    assert a == S.bootstrap_mean(scores, seed=3) and a[0] < sum(scores) / 6 < a[1]
+    # weighted: the interval is around the token-weighted mean
+    lo, hi = S.bootstrap_mean([1.0, 3.0], [3.0, 1.0], seed=0)
+    assert 1.0 <= lo <= 1.5 <= hi <= 3.0
+
+
+def test_collapsed_classifier_is_never_better(tmp_path):
+    run = run_with(tmp_path, [{"name": "classification"}])
+    base_preds = ["negative"] * 23 + ["neutral"] * 40 + ["positive"] * 57
+    import random
+
+    random.Random(1).shuffle(base_preds)
+    base = cls_result(base_preds, GOLD)
+    tuned = cls_result(["positive"] * 120, GOLD)
+    (row,) = compare(run, {"classification": base}, {"classification": tuned})
+    assert row["tuned"] == pytest.approx(0.7) and row["delta"] > 0.25
+    assert row["verdict"] == "collapsed" and row["improved"] is None
+    assert row["baselines"]["majority"] == {"answer": "positive", "value": pytest.approx(0.7)}
+    assert row["baselines"]["chance"]["value"] == pytest.approx(1 / 3)
+    assert row["answers"]["tuned"]["top_share"] == 1.0 and row["answers"]["tuned"]["collapsed"]
+    assert "COLLAPSED" in summary_line(row) and "positive" in summary_line(row)
+    codes = [f["code"] for f in health.analyze([], {}, [], eval_rows=[row])]
+    assert codes == ["collapsed"]
+
+
+def test_always_letter_a_is_flagged_on_both_models(tmp_path):
+    gold = list("ABCDABCDAABCDBCDACDA")  # A is the answer to 6 of 20
+    def mc(preds):
+        items = [{"score": float(p == g), "answer": p, "expected": g, "options": 4, "prompt": str(i)}
+                 for i, (p, g) in enumerate(zip(preds, gold))]
+        return EvalResult({"accuracy": sum(i["score"] for i in items) / 20}, "accuracy", items=items)
+
+    run = run_with(tmp_path, [{"name": "multiple_choice", "label": "mmlu"}])
+    (row,) = compare(run, {"mmlu": mc(["A"] * 20)}, {"mmlu": mc(["A"] * 20)})
+    assert row["verdict"] == "collapsed" and row["answers"]["base"]["collapsed"]
+    assert row["baselines"]["majority"]["value"] == pytest.approx(6 / 20) and row["baselines"]["majority"]["answer"] == "a"
+    assert row["baselines"]["chance"]["value"] == 0.25
+    findings = health.analyze([], {}, [], eval_rows=[row])
+    assert [f["code"] for f in findings] == ["collapsed"] and "base model too" in findings[0]["title"]
+
+
+def test_significant_improvement_is_better_and_a_small_one_is_not(tmp_path):
+    gold = (["negative", "neutral", "positive"] * 20)
+    base_preds = [g if i % 3 == 0 else "neutral" if g != "neutral" else "positive" for i, g in enumerate(gold)]
+    tuned_preds = [g if i % 10 else "negative" if g != "negative" else "positive" for i, g in enumerate(gold)]
+    run = run_with(tmp_path, [{"name": "classification"}])
+    (row,) = compare(run, {"classification": cls_result(base_preds, gold)},
+                     {"classification": cls_result(tuned_preds, gold)})
+    assert row["verdict"] == "better" and row["improved"] is True
+    p = row["stats"]["paired"]
+    assert p["test"] == "mcnemar" and p["p"] < 0.001 and 0 < p["delta_low"] < row["delta"] < p["delta_high"]
+    assert row["stats"]["tuned"]["n"] == 60 and row["stats"]["tuned"]["method"] == "wilson"
+    # the same models on 6 items: a difference, but not evidence
+    (small,) = compare(run, {"classification": cls_result(base_preds[:6], gold[:6])},
+                       {"classification": cls_result(tuned_preds[:6], gold[:6])})
+    assert small["delta"] > 0 and small["verdict"] == "no significant change" and small["improved"] is None
+    # a stricter level turns a borderline result into "no significant change"
+    strict = run_with(tmp_path, [{"name": "classification"}], verdict={"alpha": 1e-12})
+    (row2,) = compare(strict, {"classification": cls_result(base_preds, gold)},
+                      {"classification": cls_result(tuned_preds, gold)})
+    assert row2["verdict"] == "no significant change"
+
+
+def test_better_than_base_but_not_than_the_majority_baseline(tmp_path):
+    gold = ["yes"] * 54 + ["no"] * 46
+    base_preds = ["yes"] * 10 + ["no"] * 44 + ["yes"] * 36 + ["no"] * 10   # 20 of 100 right
+    tuned_preds = ["yes"] * 40 + ["no"] * 14 + ["no"] * 14 + ["yes"] * 32  # 54 right, 72% "yes": not collapsed
+    run = run_with(tmp_path, [{"name": "classification", "label": "c"}])
+    base = cls_result(base_preds, gold, labels=("yes", "no"))
+    tuned = cls_result(tuned_preds, gold, labels=("yes", "no"))
+    (row,) = compare(run, {"c": base}, {"c": tuned})
+    assert row["tuned"] == pytest.approx(0.54) and row["base"] == pytest.approx(0.2)
+    assert row["stats"]["paired"]["p"] < 0.001 and row["baselines"]["majority"]["value"] == pytest.approx(0.54)
+    assert row["verdict"] == "no better than baseline" and row["improved"] is None
+
+
+def test_regressions_list_both_answers(tmp_path):
+    items = lambda answers, scores: [{"score": s, "answer": a, "expected": e, "prompt": p}  # noqa: E731
+                                     for a, s, e, p in zip(answers, scores, ["Kyiv", "Jakarta", "Paris"],
+                                                           ["capital of Ukraine?", "capital of Indonesia?", "capital of France?"])]
+    base = EvalResult({"accuracy": 2 / 3}, "accuracy", items=items(["kyiv", "jakarta", "lyon"], [1.0, 1.0, 0.0]))
+    tuned = EvalResult({"accuracy": 1 / 3}, "accuracy", items=items(["moscow", "bangkok", "paris"], [0.0, 0.0, 1.0]))
+    (row,) = compare(run_with(tmp_path, [{"name": "exact_match"}]), {"exact_match": base}, {"exact_match": tuned})
+    assert row["regression_count"] == 2
+    assert row["regressions"][0] == {"prompt": "capital of Ukraine?", "expected": "Kyiv", "base": "kyiv", "tuned": "moscow"}
+
+
+def test_gate_on_lower_bound_uses_the_interval(tmp_path):
+    tuned = cls_result(["positive"] * 8 + ["negative"] * 2, ["positive"] * 8 + ["neutral"] * 2)  # 0.8 on 10 items
+    for gate_on, passed in (("value", True), ("lower_bound", False)):
+        run = run_with(tmp_path, [{"name": "classification", "min": 0.7, "gate_on": gate_on}])
+        (row,) = compare(run, {}, {"classification": tuned})
+        assert row["gate"]["passed"] is passed
+    assert gate_failures([row]) == ["gate failed: classification.accuracy = 0.4902 (95% interval bound) < min 0.7"]
+    # no per-item scores: a lower-bound gate cannot pass on the point value
+    run = run_with(tmp_path, [{"name": "classification", "min": 0.1, "gate_on": "lower_bound"}])
+    (row,) = compare(run, {}, {"classification": EvalResult({"accuracy": 0.9}, "accuracy")})
+    assert not row["gate"]["passed"] and "no per-item scores" in row["gate"]["message"]
+
+
+def test_weighted_loss_and_exp_scale_intervals(tmp_path):
+    from sftkit.evaluation.likelihood import ForgettingEvaluator  # noqa: F401  (stat_scale on the class)
+
+    loss_items = [{"score": s / n, "weight": n, "prompt": i} for i, (s, n) in enumerate([(20.0, 10), (9.0, 3), (4.0, 4)])]
+    base = EvalResult({"eval_loss": 33 / 17}, "eval_loss", items=loss_items)
+    tuned_items = [{**i, "score": i["score"] * 0.5} for i in loss_items]
+    tuned = EvalResult({"eval_loss": 33 / 34}, "eval_loss", items=tuned_items)
+    (row,) = compare(run_with(tmp_path, [{"name": "loss"}]), {"loss": base}, {"loss": tuned})
+    st = row["stats"]["tuned"]
+    assert st["method"] == "bootstrap" and st["low"] <= 33 / 34 <= st["high"]
+    assert row["stats"]["paired"]["test"] == "paired_bootstrap"
+    # items that do not average to the metric give no interval rather than a wrong one
+    bad = EvalResult({"eval_loss": 5.0}, "eval_loss", items=loss_items)
+    (row,) = compare(run_with(tmp_path, [{"name": "loss"}]), {"loss": base}, {"loss": bad})
+    assert row["stats"]["tuned"] is None and row["verdict"] == "not tested"
+
+
+def test_report_leads_with_verdict_gates_and_health(tmp_path):
+    run = run_with(tmp_path, [{"name": "classification"}])
+    base = cls_result(["negative", "neutral", "positive"] * 40, GOLD)
+    (row,) = compare(run, {"classification": base}, {"classification": cls_result(["positive"] * 120, GOLD)})
+    metrics = {"recipe": "drugs", "strategy": "classification", "train": {}, "data": {}, "eval": [row],
+               "gates": {"passed": True, "failures": []}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    top = md[: md.index("## Evaluation")]
+    assert "| classification | collapsed |" in top and "always 'positive' 0.7" in top
+    assert "**Gates: no gates defined**" in top and "all gates passed" not in md
+    assert "[error] The tuned model collapsed onto one answer" in top
+    assert "▲ better" not in md
