@@ -96,7 +96,7 @@ def sftkit_register_recipes(register: Register) -> None:
 
     ``register(name, "package://import_name/path/recipe.toml", doc=...)``: the recipe then shows in
     ``sftkit recipes list``, can be copied with ``sftkit recipes copy`` and extended by name
-    (``extends = "NAME"``). Data files the recipe references relative to itself are copied with it.
+    (``[recipe] extends = "NAME"``). Data files the recipe references relative to itself are copied with it.
     """
 
 
