@@ -15,6 +15,7 @@ COMMANDS = {
     "report": ("sftkit.commands.report:report", "Re-render a run directory's report."),
     "recipes": ("sftkit.commands.recipes:recipes", "List, show and copy recipes shipped by sftkit and plugins."),
     "cache": ("sftkit.commands.cache:cache", "Show or clear sftkit's cache of converted models and data."),
+    "plugin": ("sftkit.commands.plugin:plugin", "Create a new plugin package: sftkit plugin new NAME."),
 }
 
 
