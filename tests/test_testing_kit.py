@@ -138,6 +138,47 @@ def test_check_plugin_catches_heavy_imports(tmp_path, monkeypatch):
                         f"so `sftkit validate` and `sftkit plugins` stay light"]
 
 
+def test_check_plugin_enforces_an_import_time_budget(tmp_path, monkeypatch):
+    (tmp_path / "slow_plugin_mod.py").write_text(textwrap.dedent('''
+        import time
+        import sftkit
+
+        time.sleep(0.5)  # e.g. reading a large file at import
+
+        @sftkit.hookimpl
+        def sftkit_register_sources(register):
+            register("slow", "slow_plugin_mod:factory", doc="x")
+
+        def factory(options, ctx):
+            return []
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (problem,) = plugin_problems("slow_plugin_mod", import_budget_s=0.25)
+    assert problem.startswith("importing slow_plugin_mod took ") and problem.endswith(
+        "s, over the budget of 0.25s: every sftkit command pays it (`sftkit plugins --timings`); move slow work "
+        "into factories")
+
+
+def test_check_plugin_validates_shipped_recipes_fully(tmp_path):
+    (tmp_path / "shipped.toml").write_text(
+        '[recipe]\nname = "shipped"\nrequires = ["not-installed-here"]\n[model]\nname = "package://nope/m.gguf"\n'
+        '[[data]]\nsource = "jsonll"\npath = "d.jsonl"\n[strategy]\nname = "instructio"\n[training]\nmax_step = 3\n')
+
+    @sftkit.hookimpl
+    def sftkit_register_recipes(register):
+        register("shipped", str(tmp_path / "shipped.toml"), doc="x")
+
+    problems = plugin_problems(make_plugin(sftkit_register_recipes=sftkit_register_recipes), check_imports=False)
+    where = f"recipe 'shipped': {tmp_path / 'shipped.toml'}"
+    assert problems == [
+        f"{where}:7:1: data[0].source: unknown source 'jsonll'; did you mean \"jsonl\"? (available: csv, file, hf, "
+        "inline, json, jsonl, parquet, text_dir; `sftkit plugins` lists installed plugins)",
+        f"{where}:10:1: strategy.name: unknown strategy 'instructio'; did you mean \"instruction\"? (available: "
+        "classification, domain, instruction, tone; `sftkit plugins` lists installed plugins)",
+        f"{where}:12:1: training.max_step: unknown key 'max_step'; did you mean \"max_steps\"?",
+    ]  # the model and requires depend on the machine the check runs on: not judged
+
+
 def test_host_is_isolated_from_installed_plugins(sftkit_host):
     from sftkit.plugins import get_host
 
