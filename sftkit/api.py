@@ -145,6 +145,7 @@ class RunContext:
     resume: bool = False
     console: Any = None  # callable(str) for progress lines
     extras: dict = field(default_factory=dict)
+    precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
 
     @property
     def model_dir(self) -> Path:

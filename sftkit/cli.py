@@ -2,7 +2,7 @@
 
 Core commands live here (validate, schema, plugins, init, resolve); the rest (preview, run, eval,
 report, recipes) and plugins' commands are added through ``sftkit_register_commands``.
-Exit codes: 0 ok, 1 invalid input or failed run, 2 usage error, 3 a quality gate failed.
+Exit codes: 0 ok, 1 invalid input or failed run, 2 usage error, 3 a quality gate failed, 4 an evaluator failed (metrics and report are written).
 """
 
 from __future__ import annotations

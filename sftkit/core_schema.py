@@ -80,7 +80,7 @@ TRAINING_SECTION = _obj({
     "max_steps": {**POS_INT, "description": "Optimizer steps (overrides num_train_epochs)."},
     "num_train_epochs": {**POS_NUM, "default": 1},
     "per_device_train_batch_size": {**POS_INT, "default": 8},
-    "per_device_eval_batch_size": {**POS_INT, "default": 8},
+    "per_device_eval_batch_size": {**POS_INT, "description": "Evaluation batch size (default: chosen for the device)."},
     "gradient_accumulation_steps": {**POS_INT, "default": 1},
     "learning_rate": {**POS_NUM, "default": 5e-5},
     "warmup_ratio": {**FRACTION, "default": 0.0},
@@ -98,7 +98,11 @@ TRAINING_SECTION = _obj({
     "save_total_limit": {**POS_INT, "default": 2},
     "optim": {"type": "string", "default": "adamw_torch"},
     "seed": {**NONNEG_INT, "description": "Training seed (default: recipe.seed)."},
-    "bf16": {"type": "boolean", "description": "Mixed precision bf16 (default: on where supported on a GPU)."},
+    "precision": {"enum": ["auto", "fp32", "bf16", "fp16"], "default": "auto",
+                  "description": "Arithmetic precision of training and evaluation: auto = bf16 mixed precision on a GPU "
+                                 "or CPU that computes bfloat16 natively (avx512_bf16, AMX), fp32 elsewhere; fp16 needs a CUDA GPU."},
+    "bf16": {"type": "boolean", "description": "TrainingArguments' name for precision = \"bf16\" (false: fp32)."},
+    "fp16": {"type": "boolean", "description": "TrainingArguments' name for precision = \"fp16\" (CUDA only)."},
 }, doc="Hyperparameters, named as in transformers' TrainingArguments.")
 
 ADAPTER_SECTION = _obj({

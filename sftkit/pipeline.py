@@ -108,7 +108,7 @@ def check_fit(strategy, comp, bundle) -> None:
 
 
 def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
-    target = ev.Target(model, tokenizer, run.formatter, label)
+    target = ev.Target(model, tokenizer, run.formatter, label, precision=run.precision)
     return ev.evaluate_all(run, target)
 
 
@@ -144,6 +144,10 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
 
     bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
     check_fit(strategy, comp, bundle)
+    if data.get("eval"):
+        from .reporting.accounting import check_inputs
+
+        check_inputs(data, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):
         from .templates import make_formatter
@@ -151,6 +155,9 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         formatter = make_formatter(data, host=host)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
                      host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
+    from .modeling.precision import for_run
+
+    say(for_run(ctx).describe())  # decided once: training and both evaluations use it
     model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
 
     existed = run_dir.exists()
@@ -182,6 +189,8 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
             rundir.discard(run_dir, remove_dir=not existed)
         raise
 
+    from .reporting.accounting import EvaluationFailed, evaluation_errors, row_accounting
+
     rows, failures = [], []
     if ev is not None and ctx.extras.get("model") is not None:
         say("evaluating the tuned model")
@@ -198,9 +207,11 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         "strategy": comp.name,
         "smoke": smoke,
         "train": {**result.metrics, "parameters": ctx.extras.get("parameters")},
-        "data": {"kind": bundle.kind, "train_rows": len(bundle.train),
-                 "eval_rows": len(bundle.eval) if bundle.eval is not None else 0,
-                 **{k: v for k, v in data_stats.items() if k in ("dropped", "duplicates", "tone", "classes", "replay")}},
+        "precision": ctx.precision.as_dict(),
+        "data": {"kind": bundle.kind,
+                 **{k: v for k, v in data_stats.items() if k in ("duplicates", "tone", "classes", "replay")},
+                 **row_accounting(bundle.stats, ctx.extras.get("tokenized_stats"), train_rows=len(bundle.train),
+                                  eval_rows=len(bundle.eval) if bundle.eval is not None else 0)},
         "eval": rows,
         # a --smoke run trains a tiny random model: gates are reported, never enforced
         "gates": {"passed": not failures, "failures": failures, "enforced": not smoke},
@@ -221,6 +232,13 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     if failures and smoke:
         say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
             "(tiny random model)")
+    errors = evaluation_errors(rows)
+    if errors:  # an evaluator that errored leaves the verdict incomplete, smoke run or not
+        err = EvaluationFailed(f"{len(errors)} evaluation(s) failed: " + "; ".join(errors),
+                               where=str(run_dir / "metrics.json"),
+                               hint="see the report; fix the cause and re-run, or `sftkit eval` to evaluate again")
+        err.outcome = outcome
+        raise err
     if failures and not smoke:
         err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
                         where=str(run_dir / "metrics.json"))

@@ -220,6 +220,57 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
     return out
 
 
+def _training_problems(recipe: Recipe) -> list[Problem]:
+    from .modeling.precision import requested
+
+    training = recipe.data.get("training")
+    if not isinstance(training, dict):
+        return []
+    _want, conflict = requested(training)
+    if not conflict:
+        return []
+    key = "precision" if "precision" in training else next(k for k in ("bf16", "fp16") if k in training)
+    return [_problem(recipe, ("training", key), conflict)]
+
+
+def _setting_problems(recipe: Recipe, host) -> list[Problem]:
+    """Settings that can never take effect: a gate threshold outside its metric's range (registration
+    metadata ``range``), ``gate_on`` without a threshold, ``eval_steps`` without an eval split."""
+    out: list[Problem] = []
+    data = recipe.data
+    for _table, path, item in component_tables({"eval": data.get("eval")}):
+        comp = component_of("eval", item, host.registry)
+        rng = comp.meta.get("range") if comp is not None else None
+        if rng:
+            lo, hi = rng
+            span = f"{lo:g}..{hi:g}" if hi is not None else f"{lo:g} or more"
+            for key in ("min", "max"):
+                v = item.get(key)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and (v < lo or (hi is not None and v > hi)):
+                    hint = (f"write it as a fraction: {key} = {v / 100:g}" if hi == 1 and 1 < v <= 100
+                            else f"use a value in {span}")
+                    out.append(_problem(recipe, (*path, key), f"gate {key} = {v:g} is outside the range of "
+                                        f"{comp.name}'s metric ({span}): the gate can never {'pass' if key == 'min' else 'fail'}", hint))
+            reg = item.get("max_regression")
+            if isinstance(reg, (int, float)) and hi is not None and reg > hi - lo:
+                out.append(_problem(recipe, (*path, "max_regression"), f"max_regression = {reg:g} is larger than the "
+                                    f"whole range of {comp.name}'s metric ({span}): the gate can never fail",
+                                    f"use a value below {hi - lo:g}, e.g. 0.05"))
+        if item.get("gate_on") == "lower_bound" and item.get("min") is None and item.get("max") is None:
+            out.append(_problem(recipe, (*path, "gate_on"), "gate_on = \"lower_bound\" has no effect without min or max",
+                                "add min = ... (checked against the lower bound of the 95% interval)"))
+    training = data.get("training") or {}
+    if training.get("eval_steps") is not None:
+        ds = data.get("dataset") or {}
+        has_eval = (float(ds.get("eval_fraction", 0) or 0) > 0 or bool(ds.get("holdout_clusters"))
+                    or any(isinstance(d, dict) and d.get("split") == "eval" for d in data.get("data") or []))
+        if not has_eval:
+            out.append(_problem(recipe, ("training", "eval_steps"), "eval_steps has no effect: the recipe has no eval split",
+                                "set [dataset] eval_fraction = 0.1 (or a [[data]] entry with split = \"eval\"), "
+                                "or remove eval_steps"))
+    return out
+
+
 def _parse_dotted(text: str) -> list:
     import re
 
@@ -250,8 +301,13 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     problems += _component_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
-    broken = {_table_of(p.path) for p in problems if p.path}
+    earlier = list(problems)
+    broken = {_table_of(p.path) for p in earlier if p.path}
     problems += _cross_field_problems(recipe, host, broken)
+    if not any(p.path.startswith(("eval", "training", "dataset")) for p in earlier):
+        problems += _setting_problems(recipe, host)
+    if not any(p.path.startswith("training") for p in earlier):
+        problems += _training_problems(recipe)
     return problems
 
 

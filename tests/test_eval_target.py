@@ -129,3 +129,74 @@ def test_generate_renders_with_the_formatter(target):
     out = t.generate([[{"role": "user", "content": "hello"}], "plain string"], max_new_tokens=4)
     assert len(out) == 2
     assert seen == [[{"role": "user", "content": "hello"}], [{"role": "user", "content": "plain string"}]]
+
+
+def test_each_row_stops_at_its_own_end_of_turn_and_order_is_kept(model_dir):
+    """A stop token that one prompt reaches early ends that row only; the others run on, and the
+    batched answers (any batch size, sorted by length inside) equal one-by-one generation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():  # larger random weights: varied answers instead of one repeated token
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.2)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    prompts = ["What is the capital of France? Answer politely please.", "Hi", "def add(a, b):", "x", "2 + 3 =",
+               "The quick brown fox"]
+    free = Target(model, tok, None, batch_size=1, max_length=48)
+    free._stop_ids = lambda: []
+    runs = free.generate_ids(prompts, max_new_tokens=8)
+    assert all(len(r) == 8 for r in runs)
+    # a token that appears in some answer after its start, and not in all of them, becomes end-of-turn
+    stop = next(t for r in runs for p, t in enumerate(r) if p > 0 and t not in r[:p]
+                and any(t not in other for other in runs))
+    cut = [r[:r.index(stop)] if stop in r else r for r in runs]
+    assert any(0 < len(c) < 8 for c in cut) and any(len(c) == 8 for c in cut)
+    model.train()
+    for bs in (1, 2, 6):
+        t = Target(model, tok, None, batch_size=bs, max_length=48)
+        t._stop_ids = lambda: [stop]
+        assert t.generate_ids(prompts, max_new_tokens=8) == cut
+    assert model.training is True  # the caller's mode is restored
+
+
+def test_labeled_nll_scores_only_the_trained_tokens_as_one_forward_pass_would(target):
+    import torch
+
+    rows = [{"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10]},
+            {"input_ids": [11, 12, 13], "labels": [-100, 12, 13]},
+            {"input_ids": [14, 15, 16, 17], "labels": [-100, -100, -100, -100]},
+            {"input_ids": [20, 21, 22, 23, 24], "labels": [-100, 21, -100, 23, -100]}]
+    got = target.labeled_nll(rows)
+    for row, (nll, n) in zip(rows, got):
+        with torch.no_grad():
+            logits = target.model(input_ids=torch.tensor([row["input_ids"]])).logits[0, :-1]
+        lab = torch.tensor(row["labels"][1:])
+        valid = lab != -100
+        want = -torch.log_softmax(logits[valid], -1).gather(-1, lab[valid].unsqueeze(-1)).sum()
+        assert n == int(valid.sum())
+        assert nll == pytest.approx(float(want), abs=1e-4)
+
+
+def test_progress_reports_rate_and_eta_after_a_quiet_start():
+    import io
+
+    from sftkit.evaluation.progress import Progress
+
+    now = [0.0]
+    out = io.StringIO()
+    p = Progress("generate (base)", 10, unit="prompts", every=5, first_after=3, stream=out, clock=lambda: now[0])
+    p.enabled = True
+    now[0] = 1.0
+    p.advance(2)
+    assert out.getvalue() == ""  # quick calls stay quiet
+    now[0] = 4.0
+    p.advance(2)
+    assert out.getvalue().splitlines() == ["generate (base): 4/10 prompts, 1/s, ETA 6s"]
+    now[0] = 10.0
+    p.advance(6)
+    p.close()
+    assert out.getvalue().splitlines()[-1] == "generate (base): 10/10 prompts, 1/s, done in 10s"

@@ -185,9 +185,14 @@ CHECKS = {
 }
 
 
+# the primary metric's possible values (validate rejects gate thresholds outside them); None: unbounded
+RANGES = {**{name: (0, 1) for name in FACTORIES if name not in ("loss", "forgetting", "samples")},
+          "loss": (0, None), "forgetting": (1, None)}
+
+
 @hookimpl
 def sftkit_register_evaluators(register):
     for name, target in FACTORIES.items():
         module, _, attr = target.partition(":")
         register(name, f"{_M}.{module}:{attr}", schema=SCHEMAS[name], doc=DOCS[name], check=CHECKS.get(name),
-                 higher_is_better=name not in ("loss", "forgetting"))
+                 higher_is_better=name not in ("loss", "forgetting"), range=RANGES.get(name))

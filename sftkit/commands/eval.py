@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from sftkit.errors import GateError, SftkitError
+from sftkit.reporting.accounting import EvaluationFailed
 
 
 def _fail(err: SftkitError) -> None:
@@ -66,7 +67,11 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
     is_classifier, labels = _saved_kind(model_dir)
     run = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=out, host=host,
                      data=bundle, formatter=None, console=say)
-    batch = int(data.get("training", {}).get("per_device_eval_batch_size", 8))
+    batch = data.get("training", {}).get("per_device_eval_batch_size")  # None: chosen for the device
+    from sftkit.modeling.precision import for_run
+
+    precision = for_run(run)
+    say(precision.describe())
 
     base_results: dict = {}
     base_done = False
@@ -76,7 +81,7 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
         base_formatter = _formatter(data, host, base_tok, base_model, is_classifier)
         run.formatter, run.tokenizer = base_formatter, base_tok
         say("evaluating the base model")
-        base_results = evaluate_all(run, Target(base_model, base_tok, base_formatter, "base", batch_size=batch))
+        base_results = evaluate_all(run, Target(base_model, base_tok, base_formatter, "base", batch_size=batch, precision=precision))
         del base_model
         gc.collect()
         base_done = True
@@ -90,11 +95,11 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
         labels = [id2label[k] for k in sorted(id2label, key=int)]
         base_model, base_tok = _load_base(data, recipe.base_dir, labels, True, say)
         say("evaluating the base model")
-        base_results = evaluate_all(run, Target(base_model, base_tok, None, "base", batch_size=batch))
+        base_results = evaluate_all(run, Target(base_model, base_tok, None, "base", batch_size=batch, precision=precision))
         del base_model
         gc.collect()
     say("evaluating the model")
-    tuned_results = evaluate_all(run, Target(model, tokenizer, formatter, "tuned", batch_size=batch))
+    tuned_results = evaluate_all(run, Target(model, tokenizer, formatter, "tuned", batch_size=batch, precision=precision))
     rows = compare(run, base_results, tuned_results)
     failures = gate_failures(rows)
 
@@ -111,6 +116,7 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
                  **({"error": data_problem} if data_problem else {})},
         "eval": rows,
         "gates": {"passed": not failures, "failures": failures},
+        "precision": precision.as_dict(),
     }
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "data_stats.json", stats)
@@ -131,6 +137,14 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
         raise
     except Exception as exc:  # a broken report must not lose the metrics
         say(f"warning: the report could not be written: {type(exc).__name__}: {exc}")
+    from sftkit.reporting.accounting import evaluation_errors
+
+    errors = evaluation_errors(rows)
+    if errors:
+        err = EvaluationFailed(f"{len(errors)} evaluation(s) failed: " + "; ".join(errors),
+                               where=str(out / "metrics.json"), hint="see the report; fix the cause and re-run")
+        err.metrics = metrics
+        raise err
     if failures:
         err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
                         where=str(out / "metrics.json"))
@@ -194,13 +208,14 @@ def summary_lines(metrics: dict, out: Path) -> list[str]:
 def eval_command(recipe, model_dir, base, output, overrides):
     """Evaluate a model trained elsewhere with RECIPE's [[eval]] tables and write metrics and a report.
 
-    Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed.
+    Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed, 4 an evaluator
+    failed (metrics and report written).
     """
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     out = Path(output) if output else None
     try:
         metrics = evaluate_model(recipe, model_dir, base=base, output=out, overrides=overrides, console=echo)
-    except GateError as err:
+    except (GateError, EvaluationFailed) as err:
         if getattr(err, "metrics", None):
             for line in summary_lines(err.metrics, Path(err.where).parent if err.where else Path(".")):
                 click.echo(line)

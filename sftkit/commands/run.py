@@ -25,7 +25,7 @@ def run(recipe, overrides, overwrite, resume, smoke, output):
 
     The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
     recipe, metrics.json, train_log.jsonl, sftkit.lock.json, a report, and COMPLETE when done.
-    Exit codes: 0 done, 1 invalid input or failed run, 2 usage error, 3 an evaluation gate failed.
+    Exit codes: 0 done, 1 invalid input or failed run, 2 usage error, 3 an evaluation gate failed, 4 an evaluator failed.
     """
     if overwrite and resume:
         _fail(SftkitError("--overwrite and --resume exclude each other", hint="pick one", exit_code=2))

@@ -11,6 +11,7 @@ import statistics
 from typing import Any, Iterable
 
 FORMAT_EVALUATORS = ("json_valid", "regex")
+DROPPED_WARN_SHARE = 0.2  # more than this share of rows dropped is a warning
 
 
 def _series(log: Iterable[dict], key: str) -> list[tuple[float, float]]:
@@ -233,6 +234,19 @@ def check_data(data_stats: dict | None) -> list[dict]:
         out.append(_finding("warning", "leakage", "Eval rows also appear in the training data",
                             f"{leak} eval row(s) are exact copies of training rows; eval metrics are optimistic.",
                             "Deduplicate across splits ([dataset] dedupe = true) or hold out different rows."))
+    share, dropped = data_stats.get("dropped_share"), data_stats.get("dropped") or {}
+    if isinstance(share, (int, float)) and share > DROPPED_WARN_SHARE and isinstance(dropped, dict):
+        why = ", ".join(f"{k}: {v}" for k, v in dropped.items())
+        fixes = {"too_long": "raise training.max_length (or truncation = \"truncate\")",
+                 "duplicate": "add distinct rows (the data repeats itself)",
+                 "invalid": "fix the rows the loader skipped (on_error = \"error\" shows the first)",
+                 "no_trained_tokens": "check the template masks the answers and that max_length keeps them",
+                 "template_error": "fix the template or the rows it cannot render"}
+        fix = "; ".join(fixes[k] for k in dropped if k in fixes) or "check the data statistics"
+        out.append(_finding("warning", "dropped_rows", f"{share:.0%} of the rows were dropped",
+                            f"{sum(dropped.values())} of {data_stats.get('rows_read')} rows never reached training "
+                            f"or evaluation ({why}); the run trained on {data_stats.get('train_rows')}.",
+                            fix[0].upper() + fix[1:] + "."))
     truncated, total = data_stats.get("truncated"), _train_rows(data_stats)
     if isinstance(truncated, int) and truncated and total and truncated / total > 0.1:
         out.append(_finding("info", "truncation", "Many rows were truncated",

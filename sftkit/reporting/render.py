@@ -289,7 +289,9 @@ def _health(ctx: dict) -> tuple[str, str]:
 def _data(ctx: dict) -> tuple[str, str]:
     data = dict(ctx["metrics"].get("data") or {})
     stats = ctx.get("data_stats") or {}
-    facts = [(k, data[k]) for k in ("kind", "train_rows", "eval_rows", "duplicates") if data.get(k) is not None]
+    facts = [(k, data[k]) for k in ("kind", "rows_read", "train_rows", "eval_rows", "duplicates") if data.get(k) is not None]
+    if data.get("dropped_share"):
+        facts.append(("share of rows dropped", f"{100 * data['dropped_share']:.1f}%"))
     if stats.get("duplicates") is not None and "duplicates" not in data:
         facts.append(("duplicates", stats["duplicates"]))
     leak = (stats.get("leakage") or {}).get("exact")

@@ -38,17 +38,11 @@ def planned_steps(training: dict, rows: int) -> int:
     return max(1, math.ceil(rows / per_step) * math.ceil(float(training.get("num_train_epochs", 1))))
 
 
-def _cuda() -> tuple[bool, bool]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return False, False
-    return True, bool(torch.cuda.is_bf16_supported())
-
-
 def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None, **extra) -> Any:
     """Build ``TrainingArguments`` (or ``config_cls``, e.g. ``trl.DPOConfig``) from ``run.training``."""
     from transformers import TrainingArguments
+
+    from sftkit.modeling.precision import for_run
 
     t = dict(run.training)
     kwargs: dict = {k: t[k] for k in PASSTHROUGH if t.get(k) is not None}
@@ -66,10 +60,7 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     steps = planned_steps(t, rows)
     save_steps = int(t.get("save_steps") or max(10, steps // 5))
     seed = int(t["seed"]) if t.get("seed") is not None else run.seed
-    cuda, bf16_ok = _cuda()
-    bf16 = t.get("bf16")
-    if bf16 is None:
-        bf16 = bf16_ok
+    precision = for_run(run)
     eval_steps = t.get("eval_steps")
     kwargs.update(
         output_dir=str(run.run_dir / "checkpoints"),
@@ -80,8 +71,8 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
         report_to=[],
         seed=seed,
         data_seed=seed,
-        bf16=bool(bf16 and cuda),
-        use_cpu=not cuda,
+        **precision.training_flags(),
+        use_cpu=precision.device == "cpu",
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=bool(os.environ.get("SFTKIT_NO_PROGRESS")),

@@ -1,0 +1,98 @@
+"""Runs that cannot mean anything fail or warn loudly: dropped rows are counted and flagged, an empty
+eval split or an errored evaluator is a non-zero exit, and settings that cannot take effect are
+validate errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import tomli_w
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_run import cli, error_line, make_recipe, qa_rows, write_jsonl  # noqa: E402
+
+from sftkit.reporting import health  # noqa: E402
+from sftkit.reporting.accounting import row_accounting  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from sftkit.tiny import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_row_accounting_counts_every_drop_and_health_warns():
+    loaded = {"dropped": {"duplicate": 2}, "skipped": {"invalid JSON": 1}}
+    tokenized = {"dropped": {"duplicate": 2, "too_long": 9}, "train_rows": 5}
+    acc = row_accounting(loaded, tokenized, train_rows=14, eval_rows=2)
+    assert acc["dropped"] == {"duplicate": 2, "invalid": 1, "too_long": 9} and acc["train_rows"] == 5
+    assert acc["rows_read"] == 19 and acc["dropped_share"] == pytest.approx(12 / 19)
+    (finding,) = health.check_data(acc)
+    assert finding["code"] == "dropped_rows" and "max_length" in finding["fix"]
+    assert health.check_data(row_accounting({}, {"train_rows": 9, "dropped": {"too_long": 1}},
+                                            train_rows=10, eval_rows=0)) == []
+
+
+def test_rows_dropped_as_too_long_are_in_metrics_and_the_report(tmp_path, tiny_dir):
+    rows = [{"prompt": f"Question {i}?" + (" very long" * 60 if i % 16 < 9 else ""), "completion": f"Answer {i}."}
+            for i in range(32)]
+    recipe = make_recipe(tmp_path, tiny_dir, rows=rows, training={"max_steps": 1, "max_length": 64},
+                         dataset={"eval_fraction": 0.0, "truncation": "drop"})
+    res = cli("run", recipe, "--output", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["data"]["dropped"]["too_long"] == 18 and m["data"]["train_rows"] == 14
+    assert m["data"]["dropped_share"] == pytest.approx(18 / 32)
+    md = (tmp_path / "run" / "report.md").read_text()
+    top = md[: md.index("## Evaluation")]
+    assert "[warning] 56% of the rows were dropped" in top and "too_long: 18" in md
+
+
+def test_all_duplicates_leave_an_empty_eval_split_and_the_run_fails(tmp_path, tiny_dir):
+    rows = [{"prompt": "Same?", "completion": "Same."}] * 40
+    recipe = make_recipe(tmp_path, tiny_dir, rows=rows, training={"max_steps": 1}, eval=[{"name": "loss"}])
+    res = cli("run", recipe, "--output", tmp_path / "run")
+    assert res.exit_code == 1, res.output
+    line = error_line(res)
+    assert "eval split is empty" in line and "39 duplicate" in line
+    assert not (tmp_path / "run" / "COMPLETE").exists()
+
+
+def test_an_errored_evaluator_exits_non_zero_after_writing(tmp_path, tiny_dir):
+    evals = [{"name": "exact_match", "items": [{"prompt": "Hi"}], "max_new_tokens": 2}]  # no expected answer
+    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1}, eval=evals)
+    res = cli("run", recipe, "--output", tmp_path / "run")
+    assert res.exit_code == 4, res.output
+    assert "evaluator exact_match failed on the base model" in error_line(res)
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["eval"][0]["verdict"] == "error"
+    assert "[error] Evaluator exact_match failed" in (tmp_path / "run" / "report.md").read_text()
+
+
+def _validate(tmp_path, recipe: dict) -> tuple[int, str]:
+    from sftkit.cli import cli as main
+
+    (tmp_path / "train.jsonl").write_text('{"prompt": "hi", "completion": "hello"}\n')
+    path = tmp_path / "r.toml"
+    path.write_text(tomli_w.dumps(recipe))
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    return res.exit_code, res.output
+
+
+def test_settings_that_cannot_take_effect_are_validate_errors(tmp_path):
+    base = {"recipe": {"name": "v"}, "model": {"name": "org/m"}, "data": [{"source": "jsonl", "path": "train.jsonl"}],
+            "strategy": {"name": "instruction"}}
+    code, out = _validate(tmp_path, {**base, "eval": [{"name": "exact_match", "items": ["a"], "min": 70}]})
+    assert code == 1 and "gate min = 70 is outside the range of exact_match's metric (0..1)" in out
+    assert "min = 0.7" in out and ":" in out.split("gate min")[0]  # located, with the fix
+    code, out = _validate(tmp_path, {**base, "eval": [{"name": "loss", "max": 3.0, "gate_on": "lower_bound"}]})
+    assert code == 0, out
+    code, out = _validate(tmp_path, {**base, "training": {"eval_steps": 5}})
+    assert code == 1 and "eval_steps has no effect: the recipe has no eval split" in out
+    code, out = _validate(tmp_path, {**base, "training": {"eval_steps": 5}, "dataset": {"eval_fraction": 0.1}})
+    assert code == 0, out
