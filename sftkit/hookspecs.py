@@ -76,7 +76,9 @@ def sftkit_register_strategies(register: Register) -> None:
 
     The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Strategy`.
     Pass ``accepts=[...]`` (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell
-    when the data does not fit the strategy.
+    when the data does not fit the strategy, and optionally ``starter={"model": ..., "rows": [...],
+    "template": bool}``: what ``sftkit init --strategy NAME`` writes (default: a small causal model
+    and example rows of the first accepted kind, with a ``[template]`` table).
     """
 
 

@@ -180,6 +180,10 @@ def meta_problem(meta: dict) -> str | None:
     accepts = meta.get("accepts")
     if accepts is not None and (isinstance(accepts, str) or not all(a in DATA_KINDS for a in accepts)):
         return f"accepts={accepts!r} must be a list of data kinds (from: {', '.join(DATA_KINDS)})"
+    starter = meta.get("starter")
+    if starter is not None and (not isinstance(starter, dict) or set(starter) - {"model", "rows", "template"}
+                                or not all(isinstance(r, dict) for r in starter.get("rows") or [])):
+        return "starter= must be a dict with optional model (str), rows (a list of row dicts) and template (bool)"
     return None
 
 

@@ -104,3 +104,24 @@ def test_malformed_kind_metadata_fails_the_plugin():
     assert h.problems() == ["plugin 'badmeta' failed to load: in sftkit_register_sources: source 'odd': "
                             "emits='tabular' is not a data kind (one of: messages, text, preference, labeled, "
                             "classification)"]
+
+
+def test_init_uses_a_plugin_strategys_starter(tmp_path):
+    from sftkit.starter import starter_recipe
+
+    class Summarise:
+        @hookimpl
+        def sftkit_register_strategies(self, register):
+            register("summarise", "json:loads", doc="x", accepts=["messages"],
+                     starter={"model": "org/summariser", "rows": [{"prompt": "Summarise: a b c", "completion": "abc"}],
+                              "template": False},
+                     schema={"type": "object", "additionalProperties": False,
+                             "properties": {"ratio": {"type": "number", "default": 0.2}}})
+
+    h = make_host(entry_points=False, extra=(("summ", Summarise()),))
+    text = starter_recipe("summarise", "mine", h)
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    assert 'name = "org/summariser"' in text and "Summarise: a b c" in text and "ratio = 0.2" in text
+    assert "[template]" not in text
+    assert validate_file(path, h) == []
