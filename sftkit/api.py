@@ -146,6 +146,10 @@ class RunContext:
     console: Any = None  # callable(str) for progress lines
     extras: dict = field(default_factory=dict)
     precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
+    # numbers a plugin keeps with the run: plugin_metrics["my-plugin"] = {...}; written to metrics.json
+    # under "plugins", so report sections and health findings computed from metrics re-render the
+    # same with `sftkit report` (set them before the report: in run_start, a component or an evaluator)
+    plugin_metrics: dict = field(default_factory=dict)
 
     @property
     def model_dir(self) -> Path:

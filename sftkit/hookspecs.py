@@ -126,5 +126,16 @@ def sftkit_run_end(run: Any, metrics: dict) -> None:
 
 
 @hookspec
+def sftkit_health_findings(run: Any, metrics: dict) -> list:
+    """Return health findings for a finished run, shown with sftkit's own in the report: dicts with
+    ``level`` ("error", "warning" or "info"), ``code``, ``title``, ``detail`` and ``fix``.
+
+    Called when the report is written and again by ``sftkit report``, where ``run`` is rebuilt from
+    the run directory (no data or model): compute findings from ``metrics`` (keep your numbers
+    there with ``run.plugin_metrics``). A plugin that raises gets a finding naming it.
+    """
+
+
+@hookspec
 def sftkit_report_sections(run: Any, metrics: dict) -> list:
     """Return extra report sections as a list of ``(title, markdown)`` pairs (may be empty)."""

@@ -218,13 +218,18 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     }
     if plugin_errors:
         metrics["plugin_errors"] = plugin_errors
+    if ctx.plugin_metrics:
+        metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
     _write_json(run_dir / "metrics.json", metrics)
     _write_json(run_dir / "data_stats.json", data_stats)
     if data.get("output", {}).get("report", True):
         _report(run_dir, ctx, say)
     end_errors = call_hook(host, "sftkit_run_end", say, run=ctx, metrics=metrics)
-    if end_errors:  # recorded, so a hook that failed is never silent; the run still completes
-        metrics["plugin_errors"] = plugin_errors + end_errors
+    if end_errors or ctx.plugin_metrics != metrics.get("plugins", {}):
+        if end_errors:  # recorded, so a hook that failed is never silent; the run still completes
+            metrics["plugin_errors"] = plugin_errors + end_errors
+        if ctx.plugin_metrics:
+            metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
         _write_json(run_dir / "metrics.json", metrics)
     elapsed = time.time() - started
     rundir.mark_complete(run_dir, {"recipe": name, "elapsed_s": round(elapsed, 2)})

@@ -40,8 +40,15 @@ def test_every_contract_example_runs_in_one_smoke_run(sftkit_run, sftkit_recipe,
     (row,) = outcome.metrics["eval"]
     assert row["name"] == "definition_recall" and row["primary"] == "recall" and 0 <= row["tuned"] <= 1
     assert json.loads((outcome.run_dir / "glossary.json").read_text()) == {"definition_recall": row["tuned"]}
+    assert outcome.metrics["plugins"] == {"glossary": {"terms": 12}}  # persisted plugin metrics
     report = (outcome.run_dir / "report.md").read_text()
-    assert "Glossary" in report and "definition recall:" in report
+    assert "12 terms; definition recall:" in report and "[info] Only 12 glossary terms" in report
+    # `sftkit report` rebuilds the run from its files: the plugin's section and finding come back the same
+    from sftkit.reporting import write_report
+
+    (outcome.run_dir / "report.md").unlink()
+    write_report(outcome.run_dir, host=make_plugin_host(glossary_plugin))
+    assert (outcome.run_dir / "report.md").read_text() == report
     # the formatter's template was saved with the model, so serving renders what training rendered
     config = json.loads((outcome.run_dir / "model" / "tokenizer_config.json").read_text())
     saved = config.get("chat_template") or (outcome.run_dir / "model" / "chat_template.jinja").read_text()

@@ -283,3 +283,24 @@ def test_a_registration_error_names_the_plugin_and_the_stage():
                                "evaluator name 'has:colon': use a non-empty string without ':'"]
     with pytest.raises(PluginError, match="unknown evaluator 'has:colon'"):
         host.registry.get("evaluators", "has:colon")
+
+
+def test_a_failing_health_finding_hook_is_a_finding_naming_the_plugin():
+    from sftkit.reporting import plugin_findings
+
+    class Health:
+        @hookimpl
+        def sftkit_health_findings(self, run, metrics):
+            return [{"level": "loud", "code": "x", "title": "t", "detail": "d", "fix": "f"}]
+
+    class Good:
+        @hookimpl
+        def sftkit_health_findings(self, metrics):
+            return [{"level": "info", "code": "ok", "title": "fine", "detail": "", "fix": ""}]
+
+    host = make_host(builtins=False, entry_points=False, extra=(("loud", Health()), ("good", Good())))
+    found = {f["title"]: f for f in plugin_findings(None, {}, host)}
+    assert set(found) == {"fine", "Plugin loud: health check failed"}  # the other plugin's still shown
+    failed = found["Plugin loud: health check failed"]
+    assert failed["level"] == "warning"
+    assert failed["detail"].startswith("its sftkit_health_findings raised ValueError: {'level': 'loud'")
