@@ -93,6 +93,18 @@ def sftkit_register_evaluators(register: Register) -> None:
 
 
 @hookspec
+def sftkit_register_transforms(register: Register) -> None:
+    """Register record transforms, used in ``[[data]]`` tables as ``transforms = ["NAME", ...]`` (or
+    ``{name = "NAME", option = ...}`` tables, whose other keys are the transform's options).
+
+    The factory is called once per entry as ``factory(options)`` and returns a callable
+    ``transform(record) -> record | None`` applied, in the listed order, to every canonical record
+    (see :mod:`sftkit.api`) after conversion; returning None drops the row (counted in the data
+    statistics as skipped, with the transform named). It must return a record of the same kind.
+    """
+
+
+@hookspec
 def sftkit_register_recipes(register: Register) -> None:
     """Register recipes shipped as package data.
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from .errors import PluginError, did_you_mean
 
-KINDS = ("sources", "formatters", "strategies", "evaluators", "recipes")
+KINDS = ("sources", "formatters", "strategies", "evaluators", "recipes", "transforms")
 
 # How a recipe names each kind, for messages: (kind, table, key)
 KIND_KEYS = {
@@ -17,10 +17,11 @@ KIND_KEYS = {
     "strategies": ("strategy", "name"),
     "evaluators": ("eval", "name"),
     "recipes": ("recipe", "extends"),
+    "transforms": ("data", "transforms"),
 }
 
 SINGULAR = {"sources": "source", "formatters": "formatter", "strategies": "strategy",
-            "evaluators": "evaluator", "recipes": "recipe"}
+            "evaluators": "evaluator", "recipes": "recipe", "transforms": "transform"}
 
 
 def import_object(spec: str) -> Any:

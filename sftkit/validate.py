@@ -71,6 +71,33 @@ def _component_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
+def _transform_problems(recipe: Recipe, host) -> list[Problem]:
+    """``[[data]] transforms``: every name registered, every table's options valid for its transform."""
+    from jsonschema import Draft202012Validator
+
+    from .schema import _component_object, error_to_problems
+
+    out: list[Problem] = []
+    for i, item in enumerate(recipe.data.get("data") or []):
+        specs = item.get("transforms") if isinstance(item, dict) else None
+        for j, spec in enumerate(specs if isinstance(specs, list) else []):
+            name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
+            if not isinstance(name, str) or not name:
+                continue  # the schema reports it
+            path = ("data", i, "transforms", j)
+            comp = host.registry.find("transforms", name)
+            if comp is None:
+                out.append(_problem(recipe, path if isinstance(spec, str) else path + ("name",),
+                                    host.missing_message("transforms", name)))
+            elif isinstance(spec, dict):
+                schema = _component_object({"name": {"type": "string"}}, comp.schema, "name", None)
+                for err in Draft202012Validator(schema).iter_errors(spec):
+                    for p in error_to_problems(err, lambda rel: _locator(recipe)(path + tuple(rel))):
+                        p.path = dotted(path) + ("." + p.path if p.path else "")
+                        out.append(p)
+    return out
+
+
 def _file_problems(recipe: Recipe, host) -> list[Problem]:
     out = []
     for table, path, item in component_tables(recipe.data):
@@ -299,6 +326,7 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     """Every problem of an already-read recipe (schema, names, files, requires, cross-field rules)."""
     problems = schema_problems(recipe.data, host.registry, _locator(recipe))
     problems += _component_problems(recipe, host)
+    problems += _transform_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
     earlier = list(problems)
