@@ -25,7 +25,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, did_you_mean
-from .registry import KINDS, Registry
+from .registry import KINDS, Registry, clash_message, unknown_component_message
 
 BUILTIN_PLUGINS = (
     "sftkit.builtin.sources",
@@ -76,19 +76,13 @@ class Host:
     def problems(self) -> list[str]:
         """Every loading problem (failed plugins, clashing names), one line each."""
         out = [f"plugin {p.name!r} failed to load: {p.error}" for p in self.failures]
-        for kind in KINDS:
-            for name in sorted(self.registry.clashes[kind]):
-                from .registry import clash_message
-
-                out.append(clash_message(self.registry, kind, name))
+        out += [clash_message(self.registry, kind, name) for kind in KINDS for name in sorted(self.registry.clashes[kind])]
         for name, owners in sorted(self.command_clashes.items()):
             out.append(command_clash_message(name, owners))
         return out
 
     def missing_message(self, kind: str, name: str) -> str:
         """Why ``name`` names no component of ``kind``: a clash, or unknown (plus the plugins that failed)."""
-        from .registry import unknown_component_message
-
         note = "" if name in self.registry.clashes[kind] else self.failure_note()
         return unknown_component_message(self.registry, kind, name) + note
 
