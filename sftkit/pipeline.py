@@ -112,13 +112,40 @@ def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
     return ev.evaluate_all(run, target)
 
 
+class RunStopped(SftkitError):
+    """Ctrl-C or SIGTERM stopped the run; it can be continued with ``--resume``."""
+
+    exit_code = 130
+
+
 def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = False, smoke: bool = False,
-        output: str | Path | None = None, host=None, console: Callable[[str], None] | None = None) -> RunOutcome:
+        output: str | Path | None = None, host=None, console: Callable[[str], None] | None = None,
+        allow_data_change: bool = False) -> RunOutcome:
     """Train and evaluate a recipe into its run directory; returns a :class:`RunOutcome`.
 
-    Raises :class:`SftkitError` (one-line message) for user mistakes; :class:`GateError` after the
-    run was written when an evaluation gate failed.
+    The run directory is locked for the whole run (another process gets a one-line refusal naming
+    this one). Raises :class:`SftkitError` (one-line message) for user mistakes; :class:`GateError`
+    after the run was written when an evaluation gate failed; :class:`RunStopped` on Ctrl-C.
     """
+    held: dict = {}
+    try:
+        return _run(recipe_path, overrides, overwrite=overwrite, resume=resume, smoke=smoke, output=output,
+                    host=host, console=console, allow_data_change=allow_data_change, held=held)
+    except KeyboardInterrupt:
+        if "lock" not in held:
+            raise RunStopped("stopped before training started") from None
+        step = (held.get("extras") or {}).get("step", 0)
+        again = ["sftkit", "run", str(recipe_path), *(f"--set {o}" for o in overrides),
+                 *(["--smoke"] if smoke else []), *([f"--output {output}"] if output else []), "--resume"]
+        raise RunStopped(f"stopped at step {step}; continue with `{' '.join(again)}`",
+                         where=str(held["lock"].run_dir)) from None
+    finally:
+        if "lock" in held:
+            held["lock"].release()
+
+
+def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, console, allow_data_change,
+         held: dict) -> RunOutcome:
     from .api import RunContext
     from .core_schema import STRATEGY_COMMON
     from .plugins import call_hook, get_host
@@ -137,6 +164,8 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
 
     run_dir = run_dir_for(data, output)
     digest = recipe_hash({"recipe": data, "smoke": smoke})
+    existed = run_dir.exists()
+    held["lock"] = rundir.lock(run_dir, command=f"sftkit run {recipe_path}")
     # refuse a run directory that must not be used before loading anything heavy
     rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
 
@@ -155,19 +184,29 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         formatter = make_formatter(data, host=host)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
                      host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
+    held["extras"] = ctx.extras  # the trainer's callbacks record the step reached there
     from .modeling.precision import for_run
 
     say(for_run(ctx).describe())  # decided once: training and both evaluations use it
     model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
 
-    existed = run_dir.exists()
+    lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=recipe_hash(data), host=host,
+                               files=(bundle.stats or {}).get("files"))
+    lock["smoke"] = smoke
+    if resume:
+        changed = lockfile.changed_data(lockfile.read_lock(run_dir), lock)
+        if changed and not allow_data_change:
+            raise SftkitError(f"the data changed since this run started ({', '.join(changed[:3])}"
+                              f"{', …' if len(changed) > 3 else ''}), so it cannot be resumed as the same run",
+                              where=str(run_dir), hint="restore the data, pass --allow-data-change to continue "
+                              "with the new data anyway, or --overwrite to start again")
+        if changed:
+            say(f"warning: continuing with changed data: {', '.join(changed)}")
+            lock["data_changed_on_resume"] = changed
     claimed = rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume)
     rundir.unmark_complete(run_dir)
     say(f"run directory: {run_dir} ({claimed})")
     write_recipe(run_dir, data, recipe.secrets)
-    lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=recipe_hash(data), host=host,
-                               files=(bundle.stats or {}).get("files"))
-    lock["smoke"] = smoke
     lockfile.write_lock(run_dir, lock)
 
     try:
@@ -188,6 +227,10 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         if claimed != "resumed" and last_checkpoint(run_dir) is None:
             rundir.discard(run_dir, remove_dir=not existed)
         raise
+
+    diverged = _divergence(ctx, result)
+    if diverged:
+        ev = None  # evaluating a NaN model is meaningless: write what happened and stop without COMPLETE
 
     from .reporting.accounting import EvaluationFailed, evaluation_errors, row_accounting
 
@@ -224,6 +267,10 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     _write_json(run_dir / "data_stats.json", data_stats)
     if data.get("output", {}).get("report", True):
         _report(run_dir, ctx, say)
+    if diverged:
+        raise SftkitError(diverged, where=str(run_dir),
+                          hint="lower training.learning_rate (e.g. /10), keep max_grad_norm = 1.0, and run "
+                               "again with --overwrite")
     end_errors = call_hook(host, "sftkit_run_end", say, run=ctx, metrics=metrics)
     if end_errors or ctx.plugin_metrics != metrics.get("plugins", {}):
         if end_errors:  # recorded, so a hook that failed is never silent; the run still completes
@@ -250,6 +297,27 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
         err.outcome = outcome
         raise err
     return outcome
+
+
+def _divergence(ctx, result) -> str | None:
+    """Why the trained model is unusable (NaN/inf weights or loss), recorded in the train metrics; or None."""
+    import math
+
+    model = ctx.extras.get("model")
+    bad = []
+    if model is not None and hasattr(model, "state_dict"):
+        from .strategies.trainer import nonfinite_tensors
+
+        bad = nonfinite_tensors(model)
+    losses = [e.get("step") for e in (result.log_history or []) if isinstance(e, dict)
+              and isinstance(e.get("loss"), (int, float)) and not math.isfinite(e["loss"])]
+    if not bad and not losses:
+        return None
+    result.metrics["nonfinite_tensors"] = bad
+    parts = [f"{len(bad)} weight tensor(s) hold NaN/inf"] if bad else []
+    if losses:
+        parts.append(f"the loss became NaN/inf at step {losses[0]}")
+    return "training diverged: " + " and ".join(parts) + "; the run is not marked finished"
 
 
 def _report(run_dir: Path, ctx, say) -> None:

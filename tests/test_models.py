@@ -269,3 +269,34 @@ def test_hub_id_loads_from_hub_cache_offline(tmp_path, tiny_dir):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["LlamaForCausalLM", "True"]
+
+
+def test_saved_models_are_ready_to_generate_and_adapters_portable(tiny_dir, tmp_path):
+    """Merged weights keep the training dtype, use_cache on and the end-of-turn stop tokens; an
+    adapter names the user's base reference, which peft's own loader resolves without sftkit."""
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
+    model = model.to(torch.bfloat16)
+    model.config.use_cache = False  # as gradient checkpointing leaves it
+    lora = apply_adapter(model, {"r": 2})
+    merged = merge_and_save(lora, tok, tmp_path / "m", merge=True)
+    config = json.loads((merged / "config.json").read_text())
+    assert config["use_cache"] is True and config["dtype"] == "bfloat16"
+    assert AutoModelForCausalLM.from_pretrained(merged).dtype == torch.bfloat16
+    eos = GenerationConfig.from_pretrained(merged).eos_token_id
+    assert tok.convert_tokens_to_ids("<|im_end|>") in (eos if isinstance(eos, list) else [eos])
+
+    model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
+    lora = apply_adapter(model, {"r": 2})
+    adapter = merge_and_save(lora, tok, tmp_path / "a", model_section={"name": "model"}, base_dir=Path(tiny_dir).parent)
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == str(Path(tiny_dir).resolve())
+    record = json.loads((adapter / "sftkit_base.json").read_text())
+    assert record["reference"] == "model"
+    from peft import AutoPeftModelForCausalLM
+
+    assert AutoPeftModelForCausalLM.from_pretrained(adapter) is not None

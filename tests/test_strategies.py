@@ -165,14 +165,29 @@ def test_rundir_refuses_foreign_directory_even_with_overwrite(tmp_path):
         rundir.claim(tmp_path / "absent", recipe_name="r", recipe_hash="h", resume=True)
 
 
-def test_last_checkpoint_skips_incomplete(tmp_path):
-    from sftkit.strategies.trainer import last_checkpoint
+def test_last_checkpoint_skips_incomplete_and_truncated_ones_with_a_warning(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from sftkit.strategies.trainer import finished_training, last_checkpoint
 
     ck = tmp_path / "checkpoints"
-    (ck / "checkpoint-5").mkdir(parents=True)
-    (ck / "checkpoint-5" / "trainer_state.json").write_text("{}")
-    (ck / "checkpoint-10").mkdir()  # killed while saving: no trainer_state.json
-    assert last_checkpoint(tmp_path) == str(ck / "checkpoint-5")
+    for step in (5, 12, 15, 20):
+        d = ck / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        save_file({"w": torch.ones(64)}, str(d / "model.safetensors"))
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 20}))
+    (ck / "checkpoint-25").mkdir()  # killed while saving: no trainer_state.json
+    (ck / "checkpoint-20" / "trainer_state.json").write_text('{"global_step": 2')  # truncated
+    weights = ck / "checkpoint-15" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])  # truncated tensor data
+    warnings = []
+    assert last_checkpoint(tmp_path, warn=warnings.append) == str(ck / "checkpoint-12")
+    assert [w.split(":")[1].strip() for w in warnings] == ["skipping checkpoint-20", "skipping checkpoint-15"]
+    assert "truncated" in warnings[0] and "model.safetensors is truncated" in warnings[1]
+    assert not finished_training(str(ck / "checkpoint-12"))
+    (ck / "checkpoint-12" / "trainer_state.json").write_text(json.dumps({"global_step": 20, "max_steps": 20}))
+    assert finished_training(str(ck / "checkpoint-12"))
 
 
 # --------------------------------------------------------------------------- lock file

@@ -15,6 +15,9 @@ COMMANDS = {
     "report": ("sftkit.commands.report:report", "Re-render a run directory's report."),
     "recipes": ("sftkit.commands.recipes:recipes", "List, show and copy recipes shipped by sftkit and plugins."),
     "cache": ("sftkit.commands.cache:cache", "Show or clear sftkit's cache of converted models and data."),
+    "serve": ("sftkit.commands.serve:serve", "Serve tuned models behind an OpenAI-compatible HTTP API."),
+    "chat": ("sftkit.commands.chat:chat", "Chat with a model in the terminal (history, /reset, /system, streaming)."),
+    "arena": ("sftkit.commands.arena:arena", "Blind side-by-side battles between models; votes become preference data."),
     "plugin": ("sftkit.commands.plugin:plugin", "Create a new plugin package: sftkit plugin new NAME."),
 }
 

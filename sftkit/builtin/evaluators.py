@@ -103,7 +103,7 @@ SCHEMAS = {
                  "description": "chat: ask for the function with the chat template; completion: continue the raw prompt."},
         "max_new_tokens": {**MAX_NEW, "default": 384},
         "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 600, "default": 5.0, "description": "Seconds per problem."},
-        "memory_mb": {"type": "integer", "minimum": 64, "default": 2048, "description": "Address-space limit of the child process."},
+        "memory_mb": {"type": "integer", "minimum": 64, "default": 2048, "description": "Address-space limit of the sandboxed process."},
         "workers": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2, "description": "Problems executed at once."},
         "samples": {"type": "integer", "minimum": 0, "default": 20},
     }),
@@ -130,7 +130,8 @@ DOCS = {
     "json_valid": "Output is valid JSON (and valid against a JSON Schema, if given).",
     "multiple_choice": "MMLU-style accuracy: the option with the highest log-likelihood.",
     "classification": "Accuracy, macro-F1 and confusion matrix on labelled texts.",
-    "code_exec": "pass@1 on HumanEval-format problems; code runs in a sandboxed separate process.",
+    "code_exec": ("pass@1 on HumanEval-format problems; the code runs in an OS sandbox (namespaces), the tests "
+                  "in a separate checker process, so a program cannot forge its verdict."),
     "forgetting": "Perplexity on general text before vs after (max_increase: allowed relative rise).",
     "judge": "Pairwise preference of a judge model between base and tuned answers (both orders asked); win rate. Prompts default to the first 32 eval-split rows.",
 }

@@ -5,6 +5,7 @@
 - ``jsonl``, ``json``, ``csv``, ``parquet``: one local file of that type.
 - ``text_dir``: a directory of .txt/.md files, one document (row ``{"text": ...}``) each.
 - ``inline``: rows written in the recipe (``rows = [{prompt = "...", completion = "..."}]``).
+- ``arena``: the votes of an ``sftkit arena`` database as preference pairs or KTO rows.
 - ``hf``: a Hugging Face dataset: a hub ``id`` (+ config, dataset_split, revision) or a local
   ``path`` (a ``save_to_disk`` directory or a folder of data files; works offline).
 
@@ -68,6 +69,15 @@ SOURCES = {
             "data_files": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}},
                                      {"type": "object"}], "description": "Data files to load (passed to datasets.load_dataset)."},
         }}, "A Hugging Face dataset: hub id via datasets.load_dataset, or a local dataset directory."),
+    "arena": ("sftkit.arena.export:arena_source", _schema(
+        {"path": {**_PATH, "description": "The arena directory `sftkit arena` wrote (or its arena.sqlite)."},
+         "kind": {"enum": ["pairs", "kto"], "default": "pairs",
+                  "description": "pairs: prompt/chosen/rejected (DPO); kto: prompt/completion/label good|bad."},
+         "min_votes": {"type": "integer", "minimum": 1, "default": 1,
+                       "description": "Votes a pair of answers (pairs) or an answer (kto) needs before it is used."},
+         "exclude_ties": {"type": "boolean", "default": True, "description": "Leave tie votes out."},
+         "prompt_set": {"type": "string", "description": "Only votes on prompts of this set (e.g. a prompts file's name)."}}),
+        "Votes from `sftkit arena`: written better answers and majority winners as preference pairs or KTO rows."),
 }
 
 

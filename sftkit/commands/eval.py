@@ -46,6 +46,11 @@ def evaluate_model(recipe_path: Path, model_dir: Path, *, base: bool = False, ou
     recipe = load_recipe(recipe_path, list(overrides), host=host)
     data = recipe.data
     model_dir = Path(model_dir)
+    from sftkit.strategies import rundir
+
+    if rundir.state(model_dir.parent) == "unfinished":
+        say(f"warning: {model_dir.parent} is an unfinished run (no COMPLETE file): its model may be partial "
+            "or from before the last step; continue it with `sftkit run RECIPE --output DIR --resume`")
     out = Path(output) if output else default_output(data)
     if (out / "model").exists() or out.resolve() == model_dir.resolve():
         raise SftkitError(f"{out} holds a trained model (a run directory); evaluation results would overwrite its "

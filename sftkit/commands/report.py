@@ -16,8 +16,13 @@ def report(run_dir):
     """Re-render RUN_DIR's report (report.html, report.md, loss.png) from its metrics.json,
     train_log.jsonl and data_stats.json, with the installed plugins' sections."""
     from sftkit.reporting import write_report
+    from sftkit.strategies import rundir
 
     try:
+        if rundir.state(run_dir) == "unfinished":
+            raise SftkitError("this run is unfinished (no COMPLETE file): its metrics are partial or missing, "
+                              "so no report is made from them", where=str(run_dir),
+                              hint="continue it with `sftkit run RECIPE --output DIR --resume`")
         result = write_report(run_dir)
     except SftkitError as err:
         click.echo(f"error: {err}", err=True)

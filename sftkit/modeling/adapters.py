@@ -64,23 +64,74 @@ def merge_and_save(model, tokenizer, out_dir, *, merge: bool = False, model_sect
                    base_dir=None) -> Path:
     """Save ``model`` + ``tokenizer`` into ``out_dir``: an adapter (or, with ``merge``, merged full weights).
 
-    For an unmerged adapter the ``[model]`` section is recorded so :func:`load_trained` can rebuild the
-    base (e.g. re-convert a GGUF whose cache entry was removed); a classifier adapter also keeps its
-    config (labels)."""
+    Full and merged weights are saved ready to generate: in the dtype they were trained in,
+    ``use_cache`` on, and the generation config's stop tokens set (EOS and the template's
+    end-of-turn tokens). For an unmerged adapter the ``[model]`` section and the reference the user
+    gave are recorded (``sftkit_base.json``), and ``adapter_config.json`` names that reference (a hub
+    id or an absolute directory) rather than a cache path, so peft's ``AutoPeftModelForCausalLM``
+    loads it too; a GGUF base keeps its converted cache directory there (the only form transformers
+    loads) and :func:`load_trained` re-converts it from the record when ``sftkit cache clean`` removed
+    it. A classifier adapter also keeps its config (labels)."""
     from .loading import BASE_RECORD
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if is_adapter(model) and merge:
         model = model.merge_and_unload()
+    if not is_adapter(model):
+        ready_to_generate(model, tokenizer)
     model.save_pretrained(out)
     if is_adapter(model):
         base_config = model.get_base_model().config
         if is_classifier(model.get_base_model()):
             base_config.save_pretrained(out)
         if model_section:
+            reference = portable_reference(model_section, base_dir)
             (out / BASE_RECORD).write_text(json.dumps(
-                {"model": model_section, "base_dir": str(base_dir) if base_dir is not None else None}, indent=2))
+                {"model": model_section, "reference": model_section.get("name"),
+                 "base_dir": str(Path(base_dir).resolve()) if base_dir is not None else None}, indent=2))
+            if reference:
+                cfg_path = out / "adapter_config.json"
+                cfg = json.loads(cfg_path.read_text())
+                cfg["base_model_name_or_path"] = reference
+                cfg_path.write_text(json.dumps(cfg, indent=2))
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     return out
+
+
+def portable_reference(model_section: dict, base_dir) -> str | None:
+    """What transformers can load the base from without sftkit: a hub id or an absolute directory (None for GGUF)."""
+    from .source import describe_model_source
+
+    src = describe_model_source(model_section, base_dir)
+    if src.kind == "hub":
+        return src.name
+    if src.kind == "dir" and src.path is not None and src.path.is_dir():
+        return str(src.path.resolve())
+    return None
+
+
+def ready_to_generate(model, tokenizer) -> None:
+    """Before saving full weights: ``use_cache`` on, config dtype = the weights' dtype, stop tokens in the
+    generation config (a causal LM's EOS and its template's end-of-turn tokens, and the pad token)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return
+    config.use_cache = True
+    try:
+        dtype = next(model.parameters()).dtype
+        config.dtype = dtype
+    except (StopIteration, AttributeError):
+        pass
+    gen = getattr(model, "generation_config", None)
+    if gen is None or tokenizer is None or is_classifier(model):
+        return
+    from .stops import stop_token_ids
+
+    stops = stop_token_ids(model, tokenizer)
+    if stops:
+        gen.eos_token_id = stops[0] if len(stops) == 1 else stops
+    if tokenizer.pad_token_id is not None:
+        gen.pad_token_id = tokenizer.pad_token_id
+    gen.use_cache = True

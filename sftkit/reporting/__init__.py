@@ -157,7 +157,8 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
     samples = [s for row in metrics.get("eval") or [] if row.get("name") not in ("judge",)
                for s in row.get("samples") or []]
     findings = health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
-                              eval_rows=metrics.get("eval") or [], train_texts=train_texts)
+                              eval_rows=metrics.get("eval") or [], train_texts=train_texts,
+                              train_metrics=metrics.get("train"))
     findings += plugin_findings(run, metrics, host)
     ctx = {
         "metrics": metrics, "log": log, "data_stats": data_stats, "findings": findings,

