@@ -170,13 +170,11 @@ def test_check_plugin_validates_shipped_recipes_fully(tmp_path):
 
     problems = plugin_problems(make_plugin(sftkit_register_recipes=sftkit_register_recipes), check_imports=False)
     where = f"recipe 'shipped': {tmp_path / 'shipped.toml'}"
-    assert problems == [
-        f"{where}:7:1: data[0].source: unknown source 'jsonll'; did you mean \"jsonl\"? (available: csv, file, hf, "
-        "inline, json, jsonl, parquet, text_dir; `sftkit plugins` lists installed plugins)",
-        f"{where}:10:1: strategy.name: unknown strategy 'instructio'; did you mean \"instruction\"? (available: "
-        "classification, domain, instruction, tone; `sftkit plugins` lists installed plugins)",
-        f"{where}:12:1: training.max_step: unknown key 'max_step'; did you mean \"max_steps\"?",
-    ]  # the model and requires depend on the machine the check runs on: not judged
+    assert len(problems) == 3  # the model and requires depend on the machine the check runs on: not judged
+    assert problems[0].startswith(f"{where}:7:1: data[0].source: unknown source 'jsonll'; did you mean \"jsonl\"?")
+    assert problems[1].startswith(f"{where}:10:1: strategy.name: unknown strategy 'instructio'; "
+                                  "did you mean \"instruction\"?")
+    assert problems[2] == f"{where}:12:1: training.max_step: unknown key 'max_step'; did you mean \"max_steps\"?"
 
 
 def test_host_is_isolated_from_installed_plugins(sftkit_host):
