@@ -57,8 +57,8 @@ async def wait_ready(url: str, deadline: float) -> None:
     async with httpx.AsyncClient(base_url=url) as client:
         while time.monotonic() < deadline:
             try:
-                page = await client.get("/", follow_redirects=False)
-                if page.status_code == 303:
+                page = await client.get("/", follow_redirects=True)
+                if "/battle/" in str(page.url):
                     return
             except httpx.TransportError:
                 pass

@@ -145,6 +145,7 @@ class RunContext:
     resume: bool = False
     console: Any = None  # callable(str) for progress lines
     extras: dict = field(default_factory=dict)
+    world: Any = None  # sftkit.run.distributed.World: this process's rank among the run's processes
     precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
     # numbers a plugin keeps with the run: plugin_metrics["my-plugin"] = {...}; written to metrics.json
     # under "plugins", so report sections and health findings computed from metrics re-render the

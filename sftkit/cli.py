@@ -195,15 +195,24 @@ def init(strategy, output, name):
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
 @click.option("--show-secrets", is_flag=True, help="Do not redact values that look like secrets.")
-def resolve(recipe, overrides, show_secrets):
-    """Print the fully resolved recipe as TOML: extends merged, defaults filled, env vars substituted."""
+@click.option("--nproc", type=int, default=None, help="Processes per machine the run will use (for the global batch).")
+@click.option("--nnodes", type=int, default=1, show_default=True, help="Machines the run will use.")
+def resolve(recipe, overrides, show_secrets, nproc, nnodes):
+    """Print the fully resolved recipe as TOML: extends merged, defaults filled, env vars substituted,
+    and the global batch (per device × accumulation × processes) as a comment."""
     import tomli_w
 
     from .recipe import load_recipe, redact
+    from .run.distributed import global_batch, world_from_env
 
     loaded = load_recipe(recipe, overrides)
     data = loaded.data if show_secrets else redact(loaded.data, loaded.secrets)
-    click.echo(f"# resolved from {recipe}\n" + tomli_w.dumps(data), nl=False)
+    size = nproc * nnodes if nproc else world_from_env().size
+    b = global_batch(data.get("training", {}), size)
+    batch = (f"# global batch: {b['per_device']} per device × {b['accumulation']} accumulation × "
+             f"{b['world_size']} process(es) = {b['global']} rows per optimizer step"
+             + ("" if nproc else " (--nproc N shows it for N processes)"))
+    click.echo(f"# resolved from {recipe}\n{batch}\n" + tomli_w.dumps(data), nl=False)
 
 
 # --------------------------------------------------------------------------- entry point

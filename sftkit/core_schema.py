@@ -49,10 +49,11 @@ DATA_COMMON = {
     "split": {"enum": ["train", "eval", "auto"], "default": "auto",
               "description": "train or eval only, or auto: split by [dataset].eval_fraction."},
     "weight": {**POS_NUM, "default": 1.0, "description": "Mixing weight relative to the other train entries."},
-    "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry."},
+    "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry, sampled with the recipe's seed (stratified by cluster / label)."},
     "columns": {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "Rename columns: canonical field -> column in the data (e.g. {prompt = \"question\"})."},
     "cluster_column": {"type": "string", "description": "Column holding a task cluster (for leave-cluster-out evaluation)."},
+    "cluster": {"type": "string", "minLength": 1, "description": "Task cluster of every row of this entry (instead of cluster_column)."},
     "on_error": {"enum": ["error", "skip"], "default": "error", "description": "What to do with a bad row: stop with its location, or skip it and count it."},
     "transforms": {"type": "array", "items": {"anyOf": [
         {"type": "string", "minLength": 1},
@@ -133,15 +134,43 @@ EVAL_COMMON = {
     "min": {"type": "number", "description": "Gate: fail the run when the tuned value is below this."},
     "max": {"type": "number", "description": "Gate: fail the run when the tuned value is above this."},
     "max_regression": {"type": "number", "minimum": 0, "description": "Gate: fail when the tuned value is worse than the base by more than this."},
+    "max_contamination": {**FRACTION, "description": "Gate: fail when more than this share of the evaluator's items appear in the training rows (exact or a 13-word overlap)."},
     "gate_on": {"enum": ["value", "lower_bound"], "default": "value",
                 "description": "What min/max apply to: the value, or its 95% interval (lower_bound: min on the lower bound, max on the upper bound)."},
 }
+
+PLAN_SECTION = _obj({
+    "max_hours": {**POS_NUM, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when training plus evaluation is estimated to take longer."},
+    "max_memory_gb": {**POS_NUM, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when the estimated peak memory is higher."},
+}, doc="Limits checked against `sftkit plan`'s estimate before a run trains.")
 
 OUTPUT_SECTION = _obj({
     "dir": {"type": "string", "default": "runs/{recipe.name}", "description": "Run directory; {recipe.name} is substituted. Relative to the current directory."},
     "save_model": {"type": "boolean", "default": True},
     "report": {"type": "boolean", "default": True},
 }, doc="Where the run goes.")
+
+DISTRIBUTED_SECTION = _obj({
+    "strategy": {"enum": ["ddp", "fsdp", "deepspeed"], "default": "ddp",
+                 "description": "How several processes train together: ddp (a full copy per process), fsdp (weights, gradients and optimizer state sharded), deepspeed (ZeRO)."},
+    "timeout_minutes": {**POS_INT, "default": 30, "description": "How long a process waits for the others at a collective before the run fails."},
+    "find_unused_parameters": {"type": "boolean", "default": False,
+                               "description": "ddp: look for parameters without a gradient in each step (slower; needed only by models that skip layers)."},
+    "fsdp": _obj({
+        "version": {"enum": [1, 2], "default": 2, "description": "FSDP2 (fully_shard) or the legacy FSDP1."},
+        "sharding": {"enum": ["full_shard", "shard_grad_op", "hybrid_shard", "no_shard"], "default": "full_shard",
+                     "description": "full_shard: weights, gradients, optimizer state; shard_grad_op: gradients and optimizer state (weights stay gathered between forward and backward). hybrid_shard and no_shard need version = 1."},
+        "cpu_offload": {"type": "boolean", "default": False, "description": "Keep sharded weights and gradients in CPU memory between uses."},
+        "wrap_layers": {**STR_LIST, "description": "Layer classes to wrap one by one, e.g. [\"LlamaDecoderLayer\"] (default: the model's own _no_split_modules)."},
+        "activation_checkpointing": {"type": "boolean", "default": False, "description": "Recompute activations in the backward pass (less memory)."},
+    }, doc="FSDP options (strategy = \"fsdp\")."),
+    "deepspeed": _obj({
+        "stage": {"enum": [1, 2, 3], "default": 2, "description": "ZeRO stage: 1 optimizer state, 2 + gradients, 3 + weights sharded."},
+        "offload_optimizer": {"type": "boolean", "default": False, "description": "Optimizer state in CPU memory (ZeRO-Offload)."},
+        "offload_params": {"type": "boolean", "default": False, "description": "Weights in CPU memory (stage 3 only)."},
+        "config": {"type": "string", "description": "A DeepSpeed JSON config to use as is instead of the options above (relative to the recipe)."},
+    }, doc="DeepSpeed options (strategy = \"deepspeed\"; needs the deepspeed package)."),
+}, doc="Training with several processes (sftkit run --nproc N, torchrun or accelerate launch). Ignored by a one-process run.")
 
 VERDICT_SECTION = _obj({
     "alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.05,
@@ -162,7 +191,9 @@ TOP_LEVEL = {
     "freeze": FREEZE_SECTION,
     "eval": {"type": "array", "items": {"type": "object"}},
     "output": OUTPUT_SECTION,
+    "distributed": DISTRIBUTED_SECTION,
     "verdict": VERDICT_SECTION,
+    "plan": PLAN_SECTION,
 }
 
 REQUIRED_TOP = ("recipe", "model", "data", "strategy")

@@ -109,6 +109,10 @@ def check_fit(strategy, comp, bundle) -> None:
 
 def _evaluate(run, ev, model, tokenizer, label: str) -> dict:
     target = ev.Target(model, tokenizer, run.formatter, label, precision=run.precision)
+    if run.world is not None and run.world.distributed:
+        from .run.distributed import ShardedTarget
+
+        target = ShardedTarget(target, run.world)  # each rank answers its share, all see every result
     return ev.evaluate_all(run, target)
 
 
@@ -150,12 +154,16 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
     from .core_schema import STRATEGY_COMMON
     from .plugins import call_hook, get_host
     from .recipe import component_options, load_recipe, recipe_hash
+    from .run import distributed
     from .strategies import lockfile, rundir
 
-    say = console or (lambda msg: None)
+    world = distributed.world_from_env()
+    main = world.is_main
+    say = (console if main else None) or (lambda msg: None)
     started = time.time()
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
+    distributed.start(world, recipe.data.get("distributed"))
     data = apply_smoke(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
     name = recipe.name
     strategy_table = data["strategy"]
@@ -165,13 +173,21 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
     run_dir = run_dir_for(data, output)
     digest = recipe_hash({"recipe": data, "smoke": smoke})
     existed = run_dir.exists()
-    held["lock"] = rundir.lock(run_dir, command=f"sftkit run {recipe_path}")
-    # refuse a run directory that must not be used before loading anything heavy
-    rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
+    if main:  # the main process holds the run directory's lock for all ranks
+        held["lock"] = rundir.lock(run_dir, command=f"sftkit run {recipe_path}")
+        # refuse a run directory that must not be used before loading anything heavy
+        rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume, dry_run=True)
+    limits = {k: v for k, v in (data.get("plan") or {}).items() if v is not None}
+    if limits and not smoke and not world.distributed:  # estimate first; refuse with the numbers before training
+        from .plan import check_limits, make_plan
+
+        say("planning: [plan] limits are set")
+        check_limits(make_plan(recipe_path, overrides, host=host, console=say))
 
     from .data import load_data
 
-    bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
+    with distributed.main_first(world):  # the other ranks reuse the main process's Arrow files
+        bundle = _shrink(load_data(data, recipe.base_dir, host=host), smoke)
     check_fit(strategy, comp, bundle)
     if data.get("eval"):
         from .reporting.accounting import check_inputs
@@ -183,34 +199,43 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
 
         formatter = make_formatter(data, host=host)
     ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
-                     host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say)
+                     host=host, data=bundle, formatter=formatter, smoke=smoke, resume=resume, console=say,
+                     world=world)
     held["extras"] = ctx.extras  # the trainer's callbacks record the step reached there
     from .modeling.precision import for_run
 
     say(for_run(ctx).describe())  # decided once: training and both evaluations use it
-    model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
+    if hasattr(strategy, "load"):
+        from transformers import set_seed
 
-    lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=recipe_hash(data), host=host,
-                               files=(bundle.stats or {}).get("files"))
-    lock["smoke"] = smoke
-    if resume:
-        changed = lockfile.changed_data(lockfile.read_lock(run_dir), lock)
-        if changed and not allow_data_change:
-            raise SftkitError(f"the data changed since this run started ({', '.join(changed[:3])}"
-                              f"{', …' if len(changed) > 3 else ''}), so it cannot be resumed as the same run",
-                              where=str(run_dir), hint="restore the data, pass --allow-data-change to continue "
-                              "with the new data anyway, or --overwrite to start again")
-        if changed:
-            say(f"warning: continuing with changed data: {', '.join(changed)}")
-            lock["data_changed_on_resume"] = changed
-    claimed = rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume)
-    rundir.unmark_complete(run_dir)
-    say(f"run directory: {run_dir} ({claimed})")
-    write_recipe(run_dir, data, recipe.secrets)
-    lockfile.write_lock(run_dir, lock)
+        set_seed(ctx.seed)  # before any weight is created: a new head (classification) is the same every run
+    with distributed.main_first(world):  # a model converted once (GGUF cache), then loaded by the others
+        model, tokenizer = strategy.load(ctx) if hasattr(strategy, "load") else (None, None)
+
+    claimed = "resumed" if resume else "new"
+    if main:  # only the main process owns the run directory
+        lock = lockfile.build_lock(data, recipe.base_dir, recipe_hash=recipe_hash(data), host=host,
+                                   files=(bundle.stats or {}).get("files"))
+        lock["smoke"] = smoke
+        if resume:
+            changed = lockfile.changed_data(lockfile.read_lock(run_dir), lock)
+            if changed and not allow_data_change:
+                raise SftkitError(f"the data changed since this run started ({', '.join(changed[:3])}"
+                                  f"{', …' if len(changed) > 3 else ''}), so it cannot be resumed as the same run",
+                                  where=str(run_dir), hint="restore the data, pass --allow-data-change to continue "
+                                  "with the new data anyway, or --overwrite to start again")
+            if changed:
+                say(f"warning: continuing with changed data: {', '.join(changed)}")
+                lock["data_changed_on_resume"] = changed
+        claimed = rundir.claim(run_dir, recipe_name=name, recipe_hash=digest, overwrite=overwrite, resume=resume)
+        rundir.unmark_complete(run_dir)
+        say(f"run directory: {run_dir} ({claimed})" + (f", {world.size} processes" if world.distributed else ""))
+        write_recipe(run_dir, data, recipe.secrets)
+        lockfile.write_lock(run_dir, lock)
+    distributed.barrier(world)
 
     try:
-        plugin_errors = call_hook(host, "sftkit_run_start", say, run=ctx)
+        plugin_errors = call_hook(host, "sftkit_run_start", say, run=ctx) if main else []
         from . import evaluation
 
         ev = evaluation if data.get("eval") else None
@@ -224,7 +249,7 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
         # bad input found before the first checkpoint: leave no half-made run directory behind
         from .strategies.trainer import last_checkpoint
 
-        if claimed != "resumed" and last_checkpoint(run_dir) is None:
+        if main and claimed != "resumed" and last_checkpoint(run_dir) is None:
             rundir.discard(run_dir, remove_dir=not existed)
         raise
 
@@ -258,7 +283,12 @@ def _run(recipe_path, overrides, *, overwrite, resume, smoke, output, host, cons
         "eval": rows,
         # a --smoke run trains a tiny random model: gates are reported, never enforced
         "gates": {"passed": not failures, "failures": failures, "enforced": not smoke},
+        "distributed": {**distributed.global_batch(data.get("training", {}), world.size),
+                        "strategy": distributed.strategy_of(data.get("distributed")) if world.distributed else None},
     }
+    if not main:  # the main process writes the run directory; the others are done
+        return RunOutcome(run_dir=run_dir, metrics=metrics, claimed=claimed, elapsed=time.time() - started,
+                          gate_failures=failures)
     if plugin_errors:
         metrics["plugin_errors"] = plugin_errors
     if ctx.plugin_metrics:

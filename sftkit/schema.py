@@ -290,7 +290,7 @@ def fill_defaults(data: dict, registry: Registry) -> dict:
         if section in ("recipe", "model") or section in data or section in ("training", "dataset", "output", "template"):
             data.setdefault(section, {})
             _fill(schema["properties"][section], data[section])
-    for section in ("adapter", "freeze", "strategy"):
+    for section in ("adapter", "freeze", "strategy", "distributed"):
         if section in data:
             _fill(schema["properties"][section], data[section])
     for table in ("data", "eval"):

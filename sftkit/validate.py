@@ -286,6 +286,12 @@ def _setting_problems(recipe: Recipe, host) -> list[Problem]:
         if item.get("gate_on") == "lower_bound" and item.get("min") is None and item.get("max") is None:
             out.append(_problem(recipe, (*path, "gate_on"), "gate_on = \"lower_bound\" has no effect without min or max",
                                 "add min = ... (checked against the lower bound of the 95% interval)"))
+    holdout = (data.get("dataset") or {}).get("holdout_clusters")
+    if holdout and not any(isinstance(d, dict) and (d.get("cluster_column") or d.get("cluster"))
+                           for d in data.get("data") or []):
+        out.append(_problem(recipe, ("dataset", "holdout_clusters"), "holdout_clusters needs clusters, but no [[data]] "
+                            "entry has cluster_column or cluster", "add cluster_column = \"your_column\" (or "
+                            "cluster = \"name\") to the [[data]] entries"))
     training = data.get("training") or {}
     if training.get("eval_steps") is not None:
         ds = data.get("dataset") or {}
@@ -311,6 +317,68 @@ def _parse_dotted(text: str) -> list:
     return out
 
 
+def _distributed_problems(recipe: Recipe) -> list[Problem]:
+    """``[distributed]`` against what is installed and what the model is (no torch import)."""
+    import importlib.util
+    import json
+
+    table = recipe.data.get("distributed")
+    if not isinstance(table, dict):
+        return []
+    out: list[Problem] = []
+    strategy = table.get("strategy", "ddp")
+    fsdp, ds = table.get("fsdp"), table.get("deepspeed")
+    here = ("distributed",)
+    if isinstance(fsdp, dict) and strategy != "fsdp":
+        out.append(_problem(recipe, here + ("fsdp",), f"FSDP options given but strategy is {strategy!r}",
+                            'set distributed.strategy = "fsdp" or remove [distributed.fsdp]'))
+    if isinstance(ds, dict) and strategy != "deepspeed":
+        out.append(_problem(recipe, here + ("deepspeed",), f"DeepSpeed options given but strategy is {strategy!r}",
+                            'set distributed.strategy = "deepspeed" or remove [distributed.deepspeed]'))
+    if strategy == "fsdp" and isinstance(fsdp, dict):
+        if fsdp.get("version", 2) == 2 and fsdp.get("sharding") in ("hybrid_shard", "no_shard"):
+            out.append(_problem(recipe, here + ("fsdp", "sharding"),
+                                f"sharding {fsdp['sharding']!r} exists only in FSDP version 1",
+                                'use "full_shard" or "shard_grad_op", or set version = 1'))
+    if strategy == "fsdp":
+        model = recipe.data.get("model")
+        source = None
+        if isinstance(model, dict) and isinstance(model.get("name"), str) and "${" not in model["name"]:
+            from .models import describe_model_source
+
+            source = describe_model_source(model, recipe.base_dir)
+        config = source.path / "config.json" if source is not None and source.kind == "dir" and source.path else None
+        try:
+            quantized = bool(config and config.is_file()
+                             and json.loads(config.read_text(encoding="utf-8")).get("quantization_config"))
+        except (OSError, ValueError):
+            quantized = False
+        if quantized:
+            out.append(_problem(recipe, here + ("strategy",),
+                                "FSDP cannot shard a quantized base model (its config.json has quantization_config)",
+                                'use strategy = "ddp" with an [adapter] (QLoRA), or a full-precision base model'))
+    adapter = recipe.data.get("adapter")
+    if strategy in ("fsdp", "deepspeed") and isinstance(adapter, dict) and adapter.get("merge"):
+        out.append(_problem(recipe, ("adapter", "merge"), f"merging the adapter is not done under strategy {strategy!r} "
+                            "(the weights are sharded when the run saves)",
+                            "remove merge and merge the saved adapter afterwards, or use strategy = \"ddp\""))
+    if strategy == "deepspeed":
+        if importlib.util.find_spec("deepspeed") is None:
+            out.append(_problem(recipe, here + ("strategy",), "strategy 'deepspeed' needs the deepspeed package, "
+                                "which is not installed", 'pip install deepspeed, or use strategy = "fsdp"'))
+        if isinstance(ds, dict):
+            if ds.get("config") is not None and any(k in ds for k in ("stage", "offload_optimizer", "offload_params")):
+                out.append(_problem(recipe, here + ("deepspeed", "config"),
+                                    "a DeepSpeed JSON config is used as is; stage and offload options would be ignored",
+                                    "put them in the JSON file, or remove config"))
+            elif ds.get("offload_params") and ds.get("stage", 2) != 3:
+                out.append(_problem(recipe, here + ("deepspeed", "offload_params"),
+                                    "offloading weights needs ZeRO stage 3", "set stage = 3 or remove offload_params"))
+            if isinstance(ds.get("config"), str):
+                out.extend(_check_exists(recipe, here + ("deepspeed", "config"), ds["config"]))
+    return out
+
+
 def shape_hint(strategy: str, accepts) -> str:
     """How to give data that fits ``strategy``."""
     hints = {
@@ -329,6 +397,8 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     problems += _transform_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
+    if not any(p.path.startswith("distributed") for p in problems):
+        problems += _distributed_problems(recipe)
     earlier = list(problems)
     broken = {_table_of(p.path) for p in earlier if p.path}
     problems += _cross_field_problems(recipe, host, broken)

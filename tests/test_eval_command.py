@@ -79,3 +79,15 @@ def test_report_command(trained, sftkit_cli, tmp_path):
     assert (outcome.run_dir / "report.html").exists() and "report:" in result.output
     missing = sftkit_cli("report", tmp_path / "nope")
     assert missing.exit_code == 1 and "no such run directory" in missing.output
+
+
+def test_eval_command_exits_4_when_an_evaluator_errors(trained, sftkit_recipe, sftkit_cli, tmp_path):
+    _recipe, outcome = trained
+    broken = sftkit_recipe(recipe={"name": "evalcmd-broken"}, dataset={"eval_fraction": 0.2},
+                           eval=[{"name": "exact_match", "items": [{"prompt": "no expected answer"}], "max_new_tokens": 2}])
+    out = tmp_path / "evaluation"
+    result = sftkit_cli("eval", broken, "--model", outcome.run_dir / "model", "--output", out)
+    assert result.exit_code == 4, result.output
+    assert "evaluator exact_match failed on the tuned model" in result.output
+    assert json.loads((out / "metrics.json").read_text())["eval"][0]["verdict"] == "error"
+    assert (out / "report.md").exists()

@@ -200,7 +200,7 @@ def test_code_exec_scores_chat_answers_in_the_sandbox(tmp_path):
                      for p in problems})
     bad = Scripted({msg.format(problems[0]["prompt"]): "```python\nimport os\nos._exit(0)\n```",
                     msg.format(problems[1]["prompt"]): "    while True:\n        pass\n"}, "base", default="    return None")
-    run = make_run(tmp_path, [{"name": "code_exec", "limit": 3, "timeout": 1.0, "min": 0.5}])
+    run = make_run(tmp_path, [{"name": "code_exec", "items": problems, "timeout": 1.0, "min": 0.5}])
     rows = compare(run, evaluate_all(run, bad), evaluate_all(run, good))
     row = rows[0]
     assert row["tuned"] == 1.0 and row["base"] == 0.0 and row["gate"]["passed"]

@@ -11,7 +11,8 @@ from sftkit.evaluation.gates import check_gate
 
 def test_normalize_and_matches():
     assert M.exact_match("  The Answer:  PARIS ", "the answer: paris")
-    assert not M.exact_match("Paris.", "paris")
+    assert M.exact_match("Paris.", "paris")  # trailing punctuation is normalised by default
+    assert not M.exact_match("Paris.", "paris", ["lower", "strip"])
     assert M.exact_match("Paris.", "paris", ["lower", "punctuation", "strip"])
     assert M.exact_match("the cat", ["dog", "a cat"], ["lower", "articles", "whitespace", "strip"])
     assert M.contains("I think it is Paris, France", "paris")
@@ -105,3 +106,68 @@ def test_gate_messages():
     row = _row(None)
     row["gate"] = check_gate(row, {})
     assert row["gate"]["passed"] and gate_failures([row]) == []
+
+
+def test_better_scorers_whole_words_trailing_punctuation_and_extract():
+    from sftkit.evaluation import metrics as M
+
+    assert not M.contains("They do not overlap", "No") and M.contains("No, they do not.", "no")
+    assert not M.contains("The answer is C", "A") and M.contains("answer: (A)", "A")
+    assert M.contains("They do not overlap", "No", whole_words=False)
+    assert M.exact_match("Yes.", "Yes") and M.exact_match("yes!", "Yes.") and not M.exact_match("Yes no", "Yes")
+    assert M.extract_answer("(B) because ...", "first_letter") == "B"
+    assert M.extract_answer("I think: Paris, France", "first_word") == "I"
+    assert M.extract_answer("Final answer: 42 apples", r"regex:answer:\s*(\d+)") == "42"
+    assert M.extract_answer('Sure: {"answer": {"city": "Kyiv"}}', "json:answer.city") == "Kyiv"
+    assert M.extract_answer("no json", "json:answer") == ""
+
+
+def test_numeric_answer_strict_flexible_and_truncation(tmp_path):
+    from sftkit.api import RunContext
+    from sftkit.evaluation.generation import NumericAnswerEvaluator
+
+    class Tok:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+    class T:
+        label = "tuned"
+        tokenizer = Tok()
+
+        def generate(self, convs, max_new_tokens=128):
+            return [{"a": "so 2+2 is 4\n#### 4", "b": "Three plus three makes", "c": "it is 9 then 6",
+                     "d": " ".join(["step"] * 9) + " 12"}[c[-1]["content"]] for c in convs]
+
+    items = [{"question": "a", "answer": "#### 4"}, {"question": "b", "answer": "6"},
+             {"question": "c", "answer": "6"}, {"question": "d", "answer": "12"}]
+    run = RunContext(recipe={}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    res = NumericAnswerEvaluator({"items": items, "max_new_tokens": 10}).evaluate(T(), run)
+    m = res.metrics
+    # strict: only the "#### 4" answer; flexible: the last number also in c and in the cut-off d
+    assert m["strict"] == 0.25 and m["flexible"] == 0.75 and m["truncated"] == 1
+    assert res.samples[3]["truncated"] is True and res.samples[3]["strict"] is None
+    assert m["accuracy"] == m["flexible"]
+    strict = NumericAnswerEvaluator({"items": items, "max_new_tokens": 10, "match": "strict"}).evaluate(T(), run)
+    assert strict.metrics["accuracy"] == 0.25
+
+
+def test_abstention_hallucination_and_false_refusals(tmp_path):
+    from sftkit.api import RunContext
+    from sftkit.evaluation.abstention import AbstentionEvaluator
+
+    answers = {"Capital of France?": "Paris.", "Who won the 2031 World Cup?": "Brazil won it.",
+               "Name of my cat?": "I don't know your cat's name.", "2+2?": "I'm not sure."}
+
+    class T:
+        label = "tuned"
+
+        def generate(self, convs, max_new_tokens=64):
+            return [answers[c[-1]["content"]] for c in convs]
+
+    items = [{"prompt": "Capital of France?", "answerable": True}, {"prompt": "Who won the 2031 World Cup?", "answerable": False},
+             {"prompt": "Name of my cat?", "answerable": "false"}, {"prompt": "2+2?", "answerable": True}]
+    run = RunContext(recipe={}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    m = AbstentionEvaluator({"items": items}).evaluate(T(), run).metrics
+    assert m["accuracy"] == 0.5 and m["hallucination_rate"] == 0.5 and m["false_refusal_rate"] == 0.5
+    custom = AbstentionEvaluator({"items": items, "refusal_patterns": ["won it"]}).evaluate(T(), run).metrics
+    assert custom["hallucination_rate"] == 0.5 and custom["false_refusal_rate"] == 0.0

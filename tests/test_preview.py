@@ -147,6 +147,19 @@ name = "classification"
     assert result.exit_code == 0, result.output
     assert "Data: kind classification, train 60 rows" in result.output
     assert any(f"label '{c}'" in result.output for c in ("negative", "neutral", "positive"))
+    assert "trains the class" in result.output and "<|im_start|>" not in result.output
+    # exactly the ids training feeds the classifier: the text tokenized plainly, no chat template
+    from transformers import AutoTokenizer
+
+    from sftkit.data import load_data
+    from sftkit.recipe import load_recipe
+
+    doc = json.loads(invoke("preview", str(path), "-n", "3", "--format", "json").output)
+    bundle = load_data(load_recipe(path).data, tmp_path)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    for ex, text, label in zip(doc["examples"], bundle.train["text"], bundle.train["label"]):
+        assert ex["input_ids"] == tok(text, truncation=True, max_length=512)["input_ids"]
+        assert ex["label"] == label and set(ex["mask"]) == {0}
 
 
 @pytest.mark.real_model

@@ -267,9 +267,11 @@ def test_tone_kto_on_labelled_answers(tmp_path, tiny_dir):
     rows = [{"prompt": f"Question {i}?", "completion": f"Answer {i}.", "label": bool(i % 2)} for i in range(16)]
     write_jsonl(tmp_path / "labeled.jsonl", rows)
     data = [{"source": "jsonl", "path": "labeled.jsonl", "format": "labeled"}]
-    recipe = make_recipe(tmp_path, tiny_dir, data=data, strategy={"name": "tone"}, training={"max_steps": 2})
+    recipe = make_recipe(tmp_path, tiny_dir, data=data, strategy={"name": "tone", "undesirable_weight": 1.5},
+                         training={"max_steps": 2})
     out = run(recipe, output=tmp_path / "run")
     assert out.metrics["train"]["method"] == "kto"
+    assert out.metrics["train"]["kto_weights"] == {"desirable": 1.0, "undesirable": 1.5}
     assert out.metrics["data"]["tone"]["good"] + out.metrics["data"]["tone"]["bad"] == out.metrics["data"]["train_rows"]
 
 

@@ -96,3 +96,21 @@ def test_settings_that_cannot_take_effect_are_validate_errors(tmp_path):
     assert code == 1 and "eval_steps has no effect: the recipe has no eval split" in out
     code, out = _validate(tmp_path, {**base, "training": {"eval_steps": 5}, "dataset": {"eval_fraction": 0.1}})
     assert code == 0, out
+
+
+def test_contaminated_items_are_counted_in_a_real_run(tmp_path, tiny_dir):
+    rows = qa_rows(32)
+    items = [{"prompt": r["prompt"], "expected": r["completion"]} for r in rows[:3]]
+    items += [{"prompt": "What is seven times six?", "expected": "42"}]
+    write_jsonl(tmp_path / "items.jsonl", items)
+    evals = [{"name": "exact_match", "prompts": "items.jsonl", "max_new_tokens": 2, "max_contamination": 0.5}]
+    recipe = make_recipe(tmp_path, tiny_dir, rows=rows, training={"max_steps": 1}, eval=evals,
+                         dataset={"eval_fraction": 0.0})
+    res = cli("run", recipe, "--output", tmp_path / "run")
+    assert res.exit_code == 3, res.output  # 3 of 4 items were trained on: the gate fails
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    c = m["eval"][0]["contamination"]
+    assert (c["n"], c["exact"]) == (4, 3) and c["share"] == 0.75
+    assert m["eval"][0]["stats"]["tuned"]["n"] == 4
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "**Contamination:** exact_match: 3 of 4 items (75%) appear in the training data" in md

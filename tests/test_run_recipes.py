@@ -42,18 +42,32 @@ def test_shipped_recipes_validate():
     assert res.exit_code == 0, res.output
 
 
+def _comparable(metrics: dict) -> dict:
+    """metrics.json without what differs between two identical runs (timings, paths)."""
+    train = {k: v for k, v in metrics["train"].items()
+             if not any(t in k for t in ("runtime", "per_second", "model_dir", "flos"))}
+    return {"train": train, "data": metrics["data"],
+            "eval": [{k: r[k] for k in ("base", "tuned", "metrics", "verdict", "stats", "details")} for r in metrics["eval"]]}
+
+
 @pytest.mark.real_model
 def test_classification_recipe_on_the_real_minilm(tmp_path, monkeypatch):
-    """The real encoder (not --smoke): labels mapped into the saved config, accuracy reported."""
+    """The real encoder (not --smoke): labels mapped into the saved config, accuracy reported; the
+    same recipe run twice gives the same metrics.json (the new head is seeded)."""
     from click.testing import CliRunner
 
     from sftkit.commands.run import run
 
     monkeypatch.setenv("SFTKIT_NO_PROGRESS", "1")
-    res = CliRunner().invoke(run, [str(RECIPES / "classification.toml"), "--output", str(tmp_path / "run"),
-                                   "--set", "training.max_steps=2", "--set", "training.per_device_train_batch_size=4"])
-    assert res.exit_code == 0, res.output[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    args = ["--set", "training.max_steps=2", "--set", "training.per_device_train_batch_size=4"]
+    runs = []
+    for name in ("run", "again"):
+        res = CliRunner().invoke(run, [str(RECIPES / "classification.toml"), "--output", str(tmp_path / name), *args])
+        assert res.exit_code == 0, res.output[-3000:]
+        runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert _comparable(runs[0]) == _comparable(runs[1])
+    assert runs[0]["eval"][0]["base"] is not None
+    metrics = runs[0]
     assert metrics["train"]["labels"] == ["negative", "neutral", "positive"]
     assert 0 <= metrics["train"]["eval_accuracy"] <= 1
     assert sum(metrics["data"]["classes"]["counts"].values()) == metrics["data"]["train_rows"]

@@ -169,3 +169,89 @@ def test_report_leads_with_verdict_gates_and_health(tmp_path):
     assert "**Gates: no gates defined**" in top and "all gates passed" not in md
     assert "[error] The tuned model collapsed onto one answer" in top
     assert "▲ better" not in md
+
+
+def test_samples_once_per_prompt_set_and_trainer_units(tmp_path):
+    def gen(label, outputs, scores):
+        items = [{"score": s, "answer": o, "prompt": f"user: q{i}"} for i, (o, s) in enumerate(zip(outputs, scores))]
+        samples = [{"prompt": f"user: q{i}", "output": o, "score": s} for i, (o, s) in enumerate(zip(outputs, scores))]
+        return EvalResult({"accuracy": sum(scores) / len(scores)}, "accuracy", samples=samples, items=items)
+
+    run = run_with(tmp_path, [{"name": "exact_match"}, {"name": "contains"}, {"name": "samples", "items": ["other"]}])
+    base = {"exact_match": gen("em", ["a", "b"], [0.0, 1.0]), "contains": gen("c", ["a", "b"], [1.0, 1.0]),
+            "samples": EvalResult({"avg_chars": 1.0}, "avg_chars", samples=[{"prompt": "user: other", "output": "x"}])}
+    tuned = {"exact_match": gen("em", ["A", "B"], [1.0, 0.0]), "contains": gen("c", ["A", "B"], [1.0, 0.0]),
+             "samples": EvalResult({"avg_chars": 1.0}, "avg_chars", samples=[{"prompt": "user: other", "output": "y"}])}
+    rows = compare(run, base, tuned)
+    metrics = {"recipe": "r", "train": {"train_runtime": 12.5, "trained_tokens_per_second": 1000.0,
+                                        "padding_fraction": 0.019, "final_loss": 1.5},
+               "data": {}, "eval": rows, "gates": {"passed": True, "failures": []}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    samples = md[md.index("## Sample generations"):]
+    assert "### exact_match, contains" in samples and "### samples" in samples
+    assert samples.count("user: q0") == 1 and "tuned (exact_match 1, contains 1)" in samples
+    assert "12.5 s" in md and "1,000.0 tokens/s" in md and "1.9%" in md and "1.5 nats" in md
+
+
+def test_contamination_of_evaluator_items_and_its_gate(tmp_path):
+    from types import SimpleNamespace
+
+    from sftkit.evaluation.contamination import TrainIndex, norm_words
+
+    long_q = "Which enzyme converts angiotensin one into angiotensin two in the lungs of healthy adult humans today"
+    train = [{"messages": [{"role": "user", "content": "What is the capital of France?"},
+                           {"role": "assistant", "content": "Paris."}]},
+             {"prompt": "Intro: " + long_q + " please answer", "completion": "ACE."}]
+    index = TrainIndex(train)
+    assert index.match("user: what is the capital of france") == "exact"  # normalised, role prefix removed
+    assert index.match(long_q + "?") == "ngram" and index.match("What is the capital of Spain?") is None
+    assert norm_words("A, b!") == ["a", "b"]
+
+    def res(prompts):
+        items = [{"score": 1.0, "prompt": p, "answer": str(i)} for i, p in enumerate(prompts)]
+        return EvalResult({"accuracy": 1.0}, "accuracy", items=items)
+
+    prompts = ["What is the capital of France?", long_q, "Name a prime number.", "Spell cat."]
+    run = RunContext(recipe={"eval": [{"name": "exact_match", "max_contamination": 0.25}]}, recipe_path=None,
+                     base_dir=tmp_path, run_dir=tmp_path, data=SimpleNamespace(train=train, eval=None))
+    (row,) = compare(run, {}, {"exact_match": res(prompts)})
+    c = row["contamination"]
+    assert (c["n"], c["exact"], c["ngram"], c["share"]) == (4, 1, 1, 0.5)
+    assert gate_failures([row]) == ["gate failed: exact_match: 2 of 4 items (50.0%) appear in the training data "
+                                    "> max_contamination 0.25"]
+    assert "contamination" in [f["code"] for f in health.analyze([], {}, [], eval_rows=[row])]
+    (clean,) = compare(run, {}, {"exact_match": res(prompts[2:])})
+    assert clean["contamination"]["share"] == 0 and clean["gate"]["passed"]
+
+
+def test_preference_accuracy_and_margin_on_held_out_pairs(tmp_path):
+    from types import SimpleNamespace
+
+    from sftkit.evaluation import evaluate_all
+
+    pairs = [{"prompt": [{"role": "user", "content": f"Where is order {i}?"}],
+              "chosen": f"Thank you for asking, order {i} ships today.", "rejected": "Dunno."} for i in range(6)]
+
+    class Scorer:
+        is_classifier = False
+
+        def __init__(self, label, polite_bonus):
+            self.label, self.bonus = label, polite_bonus
+
+        def render(self, messages):
+            return messages[-1]["content"]
+
+        def loglikelihood(self, requests):
+            return [-10.0 + (self.bonus if cont.startswith("Thank") else 0.0) for _ctx, cont in requests]
+
+    run = RunContext(recipe={"eval": [{"name": "preference"}]}, recipe_path=None, base_dir=tmp_path,
+                     run_dir=tmp_path, data=SimpleNamespace(eval=pairs, train=[]))
+    base = evaluate_all(run, Scorer("base", -2.0))
+    tuned = evaluate_all(run, Scorer("tuned", 3.0))
+    assert base["preference"].metrics == {"accuracy": 0.0, "mean_margin": -2.0, "n": 6}
+    assert tuned["preference"].metrics["accuracy"] == 1.0 and tuned["preference"].metrics["mean_margin"] == 3.0
+    (row,) = compare(run, base, tuned)
+    assert row["metrics"]["mean_margin"]["delta"] == 5.0
+    assert row["verdict"] == "better" and row["stats"]["paired"]["p"] < 0.05  # 6 of 6 pairs flipped: McNemar p=0.031

@@ -1,7 +1,9 @@
 """The arena web page: blind battles, votes, reveal, ratings (Starlette, no JavaScript).
 
 Flow: ``GET /`` draws a battle for the voter (a listed prompt whose answers were generated ahead,
-two models in random order) and redirects to ``/battle/ID``; the voter picks A, B, tie or both
+two models in random order; the same one again until they vote on it, so reloading neither picks
+battles nor fills the database; a first visit only sets the voter cookie) and redirects to
+``/battle/ID``; the voter picks A, B, tie or both
 bad, optionally writes a better answer, and ``POST /battle/ID/vote`` stores it; the battle page
 then reveals which model wrote which answer. ``POST /ask`` makes a battle from a typed prompt
 (generated on demand, both models batched on their engines). ``GET /ratings`` shows win rates and
@@ -103,8 +105,12 @@ class Arena:
         with self.rng_lock:
             return tuple(self.rng.sample(sorted(self.models), 2))  # type: ignore[return-value]
 
-    def new_battle(self):
-        """A battle on a listed prompt whose answers are ready, or None when none is ready yet."""
+    def new_battle(self, voter: str = ""):
+        """The voter's open battle, else a new one on a listed prompt whose answers are ready (None: none yet)."""
+        if voter:
+            current = self.store.open_battle(voter)
+            if current is not None:
+                return current
         ready = self.store.ready_prompts(list(self.models), self.settings)
         if not ready:
             return None
@@ -114,9 +120,9 @@ class Arena:
         names = [m for m, a in answers.items() if a is not None]
         with self.rng_lock:
             a, b = self.rng.sample(sorted(names), 2)
-        return self.store.add_battle(prompt_set, prompt, a, b, answers[a], answers[b], self.settings)
+        return self.store.add_battle(prompt_set, prompt, a, b, answers[a], answers[b], self.settings, voter)
 
-    def typed_battle(self, prompt: str):
+    def typed_battle(self, prompt: str, voter: str = ""):
         """A battle on a typed prompt: both answers generated now."""
         a, b = self._pair()
         got = self._generate([(a, prompt), (b, prompt)])
@@ -124,7 +130,7 @@ class Arena:
             raise RuntimeError("generation failed")
         for m in (a, b):
             self.store.add_answer("typed", prompt, m, got[(m, prompt)], self.settings)
-        return self.store.add_battle("typed", prompt, a, b, got[(a, prompt)], got[(b, prompt)], self.settings)
+        return self.store.add_battle("typed", prompt, a, b, got[(a, prompt)], got[(b, prompt)], self.settings, voter)
 
     def csrf(self, voter: str) -> str:
         return hmac.new(self.secret, voter.encode(), sha256).hexdigest()
@@ -192,9 +198,10 @@ class Arena:
         voter, refused = self._gate(request)
         if refused is not None:
             return refused
-        new = voter is None
-        voter = voter or secrets.token_urlsafe(16)
-        battle = await asyncio.to_thread(self.new_battle)
+        if voter is None:  # first visit: a voter cookie first, so battles are only drawn for real voters
+            return self._with_voter(RedirectResponse("/", status_code=303), secrets.token_urlsafe(16), True)
+        new = False
+        battle = await asyncio.to_thread(self.new_battle, voter)
         if battle is None:
             waiting = "" if self.generated.is_set() else \
                 "<p>The answers to the listed prompts are still being generated: reload in a moment.</p>"
@@ -254,7 +261,7 @@ class Arena:
         prompt = (form.get("prompt") or "").strip()
         if not prompt or len(prompt) > MAX_PROMPT:
             return _page("Refused", f"<p>Type a prompt of 1 to {MAX_PROMPT} characters.</p>", status=400)
-        battle = await asyncio.to_thread(self.typed_battle, prompt)
+        battle = await asyncio.to_thread(self.typed_battle, prompt, voter)
         return RedirectResponse(f"/battle/{battle.id}", status_code=303)
 
     async def ratings_page(self, request):

@@ -44,8 +44,10 @@ CREATE TABLE IF NOT EXISTS battles (
     answer_a TEXT NOT NULL,
     answer_b TEXT NOT NULL,
     settings TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    shown_to TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS battles_shown_to ON battles(shown_to);
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY,
     battle TEXT NOT NULL REFERENCES battles(id),
@@ -158,13 +160,21 @@ class Store:
 
     # ------------------------------------------------------------------ battles and votes
     def add_battle(self, prompt_set: str, prompt: str, model_a: str, model_b: str, answer_a: str, answer_b: str,
-                   settings: dict) -> Battle:
+                   settings: dict, shown_to: str = "") -> Battle:
         battle = Battle(secrets.token_urlsafe(12), prompt_set, prompt, model_a, model_b, answer_a, answer_b,
                         dict(settings), time.time())
-        self._conn().execute("INSERT INTO battles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._conn().execute("INSERT INTO battles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (battle.id, prompt_set, prompt, model_a, model_b, answer_a, answer_b,
-                              _settings(settings), battle.created))
+                              _settings(settings), battle.created, shown_to))
         return battle
+
+    def open_battle(self, voter: str) -> Battle | None:
+        """The latest battle drawn for ``voter`` that they have not voted on yet (one open battle each)."""
+        row = self._conn().execute(
+            "SELECT * FROM battles b WHERE shown_to=? AND NOT EXISTS "
+            "(SELECT 1 FROM votes v WHERE v.battle = b.id AND v.voter = ?) ORDER BY created DESC LIMIT 1",
+            (voter, voter)).fetchone()
+        return _battle(row) if row else None
 
     def battle(self, battle_id: str) -> Battle | None:
         row = self._conn().execute("SELECT * FROM battles WHERE id=?", (battle_id,)).fetchone()
@@ -190,7 +200,8 @@ class Store:
     def votes(self) -> list[Vote]:
         """Every vote with its battle, oldest first."""
         rows = self._conn().execute(
-            "SELECT b.*, v.voter, v.choice, v.better, v.created FROM votes v JOIN battles b ON b.id = v.battle "
+            "SELECT b.id, b.prompt_set, b.prompt, b.model_a, b.model_b, b.answer_a, b.answer_b, b.settings, "
+            "b.created, v.voter, v.choice, v.better, v.created FROM votes v JOIN battles b ON b.id = v.battle "
             "ORDER BY v.id").fetchall()
         return [Vote(_battle(r[:9]), r[9], r[10], r[11], r[12]) for r in rows]
 

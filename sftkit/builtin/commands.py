@@ -10,6 +10,7 @@ from sftkit.lazycli import add_lazy_command
 
 COMMANDS = {
     "preview": ("sftkit.commands.preview:preview", "Render examples with trained tokens highlighted, and data statistics."),
+    "plan": ("sftkit.commands.plan:plan", "Estimate a run's time, memory, disk and data before it runs."),
     "run": ("sftkit.commands.run:run", "Train (and evaluate) a recipe into a run directory."),
     "eval": ("sftkit.commands.eval:eval_command", "Evaluate a model with a recipe's [[eval]] tables and write a report."),
     "report": ("sftkit.commands.report:report", "Re-render a run directory's report."),

@@ -21,12 +21,13 @@ def _obj(props: dict, required: tuple = ()) -> dict:
     return schema
 
 
-LIMIT = {"type": "integer", "minimum": 1, "description": "Use at most this many items."}
+LIMIT = {"type": "integer", "minimum": 1, "description": "Use at most this many items, sampled with the recipe's seed (stratified by subject / label / cluster)."}
 BY_CLUSTER = {"type": "boolean", "default": False,
               "description": "Also report the metric per task cluster (rows' `cluster`, e.g. held-out clusters)."}
 MAX_NEW = {"type": "integer", "minimum": 1, "maximum": 8192, "description": "Tokens to generate per answer (greedy)."}
-NORMALIZE = {"type": "array", "items": {"enum": ["strip", "lower", "whitespace", "punctuation", "articles"]},
-             "default": ["strip", "lower", "whitespace"],
+NORMALIZE = {"type": "array", "items": {"enum": ["strip", "lower", "whitespace", "punctuation", "articles",
+                                             "trailing_punctuation"]},
+             "default": ["strip", "lower", "whitespace", "trailing_punctuation"],
              "description": "Normalisation applied to output and expected answer before comparing."}
 
 PROMPT_OPTS = {
@@ -41,6 +42,8 @@ PROMPT_OPTS = {
     "max_new_tokens": {**MAX_NEW, "default": 128},
     "limit": LIMIT,
     "by_cluster": BY_CLUSTER,
+    "extract": {"type": "string", "pattern": r"^(first_letter|first_word|regex:.+|json:.+)$",
+                "description": "Score only part of the answer: first_letter, first_word, regex:PATTERN (group 1) or json:FIELD."},
 }
 
 SCHEMAS = {
@@ -50,7 +53,9 @@ SCHEMAS = {
     }),
     "samples": _obj(PROMPT_OPTS),
     "exact_match": _obj({**PROMPT_OPTS, "normalize": NORMALIZE}),
-    "contains": _obj({**PROMPT_OPTS, "normalize": NORMALIZE}),
+    "contains": _obj({**PROMPT_OPTS, "normalize": NORMALIZE,
+                      "whole_words": {"type": "boolean", "default": True,
+                                      "description": "Match the expected answer as whole words only (\"No\" is not in \"not\")."}}),
     "regex": _obj({
         **PROMPT_OPTS,
         "pattern": {"type": "string", "description": "Regular expression every output must match (default: each item's expected answer as a pattern)."},
@@ -60,6 +65,9 @@ SCHEMAS = {
     "numeric_answer": _obj({
         **PROMPT_OPTS, "max_new_tokens": {**MAX_NEW, "default": 256},
         "tolerance": {"type": "number", "minimum": 0, "default": 1e-6, "description": "Relative/absolute tolerance."},
+        "match": {"enum": ["strict", "flexible"], "default": "flexible",
+                  "description": "Primary score: strict (the answer format, not cut off) or flexible (the last number). Both are reported."},
+        "answer_pattern": {"type": "string", "description": "Regex of the strict answer format; group 1 holds the number (default: #### N)."},
     }),
     "json_valid": _obj({
         **PROMPT_OPTS,
@@ -113,6 +121,20 @@ SCHEMAS = {
         "max_increase": {"type": "number", "minimum": 0,
                          "description": "Fail when the tuned perplexity exceeds the base one by more than this fraction (0.1 = +10%). Omit to only report."},
     }),
+    "abstention": _obj({
+        **PROMPT_OPTS, "max_new_tokens": {**MAX_NEW, "default": 64},
+        "answerable_field": {"type": "string", "default": "answerable", "description": "Item field: true when the question can be answered."},
+        "refusal_patterns": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                             "description": "Regexes (case-insensitive) that mark an answer as a refusal; replace the built-in ones."},
+    }),
+    "preference": _obj({
+        "path": {"type": "string", "x-sftkit-path": True, "description": "JSONL of pairs (prompt, chosen, rejected). Default: the eval split."},
+        "items": {"type": "array", "items": {"type": "object"}, "description": "Inline pairs instead of a file."},
+        "limit": LIMIT,
+        "normalize_length": {"type": "boolean", "default": False,
+                             "description": "Compare log-probabilities per character (long answers are not penalised for their length)."},
+        "samples": {"type": "integer", "minimum": 0, "default": 5},
+    }),
     "judge": _obj({
         **PROMPT_OPTS,
         "model": {"type": "string", "minLength": 1, "description": "Judge model: hub id, local directory or .gguf (path or package://)."},
@@ -124,15 +146,17 @@ DOCS = {
     "loss": "Loss and perplexity on the eval split, formatted as in training (lower is better).",
     "samples": "Answers to fixed prompts (default: the first 8 eval-split rows), before and after, side by side.",
     "exact_match": "Generated answer equals the expected answer after normalisation.",
-    "contains": "Generated answer contains the expected answer after normalisation.",
+    "contains": "Generated answer contains the expected answer (as whole words) after normalisation.",
     "regex": "Generated answer matches a regular expression.",
-    "numeric_answer": "GSM8K style: the '#### N' answer (or the last number) equals the expected number.",
+    "numeric_answer": "GSM8K style: strict ('#### N' answer, not cut off) and flexible (last number) accuracy.",
     "json_valid": "Output is valid JSON (and valid against a JSON Schema, if given).",
     "multiple_choice": "MMLU-style accuracy: the option with the highest log-likelihood.",
     "classification": "Accuracy, macro-F1 and confusion matrix on labelled texts.",
     "code_exec": ("pass@1 on HumanEval-format problems; the code runs in an OS sandbox (namespaces), the tests "
                   "in a separate checker process, so a program cannot forge its verdict."),
     "forgetting": "Perplexity on general text before vs after (max_increase: allowed relative rise).",
+    "abstention": "Hallucination rate (confident answers to unanswerable items) and false refusals of answerable ones, before and after.",
+    "preference": "Preference accuracy and mean log-probability margin (chosen vs rejected) on held-out pairs, before and after.",
     "judge": "Pairwise preference of a judge model between base and tuned answers (both orders asked); win rate. Prompts default to the first 32 eval-split rows.",
 }
 
@@ -148,6 +172,8 @@ FACTORIES = {
     "classification": "classify:ClassificationEvaluator",
     "code_exec": "code:CodeExecEvaluator",
     "forgetting": "likelihood:ForgettingEvaluator",
+    "abstention": "abstention:AbstentionEvaluator",
+    "preference": "preference:PreferenceEvaluator",
     "judge": "judge:JudgeEvaluator",
 }
 

@@ -29,6 +29,10 @@ TONE = {
                            "description": "Drop preference pairs whose chosen and rejected answers are identical (they teach nothing)."},
         "length_bias_warn": {"type": "number", "minimum": 0, "default": 0.2,
                              "description": "Warn when chosen answers are on average this much longer or shorter (relative) than rejected ones."},
+        "desirable_weight": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                             "description": "KTO: weight of the loss on good answers (raise it when good answers are the fewer)."},
+        "undesirable_weight": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                               "description": "KTO: weight of the loss on bad answers (raise it when bad answers are the fewer)."},
     },
 }
 

@@ -190,6 +190,9 @@ def _load_base(data: dict, base_dir: Path, labels: list, is_classifier: bool, sa
 
     say(f"loading the base model {data['model']['name']}")
     if is_classifier:
+        from transformers import set_seed
+
+        set_seed(int(data.get("recipe", {}).get("seed", 42)))  # its new head: the same as the run's base
         return models.load_sequence_classifier(data["model"], base_dir, labels=labels)
     return models.load_causal_lm(data["model"], base_dir)
 

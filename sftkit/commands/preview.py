@@ -26,6 +26,9 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     recipe = load_recipe(recipe_path, list(overrides), host=host)
     data = recipe.data
     tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir)  # fails fast, before the data
+    strategy = _strategy(data, host)
+    if hasattr(strategy, "preview_encode"):  # the strategy encodes rows its own way (no chat template)
+        return _strategy_preview(strategy, data, recipe.base_dir, tokenizer, host, n=n, split=split)
     from sftkit.templates import make_formatter
 
     formatter = make_formatter(data, host=host)
@@ -51,6 +54,39 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
         examples.append(ex)
     name = (data.get("recipe") or {}).get("name")
     return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
+            "tokenizer": tokenizer}
+
+
+def _strategy(data: dict, host):
+    from sftkit.core_schema import STRATEGY_COMMON
+    from sftkit.recipe import component_options
+
+    table = data.get("strategy") or {}
+    comp = host.registry.find("strategies", str(table.get("name")))
+    return comp.create(component_options(table, STRATEGY_COMMON)) if comp is not None else None
+
+
+def _strategy_preview(strategy, data: dict, base_dir, tokenizer, host, *, n: int, split: str) -> dict:
+    """A preview from the strategy's own ``preview_encode`` (what its training feeds the model)."""
+    from sftkit.api import IGNORE_INDEX
+    from sftkit.data import load_data
+
+    bundle = load_data(data, base_dir, host=host)
+    ds = strategy.preview_encode(bundle, tokenizer, data, split)
+    if ds is None:
+        raise DataError(f"the recipe has no {split} rows", hint='set [dataset] eval_fraction = 0.1 for an eval split')
+    examples = []
+    for i in range(min(n, len(ds))):
+        row = ds[i]
+        ids = list(row["input_ids"])
+        ex = {"index": i, "source": row.get("source"), "input_ids": ids, "labels": [IGNORE_INDEX] * len(ids),
+              "length": len(ids)}
+        if row.get("target") is not None:
+            ex["label"] = row["target"]
+            ex["trains"] = f"the class {row['target']!r} (the head's output), no token of the text"
+        examples.append(ex)
+    name = (data.get("recipe") or {}).get("name")
+    return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": bundle.stats,
             "tokenizer": tokenizer}
 
 
@@ -95,8 +131,9 @@ def render_text(result: dict, *, color: bool) -> str:
     for ex in result["examples"]:
         trained = sum(1 for x in ex["labels"] if x != IGNORE_INDEX)
         extra = "".join(f" · {k} {ex[k]!r}" for k in ("label", "cluster") if k in ex)
+        what = f"trains {ex['trains']}" if ex.get("trains") else f"{trained} trained"
         out.append(f"\n--- example {ex['index'] + 1} · source {ex['source']}{extra} · {ex['length']} tokens, "
-                   f"{trained} trained ---")
+                   f"{what} ---")
         out.append(render_tokens(tok, ex["input_ids"], ex["labels"], color=color))
         if "rejected" in ex:
             out.append(f"(rejected answer: {ex['rejected']!r})")

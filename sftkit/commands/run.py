@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,9 +21,19 @@ from sftkit.errors import SftkitError
               help="Check the whole path in seconds: 2 steps on a tiny random model of the same architecture.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: [output] dir of the recipe).")
+@click.option("--each-holdout", is_flag=True,
+              help="Leave-one-cluster-out: one run per cluster of [dataset] holdout_clusters (held out alone), "
+                   "then one table (each_holdout.md / .json in the output directory).")
 @click.option("--allow-data-change", is_flag=True,
               help="With --resume: continue although the data files changed since the run started.")
-def run(recipe, overrides, overwrite, resume, smoke, output, allow_data_change):
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="Processes on this machine (one per GPU; on CPU, gloo). Uses [distributed] strategy.")
+@click.option("--nnodes", type=int, default=1, show_default=True, help="Machines taking part (run the command on each).")
+@click.option("--node-rank", type=int, default=0, show_default=True, help="This machine's number, 0 .. nnodes-1.")
+@click.option("--master-addr", default=None, help="Address of machine 0 (several machines).")
+@click.option("--master-port", type=int, default=None, help="Port on machine 0 for the rendezvous (default: a free one).")
+def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow_data_change, nproc, nnodes,
+        node_rank, master_addr, master_port):
     """Train (and evaluate) RECIPE (a TOML file, or the name of a shipped recipe) into a run directory.
 
     The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
@@ -32,10 +43,26 @@ def run(recipe, overrides, overwrite, resume, smoke, output, allow_data_change):
     """
     if overwrite and resume:
         _fail(SftkitError("--overwrite and --resume exclude each other", hint="pick one", exit_code=2))
+    from sftkit.run.distributed import world_from_env
+    from sftkit.run.launch import LaunchOptions
+
+    options = LaunchOptions(nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
+                            master_port=master_port)
+    world = world_from_env()
+    if each_holdout and (options.needed or world.distributed):
+        _fail(SftkitError("--each-holdout runs one process per run; it cannot be combined with --nproc / --nnodes",
+                          hint="run each held-out cluster with --set dataset.holdout_clusters=[...] instead", exit_code=2))
+    if options.needed and not world.distributed:
+        _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change)
+        return
     from sftkit.pipeline import run as run_pipeline, summary_lines
 
-    echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    _stop_on_sigterm()
+    echo = (lambda msg: click.echo(msg, err=True)) if world.is_main else (lambda msg: None)  # noqa: E731
+    if not world.distributed:  # under a launcher, its agent stops the processes when one fails
+        _stop_on_sigterm()
+    if each_holdout:
+        return _each_holdout(recipe, overrides, output, echo, overwrite=overwrite, resume=resume, smoke=smoke,
+                             allow_data_change=allow_data_change)
     try:
         recipe = resolve_recipe(recipe)
         try:
@@ -44,12 +71,65 @@ def run(recipe, overrides, overwrite, resume, smoke, output, allow_data_change):
         except Exception as exc:
             raise storage_error(exc) or exc
     except SftkitError as err:
-        if getattr(err, "outcome", None) is not None:
+        if getattr(err, "outcome", None) is not None and world.is_main:
             for line in summary_lines(err.outcome):
                 click.echo(line)
+        _fail(err, world)
+    except Exception as exc:
+        if not world.distributed:
+            raise
+        from sftkit.run.launch import ERROR_DIR_ENV, peer_lost
+
+        if not peer_lost(exc, world.rank):
+            raise
+        if not os.environ.get(ERROR_DIR_ENV):  # under torchrun: say it once per rank, no traceback
+            click.echo(f"error: rank {world.rank}: another process of the run stopped ({exc.__class__.__name__}: "
+                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", err=True)
+        sys.exit(1)
+    if world.is_main:
+        for line in summary_lines(outcome):
+            click.echo(line)
+
+
+def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change) -> None:
+    """Start the processes (torch.distributed.run), each running this command without launch options."""
+    from sftkit.recipe import load_recipe
+    from sftkit.run.distributed import check_device
+    from sftkit.run.launch import launch
+
+    try:  # a bad recipe is reported once, before any process starts
+        loaded = load_recipe(resolve_recipe(recipe), list(overrides))
+        check_device(loaded.data.get("distributed"))
+    except SftkitError as err:
         _fail(err)
-    for line in summary_lines(outcome):
-        click.echo(line)
+    args = ["run", str(recipe)]
+    for item in overrides:
+        args += ["--set", item]
+    args += [flag for flag, on in (("--overwrite", overwrite), ("--resume", resume), ("--smoke", smoke),
+                                   ("--allow-data-change", allow_data_change)) if on]
+    if output is not None:
+        args += ["--output", str(output)]
+    try:
+        launch(options, args)
+    except SftkitError as err:
+        _fail(err)
+
+
+def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
+    from sftkit.pipeline import run as run_pipeline, run_dir_for
+    from sftkit.recipe import load_recipe
+    from sftkit.reporting.holdout import markdown, run_each
+
+    try:
+        path = resolve_recipe(recipe)
+        data = load_recipe(path, list(overrides)).data
+        out = Path(output) if output else run_dir_for(data, None)
+        table = run_each(path, list(overrides), data, out,
+                         lambda p, ov, output: run_pipeline(p, ov, output=output, console=echo, **flags))
+    except SftkitError as err:
+        _fail(err)
+    click.echo(markdown(table))
+    click.echo(f"table: {out / 'each_holdout.md'}")
 
 
 def resolve_recipe(text: str) -> Path:
@@ -108,6 +188,12 @@ def storage_error(exc: BaseException) -> SftkitError | None:
     return None
 
 
-def _fail(err: SftkitError) -> None:
+def _fail(err: SftkitError, world=None) -> None:
+    if world is not None and world.distributed:
+        from sftkit.run.launch import report_error
+
+        if not report_error(err, world.rank):  # under torchrun: every failing rank says it itself
+            click.echo(f"error: rank {world.rank}: {err}", err=True)
+        sys.exit(err.exit_code)
     click.echo(f"error: {err}", err=True)
     sys.exit(err.exit_code)

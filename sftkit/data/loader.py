@@ -58,10 +58,11 @@ class BatchConverter:
     """The ``Dataset.map(batched=True)`` function turning raw rows into canonical records."""
 
     def __init__(self, fmt: str, kind: str, name: str, cluster: str | None, on_error: str, describe,
-                 transforms: tuple = ()):
+                 transforms: tuple = (), tag: str | None = None):
         self.fmt, self.kind, self.name = fmt, kind, name
         self.cluster, self.on_error, self.describe = cluster, on_error, describe
         self.transforms = transforms  # ((label, callable), ...) from [[data]] transforms
+        self.tag = tag  # [[data]] cluster = "NAME": every row of the entry is in this cluster
 
     def _transform(self, record: dict, index: int) -> tuple[dict, str]:
         for label, fn in self.transforms:
@@ -97,7 +98,7 @@ class BatchConverter:
                 record, error = PLACEHOLDER[self.kind], exc.reason
             for k in fields:
                 out[k].append(record[k])
-            cluster = row.get(self.cluster) if self.cluster else None
+            cluster = self.tag if self.tag is not None else (row.get(self.cluster) if self.cluster else None)
             out["source"].append(self.name)
             out["cluster"].append(None if cluster is None else str(cluster))
             out["_error"].append(error)
@@ -123,6 +124,7 @@ class _Entry:
     cluster: str | None
     where: str
     transforms: tuple = ()
+    tag: str | None = None
 
 
 def _entry_name(table: dict, index: int, used: set) -> str:
@@ -167,12 +169,19 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
     common = _common_keys()
     options = {k: v for k, v in table.items() if k not in common}
     on_error = table.get("on_error", "error")
-    ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=table.get("max_rows"),
-                        on_error=on_error)
+    # max_rows samples with the seed (stratified by cluster / label): the source reads every row
+    ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=None, on_error=on_error)
     raw = _to_raw(comp.create(options, ctx), name)
     max_rows = table.get("max_rows")
     if max_rows is not None and len(raw.dataset) > max_rows:
-        raw.dataset = raw.dataset.select(range(max_rows))
+        from ..sampling import sample_indices
+
+        renamed = table.get("columns") or {}
+        column = next((c for c in (table.get("cluster_column"), renamed.get("cluster"), renamed.get("label"),
+                                   "cluster", "label", "subject", "topic")
+                       if c and c in raw.dataset.column_names), None)
+        strata = raw.dataset[column] if column else None
+        raw.dataset = raw.dataset.select(sample_indices(len(raw.dataset), int(max_rows), seed=seed, strata=strata))
     if len(raw.dataset) == 0:
         skipped = ", ".join(f"{r}: {n}" for r, n in raw.skipped.items())
         raise DataError("no rows" + (f" left after skipping bad lines ({skipped})" if skipped else " (the input is empty)"),
@@ -198,8 +207,11 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
         fmt = formats.detect_format(cols, sample, where)
     else:
         formats.check_fields(fmt, cols, where)
+    if table.get("cluster") is not None and table.get("cluster_column") is not None:
+        raise DataError("give cluster (one cluster for every row) or cluster_column (a column per row), not both",
+                        where=where)
     return _Entry(index, name, table, raw, fmt, table.get("split", "auto"), float(table.get("weight", 1.0)),
-                  on_error, cluster, where, _transforms(table, index, host))
+                  on_error, cluster, where, _transforms(table, index, host), table.get("cluster"))
 
 
 def _transforms(table: dict, index: int, host) -> tuple:
@@ -235,7 +247,7 @@ def _target_kind(entries: list[_Entry], strategy: str | None) -> str:
 def _convert(entry: _Entry, kind: str):
     ds = entry.raw.dataset
     fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe,
-                        entry.transforms)
+                        entry.transforms, entry.tag)
     fp_src = getattr(ds, "_fingerprint", None) if not entry.transforms else None  # transforms: no reuse
     fingerprint = None
     if fp_src:
@@ -243,7 +255,7 @@ def _convert(entry: _Entry, kind: str):
 
         fingerprint = hashlib.sha256(json.dumps(
             [CONVERTER_VERSION, code_version(formats), fp_src, entry.fmt, kind, entry.name, entry.cluster,
-             entry.on_error]).encode()).hexdigest()[:32]
+             entry.on_error, entry.tag]).encode()).hexdigest()[:32]
     return ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names,
                   features=canonical_features(kind), new_fingerprint=fingerprint,
                   desc=f"Converting {entry.name}")
@@ -320,9 +332,9 @@ def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
     held = None
     holdout = list(dataset_cfg.get("holdout_clusters") or [])
     if holdout:
-        if not any(e.cluster for e in entries):
+        if not any(e.cluster or e.tag for e in entries):
             raise DataError("[dataset] holdout_clusters needs a cluster column",
-                            hint='set cluster_column = "your_column" in the [[data]] entries')
+                            hint='set cluster_column = "your_column" (or cluster = "name") in the [[data]] entries')
         known = set(pc.unique(big.data.column("cluster")).drop_null().to_pylist())
         for c in holdout:
             if c not in known:

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 from ..api import EvalResult
 from ..errors import DataError, SftkitError
+from ..sampling import sample_rows
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "text")
 EXPECTED_FIELDS = ("expected", "answer", "completion", "output", "target", "response")
@@ -89,7 +90,8 @@ def eval_split_rows(run: Any) -> list[dict]:
 def load_items(evaluator: BaseEvaluator, run: Any, *, file_keys=("prompts", "path"), default_path: str | None = None,
                from_eval_split: bool = True) -> list[dict]:
     """Items from inline ``items``, a file option, ``default_path``, or the run's eval split; ``limit``
-    applied (items taken from the eval split default to the evaluator's ``split_limit``)."""
+    items sampled with the recipe's seed, stratified by subject / label / cluster (items taken from
+    the eval split default to the evaluator's first ``split_limit``)."""
     opts = evaluator.options
     where = f"[[eval]] {evaluator.name}"
     if opts.get("items") is not None:
@@ -105,10 +107,12 @@ def load_items(evaluator: BaseEvaluator, run: Any, *, file_keys=("prompts", "pat
                 items = items[: evaluator.split_limit]
         else:
             raise SftkitError(f"{where}: no items", hint=f"set {file_keys[0]} = \"file.jsonl\" or items = [...]")
-    limit = opts.get("limit")
-    if limit:
-        items = items[: int(limit)]
-    return items
+    return sample_rows(items, opts.get("limit"), seed=run_seed(run))
+
+
+def run_seed(run: Any) -> int:
+    """The recipe's seed (what ``limit`` samples with)."""
+    return int(((getattr(run, "recipe", None) or {}).get("recipe") or {}).get("seed", 42) or 0)
 
 
 def split_row_item(row: dict) -> dict | None:
@@ -171,13 +175,17 @@ def prompt_text(messages: list[dict]) -> str:
 
 
 def by_cluster(metric: str, scores: Iterable[float], clusters: Iterable[Any]) -> dict[str, float]:
-    """``{"metric[cluster]": mean}`` for every cluster present."""
+    """``{"metric[cluster]": mean, "n[cluster]": items}`` for every cluster present."""
     groups: dict[str, list[float]] = {}
     for s, c in zip(scores, clusters):
         if c is None:
             continue
         groups.setdefault(str(c), []).append(float(s))
-    return {f"{metric}[{c}]": sum(v) / len(v) for c, v in sorted(groups.items())}
+    out: dict[str, float] = {}
+    for c, v in sorted(groups.items()):
+        out[f"{metric}[{c}]"] = sum(v) / len(v)
+        out[f"n[{c}]"] = len(v)
+    return out
 
 
 def empty_result(evaluator: BaseEvaluator, why: str) -> EvalResult:

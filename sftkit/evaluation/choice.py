@@ -7,7 +7,8 @@ from typing import Any
 
 from ..api import EvalResult
 from ..errors import DataError
-from .base import BaseEvaluator, empty_result, load_items
+from ..sampling import sample_rows
+from .base import BaseEvaluator, empty_result, load_items, run_seed
 
 LETTERS = string.ascii_uppercase
 
@@ -88,8 +89,6 @@ class MultipleChoiceEvaluator(BaseEvaluator):
         keep = {str(s).strip().lower() for s in wanted} if wanted else None
         items, self.skipped = [], []
         for i, r in enumerate(raw):
-            if limit and len(items) >= int(limit):
-                break
             if keep is not None:
                 subject = r.get("topic", r.get("subject", r.get("category")))
                 if str(subject or "").strip().lower() not in keep:
@@ -98,7 +97,7 @@ class MultipleChoiceEvaluator(BaseEvaluator):
                 items.append(normalize_item(r, i))
             except DataError as exc:  # a malformed row (e.g. a stray header line) is skipped and counted
                 self.skipped.append(str(exc))
-        return items
+        return sample_rows(items, limit, seed=run_seed(run), fields=("subject", "cluster"))
 
     def evaluate(self, target: Any, run: Any) -> EvalResult:
         items = self.items(run)
@@ -131,7 +130,8 @@ class MultipleChoiceEvaluator(BaseEvaluator):
             correct.append(float(pred == item["gold"]))
             correct_norm.append(float(pred_norm == item["gold"]))
             records.append({"score": correct[-1], "answer": LETTERS[pred], "expected": LETTERS[item["gold"]],
-                            "options": len(item["choices"]), "prompt": item["question"]})
+                            "options": len(item["choices"]), "prompt": item["question"],
+                            "cluster": item.get("cluster")})
             if len(samples) < int(self.opt("samples", 10)):
                 samples.append({"prompt": item["question"], "output": LETTERS[pred] + ". " + item["choices"][pred],
                                 "expected": LETTERS[item["gold"]] + ". " + item["choices"][item["gold"]],

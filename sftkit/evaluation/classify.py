@@ -9,7 +9,8 @@ from typing import Any
 
 from ..api import EvalResult
 from . import metrics as M
-from .base import BaseEvaluator, by_cluster, empty_result, eval_split_rows, read_records, resolve
+from ..sampling import sample_rows
+from .base import BaseEvaluator, by_cluster, empty_result, eval_split_rows, read_records, resolve, run_seed
 
 
 class ClassificationEvaluator(BaseEvaluator):
@@ -27,9 +28,7 @@ class ClassificationEvaluator(BaseEvaluator):
             raw = eval_split_rows(run)
         rows = [{"text": str(r[text_f]), "label": str(r[label_f]), "cluster": r.get("cluster")}
                 for r in raw if text_f in r and label_f in r and r[label_f] is not None]
-        if self.opt("limit"):
-            rows = rows[: int(self.opt("limit"))]
-        return rows
+        return sample_rows(rows, self.opt("limit"), seed=run_seed(run), fields=("label", "cluster"))
 
     def labels(self, target: Any, rows: list[dict]) -> list[str]:
         if self.opt("labels"):
@@ -68,6 +67,6 @@ class ClassificationEvaluator(BaseEvaluator):
         samples = [{"prompt": r["text"], "output": p, "expected": r["label"], "score": float(p == r["label"])}
                    for r, p in list(zip(rows, preds))[: int(self.opt("samples", 10))]]
         items = [{"score": float(p == r["label"]), "answer": p, "expected": r["label"], "options": len(labels),
-                  "prompt": r["text"]} for r, p in zip(rows, preds)]
+                  "prompt": r["text"], "cluster": r.get("cluster")} for r, p in zip(rows, preds)]
         return EvalResult(metrics=metrics, primary="accuracy", samples=samples, items=items,
                           details={"confusion_matrix": M.confusion_matrix(preds, gold, labels)})

@@ -64,6 +64,6 @@ class CodeExecEvaluator(BaseEvaluator):
         for r in results:
             key = r.result.split(":")[0] if not r.passed else "passed"
             reasons[key] = reasons.get(key, 0) + 1
-        items = [{"score": float(r.passed), "prompt": p.get("task_id") or p["prompt"]} for p, r in zip(problems, results)]
+        items = [{"score": float(r.passed), "prompt": p.get("task_id") or p["prompt"], "text": p["prompt"]} for p, r in zip(problems, results)]
         return EvalResult(metrics={"pass@1": sum(passed) / len(passed), "n": len(passed)}, primary="pass@1",
                           samples=samples[: int(self.opt("samples", 20))], details={"outcomes": reasons}, items=items)

@@ -21,7 +21,7 @@ def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
     notes: list[str] = []
     name = f"{row['label']}.{row['primary']}"
     value, base = row.get("tuned"), row.get("base")
-    has_threshold = any(gate[k] is not None for k in GATE_KEYS)
+    has_threshold = any(gate[k] is not None for k in GATE_KEYS) or table.get("max_contamination") is not None
     if has_threshold and value is None:
         why = (row.get("errors") or {}).get("tuned") or "no value"
         failures.append(f"gate failed: {name} could not be computed ({why})")
@@ -53,6 +53,15 @@ def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
                 if regression > limit:
                     failures.append(f"gate failed: {name} regressed by {_fmt(regression)} ({_fmt(base)} -> "
                                     f"{_fmt(value)}) > max_regression {_fmt(limit)}")
+    limit = table.get("max_contamination")
+    if limit is not None:
+        gate["max_contamination"] = limit
+        found = row.get("contamination")
+        if found is None:
+            notes.append(f"max_contamination not checked for {row['label']}: no training rows or items to compare")
+        elif found["share"] > limit:
+            failures.append(f"gate failed: {row['label']}: {found['exact'] + found['ngram']} of {found['n']} items "
+                            f"({found['share']:.1%}) appear in the training data > max_contamination {_fmt(limit)}")
     if evaluator is not None and hasattr(evaluator, "gate_failures"):
         try:
             failures.extend(evaluator.gate_failures(row))

@@ -35,14 +35,22 @@ class GenerationEvaluator(BaseEvaluator):
                 raise SftkitError(f"[[eval]] {self.name}: item {missing[0] + 1} has no expected answer",
                                   hint="add an `expected` field (or set expected_field = \"...\")")
         conversations = [item_messages(it, self.options) for it in items]
-        outputs = target.generate(conversations, max_new_tokens=int(self.opt("max_new_tokens", self.default_max_new_tokens)))
+        max_new = int(self.opt("max_new_tokens", self.default_max_new_tokens))
+        outputs = target.generate(conversations, max_new_tokens=max_new)
         scores, samples, records = [], [], []
-        invalid = 0
+        invalid = truncated = 0
+        how = self.options.get("extract") if isinstance(self.options.get("extract"), str) else None
         for it, conv, out in zip(items, conversations, outputs):
             out = M.clean_text(out)
             bad = M.has_invalid_utf8(out)
             invalid += bad
-            value, extra = self.score(out, it)
+            self._truncated = hit_limit(target, out, max_new)
+            truncated += self._truncated
+            value, extra = self.score(M.extract_answer(out, how) if how else out, it)
+            if how:
+                extra = {"extracted_answer": M.extract_answer(out, how), **extra}
+            if self._truncated:
+                extra = {**extra, "truncated": True}
             scores.append(value)
             sample = {"prompt": prompt_text(conv), "output": out, "score": value, **extra}
             expected = item_expected(it, self.options)
@@ -54,8 +62,11 @@ class GenerationEvaluator(BaseEvaluator):
                 sample["cluster"] = it["cluster"]
             samples.append(sample)
             records.append({"score": value, "answer": self.answer(out, extra), "prompt": sample["prompt"],
-                            **({"expected": sample["expected"]} if "expected" in sample else {})})
+                            "text": "\n".join(str(m.get("content", "")) for m in conv if m.get("role") == "user"),
+                            **({"expected": sample["expected"]} if "expected" in sample else {}),
+                            **({"cluster": it["cluster"]} if it.get("cluster") is not None else {})})
         metrics = {self.primary: sum(scores) / len(scores), "n": len(scores), "invalid_utf8": invalid,
+                   "truncated": truncated,
                    "distinct_outputs": len({r["answer"] for r in records}) / len(records)}
         metrics.update(self.extra_metrics(samples))
         if self.opt("by_cluster", False):
@@ -70,6 +81,19 @@ class GenerationEvaluator(BaseEvaluator):
 
     def extra_metrics(self, samples: list[dict]) -> dict:
         return {}
+
+
+def hit_limit(target: Any, output: str, max_new_tokens: int) -> bool:
+    """Whether an answer used up ``max_new_tokens`` (cut off, not finished): its re-tokenised length
+    reaches the limit (less one, as re-tokenising may merge a pair). False without a tokenizer."""
+    tok = getattr(target, "tokenizer", None)
+    if tok is None or not output:
+        return False
+    try:
+        n = len(tok(output, add_special_tokens=False)["input_ids"])
+    except Exception:
+        return False
+    return n >= max(1, max_new_tokens - 1)
 
 
 class SamplesEvaluator(GenerationEvaluator):
@@ -105,7 +129,8 @@ class ContainsEvaluator(GenerationEvaluator):
 
     def score(self, output, item):
         steps = self.opt("normalize", list(M.DEFAULT_NORMALIZE))
-        return float(M.contains(output, item_expected(item, self.options), steps)), {}
+        return float(M.contains(output, item_expected(item, self.options), steps,
+                                whole_words=bool(self.opt("whole_words", True)))), {}
 
 
 class RegexEvaluator(GenerationEvaluator):
@@ -129,7 +154,9 @@ class RegexEvaluator(GenerationEvaluator):
 
 
 class NumericAnswerEvaluator(GenerationEvaluator):
-    """GSM8K style: the ``#### N`` answer (or the last number) equals the expected number."""
+    """GSM8K style, scored two ways (as lm-evaluation-harness): ``strict`` — the number in the answer
+    format (``#### N``, or ``answer_pattern``) of an answer that was not cut off at
+    ``max_new_tokens``; ``flexible`` — the last number in the text. ``match`` picks the primary."""
 
     name = "numeric_answer"
     default_max_new_tokens = 256
@@ -137,12 +164,22 @@ class NumericAnswerEvaluator(GenerationEvaluator):
     def score(self, output, item):
         expected = item_expected(item, self.options)
         gold = float(expected) if isinstance(expected, (int, float)) else M.extract_number(str(expected))
-        got = M.extract_number(output)
-        ok = M.numeric_equal(got, gold, float(self.opt("tolerance", 1e-6)))
-        return float(ok), {"extracted": got, "gold": gold}
+        tol = float(self.opt("tolerance", 1e-6))
+        strict = None if getattr(self, "_truncated", False) else \
+            M.extract_strict(output, self.opt("answer_pattern", M.STRICT_PATTERN))
+        flexible = M.extract_flexible(output)
+        ok = {"strict": M.numeric_equal(strict, gold, tol), "flexible": M.numeric_equal(flexible, gold, tol)}
+        got = strict if self.opt("match", "flexible") == "strict" else flexible
+        return float(ok[self.opt("match", "flexible")]), {"extracted": got, "strict": strict, "flexible": flexible,
+                                                          "strict_ok": ok["strict"], "flexible_ok": ok["flexible"],
+                                                          "gold": gold}
 
     def extra_metrics(self, samples):
-        return {"answered_rate": sum(1 for s in samples if s.get("extracted") is not None) / len(samples)}
+        n = len(samples)
+        return {"strict": sum(1 for s in samples if s.get("strict_ok")) / n,
+                "flexible": sum(1 for s in samples if s.get("flexible_ok")) / n,
+                "strict_answered_rate": sum(1 for s in samples if s.get("strict") is not None) / n,
+                "answered_rate": sum(1 for s in samples if s.get("flexible") is not None) / n}
 
 
 class JsonValidEvaluator(GenerationEvaluator):

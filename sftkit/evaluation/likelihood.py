@@ -8,7 +8,8 @@ from typing import Any
 
 from ..api import EvalResult
 from ..errors import SftkitError
-from .base import BaseEvaluator, empty_result, eval_split_rows, resolve
+from ..sampling import sample_rows
+from .base import BaseEvaluator, empty_result, eval_split_rows, resolve, run_seed
 
 GENERAL_TEXT = Path(__file__).parent / "data" / "general.txt"
 
@@ -39,9 +40,7 @@ class LossEvaluator(BaseEvaluator):
     higher_is_better = False
 
     def evaluate(self, target: Any, run: Any) -> EvalResult:
-        rows = eval_split_rows(run)
-        if self.opt("limit"):
-            rows = rows[: int(self.opt("limit"))]
+        rows = sample_rows(eval_split_rows(run), self.opt("limit"), seed=run_seed(run))
         if not rows:
             return empty_result(self, "the eval split is empty: set [dataset] eval_fraction > 0 or add a [[data]] "
                                       "entry with split = \"eval\"")

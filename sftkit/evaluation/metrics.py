@@ -9,8 +9,9 @@ import string
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-NORMALIZERS = ("strip", "lower", "whitespace", "punctuation", "articles")
-DEFAULT_NORMALIZE = ("strip", "lower", "whitespace")
+NORMALIZERS = ("strip", "lower", "whitespace", "punctuation", "articles", "trailing_punctuation")
+DEFAULT_NORMALIZE = ("strip", "lower", "whitespace", "trailing_punctuation")
+TRAILING_PUNCTUATION = ".!?,;:。！？"
 
 
 def clean_text(text: Any) -> str:
@@ -46,6 +47,8 @@ def normalize(text: str, steps: Iterable[str] = DEFAULT_NORMALIZE) -> str:
         out = " ".join(out.split())
     if "strip" in steps:
         out = out.strip()
+    if "trailing_punctuation" in steps:  # "Yes." == "Yes"
+        out = out.rstrip().rstrip(TRAILING_PUNCTUATION).rstrip()
     return out
 
 
@@ -64,11 +67,20 @@ def exact_match(output: str, expected: Any, steps: Iterable[str] = DEFAULT_NORMA
     return any(got == normalize(e, steps) for e in _as_list(expected))
 
 
-def contains(output: str, expected: Any, steps: Iterable[str] = DEFAULT_NORMALIZE) -> bool:
-    """(One of) the expected answers occurs in the output after normalisation."""
+def contains(output: str, expected: Any, steps: Iterable[str] = DEFAULT_NORMALIZE, *, whole_words: bool = True) -> bool:
+    """(One of) the expected answers occurs in the output after normalisation; with ``whole_words``
+    (default) only as whole words ("No" is not in "They do not overlap"; "A" is not in "answer")."""
     steps = tuple(steps)
     got = normalize(output, steps)
-    return any(normalize(e, steps) in got for e in _as_list(expected) if normalize(e, steps))
+    for e in _as_list(expected):
+        want = normalize(e, steps)
+        if not want:
+            continue
+        if not whole_words and want in got:
+            return True
+        if whole_words and re.search(r"(?<!\w)" + re.escape(want) + r"(?!\w)", got):
+            return True
+    return False
 
 
 def regex_match(output: str, pattern: str, *, ignore_case: bool = False, full: bool = False) -> bool:
@@ -80,20 +92,67 @@ def regex_match(output: str, pattern: str, *, ignore_case: bool = False, full: b
 
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+STRICT_PATTERN = r"####\s*(-?\$?[\d,]*\.?\d+)"
+
+
+def _to_float(raw: str) -> float | None:
+    try:
+        return float(raw.replace(",", "").replace("$", "").rstrip("."))
+    except ValueError:
+        return None
+
+
+def extract_strict(text: str, pattern: str = STRICT_PATTERN) -> float | None:
+    """The number in the answer format (``#### 42`` by default; ``pattern``'s first group), or None."""
+    m = re.search(pattern, clean_text(text))
+    if not m:
+        return None
+    raw = m.group(1) if m.groups() else m.group(0)
+    found = _NUMBER.findall(raw or "")
+    return _to_float(found[-1]) if found else None
+
+
+def extract_flexible(text: str) -> float | None:
+    """The last number in the text (whatever the format)."""
+    for raw in reversed(_NUMBER.findall(clean_text(text))):
+        value = _to_float(raw)
+        if value is not None:
+            return value
+    return None
 
 
 def extract_number(text: str) -> float | None:
     """The GSM8K-style ``#### 42`` answer if present, else the last number in the text."""
+    strict = extract_strict(text)
+    return strict if strict is not None else extract_flexible(text)
+
+
+def extract_answer(text: str, how: str | None) -> str:
+    """The part of an output to score (the ``extract`` option): ``first_letter`` (first capital A-Z
+    standing alone, e.g. "B" in "(B) yes"), ``first_word``, ``regex:PATTERN`` (group 1, else the
+    match), ``json:FIELD`` (a field of the first JSON object, dots for nesting). Unmatched: ""."""
     text = clean_text(text)
-    marked = re.search(r"####\s*(-?\$?[\d,]*\.?\d+)", text)
-    candidates = [marked.group(1)] if marked else _NUMBER.findall(text)
-    for raw in reversed(candidates):
-        cleaned = raw.replace(",", "").replace("$", "").rstrip(".")
-        try:
-            return float(cleaned)
-        except ValueError:
-            continue
-    return None
+    if not how:
+        return text
+    if how == "first_letter":
+        m = re.search(r"(?<![A-Za-z])([A-Z])(?![a-z])", text)
+        return m.group(1) if m else ""
+    if how == "first_word":
+        words = re.findall(r"[\w'-]+", text)
+        return words[0] if words else ""
+    if how.startswith("regex:"):
+        m = re.search(how[len("regex:"):], text, re.DOTALL)
+        if not m:
+            return ""
+        return m.group(1) if m.groups() else m.group(0)
+    if how.startswith("json:"):
+        ok, value, _err = parse_json(text)
+        for key in how[len("json:"):].split("."):
+            if not ok or not isinstance(value, dict) or key not in value:
+                return ""
+            value = value[key]
+        return value if isinstance(value, str) else json.dumps(value)
+    raise ValueError(f"unknown extract {how!r}")
 
 
 def numeric_equal(a: float | None, b: float | None, tol: float = 1e-6) -> bool:

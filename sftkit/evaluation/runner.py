@@ -10,9 +10,10 @@ from typing import Any
 from ..api import EvalResult
 from ..errors import SftkitError
 from .gates import check_gate, gate_failures
-from .verdict import judge, settings
+from .contamination import check_items, train_index
+from .verdict import cluster_summary, judge, settings
 
-EVAL_COMMON_KEYS = ("name", "label", "min", "max", "max_regression", "gate_on")
+EVAL_COMMON_KEYS = ("name", "label", "min", "max", "max_regression", "gate_on", "max_contamination")
 
 
 @dataclass
@@ -178,6 +179,10 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
     else:
         found = judge(base_value, tuned_value, hib, base=_items(base), tuned=_items(tuned),
                       scale=getattr(ev, "stat_scale", None), cfg=cfg, error=errors.get("tuned"))
+    found["contamination"] = check_items(train_index(run), _items(tuned) or _items(base))
+    holdout = ((getattr(run, "recipe", None) or {}).get("dataset") or {}).get("holdout_clusters")
+    if holdout and not row_pairwise:
+        found["held_out_clusters"] = cluster_summary(_items(base), _items(tuned), holdout)
     # "improved" is the tested verdict, never the sign of the difference
     improved = {"better": True, "worse": False}.get(found["verdict"])
     row = {

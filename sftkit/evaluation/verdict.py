@@ -214,3 +214,30 @@ def summary_line(row: dict) -> str:
     if not (row.get("gate") or {}).get("passed", True):
         line += "  (gate failed)"
     return line
+
+
+def cluster_summary(base: list[dict], tuned: list[dict], holdout: list[str]) -> dict | None:
+    """Held-out vs seen clusters: ``{"held_out": {...}, "seen": {...}, "clusters": {name: {...}}}``,
+    each ``{"n", "base", "tuned"}`` (item means), when the items carry clusters and some are held out."""
+    if not holdout or not (tuned or base):
+        return None
+    held = {str(c) for c in holdout}
+    ref = tuned or base
+
+    def mean(items: list[dict], idx: list[int]) -> float | None:
+        return sum(float(items[i]["score"]) for i in idx) / len(idx) if items and idx else None
+
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(ref):
+        if item.get("cluster") is not None:
+            groups.setdefault(str(item["cluster"]), []).append(i)
+    if not groups:
+        return None
+    paired = base if len(base) == len(ref) else []
+    out: dict = {"clusters": {c: {"n": len(idx), "held_out": c in held, "base": mean(paired, idx),
+                                  "tuned": mean(tuned, idx)} for c, idx in sorted(groups.items())}}
+    for name, want in (("held_out", True), ("seen", False)):
+        idx = [i for c, ids in groups.items() if (c in held) == want for i in ids]
+        if idx:
+            out[name] = {"n": len(idx), "base": mean(paired, idx), "tuned": mean(tuned, idx)}
+    return out

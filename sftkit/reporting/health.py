@@ -227,6 +227,14 @@ def check_eval(eval_rows: list | None) -> list[dict]:
                                     f"its score is what always answering that gives, not skill.",
                                     "Balance the classes (or letters) in the training data, lower the learning rate, "
                                     "train fewer steps, and compare with the trivial baselines in the verdict."))
+        found = row.get("contamination") or {}
+        if found.get("share"):
+            first = (found.get("examples") or [{}])[0].get("item", "")
+            out.append(_finding("warning", "contamination", f"{row.get('label')}: evaluation items are in the training data",
+                                f"{found['exact'] + found['ngram']} of {found['n']} items ({found['share']:.0%}) appear "
+                                f"in the training rows, e.g. {first[:80]!r}; their scores measure memory, not skill.",
+                                "Remove these items from the training data (or evaluate on other items); add "
+                                "max_contamination = 0 to the [[eval]] table to make it a gate."))
         errs = {k: v for k, v in (row.get("errors") or {}).items() if v}
         if errs:
             out.append(_finding("error", "eval_error", f"Evaluator {row.get('label')} failed",

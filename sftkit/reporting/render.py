@@ -73,6 +73,26 @@ def gate_text(row: dict) -> str:
     return f"{verdict}" + (f" ({', '.join(limits)})" if limits else "")
 
 
+UNITS = (("_per_second", None), ("runtime", "s"), ("_seconds", "s"), ("_s", "s"), ("loss", "nats"),
+         ("tokens", "tokens"), ("steps", "steps"), ("parameters", "parameters"), ("_gb", "GB"), ("_mb", "MB"))
+
+
+def with_unit(key: str, value: Any) -> str:
+    """A trainer number with its unit: s, tokens/s, %, nats/token, ..."""
+    if isinstance(value, float) and ("fraction" in key or key.endswith("_share")):
+        return f"{100 * value:.1f}%"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return fmt(value)
+    text = f"{value:,}" if isinstance(value, int) else fmt(value)
+    for marker, unit in UNITS:
+        if marker == "_per_second" and marker in key:
+            what = key.split(marker)[0].rsplit("_", 1)[-1]
+            return f"{text} {what}/s"
+        if key.endswith(marker) or (marker in ("loss", "tokens", "runtime") and marker in key):
+            return f"{text} {unit}"
+    return text
+
+
 def clip(text: Any, n: int = MAX_CHARS) -> str:
     text = "" if text is None else str(text)
     return text if len(text) <= n else text[:n] + f"… [{len(text) - n} more characters]"
@@ -111,6 +131,19 @@ def _html_table(headers: list[str], rows: list[list[str]], classes: list[list[st
             cells.append(f"<td{f' class={cls!r}' if cls else ''}>{html.escape(str(c))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def contamination_text(rows: list[dict]) -> str:
+    """One line: which evaluators' items appear in the training rows."""
+    checked = [(r.get("label"), r["contamination"]) for r in rows if r.get("contamination")]
+    if not checked:
+        return "not checked (no training rows or no items in this run)"
+    hit = [(lab, c) for lab, c in checked if c.get("exact") or c.get("ngram")]
+    if not hit:
+        return f"none of the {sum(c['n'] for _, c in checked)} evaluation items appear in the training data"
+    return "; ".join(f"{lab}: {c['exact'] + c['ngram']} of {c['n']} items ({c['share']:.0%}) appear in the training "
+                     f"data ({c['exact']} exact, {c['ngram']} with a {c.get('ngram_words', 13)}-word overlap)"
+                     for lab, c in hit)
 
 
 VERDICT_CLASS = {"better": "good", "worse": "bad", "collapsed": "bad", "error": "bad",
@@ -164,6 +197,8 @@ def _summary(ctx: dict) -> tuple[str, str]:
     else:
         md_parts.append("**Health:** no problems found")
         h_parts.append("<p class='ok'><b>Health:</b> no problems found</p>")
+    md_parts.append("**Contamination:** " + contamination_text(rows))
+    h_parts.append(f"<p><b>Contamination:</b> {html.escape(contamination_text(rows))}</p>")
     # regressions: what the tuned model now gets wrong
     regs = [(r.get("label"), g) for r in rows for g in (r.get("regressions") or [])]
     if regs:
@@ -186,7 +221,7 @@ def _summary(ctx: dict) -> tuple[str, str]:
 def _training(ctx: dict) -> tuple[str, str]:
     train = (ctx["metrics"].get("train") or {})
     keys = [k for k, v in train.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-    rows = [[k, fmt(train[k])] for k in keys[:30]]
+    rows = [[k, with_unit(k, train[k])] for k in keys[:30]]
     md, h = "", ""
     if ctx.get("png_name"):
         md += f"![loss curves]({ctx['png_name']})\n\n"
@@ -228,6 +263,15 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
                             + _md_table(["metric", "base", "tuned", "delta"], sub) + "\n\n</details>\n")
             notes_h.append(f"<details><summary>{html.escape(str(r.get('label')))}: all metrics</summary>"
                            + _html_table(["metric", "base", "tuned", "delta"], sub) + "</details>")
+        clusters = r.get("held_out_clusters") or {}
+        if clusters.get("clusters"):
+            body = [[("held out: " if k == "held_out" else "seen: ") + "all", fmt(v.get("n")), fmt(v.get("base")),
+                     fmt(v.get("tuned"))] for k, v in clusters.items() if k in ("held_out", "seen")]
+            body += [[c + (" (held out)" if v.get("held_out") else ""), fmt(v.get("n")), fmt(v.get("base")),
+                      fmt(v.get("tuned"))] for c, v in clusters["clusters"].items()]
+            head = ["cluster", "n", "base", "tuned"]
+            notes_md.append(f"\n{r.get('label')}: held-out vs seen clusters\n\n" + _md_table(head, body) + "\n")
+            notes_h.append(f"<p>{html.escape(str(r.get('label')))}: held-out vs seen clusters</p>" + _html_table(head, body))
         for side, det in (r.get("details") or {}).items():
             cm = (det or {}).get("confusion_matrix") if isinstance(det, dict) else None
             if cm and cm.get("labels"):
@@ -244,22 +288,39 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
     return md, h
 
 
+def _sample_groups(rows: list[dict]) -> list[tuple[list[dict], list[dict]]]:
+    """Evaluators that ran on the same prompts share one set of sample cards: [(rows, samples)]."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        samples = (r.get("samples") or [])[:MAX_SAMPLES]
+        if samples:
+            groups.setdefault(tuple(str(s.get("prompt")) for s in samples), []).append(r)
+    return [(members, (members[0].get("samples") or [])[:MAX_SAMPLES]) for members in groups.values()]
+
+
 def _samples(ctx: dict) -> tuple[str, str]:
     md_parts, h_parts = [], []
-    for r in ctx["metrics"].get("eval") or []:
-        samples = r.get("samples") or []
-        if not samples:
-            continue
-        md_parts.append(f"### {r.get('label')}\n")
-        h_parts.append(f"<h3>{html.escape(str(r.get('label')))}</h3>")
-        for s in samples[:MAX_SAMPLES]:
+    for members, samples in _sample_groups(ctx["metrics"].get("eval") or []):
+        title = ", ".join(str(r.get("label")) for r in members)
+        md_parts.append(f"### {title}\n")
+        h_parts.append(f"<h3>{html.escape(title)}</h3>")
+        for i, s in enumerate(samples):
             fields = [("prompt", s.get("prompt"))]
             if s.get("expected") is not None:
                 fields.append(("expected", s.get("expected")))
             for side in ("base", "tuned"):
                 if side in s:
-                    score = s.get(f"{side}_score")
-                    fields.append((side + (f" (score {fmt(score)})" if score is not None else ""), s.get(side)))
+                    scores = []
+                    for r in members:
+                        other = (r.get("samples") or [])[i] if i < len(r.get("samples") or []) else {}
+                        if other.get(f"{side}_score") is not None:
+                            scores.append((r.get("label"), other[f"{side}_score"]))
+                    label = side
+                    if len(scores) == 1:
+                        label += f" (score {fmt(scores[0][1])})"
+                    elif scores:
+                        label += " (" + ", ".join(f"{lab} {fmt(v)}" for lab, v in scores) + ")"
+                    fields.append((label, s.get(side)))
             if "output" in s and "tuned" not in s:
                 fields.append(("output", s.get("output")))
             for key in ("verdict", "reason"):

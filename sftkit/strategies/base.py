@@ -58,13 +58,15 @@ class CausalStrategy:
     def tokenize(self, run, bundle=None):
         """Tokenize the run's data with the formatter (labels: trained tokens only)."""
         from sftkit.data import tokenize_bundle
+        from sftkit.run.distributed import World, main_first
 
         t = run.training
         ds = run.recipe.get("dataset", {})
         max_length = int(t.get("max_length", 512))
-        tb = tokenize_bundle(bundle or run.data, run.formatter, max_length=max_length,
-                             truncation=ds.get("truncation", "truncate"),
-                             min_trained_tokens=int(ds.get("min_trained_tokens", 1)))
+        with main_first(getattr(run, "world", None) or World()):  # the others reuse its tokenized Arrow files
+            tb = tokenize_bundle(bundle or run.data, run.formatter, max_length=max_length,
+                                 truncation=ds.get("truncation", "truncate"),
+                                 min_trained_tokens=int(ds.get("min_trained_tokens", 1)))
         if len(tb.train) == 0:
             st = tb.stats or {}
             dropped = st.get("dropped") or {}

@@ -12,7 +12,7 @@ Two collators (the trainer counts trained/real/padding tokens per micro-batch wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 IGNORE_INDEX = -100
 
@@ -25,6 +25,7 @@ class TokenCounter:
     real: int = 0  # non-padding tokens
     padded: int = 0  # padding tokens
     batches: int = 0
+    sizes: list = field(default_factory=list)  # processed (real + padding) tokens of each micro-batch
 
     @property
     def processed(self) -> int:
@@ -53,6 +54,7 @@ class TokenCounter:
         else:  # sequence classification: every real token feeds the prediction
             self.trained += real
         self.batches += 1
+        self.sizes.append(int(ids.numel()))
 
 
 @dataclass

@@ -156,6 +156,8 @@ class ToneStrategy(CausalStrategy):
                 raise DataError("KTO needs per_device_train_batch_size of at least 2", where="[training]",
                                 hint="raise training.per_device_train_batch_size")
             extra["train_sampling_strategy"] = "sequential"
+            extra["desirable_weight"] = float(self.options.get("desirable_weight", 1.0))
+            extra["undesirable_weight"] = float(self.options.get("undesirable_weight", 1.0))
         args = training_arguments(run, rows=len(train), has_eval=eval_ is not None, config_cls=Config, **extra)
         from .collate import TokenCounter
 
@@ -166,6 +168,8 @@ class ToneStrategy(CausalStrategy):
         result = fit(run, trainer, tokenizer=tokenizer, counter=counter, before_save=_drop_ref_adapter)
         result.metrics["method"] = method
         result.metrics["beta"] = beta
+        if method == "kto":
+            result.metrics["kto_weights"] = {"desirable": args.desirable_weight, "undesirable": args.undesirable_weight}
         return result
 
     def check_data(self, bundle) -> None:

@@ -79,13 +79,23 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     )
     if has_eval and eval_steps:
         kwargs["eval_steps"] = int(eval_steps)
+    from sftkit.run.distributed import training_kwargs, world_from_env
+
+    world = getattr(run, "world", None) or world_from_env()
+    kwargs.update(training_kwargs(run.recipe.get("distributed"), world, base_dir=run.base_dir))
     kwargs.update(extra)
     return cls(**kwargs)
 
 
 class GroupedSampler:
     """Length-grouped sampling, seeded by (seed, epoch): rows of similar length share a batch and
-    batches come in random order. Deterministic per epoch, so a resumed run sees the same data."""
+    batches come in random order. Deterministic per epoch, so a resumed run sees the same data.
+
+    ``batch_size`` is the global batch of one optimizer step (per device × accumulation × processes).
+    With several processes, accelerate hands consecutive per-device slices of this order to the
+    ranks in turn, so each rank gets different, equally sized, length-grouped batches, and the rows
+    of each optimizer step are exactly those one process with the same global batch would train on.
+    """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, mega_batch_mult: int = 50):
         self.lengths = list(lengths)
@@ -127,7 +137,8 @@ def make_trainer_class(base: Any = None) -> Any:
         def _get_train_sampler(self, train_dataset=None):
             lengths = self.sftkit_lengths
             if lengths is not None:
-                bs = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+                bs = (self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+                      * self.args.world_size)
                 return GroupedSampler(lengths, bs, self.args.data_seed or self.args.seed)
             return super()._get_train_sampler(train_dataset)
 
@@ -148,10 +159,21 @@ def callbacks(run) -> list:
 
     class JsonlLog(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
-            if logs:
+            if logs and state.is_world_process_zero:
                 entry = {"step": state.global_step, "epoch": state.epoch, **logs}
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry, default=float) + "\n")
+
+    clock: list = run.extras.setdefault("step_seconds", [])
+
+    class StepClock(TrainerCallback):
+        """Wall seconds of each optimizer step (``sftkit plan`` calibrates with them)."""
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            clock.append(time.perf_counter() - self.began)
 
     class StepReached(TrainerCallback):  # for "stopped at step N" on Ctrl-C
         def on_step_end(self, args, state, control, **kw):
@@ -161,7 +183,7 @@ def callbacks(run) -> list:
         def on_step_end(self, args, state, control, **kw):
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
-    out = [JsonlLog(), StepReached()]
+    out = [JsonlLog(), StepReached(), StepClock()]
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
@@ -282,6 +304,9 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     resume_from = last_checkpoint(run.run_dir, warn=say) if run.resume else None
     if run.resume and resume_from is None:
         say("no checkpoint found: starting from the beginning")
+    from sftkit.plan.memory import GB, peak_bytes, reset_peak
+
+    reset_peak()
     start = time.time()
     if resume_from and finished_training(resume_from):
         # training had ended (the run stopped later): load its result; Trainer.train would take one
@@ -297,17 +322,26 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
             say(f"resuming from {resume_from}")
         out_metrics = trainer.train(resume_from_checkpoint=resume_from).metrics or {}
     elapsed = time.time() - start
+    peak = peak_bytes()
     metrics: dict = {k: v for k, v in out_metrics.items() if isinstance(v, (int, float))}
     if trainer.eval_dataset is not None:
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
     history = list(trainer.state.log_history)
-    write_log(run.run_dir, history)
+    main = trainer.args.process_index == 0
+    if main:
+        write_log(run.run_dir, history)
     losses = [e["loss"] for e in history if "loss" in e]
     metrics["steps"] = trainer.state.global_step
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
+    metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
     runtime = metrics.get("train_runtime") or elapsed
+    if counter is not None:
+        run.extras["token_counter"] = counter
+    metrics["peak_memory_mb_per_rank"] = _peak_memory_per_rank(run)
+    if counter is not None and trainer.args.world_size > 1:
+        counter = _all_ranks(counter, run)
     if counter is not None and counter.batches:
         metrics.update(counter.as_dict())
         metrics["trained_tokens_per_second"] = round(counter.trained / runtime, 2) if runtime else None
@@ -315,8 +349,77 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     model_dir = run.model_dir
     final = trainer.model if before_save is None else before_save(trainer.model)
     run.extras["model"] = final
-    if save and run.recipe.get("output", {}).get("save_model", True):
-        info, saved = save_model(run, final, tokenizer)
+    if save and run.recipe.get("output", {}).get("save_model", True) and _weights_sharded(trainer):
+        info, saved = _save_gathered(run, trainer)
         metrics.update(info)
         run.extras["model"] = saved
+    elif save and run.recipe.get("output", {}).get("save_model", True):
+        if main:
+            info, saved = save_model(run, final, tokenizer)
+        else:  # the same result without writing: adapter merged in memory where the main process merges
+            info, saved = None, _unsaved(run, final)
+        _sync(trainer)
+        if info:
+            metrics.update(info)
+        run.extras["model"] = saved
     return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history)
+
+
+def _peak_memory_per_rank(run) -> list:
+    """Peak memory of each process so far, in MB: GPU memory allocated on a GPU, else resident set size."""
+    import resource
+
+    import torch
+
+    from sftkit.run.distributed import gather_lists, world_from_env
+
+    if torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    return gather_lists(getattr(run, "world", None) or world_from_env(), [round(peak, 1)])
+
+
+def _all_ranks(counter: TokenCounter, run) -> TokenCounter:
+    """The token counts of every process of the run, summed."""
+    from sftkit.run.distributed import gather_lists, world_from_env
+
+    world = getattr(run, "world", None) or world_from_env()
+    parts = gather_lists(world, [(counter.trained, counter.real, counter.padded, counter.batches)])
+    return TokenCounter(*(sum(p[i] for p in parts) for i in range(4)))
+
+
+def _weights_sharded(trainer) -> bool:
+    return bool(getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False))
+
+
+def _save_gathered(run, trainer) -> tuple[dict, Any]:
+    """FSDP / DeepSpeed: every rank takes part in gathering the full weights, the main process writes
+    them as a plain transformers directory (as one process would), and every rank then loads that
+    directory for evaluation."""
+    from sftkit.models import is_adapter, load_trained
+
+    kind = "adapter" if is_adapter(trainer.model) else "full"
+    trainer.save_model(str(run.model_dir))  # collective; writes on the main process only
+    if trainer.args.process_index == 0 and kind == "adapter":
+        from sftkit.modeling.loading import BASE_RECORD
+
+        (run.model_dir / BASE_RECORD).write_text(json.dumps(
+            {"model": run.recipe.get("model"), "base_dir": str(run.base_dir) if run.base_dir is not None else None},
+            indent=2))
+    _sync(trainer)
+    model, _tokenizer = load_trained(run.model_dir)
+    return {"saved": kind, "model_dir": str(run.model_dir)}, model
+
+
+def _unsaved(run, model):
+    from sftkit.models import is_adapter
+
+    if is_adapter(model) and (run.recipe.get("adapter") or {}).get("merge"):
+        return model.merge_and_unload()
+    return model
+
+
+def _sync(trainer) -> None:
+    if trainer.args.world_size > 1:
+        trainer.accelerator.wait_for_everyone()  # nobody reads the saved model before it is complete

@@ -1,0 +1,255 @@
+"""Ranks of a multi-process run, decided once from the environment and handed down.
+
+``torch.distributed.run`` (``torchrun``, ``sftkit run --nproc``) and ``accelerate launch`` start one
+process per device and tell each its place through ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` and
+``LOCAL_WORLD_SIZE``. :func:`world_from_env` reads them without importing torch; :func:`start`
+joins the process group (gloo on CPU, pinned to the loopback interface when every process is on
+this machine; NCCL on GPUs) through accelerate, the same state transformers' Trainer uses, so
+sftkit writes no communication code: DDP, FSDP and DeepSpeed come from Trainer + accelerate, and
+:func:`training_kwargs` maps the recipe's ``[distributed]`` table onto ``TrainingArguments``.
+
+The rules a run keeps (sftkit.pipeline): only the main process claims the run directory and
+writes the lock file, metrics, report and ``COMPLETE``; data preparation and model conversion run
+on the main process first (:func:`main_first`) and the others reuse its caches; evaluation
+requests are split across ranks and gathered (:class:`ShardedTarget`).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place: global ``rank`` of ``size`` processes, ``local_rank`` on its machine."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    local_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes the run directory (global rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def single_node(self) -> bool:
+        return self.local_size >= self.size
+
+
+def world_from_env(env: Mapping[str, str] | None = None) -> World:
+    """The :class:`World` the launcher described in ``env`` (default ``os.environ``); one process
+    when no launcher set ``WORLD_SIZE``."""
+    env = os.environ if env is None else env
+
+    def num(key: str, default: int) -> int:
+        try:
+            return int(env.get(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    size = max(1, num("WORLD_SIZE", 1))
+    rank = num("RANK", 0)
+    local_rank = num("LOCAL_RANK", rank)
+    local_size = num("LOCAL_WORLD_SIZE", size)
+    return World(rank=rank, size=size, local_rank=local_rank, local_size=local_size)
+
+
+def start(world: World, table: Mapping | None = None) -> None:
+    """Join the process group for ``world`` (no-op for one process): NCCL on GPUs with a gloo group
+    for CPU collectives, gloo on CPU (loopback interface pinned unless ``GLOO_SOCKET_IFNAME`` is set,
+    when all ranks are local). Raises a one-line error for a ``[distributed]`` strategy this machine
+    cannot run (accelerate shards with FSDP / DeepSpeed on accelerators only)."""
+    if not world.distributed:
+        return
+    cuda = check_device(table)
+    if not world.is_main:
+        os.environ.setdefault("SFTKIT_NO_PROGRESS", "1")  # one progress display: the main process's
+    if world.single_node:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    from accelerate import PartialState
+
+    if cuda:
+        PartialState(backend="cuda:nccl,cpu:gloo")
+    else:
+        PartialState(cpu=True)
+
+
+def check_device(table: Mapping | None) -> bool:
+    """Whether GPUs are used; a one-line error for FSDP / DeepSpeed without them (accelerate shards
+    on accelerators only and would silently fall back to plain data parallelism)."""
+    import torch
+
+    from sftkit.errors import SftkitError
+
+    cuda = torch.cuda.is_available()
+    strategy = strategy_of(table)
+    if strategy != "ddp" and not cuda:
+        raise SftkitError(f"strategy {strategy!r} needs GPUs (accelerate runs FSDP and DeepSpeed on accelerators "
+                          "only); this machine has none", where="[distributed] strategy",
+                          hint='use strategy = "ddp" on CPU')
+    return cuda
+
+
+def barrier(world: World) -> None:
+    """Wait until every rank arrives (no-op for one process)."""
+    if world.distributed:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+
+
+@contextmanager
+def main_first(world: World) -> Iterator[None]:
+    """Run the body on the main process first, then on the others (which then find its caches:
+    converted models, Arrow files, tokenized datasets). An error on the main process ends the
+    launcher's whole run, so nobody waits forever."""
+    if not world.is_main:
+        barrier(world)
+    yield
+    if world.is_main:
+        barrier(world)
+
+
+def gather_lists(world: World, local: list) -> list:
+    """Every rank's ``local`` list, concatenated in rank order (the local list alone for one process)."""
+    if not world.distributed:
+        return list(local)
+    import torch.distributed as dist
+
+    parts: list = [None] * world.size
+    dist.all_gather_object(parts, list(local))
+    return [x for part in parts for x in part]
+
+
+def shard_indices(n: int, world: World) -> list[int]:
+    """The indices of ``n`` items this rank handles: every ``size``-th from ``rank`` (balanced)."""
+    return list(range(world.rank, n, world.size))
+
+
+class ShardedTarget:
+    """A :class:`sftkit.evaluation.target.Target` whose batched requests (generation, log-likelihoods,
+    classification) are split across ranks and gathered back in the original order, so every rank
+    returns the full results and evaluators run unchanged; anything else is the wrapped target's."""
+
+    SHARDED = ("generate", "generate_text", "generate_ids", "loglikelihood", "loglikelihood_tokens", "rolling_loglikelihood",
+               "labeled_nll", "classify")
+
+    def __init__(self, target: Any, world: World):
+        self._target = target
+        self._world = world
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:  # e.g. an evaluator setting batch_size: it is the wrapped target's
+            setattr(self._target, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name in self.SHARDED and callable(attr):
+            return lambda items, *a, **kw: self._sharded(attr, items, *a, **kw)
+        return attr
+
+    def _sharded(self, method, items, *args, **kwargs) -> list:
+        items = list(items)
+        mine = shard_indices(len(items), self._world)
+        local = method([items[i] for i in mine], *args, **kwargs) if mine else []
+        if len(local) != len(mine):
+            raise RuntimeError(f"{getattr(method, '__name__', 'request')} returned {len(local)} results for "
+                               f"{len(mine)} items")
+        pairs = gather_lists(self._world, list(zip(mine, local)))
+        out: list = [None] * len(items)
+        for i, value in pairs:
+            out[i] = value
+        return out
+
+
+# --------------------------------------------------------------------------- recipe → TrainingArguments
+
+def strategy_of(table: Mapping | None) -> str:
+    return str((table or {}).get("strategy", "ddp"))
+
+
+def deepspeed_config(ds: Mapping) -> dict:
+    """A DeepSpeed config for ZeRO ``stage`` (1-3) with optional CPU offload; batch sizes, clipping
+    and precision are ``"auto"`` so transformers fills them from ``TrainingArguments``."""
+    stage = int(ds.get("stage", 2))
+    zero: dict = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}
+    if ds.get("offload_optimizer"):
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if ds.get("offload_params"):
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    if stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True  # save a full state dict
+    return {
+        "train_micro_batch_size_per_gpu": "auto",
+        "train_batch_size": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "bf16": {"enabled": "auto"},
+        "fp16": {"enabled": "auto"},
+        "zero_optimization": zero,
+    }
+
+
+def fsdp_config(fsdp: Mapping) -> dict:
+    """transformers' ``fsdp_config`` for the recipe's ``[distributed.fsdp]`` options."""
+    version = int(fsdp.get("version", 2))
+    sharding = str(fsdp.get("sharding", "full_shard"))
+    cfg: dict = {
+        "version": version,
+        "reshard_after_forward": (sharding == "full_shard") if version == 2 else sharding,
+        "cpu_offload": bool(fsdp.get("cpu_offload", False)),
+        "activation_checkpointing": bool(fsdp.get("activation_checkpointing", False)),
+        "state_dict_type": "FULL_STATE_DICT",  # the saved model is a plain transformers directory
+    }
+    layers = fsdp.get("wrap_layers")
+    if layers:
+        cfg["auto_wrap_policy"] = "TRANSFORMER_BASED_WRAP"
+        cfg["transformer_layer_cls_to_wrap"] = list(layers)
+    return cfg
+
+
+def training_kwargs(table: Mapping | None, world: World, *, base_dir=None) -> dict:
+    """``TrainingArguments`` keywords for the ``[distributed]`` table of a run of ``world`` processes
+    (nothing for one process: the table only matters when several run)."""
+    if not world.distributed:
+        return {}
+    table = table or {}
+    minutes = int(table.get("timeout_minutes", 30))
+    kwargs: dict = {"ddp_timeout": minutes * 60}
+    strategy = strategy_of(table)
+    if strategy == "ddp":
+        kwargs["ddp_find_unused_parameters"] = bool(table.get("find_unused_parameters", False))
+    elif strategy == "fsdp":
+        kwargs["fsdp"] = True
+        kwargs["fsdp_config"] = fsdp_config(table.get("fsdp") or {})
+    elif strategy == "deepspeed":
+        ds = table.get("deepspeed") or {}
+        if ds.get("config"):
+            from sftkit.paths import resolve_path
+
+            kwargs["deepspeed"] = str(resolve_path(str(ds["config"]), base_dir))
+        else:
+            kwargs["deepspeed"] = deepspeed_config(ds)
+    return kwargs
+
+
+def global_batch(training: Mapping, world_size: int = 1) -> dict:
+    """Rows per optimizer step: per-device batch × gradient accumulation × processes."""
+    per_device = int(training.get("per_device_train_batch_size", 8))
+    accumulation = int(training.get("gradient_accumulation_steps", 1))
+    return {"per_device": per_device, "accumulation": accumulation, "world_size": int(world_size),
+            "global": per_device * accumulation * int(world_size)}
