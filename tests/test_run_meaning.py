@@ -32,10 +32,11 @@ def test_row_accounting_counts_every_drop_and_health_warns():
     acc = row_accounting(loaded, tokenized, train_rows=14, eval_rows=2)
     assert acc["dropped"] == {"duplicate": 2, "invalid": 1, "too_long": 9} and acc["train_rows"] == 5
     assert acc["rows_read"] == 19 and acc["dropped_share"] == pytest.approx(12 / 19)
-    (finding,) = health.check_data(acc)
+    few, finding = health.check_data(acc)
     assert finding["code"] == "dropped_rows" and "max_length" in finding["fix"]
-    assert health.check_data(row_accounting({}, {"train_rows": 9, "dropped": {"too_long": 1}},
-                                            train_rows=10, eval_rows=0)) == []
+    assert few["code"] == "few_rows" and "few-shot" in few["fix"]
+    assert health.check_data(row_accounting({}, {"train_rows": 900, "dropped": {"too_long": 1}},
+                                            train_rows=901, eval_rows=0)) == []
 
 
 def test_rows_dropped_as_too_long_are_in_metrics_and_the_report(tmp_path, tiny_dir):

@@ -260,3 +260,12 @@ def test_serves_a_finished_adapter_run_directory(tiny_dir, tmp_path):
         assert text == _reference(served, prompt, max_tokens=16) and n >= 1
     finally:
         served.engine.close()
+
+
+def test_chat_command_reads_stdin(tiny_dir):
+    done = subprocess.run([sys.executable, "-m", "sftkit.cli", "chat", tiny_dir, "--temperature", "0",
+                           "--max-tokens", "6", "--device", "cpu"], input="Hello\n/reset\n/quit\n",
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("\n(history cleared)\n")
+    assert len(done.stdout) > len("\n(history cleared)\n")  # the answer came before it

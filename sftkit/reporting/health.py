@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 FORMAT_EVALUATORS = ("json_valid", "regex")
 DROPPED_WARN_SHARE = 0.2  # more than this share of rows dropped is a warning
+FEW_ROWS = 100  # fewer training rows than this: say that few-shot prompting may do
 
 
 def _series(log: Iterable[dict], key: str) -> list[tuple[float, float]]:
@@ -252,6 +253,13 @@ def check_data(data_stats: dict | None) -> list[dict]:
         out.append(_finding("warning", "leakage", "Eval rows also appear in the training data",
                             f"{leak} eval row(s) are exact copies of training rows; eval metrics are optimistic.",
                             "Deduplicate across splits ([dataset] dedupe = true) or hold out different rows."))
+    rows = data_stats.get("train_rows")
+    if isinstance(rows, int) and 0 < rows < FEW_ROWS:
+        out.append(_finding("info", "few_rows", f"Trained on only {rows} examples",
+                            f"{rows} training rows is little for fine-tuning; the change it makes can be small, "
+                            "noisy or collapse onto one answer.",
+                            f"Add examples (a few hundred or more), or try few-shot prompting: {rows} examples "
+                            "may fit in the prompt of the base model."))
     share, dropped = data_stats.get("dropped_share"), data_stats.get("dropped") or {}
     if isinstance(share, (int, float)) and share > DROPPED_WARN_SHARE and isinstance(dropped, dict):
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items())
