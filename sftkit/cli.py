@@ -36,6 +36,9 @@ class SftkitGroup(click.Group):
 @click.version_option(__version__, prog_name="sftkit")
 def cli():
     """Turn a TOML recipe into a fine-tuning run: validate, preview, run, evaluate, report."""
+    from .redaction import install
+
+    install()  # values taken from the environment never reach the terminal
 
 
 # --------------------------------------------------------------------------- validate
@@ -194,7 +197,7 @@ def init(strategy, output, name):
 @cli.command()
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
-@click.option("--show-secrets", is_flag=True, help="Do not redact values that look like secrets.")
+@click.option("--show-secrets", is_flag=True, help="Do not redact values taken from the environment (or keys that look like secrets).")
 @click.option("--nproc", type=int, default=None, help="Processes per machine the run will use (for the global batch).")
 @click.option("--nnodes", type=int, default=1, show_default=True, help="Machines the run will use.")
 def resolve(recipe, overrides, show_secrets, nproc, nnodes):
@@ -206,6 +209,10 @@ def resolve(recipe, overrides, show_secrets, nproc, nnodes):
     from .run.distributed import global_batch, world_from_env
 
     loaded = load_recipe(recipe, overrides)
+    if show_secrets:
+        from .redaction import show_secrets as show
+
+        show()
     data = loaded.data if show_secrets else redact(loaded.data, loaded.secrets)
     size = nproc * nnodes if nproc else world_from_env().size
     b = global_batch(data.get("training", {}), size)
@@ -254,6 +261,9 @@ def load_plugin_commands() -> None:
 
 
 def main(argv=None) -> None:
+    from .redaction import install
+
+    install()
     load_plugin_commands()
     try:
         cli.main(args=argv, prog_name="sftkit", standalone_mode=True)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from .api import FORMAT_KINDS
 
-POS_INT = {"type": "integer", "minimum": 1}
-NONNEG_INT = {"type": "integer", "minimum": 0}
+INT32_MAX = 2**31 - 1  # counts and sizes: what torch and transformers index with
+POS_INT = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
+NONNEG_INT = {"type": "integer", "minimum": 0, "maximum": INT32_MAX}
+SEED = {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}  # numpy's seed range
 POS_NUM = {"type": "number", "exclusiveMinimum": 0}
 FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
 STR_LIST = {"type": "array", "items": {"type": "string"}}
@@ -28,7 +30,7 @@ RECIPE_SECTION = _obj({
     "name": {"type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
              "description": "Recipe name (letters, digits, _ . -); used in the run directory."},
     "description": {"type": "string"},
-    "seed": {**NONNEG_INT, "default": 42, "description": "Seed for data splits, shuffling and training."},
+    "seed": {**SEED, "default": 42, "description": "Seed for data splits, shuffling and training."},
     "requires": {**STR_LIST, "description": "Plugin distributions this recipe needs, as requirement strings (e.g. \"sftkit-medical>=0.2\")."},
     "extends": {"type": "string", "description": "A parent recipe: a path relative to this file, package://..., or a shipped recipe's name. Deep-merged under this one."},
 }, required=("name",), doc="What this recipe is.")
@@ -84,17 +86,17 @@ STRATEGY_COMMON = {
 
 TRAINING_SECTION = _obj({
     "max_steps": {**POS_INT, "description": "Optimizer steps (overrides num_train_epochs)."},
-    "num_train_epochs": {**POS_NUM, "default": 1},
+    "num_train_epochs": {**POS_NUM, "maximum": 1e6, "default": 1},
     "per_device_train_batch_size": {**POS_INT, "default": 8},
     "per_device_eval_batch_size": {**POS_INT, "description": "Evaluation batch size (default: chosen for the device)."},
     "gradient_accumulation_steps": {**POS_INT, "default": 1},
-    "learning_rate": {**POS_NUM, "default": 5e-5},
+    "learning_rate": {**POS_NUM, "maximum": 10, "default": 5e-5},
     "warmup_ratio": {**FRACTION, "default": 0.0},
     "warmup_steps": {**NONNEG_INT},
     "lr_scheduler_type": {"enum": ["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt"], "default": "linear"},
     "weight_decay": {"type": "number", "minimum": 0, "default": 0.0},
-    "max_grad_norm": {**POS_NUM, "default": 1.0},
-    "max_length": {**POS_INT, "default": 512, "description": "Tokens per row; longer rows are truncated or dropped ([dataset].truncation)."},
+    "max_grad_norm": {**POS_NUM, "maximum": 1e6, "default": 1.0},
+    "max_length": {**POS_INT, "maximum": 1048576, "default": 512, "description": "Tokens per row; longer rows are truncated or dropped ([dataset].truncation)."},
     "packing": {"type": "boolean", "description": "Pack rows into full sequences (default: true for domain, false otherwise)."},
     "group_by_length": {"type": "boolean", "default": True, "description": "Batch rows of similar length together to waste less on padding."},
     "gradient_checkpointing": {"type": "boolean", "default": False},
@@ -103,7 +105,7 @@ TRAINING_SECTION = _obj({
     "save_steps": {**POS_INT, "description": "Save a checkpoint every N steps (for --resume). Default: max(10, steps/5)."},
     "save_total_limit": {**POS_INT, "default": 2},
     "optim": {"type": "string", "default": "adamw_torch"},
-    "seed": {**NONNEG_INT, "description": "Training seed (default: recipe.seed)."},
+    "seed": {**SEED, "description": "Training seed (default: recipe.seed)."},
     "precision": {"enum": ["auto", "fp32", "bf16", "fp16"], "default": "auto",
                   "description": "Arithmetic precision of training and evaluation: auto = bf16 mixed precision on a GPU "
                                  "or CPU that computes bfloat16 natively (avx512_bf16, AMX), fp32 elsewhere; fp16 needs a CUDA GPU."},

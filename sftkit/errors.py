@@ -110,3 +110,41 @@ def did_you_mean(word: str, options) -> str | None:
     options = [str(o) for o in options]
     close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
     return f'did you mean "{close[0]}"?' if close else None
+
+
+STORAGE_ERRNOS = {28: "no space left on the device", 30: "the file system is read-only", 13: "permission denied",
+                  122: "the disk quota is exceeded", 27: "a file is too large for the file system"}
+
+
+def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
+    """A one-line error for a failed write (full disk, read-only or forbidden directory), also when
+    a library reports it in its own exception type (safetensors' text, torch's "unexpected pos"
+    with no space left in ``directory``), or None for anything else."""
+    import os
+    import re
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "errno", None)
+        if code is None:  # safetensors: "Error while serializing: IoError(Os { code: 28, ... })"
+            m = re.search(r"\bOs \{ code: (\d+)", str(exc))
+            code = int(m.group(1)) if m else None
+        if code in STORAGE_ERRNOS:
+            where = getattr(exc, "filename", None)
+            return SftkitError(f"cannot write or read a file: {STORAGE_ERRNOS[code]}",
+                               where=str(where) if where else None,
+                               hint="free space or choose a writable --output; the run was not marked "
+                                    "finished (continue it later with --resume)")
+        exc = exc.__cause__ or exc.__context__
+    if directory is not None:
+        try:
+            st = os.statvfs(directory)
+            full = st.f_bavail * st.f_frsize < (1 << 20)
+        except OSError:
+            full = False
+        if full:
+            return SftkitError(f"cannot write: {STORAGE_ERRNOS[28]}", where=str(directory),
+                               hint="free space or choose another --output; the run was not marked "
+                                    "finished (continue it later with --resume)")
+    return None

@@ -76,12 +76,16 @@ def write_recipe(run_dir: Path, data: dict, secrets=()) -> None:
 
     from .recipe import redact
 
-    body = tomli_w.dumps(_toml_clean(redact(data, set(secrets))))
+    from .redaction import scrub_obj
+
+    body = tomli_w.dumps(_toml_clean(scrub_obj(redact(data, set(secrets)))))
     (run_dir / "recipe.toml").write_text("# resolved recipe of this run (sftkit)\n" + body, encoding="utf-8")
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    from .redaction import scrub
+
+    path.write_text(scrub(json.dumps(obj, indent=2, default=str)) + "\n", encoding="utf-8")
 
 
 def _shrink(bundle, smoke: bool):
@@ -135,6 +139,15 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
     try:
         return _run(recipe_path, overrides, overwrite=overwrite, resume=resume, smoke=smoke, output=output,
                     host=host, console=console, allow_data_change=allow_data_change, held=held)
+    except SftkitError:
+        raise
+    except Exception as exc:  # a full disk or read-only directory, whatever library hit it: one line
+        from .errors import storage_error
+
+        err = storage_error(exc, held["lock"].run_dir if "lock" in held else None)
+        if err is None:
+            raise
+        raise err from None
     except KeyboardInterrupt:
         if "lock" not in held:
             raise RunStopped("stopped before training started") from None

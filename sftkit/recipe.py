@@ -78,8 +78,14 @@ def dotted(path) -> str:
 
 def read_toml(path: Path, problems: list[Problem]) -> tuple[dict | None, str | None]:
     """Parse one TOML file; on failure add a located problem and return (None, text)."""
+    from .paths import not_a_regular_file
+
     shown = str(path)
     try:
+        why = not_a_regular_file(Path(path), MAX_RECIPE_BYTES)
+        if why:
+            problems.append(Problem(why, file=shown, hint="point at a recipe file (.toml)"))
+            return None, None
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         problems.append(Problem("file not found", file=shown, hint="check the path"))
@@ -105,7 +111,9 @@ def read_toml(path: Path, problems: list[Problem]) -> tuple[dict | None, str | N
                                 hint="add at least [recipe], [model], [[data]] and [strategy]; `sftkit init` writes a starting recipe"))
         return None, text
     try:
-        return tomllib.loads(text), text
+        data = tomllib.loads(text)
+    except RecursionError:
+        data = None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -121,6 +129,27 @@ def read_toml(path: Path, problems: list[Problem]) -> tuple[dict | None, str | N
             hint = "fix the TOML syntax at that position"
         problems.append(Problem(msg, file=shown, line=line, col=col, hint=hint))
         return None, text
+    if data is None or _depth(data) > MAX_DEPTH:
+        problems.append(Problem(f"values nested more than {MAX_DEPTH} levels deep", file=shown,
+                                hint="a recipe needs only a few levels of tables and arrays"))
+        return None, text
+    return data, text
+
+
+MAX_RECIPE_BYTES = 4 << 20
+MAX_DEPTH = 32
+
+
+def _depth(data) -> int:
+    """How deeply tables and arrays nest in ``data`` (iteratively: no recursion limit to hit)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:
+                stack.extend((v, d + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 # --------------------------------------------------------------------------- extends
@@ -245,8 +274,11 @@ def substitute_env(data, problems: list[Problem], locate, secrets: set, path: tu
     def repl(m):
         name, default = m.group(1), m.group(2)
         if name in os.environ:
+            from .redaction import register
+
             if SECRET_NAME_RE.search(name):
                 secrets.add(path)
+            register(os.environ[name])  # by value, whatever the name: redacted in all output
             return os.environ[name]
         if default is not None:
             return default

@@ -252,15 +252,56 @@ def error_to_problems(err, locate) -> list[Problem]:
     return [mk(err.message[:200])]
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def number_problems(data, locate, path: tuple = ()) -> list[Problem]:
+    """Every NaN, infinite or beyond-64-bit number anywhere in the recipe, located (TOML allows
+    ``nan``, ``inf`` and integers of any size; no option means them)."""
+    import math
+
+    from .recipe import dotted
+
+    out: list[Problem] = []
+    if isinstance(data, dict):
+        items = [(k, v) for k, v in data.items()]
+    elif isinstance(data, list):
+        items = list(enumerate(data))
+    else:
+        bad = None
+        if isinstance(data, float) and not math.isfinite(data):
+            bad = f"must be a finite number, got {data}"
+        elif isinstance(data, int) and not isinstance(data, bool) and not INT64[0] <= data <= INT64[1]:
+            bad = f"must fit in 64 bits, got {_short(data)}"
+        if bad:
+            f, line, col = locate(path)
+            out.append(Problem(bad, file=f, line=line, col=col, path=dotted(path)))
+        return out
+    for key, value in items:
+        out += number_problems(value, locate, path + (key,))
+    return out
+
+
+def _validator_class():
+    """Draft 2020-12 where an ``integer`` is an int: 512.0 or 1e300 is a number, not an integer."""
+    from jsonschema import Draft202012Validator, validators
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool))
+    return validators.extend(Draft202012Validator, type_checker=checker)
+
+
 def schema_problems(data: dict, registry: Registry, locate) -> list[Problem]:
     """Validate ``data`` against its concrete schema; every error as a located problem."""
-    from jsonschema import Draft202012Validator
-
     schema = recipe_schema(data, registry)
-    validator = Draft202012Validator(schema)
-    problems: list[Problem] = []
+    problems: list[Problem] = number_problems(data, locate)
+    flagged = {p.path for p in problems}
+    validator = _validator_class()(schema)
     for err in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        problems.extend(error_to_problems(err, locate))
+        found = [p for p in error_to_problems(err, locate) if not p.path or p.path not in flagged]
+        problems += found
+        if err.validator == "type":  # a value of the wrong type: its range errors add nothing
+            flagged.update(p.path for p in found)
     return problems
 
 

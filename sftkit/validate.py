@@ -122,11 +122,37 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
         resolved = resolve_path(value, recipe.base_dir)
     except SftkitError as exc:
         return [_problem(recipe, path, f"file {value!r}: {exc.message}", exc.hint)]
-    if not resolved.exists():
-        looked = f" (looked at {resolved})" if str(resolved) != value else ""
-        return [_problem(recipe, path, f"file not found: {value!r}{looked}",
+    from .paths import not_a_regular_file
+
+    shown = value if len(value) <= 120 else value[:117] + "..."
+    try:
+        exists = resolved.exists()
+        why = not_a_regular_file(resolved) if exists and not resolved.is_dir() else None
+    except OSError as exc:  # a name too long for the file system, a loop of links, ...
+        return [_problem(recipe, path, f"file {shown!r} cannot be used: {exc.strerror}", "fix the path")]
+    if not exists:
+        looked = f" (looked at {resolved})" if str(resolved) != value and len(str(resolved)) <= 200 else ""
+        return [_problem(recipe, path, f"file not found: {shown!r}{looked}",
                          "fix the path; relative paths are relative to the recipe file")]
+    if why:
+        return [_problem(recipe, path, f"file {shown!r} {why}", "point at a regular file")]
     return []
+
+
+def _inherited_trust_problems(recipe: Recipe) -> list[Problem]:
+    """``trust_remote_code = true`` lets a model repository run code: it must be said in the recipe
+    itself (or with --set), never arrive silently from a parent through ``extends``."""
+    model = recipe.data.get("model")
+    if not isinstance(model, dict) or model.get("trust_remote_code") is not True:
+        return []
+    path = ("model", "trust_remote_code")
+    origin = recipe.source.origins.get(path)
+    if origin in (None, "--set", str(recipe.path)):
+        return []
+    return [Problem(f"trust_remote_code = true is inherited from {origin} (code from the model repository would "
+                    "run)", file=str(recipe.path), path="model.trust_remote_code",
+                    hint=f"if you trust {model.get('name')!r}, set trust_remote_code = true in this recipe too "
+                         "(or --set model.trust_remote_code=true)")]
 
 
 def _requires_problems(recipe: Recipe, host) -> list[Problem]:
@@ -390,13 +416,27 @@ def shape_hint(strategy: str, accepts) -> str:
     return hints.get(strategy, f"give data in one of: {', '.join(accepts)}, or set format explicitly")
 
 
+def _well_shaped(data: dict) -> bool:
+    """Every section a table and every [[data]] / [[eval]] entry a table."""
+    for key, value in data.items():
+        if key in ("data", "eval"):
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                return False
+        elif not isinstance(value, dict):
+            return False
+    return True
+
+
 def check_recipe(recipe: Recipe, host) -> list[Problem]:
     """Every problem of an already-read recipe (schema, names, files, requires, cross-field rules)."""
     problems = schema_problems(recipe.data, host.registry, _locator(recipe))
+    if not _well_shaped(recipe.data):
+        return problems  # a section that is not a table: the schema said so; the checks below need tables
     problems += _component_problems(recipe, host)
     problems += _transform_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
+    problems += _inherited_trust_problems(recipe)
     if not any(p.path.startswith("distributed") for p in problems):
         problems += _distributed_problems(recipe)
     earlier = list(problems)

@@ -19,6 +19,16 @@ def _fresh_host():
     reset_host()
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets():
+    """Values a test substituted from the environment are secrets for that test only."""
+    yield
+    from sftkit import redaction
+
+    redaction._values.clear()
+    redaction.show_secrets(False)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from sftkit.tiny import tiny_tokenizer as make

@@ -174,7 +174,10 @@ def test_env_vars(demo_host, workdir, monkeypatch):
     monkeypatch.setenv("DATA_FILE", "train.jsonl")
     code, out = run("resolve", "r.toml")
     assert code == 0, out
-    assert 'path = "train.jsonl"' in out and 'dir = "runs/x"' in out
+    # every value from the environment is redacted by value (issue 12), whatever the name
+    assert 'path = "***redacted***"' in out and 'dir = "runs/x"' in out and "train.jsonl" not in out
+    code, out = run("resolve", "--show-secrets", "r.toml")
+    assert 'path = "train.jsonl"' in out
 
 
 def test_resolve_redacts_secrets(demo_host, workdir, monkeypatch):

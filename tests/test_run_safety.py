@@ -191,7 +191,7 @@ def test_ctrl_c_and_sigterm_stop_with_the_step_and_how_to_continue(recipe, tmp_p
 
 
 def test_storage_errors_are_one_line():
-    from sftkit.commands.run import storage_error
+    from sftkit.errors import storage_error
 
     full = storage_error(OSError(28, "No space left on device", "/runs/x/model/model.safetensors"))
     assert "no space left" in str(full) and "/runs/x/model/model.safetensors" in str(full)
@@ -210,15 +210,68 @@ def test_storage_errors_are_one_line():
     assert storage_error(ValueError("something else")) is None
 
 
-def test_nan_weights_are_a_health_error_and_a_failed_run(recipe, tmp_path):
+def test_nan_weights_are_a_health_error_and_a_failed_run(recipe, tmp_path, monkeypatch):
+    import torch
+
     from sftkit.pipeline import run
     from sftkit.reporting import health
+    from sftkit.strategies import trainer
 
+    fit = trainer.fit
+
+    def diverging_fit(run_ctx, *args, **kwargs):  # as a too-high learning rate leaves them (validate now
+        result = fit(run_ctx, *args, **kwargs)   # refuses learning_rate > 10, so poison the weights here)
+        with torch.no_grad():
+            next(run_ctx.extras["model"].parameters()).fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(trainer, "fit", diverging_fit)
     out = tmp_path / "nan"
     with pytest.raises(SftkitError, match=r"training diverged: \d+ weight tensor\(s\) hold NaN/inf.*"
                                           r"lower training.learning_rate"):
-        run(recipe, ["training.learning_rate=1e30"], output=out)
+        run(recipe, output=out)
     assert not (out / "COMPLETE").exists() and rundir.state(out) == "unfinished"
     train = json.loads((out / "metrics.json").read_text())["train"]
     assert train["nonfinite_tensors"]
     assert [f["code"] for f in health.analyze([], train_metrics=train)] == ["nan_weights"]
+
+
+def test_full_disk_and_read_only_directory_are_one_line_errors(recipe, tmp_path):
+    """Both on small tmpfs mounts in a private mount namespace (user namespaces, no root needed)."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"],
+                                                     capture_output=True).returncode != 0:
+        pytest.skip("no user namespaces to mount a small file system in")
+    full, ro = tmp_path / "full", tmp_path / "ro"
+    full.mkdir()
+    ro.mkdir()
+    sftkit = " ".join(f"'{a}'" for a in SFTKIT)
+    script = (f"mount -t tmpfs -o size=300k tmpfs {full} && mount -t tmpfs -o ro tmpfs {ro} && "
+              f"{sftkit} run {recipe} --output {full}/run; echo rc=$?; ls {full}/run; "
+              f"{sftkit} run {recipe} --output {ro}/run; echo rc=$?")
+    res = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], cwd=tmp_path,
+                         capture_output=True, text=True, env=_env(), timeout=600)
+    out = res.stdout + res.stderr
+    assert "Traceback" not in out, out[-3000:]
+    errors = [ln for ln in out.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 2 and out.count("rc=1") == 2, out[-3000:]
+    assert "no space left on the device" in errors[0] and "Read-only file system" in errors[1]
+    assert "COMPLETE" not in res.stdout.split("rc=1")[1]  # the full disk's run was not marked finished
+
+
+EVAL_ITEMS = 'eval=[{name = "contains", items = [{prompt = "Hi", expected = "x"}], max_new_tokens = 2}]'
+
+
+def test_eval_of_a_model_in_an_unfinished_run_says_so(recipe, finished, tmp_path):
+    from sftkit.commands.eval import evaluate_model
+
+    unfinished = tmp_path / "unfinished-eval"
+    shutil.copytree(finished, unfinished, ignore=shutil.ignore_patterns(rundir.LOCK))
+    (unfinished / "COMPLETE").unlink()
+    said = []
+    evaluate_model(recipe, unfinished / "model", output=tmp_path / "eval-out", console=said.append,
+                   overrides=[EVAL_ITEMS])
+    assert any("is an unfinished run (no COMPLETE file)" in m and "--resume" in m for m in said), said
+    said.clear()
+    evaluate_model(recipe, finished / "model", output=tmp_path / "eval-out2", console=said.append,
+                   overrides=[EVAL_ITEMS])
+    assert not any("unfinished" in m for m in said)

@@ -20,7 +20,9 @@ def _fail(err: SftkitError) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    from sftkit.redaction import scrub
+
+    path.write_text(scrub(json.dumps(obj, indent=2, default=str)) + "\n", encoding="utf-8")
 
 
 def default_output(recipe_data: dict) -> Path:

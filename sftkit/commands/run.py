@@ -65,11 +65,8 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
                              allow_data_change=allow_data_change)
     try:
         recipe = resolve_recipe(recipe)
-        try:
-            outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
-                                   output=output, console=echo, allow_data_change=allow_data_change)
-        except Exception as exc:
-            raise storage_error(exc) or exc
+        outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
+                               output=output, console=echo, allow_data_change=allow_data_change)
     except SftkitError as err:
         if getattr(err, "outcome", None) is not None and world.is_main:
             for line in summary_lines(err.outcome):
@@ -160,32 +157,6 @@ def _stop_on_sigterm() -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop)
-
-
-STORAGE_ERRNOS = {28: "no space left on the device", 30: "the file system is read-only", 13: "permission denied",
-                  122: "the disk quota is exceeded", 27: "a file is too large for the file system"}
-
-
-def storage_error(exc: BaseException) -> SftkitError | None:
-    """A one-line error for a failed write (full disk, read-only or forbidden directory), also when
-    a library reports it in its own exception type (safetensors), or None for anything else."""
-    import re
-
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        code = getattr(exc, "errno", None)
-        if code is None:  # safetensors: "Error while serializing: IoError(Os { code: 28, ... })"
-            m = re.search(r"\bOs \{ code: (\d+)", str(exc))
-            code = int(m.group(1)) if m else None
-        if code in STORAGE_ERRNOS:
-            where = getattr(exc, "filename", None)
-            return SftkitError(f"cannot write or read a file: {STORAGE_ERRNOS[code]}",
-                               where=str(where) if where else None,
-                               hint="free space or choose a writable --output; the run was not marked "
-                                    "finished (continue it later with --resume)")
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _fail(err: SftkitError, world=None) -> None:

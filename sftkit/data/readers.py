@@ -40,7 +40,21 @@ def encoding_hint(encoding: str) -> str:
 
 
 def _require_file(path: Path, what: str = "file") -> None:
-    if not path.exists():
+    from ..paths import not_a_regular_file
+
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise DataError(f"{what} cannot be opened: {exc.strerror}: {str(path)[:120]}…" if len(str(path)) > 120
+                        else f"{what} cannot be opened: {exc.strerror}: {path}", hint="shorten the path") from None
+    if exists and not path.is_dir():
+        try:
+            why = not_a_regular_file(path)
+        except OSError as exc:
+            raise DataError(f"{what} cannot be opened: {exc.strerror}: {path}") from None
+        if why:
+            raise DataError(f"{what} {path} {why}", hint="point at a data file")
+    if not exists:
         near = ""
         if path.parent.exists():
             from ..errors import did_you_mean
@@ -48,6 +62,23 @@ def _require_file(path: Path, what: str = "file") -> None:
             hint = did_you_mean(path.name, [p.name for p in path.parent.iterdir()])
             near = f"; {hint}" if hint else ""
         raise DataError(f"{what} not found: {path}{near}", hint="paths are relative to the recipe file")
+
+
+def _readable(reader):
+    """``reader(path, ...)`` with a corrupt, truncated or unreadable file as one located DataError."""
+    import functools
+    import zlib
+
+    @functools.wraps(reader)
+    def read(path, *args, **kwargs):
+        try:
+            return reader(path, *args, **kwargs)
+        except DataError:
+            raise
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}",
+                            hint="the file is corrupt, truncated or unreadable; re-create or re-download it") from None
+    return read
 
 
 def _open_binary(path: Path):
@@ -171,6 +202,7 @@ def _type_conflict(path: Path, exc: Exception, data: bytes | None = None, first_
                      hint="give each field the same JSON type on every line (e.g. always a string)")
 
 
+@_readable
 def read_jsonl(path: Path, *, encoding: str = "utf-8", on_error: str = "error",
                max_rows: int | None = None) -> RawRows:
     """JSON Lines (optionally ``.gz``), streamed through Arrow in 16 MB chunks.
@@ -265,6 +297,7 @@ def _first_byte(path: Path) -> bytes:
     return head[:1]
 
 
+@_readable
 def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
               on_error: str = "error", max_rows: int | None = None) -> RawRows:
     """A JSON array of objects, an object whose ``field`` holds the rows, or JSON Lines."""
@@ -365,6 +398,7 @@ def _line_of_text(path: Path, encoding: str, text: str) -> int | None:
     return None
 
 
+@_readable
 def read_csv(path: Path, *, encoding: str = "utf-8", delimiter: str | None = None,
              on_error: str = "error", max_rows: int | None = None) -> RawRows:
     """CSV/TSV with a header row; every column is read as a string. Streamed through Arrow."""
@@ -427,6 +461,7 @@ def read_csv(path: Path, *, encoding: str = "utf-8", delimiter: str | None = Non
 
 # --------------------------------------------------------------------------------------- Parquet
 
+@_readable
 def read_parquet(path: Path, *, max_rows: int | None = None) -> RawRows:
     """A Parquet file, streamed batch by batch into the Arrow cache."""
     _require_file(path)
@@ -454,6 +489,7 @@ def read_parquet(path: Path, *, max_rows: int | None = None) -> RawRows:
 
 # ------------------------------------------------------------------------------ text directories
 
+@_readable
 def read_text_dir(path: Path, *, extensions=(".txt", ".md"), recursive: bool = True,
                   encoding: str = "utf-8", on_error: str = "error", max_rows: int | None = None) -> RawRows:
     """One row per document file: ``{"text": contents, "file": relative path}``."""

@@ -19,6 +19,20 @@ from .stats import token_stats
 
 TOKENIZER_VERSION = "1"
 AUTO_NUM_PROC_ROWS = 50_000
+# No token spans more characters than this, so a text cut at max_length * CHARS_PER_TOKEN characters
+# still yields more than max_length tokens: the kept tokens (and a "drop" decision) are unchanged,
+# and memory per row is bounded by max_length, not by the row (a 50 MB row would need GBs).
+CHARS_PER_TOKEN = 128
+
+
+def _cap(text, limit: int | None):
+    return text[:limit] if limit and isinstance(text, str) and len(text) > limit else text
+
+
+def _cap_messages(messages, limit: int | None):
+    if not limit or not isinstance(messages, list):
+        return messages
+    return [{**m, "content": _cap(m.get("content"), limit)} if isinstance(m, dict) else m for m in messages]
 
 
 def _messages_view(row: dict, kind: str) -> list[dict] | None:
@@ -37,15 +51,17 @@ class Encoder:
     def __init__(self, formatter, kind: str, max_length: int | None, truncation: str):
         self.formatter, self.kind = formatter, kind
         self.max_length, self.truncation = max_length, truncation
+        self.cap = int(max_length) * CHARS_PER_TOKEN if max_length else None
 
     def _encode_all(self, batch: dict, n: int) -> list[dict]:
         f = self.formatter
         if self.kind in ("text", "classification"):
-            texts = batch["text"]
+            texts = [_cap(t, self.cap) for t in batch["text"]]
             many = getattr(f, "encode_text_batch", None)
             return many(texts) if many else [f.encode_text(t) for t in texts]
         keys = list(batch)
-        convs = [_messages_view({k: batch[k][i] for k in keys}, self.kind) for i in range(n)]
+        convs = [_cap_messages(_messages_view({k: batch[k][i] for k in keys}, self.kind), self.cap)
+                 for i in range(n)]
         many = getattr(f, "encode_messages_batch", None)
         if many is not None:
             try:

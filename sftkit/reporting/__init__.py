@@ -58,8 +58,10 @@ def load_run_files(run_dir: Path) -> tuple[dict, list, dict]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    from ..redaction import scrub
+
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", errors="replace")
+    tmp.write_text(scrub(text), encoding="utf-8", errors="replace")
     os.replace(tmp, path)
 
 

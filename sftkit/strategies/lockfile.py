@@ -105,8 +105,10 @@ def build_lock(recipe: dict, base_dir: Path, *, recipe_hash: str, host=None, fil
 
 
 def write_lock(run_dir: Path, lock: dict) -> Path:
+    from sftkit.redaction import scrub
+
     path = Path(run_dir) / "sftkit.lock.json"
-    path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(scrub(json.dumps(lock, indent=2, sort_keys=True)) + "\n", encoding="utf-8")
     return path
 
 

@@ -212,13 +212,17 @@ def _write_marker(run_dir: Path, name: str, recipe_hash: str, resumed: bool = Fa
     data.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     if resumed:
         data["resumed"] = data.get("resumed", 0) + 1
-    (run_dir / MARKER).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    from sftkit.redaction import scrub
+
+    (run_dir / MARKER).write_text(scrub(json.dumps(data, indent=2)), encoding="utf-8")
 
 
 def mark_complete(run_dir: Path, summary: dict | None = None) -> None:
     """Write ``COMPLETE`` (last step of a run)."""
+    from sftkit.redaction import scrub
+
     body = {"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(summary or {})}
-    (Path(run_dir) / COMPLETE).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    (Path(run_dir) / COMPLETE).write_text(scrub(json.dumps(body, indent=2)) + "\n", encoding="utf-8")
 
 
 def unmark_complete(run_dir: Path) -> None:
