@@ -193,10 +193,12 @@ def _requires_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
-def _data_shape(recipe: Recipe, host) -> tuple[list, list]:
+def _data_shape(recipe: Recipe, host, broken: set = frozenset()) -> tuple[list, list]:
+    """Canonical kind and first-row fields of each [[data]] entry (None where unknown or the entry
+    has schema problems of its own)."""
     kinds, fields_all = [], []
-    for item in recipe.data.get("data") or []:
-        if not isinstance(item, dict):
+    for i, item in enumerate(recipe.data.get("data") or []):
+        if not isinstance(item, dict) or f"data[{i}]" in broken or not isinstance(item.get("format", "auto"), str):
             kinds.append(None)
             fields_all.append(None)
             continue
@@ -237,7 +239,7 @@ def _relative_to(table_path: str, path: str) -> str:
 def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
     """Kind fit and components' checks, for every table that has no schema problem of its own."""
     out: list[Problem] = []
-    kinds, fields = _data_shape(recipe, host)
+    kinds, fields = _data_shape(recipe, host, broken)
     strategy = recipe.data.get("strategy")
     comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
     if comp is not None and "strategy" not in broken and "data" not in broken:
