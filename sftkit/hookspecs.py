@@ -74,11 +74,14 @@ def sftkit_register_formatters(register: Register) -> None:
 def sftkit_register_strategies(register: Register) -> None:
     """Register training strategies, used as ``[strategy] name = "NAME"``.
 
-    The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Strategy`.
-    Pass ``accepts=[...]`` (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell
-    when the data does not fit the strategy, and optionally ``starter={"model": ..., "rows": [...],
-    "template": bool}``: what ``sftkit init --strategy NAME`` writes (default: a small causal model
-    and example rows of the first accepted kind, with a ``[template]`` table).
+    The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Strategy`
+    (extend that class: the run calls ``check_data``, ``load`` for the base model it evaluates, and
+    ``train``, whose result carries the trained model it evaluates). Pass ``accepts=[...]``
+    (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell when the data does not fit
+    the strategy, ``data_hint="..."`` to tell the user what data it needs, and optionally
+    ``starter={"model": ..., "rows": [...], "template": bool}``: what ``sftkit init --strategy NAME``
+    writes (default: a small causal model and example rows of the first accepted kind, with a
+    ``[template]`` table).
     """
 
 
@@ -129,6 +132,17 @@ def sftkit_run_start(run: Any) -> None:
 
     ``run`` is the :class:`sftkit.api.RunContext` (recipe, run directory, data, formatter).
     Later sftkit versions may add attributes to it, never remove them.
+    """
+
+
+@hookspec
+def sftkit_training_callbacks(run: Any) -> list:
+    """Return ``transformers.TrainerCallback`` objects for the run's trainer (may be empty).
+
+    Called once per trainer a built-in strategy builds, with the :class:`sftkit.api.RunContext`.
+    The callbacks see every optimizer step (``on_step_end``) and every logged dict of per-step
+    metrics (``on_log``: loss, learning rate, grad norm, eval loss), and may stop training through
+    ``control``. Import transformers inside the hook, never at module level.
     """
 
 

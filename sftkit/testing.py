@@ -14,7 +14,7 @@ or by overriding the ``sftkit_plugin`` fixture in ``conftest.py``. Then:
 ``sftkit_host``
     a plugin host with sftkit's built-ins and only the plugin under test: no other installed
     plugin interferes, and the plugin needs not be pip-installed. It is also the process-wide
-    host for the test, so the CLI and ``sftkit.pipeline`` see the same components.
+    host for the test, so the CLI and ``sftkit.run`` see the same components.
 ``sftkit_tiny_model``
     a directory with a tiny random Llama model and tokenizer (built once per session, seconds).
 ``sftkit_recipe``
@@ -349,7 +349,7 @@ def sftkit_run(sftkit_host, tmp_path):
     counter = {"n": 0}
 
     def run(recipe, *overrides: str, smoke: bool = True, output=None, **kwargs):
-        from sftkit.pipeline import run as run_pipeline
+        from sftkit.run import run as run_pipeline
 
         counter["n"] += 1
         out = output or tmp_path / f"sftkit-run-{counter['n']}"

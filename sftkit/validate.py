@@ -252,7 +252,7 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
                 out.append(_problem(
                     recipe, ("data", i),
                     f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but this entry is {kind} data{found}",
-                    shape_hint(comp.name, accepts)))
+                    shape_hint(comp, accepts)))
     for table, path, item in component_tables(recipe.data):
         c = component_of(table, item, host.registry)
         table_path = dotted(path)
@@ -407,15 +407,9 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
     return out
 
 
-def shape_hint(strategy: str, accepts) -> str:
-    """How to give data that fits ``strategy``."""
-    hints = {
-        "classification": 'it needs text and label columns: add a label column or map one with columns = {label = "your_column"}',
-        "tone": "it needs preference pairs (prompt/chosen/rejected), answers labelled good/bad (prompt/completion/label), or good answers only",
-        "domain": "it needs raw text (a text column, or a directory of .txt/.md files)",
-        "instruction": "it needs conversations or prompt/completion pairs",
-    }
-    return hints.get(strategy, f"give data in one of: {', '.join(accepts)}, or set format explicitly")
+def shape_hint(comp, accepts) -> str:
+    """How to give data that fits the strategy ``comp``: its ``data_hint`` registration metadata."""
+    return comp.meta.get("data_hint") or f"give data in one of: {', '.join(accepts)}, or set format explicitly"
 
 
 def _well_shaped(data: dict) -> bool:

@@ -63,7 +63,7 @@ def test_the_contract_command_runs(sftkit_cli, tmp_path):
 
 
 def test_the_evaluator_is_capped_by_smoke():
-    from sftkit.pipeline import apply_smoke
+    from sftkit.run.smoke import recipe as apply_smoke
 
     host = make_plugin_host(glossary_plugin)
     data = apply_smoke({"eval": [{"name": "definition_recall", "limit": 50, "max_new_tokens": 64}]}, host.registry)

@@ -54,7 +54,7 @@ def make_recipe(tmp_path: Path, tiny_dir, *, rows=None, strategy=None, data=None
 
 
 def run(recipe, *overrides, output, **kw):
-    from sftkit.pipeline import run as run_pipeline
+    from sftkit.run import run as run_pipeline
 
     return run_pipeline(recipe, list(overrides), output=output, **kw)
 
@@ -83,8 +83,9 @@ def test_instruction_run_writes_a_complete_run_dir(tmp_path, tiny_dir):
     out = run(recipe, output=tmp_path / "run")
     d = out.run_dir
     for name in ("model", "recipe.toml", "metrics.json", "train_log.jsonl", "sftkit.lock.json",
-                 "data_stats.json", "checkpoints", "COMPLETE"):
+                 "data_stats.json", "COMPLETE"):
         assert (d / name).exists(), name
+    assert not (d / "checkpoints").exists()  # optimizer state is not kept after a finished run
     m = json.loads((d / "metrics.json").read_text())
     assert m["recipe"] == "t" and m["strategy"] == "instruction"
     assert set(m) >= {"train", "data", "eval", "gates"} and m["gates"]["passed"] is True

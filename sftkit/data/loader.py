@@ -230,15 +230,20 @@ def _transforms(table: dict, index: int, host) -> tuple:
     return tuple(out)
 
 
-def _target_kind(entries: list[_Entry], strategy: str | None) -> str:
+# kinds a record converts into when a strategy trains on the other (chat rows become plain text)
+CONVERTS_TO = {"messages": ("text",)}
+
+
+def _target_kind(entries: list[_Entry], accepts: tuple) -> str:
     kinds = {e.name: FORMAT_KINDS[e.fmt] for e in entries}
     distinct = set(kinds.values())
     if len(distinct) == 1:
         return distinct.pop()
-    if distinct == {"messages", "text"} and strategy == "domain":
-        return "text"
+    first = accepts[0] if accepts else None
+    if first in distinct and all(first in CONVERTS_TO.get(k, ()) for k in distinct - {first}):
+        return first
     listing = ", ".join(f"{n} ({k})" for n, k in kinds.items())
-    hint = ("strategy domain trains on text and converts chat rows to text"
+    hint = ("a strategy that trains on text (accepts text first) converts chat rows to text"
             if distinct == {"messages", "text"} else "split them into separate recipes")
     raise DataError(f"[[data]] entries hold different kinds of records: {listing}; all entries must share one kind",
                     hint=hint)
@@ -282,11 +287,13 @@ def _zero_rows_message(stats: dict, split_note: str) -> str:
     return f"no train rows left{split_note} ({' | '.join(parts) or 'no entries'})"
 
 
-def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
+def load_data(recipe: dict, base_dir: Path, *, host=None, require_train: bool = True, accepts=()) -> DataBundle:
     """Read every ``[[data]]`` entry of ``recipe`` and return canonical train/eval rows with statistics.
 
     Raises :class:`sftkit.errors.DataError` (one line naming file and line/row) for bad input, and
-    when no train row is left.
+    when no train row is left (unless ``require_train`` is false: ``sftkit eval`` needs none).
+    ``accepts``: the data kinds the strategy trains on, preferred first; entries of different kinds
+    are converted to the first when they can be (chat rows to text).
     """
     import numpy as np
     import pyarrow as pa
@@ -302,11 +309,10 @@ def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
         raise DataError("the recipe has no [[data]] entries", hint='add [[data]] with source = "jsonl" and path = ...')
     dataset_cfg = recipe.get("dataset") or {}
     seed = int((recipe.get("recipe") or {}).get("seed", 42))
-    strategy = (recipe.get("strategy") or {}).get("name")
 
     used: set = set()
     entries = [_read(i, t, Path(base_dir), host, seed, used) for i, t in enumerate(tables)]
-    kind = _target_kind(entries, strategy)
+    kind = _target_kind(entries, tuple(accepts or ()))
 
     converted, stats_sources, skipped_all, files = [], {}, {}, []
     for e in entries:
@@ -371,13 +377,13 @@ def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
         "eval_rows": int(len(plan.eval)),
         "files": files,
     }
-    if not len(plan.train):
+    if not len(plan.train) and require_train:
         raise DataError(_zero_rows_message(stats, ""), hint="check the messages above, split and holdout settings")
 
     keep = [c for c in big.column_names if c not in INTERNAL]
     train = big.select(plan.train).select_columns(keep)
     evals = big.select(plan.eval).select_columns(keep) if len(plan.eval) else None
-    if kind == "classification":
+    if kind == "classification" and len(train):
         _check_classes(train, entries)
     return DataBundle(kind=kind, train=train, eval=evals, stats=stats)
 

@@ -19,21 +19,9 @@ __all__ = ["write_report", "read_log", "load_run_files"]
 
 def read_log(path: Path) -> list[dict]:
     """Entries of a train_log.jsonl (unreadable lines are skipped)."""
-    entries = []
-    if not Path(path).exists():
-        return entries
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                entries.append(obj)
-    return entries
+    from ..jsonl import read_jsonl
+
+    return read_jsonl(path, on_error="skip") if Path(path).exists() else []
 
 
 def _read_json(path: Path, default: Any = None) -> Any:
