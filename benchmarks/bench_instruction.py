@@ -83,7 +83,7 @@ def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_check
 def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir) -> dict:
     import tomli_w
 
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -85,22 +85,65 @@ class Formatter(Protocol):
         """The prompt text for generation (history rendered, assistant turn opened)."""
 
 
-@runtime_checkable
-class Strategy(Protocol):
-    """Builds the model and trainer for a run, trains, and saves into the run directory."""
+class Strategy:
+    """The Strategy contract: what the run calls, in this order, and a base class a plugin may extend.
 
-    name: str
-    accepts: tuple  # canonical kinds it can train on
+    1. ``accepts`` (canonical data kinds) and ``check_data(bundle)``: the loaded data must fit.
+    2. ``uses_formatter``: when true the run builds the recipe's ``[template]`` formatter
+       (``run.formatter``) before loading the model.
+    3. ``load(run) -> (model, tokenizer)``: the base model. The run evaluates it before training
+       (``[[eval]]`` tables); ``train`` may call ``load`` again and gets the same objects.
+    4. ``train(run) -> TrainResult``: train on ``run.data``, save into ``run.model_dir`` and return
+       the trained ``model`` and ``tokenizer`` in the result; the run evaluates that model. A result
+       without a model is evaluated from what was saved in ``run.model_dir``; with neither, a run
+       with ``[[eval]]`` tables is an error.
+
+    Facts about the data found while training (class balance, dropped rows) go into
+    ``run.data_stats`` (written to ``data_stats.json`` and ``metrics.json``).
+    """
+
+    name: str = "strategy"
+    accepts: tuple = ("messages",)  # canonical kinds it can train on
+    uses_formatter: bool = True
+
+    def __init__(self, options: dict | None = None):
+        self.options = dict(options or {})
+
+    def check_data(self, bundle: "Any") -> None:
+        """Raise :class:`sftkit.errors.DataError` when ``bundle`` (a DataBundle) cannot be trained on."""
+
+    def load(self, run: "RunContext") -> tuple:
+        """The base model and tokenizer. Default: the recipe's ``[model]`` as a causal LM with the
+        formatter's chat template installed, loaded once per run."""
+        cached = run.extras.get("_sftkit_base")
+        if cached is not None:
+            return cached
+        from .models import load_causal_lm
+
+        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke, console=run.console)
+        if run.formatter is not None:
+            run.formatter.setup(tokenizer, model)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        run.extras["_sftkit_base"] = (model, tokenizer)
+        run.tokenizer = tokenizer
+        return model, tokenizer
 
     def train(self, run: "RunContext") -> "TrainResult":
-        """Train on ``run.data`` and save the model (or adapter) + tokenizer into ``run.model_dir``."""
+        """Train on ``run.data``; save the model (or adapter) + tokenizer into ``run.model_dir``."""
+        raise NotImplementedError(f"strategy {self.name!r} does not implement train(run)")
 
 
 @dataclass
 class TrainResult:
+    """What ``Strategy.train`` returns: where the model was saved, the trained model itself (the run
+    evaluates it), and training metrics (``train_loss``, ``train_runtime``, ``steps``, ...)."""
+
     model_dir: Path
-    metrics: dict = field(default_factory=dict)  # train_loss, train_runtime, trained_tokens, ...
+    metrics: dict = field(default_factory=dict)
     log_history: list = field(default_factory=list)
+    model: Any = None
+    tokenizer: Any = None
 
 
 @dataclass
@@ -145,8 +188,14 @@ class RunContext:
     resume: bool = False
     console: Any = None  # callable(str) for progress lines
     extras: dict = field(default_factory=dict)
+    data_stats: dict = field(default_factory=dict)  # a strategy's facts about its data -> data_stats.json
     world: Any = None  # sftkit.run.distributed.World: this process's rank among the run's processes
     precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
+    device: str | None = None  # "cuda", "mps" or "cpu": decided once per run (sftkit.run.devices)
+    # numbers a plugin keeps with the run: plugin_metrics["my-plugin"] = {...}; written to metrics.json
+    # under "plugins", so report sections and health findings computed from metrics re-render the
+    # same with `sftkit report` (set them before the report: in run_start, a component or an evaluator)
+    plugin_metrics: dict = field(default_factory=dict)
 
     @property
     def model_dir(self) -> Path:

@@ -57,6 +57,11 @@ DATA_COMMON = {
     "cluster_column": {"type": "string", "description": "Column holding a task cluster (for leave-cluster-out evaluation)."},
     "cluster": {"type": "string", "minLength": 1, "description": "Task cluster of every row of this entry (instead of cluster_column)."},
     "on_error": {"enum": ["error", "skip"], "default": "error", "description": "What to do with a bad row: stop with its location, or skip it and count it."},
+    "transforms": {"type": "array", "items": {"anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}}]},
+        "description": "Record transforms applied in order to each converted record: a name, or a table "
+                       "{name = \"...\", option = ...} (`sftkit plugins --all` lists them)."},
 }
 
 DATASET_SECTION = _obj({
@@ -97,6 +102,11 @@ TRAINING_SECTION = _obj({
     "gradient_checkpointing": {"type": "boolean", "default": False},
     "logging_steps": {**POS_INT, "default": 5},
     "eval_steps": {**POS_INT, "description": "Evaluate the eval split every N steps (default: at the end only)."},
+    "eval_strategy": {"enum": ["end", "steps", "no"], "description": "The trainer's own loss on the eval split: \"end\" once after training (default), \"steps\" every eval_steps and at the end (the default when eval_steps is set), \"no\" never ([[eval]] tables still run)."},
+    "eval_max_rows": {**POS_INT, "description": "Rows of the eval split the trainer's own evaluation uses (default: all)."},
+    "device": {"enum": ["auto", "cuda", "mps", "cpu"], "default": "auto", "description": "Where the run computes (training and evaluation): auto = CUDA, then Apple MPS, else the CPU."},
+    "threads": {**POS_INT, "description": "CPU threads torch uses (default: torch's choice; a warning when the machine's load exceeds its cores)."},
+    "report_to": {**STR_LIST, "default": [], "description": "transformers integrations that receive the training logs: tensorboard (RUN_DIR/logs/tensorboard), mlflow, wandb (offline unless WANDB_MODE says otherwise), trackio, ..."},
     "save_steps": {**POS_INT, "description": "Save a checkpoint every N steps (for --resume). Default: max(10, steps/5)."},
     "save_total_limit": {**POS_INT, "default": 2},
     "optim": {"type": "string", "default": "adamw_torch"},
@@ -145,6 +155,7 @@ OUTPUT_SECTION = _obj({
     "dir": {"type": "string", "default": "runs/{recipe.name}", "description": "Run directory; {recipe.name} is substituted. Relative to the current directory."},
     "save_model": {"type": "boolean", "default": True},
     "report": {"type": "boolean", "default": True},
+    "keep_checkpoints": {"type": "boolean", "default": False, "description": "Keep RUN_DIR/checkpoints (with optimizer state) after a finished run; they are removed by default."},
 }, doc="Where the run goes.")
 
 DISTRIBUTED_SECTION = _obj({

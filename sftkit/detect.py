@@ -7,7 +7,6 @@ importing datasets or reading whole files.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 from pathlib import Path
 
@@ -32,13 +31,13 @@ def kind_of_format(fmt: str | None) -> str | None:
 
 
 def _first_json_line(path: Path) -> dict | None:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                return row if isinstance(row, dict) else None
-    return None
+    from .jsonl import read_jsonl
+
+    try:
+        rows = read_jsonl(path, objects=False, limit=1)
+    except DataError:
+        return None
+    return rows[0] if rows and isinstance(rows[0], dict) else None
 
 
 def peek_fields(item: dict, path: Path | None) -> list[str] | None:
@@ -50,8 +49,6 @@ def peek_fields(item: dict, path: Path | None) -> list[str] | None:
     try:
         if isinstance(item.get("rows"), list) and item["rows"] and isinstance(item["rows"][0], dict):
             fields = list(item["rows"][0])
-        elif path is not None and path.is_dir() and item.get("source") in ("text_dir", "text", "directory"):
-            fields = ["text"]
         elif path is not None and path.is_file():
             name = path.name.lower().removesuffix(".gz")
             if name.endswith((".jsonl", ".ndjson")):

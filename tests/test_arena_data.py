@@ -166,8 +166,8 @@ def test_export_validates_and_trains_with_tone_smoke(tmp_path):
     assert valid.returncode == 0, valid.stdout + valid.stderr
     run = _cli("run", str(recipe), "--smoke", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert (tmp_path / "run" / "COMPLETE").exists()
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (tmp_path / "run-smoke" / "COMPLETE").exists()  # a smoke run writes beside the real run
+    metrics = json.loads((tmp_path / "run-smoke" / "metrics.json").read_text())
     assert metrics["data"]["kind"] == "preference"
     empty = _cli("arena", "export", "--dir", str(arena_dir), "-o", str(tmp_path / "none.jsonl"), "--min-votes", "5",
                  cwd=tmp_path)

@@ -131,16 +131,14 @@ def test_classification_integer_labels_become_strings(tmp_path):
     assert sorted(bundle.train["label"]) == ["0", "1"]
 
 
-def test_messages_and_text_mix_is_an_error_unless_domain(tmp_path):
+def test_messages_and_text_mix_is_an_error_unless_the_strategy_trains_on_text(tmp_path):
     (tmp_path / "chat.jsonl").write_text(json.dumps({"messages": USER_ASSISTANT}) + "\n")
     (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "A long document."}) + "\n")
     recipe = {"recipe": {"name": "t"}, "data": [{"source": "jsonl", "path": "chat.jsonl"},
-                                                 {"source": "jsonl", "path": "docs.jsonl"}],
-              "strategy": {"name": "instruction"}}
+                                                 {"source": "jsonl", "path": "docs.jsonl"}]}
     with pytest.raises(DataError, match=r"different kinds of records: jsonl:chat.jsonl \(messages\), jsonl:docs.jsonl \(text\)"):
-        load_data(recipe, tmp_path)
-    recipe["strategy"] = {"name": "domain"}
-    bundle = load_data(recipe, tmp_path)
+        load_data(recipe, tmp_path, accepts=("messages",))  # instruction's kinds
+    bundle = load_data(recipe, tmp_path, accepts=("text", "messages"))  # domain's: chat rows become text
     assert bundle.kind == "text"
     assert sorted(bundle.train["text"]) == ["A long document.", "Hi\n\nHello!"]
 

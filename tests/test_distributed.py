@@ -309,7 +309,7 @@ def test_two_process_ddp_matches_one_process(ddp_recipe, tmp_path):
     assert metrics["distributed"] == {"per_device": 2, "accumulation": 2, "world_size": 2, "global": 8,
                                       "strategy": "ddp"}
 
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     one = run(ddp_recipe, ["training.per_device_train_batch_size=4"], output=tmp_path / "one").run_dir
     single = json.loads((one / "metrics.json").read_text())
@@ -392,7 +392,7 @@ def test_killed_rank_stops_the_run_and_resume_finishes_it(ddp_recipe, tmp_path):
     steps = [e["step"] for e in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "loss" in e]
     assert steps == list(range(1, 7))
 
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     # one process with the same global batch trains to the same weights (see the test above)
     one = run(ddp_recipe, ["training.per_device_train_batch_size=4", "training.max_steps=6", "training.save_steps=2"],

@@ -76,7 +76,7 @@ def test_lora_plan_has_small_optimizer_state_and_adapter_disk(tmp_path, tiny_dir
 def test_limits_fail_plan_and_run_before_training_with_the_numbers(tmp_path, tiny_dir):
     from sftkit.cli import cli, load_plugin_commands
     from sftkit.errors import SftkitError
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     load_plugin_commands()
     path = recipe(tmp_path, tiny_dir, long=True, plan={"max_memory_gb": 0.001})

@@ -119,7 +119,7 @@ def _recipe(tmp_path, model_dir):
 
 
 def test_a_run_records_and_uses_its_precision(tmp_path, monkeypatch):
-    from sftkit.pipeline import run
+    from sftkit.run import run
     from sftkit.strategies import trainer
     from sftkit.tiny import save_tiny_model
 

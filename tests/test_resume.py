@@ -71,7 +71,7 @@ def test_killed_run_resumes_to_identical_weights(recipe, tmp_path):
     assert not (killed / "model").exists()
 
     from sftkit.errors import SftkitError
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     with pytest.raises(SftkitError, match="--resume"):  # a plain run does not clobber it
         run(recipe, output=killed)

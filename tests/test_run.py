@@ -54,7 +54,7 @@ def make_recipe(tmp_path: Path, tiny_dir, *, rows=None, strategy=None, data=None
 
 
 def run(recipe, *overrides, output, **kw):
-    from sftkit.pipeline import run as run_pipeline
+    from sftkit.run import run as run_pipeline
 
     return run_pipeline(recipe, list(overrides), output=output, **kw)
 
@@ -83,8 +83,9 @@ def test_instruction_run_writes_a_complete_run_dir(tmp_path, tiny_dir):
     out = run(recipe, output=tmp_path / "run")
     d = out.run_dir
     for name in ("model", "recipe.toml", "metrics.json", "train_log.jsonl", "sftkit.lock.json",
-                 "data_stats.json", "checkpoints", "COMPLETE"):
+                 "data_stats.json", "COMPLETE"):
         assert (d / name).exists(), name
+    assert not (d / "checkpoints").exists()  # optimizer state is not kept after a finished run
     m = json.loads((d / "metrics.json").read_text())
     assert m["recipe"] == "t" and m["strategy"] == "instruction"
     assert set(m) >= {"train", "data", "eval", "gates"} and m["gates"]["passed"] is True
@@ -210,6 +211,30 @@ def test_lifecycle_hooks_are_called(tmp_path, tiny_dir):
     recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1})
     run(recipe, output=tmp_path / "run", host=host)
     assert seen == [("start", "messages", "run"), ("end", "instruction", True)]
+
+
+def test_failing_lifecycle_hooks_are_named_and_the_run_completes(tmp_path, tiny_dir):
+    from sftkit import hookimpl
+    from sftkit.plugins import make_host
+
+    class Flaky:
+        @hookimpl
+        def sftkit_run_start(self, run):
+            raise RuntimeError("tracker offline")
+
+        @hookimpl
+        def sftkit_run_end(self, run, metrics):
+            raise SystemExit(3)
+
+    lines = []
+    host = make_host(entry_points=False, extra=(("flaky", Flaky()),))
+    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1})
+    out = run(recipe, output=tmp_path / "run", host=host, console=lines.append)
+    expected = ["plugin 'flaky' failed in sftkit_run_start: RuntimeError: tracker offline",
+                "plugin 'flaky' failed in sftkit_run_end: SystemExit: 3"]
+    assert [f"warning: {e}" for e in expected] == [line for line in lines if line.startswith("warning:")]
+    assert (out.run_dir / "COMPLETE").exists()  # a finished training is never lost to a plugin
+    assert json.loads((out.run_dir / "metrics.json").read_text())["plugin_errors"] == expected
 
 
 # --------------------------------------------------------------------------- other strategies

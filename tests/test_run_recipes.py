@@ -43,7 +43,7 @@ def test_shipped_recipes_validate():
 
 
 def _comparable(metrics: dict) -> dict:
-    """metrics.json without what differs between two identical runs (timings, paths, peak memory)."""
+    """metrics.json without what differs between two identical runs (timings, memory peaks, paths)."""
     train = {k: v for k, v in metrics["train"].items()
              if not any(t in k for t in ("runtime", "per_second", "model_dir", "flos", "peak_memory"))}
     return {"train": train, "data": metrics["data"],

@@ -18,7 +18,7 @@ import pytest
 import tomli_w
 
 from sftkit.errors import SftkitError
-from sftkit.strategies import rundir
+from sftkit.run import rundir
 
 SFTKIT = [sys.executable, "-c", "from sftkit.cli import main; main()"]
 
@@ -45,7 +45,7 @@ def recipe(tmp_path_factory):
         "strategy": {"name": "instruction"},
         "training": {"max_steps": 6, "per_device_train_batch_size": 4, "learning_rate": 1e-3,
                      "save_steps": 3, "logging_steps": 1, "max_length": 64},
-        "output": {"report": False},
+        "output": {"report": False, "keep_checkpoints": True},  # copies of a finished run resume from them
     }
     path = tmp_path / "recipe.toml"
     path.write_text(tomli_w.dumps(data))
@@ -55,7 +55,7 @@ def recipe(tmp_path_factory):
 @pytest.fixture(scope="module")
 def finished(recipe):
     """One uninterrupted run: the reference for every resumed one."""
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     out = recipe.parent / "straight"
     run(recipe, output=out)
@@ -85,10 +85,10 @@ def _killed_after_training(finished: Path, dest: Path) -> Path:
 
 
 def test_a_second_process_is_refused_with_the_holders_pid_and_a_dead_holder_is_stale(recipe, tmp_path):
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     out = tmp_path / "busy"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom sftkit.strategies import rundir\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom sftkit.run import rundir\n"
                                f"rundir.lock({str(out)!r}, 'sftkit run other.toml')\nprint('locked', flush=True)\n"
                                "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -117,7 +117,7 @@ def test_lock_is_exclusive_in_one_process_and_released(tmp_path):
 
 
 def test_resume_after_training_finished_takes_no_extra_step(recipe, finished, tmp_path):
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     killed = _killed_after_training(finished, tmp_path / "killed")
     messages = []
@@ -132,7 +132,7 @@ def test_resume_after_training_finished_takes_no_extra_step(recipe, finished, tm
 
 
 def test_truncated_checkpoint_is_skipped_with_a_warning(recipe, finished, tmp_path):
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     killed = _killed_after_training(finished, tmp_path / "truncated")
     state = killed / "checkpoints" / "checkpoint-6" / "trainer_state.json"
@@ -145,7 +145,7 @@ def test_truncated_checkpoint_is_skipped_with_a_warning(recipe, finished, tmp_pa
 
 
 def test_changed_data_is_refused_on_resume_unless_allowed(recipe, finished, tmp_path):
-    from sftkit.pipeline import run
+    from sftkit.run import run
 
     work = tmp_path / "work"
     shutil.copytree(recipe.parent, work, ignore=shutil.ignore_patterns("straight", "killed", "truncated", "busy"))
@@ -213,7 +213,7 @@ def test_storage_errors_are_one_line():
 def test_nan_weights_are_a_health_error_and_a_failed_run(recipe, tmp_path, monkeypatch):
     import torch
 
-    from sftkit.pipeline import run
+    from sftkit.run import run
     from sftkit.reporting import health
     from sftkit.strategies import trainer
 
@@ -222,7 +222,7 @@ def test_nan_weights_are_a_health_error_and_a_failed_run(recipe, tmp_path, monke
     def diverging_fit(run_ctx, *args, **kwargs):  # as a too-high learning rate leaves them (validate now
         result = fit(run_ctx, *args, **kwargs)   # refuses learning_rate > 10, so poison the weights here)
         with torch.no_grad():
-            next(run_ctx.extras["model"].parameters()).fill_(float("nan"))
+            next(result.model.parameters()).fill_(float("nan"))
         return result
 
     monkeypatch.setattr(trainer, "fit", diverging_fit)
@@ -262,7 +262,7 @@ EVAL_ITEMS = 'eval=[{name = "contains", items = [{prompt = "Hi", expected = "x"}
 
 
 def test_eval_of_a_model_in_an_unfinished_run_says_so(recipe, finished, tmp_path):
-    from sftkit.commands.eval import evaluate_model
+    from sftkit.run import evaluate as evaluate_model
 
     unfinished = tmp_path / "unfinished-eval"
     shutil.copytree(finished, unfinished, ignore=shutil.ignore_patterns(rundir.LOCK))

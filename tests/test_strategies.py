@@ -130,7 +130,7 @@ def test_training_arguments_defaults_and_mapping(tmp_path):
 # --------------------------------------------------------------------------- run directory
 
 def test_rundir_life_cycle(tmp_path):
-    from sftkit.strategies import rundir
+    from sftkit.run import rundir
 
     d = tmp_path / "run"
     assert rundir.claim(d, recipe_name="r", recipe_hash="h1") == "new"
@@ -152,7 +152,7 @@ def test_rundir_life_cycle(tmp_path):
 
 
 def test_rundir_refuses_foreign_directory_even_with_overwrite(tmp_path):
-    from sftkit.strategies import rundir
+    from sftkit.run import rundir
 
     d = tmp_path / "mine"
     d.mkdir()
@@ -195,7 +195,7 @@ def test_last_checkpoint_skips_incomplete_and_truncated_ones_with_a_warning(tmp_
 def test_lock_records_versions_and_data_hashes(tmp_path):
     import hashlib
 
-    from sftkit.strategies.lockfile import build_lock
+    from sftkit.run.lockfile import build_lock
 
     f = tmp_path / "train.jsonl"
     f.write_text('{"prompt": "a", "completion": "b"}\n')
@@ -325,12 +325,12 @@ def test_tone_check_flags_method_that_does_not_fit(tmp_path):
         recipe = {"data": [{"source": "jsonl"}]}
         data_kinds = ["labeled"]
 
-    assert check_tone({"method": "dpo"}, Ctx())[0].path == "strategy.method"
+    assert check_tone({"method": "dpo"}, Ctx())[0].path == "method"  # validate prefixes "strategy."
     assert check_tone({"method": "auto"}, Ctx()) == []
 
 
 def test_rundir_dry_run_writes_nothing_and_discard_cleans_up(tmp_path):
-    from sftkit.strategies import rundir
+    from sftkit.run import rundir
 
     d = tmp_path / "run"
     assert rundir.claim(d, recipe_name="r", recipe_hash="h", dry_run=True) == "new"

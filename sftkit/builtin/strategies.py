@@ -75,13 +75,18 @@ DOMAIN = {
 def sftkit_register_strategies(register):
     register("instruction", "sftkit.strategies.instruction:create", schema=INSTRUCTION,
              doc="Supervised fine-tuning on instructions and answers (loss on the answers).",
-             accepts=["messages"])
+             accepts=["messages"], data_hint="it needs conversations or prompt/completion pairs")
     register("tone", "sftkit.strategies.tone:create", schema=TONE,
              doc="Good and bad example answers: DPO on pairs, KTO on labelled answers, SFT on good ones.",
-             accepts=["preference", "labeled", "messages"], check="sftkit.strategies.checks:check_tone")
+             accepts=["preference", "labeled", "messages"], check="sftkit.strategies.checks:check_tone",
+             data_hint="it needs preference pairs (prompt/chosen/rejected), answers labelled good/bad "
+                       "(prompt/completion/label), or good answers only")
     register("classification", "sftkit.strategies.classification:create", schema=CLASSIFICATION,
              doc="Sequence classification head on a pretrained backbone (encoder or decoder).",
-             accepts=["classification"])
+             accepts=["classification"],
+             data_hint='it needs text and label columns: add a label column or map one with columns = {label = "your_column"}',
+             starter={"model": "sentence-transformers/all-MiniLM-L6-v2", "template": False})
     register("domain", "sftkit.strategies.domain:create", schema=DOMAIN,
              doc="Continued pretraining on raw text, packed, with optional replay of general text.",
-             accepts=["text", "messages"], check="sftkit.strategies.checks:check_domain")
+             accepts=["text", "messages"], check="sftkit.strategies.checks:check_domain",
+             data_hint="it needs raw text (a text column, or a directory of .txt/.md files)")

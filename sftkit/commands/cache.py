@@ -14,6 +14,7 @@ PARTS = {
     "models": "GGUF files converted to trainable weights",
     "smoke": "tiny same-architecture models for --smoke",
     "data": "data files streamed into memory-mapped Arrow",
+    "hashes": "content hashes of model files (so a file installed twice converts once)",
 }
 
 

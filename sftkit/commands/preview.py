@@ -33,7 +33,8 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
 
     formatter = make_formatter(data, host=host)
     formatter.setup(tokenizer)
-    bundle = load_data(data, recipe.base_dir, host=host)
+    strategy = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
+    bundle = load_data(data, recipe.base_dir, host=host, accepts=tuple(strategy.meta.get("accepts") or ()) if strategy else ())
     training = data.get("training") or {}
     dataset_cfg = data.get("dataset") or {}
     tb = tokenize_bundle(bundle, formatter, max_length=int(training.get("max_length", 512)),

@@ -16,7 +16,7 @@ def report(run_dir):
     """Re-render RUN_DIR's report (report.html, report.md, loss.png) from its metrics.json,
     train_log.jsonl and data_stats.json, with the installed plugins' sections."""
     from sftkit.reporting import write_report
-    from sftkit.strategies import rundir
+    from sftkit.run import rundir
 
     try:
         if rundir.state(run_dir) == "unfinished":

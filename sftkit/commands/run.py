@@ -26,18 +26,21 @@ from sftkit.errors import SftkitError
                    "then one table (each_holdout.md / .json in the output directory).")
 @click.option("--allow-data-change", is_flag=True,
               help="With --resume: continue although the data files changed since the run started.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or log lines on stderr (warnings and errors still); "
+                                                  "the summary alone on stdout.")
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="Processes on this machine (one per GPU; on CPU, gloo). Uses [distributed] strategy.")
 @click.option("--nnodes", type=int, default=1, show_default=True, help="Machines taking part (run the command on each).")
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This machine's number, 0 .. nnodes-1.")
 @click.option("--master-addr", default=None, help="Address of machine 0 (several machines).")
 @click.option("--master-port", type=int, default=None, help="Port on machine 0 for the rendezvous (default: a free one).")
-def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow_data_change, nproc, nnodes,
+def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow_data_change, quiet, nproc, nnodes,
         node_rank, master_addr, master_port):
     """Train (and evaluate) RECIPE (a TOML file, or the name of a shipped recipe) into a run directory.
 
-    The directory gets the model (or adapter) with its tokenizer and chat template, the resolved
-    recipe, metrics.json, train_log.jsonl, sftkit.lock.json, a report, and COMPLETE when done.
+    Progress and logs go to stderr, the summary alone to stdout (--quiet: warnings and errors only
+    on stderr). The directory gets the model (or adapter) with its tokenizer and chat template, the
+    resolved recipe, metrics.json, train_log.jsonl, sftkit.lock.json, a report, and COMPLETE when done.
     Exit codes: 0 done, 1 invalid input or failed run, 2 usage error, 3 an evaluation gate failed,
     4 an evaluator failed, 130 stopped by Ctrl-C or SIGTERM (continue with --resume).
     """
@@ -53,11 +56,11 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
         _fail(SftkitError("--each-holdout runs one process per run; it cannot be combined with --nproc / --nnodes",
                           hint="run each held-out cluster with --set dataset.holdout_clusters=[...] instead", exit_code=2))
     if options.needed and not world.distributed:
-        _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change)
+        _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet)
         return
-    from sftkit.pipeline import run as run_pipeline, summary_lines
+    from sftkit.run import run as run_pipeline, summary_lines
 
-    echo = (lambda msg: click.echo(msg, err=True)) if world.is_main else (lambda msg: None)  # noqa: E731
+    echo = console(quiet) if world.is_main else (lambda msg: None)
     if not world.distributed:  # under a launcher, its agent stops the processes when one fails
         _stop_on_sigterm()
     if each_holdout:
@@ -88,7 +91,7 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
             click.echo(line)
 
 
-def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change) -> None:
+def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet=False) -> None:
     """Start the processes (torch.distributed.run), each running this command without launch options."""
     from sftkit.recipe import load_recipe
     from sftkit.run.distributed import check_device
@@ -103,7 +106,7 @@ def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_
     for item in overrides:
         args += ["--set", item]
     args += [flag for flag, on in (("--overwrite", overwrite), ("--resume", resume), ("--smoke", smoke),
-                                   ("--allow-data-change", allow_data_change)) if on]
+                                   ("--allow-data-change", allow_data_change), ("--quiet", quiet)) if on]
     if output is not None:
         args += ["--output", str(output)]
     try:
@@ -112,8 +115,19 @@ def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_
         _fail(err)
 
 
+def console(quiet: bool):
+    """Progress lines for stderr; with ``quiet`` only warnings, and progress bars off."""
+    import os
+
+    if not quiet:
+        return lambda msg: click.echo(msg, err=True)
+    os.environ["SFTKIT_NO_PROGRESS"] = "1"
+    return lambda msg: click.echo(msg, err=True) if str(msg).startswith("warning") else None
+
+
 def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
-    from sftkit.pipeline import run as run_pipeline, run_dir_for
+    from sftkit.run import run as run_pipeline
+    from sftkit.run.stages import run_dir_for
     from sftkit.recipe import load_recipe
     from sftkit.reporting.holdout import markdown, run_each
 

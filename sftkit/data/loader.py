@@ -58,10 +58,27 @@ class BatchConverter:
     """The ``Dataset.map(batched=True)`` function turning raw rows into canonical records."""
 
     def __init__(self, fmt: str, kind: str, name: str, cluster: str | None, on_error: str, describe,
-                 tag: str | None = None):
+                 transforms: tuple = (), tag: str | None = None):
         self.fmt, self.kind, self.name = fmt, kind, name
         self.cluster, self.on_error, self.describe = cluster, on_error, describe
+        self.transforms = transforms  # ((label, callable), ...) from [[data]] transforms
         self.tag = tag  # [[data]] cluster = "NAME": every row of the entry is in this cluster
+
+    def _transform(self, record: dict, index: int) -> tuple[dict, str]:
+        for label, fn in self.transforms:
+            try:
+                new = fn(dict(record))
+            except Exception as exc:
+                raise DataError(f"{label} failed on this row: {type(exc).__name__}: {exc}", where=self.describe(index),
+                                hint="fix the transform or the row, or remove the transform") from None
+            if new is None:
+                return PLACEHOLDER[self.kind], f"dropped by {label}"
+            missing = [k for k in PLACEHOLDER[self.kind] if k not in new] if isinstance(new, dict) else ["a dict"]
+            if missing:
+                raise DataError(f"{label} returned {type(new).__name__} without {', '.join(missing)}: a transform "
+                                f"returns a {self.kind} record (or None to drop the row)", where=self.describe(index))
+            record = new
+        return record, ""
 
     def __call__(self, batch: dict, indices: list) -> dict:
         keys = list(batch)
@@ -72,6 +89,8 @@ class BatchConverter:
             try:
                 record = formats.convert(row, self.fmt, self.kind)
                 error = ""
+                if self.transforms:
+                    record, error = self._transform(record, index)
             except formats.RowError as exc:
                 if self.on_error != "skip":
                     raise DataError(exc.detail, where=self.describe(index),
@@ -104,6 +123,7 @@ class _Entry:
     on_error: str
     cluster: str | None
     where: str
+    transforms: tuple = ()
     tag: str | None = None
 
 
@@ -145,10 +165,7 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
         raise DataError('missing "source" (e.g. source = "jsonl")', where=f"data[{index}]")
     comp = host.registry.find("sources", source)
     if comp is None:
-        names = host.registry.names("sources")
-        hint = did_you_mean(source, names)
-        raise DataError(f"unknown source {source!r}" + (f"; {hint}" if hint else "")
-                        + f" (available: {', '.join(names) or 'none'})" + host.failure_note(), where=f"data[{index}]")
+        raise DataError(host.missing_message("sources", source), where=f"data[{index}]")
     common = _common_keys()
     options = {k: v for k, v in table.items() if k not in common}
     on_error = table.get("on_error", "error")
@@ -194,18 +211,39 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
         raise DataError("give cluster (one cluster for every row) or cluster_column (a column per row), not both",
                         where=where)
     return _Entry(index, name, table, raw, fmt, table.get("split", "auto"), float(table.get("weight", 1.0)),
-                  on_error, cluster, where, table.get("cluster"))
+                  on_error, cluster, where, _transforms(table, index, host), table.get("cluster"))
 
 
-def _target_kind(entries: list[_Entry], strategy: str | None) -> str:
+def _transforms(table: dict, index: int, host) -> tuple:
+    """``((label, callable), ...)`` for the entry's ``transforms`` list, built by their factories."""
+    from ..schema import fill_component_defaults
+
+    out = []
+    for j, spec in enumerate(table.get("transforms") or []):
+        name, options = (spec, {}) if isinstance(spec, str) else (spec.get("name"), {k: v for k, v in spec.items()
+                                                                                     if k != "name"})
+        comp = host.registry.find("transforms", str(name))
+        if comp is None:
+            raise DataError(host.missing_message("transforms", str(name)), where=f"data[{index}].transforms[{j}]")
+        fn = comp.create(fill_component_defaults(comp.schema, options))
+        out.append((f"transform {comp.name!r} from plugin {comp.origin!r}", fn))
+    return tuple(out)
+
+
+# kinds a record converts into when a strategy trains on the other (chat rows become plain text)
+CONVERTS_TO = {"messages": ("text",)}
+
+
+def _target_kind(entries: list[_Entry], accepts: tuple) -> str:
     kinds = {e.name: FORMAT_KINDS[e.fmt] for e in entries}
     distinct = set(kinds.values())
     if len(distinct) == 1:
         return distinct.pop()
-    if distinct == {"messages", "text"} and strategy == "domain":
-        return "text"
+    first = accepts[0] if accepts else None
+    if first in distinct and all(first in CONVERTS_TO.get(k, ()) for k in distinct - {first}):
+        return first
     listing = ", ".join(f"{n} ({k})" for n, k in kinds.items())
-    hint = ("strategy domain trains on text and converts chat rows to text"
+    hint = ("a strategy that trains on text (accepts text first) converts chat rows to text"
             if distinct == {"messages", "text"} else "split them into separate recipes")
     raise DataError(f"[[data]] entries hold different kinds of records: {listing}; all entries must share one kind",
                     hint=hint)
@@ -213,8 +251,9 @@ def _target_kind(entries: list[_Entry], strategy: str | None) -> str:
 
 def _convert(entry: _Entry, kind: str):
     ds = entry.raw.dataset
-    fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe, entry.tag)
-    fp_src = getattr(ds, "_fingerprint", None)
+    fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe,
+                        entry.transforms, entry.tag)
+    fp_src = getattr(ds, "_fingerprint", None) if not entry.transforms else None  # transforms: no reuse
     fingerprint = None
     if fp_src:
         from .arrowcache import code_version
@@ -248,11 +287,13 @@ def _zero_rows_message(stats: dict, split_note: str) -> str:
     return f"no train rows left{split_note} ({' | '.join(parts) or 'no entries'})"
 
 
-def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
+def load_data(recipe: dict, base_dir: Path, *, host=None, require_train: bool = True, accepts=()) -> DataBundle:
     """Read every ``[[data]]`` entry of ``recipe`` and return canonical train/eval rows with statistics.
 
     Raises :class:`sftkit.errors.DataError` (one line naming file and line/row) for bad input, and
-    when no train row is left.
+    when no train row is left (unless ``require_train`` is false: ``sftkit eval`` needs none).
+    ``accepts``: the data kinds the strategy trains on, preferred first; entries of different kinds
+    are converted to the first when they can be (chat rows to text).
     """
     import numpy as np
     import pyarrow as pa
@@ -268,11 +309,10 @@ def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
         raise DataError("the recipe has no [[data]] entries", hint='add [[data]] with source = "jsonl" and path = ...')
     dataset_cfg = recipe.get("dataset") or {}
     seed = int((recipe.get("recipe") or {}).get("seed", 42))
-    strategy = (recipe.get("strategy") or {}).get("name")
 
     used: set = set()
     entries = [_read(i, t, Path(base_dir), host, seed, used) for i, t in enumerate(tables)]
-    kind = _target_kind(entries, strategy)
+    kind = _target_kind(entries, tuple(accepts or ()))
 
     converted, stats_sources, skipped_all, files = [], {}, {}, []
     for e in entries:
@@ -337,13 +377,13 @@ def load_data(recipe: dict, base_dir: Path, *, host=None) -> DataBundle:
         "eval_rows": int(len(plan.eval)),
         "files": files,
     }
-    if not len(plan.train):
+    if not len(plan.train) and require_train:
         raise DataError(_zero_rows_message(stats, ""), hint="check the messages above, split and holdout settings")
 
     keep = [c for c in big.column_names if c not in INTERNAL]
     train = big.select(plan.train).select_columns(keep)
     evals = big.select(plan.eval).select_columns(keep) if len(plan.eval) else None
-    if kind == "classification":
+    if kind == "classification" and len(train):
         _check_classes(train, entries)
     return DataBundle(kind=kind, train=train, eval=evals, stats=stats)
 

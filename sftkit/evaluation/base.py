@@ -57,17 +57,9 @@ def read_records(path: Path, *, where: str = "") -> list[dict]:
                 if not isinstance(data, list):
                     raise DataError(f"{path}: expected a JSON list of objects", where=where or None)
                 return [d if isinstance(d, dict) else {"prompt": d} for d in data]
-            rows = []
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})",
-                                    hint="each line must be one JSON object") from None
-                rows.append(row if isinstance(row, dict) else {"prompt": row})
-            return rows
+        from ..jsonl import read_jsonl
+
+        return [row if isinstance(row, dict) else {"prompt": row} for row in read_jsonl(path, objects=False)]
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: could not be read ({exc})") from None
 

@@ -146,10 +146,18 @@ class Target:
         return self.generate_text([self.render(m) for m in list_of_messages], max_new_tokens=max_new_tokens)
 
     def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 128) -> list[str]:
-        """Greedy continuations of raw prompt strings (no template), cut at the first end-of-turn token."""
-        tok = self.tokenizer
-        return [clean_text(tok.decode(ids, skip_special_tokens=True))
-                for ids in self.generate_ids(prompts, max_new_tokens=max_new_tokens)]
+        """Greedy continuations of raw prompt strings (no template), cut at the first end-of-turn token.
+
+        Each (prompt, ``max_new_tokens``) is generated once per Target: evaluators scoring the same
+        prompts with the same settings share the answers (greedy decoding gives the same text)."""
+        done = self.__dict__.setdefault("_generated", {})
+        prompts = list(prompts)
+        missing = list(dict.fromkeys(p for p in prompts if (p, max_new_tokens) not in done))
+        if missing:
+            tok = self.tokenizer
+            for prompt, ids in zip(missing, self.generate_ids(missing, max_new_tokens=max_new_tokens)):
+                done[(prompt, max_new_tokens)] = clean_text(tok.decode(ids, skip_special_tokens=True))
+        return [done[(p, max_new_tokens)] for p in prompts]
 
     def generate_ids(self, prompts: Sequence[str], max_new_tokens: int = 128) -> list[list[int]]:
         """Greedy new token ids for each prompt, without the stop token; in the order of ``prompts``.

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from ..errors import SftkitError
 
-_HEAD_NAMES = ("score", "classifier", "classification_head", "cls_head")
+# the top-level module names a sequence-classification head has in transformers' models (one list:
+# LoRA keeps them trainable, freeze_backbone trains only them)
+HEAD_NAMES = ("score", "classifier", "pre_classifier", "classification_head", "cls_head")
 
 
 def is_classifier(model) -> bool:
@@ -16,7 +18,7 @@ def is_classifier(model) -> bool:
 
 def classifier_head_names(model) -> list[str]:
     """Names of the classification head modules (kept fully trainable under LoRA)."""
-    return [name for name in _HEAD_NAMES if getattr(model, name, None) is not None]
+    return [name for name in HEAD_NAMES if getattr(model, name, None) is not None]
 
 
 def apply_adapter(model, adapter_section: dict | None):

@@ -26,6 +26,27 @@ def file_digest(path: Path, *extra: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+def content_digest(path: Path, *extra: str) -> str:
+    """A short key for a file's content (sha256 of its bytes, plus ``extra``): the same model
+    installed in several places shares one cache entry. The hash is remembered per (path, size,
+    modification time) in ``<cache>/hashes/``, so each file is read once."""
+    path = Path(path).resolve()
+    remembered = cache_root() / "hashes" / file_digest(path)
+    try:
+        sha = remembered.read_text(encoding="utf-8").strip()
+    except OSError:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        sha = h.hexdigest()
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        tmp = remembered.with_name(f".{remembered.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(sha, encoding="utf-8")
+        os.replace(tmp, remembered)
+    return hashlib.sha256("|".join([sha, str(CACHE_VERSION), *extra]).encode()).hexdigest()[:24]
+
+
 def text_digest(*parts: str) -> str:
     return hashlib.sha256("|".join([str(CACHE_VERSION), *parts]).encode()).hexdigest()[:24]
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SftkitError
-from .cache import cached_entry, file_digest, write_entry
+from .cache import cached_entry, content_digest, write_entry
 from .source import ModelSource, describe_model_source
 
 GGUF_KIND = "models"
@@ -78,7 +78,7 @@ def _clear_quantization(model) -> None:
 def gguf_cache_dir(path: Path, console=None) -> Path:
     """Dequantize a GGUF file once into an HF model directory in the cache; return that directory."""
     path = Path(path)
-    digest = file_digest(path)
+    digest = content_digest(path)  # by content: the same file installed twice converts once
     hit = cached_entry(GGUF_KIND, digest)
     if hit is not None:
         return hit

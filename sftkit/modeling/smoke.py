@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SftkitError
-from .cache import cached_entry, file_digest, text_digest, write_entry
+from .cache import cached_entry, content_digest, file_digest, text_digest, write_entry
 from .source import describe_model_source
 
 SMOKE_KIND = "smoke"
@@ -56,7 +56,7 @@ def _real_config_and_tokenizer(model_section: dict, base_dir):
         raise SftkitError(problem, where="[model].name")
     remote = bool(model_section.get("trust_remote_code", False))
     if src.kind == "gguf":
-        converted = cached_entry(GGUF_KIND, file_digest(src.path))
+        converted = cached_entry(GGUF_KIND, content_digest(src.path))
         if converted is not None:
             return AutoConfig.from_pretrained(converted), AutoTokenizer.from_pretrained(converted)
         kw = {"gguf_file": src.path.name}
@@ -80,7 +80,7 @@ def _digest(model_section: dict, base_dir) -> str:
     src = describe_model_source(model_section, base_dir)
     extra = str(model_section.get("tokenizer") or "")
     if src.kind == "gguf":
-        return file_digest(src.path, "smoke", extra)
+        return content_digest(src.path, "smoke", extra)
     if src.kind == "dir":
         return file_digest(src.path / "config.json", "smoke", extra)
     return text_digest("smoke", src.name, str(src.revision), extra)

@@ -70,7 +70,7 @@ def calibrate(make_ctx, data: dict, strategy, bundle, *, steps: int = CAL_STEPS)
             strategy.load(ctx)
         cal.load_seconds = time.perf_counter() - started
         reset_peak()
-        strategy.train(ctx)
+        result = strategy.train(ctx)
         cal.peak_bytes = peak_bytes()
         cal.step_seconds = list(ctx.extras.get("step_seconds") or [])
         counter = ctx.extras.get("token_counter")
@@ -80,8 +80,8 @@ def calibrate(make_ctx, data: dict, strategy, bundle, *, steps: int = CAL_STEPS)
             cal.step_tokens = [sum(sizes[i:i + ga]) for i in range(0, len(sizes), ga)]
             cal.padding_fraction = counter.padding_fraction
         cal.parameters = dict(ctx.extras.get("parameters") or {})
-        cal.tokenized = dict(ctx.extras.get("tokenized_stats") or {})
-        cal.model = ctx.extras.get("model")
+        cal.tokenized = dict(ctx.data_stats.get("tokens") or {})
+        cal.model = getattr(result, "model", None)  # the Strategy contract: the trained model comes back
         cal.tokenizer = ctx.tokenizer
     return cal
 

@@ -40,7 +40,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     from sftkit.api import RunContext
     from sftkit.core_schema import STRATEGY_COMMON
     from sftkit.modeling.precision import decide
-    from sftkit.pipeline import check_fit
+    from sftkit.run.stages import accepted_kinds, check_fit
     from sftkit.plugins import get_host
     from sftkit.recipe import component_options, load_recipe
     from sftkit.strategies.trainer import planned_steps
@@ -59,8 +59,8 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
     from sftkit.data import load_data
 
-    bundle = load_data(data, recipe.base_dir, host=host)
     strategy = new_strategy()
+    bundle = load_data(data, recipe.base_dir, host=host, accepts=accepted_kinds(strategy, comp))
     check_fit(strategy, comp, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):

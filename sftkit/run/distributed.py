@@ -8,7 +8,7 @@ this machine; NCCL on GPUs) through accelerate, the same state transformers' Tra
 sftkit writes no communication code: DDP, FSDP and DeepSpeed come from Trainer + accelerate, and
 :func:`training_kwargs` maps the recipe's ``[distributed]`` table onto ``TrainingArguments``.
 
-The rules a run keeps (sftkit.pipeline): only the main process claims the run directory and
+The rules a run keeps (sftkit.run.stages): only the main process claims the run directory and
 writes the lock file, metrics, report and ``COMPLETE``; data preparation and model conversion run
 on the main process first (:func:`main_first`) and the others reuse its caches; evaluation
 requests are split across ranks and gathered (:class:`ShardedTarget`).

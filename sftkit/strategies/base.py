@@ -3,35 +3,16 @@ apply LoRA or freezing, and build the trainer."""
 
 from __future__ import annotations
 
+from sftkit.api import Strategy
 from sftkit.errors import DataError, SftkitError
 
 
-class CausalStrategy:
-    """Base for strategies training a causal LM (instruction, tone, domain)."""
+class CausalStrategy(Strategy):
+    """Base for strategies training a causal LM (instruction, tone, domain); ``load`` is the
+    contract's default (the recipe's ``[model]`` with the chat template installed)."""
 
     name = "causal"
     accepts: tuple = ("messages",)
-
-    def __init__(self, options: dict | None = None):
-        self.options = dict(options or {})
-
-    # -- model -----------------------------------------------------------------
-    def load(self, run):
-        """Return ``(model, tokenizer)``: the base model, loaded once per run (kept in ``run.extras``),
-        with the formatter's chat template installed."""
-        if run.extras.get("model") is not None and run.tokenizer is not None:
-            return run.extras["model"], run.tokenizer
-        from sftkit.models import load_causal_lm
-
-        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke,
-                                          console=run.console)
-        if run.formatter is not None:
-            run.formatter.setup(tokenizer, model)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        run.extras["model"] = model
-        run.tokenizer = tokenizer
-        return model, tokenizer
 
     def prepare_model(self, run, model):
         """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.extras``."""
@@ -77,7 +58,7 @@ class CausalStrategy:
                 where="[training] max_length",
                 hint="raise training.max_length above the prompt length (or shorten the prompts / system prompt)",
             )
-        run.extras["tokenized_stats"] = tb.stats
+        run.data_stats["tokens"] = tb.stats
         return tb
 
     # -- trainer ---------------------------------------------------------------

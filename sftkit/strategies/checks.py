@@ -14,14 +14,19 @@ def _kinds(ctx) -> set:
     return out
 
 
+# tone's methods and the data kinds each trains on (one table: validation and training read it)
+METHOD_KINDS = {"dpo": ("preference",), "kto": ("labeled",), "sft": ("messages", "labeled", "preference")}
+
+
 def check_tone(options: dict, ctx) -> list:
-    """``method = "dpo"`` needs preference pairs, ``"kto"`` good/bad labels, ``"sft"`` conversations."""
-    need = {"dpo": "preference", "kto": "labeled", "sft": "messages"}
+    """``method = "dpo"`` needs preference pairs, ``"kto"`` good/bad labels, ``"sft"`` good answers
+    (conversations, labelled answers or the chosen side of pairs)."""
     method = options.get("method", "auto")
     kinds = _kinds(ctx)
-    if method in need and kinds and need[method] not in kinds:
-        return [Problem(f"method {method!r} needs {need[method]} data, but the data is {', '.join(sorted(kinds))}",
-                        path="strategy.method",
+    if method in METHOD_KINDS and kinds and not kinds & set(METHOD_KINDS[method]):
+        return [Problem(f"method {method!r} needs {' or '.join(METHOD_KINDS[method])} data, "
+                        f"but the data is {', '.join(sorted(kinds))}",
+                        path="method",
                         hint='use method = "auto" to pick the method from the data')]
     return []
 
@@ -31,5 +36,5 @@ def check_domain(options: dict, ctx) -> list:
     replay = options.get("replay")
     if isinstance(replay, dict) and not replay.get("path"):
         return [Problem("replay needs a path to general text (.txt/.md files, or .jsonl/.csv with a text column)",
-                        path="strategy.replay")]
+                        path="replay")]
     return []

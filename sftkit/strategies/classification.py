@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import Counter
 
 from sftkit.errors import DataError
+from sftkit.modeling.adapters import HEAD_NAMES
 
 from .base import CausalStrategy
 
-HEAD_PREFIXES = ("score", "classifier", "pre_classifier", "classification_head")
 
 
 def class_balance(labels: list[str], warn_ratio: float = 3.0) -> dict:
@@ -34,7 +34,7 @@ def freeze_backbone(model) -> dict:
     """Freeze everything but the classification head; return counts."""
     trainable = 0
     for name, p in model.named_parameters():
-        head = name.split(".")[0] in HEAD_PREFIXES
+        head = name.split(".")[0] in HEAD_NAMES
         p.requires_grad_(head)
         trainable += p.numel() if head else 0
     return {"trainable": trainable}
@@ -56,8 +56,9 @@ class ClassificationStrategy(CausalStrategy):
         self.labels(bundle)
 
     def load(self, run):
-        if run.extras.get("model") is not None and run.tokenizer is not None:
-            return run.extras["model"], run.tokenizer
+        cached = run.extras.get("_sftkit_base")
+        if cached is not None:
+            return cached
         from sftkit.models import load_sequence_classifier
 
         labels = self.labels(run.data)
@@ -67,7 +68,8 @@ class ClassificationStrategy(CausalStrategy):
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        run.extras["model"], run.tokenizer = model, tokenizer
+        run.extras["_sftkit_base"] = (model, tokenizer)
+        run.tokenizer = tokenizer
         return model, tokenizer
 
     def encode(self, ds, tokenizer, label2id: dict, max_length: int):
@@ -105,7 +107,7 @@ class ClassificationStrategy(CausalStrategy):
         model.config.label2id = dict(label2id)
         balance = class_balance([str(x) for x in bundle.train["label"]],
                                 float(self.options.get("imbalance_warn", 3)))
-        run.extras["classes"] = balance
+        run.data_stats["classes"] = balance
         if balance.get("warning") and run.console:
             run.console(f"warning: {balance['warning']}")
         max_length = int(run.training.get("max_length", 512))

@@ -37,8 +37,9 @@ def read_replay(path: Path, text_column: str = "text") -> list[str]:
         return [d for d in docs if d]
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8")
-        rows = json.loads(text) if suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
+        from sftkit.jsonl import read_jsonl
+
+        rows = json.loads(path.read_text(encoding="utf-8")) if suffix == ".json" else read_jsonl(path)
         docs = [str(r.get(text_column, "")) for r in rows if isinstance(r, dict)]
     elif suffix == ".csv":
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
@@ -184,8 +185,8 @@ class DomainStrategy(CausalStrategy):
         rng.shuffle(mixed)
         rows, pack_info = self.rows(run, mixed, tokenizer, packing)
         if replay_info:
-            run.extras["replay"] = replay_info
-        run.extras["tokenized_stats"] = {"packing": bool(packing), **pack_info, "domain_tokens": domain_tokens,
+            run.data_stats["replay"] = replay_info
+        run.data_stats["tokens"] = {"packing": bool(packing), **pack_info, "domain_tokens": domain_tokens,
                                          "replay_tokens": replay_info.get("tokens", 0)}
         train = datasets.Dataset.from_list(rows)
         eval_ = None

@@ -72,7 +72,8 @@ class ToneStrategy(CausalStrategy):
                 elif labels == {False}:
                     raise DataError("tone got only bad answers (label = false): there is nothing to imitate",
                                     where="[[data]]", hint="add good answers (label = true) or preference pairs")
-        need = {"dpo": ("preference",), "kto": ("labeled",), "sft": ("messages", "labeled", "preference")}
+        from .checks import METHOD_KINDS as need
+
         if method not in need or kind not in need[method]:
             raise DataError(f"tone method {method!r} does not fit {kind} data", where="[strategy] method",
                             hint='use method = "auto": DPO on pairs, KTO on good/bad labels, SFT on good answers')
@@ -109,7 +110,7 @@ class ToneStrategy(CausalStrategy):
         warning = (report.get("length_bias") or {}).get("warning")
         if warning and run.console:
             run.console(f"warning: {warning}")
-        run.extras["tone"] = report
+        run.data_stats["tone"] = report
         if method == "sft":
             return self._sft(run, bundle)
         return self._preference(run, bundle, method, model, tokenizer)

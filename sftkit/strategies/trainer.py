@@ -2,11 +2,13 @@
 
 - :func:`training_arguments` maps the recipe's ``[training]`` table onto ``TrainingArguments``
   (or a TRL config class), with sftkit's defaults: checkpoints in ``RUN_DIR/checkpoints``, no
-  gradient checkpointing, no reporting to external services, seeded everything.
+  gradient checkpointing, reporting only to ``[training] report_to``, seeded everything.
+- :func:`callbacks`: the live log, trackers and the callbacks plugins add (``sftkit_training_callbacks``).
 - :class:`SftkitTrainer` adds length-grouped batching that is deterministic per epoch (so
   ``--resume`` replays the same data order) and counts trained / padding tokens.
 - :func:`fit` trains (resuming from the last complete checkpoint when asked), evaluates the eval
-  split, saves the model (LoRA merged when ``[adapter] merge = true``) and returns a
+  split (``[training] eval_strategy``, ``eval_max_rows``), saves the model (LoRA merged when
+  ``[adapter] merge = true``) and returns a
   :class:`sftkit.api.TrainResult` with throughput numbers.
 """
 
@@ -38,6 +40,14 @@ def planned_steps(training: dict, rows: int) -> int:
     return max(1, math.ceil(rows / per_step) * math.ceil(float(training.get("num_train_epochs", 1))))
 
 
+def trainer_eval(training: dict) -> str:
+    """When the trainer evaluates its loss on the eval split: "end", "steps" or "no"."""
+    chosen = training.get("eval_strategy")
+    if chosen:
+        return str(chosen)
+    return "steps" if training.get("eval_steps") else "end"
+
+
 def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None, **extra) -> Any:
     """Build ``TrainingArguments`` (or ``config_cls``, e.g. ``trl.DPOConfig``) from ``run.training``."""
     from transformers import TrainingArguments
@@ -62,13 +72,15 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     seed = int(t["seed"]) if t.get("seed") is not None else run.seed
     precision = for_run(run)
     eval_steps = t.get("eval_steps")
+    if trainer_eval(t) != "steps":
+        eval_steps = None
     kwargs.update(
         output_dir=str(run.run_dir / "checkpoints"),
         save_strategy="steps",
         save_steps=save_steps,
         eval_strategy="steps" if (has_eval and eval_steps) else "no",
         logging_first_step=True,
-        report_to=[],
+        report_to=[r for r in report_targets(t) if r != "tensorboard"],  # tensorboard: callbacks()
         seed=seed,
         data_seed=seed,
         **precision.training_flags(),
@@ -134,6 +146,10 @@ def make_trainer_class(base: Any = None) -> Any:
         sftkit_lengths: list | None = None
         sftkit_counter: TokenCounter | None = None
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            logs_to_stderr(self)
+
         def _get_train_sampler(self, train_dataset=None):
             lengths = self.sftkit_lengths
             if lengths is not None:
@@ -151,8 +167,63 @@ def make_trainer_class(base: Any = None) -> Any:
     return SftkitTrainer
 
 
+def report_targets(training: dict) -> list[str]:
+    """``[training] report_to``: the transformers integrations that receive the run's logs."""
+    return [str(r) for r in (training.get("report_to") or [])]
+
+
+def _trackers(run) -> list:
+    """Tracker set-up beyond ``report_to``: TensorBoard event files in ``RUN_DIR/logs/tensorboard``
+    (not among the checkpoints), wandb offline in the run directory unless configured otherwise."""
+    targets = report_targets(run.training)
+    out = []
+    if "tensorboard" in targets:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        out.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run.run_dir / "logs" / "tensorboard"))))
+    if "wandb" in targets:
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_DIR", str(run.run_dir / "logs"))
+        (run.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _log_line(state, logs: dict) -> str:
+    parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (logs or {}).items()
+             if k != "total_flos"]
+    return f"step {state.global_step}: " + ", ".join(parts)
+
+
+def logs_to_stderr(trainer) -> None:
+    """The trainer's log lines go to stderr (stdout holds sftkit's summary alone), one readable line
+    per log; none with ``SFTKIT_NO_PROGRESS`` (``--quiet``): train_log.jsonl has them all."""
+    import sys
+
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class StderrProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_world_process_zero and self.training_bar is not None:
+                self.training_bar.write(_log_line(state, logs), file=sys.stderr)
+
+    class StderrPrinter(PrinterCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_local_process_zero and not os.environ.get("SFTKIT_NO_PROGRESS"):
+                print(_log_line(state, logs), file=sys.stderr)
+
+    for cb in list(trainer.callback_handler.callbacks):
+        if type(cb) is ProgressCallback:
+            trainer.remove_callback(cb)
+            trainer.add_callback(StderrProgress())
+        elif type(cb) is PrinterCallback:
+            trainer.remove_callback(cb)
+            trainer.add_callback(StderrPrinter())
+
+
 def callbacks(run) -> list:
-    """Callbacks every sftkit trainer gets: live train_log.jsonl, optional per-step sleep."""
+    """Callbacks every sftkit trainer gets: live train_log.jsonl, trackers, plugins' callbacks
+    (``sftkit_training_callbacks``), optional per-step sleep."""
     from transformers import TrainerCallback
 
     log_path = run.run_dir / "train_log.jsonl"
@@ -183,7 +254,11 @@ def callbacks(run) -> list:
         def on_step_end(self, args, state, control, **kw):
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
-    out = [JsonlLog(), StepReached(), StepClock()]
+    out = [JsonlLog(), StepReached(), StepClock(), *_trackers(run)]
+    host = getattr(run, "host", None)
+    if host is not None:
+        for contributed in host.pm.hook.sftkit_training_callbacks(run=run):
+            out.extend(contributed or [])
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
@@ -304,6 +379,9 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     resume_from = last_checkpoint(run.run_dir, warn=say) if run.resume else None
     if run.resume and resume_from is None:
         say("no checkpoint found: starting from the beginning")
+    limit = run.training.get("eval_max_rows")
+    if limit and trainer.eval_dataset is not None and len(trainer.eval_dataset) > int(limit):
+        trainer.eval_dataset = trainer.eval_dataset.select(range(int(limit)))
     from sftkit.plan.memory import GB, peak_bytes, reset_peak
 
     reset_peak()
@@ -324,7 +402,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     elapsed = time.time() - start
     peak = peak_bytes()
     metrics: dict = {k: v for k, v in out_metrics.items() if isinstance(v, (int, float))}
-    if trainer.eval_dataset is not None:
+    if trainer.eval_dataset is not None and trainer_eval(run.training) != "no":
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
     history = list(trainer.state.log_history)
@@ -348,21 +426,20 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         metrics["tokens_per_second"] = round(counter.real / runtime, 2) if runtime else None
     model_dir = run.model_dir
     final = trainer.model if before_save is None else before_save(trainer.model)
-    run.extras["model"] = final
+    if run.extras.get("parameters") is not None:
+        metrics["parameters"] = run.extras["parameters"]
     if save and run.recipe.get("output", {}).get("save_model", True) and _weights_sharded(trainer):
-        info, saved = _save_gathered(run, trainer)
+        info, final = _save_gathered(run, trainer)
         metrics.update(info)
-        run.extras["model"] = saved
     elif save and run.recipe.get("output", {}).get("save_model", True):
         if main:
-            info, saved = save_model(run, final, tokenizer)
+            info, final = save_model(run, final, tokenizer)
         else:  # the same result without writing: adapter merged in memory where the main process merges
-            info, saved = None, _unsaved(run, final)
+            info, final = None, _unsaved(run, final)
         _sync(trainer)
         if info:
             metrics.update(info)
-        run.extras["model"] = saved
-    return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history)
+    return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history, model=final, tokenizer=tokenizer)
 
 
 def _per_rank(run, value) -> list:

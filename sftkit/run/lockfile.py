@@ -32,10 +32,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _data_paths(recipe: dict, base_dir: Path) -> list[tuple[str, Path]]:
-    """Local files the recipe's [[data]] entries (and replay) name, by their key."""
+def _data_paths(recipe: dict, base_dir: Path, host=None) -> list[tuple[str, Path]]:
+    """Local files the recipe's ``[[data]]`` entries and ``[strategy]`` name, by their key: the
+    options their components' schemas mark ``x-sftkit-path`` (the one rule for what is a path)."""
     from sftkit.paths import resolve_path
+    from sftkit.recipe import dotted
+    from sftkit.schema import component_of, component_tables, path_options
 
+    if host is None:
+        from sftkit.plugins import get_host
+
+        host = get_host()
     found = []
 
     def add(key, value):
@@ -50,21 +57,18 @@ def _data_paths(recipe: dict, base_dir: Path) -> list[tuple[str, Path]]:
                 if f.is_file():
                     found.append((f"{key}/{f.relative_to(p)}", f))
 
-    for i, entry in enumerate(recipe.get("data") or []):
-        for k in ("path", "paths", "file", "dir", "data_dir", "data_files"):
-            v = entry.get(k)
-            for j, item in enumerate(v if isinstance(v, list) else [v] if v else []):
-                if isinstance(item, str):
-                    add(f"data[{i}].{k}" + (f"[{j}]" if isinstance(v, list) else ""), item)
-    replay = (recipe.get("strategy") or {}).get("replay")
-    if isinstance(replay, dict) and isinstance(replay.get("path"), str):
-        add("strategy.replay.path", replay["path"])
+    for table, path, item in component_tables(recipe):
+        if table not in ("data", "strategy"):
+            continue
+        comp = component_of(table, item, host.registry)
+        for key_path, value in path_options(comp.schema if comp is not None else None, item):
+            add(dotted(tuple(path) + tuple(key_path)), value)
     return found
 
 
 def build_lock(recipe: dict, base_dir: Path, *, recipe_hash: str, host=None, files=None) -> dict:
     """The lock record for one run; ``files`` adds paths the data stage reports having read."""
-    paths = _data_paths(recipe, Path(base_dir))
+    paths = _data_paths(recipe, Path(base_dir), host)
     seen = {str(p) for _, p in paths}
     for f in files or ():
         p = Path(f)

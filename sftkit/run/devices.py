@@ -1,0 +1,87 @@
+"""Where a run computes: the device (``[training] device``: CUDA, then Apple MPS, else the CPU) and
+the CPU threads torch uses (``[training] threads``).
+
+Decided once by the run (:func:`setup`) and handed down: models are placed on the device right
+after loading, so the base evaluation and ``sftkit eval`` run where training runs; precision is
+decided for that device (``sftkit.modeling.precision``). Multi-process launch would start here.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sftkit.errors import SftkitError
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+def available() -> list[str]:
+    """The device types torch can use here, best first."""
+    import torch
+
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found + ["cpu"]
+
+
+def choose(training: dict) -> str:
+    """``[training] device`` ("auto": the best available); one-line error when it is not available."""
+    want = str(training.get("device") or "auto")
+    have = available()
+    if want == "auto":
+        return have[0]
+    if want not in have:
+        raise SftkitError(f"device {want!r} is not available on this machine (available: {', '.join(have)})",
+                          where="[training] device", hint='use device = "auto" or one of the available ones')
+    return want
+
+
+def busy(load: float, cores: int, threads: int) -> str | None:
+    """A warning when the machine is busier than its cores: torch threads then slow each other down."""
+    if cores and load > cores and threads > 1:
+        return (f"the machine is busy (load average {load:.1f} on {cores} cores): {threads} torch threads may run "
+                f"several times slower than 1; set [training] threads = 1 to use one")
+    return None
+
+
+def set_threads(training: dict, say) -> int:
+    """Apply ``[training] threads`` (default: what torch picks, with a warning on a busy machine)."""
+    import torch
+
+    threads = training.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+        return int(threads)
+    current = torch.get_num_threads()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return current
+    warning = busy(load, os.cpu_count() or 1, current)
+    if warning:
+        say(f"warning: {warning}")
+    return current
+
+
+def place(model, device: str):
+    """``model`` on ``device`` (left where it is when already there, or spread by ``device_map``)."""
+    if model is None or getattr(model, "hf_device_map", None):
+        return model
+    try:
+        current = next(model.parameters()).device.type
+    except (StopIteration, AttributeError):
+        return model
+    return model if current == device else model.to(device)
+
+
+def setup(ctx) -> str:
+    """Decide the run's device and threads; returns the device type."""
+    training = dict(ctx.recipe.get("training") or {})
+    device = choose(training)
+    set_threads(training, ctx.console or (lambda msg: None))
+    ctx.device = device
+    return device

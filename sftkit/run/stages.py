@@ -1,0 +1,634 @@
+"""The named stages of a run, in order::
+
+    prepare ─▶ load_data ─▶ load_model ─▶ open_run_dir ─▶ evaluate_base ─▶ train ─▶ evaluate_tuned ─▶ finish
+
+Each stage takes the :class:`RunState` and records what it produced there. ``sftkit run`` runs
+them all (:func:`sftkit.run.run`); ``sftkit eval`` runs the same stages with training switched
+off and the evaluated model taken from ``--model`` (:func:`sftkit.run.evaluate`).
+
+The run directory is checked before anything heavy is loaded and claimed only once the data and
+the model loaded; ``COMPLETE`` is written last, so a directory without it is an unfinished run
+that ``--resume`` continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sftkit.errors import DataError, GateError, SftkitError
+
+from . import outputs, smoke as smoke_policy
+
+
+@dataclass
+class RunOutcome:
+    """What a run returns: the run directory and the metrics written to ``metrics.json``."""
+
+    run_dir: Path
+    metrics: dict
+    claimed: str  # "new" | "overwritten" | "resumed" | "eval"
+    elapsed: float = 0.0
+    gate_failures: list = field(default_factory=list)
+    mode: str = "run"
+
+
+@dataclass
+class RunState:
+    """One run as it goes through the stages: the recipe, the context handed to components, and
+    what each stage produced."""
+
+    recipe: Any  # sftkit.recipe.Recipe
+    data: dict  # the resolved recipe (after the smoke policy)
+    run_dir: Path
+    ctx: Any  # sftkit.api.RunContext
+    say: Callable[[str], None]
+    mode: str = "run"  # "run" | "eval"
+    overwrite: bool = False
+    overrides: tuple = ()  # the --set values (a plan re-reads the recipe with them)
+    digest: str = ""
+    started: float = field(default_factory=time.time)
+    strategy: Any = None
+    component: Any = None
+    data_problem: str | None = None
+    base_model: Any = None
+    base_tokenizer: Any = None
+    base_results: dict = field(default_factory=dict)
+    result: Any = None  # sftkit.api.TrainResult
+    tuned_model: Any = None
+    tuned_tokenizer: Any = None
+    tuned_formatter: Any = None
+    tuned_results: dict = field(default_factory=dict)
+    claimed: str = "new"
+    plugin_errors: list = field(default_factory=list)  # lifecycle hooks that raised, named
+    existed: bool = False
+    lock: Any = None  # rundir.RunLock, held from check_run_dir to the end of the run
+    diverged: str | None = None  # why the trained model is unusable (NaN/inf), or None
+    model_ref: str | None = None  # sftkit eval: the model to evaluate (training switched off)
+    with_base: bool = True  # sftkit eval: also evaluate the recipe's [model]
+
+    @property
+    def host(self):
+        return self.ctx.host
+
+    @property
+    def main(self) -> bool:
+        """This process writes the run directory (always, unless the run has several processes)."""
+        world = self.ctx.world
+        return world is None or world.is_main
+
+    @property
+    def evaluates(self) -> bool:
+        return bool(self.data.get("eval"))
+
+
+def run_dir_for(data: dict, output: str | Path | None, *, smoke: bool = False) -> Path:
+    """The run directory: ``--output``, or ``[output] dir`` with ``{recipe.name}`` substituted (the
+    smoke policy's own directory beside it for ``--smoke``)."""
+    if output:
+        return Path(str(output)).expanduser()
+    name = str(data.get("recipe", {}).get("name", "recipe"))
+    text = str(data.get("output", {}).get("dir", "runs/{recipe.name}")).replace("{recipe.name}", name)
+    real = Path(text.rstrip("/") or ".").expanduser()
+    return smoke_policy.run_dir(real) if smoke else real
+
+
+# --------------------------------------------------------------------------- prepare
+
+def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume: bool = False,
+            overwrite: bool = False, output=None, console=None, mode: str = "run") -> RunState:
+    """Read and check the recipe, apply the smoke policy, create the strategy, and check (without
+    writing) that the run directory may be used."""
+    from sftkit.api import RunContext
+    from sftkit.plugins import get_host
+    from sftkit.recipe import load_recipe, recipe_hash
+
+    from . import distributed
+
+    world = distributed.world_from_env()
+    say = (console if world.is_main else None) or (lambda msg: None)
+    host = host or get_host()
+    recipe = load_recipe(recipe_path, list(overrides), host=host)
+    if mode == "run":
+        distributed.start(world, recipe.data.get("distributed"))
+    data = smoke_policy.recipe(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
+    if mode == "eval":
+        run_dir = Path(output) if output else Path(str(run_dir_for(data, None)) + "-eval")
+    else:
+        run_dir = run_dir_for(data, output, smoke=smoke)
+    ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
+                     host=host, smoke=smoke, resume=resume, console=say, world=world)
+    state = RunState(recipe=recipe, data=data, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite,
+                     overrides=tuple(overrides))
+    if mode == "eval":
+        return state
+    from sftkit.core_schema import STRATEGY_COMMON
+    from sftkit.recipe import component_options
+
+    state.component = host.registry.get("strategies", data["strategy"]["name"])
+    state.strategy = state.component.create(component_options(data["strategy"], STRATEGY_COMMON))
+    state.digest = recipe_hash({"recipe": data, "smoke": smoke})
+    return state
+
+
+def check_run_dir(state: RunState) -> None:
+    """Lock the run directory for the whole run (another process gets a one-line refusal naming this
+    one) and refuse, before anything heavy is loaded, a directory that must not be used."""
+    from . import rundir
+
+    state.existed = state.run_dir.exists()
+    if not state.main:  # the main process holds the run directory's lock for all ranks
+        return
+    state.lock = rundir.lock(state.run_dir, command=f"sftkit run {state.ctx.recipe_path}")
+    rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest, overwrite=state.overwrite,
+                 resume=state.ctx.resume, dry_run=True)
+    limits = {k: v for k, v in (state.data.get("plan") or {}).items() if v is not None}
+    world = state.ctx.world
+    if limits and not state.ctx.smoke and not (world is not None and world.distributed):
+        from sftkit.plan import check_limits, make_plan  # estimate first; refuse with the numbers before training
+
+        state.say("planning: [plan] limits are set")
+        check_limits(make_plan(state.ctx.recipe_path, state.overrides, host=state.host, console=state.say))
+
+
+def release(state: RunState | None) -> None:
+    """Release the run directory's lock (end of the run, failed or not)."""
+    if state is not None and state.lock is not None:
+        state.lock.release()
+
+
+class RunStopped(SftkitError):
+    """Ctrl-C or SIGTERM stopped the run; it can be continued with ``--resume``."""
+
+    exit_code = 130
+
+
+def stopped(state: RunState | None, recipe_path, overrides=(), output=None) -> RunStopped:
+    """The one-line error for a run stopped by Ctrl-C or SIGTERM: the step reached and how to continue."""
+    if state is None or (state.lock is None and state.main):
+        return RunStopped("stopped before training started")
+    step = state.ctx.extras.get("step", 0)
+    again = ["sftkit", "run", str(recipe_path), *(f"--set {o}" for o in overrides),
+             *(["--smoke"] if state.ctx.smoke else []), *([f"--output {output}"] if output else []), "--resume"]
+    return RunStopped(f"stopped at step {step}; continue with `{' '.join(again)}`", where=str(state.run_dir))
+
+
+# --------------------------------------------------------------------------- load data
+
+def accepted_kinds(strategy, comp) -> tuple:
+    """The data kinds a strategy trains on, preferred first (its ``accepts``, else its registration's)."""
+    if strategy is None:
+        return ()
+    return tuple(getattr(strategy, "accepts", None) or (comp.meta.get("accepts") if comp is not None else None) or ())
+
+
+def check_fit(strategy, comp, bundle) -> None:
+    """The data kind must be one the strategy trains on, and the strategy's own check must pass."""
+    accepts = accepted_kinds(strategy, comp)
+    if accepts and bundle.kind not in accepts:
+        from sftkit.validate import shape_hint
+
+        hint = shape_hint(comp, accepts)
+        raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
+                        f"{bundle.kind} data", where="[strategy] name", hint=hint)
+    if callable(getattr(strategy, "check_data", None)):
+        strategy.check_data(bundle)
+
+
+def load_data(state: RunState, *, required: bool = True) -> None:
+    """The ``[[data]]`` entries as one DataBundle (cut by the smoke policy), checked against the
+    strategy, and the ``[template]`` formatter when the strategy uses one. ``required=False``
+    (``sftkit eval``): data that cannot be loaded is a warning; evaluators that need it report why."""
+    from sftkit.data import load_data as load
+
+    ctx = state.ctx
+    from .distributed import World, main_first
+
+    try:
+        with main_first(ctx.world or World()):  # the other ranks reuse the main process's Arrow files
+            bundle = load(state.data, state.recipe.base_dir, host=state.host, require_train=required,
+                          accepts=accepted_kinds(state.strategy, state.component))
+    except SftkitError as err:
+        if required:
+            raise
+        state.data_problem = str(err)
+        state.say(f"warning: the recipe's data could not be loaded ({err}); "
+                  "evaluators that need the eval split will fail")
+        return
+    ctx.data = smoke_policy.rows(bundle) if ctx.smoke else bundle
+    if state.strategy is not None:
+        check_fit(state.strategy, state.component, ctx.data)
+        if state.evaluates:
+            from sftkit.reporting.accounting import check_inputs
+
+            check_inputs(state.data, ctx.data)
+        if getattr(state.strategy, "uses_formatter", True):
+            from sftkit.templates import make_formatter
+
+            ctx.formatter = make_formatter(state.data, host=state.host)
+
+
+# --------------------------------------------------------------------------- load model
+
+def load_model(state: RunState) -> None:
+    """The base model: the strategy's ``load`` (the contract's default for strategies without one)."""
+    from sftkit.modeling.precision import for_run
+
+    from . import devices
+
+    device = devices.setup(state.ctx)
+    state.say(for_run(state.ctx, device).describe())  # decided once: training and both evaluations use it
+    if state.mode == "eval":
+        _load_eval_base(state)
+        return
+    from sftkit.api import Strategy
+
+    load = getattr(state.strategy, "load", None)
+    if not callable(load):
+        load = Strategy.load.__get__(state.strategy)
+    from .distributed import World, main_first
+
+    from transformers import set_seed
+
+    set_seed(state.ctx.seed)  # before any weight is created: a new head (classification) is the same every run
+    world = state.ctx.world or World()
+    with main_first(world):  # a model converted once (GGUF cache), then loaded by the others
+        loaded = load(state.ctx)
+    model, tokenizer = loaded if loaded is not None else (None, None)
+    # several processes: the trainer places each rank's copy on its own device
+    state.base_model = model if world.distributed else devices.place(model, device)
+    state.base_tokenizer = tokenizer
+    if tokenizer is not None:
+        state.ctx.tokenizer = tokenizer
+
+
+def _formatter(state: RunState, tokenizer, model):
+    from sftkit.templates import make_formatter
+
+    formatter = make_formatter(state.data, host=state.host)
+    formatter.setup(tokenizer, model)
+    return formatter
+
+
+def _placed(state: RunState, model):
+    from . import devices
+
+    return devices.place(model, state.ctx.device or "cpu")
+
+
+def _load_eval_base(state: RunState) -> None:
+    from . import reference
+
+    if not state.with_base or not state.evaluates:
+        return
+    is_cls, labels = reference.saved_kind(state.model_ref)
+    if is_cls and not labels:
+        state.say("note: the evaluated classifier names no labels, so the base model is not evaluated")
+        return
+    model, tokenizer = reference.load_base(state.data["model"], state.recipe.base_dir, labels=labels,
+                                           is_classifier=is_cls, seed=state.ctx.seed, console=state.say)
+    state.base_model, state.base_tokenizer = _placed(state, model), tokenizer
+    state.ctx.formatter = None if is_cls else _formatter(state, tokenizer, model)
+    state.ctx.tokenizer = tokenizer
+
+
+def use_given_model(state: RunState) -> None:
+    """``sftkit eval``'s stand-in for :func:`train`: the base model is freed (one model in memory at a
+    time) and the model named by ``--model`` becomes the one evaluated."""
+    import gc
+
+    from . import reference
+
+    state.base_model = state.base_tokenizer = None
+    gc.collect()
+    state.say(f"loading {state.model_ref}")
+    model, tokenizer = reference.load_reference(state.model_ref, state.data.get("model") or {}, console=state.say)
+    is_cls = reference.saved_kind(state.model_ref)[0] or "SequenceClassification" in type(model).__name__
+    state.tuned_model, state.tuned_tokenizer = _placed(state, model), tokenizer
+    state.tuned_formatter = None if is_cls else _formatter(state, tokenizer, model)
+    state.ctx.formatter, state.ctx.tokenizer = state.tuned_formatter, tokenizer
+    state.ctx.extras["evaluated_model"] = str(state.model_ref)
+
+
+# --------------------------------------------------------------------------- open the run directory
+
+def open_eval_dir(state: RunState) -> None:
+    """``sftkit eval``'s output directory: never a run directory holding a model."""
+    out = state.run_dir
+    ref = Path(str(state.model_ref)).expanduser()
+    if (out / "model").exists() or (ref.exists() and out.resolve() == ref.resolve()):
+        raise SftkitError(f"{out} holds a trained model (a run directory); evaluation results would overwrite its "
+                          "metrics and report", hint="pass --output DIR to write the evaluation elsewhere")
+    from . import rundir
+
+    if ref.is_dir() and rundir.state(ref.parent) == "unfinished":
+        state.say(f"warning: {ref.parent} is an unfinished run (no COMPLETE file): its model may be partial "
+                  "or from before the last step; continue it with `sftkit run RECIPE --output DIR --resume`")
+    out.mkdir(parents=True, exist_ok=True)
+    state.claimed = "eval"
+    outputs.write_recipe(out, state.data, state.recipe.secrets)
+
+
+def open_run_dir(state: RunState, *, allow_data_change: bool = False) -> None:
+    """Claim the run directory (the check in :func:`check_run_dir` passed), write the resolved recipe
+    and the lock file, and call ``sftkit_run_start``. On ``--resume`` the data must not have changed
+    (unless ``allow_data_change``). With several processes only the main one writes; all wait."""
+    from . import distributed
+
+    state.claimed = "resumed" if state.ctx.resume else "new"
+    if state.main:  # only the main process owns the run directory
+        _open_run_dir(state, allow_data_change)
+    world = state.ctx.world
+    if world is not None:
+        distributed.barrier(world)
+    if state.main:  # isolated: a plugin that raises is named and the run goes on
+        from sftkit.plugins import call_hook
+
+        state.plugin_errors = call_hook(state.host, "sftkit_run_start", state.say, run=state.ctx)
+
+
+def _open_run_dir(state: RunState, allow_data_change: bool) -> None:
+    from sftkit.recipe import recipe_hash
+
+    from . import lockfile, rundir
+
+    bundle = state.ctx.data
+    lock = lockfile.build_lock(state.data, state.recipe.base_dir, recipe_hash=recipe_hash(state.data),
+                               host=state.host, files=(bundle.stats or {}).get("files"))
+    lock["smoke"] = state.ctx.smoke
+    if state.ctx.resume:
+        changed = lockfile.changed_data(lockfile.read_lock(state.run_dir), lock)
+        if changed and not allow_data_change:
+            raise SftkitError(f"the data changed since this run started ({', '.join(changed[:3])}"
+                              f"{', …' if len(changed) > 3 else ''}), so it cannot be resumed as the same run",
+                              where=str(state.run_dir), hint="restore the data, pass --allow-data-change to "
+                              "continue with the new data anyway, or --overwrite to start again")
+        if changed:
+            state.say(f"warning: continuing with changed data: {', '.join(changed)}")
+            lock["data_changed_on_resume"] = changed
+    state.claimed = rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest,
+                                 overwrite=state.overwrite, resume=state.ctx.resume)
+    rundir.unmark_complete(state.run_dir)
+    world = state.ctx.world
+    state.say(f"run directory: {state.run_dir} ({state.claimed})"
+              + (f", {world.size} processes" if world is not None and world.distributed else ""))
+    outputs.write_recipe(state.run_dir, state.data, state.recipe.secrets)
+    lockfile.write_lock(state.run_dir, lock)
+
+
+def discard_unstarted(state: RunState) -> None:
+    """After a user error before the first checkpoint: leave no half-made run directory behind."""
+    from sftkit.strategies.trainer import last_checkpoint
+
+    from . import rundir
+
+    if state.main and state.claimed != "resumed" and last_checkpoint(state.run_dir) is None:
+        rundir.discard(state.run_dir, remove_dir=not state.existed)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def _target(state: RunState, model, tokenizer, formatter, label: str):
+    from sftkit.evaluation import Target
+
+    batch = state.data.get("training", {}).get("per_device_eval_batch_size")  # None: chosen for the device
+    target = Target(model, tokenizer, formatter, label, batch_size=batch, precision=state.ctx.precision)
+    world = state.ctx.world
+    if world is not None and world.distributed:
+        from .distributed import ShardedTarget
+
+        target = ShardedTarget(target, world)  # each rank answers its share, all see every result
+    return target
+
+
+BASE_EVAL = "base_eval.json"
+
+
+def _base_eval_key(state: RunState) -> str:
+    """What the base model's results depend on: model, template, [[eval]] tables, the data files'
+    content, evaluation batch and length, smoke."""
+    from sftkit.recipe import recipe_hash
+
+    data, training = state.data, state.data.get("training", {})
+    files = (getattr(state.ctx.data, "stats", None) or {}).get("files")
+    return recipe_hash({k: data.get(k) for k in ("model", "template", "eval", "data", "dataset", "recipe")}
+                       | {"files": files, "smoke": state.ctx.smoke,
+                          "batch": training.get("per_device_eval_batch_size"), "max_length": training.get("max_length")})
+
+
+def _reuse_base(state: RunState, key: str) -> dict | None:
+    import json
+
+    from sftkit.api import EvalResult
+
+    try:
+        stored = json.loads((state.run_dir / BASE_EVAL).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if stored.get("key") != key:
+        return None
+    names = set(EvalResult.__dataclass_fields__)
+    return {label: EvalResult(**{k: v for k, v in r.items() if k in names}) for label, r in stored["results"].items()}
+
+
+def _store_base(state: RunState, key: str) -> None:
+    from dataclasses import asdict
+
+    from sftkit.evaluation import jsonable
+
+    results = {label: jsonable(asdict(r)) for label, r in state.base_results.items()}
+    outputs.write_json(state.run_dir / BASE_EVAL, {"key": key, "results": results})
+
+
+def evaluate_base(state: RunState) -> None:
+    """Every ``[[eval]]`` table on the base model (before training changes it). The results are
+    kept in the run directory; ``--resume`` reuses them when nothing they depend on changed."""
+    if not state.evaluates:
+        return
+    if state.base_model is None:
+        if state.mode == "run":
+            state.say("note: the strategy loads no base model, so there is no before/after comparison")
+        return
+    key = _base_eval_key(state) if state.mode == "run" else None
+    if key and state.ctx.resume:
+        reused = _reuse_base(state, key)
+        if reused is not None:
+            state.say(f"reusing the base model's evaluation from {state.run_dir / BASE_EVAL}")
+            state.base_results = reused
+            return
+    from sftkit.evaluation import evaluate_all
+
+    state.say("evaluating the base model")
+    target = _target(state, state.base_model, state.base_tokenizer, state.ctx.formatter, "base")
+    state.base_results = evaluate_all(state.ctx, target)
+    if key and state.main:
+        _store_base(state, key)
+
+
+# --------------------------------------------------------------------------- train
+
+def train(state: RunState) -> None:
+    """``strategy.train``; the trained model is the result's, or else the one saved in ``model_dir``."""
+    state.say(f"training ({state.component.name})")
+    result = state.strategy.train(state.ctx)
+    state.result = result
+    state.tuned_model = getattr(result, "model", None)
+    state.tuned_tokenizer = getattr(result, "tokenizer", None) or state.ctx.tokenizer
+    state.tuned_formatter = state.ctx.formatter
+    state.diverged = _divergence(state.tuned_model, result)
+    if state.tuned_model is None and state.evaluates and not state.diverged:
+        model_dir = Path(getattr(result, "model_dir", None) or state.ctx.model_dir)
+        if (model_dir / "config.json").exists() or (model_dir / "adapter_config.json").exists():
+            from sftkit.models import load_trained
+
+            state.say(f"loading the trained model from {model_dir}")
+            model, state.tuned_tokenizer = load_trained(model_dir)
+            state.tuned_model = _placed(state, model)
+
+
+def _divergence(model, result) -> str | None:
+    """Why the trained model is unusable (NaN/inf weights or loss), recorded in the train metrics; or None."""
+    import math
+
+    bad = []
+    if model is not None and hasattr(model, "state_dict"):
+        from sftkit.strategies.trainer import nonfinite_tensors
+
+        bad = nonfinite_tensors(model)
+    losses = [e.get("step") for e in (getattr(result, "log_history", None) or []) if isinstance(e, dict)
+              and isinstance(e.get("loss"), (int, float)) and not math.isfinite(e["loss"])]
+    if not bad and not losses:
+        return None
+    result.metrics["nonfinite_tensors"] = bad
+    parts = [f"{len(bad)} weight tensor(s) hold NaN/inf"] if bad else []
+    if losses:
+        parts.append(f"the loss became NaN/inf at step {losses[0]}")
+    return "training diverged: " + " and ".join(parts) + "; the run is not marked finished"
+
+
+def evaluate_tuned(state: RunState) -> None:
+    """Every ``[[eval]]`` table on the trained (or given) model, compared with the base results.
+    A run with ``[[eval]]`` tables and no model to evaluate is an error, never a pass."""
+    if not state.evaluates or state.diverged:  # evaluating a NaN model is meaningless
+        return
+    if state.tuned_model is None:
+        name = state.component.name if state.component is not None else "?"
+        raise SftkitError(f"strategy {name!r} returned no trained model and saved none in {state.ctx.model_dir}, "
+                          "so no [[eval]] table could run", where="[[eval]]",
+                          hint="the strategy must return TrainResult(model=..., tokenizer=...) or save the model "
+                               "into run.model_dir (docs/plugins.md, 'The Strategy contract')")
+    from sftkit.evaluation import evaluate_all
+
+    state.say("evaluating the tuned model" if state.mode == "run" else "evaluating the model")
+    target = _target(state, state.tuned_model, state.tuned_tokenizer, state.tuned_formatter, "tuned")
+    state.tuned_results = evaluate_all(state.ctx, target)
+
+
+# --------------------------------------------------------------------------- finish
+
+def _data_summary(state: RunState) -> dict:
+    from sftkit.reporting.accounting import row_accounting
+
+    bundle = state.ctx.data
+    stats = dict(getattr(bundle, "stats", None) or {})
+    out = {"kind": getattr(bundle, "kind", None),
+           **{k: stats[k] for k in ("duplicates",) if k in stats},
+           **{k: v for k, v in state.ctx.data_stats.items() if k != "tokens"},
+           **row_accounting(stats, state.ctx.data_stats.get("tokens"),
+                            train_rows=len(bundle.train) if bundle is not None and bundle.train is not None else 0,
+                            eval_rows=len(bundle.eval) if bundle is not None and bundle.eval is not None else 0)}
+    if state.data_problem:
+        out["error"] = state.data_problem
+    return out
+
+
+def finish(state: RunState) -> RunOutcome:
+    """metrics.json, data_stats.json, the report, ``sftkit_run_end`` and (for a run) ``COMPLETE``;
+    raises :class:`GateError` after writing when a gate failed (not enforced in a smoke run)."""
+    from sftkit.evaluation import compare, gate_failures
+
+    ctx, smoke = state.ctx, state.ctx.smoke
+    rows, failures = [], []
+    if state.evaluates:
+        rows = compare(ctx, state.base_results, state.tuned_results)
+        failures = list(gate_failures(rows))
+    enforced = not smoke
+    metrics = {"recipe": state.recipe.name,
+               "strategy": state.data.get("strategy", {}).get("name")}
+    if state.mode == "run":
+        metrics.update(smoke=smoke, train=dict(state.result.metrics))
+    else:
+        metrics.update(model_dir=str(state.ctx.extras.get("evaluated_model")),
+                       base_model=state.data.get("model", {}).get("name") if state.base_results else None,
+                       train={})
+    if ctx.precision is not None:
+        metrics["precision"] = ctx.precision.as_dict()
+    if state.mode == "run":
+        from . import distributed
+
+        world = ctx.world or distributed.World()
+        metrics["distributed"] = {**distributed.global_batch(state.data.get("training", {}), world.size),
+                                  "strategy": distributed.strategy_of(state.data.get("distributed"))
+                                  if world.distributed else None}
+    metrics.update(data=_data_summary(state), eval=rows,
+                   gates={"passed": not failures, "failures": failures, **({"enforced": enforced}
+                                                                         if state.mode == "run" else {})})
+    if not state.main:  # the main process writes the run directory; the others are done
+        return RunOutcome(run_dir=state.run_dir, metrics=metrics, claimed=state.claimed,
+                          elapsed=time.time() - state.started, gate_failures=failures, mode=state.mode)
+    data_stats = dict(getattr(ctx.data, "stats", None) or {})
+    data_stats.update(ctx.data_stats)
+    if state.plugin_errors:
+        metrics["plugin_errors"] = list(state.plugin_errors)
+    if ctx.plugin_metrics:  # plugins' own numbers, so `sftkit report` re-renders their sections the same
+        metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
+    outputs.write_json(state.run_dir / "metrics.json", metrics)
+    outputs.write_json(state.run_dir / "data_stats.json", data_stats)
+    if state.mode == "eval":
+        outputs.copy_train_log(state.model_ref, state.run_dir)
+    if state.mode == "eval" or state.data.get("output", {}).get("report", True):
+        outputs.write_report(state.run_dir, ctx, state.say, host=state.host)
+    elapsed = time.time() - state.started
+    outcome = RunOutcome(run_dir=state.run_dir, metrics=metrics, claimed=state.claimed, elapsed=elapsed,
+                         gate_failures=failures, mode=state.mode)
+    if state.diverged:
+        raise SftkitError(state.diverged, where=str(state.run_dir),
+                          hint="lower training.learning_rate (e.g. /10), keep max_grad_norm = 1.0, and run "
+                               "again with --overwrite")
+    if state.mode == "run":
+        from . import checkpoints, rundir
+
+        from sftkit.plugins import call_hook
+
+        end_errors = call_hook(state.host, "sftkit_run_end", state.say, run=ctx, metrics=metrics)
+        if end_errors or ctx.plugin_metrics != metrics.get("plugins", {}):  # never lost, never silent
+            if end_errors:
+                metrics["plugin_errors"] = state.plugin_errors + end_errors
+            if ctx.plugin_metrics:
+                metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
+            outputs.write_json(state.run_dir / "metrics.json", metrics)
+        checkpoints.clean(state.run_dir, keep=bool(state.data.get("output", {}).get("keep_checkpoints")), say=state.say)
+        rundir.mark_complete(state.run_dir, {"recipe": state.recipe.name, "elapsed_s": round(elapsed, 2)})
+    if failures and not enforced:
+        state.say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
+                  "(tiny random model)")
+    from sftkit.reporting.accounting import EvaluationFailed, evaluation_errors
+
+    errors = evaluation_errors(rows)
+    if errors:  # an evaluator that errored leaves the verdict incomplete, smoke run or not
+        err = EvaluationFailed(f"{len(errors)} evaluation(s) failed: " + "; ".join(errors),
+                               where=str(state.run_dir / "metrics.json"),
+                               hint="see the report; fix the cause and re-run, or `sftkit eval` to evaluate again")
+        err.outcome, err.metrics = outcome, metrics
+        raise err
+    if failures and enforced:
+        err = GateError(f"{len(failures)} evaluation gate(s) failed: " + "; ".join(failures),
+                        where=str(state.run_dir / "metrics.json"))
+        err.outcome = outcome
+        err.metrics = metrics
+        raise err
+    return outcome
+
