@@ -62,8 +62,8 @@ class Trainer(SFTTrainer):
 
 trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tok)
 result = trainer.train()
-peak = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+peak = (torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available()
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 mine = [counted[0], peak]
 every = [None] * (dist.get_world_size() if dist.is_initialized() else 1)
 if dist.is_initialized():
@@ -75,7 +75,7 @@ if trainer.args.process_index == 0:
     tokens = sum(e[0] for e in every)
     print("BENCH " + json.dumps({"train_runtime": runtime, "trained_tokens": tokens,
                                  "trained_tokens_per_second": tokens / runtime,
-                                 "peak_memory_mb_per_rank": [round(e[1], 1) for e in every]}))
+                                 "peak_memory_gb_per_rank": [round(e[1], 3) for e in every]}))
 '''
 
 
@@ -133,7 +133,7 @@ def run_sftkit(model: str, data: Path, n: int, a, tmp: Path) -> dict:
     t = json.loads((out / "metrics.json").read_text())["train"]
     return {"train_runtime": t["train_runtime"], "trained_tokens": t["trained_tokens"],
             "trained_tokens_per_second": t["trained_tokens_per_second"],
-            "peak_memory_mb_per_rank": t.get("peak_memory_mb_per_rank")}
+            "peak_memory_gb_per_rank": t.get("peak_memory_gb_per_rank")}
 
 
 def run_trl(model: str, data: Path, n: int, a, tmp: Path) -> dict:
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     for setup, rows in results.items():
         for k, r in rows.items():
             print(f"{setup:7s} {k} process(es): {r['trained_tokens_per_second']:10.1f} trained tokens/s, "
-                  f"efficiency {r['scaling_efficiency']}, peak MB per rank {r['peak_memory_mb_per_rank']}")
+                  f"efficiency {r['scaling_efficiency']}, peak GB per rank {r['peak_memory_gb_per_rank']}")
     return 0
 
 

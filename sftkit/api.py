@@ -192,6 +192,10 @@ class RunContext:
     world: Any = None  # sftkit.run.distributed.World: this process's rank among the run's processes
     precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
     device: str | None = None  # "cuda", "mps" or "cpu": decided once per run (sftkit.run.devices)
+    # numbers a plugin keeps with the run: plugin_metrics["my-plugin"] = {...}; written to metrics.json
+    # under "plugins", so report sections and health findings computed from metrics re-render the
+    # same with `sftkit report` (set them before the report: in run_start, a component or an evaluator)
+    plugin_metrics: dict = field(default_factory=dict)
 
     @property
     def model_dir(self) -> Path:

@@ -121,9 +121,12 @@ def schema(output):
 
 @cli.command()
 @click.option("--all", "show_all", is_flag=True, help="Include sftkit's built-in plugins.")
+@click.option("--timings", is_flag=True, help="Show how long each plugin took to load (import + registration).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plugins(show_all, fmt):
-    """List plugins with version, components and hooks, and plugins that failed to load (with why)."""
+def plugins(show_all, timings, fmt):
+    """List plugins with version, components, commands and hooks, and what failed to load (with why).
+
+    Exits 1 when any plugin failed to load or two plugins clash on a name, 0 otherwise."""
     from .plugins import get_host
 
     host = get_host()
@@ -135,24 +138,32 @@ def plugins(show_all, fmt):
         for c in host.registry.by_origin(info.name):
             comps.setdefault(c.kind, []).append(c.name)
         rows.append({"name": info.name, "dist": info.dist, "version": info.version, "builtin": info.builtin,
-                     "module": info.module, "hooks": info.hooks, "components": comps, "error": info.error})
+                     "module": info.module, "hooks": info.hooks, "components": comps, "commands": info.commands,
+                     "load_s": round(info.load_s, 4), "error": info.error})
+    problems = host.problems()
     if fmt == "json":
-        click.echo(json.dumps({"plugins": rows, "errors": host.registry.errors}, indent=2))
-        return
-    if not rows:
-        click.echo("no third-party plugins installed (--all shows the built-in ones)")
-    for r in rows:
-        title = f"{r['name']} ({r['dist'] or '?'} {r['version'] or ''})".replace(" )", ")")
-        click.echo(title + ("  [builtin]" if r["builtin"] else ""))
-        if r["error"]:
-            click.echo(f"  FAILED: {r['error']}")
-            continue
-        for kind, names in sorted(r["components"].items()):
-            click.echo(f"  {kind}: {', '.join(sorted(names))}")
-        click.echo(f"  hooks: {', '.join(r['hooks']) or '-'}")
-    for err in host.registry.errors:
-        click.echo(f"error: {err}", err=True)
-    if host.registry.errors:
+        click.echo(json.dumps({"plugins": rows, "errors": problems}, indent=2))
+    else:
+        if not rows:
+            click.echo("no third-party plugins installed (--all shows the built-in ones)")
+        for r in rows:
+            title = f"{r['name']} ({r['dist'] or '?'} {r['version'] or ''})".replace(" )", ")")
+            title += "  [builtin]" if r["builtin"] else ""
+            click.echo(title + (f"  loaded in {r['load_s']:.3f}s" if timings else ""))
+            if r["error"]:
+                click.echo(f"  FAILED: {r['error']}")
+                continue
+            for kind, names in sorted(r["components"].items()):
+                click.echo(f"  {kind}: {', '.join(sorted(names))}")
+            if r["commands"]:
+                click.echo(f"  commands: {', '.join(r['commands'])}")
+            click.echo(f"  hooks: {', '.join(r['hooks']) or '-'}")
+        if timings:
+            total = sum(i.load_s for i in host.plugins)
+            click.echo(f"all plugins loaded in {total:.3f}s")
+        for line in problems:
+            click.echo(f"error: {line}", err=True)
+    if problems:
         sys.exit(EXIT_INVALID)
 
 
@@ -213,7 +224,29 @@ def resolve(recipe, overrides, show_secrets, nproc, nnodes):
 
 # --------------------------------------------------------------------------- entry point
 
+# sftkit's own commands: no plugin may replace them (plugins.make_host refuses the plugin)
+CORE_COMMANDS = frozenset(cli.commands)
+
 _COMMANDS_LOADED = False
+
+
+def attach_commands(group: click.Group, host) -> None:
+    """Add the commands every loaded plugin contributed (builtins included) to ``group``; a name two
+    plugins add gets a command that says so instead."""
+    from .errors import PluginError
+    from .plugins import command_clash_message
+
+    for name, cmd in host.commands.items():
+        if name not in group.commands:
+            group.add_command(cmd, name)
+    for name, owners in host.command_clashes.items():
+        message = command_clash_message(name, owners)
+
+        def clashed(message=message):
+            raise PluginError(message)
+
+        group.add_command(click.Command(name, callback=clashed, help=message, context_settings={
+            "ignore_unknown_options": True, "allow_extra_args": True}), name)
 
 
 def load_plugin_commands() -> None:
@@ -224,13 +257,7 @@ def load_plugin_commands() -> None:
     _COMMANDS_LOADED = True
     from .plugins import get_host
 
-    host = get_host()
-    for impl in host.pm.hook.sftkit_register_commands.get_hookimpls():
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:  # one broken plugin must not break every command
-            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add its commands: {type(exc).__name__}: {exc}",
-                       err=True)
+    attach_commands(cli, get_host())
 
 
 def main(argv=None) -> None:

@@ -57,6 +57,11 @@ DATA_COMMON = {
     "cluster_column": {"type": "string", "description": "Column holding a task cluster (for leave-cluster-out evaluation)."},
     "cluster": {"type": "string", "minLength": 1, "description": "Task cluster of every row of this entry (instead of cluster_column)."},
     "on_error": {"enum": ["error", "skip"], "default": "error", "description": "What to do with a bad row: stop with its location, or skip it and count it."},
+    "transforms": {"type": "array", "items": {"anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}}]},
+        "description": "Record transforms applied in order to each converted record: a name, or a table "
+                       "{name = \"...\", option = ...} (`sftkit plugins --all` lists them)."},
 }
 
 DATASET_SECTION = _obj({

@@ -49,8 +49,6 @@ def peek_fields(item: dict, path: Path | None) -> list[str] | None:
     try:
         if isinstance(item.get("rows"), list) and item["rows"] and isinstance(item["rows"][0], dict):
             fields = list(item["rows"][0])
-        elif path is not None and path.is_dir() and item.get("source") in ("text_dir", "text", "directory"):
-            fields = ["text"]
         elif path is not None and path.is_file():
             name = path.name.lower().removesuffix(".gz")
             if name.endswith((".jsonl", ".ndjson")):

@@ -24,8 +24,18 @@ name, so every plugin may register several components and none "wins" a call::
   beside its name in the recipe table. Unknown keys are errors unless the schema allows them.
 - ``check``: optional ``"module:attr"`` (or callable) run by ``sftkit validate`` with
   ``(options, ctx)`` returning a list of ``sftkit.errors.Problem``: cross-field rules that need no
-  heavy import. It must not import torch, transformers, trl, datasets or peft.
-- ``meta``: extra facts other stages may read (for example a strategy's ``accepts`` data kinds).
+  heavy import. ``options`` are exactly what the factory receives (defaults filled);
+  ``ctx`` is a :class:`sftkit.validate.CheckContext`. A problem's ``path`` is relative to the
+  table (``"pattern"`` is reported as ``eval[1].pattern`` with its line); start it with ``/`` for
+  a path elsewhere in the recipe. Each table's check runs unless that table has schema problems.
+  It must not import torch, transformers, trl, datasets or peft.
+- ``meta``: facts other stages read: a strategy's ``accepts=[kinds]``, a source's ``emits="kind"``
+  (the canonical kind of the records it always gives, so ``sftkit validate`` catches a
+  source/strategy mismatch without reading data). Both are checked when registered.
+
+A plugin whose registration hook raises, or registers an invalid schema or name, is removed
+entirely (see "When a plugin breaks" on docs/plugins.md). A name two plugins register is disabled
+for both; each stays reachable as ``"plugin:name"``.
 """
 
 from __future__ import annotations
@@ -68,7 +78,10 @@ def sftkit_register_strategies(register: Register) -> None:
     (extend that class: the run calls ``check_data``, ``load`` for the base model it evaluates, and
     ``train``, whose result carries the trained model it evaluates). Pass ``accepts=[...]``
     (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell when the data does not fit
-    the strategy, and ``data_hint="..."`` to tell the user what data it needs.
+    the strategy, ``data_hint="..."`` to tell the user what data it needs, and optionally
+    ``starter={"model": ..., "rows": [...], "template": bool}``: what ``sftkit init --strategy NAME``
+    writes (default: a small causal model and example rows of the first accepted kind, with a
+    ``[template]`` table).
     """
 
 
@@ -83,12 +96,24 @@ def sftkit_register_evaluators(register: Register) -> None:
 
 
 @hookspec
+def sftkit_register_transforms(register: Register) -> None:
+    """Register record transforms, used in ``[[data]]`` tables as ``transforms = ["NAME", ...]`` (or
+    ``{name = "NAME", option = ...}`` tables, whose other keys are the transform's options).
+
+    The factory is called once per entry as ``factory(options)`` and returns a callable
+    ``transform(record) -> record | None`` applied, in the listed order, to every canonical record
+    (see :mod:`sftkit.api`) after conversion; returning None drops the row (counted in the data
+    statistics as skipped, with the transform named). It must return a record of the same kind.
+    """
+
+
+@hookspec
 def sftkit_register_recipes(register: Register) -> None:
     """Register recipes shipped as package data.
 
     ``register(name, "package://import_name/path/recipe.toml", doc=...)``: the recipe then shows in
     ``sftkit recipes list``, can be copied with ``sftkit recipes copy`` and extended by name
-    (``extends = "NAME"``). Data files the recipe references relative to itself are copied with it.
+    (``[recipe] extends = "NAME"``). Data files the recipe references relative to itself are copied with it.
     """
 
 
@@ -106,7 +131,9 @@ def sftkit_run_start(run: Any) -> None:
     """Called once a run's data is loaded and before training starts.
 
     ``run`` is the :class:`sftkit.api.RunContext` (recipe, run directory, data, formatter).
-    Later sftkit versions may add attributes to it, never remove them.
+    Later sftkit versions may add attributes to it, never remove them. In a run of several
+    processes it is called on the main process only (``run.world.rank == 0``), which owns the run
+    directory.
     """
 
 
@@ -123,7 +150,19 @@ def sftkit_training_callbacks(run: Any) -> list:
 
 @hookspec
 def sftkit_run_end(run: Any, metrics: dict) -> None:
-    """Called after training and evaluation finished and ``metrics.json`` was written."""
+    """Called after training and evaluation finished and ``metrics.json`` was written (on the main
+    process only, in a run of several processes)."""
+
+
+@hookspec
+def sftkit_health_findings(run: Any, metrics: dict) -> list:
+    """Return health findings for a finished run, shown with sftkit's own in the report: dicts with
+    ``level`` ("error", "warning" or "info"), ``code``, ``title``, ``detail`` and ``fix``.
+
+    Called when the report is written and again by ``sftkit report``, where ``run`` is rebuilt from
+    the run directory (no data or model): compute findings from ``metrics`` (keep your numbers
+    there with ``run.plugin_metrics``). A plugin that raises gets a finding naming it.
+    """
 
 
 @hookspec

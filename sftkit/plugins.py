@@ -1,23 +1,31 @@
 """The plugin manager: builtins first, then the ``sftkit`` entry points, loaded one at a time.
 
-A plugin that fails to import (or implements a hook that does not exist) is recorded with the
-reason and skipped, so commands that do not need it keep working; a recipe that needs it gets the
-plugin's own error. ``SFTKIT_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point or distribution
-name; ``SFTKIT_LOAD_PLUGINS=a,b`` loads only those third-party plugins (builtins always load).
+Loading a plugin has stages: import, register with pluggy (hook names checked), call its
+registration hooks (components staged, option schemas checked), collect its commands. A plugin
+that fails at any stage (``SystemExit`` and ``KeyboardInterrupt`` at import included) is removed
+entirely: nothing it registered stays, and it is recorded with the reason, so commands and recipes
+that do not need it keep working; a recipe that needs it gets the plugin's own error.
+
+A component name two plugins register is disabled for both (see :class:`sftkit.registry.Registry`);
+each stays reachable as ``plugin:name``. A plugin command may not replace one of sftkit's own
+(``validate``, ``run``, ...): the plugin fails to load, named. ``SFTKIT_DISABLE_PLUGINS=a,b``
+blocks plugins by entry-point or distribution name; ``SFTKIT_LOAD_PLUGINS=a,b`` loads only those
+third-party plugins (builtins always load).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginError, did_you_mean
-from .registry import KINDS, Registry
+from .registry import KINDS, Registry, clash_message, unknown_component_message
 
 BUILTIN_PLUGINS = (
     "sftkit.builtin.sources",
@@ -41,7 +49,14 @@ class PluginInfo:
     version: str | None = None
     builtin: bool = False
     hooks: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     error: str | None = None  # why it failed to load, or None
+    load_s: float = 0.0  # seconds spent importing and registering it
+
+    @property
+    def prefix(self) -> str:
+        """How recipes address its components explicitly: ``prefix:name``."""
+        return "sftkit" if self.builtin else self.name
 
 
 @dataclass
@@ -51,10 +66,25 @@ class Host:
     pm: pluggy.PluginManager
     registry: Registry
     plugins: list[PluginInfo]
+    commands: dict = field(default_factory=dict)  # name -> click command, from every loaded plugin
+    command_clashes: dict = field(default_factory=dict)  # name -> [plugin names], disabled for all
 
     @property
     def failures(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error]
+
+    def problems(self) -> list[str]:
+        """Every loading problem (failed plugins, clashing names), one line each."""
+        out = [f"plugin {p.name!r} failed to load: {p.error}" for p in self.failures]
+        out += [clash_message(self.registry, kind, name) for kind in KINDS for name in sorted(self.registry.clashes[kind])]
+        for name, owners in sorted(self.command_clashes.items()):
+            out.append(command_clash_message(name, owners))
+        return out
+
+    def missing_message(self, kind: str, name: str) -> str:
+        """Why ``name`` names no component of ``kind``: a clash, or unknown (plus the plugins that failed)."""
+        note = "" if name in self.registry.clashes[kind] else self.failure_note()
+        return unknown_component_message(self.registry, kind, name) + note
 
     def failure_note(self) -> str:
         """A suffix for "unknown component" messages: the plugins that failed to load, and why."""
@@ -67,6 +97,11 @@ class Host:
         return {p.dist.lower(): p.version for p in self.plugins if p.dist and p.version}
 
 
+def command_clash_message(name: str, owners: list[str]) -> str:
+    return (f"command {name!r} is added by plugins {' and '.join(repr(o) for o in owners)}, so it is disabled; "
+            f"disable one plugin with SFTKIT_DISABLE_PLUGINS")
+
+
 def _env_list(var: str) -> set[str] | None:
     raw = os.environ.get(var)
     if raw is None:
@@ -74,21 +109,23 @@ def _env_list(var: str) -> set[str] | None:
     return {x.strip().lower() for x in raw.split(",") if x.strip()}
 
 
-def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
-    bad = []
-    for caller in pm.get_hookcallers(plugin) or []:
-        if not caller.has_spec():
-            bad.append(caller.name)
-    return bad
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) at import"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt at import"
+    if isinstance(exc, PluginError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _register_checked(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> bool:
     try:
         pm.register(plugin, name=info.name)
-    except Exception as exc:  # pluggy validation errors (wrong arguments for a hook)
+    except Exception as exc:  # pluggy validation errors (wrong arguments for a hook), a name taken
         info.error = f"{type(exc).__name__}: {exc}"
         return False
-    bad = _unknown_hooks(pm, plugin)
+    bad = [c.name for c in pm.get_hookcallers(plugin) or [] if not c.has_spec()]
     if bad:
         pm.unregister(plugin)
         specs = [n for n in dir(hookspecs) if n.startswith("sftkit_")]
@@ -102,30 +139,80 @@ def _register_checked(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -
     return True
 
 
+def _impls_of(pm: pluggy.PluginManager, hook: str, plugin_name: str) -> list:
+    return [i for i in getattr(pm.hook, hook).get_hookimpls() if i.plugin_name == plugin_name]
+
+
+def _stage(pm: pluggy.PluginManager, info: PluginInfo, reserved: set[str]) -> tuple[list, dict]:
+    """Call one plugin's registration hooks; return its components and commands (raises on failure)."""
+    import click
+
+    staged: list = []
+    for kind in KINDS:
+        hook = f"sftkit_register_{kind}"
+        for impl in _impls_of(pm, hook, info.name):
+            register = Registry.staging(kind, info.name, staged, check_schemas=not info.builtin)
+            try:
+                impl.function(register=register)
+            except PluginError as exc:
+                raise PluginError(f"in {hook}: {exc.message}") from exc
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                raise PluginError(f"raised in {hook}: {_describe(exc)}") from exc
+    group = click.Group(name="sftkit")
+    for impl in _impls_of(pm, "sftkit_register_commands", info.name):
+        try:
+            impl.function(cli=group)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            raise PluginError(f"raised in sftkit_register_commands: {_describe(exc)}") from exc
+    taken = sorted(set(group.commands) & reserved)
+    if taken and not info.builtin:
+        raise PluginError(f"adds command(s) {', '.join(map(repr, taken))}, which sftkit itself provides: refused "
+                          "(rename the plugin's command)")
+    return staged, dict(group.commands)
+
+
+def _load(pm: pluggy.PluginManager, info: PluginInfo, loader: Callable[[], Any], reserved: set[str]):
+    """Import, register and stage one plugin; on any failure unregister it and record why."""
+    started = time.perf_counter()
+    try:
+        try:
+            plugin = loader()
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            info.error = _describe(exc)
+            return None
+        if not _register_checked(pm, plugin, info):
+            return None
+        try:
+            return _stage(pm, info, reserved)
+        except PluginError as exc:
+            pm.unregister(plugin)
+            info.error = str(exc)
+            info.hooks = []
+            return None
+    finally:
+        info.load_s = time.perf_counter() - started
+
+
 def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple = ()) -> Host:
-    """Build a plugin manager and fill the component registry.
+    """Build a plugin manager and fill the component registry and the command table.
 
     ``extra`` holds ``(name, plugin_object)`` pairs registered after the entry points (tests use it
     to load a plugin under test in isolation).
     """
+    from .cli import CORE_COMMANDS
+
     pm = pluggy.PluginManager("sftkit")
     pm.add_hookspecs(hookspecs)
-    infos: list[PluginInfo] = []
     disabled = _env_list("SFTKIT_DISABLE_PLUGINS") or set()
     allowed = _env_list("SFTKIT_LOAD_PLUGINS")
+    todo: list[tuple[PluginInfo, Callable[[], Any]]] = []
 
     if builtins:
         from . import __version__
 
         for mod_name in BUILTIN_PLUGINS:
             info = PluginInfo(name=mod_name, module=mod_name, dist="sftkit", version=__version__, builtin=True)
-            infos.append(info)
-            try:
-                module = importlib.import_module(mod_name)
-            except Exception as exc:
-                info.error = f"{type(exc).__name__}: {exc}"
-                continue
-            _register_checked(pm, module, info)
+            todo.append((info, lambda m=mod_name: importlib.import_module(m)))
 
     if entry_points:
         from importlib.metadata import entry_points as _eps
@@ -140,35 +227,53 @@ def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple 
                 continue
             info = PluginInfo(name=ep.name, module=ep.value, dist=dist_name,
                               version=dist.version if dist is not None else None)
-            infos.append(info)
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                info.error = f"{type(exc).__name__}: {exc}"
-                continue
-            _register_checked(pm, plugin, info)
+            todo.append((info, ep.load))
 
     for name, plugin in extra:
         info = PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
-        infos.append(info)
-        _register_checked(pm, plugin, info)
+        todo.append((info, lambda p=plugin: p))
 
     registry = Registry()
-    by_name = {i.name: i for i in infos}
-    for kind in KINDS:
-        caller = getattr(pm.hook, f"sftkit_register_{kind}")
-        for impl in caller.get_hookimpls():
-            info = by_name.get(impl.plugin_name)
-            try:
-                impl.function(register=registry.registrar(kind, impl.plugin_name))
-            except PluginError as exc:
-                registry.errors.append(str(exc))
-            except Exception as exc:
-                msg = f"plugin {impl.plugin_name!r} raised in sftkit_register_{kind}: {type(exc).__name__}: {exc}"
-                registry.errors.append(msg)
-                if info is not None and not info.error:
-                    info.error = msg
-    return Host(pm=pm, registry=registry, plugins=infos)
+    host = Host(pm=pm, registry=registry, plugins=[info for info, _ in todo])
+    reserved = set(CORE_COMMANDS)
+    owners: dict[str, str] = {}
+    for info, loader in todo:
+        loaded = _load(pm, info, loader, reserved)
+        if loaded is None:
+            continue
+        components, commands = loaded
+        for comp in components:
+            registry.add(comp, info.prefix)
+        info.commands = sorted(commands)
+        for name, cmd in commands.items():
+            if info.builtin:
+                reserved.add(name)
+            if name in host.command_clashes:
+                host.command_clashes[name].append(info.name)
+            elif name in host.commands:
+                host.command_clashes[name] = [owners[name], info.name]
+                del host.commands[name]
+            else:
+                host.commands[name] = cmd
+                owners[name] = info.name
+    return host
+
+
+def call_hook(host: Host, hook: str, warn: Callable[[str], None] | None = None, **kwargs: Any) -> list[str]:
+    """Call every implementation of a lifecycle hook, each isolated: one that raises is named (in a
+    ``warn`` line and in the returned list) and the others still run. Returns those lines."""
+    failures: list[str] = []
+    if host is None:
+        return failures
+    for impl in reversed(getattr(host.pm.hook, hook).get_hookimpls()):  # pluggy's call order
+        try:
+            impl.function(*[kwargs[a] for a in impl.argnames])
+        except (Exception, SystemExit) as exc:
+            msg = f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}"
+            failures.append(msg)
+            if warn is not None:
+                warn(f"warning: {msg}")
+    return failures
 
 
 _HOST: Host | None = None

@@ -45,18 +45,19 @@ def composed_schema(registry: Registry) -> dict:
     """The full recipe schema reflecting every registered component."""
     props = copy.deepcopy(TOP_LEVEL)
     for table, (kind, key, common, default) in COMPONENT_TABLES.items():
-        names = registry.names(kind)
+        entries = registry.addresses(kind)
+        names = [name for name, _ in entries]
         base = {"type": "object", "properties": copy.deepcopy(common)}
         base["properties"][key] = {**base["properties"][key], "enum": names} if names else base["properties"][key]
         if default is None:
             base["required"] = [key]
         branches = []
-        for comp in registry.all(kind):
-            branch_if = {"properties": {key: {"const": comp.name}}}
+        for address, comp in entries:
+            branch_if = {"properties": {key: {"const": address}}}
             if default is None:
                 branch_if["required"] = [key]
             then = _component_object(common, comp.schema, key, None)
-            then["properties"][key] = {"const": comp.name}
+            then["properties"][key] = {"const": address}
             if comp.doc:
                 then["description"] = comp.doc
             branches.append({"if": branch_if, "then": then})
@@ -315,6 +316,11 @@ def _fill(schema: dict, value):
         elif key in value and isinstance(sub, dict) and sub.get("type") == "object":
             _fill(sub, value[key])
     return value
+
+
+def fill_component_defaults(schema: dict | None, options: dict) -> dict:
+    """A copy of a component's ``options`` with its option schema's defaults filled in."""
+    return _fill(schema or {}, copy.deepcopy(options))
 
 
 def fill_defaults(data: dict, registry: Registry) -> dict:

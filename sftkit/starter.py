@@ -8,25 +8,29 @@ from .core_schema import TOP_LEVEL
 from .errors import SftkitError, did_you_mean
 
 CAUSAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-ENCODER_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-EXAMPLE_ROWS = {
-    "instruction": [
+# example rows per canonical data kind, for strategies whose registration declares no starter rows
+KIND_ROWS = {
+    "messages": [
         {"prompt": "Give me one word for 'very happy'.", "completion": "Elated."},
         {"prompt": "What is 12 times 3?", "completion": "36."},
     ],
-    "tone": [
+    "preference": [
         {"prompt": "My order is late.", "chosen": "I'm sorry about the delay. Let me check it for you right away.",
          "rejected": "Wait like everyone else."},
         {"prompt": "Can I change my address?", "chosen": "Of course! Please send me the new address and I'll update it.",
          "rejected": "Do it yourself."},
+    ],
+    "labeled": [
+        {"prompt": "My order is late.", "completion": "I'm sorry! Let me check it right away.", "label": True},
+        {"prompt": "My order is late.", "completion": "Wait like everyone else.", "label": False},
     ],
     "classification": [
         {"text": "I love this product!", "label": "positive"},
         {"text": "This is the worst service ever.", "label": "negative"},
         {"text": "It arrived on Tuesday.", "label": "neutral"},
     ],
-    "domain": [
+    "text": [
         {"text": "Hypertension is persistently raised arterial blood pressure."},
         {"text": "Metformin is a first-line medication for type 2 diabetes."},
     ],
@@ -66,10 +70,11 @@ def starter_recipe(strategy: str, name: str, host) -> str:
         names = host.registry.names("strategies")
         hint = did_you_mean(strategy, names) or f"choose one of: {', '.join(names) or 'none installed'}"
         raise SftkitError(f"unknown strategy {strategy!r}", hint=hint)
+    # what the strategy's registration says a start looks like (meta "starter"), else a default by data kind
+    starter = comp.meta.get("starter") or {}
     accepts = comp.meta.get("accepts") or ["messages"]
-    example = strategy if strategy in EXAMPLE_ROWS else {
-        "preference": "tone", "classification": "classification", "text": "domain"}.get(accepts[0], "instruction")
-    model = ENCODER_MODEL if strategy == "classification" else CAUSAL_MODEL
+    rows = starter.get("rows") or KIND_ROWS.get(accepts[0], KIND_ROWS["messages"])
+    model = starter.get("model") or CAUSAL_MODEL
     strategy_table = {"name": strategy}
     for key, sub in ((comp.schema or {}).get("properties") or {}).items():
         if "default" in sub:
@@ -82,9 +87,9 @@ def starter_recipe(strategy: str, name: str, host) -> str:
         "",
         _section("recipe", {"name": name, "seed": 42}, NOTES["recipe"]),
         _section("model", {"name": model}, NOTES["model"]),
-        _section("data", {"source": "inline", "rows": EXAMPLE_ROWS[example]}, NOTES["data"], array=True),
+        _section("data", {"source": "inline", "rows": rows}, NOTES["data"], array=True),
     ]
-    if strategy != "classification":
+    if starter.get("template", True):
         parts.append(_section("template", {"formatter": "chat"}, NOTES["template"]))
     parts.append(_section("strategy", strategy_table, NOTES["strategy"], props=(comp.schema or {}).get("properties", {})))
     parts.append(_section("training", {"max_steps": 20, "per_device_train_batch_size": 8, "learning_rate": 5e-5,

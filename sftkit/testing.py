@@ -30,8 +30,10 @@ or by overriding the ``sftkit_plugin`` fixture in ``conftest.py``. Then:
 
 ``check_plugin(module)`` asserts a plugin module conforms: every hook implementation matches a
 spec, option schemas are valid JSON Schema (Draft 2020-12) and their defaults validate, names do
-not clash with sftkit's built-ins, lazy factories and checks import, shipped recipes parse, every
-component is documented, and importing the plugin pulls in no heavy library.
+not clash with sftkit's built-ins, lazy factories and checks import, shipped recipes pass
+``sftkit validate`` (all but the model and ``requires``, which depend on the machine), every
+component is documented, and importing the plugin pulls in no heavy library and takes under
+``import_budget_s`` (1 s).
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _schema_problems(comp) -> list[str]:
     return problems
 
 
-def _recipe_problems(comp) -> list[str]:
+def _recipe_problems(comp, host=None) -> list[str]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -121,7 +123,14 @@ def _recipe_problems(comp) -> list[str]:
         return [f"{where}: {path} is not valid TOML: {exc}"]
     if not isinstance(data.get("recipe"), dict) or not data["recipe"].get("name"):
         return [f"{where}: {path} has no [recipe] name"]
-    return []
+    if host is None:
+        return []
+    from sftkit.validate import validate_file
+
+    # everything `sftkit validate` checks, except what depends on this machine: whether the model
+    # package and the required distributions are installed here
+    return [f"{where}: {p.format()}" for p in validate_file(path, host)
+            if not p.path.startswith(("model.name", "recipe.requires"))]
 
 
 def _factory_problems(comp) -> list[str]:
@@ -148,26 +157,37 @@ def _factory_problems(comp) -> list[str]:
     return problems
 
 
+IMPORT_BUDGET_S = 1.0  # what importing a plugin's hook modules may cost every sftkit command
+
+
 def heavy_imports(modules: list[str]) -> list[str]:
     """Heavy libraries (torch, transformers, ...) that importing ``modules`` pulls in, checked in a
     fresh interpreter with this one's ``sys.path``."""
+    return import_profile(modules)[0]
+
+
+def import_profile(modules: list[str]) -> tuple[list[str], float]:
+    """``(heavy libraries imported, seconds)`` for importing ``modules`` after sftkit, in a fresh
+    interpreter with this one's ``sys.path``."""
     import os
     import subprocess
     import sys
 
-    code = ("import importlib, json, sys\n"
+    code = ("import importlib, json, sys, time\nimport sftkit, sftkit.plugins\nt = time.perf_counter()\n"
             f"for m in {list(modules)!r}: importlib.import_module(m)\n"
-            f"print(json.dumps(sorted(h for h in {list(HEAVY_MODULES)!r} if h in sys.modules)))\n")
+            "dt = time.perf_counter() - t\n"
+            f"print(json.dumps([sorted(h for h in {list(HEAVY_MODULES)!r} if h in sys.modules), dt]))\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         raise RuntimeError(f"importing {modules} failed: {lines[-1] if lines else proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    heavy, seconds = json.loads(proc.stdout.strip().splitlines()[-1])
+    return heavy, seconds
 
 
 def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool = True,
-                    require_docs: bool = True) -> list[str]:
+                    require_docs: bool = True, import_budget_s: float = IMPORT_BUDGET_S) -> list[str]:
     """Every conformance problem of ``plugin`` (a module, object or import path); empty when it conforms."""
     plugin = _as_module(plugin)
     name = name or _plugin_name(plugin)
@@ -184,36 +204,40 @@ def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool
         return problems + [f"plugin {name!r} does not load: {info.error}"]
     if not info.hooks:
         problems.append(f"plugin {name!r} implements no sftkit hook")
-    for err in host.registry.errors:
-        if repr(name) in err:
-            problems.append(err)
+    problems += [line for line in host.problems() if repr(name) in line]
     modules = {getattr(plugin, "__name__", None)} - {None}
     for comp in host.registry.by_origin(name):
         if require_docs and not (comp.doc or "").strip():
             problems.append(f"{comp.kind} {comp.name!r} has no doc (shown by `sftkit plugins` and `sftkit recipes list`)")
         problems += _schema_problems(comp)
         if comp.kind == "recipes":
-            problems += _recipe_problems(comp)
+            problems += _recipe_problems(comp, host)
             continue
         problems += _factory_problems(comp)
         if isinstance(comp.check, str):
             modules.add(comp.check.partition(":")[0])
     if check_imports and modules and isinstance(getattr(plugin, "__name__", None), str):
         try:
-            heavy = heavy_imports(sorted(modules))
+            heavy, seconds = import_profile(sorted(modules))
         except RuntimeError as exc:
             problems.append(str(exc))
         else:
             if heavy:
                 problems.append(f"importing {', '.join(sorted(modules))} imports {', '.join(heavy)}: import heavy "
                                 f"libraries inside factories, so `sftkit validate` and `sftkit plugins` stay light")
+            if seconds > import_budget_s:
+                problems.append(f"importing {', '.join(sorted(modules))} took {seconds:.2f}s, over the budget of "
+                                f"{import_budget_s:g}s: every sftkit command pays it (`sftkit plugins --timings`); "
+                                "move slow work into factories")
     return problems
 
 
-def check_plugin(plugin: Any, *, name: str | None = None, check_imports: bool = True, require_docs: bool = True):
+def check_plugin(plugin: Any, *, name: str | None = None, check_imports: bool = True, require_docs: bool = True,
+                 import_budget_s: float = IMPORT_BUDGET_S):
     """Assert that ``plugin`` conforms (see :func:`plugin_problems`); returns the isolated host it was
     loaded into. The assertion message lists every problem."""
-    problems = plugin_problems(plugin, name=name, check_imports=check_imports, require_docs=require_docs)
+    problems = plugin_problems(plugin, name=name, check_imports=check_imports, require_docs=require_docs,
+                               import_budget_s=import_budget_s)
     if problems:
         raise AssertionError(f"plugin {name or _plugin_name(_as_module(plugin))!r} does not conform:\n  - "
                              + "\n  - ".join(problems))
@@ -346,8 +370,7 @@ def sftkit_cli(sftkit_host):
     base = cli_module.cli
     group = type(base)(name="sftkit", commands=dict(base.commands), params=list(base.params),
                        callback=base.callback, help=base.help, context_settings=dict(base.context_settings))
-    for impl in sftkit_host.pm.hook.sftkit_register_commands.get_hookimpls():
-        impl.function(cli=group)
+    cli_module.attach_commands(group, sftkit_host)
     runner = CliRunner()
 
     def invoke(*args: str, **kwargs):

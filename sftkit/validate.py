@@ -12,19 +12,40 @@ from .detect import detect_format, kind_of_format, peek_fields
 from .errors import Problem, SftkitError
 from .paths import resolve_path
 from .recipe import Recipe, dotted, read_recipe
-from .registry import SINGULAR, unknown_component_message
+from .registry import SINGULAR
 from .schema import component_of, component_tables, path_options, schema_problems
 
 
 @dataclass
 class CheckContext:
-    """Handed to a component's ``check`` callable."""
+    """Handed to a component's ``check(options, ctx)`` by ``sftkit validate``.
 
-    recipe: dict
-    base_dir: Path
+    ``options`` are what the factory will receive: the table without the keys sftkit handles
+    (``source``, ``format``, ``weight``...; ``name``, ``min``...), with the schema's defaults filled.
+    A returned :class:`~sftkit.errors.Problem`'s ``path`` is relative to the table (``"pattern"``
+    becomes ``"eval[1].pattern"``; empty means the table itself); start it with ``/`` to point
+    elsewhere in the recipe (``"/training.max_length"``). Problems get the file, line and column.
+    """
+
+    recipe: dict  # the whole recipe as written (after extends and --set), defaults not filled
+    base_dir: Path  # the recipe's directory: relative paths resolve against it
     table_path: str  # e.g. "data[0]" or "strategy"
     data_kinds: list  # canonical kind of each [[data]] entry, None where unknown
     data_fields: list  # field names of each [[data]] entry's first row, None where unknown
+
+
+# keys sftkit takes out of a component table before calling the factory (the rest are its options)
+FACTORY_DROPS = {"data": "common", "template": "key", "strategy": "common", "eval": "common"}
+
+
+def factory_options(table: str, item: dict, comp) -> dict:
+    """The options the factory of ``comp`` receives for this recipe table (defaults filled)."""
+    from .schema import fill_component_defaults
+
+    _kind, key, common, _default = COMPONENT_TABLES[table]
+    drop = {key} if FACTORY_DROPS[table] == "key" else set(common)
+    options = {k: v for k, v in item.items() if k not in drop}
+    return fill_component_defaults(comp.schema, options)
 
 
 def _locator(recipe: Recipe):
@@ -46,7 +67,34 @@ def _component_problems(recipe: Recipe, host) -> list[Problem]:
             continue  # the schema reports it
         if host.registry.find(kind, name) is None:
             out.append(_problem(recipe, path + (key,),
-                                unknown_component_message(host.registry, kind, name) + host.failure_note()))
+                                host.missing_message(kind, name)))
+    return out
+
+
+def _transform_problems(recipe: Recipe, host) -> list[Problem]:
+    """``[[data]] transforms``: every name registered, every table's options valid for its transform."""
+    from jsonschema import Draft202012Validator
+
+    from .schema import _component_object, error_to_problems
+
+    out: list[Problem] = []
+    for i, item in enumerate(recipe.data.get("data") or []):
+        specs = item.get("transforms") if isinstance(item, dict) else None
+        for j, spec in enumerate(specs if isinstance(specs, list) else []):
+            name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
+            if not isinstance(name, str) or not name:
+                continue  # the schema reports it
+            path = ("data", i, "transforms", j)
+            comp = host.registry.find("transforms", name)
+            if comp is None:
+                out.append(_problem(recipe, path if isinstance(spec, str) else path + ("name",),
+                                    host.missing_message("transforms", name)))
+            elif isinstance(spec, dict):
+                schema = _component_object({"name": {"type": "string"}}, comp.schema, "name", None)
+                for err in Draft202012Validator(schema).iter_errors(spec):
+                    for p in error_to_problems(err, lambda rel: _locator(recipe)(path + tuple(rel))):
+                        p.path = dotted(path) + ("." + p.path if p.path else "")
+                        out.append(p)
     return out
 
 
@@ -145,14 +193,18 @@ def _requires_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
-def _data_shape(recipe: Recipe) -> tuple[list, list]:
+def _data_shape(recipe: Recipe, host, broken: set = frozenset()) -> tuple[list, list]:
+    """Canonical kind and first-row fields of each [[data]] entry (None where unknown or the entry
+    has schema problems of its own)."""
     kinds, fields_all = [], []
-    for item in recipe.data.get("data") or []:
-        if not isinstance(item, dict):
+    for i, item in enumerate(recipe.data.get("data") or []):
+        if not isinstance(item, dict) or f"data[{i}]" in broken or not isinstance(item.get("format", "auto"), str):
             kinds.append(None)
             fields_all.append(None)
             continue
         fmt = item.get("format", "auto")
+        comp = component_of("data", item, host.registry)
+        emits = comp.meta.get("emits") if comp is not None else None
         path = None
         if isinstance(item.get("path"), str):
             try:
@@ -160,6 +212,10 @@ def _data_shape(recipe: Recipe) -> tuple[list, list]:
             except SftkitError:
                 path = None
         fields = peek_fields(item, path)
+        if (fmt == "auto" or fmt is None) and emits:
+            kinds.append(emits)  # the source declared the kind of records it gives
+            fields_all.append(fields)
+            continue
         if fmt == "auto" or fmt is None:
             fmt = detect_format(fields) if fields else None
         kinds.append(kind_of_format(fmt))
@@ -167,16 +223,30 @@ def _data_shape(recipe: Recipe) -> tuple[list, list]:
     return kinds, fields_all
 
 
-def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
+def _table_of(path: str) -> str:
+    """``"data[0].greting"`` -> ``"data[0]"``."""
+    return path.split(".", 1)[0]
+
+
+def _relative_to(table_path: str, path: str) -> str:
+    if path.startswith("/"):
+        return path[1:]
+    if not path or path == table_path or path.startswith((table_path + ".", table_path + "[")):
+        return path or table_path
+    return f"{table_path}.{path}" if not path.startswith("[") else table_path + path
+
+
+def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
+    """Kind fit and components' checks, for every table that has no schema problem of its own."""
     out: list[Problem] = []
-    kinds, fields = _data_shape(recipe)
+    kinds, fields = _data_shape(recipe, host, broken)
     strategy = recipe.data.get("strategy")
     comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
-    if comp is not None:
+    if comp is not None and "strategy" not in broken and "data" not in broken:
         accepts = comp.meta.get("accepts")
         if accepts:
             for i, (kind, flds) in enumerate(zip(kinds, fields)):
-                if kind is None or kind in accepts:
+                if kind is None or kind in accepts or f"data[{i}]" in broken:
                     continue
                 found = f"; its fields: {', '.join(flds)}" if flds else ""
                 out.append(_problem(
@@ -185,18 +255,22 @@ def _cross_field_problems(recipe: Recipe, host) -> list[Problem]:
                     shape_hint(comp, accepts)))
     for table, path, item in component_tables(recipe.data):
         c = component_of(table, item, host.registry)
-        if c is None or c.check is None:
-            continue
         table_path = dotted(path)
+        if c is None or c.check is None or table_path in broken or table in broken:
+            continue
         ctx = CheckContext(recipe.data, recipe.base_dir, table_path, kinds, fields)
         try:
-            found = c.load_check()(item, ctx) or []
+            found = c.load_check()(factory_options(table, item, c), ctx) or []
         except Exception as exc:  # a plugin's check must not crash validate
             found = [Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} raised "
                              f"{type(exc).__name__}: {exc}")]
         for p in found:
+            if not isinstance(p, Problem):
+                p = Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} returned "
+                            f"{p!r}, not a sftkit.errors.Problem")
+            p.path = _relative_to(table_path, p.path or "")
             if p.file is None:
-                p.file, p.line, p.col = _locator(recipe)(tuple(_parse_dotted(p.path or table_path)))
+                p.file, p.line, p.col = _locator(recipe)(tuple(_parse_dotted(p.path)))
             out.append(p)
     return out
 
@@ -351,19 +425,19 @@ def _well_shaped(data: dict) -> bool:
 
 def check_recipe(recipe: Recipe, host) -> list[Problem]:
     """Every problem of an already-read recipe (schema, names, files, requires, cross-field rules)."""
-    problems = [Problem(msg) for msg in host.registry.errors]
-    problems += schema_problems(recipe.data, host.registry, _locator(recipe))
+    problems = schema_problems(recipe.data, host.registry, _locator(recipe))
     if not _well_shaped(recipe.data):
         return problems  # a section that is not a table: the schema said so; the checks below need tables
     problems += _component_problems(recipe, host)
+    problems += _transform_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
     problems += _inherited_trust_problems(recipe)
     if not any(p.path.startswith("distributed") for p in problems):
         problems += _distributed_problems(recipe)
-    if not any(p.path.startswith(("data", "strategy")) for p in problems):
-        problems += _cross_field_problems(recipe, host)
     earlier = list(problems)
+    broken = {_table_of(p.path) for p in earlier if p.path}
+    problems += _cross_field_problems(recipe, host, broken)
     if not any(p.path.startswith(("eval", "training", "dataset")) for p in earlier):
         problems += _setting_problems(recipe, host)
     if not any(p.path.startswith("training") for p in earlier):

@@ -34,19 +34,21 @@ def sftkit(site_dir, *args, env=None, cwd=None):
 
 def test_entry_point_plugin_is_listed_with_components_and_version(site_dir):
     code, out, err = sftkit(site_dir, "plugins", "--format", "json")
-    assert code == 0, err
+    assert code == 1, err  # sftkit-broken failed to load: one rule, any loading problem exits 1
     doc = json.loads(out)
+    assert doc["errors"] == [next(p for p in doc["plugins"] if p["name"] == "broken")["error"].join(
+        ["plugin 'broken' failed to load: ", ""])]
     by_name = {p["name"]: p for p in doc["plugins"]}
     hello = by_name["hello"]
     assert hello["dist"] == "sftkit-hello" and hello["version"] == "0.3.0"
     assert hello["components"] == {"sources": ["hello_rows"], "evaluators": ["hello_eval"]}
-    assert "sftkit_register_commands" in hello["hooks"]
+    assert "sftkit_register_commands" in hello["hooks"] and hello["commands"] == ["hello"]
     assert not any(p["builtin"] for p in doc["plugins"])
 
 
 def test_failed_plugin_is_named_and_other_commands_still_work(site_dir):
-    code, out, _ = sftkit(site_dir, "plugins")
-    assert code == 0
+    code, out, err = sftkit(site_dir, "plugins")
+    assert code == 1 and "error: plugin 'broken' failed to load: ModuleNotFoundError" in err
     assert "broken" in out and "FAILED: ModuleNotFoundError" in out and "sftkit_dependency_that_is_not_installed" in out
     code, out, _ = sftkit(site_dir, "hello")
     assert code == 0 and "hello from sftkit-hello" in out
@@ -123,16 +125,22 @@ def test_misspelled_hook_is_caught_with_suggestion():
     assert 'did you mean "sftkit_register_sources"' in info.error
 
 
-def test_duplicate_names_name_both_origins():
+def test_duplicate_names_disable_the_name_for_both_and_name_both():
     host = make_host(builtins=False, entry_points=False, extra=(("first", DupA()), ("second", DupB())))
-    assert len(host.registry.errors) == 1
-    msg = host.registry.errors[0]
-    assert "'same' is registered twice" in msg and "'first'" in msg and "'second'" in msg
+    assert host.registry.find("sources", "same") is None
+    with pytest.raises(PluginError) as info:
+        host.registry.get("sources", "same")
+    assert str(info.value) == ("source 'same' is registered by plugins 'first' and 'second', so the bare name is "
+                               "disabled; write 'first:same' or 'second:same' to pick one, or disable one plugin "
+                               "with SFTKIT_DISABLE_PLUGINS")
+    assert host.registry.get("sources", "first:same").origin == "first"
+    assert host.registry.get("sources", "second:same").origin == "second"
+    assert not host.failures  # both plugins load; only the clashing name is off
 
 
 def test_plugin_raising_in_hook_is_named():
     host = make_host(builtins=False, entry_points=False, extra=(("raiser", Raises()),))
-    assert "plugin 'raiser' raised in sftkit_register_evaluators: RuntimeError: boom" in host.registry.errors[0]
+    assert host.problems() == ["plugin 'raiser' failed to load: raised in sftkit_register_evaluators: RuntimeError: boom"]
 
 
 def test_lazy_factory_and_factory_errors_name_the_plugin():

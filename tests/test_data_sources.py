@@ -252,7 +252,7 @@ def test_source_checks_for_validate():
     assert "both id and path" in hf_check({"id": "a/b", "path": "d"}, ctx)[0].message
     assert "neither id nor path" in hf_check({}, ctx)[0].message
     assert hf_check({"path": "d"}, ctx) == []
-    assert file_check({"path": "a.csv", "field": "rows"}, ctx)[0].path == "data[0].field"
+    assert file_check({"path": "a.csv", "field": "rows"}, ctx)[0].path == "field"  # validate prefixes data[0].
     assert file_check({"path": "a.json", "field": "rows"}, ctx) == []
 
 

@@ -96,27 +96,30 @@ def test_wheel_ships_code_data_recipes_and_entry_point(plugin, files, tmp_path):
 
 def test_broken_plugins_are_named_and_the_rest_keeps_working(broken_site):
     code, out, err = sftkit("plugins", pythonpath=broken_site)
-    assert code == 1 and "error: plugin 'raising' raised in sftkit_register_evaluators" in err  # reported, not hidden
+    assert code == 1  # reported, not hidden
+    assert "error: plugin 'raising' failed to load: raised in sftkit_register_evaluators" in err
     assert "broken_import (sftkit-broken 0.3.0)" in out
     assert "FAILED: ImportError: sftkit_broken needs libbroken, which is not installed" in out
-    assert "FAILED: plugin 'raising' raised in sftkit_register_evaluators: RuntimeError: evaluator table corrupted" in out
+    assert "FAILED: raised in sftkit_register_evaluators: RuntimeError: evaluator table corrupted" in out
     assert "medical (sftkit-medical 0.1.0)" in out  # the others still load
     code, out, _ = sftkit("recipes", "list", pythonpath=broken_site)
     assert code == 0 and "medical-domain" in out and "code-instruct" in out
 
 
-def test_factory_error_names_the_plugin(broken_site, monkeypatch, tmp_path):
-    from sftkit.api import SourceContext
+def test_a_plugin_failing_in_one_hook_is_removed_entirely(broken_site, monkeypatch, tmp_path):
+    """'raising' registered the source broken_rows before its evaluator hook raised: nothing of it stays."""
     from sftkit.errors import PluginError
     from sftkit.plugins import make_host
 
     for path in reversed(broken_site.split(os.pathsep)):
         monkeypatch.syspath_prepend(path)
     host = make_host()
-    comp = host.registry.get("sources", "broken_rows")
-    assert comp.origin == "raising"
-    with pytest.raises(PluginError, match=r"source 'broken_rows' from plugin 'raising' failed: ValueError: cannot parse row 3"):
-        comp.create({}, SourceContext(base_dir=tmp_path, name="x"))
+    assert host.registry.by_origin("raising") == [] and not host.pm.has_plugin("raising")
+    with pytest.raises(PluginError, match=r"unknown source 'broken_rows'"):
+        host.registry.get("sources", "broken_rows")
+    assert ("plugin 'raising' failed to load: raised in sftkit_register_evaluators: RuntimeError: evaluator table "
+            "corrupted") in host.failure_note()
+
 
 
 def test_requires_checks_installed_plugin_versions(tmp_path, broken_site):

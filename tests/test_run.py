@@ -213,6 +213,30 @@ def test_lifecycle_hooks_are_called(tmp_path, tiny_dir):
     assert seen == [("start", "messages", "run"), ("end", "instruction", True)]
 
 
+def test_failing_lifecycle_hooks_are_named_and_the_run_completes(tmp_path, tiny_dir):
+    from sftkit import hookimpl
+    from sftkit.plugins import make_host
+
+    class Flaky:
+        @hookimpl
+        def sftkit_run_start(self, run):
+            raise RuntimeError("tracker offline")
+
+        @hookimpl
+        def sftkit_run_end(self, run, metrics):
+            raise SystemExit(3)
+
+    lines = []
+    host = make_host(entry_points=False, extra=(("flaky", Flaky()),))
+    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1})
+    out = run(recipe, output=tmp_path / "run", host=host, console=lines.append)
+    expected = ["plugin 'flaky' failed in sftkit_run_start: RuntimeError: tracker offline",
+                "plugin 'flaky' failed in sftkit_run_end: SystemExit: 3"]
+    assert [f"warning: {e}" for e in expected] == [line for line in lines if line.startswith("warning:")]
+    assert (out.run_dir / "COMPLETE").exists()  # a finished training is never lost to a plugin
+    assert json.loads((out.run_dir / "metrics.json").read_text())["plugin_errors"] == expected
+
+
 # --------------------------------------------------------------------------- other strategies
 
 def _prefs(n=16):

@@ -325,7 +325,7 @@ def test_tone_check_flags_method_that_does_not_fit(tmp_path):
         recipe = {"data": [{"source": "jsonl"}]}
         data_kinds = ["labeled"]
 
-    assert check_tone({"method": "dpo"}, Ctx())[0].path == "strategy.method"
+    assert check_tone({"method": "dpo"}, Ctx())[0].path == "method"  # validate prefixes "strategy."
     assert check_tone({"method": "auto"}, Ctx()) == []
 
 

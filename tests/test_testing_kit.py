@@ -56,12 +56,14 @@ def test_check_plugin_accepts_a_conforming_plugin():
 @pytest.mark.parametrize("registration, expected", [
     ((("bad_schema", "sftkit.testing:make_plugin_host"),
       {"schema": {"type": "object", "properties": {"n": {"type": "nope"}}}, "doc": "x"}),
-     "option schema is not valid JSON Schema"),
+     "does not load: in sftkit_register_sources: the option schema of source 'bad_schema' is not valid: "
+     "'nope' is not valid under any of the given schemas (at properties.n.type)"),
     ((("bad_default", "sftkit.testing:make_plugin_host"),
       {"schema": {"type": "object", "properties": {"n": {"type": "integer", "default": "3"}}}, "doc": "x"}),
      "default of option 'n' does not match its schema"),
     ((("jsonl", "sftkit.testing:make_plugin_host"), {"doc": "x"}),
-     "source 'jsonl' is registered twice: by plugin 'sftkit.builtin.sources' and by plugin 'good_plugin'"),
+     "source 'jsonl' is registered by plugins 'sftkit.builtin.sources' and 'good_plugin', so the bare name is "
+     "disabled; write 'good_plugin:jsonl' or 'sftkit:jsonl' to pick one"),
     ((("lazy", "no_such_module_xyz:factory"), {"doc": "x"}),
      "factory 'no_such_module_xyz:factory' cannot be imported: ModuleNotFoundError"),
     ((("not_lazy", "sftkit.testing.make_plugin_host"), {"doc": "x"}), "is not a \"module:attr\" string"),
@@ -104,15 +106,16 @@ def test_check_plugin_reports_a_raising_hook_and_bad_recipes(tmp_path):
     def sftkit_register_sources(register):
         raise RuntimeError("boom")
 
+    problems = plugin_problems(make_plugin(sftkit_register_sources=sftkit_register_sources), check_imports=False)
+    assert problems == ["plugin 'good_plugin' does not load: raised in sftkit_register_sources: RuntimeError: boom"]
+
     @sftkit.hookimpl
     def sftkit_register_recipes(register):
         (tmp_path / "nameless.toml").write_text("[model]\nname = 'x'\n")
         register("missing", str(tmp_path / "nope.toml"), doc="x")
         register("nameless", str(tmp_path / "nameless.toml"), doc="x")
 
-    problems = plugin_problems(make_plugin(sftkit_register_sources=sftkit_register_sources,
-                                           sftkit_register_recipes=sftkit_register_recipes), check_imports=False)
-    assert "plugin 'good_plugin' raised in sftkit_register_sources: RuntimeError: boom" in problems
+    problems = plugin_problems(make_plugin(sftkit_register_recipes=sftkit_register_recipes), check_imports=False)
     assert any("recipe 'missing'" in p and "does not exist" in p for p in problems)
     assert any("recipe 'nameless'" in p and "has no [recipe] name" in p for p in problems)
 
@@ -133,6 +136,45 @@ def test_check_plugin_catches_heavy_imports(tmp_path, monkeypatch):
     problems = plugin_problems("heavy_plugin_mod")
     assert problems == [f"importing heavy_plugin_mod imports numpy: import heavy libraries inside factories, "
                         f"so `sftkit validate` and `sftkit plugins` stay light"]
+
+
+def test_check_plugin_enforces_an_import_time_budget(tmp_path, monkeypatch):
+    (tmp_path / "slow_plugin_mod.py").write_text(textwrap.dedent('''
+        import time
+        import sftkit
+
+        time.sleep(0.5)  # e.g. reading a large file at import
+
+        @sftkit.hookimpl
+        def sftkit_register_sources(register):
+            register("slow", "slow_plugin_mod:factory", doc="x")
+
+        def factory(options, ctx):
+            return []
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (problem,) = plugin_problems("slow_plugin_mod", import_budget_s=0.25)
+    assert problem.startswith("importing slow_plugin_mod took ") and problem.endswith(
+        "s, over the budget of 0.25s: every sftkit command pays it (`sftkit plugins --timings`); move slow work "
+        "into factories")
+
+
+def test_check_plugin_validates_shipped_recipes_fully(tmp_path):
+    (tmp_path / "shipped.toml").write_text(
+        '[recipe]\nname = "shipped"\nrequires = ["not-installed-here"]\n[model]\nname = "package://nope/m.gguf"\n'
+        '[[data]]\nsource = "jsonll"\npath = "d.jsonl"\n[strategy]\nname = "instructio"\n[training]\nmax_step = 3\n')
+
+    @sftkit.hookimpl
+    def sftkit_register_recipes(register):
+        register("shipped", str(tmp_path / "shipped.toml"), doc="x")
+
+    problems = plugin_problems(make_plugin(sftkit_register_recipes=sftkit_register_recipes), check_imports=False)
+    where = f"recipe 'shipped': {tmp_path / 'shipped.toml'}"
+    assert len(problems) == 3  # the model and requires depend on the machine the check runs on: not judged
+    assert problems[0].startswith(f"{where}:7:1: data[0].source: unknown source 'jsonll'; did you mean \"jsonl\"?")
+    assert problems[1].startswith(f"{where}:10:1: strategy.name: unknown strategy 'instructio'; "
+                                  "did you mean \"instruction\"?")
+    assert problems[2] == f"{where}:12:1: training.max_step: unknown key 'max_step'; did you mean \"max_steps\"?"
 
 
 def test_host_is_isolated_from_installed_plugins(sftkit_host):

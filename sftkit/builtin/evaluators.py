@@ -194,8 +194,7 @@ def check_regex(options: dict, ctx=None) -> list:
     try:
         re.compile(pattern)
     except re.error as exc:
-        table = getattr(ctx, "table_path", None)
-        return [Problem(f"regex pattern {pattern!r} is invalid: {exc}", path=f"{table}.pattern" if table else "")]
+        return [Problem(f"regex pattern {pattern!r} is invalid: {exc}", path="pattern")]
     return []
 
 

@@ -82,9 +82,11 @@ SOURCES = {
 
 
 CHECKS = {"hf": "sftkit.data.checks:hf_check", "file": "sftkit.data.checks:file_check"}
+# the canonical kind a source always gives (validate checks it against the strategy without reading data)
+EMITS = {"text_dir": {"emits": "text"}}
 
 
 @hookimpl
 def sftkit_register_sources(register):
     for name, (factory, schema, doc) in SOURCES.items():
-        register(name, factory, schema=schema, doc=doc, check=CHECKS.get(name))
+        register(name, factory, schema=schema, doc=doc, check=CHECKS.get(name), **EMITS.get(name, {}))

@@ -84,7 +84,8 @@ def sftkit_register_strategies(register):
     register("classification", "sftkit.strategies.classification:create", schema=CLASSIFICATION,
              doc="Sequence classification head on a pretrained backbone (encoder or decoder).",
              accepts=["classification"],
-             data_hint='it needs text and label columns: add a label column or map one with columns = {label = "your_column"}')
+             data_hint='it needs text and label columns: add a label column or map one with columns = {label = "your_column"}',
+             starter={"model": "sentence-transformers/all-MiniLM-L6-v2", "template": False})
     register("domain", "sftkit.strategies.domain:create", schema=DOMAIN,
              doc="Continued pretraining on raw text, packed, with optional replay of general text.",
              accepts=["text", "messages"], check="sftkit.strategies.checks:check_domain",

@@ -72,7 +72,6 @@ def shipped_recipes(host=None) -> list[ShippedRecipe]:
 def find_recipe(name: str, host=None) -> ShippedRecipe:
     """The shipped recipe ``name``; an unknown name is a one-line error with "did you mean"."""
     from sftkit.plugins import get_host
-    from sftkit.registry import unknown_component_message
 
     host = host or get_host()
     for recipe in shipped_recipes(host):
@@ -81,7 +80,7 @@ def find_recipe(name: str, host=None) -> ShippedRecipe:
                 raise SftkitError(f"recipe {name!r} from {recipe.plugin}: {recipe.error}",
                                   hint=f"reinstall {recipe.plugin}")
             return recipe
-    raise SftkitError(unknown_component_message(host.registry, "recipes", name) + host.failure_note())
+    raise SftkitError(host.missing_message("recipes", name))
 
 
 # --------------------------------------------------------------------------- copying

@@ -58,10 +58,27 @@ class BatchConverter:
     """The ``Dataset.map(batched=True)`` function turning raw rows into canonical records."""
 
     def __init__(self, fmt: str, kind: str, name: str, cluster: str | None, on_error: str, describe,
-                 tag: str | None = None):
+                 transforms: tuple = (), tag: str | None = None):
         self.fmt, self.kind, self.name = fmt, kind, name
         self.cluster, self.on_error, self.describe = cluster, on_error, describe
+        self.transforms = transforms  # ((label, callable), ...) from [[data]] transforms
         self.tag = tag  # [[data]] cluster = "NAME": every row of the entry is in this cluster
+
+    def _transform(self, record: dict, index: int) -> tuple[dict, str]:
+        for label, fn in self.transforms:
+            try:
+                new = fn(dict(record))
+            except Exception as exc:
+                raise DataError(f"{label} failed on this row: {type(exc).__name__}: {exc}", where=self.describe(index),
+                                hint="fix the transform or the row, or remove the transform") from None
+            if new is None:
+                return PLACEHOLDER[self.kind], f"dropped by {label}"
+            missing = [k for k in PLACEHOLDER[self.kind] if k not in new] if isinstance(new, dict) else ["a dict"]
+            if missing:
+                raise DataError(f"{label} returned {type(new).__name__} without {', '.join(missing)}: a transform "
+                                f"returns a {self.kind} record (or None to drop the row)", where=self.describe(index))
+            record = new
+        return record, ""
 
     def __call__(self, batch: dict, indices: list) -> dict:
         keys = list(batch)
@@ -72,6 +89,8 @@ class BatchConverter:
             try:
                 record = formats.convert(row, self.fmt, self.kind)
                 error = ""
+                if self.transforms:
+                    record, error = self._transform(record, index)
             except formats.RowError as exc:
                 if self.on_error != "skip":
                     raise DataError(exc.detail, where=self.describe(index),
@@ -104,6 +123,7 @@ class _Entry:
     on_error: str
     cluster: str | None
     where: str
+    transforms: tuple = ()
     tag: str | None = None
 
 
@@ -145,10 +165,7 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
         raise DataError('missing "source" (e.g. source = "jsonl")', where=f"data[{index}]")
     comp = host.registry.find("sources", source)
     if comp is None:
-        names = host.registry.names("sources")
-        hint = did_you_mean(source, names)
-        raise DataError(f"unknown source {source!r}" + (f"; {hint}" if hint else "")
-                        + f" (available: {', '.join(names) or 'none'})" + host.failure_note(), where=f"data[{index}]")
+        raise DataError(host.missing_message("sources", source), where=f"data[{index}]")
     common = _common_keys()
     options = {k: v for k, v in table.items() if k not in common}
     on_error = table.get("on_error", "error")
@@ -194,7 +211,23 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
         raise DataError("give cluster (one cluster for every row) or cluster_column (a column per row), not both",
                         where=where)
     return _Entry(index, name, table, raw, fmt, table.get("split", "auto"), float(table.get("weight", 1.0)),
-                  on_error, cluster, where, table.get("cluster"))
+                  on_error, cluster, where, _transforms(table, index, host), table.get("cluster"))
+
+
+def _transforms(table: dict, index: int, host) -> tuple:
+    """``((label, callable), ...)`` for the entry's ``transforms`` list, built by their factories."""
+    from ..schema import fill_component_defaults
+
+    out = []
+    for j, spec in enumerate(table.get("transforms") or []):
+        name, options = (spec, {}) if isinstance(spec, str) else (spec.get("name"), {k: v for k, v in spec.items()
+                                                                                     if k != "name"})
+        comp = host.registry.find("transforms", str(name))
+        if comp is None:
+            raise DataError(host.missing_message("transforms", str(name)), where=f"data[{index}].transforms[{j}]")
+        fn = comp.create(fill_component_defaults(comp.schema, options))
+        out.append((f"transform {comp.name!r} from plugin {comp.origin!r}", fn))
+    return tuple(out)
 
 
 # kinds a record converts into when a strategy trains on the other (chat rows become plain text)
@@ -218,8 +251,9 @@ def _target_kind(entries: list[_Entry], accepts: tuple) -> str:
 
 def _convert(entry: _Entry, kind: str):
     ds = entry.raw.dataset
-    fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe, entry.tag)
-    fp_src = getattr(ds, "_fingerprint", None)
+    fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe,
+                        entry.transforms, entry.tag)
+    fp_src = getattr(ds, "_fingerprint", None) if not entry.transforms else None  # transforms: no reuse
     fingerprint = None
     if fp_src:
         from .arrowcache import code_version

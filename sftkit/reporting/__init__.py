@@ -77,14 +77,40 @@ def plugin_sections(run: Any, metrics: dict, host: Any) -> list[tuple[str, str]]
         return out
     caller = host.pm.hook.sftkit_report_sections
     for impl in caller.get_hookimpls():
+        args = {"run": run, "metrics": metrics}
         try:
-            result = impl.function(run=run, metrics=metrics)
-            for item in result or []:
-                title, md = item
-                out.append((str(title), str(md)))
-        except Exception as exc:
+            result = impl.function(*[args[a] for a in impl.argnames])
+            out.extend([(str(title), str(md)) for title, md in result or []])  # all of a plugin's, or none
+        except (Exception, SystemExit) as exc:
             out.append((f"Plugin {impl.plugin_name}: section failed",
                         f"The plugin's `sftkit_report_sections` raised {type(exc).__name__}: {exc}"))
+    return out
+
+
+FINDING_KEYS = ("level", "code", "title", "detail", "fix")
+
+
+def plugin_findings(run: Any, metrics: dict, host: Any) -> list[dict]:
+    """Findings from every ``sftkit_health_findings`` implementation; one that raises or returns
+    something else than finding dicts gets a warning finding naming the plugin."""
+    out: list[dict] = []
+    if host is None:
+        return out
+    args = {"run": run, "metrics": metrics}
+    for impl in host.pm.hook.sftkit_health_findings.get_hookimpls():
+        try:
+            found = list(impl.function(*[args[a] for a in impl.argnames]) or [])
+            bad = [f for f in found if not isinstance(f, dict) or not set(FINDING_KEYS) <= set(f)
+                   or f["level"] not in ("error", "warning", "info")]
+            if bad:
+                raise ValueError(f"{bad[0]!r} is not a finding (a dict with {', '.join(FINDING_KEYS)}; "
+                                 "level error, warning or info)")
+            out.extend({k: str(f[k]) for k in FINDING_KEYS} for f in found)
+        except (Exception, SystemExit) as exc:
+            out.append({"level": "warning", "code": f"plugin:{impl.plugin_name}",
+                        "title": f"Plugin {impl.plugin_name}: health check failed",
+                        "detail": f"its sftkit_health_findings raised {type(exc).__name__}: {exc}",
+                        "fix": "fix or disable that plugin (SFTKIT_DISABLE_PLUGINS)"})
     return out
 
 
@@ -123,6 +149,7 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
     findings = health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
                               eval_rows=metrics.get("eval") or [], train_texts=train_texts,
                               train_metrics=metrics.get("train"))
+    findings += plugin_findings(run, metrics, host)
     ctx = {
         "metrics": metrics, "log": log, "data_stats": data_stats, "findings": findings,
         "png_name": png.name if png else None, "png_b64": render.png_base64(png),

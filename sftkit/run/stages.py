@@ -63,6 +63,7 @@ class RunState:
     tuned_formatter: Any = None
     tuned_results: dict = field(default_factory=dict)
     claimed: str = "new"
+    plugin_errors: list = field(default_factory=list)  # lifecycle hooks that raised, named
     existed: bool = False
     lock: Any = None  # rundir.RunLock, held from check_run_dir to the end of the run
     diverged: str | None = None  # why the trained model is unusable (NaN/inf), or None
@@ -343,8 +344,10 @@ def open_run_dir(state: RunState, *, allow_data_change: bool = False) -> None:
     world = state.ctx.world
     if world is not None:
         distributed.barrier(world)
-    if state.main:
-        state.host.pm.hook.sftkit_run_start(run=state.ctx)
+    if state.main:  # isolated: a plugin that raises is named and the run goes on
+        from sftkit.plugins import call_hook
+
+        state.plugin_errors = call_hook(state.host, "sftkit_run_start", state.say, run=state.ctx)
 
 
 def _open_run_dir(state: RunState, allow_data_change: bool) -> None:
@@ -578,6 +581,10 @@ def finish(state: RunState) -> RunOutcome:
                           elapsed=time.time() - state.started, gate_failures=failures, mode=state.mode)
     data_stats = dict(getattr(ctx.data, "stats", None) or {})
     data_stats.update(ctx.data_stats)
+    if state.plugin_errors:
+        metrics["plugin_errors"] = list(state.plugin_errors)
+    if ctx.plugin_metrics:  # plugins' own numbers, so `sftkit report` re-renders their sections the same
+        metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
     outputs.write_json(state.run_dir / "metrics.json", metrics)
     outputs.write_json(state.run_dir / "data_stats.json", data_stats)
     if state.mode == "eval":
@@ -594,7 +601,15 @@ def finish(state: RunState) -> RunOutcome:
     if state.mode == "run":
         from . import checkpoints, rundir
 
-        state.host.pm.hook.sftkit_run_end(run=ctx, metrics=metrics)
+        from sftkit.plugins import call_hook
+
+        end_errors = call_hook(state.host, "sftkit_run_end", state.say, run=ctx, metrics=metrics)
+        if end_errors or ctx.plugin_metrics != metrics.get("plugins", {}):  # never lost, never silent
+            if end_errors:
+                metrics["plugin_errors"] = state.plugin_errors + end_errors
+            if ctx.plugin_metrics:
+                metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
+            outputs.write_json(state.run_dir / "metrics.json", metrics)
         checkpoints.clean(state.run_dir, keep=bool(state.data.get("output", {}).get("keep_checkpoints")), say=state.say)
         rundir.mark_complete(state.run_dir, {"recipe": state.recipe.name, "elapsed_s": round(elapsed, 2)})
     if failures and not enforced:

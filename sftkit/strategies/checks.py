@@ -26,7 +26,7 @@ def check_tone(options: dict, ctx) -> list:
     if method in METHOD_KINDS and kinds and not kinds & set(METHOD_KINDS[method]):
         return [Problem(f"method {method!r} needs {' or '.join(METHOD_KINDS[method])} data, "
                         f"but the data is {', '.join(sorted(kinds))}",
-                        path="strategy.method",
+                        path="method",
                         hint='use method = "auto" to pick the method from the data')]
     return []
 
@@ -36,5 +36,5 @@ def check_domain(options: dict, ctx) -> list:
     replay = options.get("replay")
     if isinstance(replay, dict) and not replay.get("path"):
         return [Problem("replay needs a path to general text (.txt/.md files, or .jsonl/.csv with a text column)",
-                        path="strategy.replay")]
+                        path="replay")]
     return []

@@ -417,7 +417,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     runtime = metrics.get("train_runtime") or elapsed
     if counter is not None:
         run.extras["token_counter"] = counter
-    metrics["peak_memory_mb_per_rank"] = _peak_memory_per_rank(run)
+    metrics["peak_memory_gb_per_rank"] = _per_rank(run, metrics["peak_memory_gb"])
     if counter is not None and trainer.args.world_size > 1:
         counter = _all_ranks(counter, run)
     if counter is not None and counter.batches:
@@ -442,19 +442,11 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     return TrainResult(model_dir=model_dir, metrics=metrics, log_history=history, model=final, tokenizer=tokenizer)
 
 
-def _peak_memory_per_rank(run) -> list:
-    """Peak memory of each process so far, in MB: GPU memory allocated on a GPU, else resident set size."""
-    import resource
-
-    import torch
-
+def _per_rank(run, value) -> list:
+    """``value`` of every process of the run, in rank order (``[value]`` for one process)."""
     from sftkit.run.distributed import gather_lists, world_from_env
 
-    if torch.cuda.is_available():
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-    return gather_lists(getattr(run, "world", None) or world_from_env(), [round(peak, 1)])
+    return gather_lists(getattr(run, "world", None) or world_from_env(), [value])
 
 
 def _all_ranks(counter: TokenCounter, run) -> TokenCounter:

@@ -30,6 +30,7 @@ def sftkit_register_sources(register):
             },
         },
         doc="Python instruction -> solution pairs from a JSONL file.",
+        emits="messages",  # prompt/completion rows: sftkit validate checks the strategy takes them
     )
     register(
         "humaneval_solutions",
@@ -47,6 +48,7 @@ def sftkit_register_sources(register):
             },
         },
         doc="HumanEval prompts + canonical solutions as instruction -> solution rows, evaluation problems excluded.",
+        emits="messages",
     )
 
 

