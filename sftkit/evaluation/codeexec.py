@@ -35,6 +35,7 @@ outside the candidate either way.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -382,7 +383,9 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
         as_nobody = box.as_nobody if box else (hasattr(os, "geteuid") and os.geteuid() == 0)
         python = box.python if box else _sandbox.usable_python(as_nobody)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-        args = [entry, str(int(memory_mb)), str(int(timeout) + 2)]
+        # the CPU limit is a backstop above the checker's wall-clock deadline (start-up grace + timeout):
+        # a loop must end as "timed out" by the checker, not as a kill whose report depends on timing
+        args = [entry, str(int(memory_mb)), str(int(math.ceil(timeout + STARTUP_GRACE)) + 2)]
         if box is not None:
             cmd = box.command(job, "c", "candidate.py", ["/sandbox/program.py", *args],
                               {**env, "HOME": "/tmp", "TMPDIR": "/tmp"})
