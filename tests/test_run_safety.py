@@ -174,7 +174,9 @@ def test_report_of_an_unfinished_run_says_so(finished, tmp_path):
 def test_ctrl_c_and_sigterm_stop_with_the_step_and_how_to_continue(recipe, tmp_path, sig):
     out = tmp_path / f"stopped-{sig.name}"
     proc = subprocess.Popen([*SFTKIT, "run", str(recipe), "--output", str(out)], cwd=tmp_path,
-                            env=_env(SFTKIT_STEP_SLEEP="0.5"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=_env(SFTKIT_STEP_SLEEP="0.5"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background (CI) ignores SIGINT, and the child would inherit it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     marker = out / "checkpoints" / "checkpoint-3" / "trainer_state.json"
     deadline = time.time() + 240
     while not marker.exists():

@@ -162,7 +162,8 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
 
 def _round(x):
-    return round(x, 3) if isinstance(x, (int, float)) and math.isfinite(x) else None
+    """Three significant figures: a tiny model's fraction-of-a-millisecond step must not print as 0."""
+    return float(f"{x:.3g}") if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
 def _disk(data: dict, total: int, trainable: int, weight_bytes: int, steps: int) -> dict:
