@@ -41,6 +41,14 @@ class BaseEvaluator:
     def evaluate(self, target: Any, run: Any) -> EvalResult:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def source_records(self, run: Any) -> list:
+        """The raw records to score: inline ``items``, else the ``path`` file, else the eval split."""
+        if self.options.get("items") is not None:
+            return list(self.options["items"])
+        if self.opt("path"):
+            return read_records(resolve(run, self.opt("path")), where=f"[[eval]] {self.name}")
+        return eval_split_rows(run)
+
 
 # ---------------------------------------------------------------------------- reading items
 def read_records(path: Path, *, where: str = "") -> list[dict]:

@@ -10,7 +10,7 @@ from typing import Any
 from ..api import EvalResult
 from . import metrics as M
 from ..sampling import sample_rows
-from .base import BaseEvaluator, by_cluster, empty_result, eval_split_rows, read_records, resolve, run_seed
+from .base import BaseEvaluator, by_cluster, empty_result, run_seed
 
 
 class ClassificationEvaluator(BaseEvaluator):
@@ -20,12 +20,7 @@ class ClassificationEvaluator(BaseEvaluator):
 
     def rows(self, run: Any) -> list[dict]:
         text_f, label_f = self.opt("text_field", "text"), self.opt("label_field", "label")
-        if self.options.get("items") is not None:
-            raw = list(self.options["items"])
-        elif self.opt("path"):
-            raw = read_records(resolve(run, self.opt("path")), where=f"[[eval]] {self.name}")
-        else:
-            raw = eval_split_rows(run)
+        raw = self.source_records(run)
         rows = [{"text": str(r[text_f]), "label": str(r[label_f]), "cluster": r.get("cluster")}
                 for r in raw if text_f in r and label_f in r and r[label_f] is not None]
         return sample_rows(rows, self.opt("limit"), seed=run_seed(run), fields=("label", "cluster"))

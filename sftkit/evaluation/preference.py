@@ -11,7 +11,7 @@ from typing import Any
 
 from ..api import EvalResult
 from ..sampling import sample_rows
-from .base import BaseEvaluator, empty_result, eval_split_rows, prompt_text, read_records, resolve, run_seed
+from .base import BaseEvaluator, empty_result, prompt_text, run_seed
 
 
 def _messages(prompt: Any) -> list[dict]:
@@ -32,12 +32,7 @@ class PreferenceEvaluator(BaseEvaluator):
     higher_is_better = True
 
     def pairs(self, run: Any) -> list[dict]:
-        if self.options.get("items") is not None:
-            raw = list(self.options["items"])
-        elif self.opt("path"):
-            raw = read_records(resolve(run, self.opt("path")), where=f"[[eval]] {self.name}")
-        else:
-            raw = eval_split_rows(run)
+        raw = self.source_records(run)
         rows = [r for r in raw if isinstance(r, dict) and r.get("prompt") is not None
                 and r.get("chosen") is not None and r.get("rejected") is not None]
         return sample_rows(rows, self.opt("limit"), seed=run_seed(run))
