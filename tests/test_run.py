@@ -232,7 +232,8 @@ def test_failing_lifecycle_hooks_are_named_and_the_run_completes(tmp_path, tiny_
     out = run(recipe, output=tmp_path / "run", host=host, console=lines.append)
     expected = ["plugin 'flaky' failed in sftkit_run_start: RuntimeError: tracker offline",
                 "plugin 'flaky' failed in sftkit_run_end: SystemExit: 3"]
-    assert [f"warning: {e}" for e in expected] == [line for line in lines if line.startswith("warning:")]
+    # other warnings (a busy machine's thread advice) depend on the machine; the plugin ones must be exact
+    assert [f"warning: {e}" for e in expected] == [line for line in lines if line.startswith("warning: plugin")]
     assert (out.run_dir / "COMPLETE").exists()  # a finished training is never lost to a plugin
     assert json.loads((out.run_dir / "metrics.json").read_text())["plugin_errors"] == expected
 
