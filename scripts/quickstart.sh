@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up sftkit and run the quickstart: fine-tune SmolLM2-135M-Instruct (offline GGUF) so it learns
-# a new, measured behaviour, in about 5 minutes on 2 CPU cores. Prints the behaviour before and after.
+# a new, measured behaviour, in about a minute on 2 idle CPU cores (plus set-up). Prints the behaviour before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
