@@ -108,6 +108,8 @@ def test_headless_chromium_battle_vote_reveal_ratings(arena):
     srv, _ = arena
     browser = _chrome()
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
 
     try:
         browser.get(srv.url + "/")
@@ -118,11 +120,13 @@ def test_headless_chromium_battle_vote_reveal_ratings(arena):
         assert browser.find_element(By.ID, "prompt").text == PROMPT
         assert not browser.find_elements(By.CSS_SELECTOR, ".model")  # names hidden
         browser.find_element(By.ID, "vote-a").click()
-        assert browser.find_element(By.ID, "voted").text == "You voted: A is better."
+        # the vote is a form post: wait for the next page instead of racing the navigation
+        wait = WebDriverWait(browser, 60)
+        assert wait.until(EC.presence_of_element_located((By.ID, "voted"))).text == "You voted: A is better."
         names = {browser.find_element(By.ID, f"model-{s}").text for s in "ab"}
         assert names == {"alpha", "beta"}
         browser.find_element(By.ID, "ratings").click()
-        table = browser.find_element(By.CSS_SELECTOR, "table.ratings").text
+        table = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "table.ratings"))).text
         assert "alpha" in table and "beta" in table and "win rate" in table
         assert browser.title != "pwned"
     finally:
