@@ -82,12 +82,9 @@ class Target:
     def max_length(self) -> int:
         if self._max_length:
             return int(self._max_length)
-        cfg = getattr(self.model, "config", None)
-        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-            value = getattr(cfg, attr, None)
-            if isinstance(value, int) and 0 < value < 10**7:
-                return value
-        return 2048
+        from ..modeling.loading import context_length
+
+        return context_length(self.model)
 
     @property
     def is_classifier(self) -> bool:

@@ -285,3 +285,13 @@ def _load_adapter(model_dir: Path, adapter_cfg: dict, config: dict):
                               hint="re-create it (a GGUF base is re-converted by any run on the same file) "
                                    "or save with [adapter].merge = true") from err
     return PeftModel.from_pretrained(base_model, model_dir)
+
+
+def context_length(model, default: int = 2048) -> int:
+    """The longest input ``model`` was built for, from its config (``default`` when it says none)."""
+    cfg = getattr(model, "config", None)
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(cfg, attr, None)
+        if isinstance(value, int) and 0 < value < 10**7:
+            return value
+    return default

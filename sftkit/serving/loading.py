@@ -84,23 +84,16 @@ class ServedModel:
 
     @property
     def context_length(self) -> int:
-        cfg = getattr(self.model, "config", None)
-        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-            value = getattr(cfg, attr, None)
-            if isinstance(value, int) and 0 < value < 10**7:
-                return value
-        return 2048
+        from ..modeling.loading import context_length
+
+        return context_length(self.model)
 
 
 def best_device() -> str:
-    """cuda, then mps, then cpu."""
-    import torch
+    """cuda, then mps, then cpu (the run's own rule, ``sftkit.run.devices``)."""
+    from ..run.devices import available
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return available()[0]
 
 
 def load_model(ref: ModelRef, *, max_batch: int = 8, device: str | None = None, console=None) -> ServedModel:
