@@ -120,7 +120,7 @@ class Strategy:
             return cached
         from .models import load_causal_lm
 
-        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke, console=run.console)
+        model, tokenizer = load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=run.smoke, console=run.console)
         if run.formatter is not None:
             run.formatter.setup(tokenizer, model)
         if tokenizer.pad_token_id is None:
@@ -197,14 +197,33 @@ class RunContext:
     # same with `sftkit report` (set them before the report: in run_start, a component or an evaluator)
     plugin_metrics: dict = field(default_factory=dict)
 
+    # the typed slices of ``recipe`` (sftkit.config.Config); built from ``recipe`` when not given
+    config: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.config is None:
+            from .config import resolve
+
+            self.config = resolve(self.recipe if isinstance(self.recipe, dict) else {})
+
     @property
     def model_dir(self) -> Path:
         return self.run_dir / "model"
 
     @property
-    def training(self) -> dict:
-        return self.recipe.get("training", {})
+    def training(self) -> "Any":
+        """``[training]`` (sftkit.config.Training: typed, defaults filled; also reads like a dict)."""
+        return self.config.training
 
     @property
     def seed(self) -> int:
-        return int(self.recipe.get("recipe", {}).get("seed", 42))
+        """The recipe's seed."""
+        return self.config.seed
+
+    @property
+    def tokenization(self) -> "Any":
+        """How training rows become token ids, as the run decides it from ``[training] max_length``
+        and ``[dataset]`` (sftkit.config.Tokenization)."""
+        from .config import Tokenization
+
+        return Tokenization.of_config(self.config)

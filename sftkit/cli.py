@@ -215,7 +215,7 @@ def resolve(recipe, overrides, show_secrets, nproc, nnodes):
         show()
     data = loaded.data if show_secrets else redact(loaded.data, loaded.secrets)
     size = nproc * nnodes if nproc else world_from_env().size
-    b = global_batch(data.get("training", {}), size)
+    b = global_batch(loaded.config.training, size)
     batch = (f"# global batch: {b['per_device']} per device × {b['accumulation']} accumulation × "
              f"{b['world_size']} process(es) = {b['global']} rows per optimizer step"
              + ("" if nproc else " (--nproc N shows it for N processes)"))

@@ -62,6 +62,13 @@ class Recipe:
     def name(self) -> str:
         return str(self.data.get("recipe", {}).get("name", "recipe"))
 
+    @property
+    def config(self):
+        """The typed slices of ``data`` (:class:`sftkit.config.Config`)."""
+        from .config import resolve
+
+        return resolve(self.data)
+
 
 def dotted(path) -> str:
     """``("data", 0, "path")`` -> ``data[0].path``."""
@@ -378,11 +385,6 @@ def recipe_hash(data: dict) -> str:
     """sha256 of the canonical JSON of a resolved recipe."""
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def component_options(table: dict, common_keys) -> dict:
-    """A component table minus the keys sftkit itself handles."""
-    return {k: v for k, v in table.items() if k not in common_keys}
 
 
 def redact(data: dict, secrets: set) -> dict:

@@ -79,20 +79,23 @@ def starter_recipe(strategy: str, name: str, host) -> str:
     for key, sub in ((comp.schema or {}).get("properties") or {}).items():
         if "default" in sub:
             strategy_table[key] = sub["default"]
+    from .config import Output, RecipeInfo, Template, Training
+
+    t = Training()
     parts = [
         "#:schema ./sftkit.schema.json",
         "# (editor completion: write the schema beside this file with `sftkit schema -o sftkit.schema.json`)",
         f"# A starting recipe for the {strategy!r} strategy, written by `sftkit init`.",
         "# Check it with `sftkit validate`, look at the data with `sftkit preview`, train with `sftkit run`.",
         "",
-        _section("recipe", {"name": name, "seed": 42}, NOTES["recipe"]),
+        _section("recipe", {"name": name, "seed": RecipeInfo().seed}, NOTES["recipe"]),
         _section("model", {"name": model}, NOTES["model"]),
         _section("data", {"source": "inline", "rows": rows}, NOTES["data"], array=True),
     ]
     if starter.get("template", True):
-        parts.append(_section("template", {"formatter": "chat"}, NOTES["template"]))
+        parts.append(_section("template", {"formatter": Template().formatter}, NOTES["template"]))
     parts.append(_section("strategy", strategy_table, NOTES["strategy"], props=(comp.schema or {}).get("properties", {})))
-    parts.append(_section("training", {"max_steps": 20, "per_device_train_batch_size": 8, "learning_rate": 5e-5,
-                                       "max_length": 512}, NOTES["training"]))
-    parts.append(_section("output", {"dir": "runs/{recipe.name}"}, NOTES["output"]))
+    parts.append(_section("training", {"max_steps": 20, "per_device_train_batch_size": t.per_device_train_batch_size,
+                                       "learning_rate": t.learning_rate, "max_length": t.max_length}, NOTES["training"]))
+    parts.append(_section("output", {"dir": Output().dir}, NOTES["output"]))
     return "\n".join(parts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import DataEntry, Distributed
 from .core_schema import COMPONENT_TABLES
 from .detect import detect_format, kind_of_format, peek_fields
 from .errors import Problem, SftkitError
@@ -34,18 +35,13 @@ class CheckContext:
     data_fields: list  # field names of each [[data]] entry's first row, None where unknown
 
 
-# keys sftkit takes out of a component table before calling the factory (the rest are its options)
-FACTORY_DROPS = {"data": "common", "template": "key", "strategy": "common", "eval": "common"}
-
-
 def factory_options(table: str, item: dict, comp) -> dict:
-    """The options the factory of ``comp`` receives for this recipe table (defaults filled)."""
+    """The options the factory of ``comp`` receives for this recipe table (defaults filled): the
+    run's rule (:func:`sftkit.config.factory_options`)."""
+    from .config import factory_options as options_of
     from .schema import fill_component_defaults
 
-    _kind, key, common, _default = COMPONENT_TABLES[table]
-    drop = {key} if FACTORY_DROPS[table] == "key" else set(common)
-    options = {k: v for k, v in item.items() if k not in drop}
-    return fill_component_defaults(comp.schema, options)
+    return fill_component_defaults(comp.schema, options_of(table, item))
 
 
 def _locator(recipe: Recipe):
@@ -198,11 +194,11 @@ def _data_shape(recipe: Recipe, host, broken: set = frozenset()) -> tuple[list, 
     has schema problems of its own)."""
     kinds, fields_all = [], []
     for i, item in enumerate(recipe.data.get("data") or []):
-        if not isinstance(item, dict) or f"data[{i}]" in broken or not isinstance(item.get("format", "auto"), str):
+        fmt = item.get("format", DataEntry().format) if isinstance(item, dict) else None
+        if not isinstance(item, dict) or f"data[{i}]" in broken or not isinstance(fmt, str):
             kinds.append(None)
             fields_all.append(None)
             continue
-        fmt = item.get("format", "auto")
         comp = component_of("data", item, host.registry)
         emits = comp.meta.get("emits") if comp is not None else None
         path = None
@@ -354,7 +350,7 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
     if not isinstance(table, dict):
         return []
     out: list[Problem] = []
-    strategy = table.get("strategy", "ddp")
+    strategy = table.get("strategy", Distributed().strategy)
     fsdp, ds = table.get("fsdp"), table.get("deepspeed")
     here = ("distributed",)
     if isinstance(fsdp, dict) and strategy != "fsdp":

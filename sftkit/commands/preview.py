@@ -24,22 +24,22 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
 
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
-    data = recipe.data
-    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir)  # fails fast, before the data
-    strategy = _strategy(data, host)
+    config = recipe.config
+    tokenizer = _load_tokenizer(config.model, recipe.base_dir)  # fails fast, before the data
+    from sftkit.run.stages import accepted_kinds, make_strategy
+
+    strategy, comp = make_strategy(config.strategy, host, required=False)
     if hasattr(strategy, "preview_encode"):  # the strategy encodes rows its own way (no chat template)
-        return _strategy_preview(strategy, data, recipe.base_dir, tokenizer, host, n=n, split=split)
+        return _strategy_preview(strategy, config, recipe.base_dir, tokenizer, host, n=n, split=split)
+    from sftkit.config import Tokenization
     from sftkit.templates import make_formatter
 
-    formatter = make_formatter(data, host=host)
+    formatter = make_formatter(config.template, host=host)
     formatter.setup(tokenizer)
-    strategy = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
-    bundle = load_data(data, recipe.base_dir, host=host, accepts=tuple(strategy.meta.get("accepts") or ()) if strategy else ())
-    training = data.get("training") or {}
-    dataset_cfg = data.get("dataset") or {}
-    tb = tokenize_bundle(bundle, formatter, max_length=int(training.get("max_length", 512)),
-                         truncation=dataset_cfg.get("truncation", "truncate"),
-                         min_trained_tokens=int(dataset_cfg.get("min_trained_tokens", 1)))
+    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(None, comp))
+    tok = Tokenization.of_config(config)
+    tb = tokenize_bundle(bundle, formatter, max_length=tok.max_length, truncation=tok.truncation,
+                         min_trained_tokens=tok.min_trained_tokens)
     ds = tb.train if split == "train" else tb.eval
     if ds is None:
         raise DataError("the recipe has no eval split",
@@ -53,27 +53,17 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
             if row.get(key) is not None:
                 ex[key] = row[key]
         examples.append(ex)
-    name = (data.get("recipe") or {}).get("name")
-    return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
+    return {"recipe": config.recipe.name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
             "tokenizer": tokenizer}
 
 
-def _strategy(data: dict, host):
-    from sftkit.core_schema import STRATEGY_COMMON
-    from sftkit.recipe import component_options
-
-    table = data.get("strategy") or {}
-    comp = host.registry.find("strategies", str(table.get("name")))
-    return comp.create(component_options(table, STRATEGY_COMMON)) if comp is not None else None
-
-
-def _strategy_preview(strategy, data: dict, base_dir, tokenizer, host, *, n: int, split: str) -> dict:
+def _strategy_preview(strategy, config, base_dir, tokenizer, host, *, n: int, split: str) -> dict:
     """A preview from the strategy's own ``preview_encode`` (what its training feeds the model)."""
     from sftkit.api import IGNORE_INDEX
     from sftkit.data import load_data
 
-    bundle = load_data(data, base_dir, host=host)
-    ds = strategy.preview_encode(bundle, tokenizer, data, split)
+    bundle = load_data(config, base_dir, host=host)
+    ds = strategy.preview_encode(bundle, tokenizer, config.training.max_length, split)
     if ds is None:
         raise DataError(f"the recipe has no {split} rows", hint='set [dataset] eval_fraction = 0.1 for an eval split')
     examples = []
@@ -86,8 +76,7 @@ def _strategy_preview(strategy, data: dict, base_dir, tokenizer, host, *, n: int
             ex["label"] = row["target"]
             ex["trains"] = f"the class {row['target']!r} (the head's output), no token of the text"
         examples.append(ex)
-    name = (data.get("recipe") or {}).get("name")
-    return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": bundle.stats,
+    return {"recipe": config.recipe.name, "split": split, "rows": len(ds), "examples": examples, "stats": bundle.stats,
             "tokenizer": tokenizer}
 
 

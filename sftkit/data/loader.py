@@ -18,12 +18,6 @@ CONVERTER_VERSION = "2"
 INTERNAL = ("_hash", "_phash", "_error")
 
 
-def _common_keys() -> set:
-    from ..core_schema import DATA_COMMON
-
-    return set(DATA_COMMON)
-
-
 def canonical_features(kind: str):
     """The ``datasets.Features`` of converted rows of ``kind`` (plus source/cluster and internals)."""
     from datasets import Features, List, Value
@@ -157,7 +151,7 @@ def _to_raw(result: Any, name: str) -> RawRows:
     return RawRows(result, lambda i: f"{name} row {i + 1}", [], {})
 
 
-def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -> _Entry:
+def _read(index: int, table, base_dir: Path, host, seed: int, used: set) -> _Entry:
     name = _entry_name(table, index, used)
     where = f"data[{index}] ({name})"
     source = table.get("source")
@@ -166,9 +160,10 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
     comp = host.registry.find("sources", source)
     if comp is None:
         raise DataError(host.missing_message("sources", source), where=f"data[{index}]")
-    common = _common_keys()
-    options = {k: v for k, v in table.items() if k not in common}
-    on_error = table.get("on_error", "error")
+    from ..config import factory_options
+
+    options = factory_options("data", table)
+    on_error = table.on_error
     # max_rows samples with the seed (stratified by cluster / label): the source reads every row
     ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=None, on_error=on_error)
     raw = _to_raw(comp.create(options, ctx), name)
@@ -201,7 +196,7 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
         raw.dataset = ds.rename_columns(renames)
         cluster = renames.get(cluster, cluster)
     cols = raw.dataset.column_names
-    fmt = table.get("format", "auto")
+    fmt = table.format
     sample = raw.dataset[0] if len(raw.dataset) else None
     if fmt == "auto":
         fmt = formats.detect_format(cols, sample, where)
@@ -210,7 +205,7 @@ def _read(index: int, table: dict, base_dir: Path, host, seed: int, used: set) -
     if table.get("cluster") is not None and table.get("cluster_column") is not None:
         raise DataError("give cluster (one cluster for every row) or cluster_column (a column per row), not both",
                         where=where)
-    return _Entry(index, name, table, raw, fmt, table.get("split", "auto"), float(table.get("weight", 1.0)),
+    return _Entry(index, name, table, raw, fmt, table.split, float(table.weight),
                   on_error, cluster, where, _transforms(table, index, host), table.get("cluster"))
 
 
@@ -287,8 +282,20 @@ def _zero_rows_message(stats: dict, split_note: str) -> str:
     return f"no train rows left{split_note} ({' | '.join(parts) or 'no entries'})"
 
 
-def load_data(recipe: dict, base_dir: Path, *, host=None, require_train: bool = True, accepts=()) -> DataBundle:
-    """Read every ``[[data]]`` entry of ``recipe`` and return canonical train/eval rows with statistics.
+def load_data(recipe, base_dir: Path, *, host=None, require_train: bool = True, accepts=()) -> DataBundle:
+    """Read every ``[[data]]`` entry of ``recipe`` (a recipe dict or :class:`sftkit.config.Config`)
+    and return canonical train/eval rows with statistics: :func:`load_entries` on its slices."""
+    from ..config import Config, resolve
+
+    config = recipe if isinstance(recipe, Config) else resolve(recipe)
+    return load_entries(config.data, config.dataset, base_dir, seed=config.seed, host=host,
+                        require_train=require_train, accepts=accepts)
+
+
+def load_entries(tables, dataset_cfg, base_dir: Path, *, seed: int, host=None, require_train: bool = True,
+                 accepts=()) -> DataBundle:
+    """Read the ``[[data]]`` entries (``sftkit.config.DataEntry`` slices), combined as ``[dataset]``
+    says (a ``sftkit.config.Dataset``), and return canonical train/eval rows with statistics.
 
     Raises :class:`sftkit.errors.DataError` (one line naming file and line/row) for bad input, and
     when no train row is left (unless ``require_train`` is false: ``sftkit eval`` needs none).
@@ -304,11 +311,12 @@ def load_data(recipe: dict, base_dir: Path, *, host=None, require_train: bool = 
         from ..plugins import get_host
 
         host = get_host()
-    tables = recipe.get("data") or []
+    from ..config import Dataset, DataEntry
+
+    tables = [DataEntry.coerce(t) for t in tables or ()]
     if not tables:
         raise DataError("the recipe has no [[data]] entries", hint='add [[data]] with source = "jsonl" and path = ...')
-    dataset_cfg = recipe.get("dataset") or {}
-    seed = int((recipe.get("recipe") or {}).get("seed", 42))
+    dataset_cfg = Dataset.coerce(dataset_cfg)
 
     used: set = set()
     entries = [_read(i, t, Path(base_dir), host, seed, used) for i, t in enumerate(tables)]
@@ -336,7 +344,7 @@ def load_data(recipe: dict, base_dir: Path, *, host=None, require_train: bool = 
         stats_sources[e.name]["rows"] = int(valid[start:stop].sum())
 
     held = None
-    holdout = list(dataset_cfg.get("holdout_clusters") or [])
+    holdout = list(dataset_cfg.holdout_clusters or [])
     if holdout:
         if not any(e.cluster or e.tag for e in entries):
             raise DataError("[dataset] holdout_clusters needs a cluster column",
@@ -356,8 +364,8 @@ def load_data(recipe: dict, base_dir: Path, *, host=None, require_train: bool = 
     plan = plan_splits(
         [Entry(e.name, e.split, e.weight, int(s), int(t)) for e, s, t in zip(entries, offsets[:-1], offsets[1:])],
         valid, hashes, phashes, held,
-        eval_fraction=float(dataset_cfg.get("eval_fraction", 0.0) or 0.0),
-        dedupe=bool(dataset_cfg.get("dedupe", True)), shuffle=bool(dataset_cfg.get("shuffle", True)), seed=seed)
+        eval_fraction=float(dataset_cfg.eval_fraction or 0.0),
+        dedupe=bool(dataset_cfg.dedupe), shuffle=bool(dataset_cfg.shuffle), seed=seed)
 
     leak_examples = []
     for i in plan.leaked[:5]:

@@ -112,7 +112,9 @@ def load_items(evaluator: BaseEvaluator, run: Any, *, file_keys=("prompts", "pat
 
 def run_seed(run: Any) -> int:
     """The recipe's seed (what ``limit`` samples with)."""
-    return int(((getattr(run, "recipe", None) or {}).get("recipe") or {}).get("seed", 42) or 0)
+    from ..config import of_run
+
+    return of_run(run).seed
 
 
 def split_row_item(row: dict) -> dict | None:

@@ -13,9 +13,6 @@ from .gates import check_gate, gate_failures
 from .contamination import check_items, train_index
 from .verdict import cluster_summary, judge, settings
 
-EVAL_COMMON_KEYS = ("name", "label", "min", "max", "max_regression", "gate_on", "max_contamination")
-
-
 @dataclass
 class EvalSpec:
     """One [[eval]] table: its label, evaluator name, options and the created evaluator (or the error)."""
@@ -41,13 +38,16 @@ def eval_specs(run: Any) -> list[EvalSpec]:
         host = get_host()
     specs: list[EvalSpec] = []
     seen: dict[str, int] = {}
-    for table in (run.recipe or {}).get("eval", []) or []:
+    from ..config import factory_options, of_run
+
+    for entry in of_run(run).eval:
+        table = entry.as_dict()
         name = str(table.get("name", "?"))
         label = str(table.get("label") or name)
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label}#{seen[label]}"
-        options = {k: v for k, v in table.items() if k not in EVAL_COMMON_KEYS}
+        options = factory_options("eval", table)
         spec = EvalSpec(label, name, dict(table), options)
         try:
             spec.evaluator = host.registry.get("evaluators", name).create(options)
@@ -170,7 +170,9 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
         base_value = metrics.get(primary, {}).get("base")
         tuned_value = metrics.get(primary, {}).get("tuned")
     delta = tuned_value - base_value if base_value is not None and tuned_value is not None else None
-    cfg = settings(getattr(run, "recipe", None))
+    from ..config import of_run
+
+    cfg = settings(of_run(run))
     if row_pairwise := bool(getattr(ev, "pairwise", False)):
         # a preference of tuned over base: tested against a tie (0.5) on every item
         won = _items(res)
@@ -180,7 +182,8 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
         found = judge(base_value, tuned_value, hib, base=_items(base), tuned=_items(tuned),
                       scale=getattr(ev, "stat_scale", None), cfg=cfg, error=errors.get("tuned"))
     found["contamination"] = check_items(train_index(run), _items(tuned) or _items(base))
-    holdout = ((getattr(run, "recipe", None) or {}).get("dataset") or {}).get("holdout_clusters")
+    held = ((getattr(getattr(run, "data", None), "stats", None) or {}).get("held_out") or {})
+    holdout = held.get("clusters")  # what the data stage held out
     if holdout and not row_pairwise:
         found["held_out_clusters"] = cluster_summary(_items(base), _items(tuned), holdout)
     # "improved" is the tested verdict, never the sign of the difference

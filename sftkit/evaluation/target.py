@@ -29,16 +29,20 @@ class Target:
     """``model`` + ``tokenizer`` + ``formatter`` (renders chat prompts), named ``label`` ("base"/"tuned").
 
     ``batch_size`` None picks one for the device (:func:`auto_batch_size`); ``precision`` is the run's
-    :class:`~sftkit.modeling.precision.Precision` (None: the model's own dtype, no autocast)."""
+    :class:`~sftkit.modeling.precision.Precision` (None: the model's own dtype, no autocast).
+    ``row_length``: tokens per row in training (``[training] max_length``, passed by the run), so an
+    evaluator that encodes eval rows (the loss) encodes them as training did; None outside a run."""
 
     def __init__(self, model: Any, tokenizer: Any, formatter: Any = None, label: str = "tuned", *,
-                 batch_size: int | None = None, max_length: int | None = None, precision: Any = None):
+                 batch_size: int | None = None, max_length: int | None = None, precision: Any = None,
+                 row_length: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.formatter = formatter
         self.label = label
         self._batch_size = max(1, int(batch_size)) if batch_size else None
         self._max_length = max_length
+        self.row_length = row_length
         self.precision = precision
         self._keeps_logits: bool | None = None
 

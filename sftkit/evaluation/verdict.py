@@ -26,18 +26,17 @@ from . import stats as S
 
 VERDICTS = ("better", "worse", "no significant change", "collapsed", "no better than baseline",
             "not tested", "error")
-DEFAULTS = {"alpha": 0.05, "collapse_share": 0.9}
 MIN_COLLAPSE_ITEMS = 5
 MAX_REGRESSIONS = 20
 
 
-def settings(recipe: dict | None) -> dict:
-    """The recipe's ``[verdict]`` table over the defaults, plus the recipe's seed."""
-    recipe = recipe or {}
-    table = recipe.get("verdict") or {}
-    out = {k: table.get(k, v) for k, v in DEFAULTS.items()}
-    out["seed"] = int((recipe.get("recipe") or {}).get("seed", 42) or 0)
-    return out
+def settings(recipe) -> dict:
+    """The ``[verdict]`` slice (defaults filled) plus the recipe's seed; ``recipe``: a
+    :class:`sftkit.config.Config` or a recipe dict."""
+    from ..config import Config, resolve
+
+    config = recipe if isinstance(recipe, Config) else resolve(recipe or {})
+    return {**config.verdict.as_dict(), "seed": config.seed}
 
 
 def _items(result: Any) -> list[dict]:

@@ -27,10 +27,13 @@ def apply_adapter(model, adapter_section: dict | None):
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
-    kind = adapter_section.get("kind", "lora")
+    from ..config import Adapter
+
+    adapter = Adapter.coerce(adapter_section)
+    kind = adapter.kind
     if kind != "lora":
         raise SftkitError(f"unknown adapter kind {kind!r}", where="[adapter].kind", hint='use "lora"')
-    targets = adapter_section.get("target_modules", "all-linear")
+    targets = adapter.target_modules
     cls = is_classifier(model)
     kwargs = {}
     if cls:
@@ -38,9 +41,9 @@ def apply_adapter(model, adapter_section: dict | None):
         if heads:
             kwargs["modules_to_save"] = heads
     config = LoraConfig(
-        r=int(adapter_section.get("r", 8)),
-        lora_alpha=float(adapter_section.get("alpha", 16)),
-        lora_dropout=float(adapter_section.get("dropout", 0.05)),
+        r=int(adapter.r),
+        lora_alpha=float(adapter.alpha),
+        lora_dropout=float(adapter.dropout),
         target_modules=targets,
         task_type=TaskType.SEQ_CLS if cls else TaskType.CAUSAL_LM,
         **kwargs,

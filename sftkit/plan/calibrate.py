@@ -75,7 +75,7 @@ def calibrate(make_ctx, data: dict, strategy, bundle, *, steps: int = CAL_STEPS)
         cal.step_seconds = list(ctx.extras.get("step_seconds") or [])
         counter = ctx.extras.get("token_counter")
         if counter is not None:
-            ga = int(ctx.training.get("gradient_accumulation_steps", 1) or 1)
+            ga = int(ctx.training.gradient_accumulation_steps)
             sizes = list(counter.sizes)
             cal.step_tokens = [sum(sizes[i:i + ga]) for i in range(0, len(sizes), ga)]
             cal.padding_fraction = counter.padding_fraction

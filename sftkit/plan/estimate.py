@@ -38,11 +38,10 @@ def _config(model) -> dict:
 def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int | None = None) -> dict:
     """The plan of a recipe (see the module docstring). Raises SftkitError for bad input."""
     from sftkit.api import RunContext
-    from sftkit.core_schema import STRATEGY_COMMON
     from sftkit.modeling.precision import decide
-    from sftkit.run.stages import accepted_kinds, check_fit
+    from sftkit.run.stages import accepted_kinds, check_fit, make_strategy
     from sftkit.plugins import get_host
-    from sftkit.recipe import component_options, load_recipe
+    from sftkit.recipe import load_recipe
     from sftkit.strategies.trainer import planned_steps
 
     from .calibrate import CAL_STEPS, calibrate, time_evaluators
@@ -52,22 +51,19 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
     data = copy.deepcopy(recipe.data)
-    comp = host.registry.get("strategies", data["strategy"]["name"])
-
-    def new_strategy():
-        return comp.create(component_options(data["strategy"], STRATEGY_COMMON))
+    config = recipe.config
+    strategy, comp = make_strategy(config.strategy, host)
 
     from sftkit.data import load_data
 
-    strategy = new_strategy()
-    bundle = load_data(data, recipe.base_dir, host=host, accepts=accepted_kinds(strategy, comp))
+    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(strategy, comp))
     check_fit(strategy, comp, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):
         from sftkit.templates import make_formatter
 
-        formatter = make_formatter(data, host=host)
-    training = data.get("training") or {}
+        formatter = make_formatter(config.template, host=host)
+    training = config.training
     precision = decide(training)
 
     def make_ctx(recipe_data, run_dir):
@@ -80,9 +76,8 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
     tok = cal.tokenized or {}
     rows = int(tok.get("train_rows") or tok.get("rows") or len(bundle.train))
-    per_device = int(training.get("per_device_train_batch_size", 8))
-    accumulation = int(training.get("gradient_accumulation_steps", 1))
-    global_batch = per_device * accumulation
+    per_device = int(training.per_device_train_batch_size)
+    global_batch = training.per_step_rows
     n_steps = planned_steps(training, rows)
     epochs = n_steps * global_batch / rows if rows else None
     trained_per_row = (tok.get("trained_tokens") or 0) / tok["rows"] if tok.get("rows") else None
@@ -94,14 +89,14 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
     eval_rows: list = []
     eval_seconds = None
-    if data.get("eval") and cal.model is not None:
+    if config.eval and cal.model is not None:
         say("timing the evaluators on a few items")
         from sftkit.evaluation import Target
 
         ctx = make_ctx(data, Path(recipe.base_dir))
         ctx.tokenizer = cal.tokenizer
         target = Target(cal.model, cal.tokenizer, formatter, "tuned", precision=precision,
-                        batch_size=training.get("per_device_eval_batch_size"))
+                        batch_size=training.per_device_eval_batch_size, max_length=training.max_length)
         eval_rows = time_evaluators(ctx, target)
         timed = [r["seconds"] for r in eval_rows]
         if timed and all(t is not None for t in timed):
@@ -112,18 +107,17 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     total = int(params.get("total") or 0)
     trainable = int(params.get("trainable") or 0)
     cfg = _config(model)
-    longest = min(int(tok.get("max_length_seen") or 0) or int(training.get("max_length", 512)),
-                  int(training.get("max_length", 512)))
+    longest = min(int(tok.get("max_length_seen") or 0) or training.max_length, training.max_length)
     modelled = training_memory(parameters=total, trainable=trainable, weight_bytes=_dtype_bytes(model),
                                tokens_per_step=per_device * longest, autocast=precision.name != "fp32", **cfg)
     memory = {k + "_gb": round(v / GB, 3) for k, v in modelled.items()}
     memory["bytes"] = modelled
     memory["measured_peak_gb"] = round(cal.peak_bytes / GB, 3) if cal.peak_bytes else None
     memory["device"] = precision.device
-    memory["kind"] = "lora" if data.get("adapter") else ("freeze" if data.get("freeze") else "full")
+    memory["kind"] = "lora" if config.adapter else ("freeze" if config.freeze else "full")
     memory["estimate_gb"] = memory["measured_peak_gb"] or memory["total_gb"]
 
-    disk = _disk(data, total, trainable, _dtype_bytes(model), n_steps)
+    disk = _disk(config, total, trainable, _dtype_bytes(model), n_steps)
 
     warnings = []
     if rows < FEW_EXAMPLES:
@@ -157,7 +151,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
         "disk": disk,
         "parameters": {"total": total, "trainable": trainable},
         "warnings": warnings,
-        "limits": dict(data.get("plan") or {}),
+        "limits": dict(config.plan),
     }
 
 
@@ -166,19 +160,18 @@ def _round(x):
     return float(f"{x:.3g}") if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def _disk(data: dict, total: int, trainable: int, weight_bytes: int, steps: int) -> dict:
+def _disk(config, total: int, trainable: int, weight_bytes: int, steps: int) -> dict:
     """Output disk: the saved model and the checkpoints kept (weights + AdamW state of what trains)."""
-    training = data.get("training") or {}
-    adapter = data.get("adapter")
-    saves_model = (data.get("output") or {}).get("save_model", True)
-    if not saves_model:
+    from sftkit.run.checkpoints import save_every
+
+    training, adapter = config.training, config.adapter
+    if not config.output.save_model:
         model_bytes = 0
-    elif adapter and not adapter.get("merge"):
+    elif adapter and not adapter.merge:
         model_bytes = trainable * 4
     else:
         model_bytes = total * weight_bytes
-    save_steps = int(training.get("save_steps") or max(10, steps // 5))
-    kept = min(int(training.get("save_total_limit", 2) or 2), steps // save_steps)
+    kept = min(int(training.save_total_limit), steps // save_every(training, steps))
     ckpt_weights = trainable * 4 if adapter else total * weight_bytes
     checkpoint = ckpt_weights + trainable * 8
     return {"model_gb": round(model_bytes / GB, 3), "model_bytes": model_bytes, "checkpoints": kept,

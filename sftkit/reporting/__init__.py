@@ -150,10 +150,12 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
                               eval_rows=metrics.get("eval") or [], train_texts=train_texts,
                               train_metrics=metrics.get("train"))
     findings += plugin_findings(run, metrics, host)
+    from ..config import of_run
+
     ctx = {
         "metrics": metrics, "log": log, "data_stats": data_stats, "findings": findings,
         "png_name": png.name if png else None, "png_b64": render.png_base64(png),
-        "model_name": (getattr(run, "recipe", None) or {}).get("model", {}).get("name"),
+        "model_name": of_run(run).model.name,
         "plugin_sections": plugin_sections(run, metrics, host),
     }
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"

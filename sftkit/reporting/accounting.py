@@ -53,17 +53,20 @@ def row_accounting(loaded: dict | None, tokenized: dict | None, *, train_rows: i
             "dropped_share": (sum(dropped.values()) / read) if read else 0.0}
 
 
-def check_inputs(recipe: dict, bundle: Any) -> None:
+def check_inputs(dataset, bundle: Any) -> None:
     """Raise :class:`DataError` when the evaluation cannot mean anything: ``eval_fraction > 0`` (or
-    held-out clusters) but the eval split is empty, while an [[eval]] table needs it."""
-    ds = recipe.get("dataset") or {}
-    wants_eval = float(ds.get("eval_fraction", 0) or 0) > 0 or bool(ds.get("holdout_clusters"))
+    held-out clusters) but the eval split is empty, while an [[eval]] table needs it. ``dataset``:
+    the ``[dataset]`` slice (:class:`sftkit.config.Dataset`)."""
+    from ..config import Dataset
+
+    ds = Dataset.coerce(dataset)
+    wants_eval = float(ds.eval_fraction or 0) > 0 or bool(ds.holdout_clusters)
     n_eval = len(bundle.eval) if getattr(bundle, "eval", None) is not None else 0
     if wants_eval and n_eval == 0:
         stats = getattr(bundle, "stats", None) or {}
         dup = stats.get("duplicates") or 0
         why = f" ({dup} duplicate rows were removed)" if dup else ""
-        raise DataError(f"the eval split is empty although [dataset] eval_fraction = {ds.get('eval_fraction')}"
+        raise DataError(f"the eval split is empty although [dataset] eval_fraction = {ds.eval_fraction}"
                         f"{why}: {len(bundle.train)} train row(s) leave nothing to evaluate on",
                         where="[dataset] eval_fraction",
                         hint="add more distinct rows, raise eval_fraction, or add a [[data]] entry with split = \"eval\"")

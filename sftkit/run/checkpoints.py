@@ -14,6 +14,11 @@ from pathlib import Path
 DIRNAME = "checkpoints"
 
 
+def save_every(training, steps: int) -> int:
+    """Steps between checkpoints: ``[training] save_steps``, default max(10, steps / 5)."""
+    return int(training.save_steps or max(10, steps // 5))
+
+
 def directory(run_dir: Path) -> Path:
     return Path(run_dir) / DIRNAME
 

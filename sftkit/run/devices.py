@@ -80,7 +80,7 @@ def place(model, device: str):
 
 def setup(ctx) -> str:
     """Decide the run's device and threads; returns the device type."""
-    training = dict(ctx.recipe.get("training") or {})
+    training = ctx.training
     device = choose(training)
     set_threads(training, ctx.console or (lambda msg: None))
     ctx.device = device

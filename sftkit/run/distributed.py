@@ -179,13 +179,18 @@ class ShardedTarget:
 # --------------------------------------------------------------------------- recipe → TrainingArguments
 
 def strategy_of(table: Mapping | None) -> str:
-    return str((table or {}).get("strategy", "ddp"))
+    from sftkit.config import Distributed
+
+    return str(Distributed.coerce(table).strategy)
 
 
 def deepspeed_config(ds: Mapping) -> dict:
     """A DeepSpeed config for ZeRO ``stage`` (1-3) with optional CPU offload; batch sizes, clipping
     and precision are ``"auto"`` so transformers fills them from ``TrainingArguments``."""
-    stage = int(ds.get("stage", 2))
+    from sftkit.config import DeepSpeed
+
+    ds = DeepSpeed.coerce(ds)
+    stage = int(ds.stage)
     zero: dict = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}
     if ds.get("offload_optimizer"):
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
@@ -206,13 +211,16 @@ def deepspeed_config(ds: Mapping) -> dict:
 
 def fsdp_config(fsdp: Mapping) -> dict:
     """transformers' ``fsdp_config`` for the recipe's ``[distributed.fsdp]`` options."""
-    version = int(fsdp.get("version", 2))
-    sharding = str(fsdp.get("sharding", "full_shard"))
+    from sftkit.config import FSDP
+
+    fsdp = FSDP.coerce(fsdp)
+    version = int(fsdp.version)
+    sharding = str(fsdp.sharding)
     cfg: dict = {
         "version": version,
         "reshard_after_forward": (sharding == "full_shard") if version == 2 else sharding,
-        "cpu_offload": bool(fsdp.get("cpu_offload", False)),
-        "activation_checkpointing": bool(fsdp.get("activation_checkpointing", False)),
+        "cpu_offload": bool(fsdp.cpu_offload),
+        "activation_checkpointing": bool(fsdp.activation_checkpointing),
         "state_dict_type": "FULL_STATE_DICT",  # the saved model is a plain transformers directory
     }
     layers = fsdp.get("wrap_layers")
@@ -227,12 +235,14 @@ def training_kwargs(table: Mapping | None, world: World, *, base_dir=None) -> di
     (nothing for one process: the table only matters when several run)."""
     if not world.distributed:
         return {}
-    table = table or {}
-    minutes = int(table.get("timeout_minutes", 30))
+    from sftkit.config import Distributed
+
+    table = Distributed.coerce(table)
+    minutes = int(table.timeout_minutes)
     kwargs: dict = {"ddp_timeout": minutes * 60}
     strategy = strategy_of(table)
     if strategy == "ddp":
-        kwargs["ddp_find_unused_parameters"] = bool(table.get("find_unused_parameters", False))
+        kwargs["ddp_find_unused_parameters"] = bool(table.find_unused_parameters)
     elif strategy == "fsdp":
         kwargs["fsdp"] = True
         kwargs["fsdp_config"] = fsdp_config(table.get("fsdp") or {})
@@ -249,7 +259,10 @@ def training_kwargs(table: Mapping | None, world: World, *, base_dir=None) -> di
 
 def global_batch(training: Mapping, world_size: int = 1) -> dict:
     """Rows per optimizer step: per-device batch × gradient accumulation × processes."""
-    per_device = int(training.get("per_device_train_batch_size", 8))
-    accumulation = int(training.get("gradient_accumulation_steps", 1))
+    from sftkit.config import Training
+
+    training = Training.coerce(training)
+    per_device = int(training.per_device_train_batch_size)
+    accumulation = int(training.gradient_accumulation_steps)
     return {"per_device": per_device, "accumulation": accumulation, "world_size": int(world_size),
             "global": per_device * accumulation * int(world_size)}

@@ -75,6 +75,11 @@ class RunState:
         return self.ctx.host
 
     @property
+    def config(self):
+        """The resolved recipe's typed slices (:class:`sftkit.config.Config`), after the smoke policy."""
+        return self.ctx.config
+
+    @property
     def main(self) -> bool:
         """This process writes the run directory (always, unless the run has several processes)."""
         world = self.ctx.world
@@ -82,7 +87,7 @@ class RunState:
 
     @property
     def evaluates(self) -> bool:
-        return bool(self.data.get("eval"))
+        return bool(self.config.eval)
 
 
 def run_dir_for(data: dict, output: str | Path | None, *, smoke: bool = False) -> Path:
@@ -90,8 +95,10 @@ def run_dir_for(data: dict, output: str | Path | None, *, smoke: bool = False) -
     smoke policy's own directory beside it for ``--smoke``)."""
     if output:
         return Path(str(output)).expanduser()
-    name = str(data.get("recipe", {}).get("name", "recipe"))
-    text = str(data.get("output", {}).get("dir", "runs/{recipe.name}")).replace("{recipe.name}", name)
+    from sftkit.config import resolve
+
+    config = resolve(data)
+    text = str(config.output.dir).replace("{recipe.name}", config.name)
     real = Path(text.rstrip("/") or ".").expanduser()
     return smoke_policy.run_dir(real) if smoke else real
 
@@ -125,13 +132,22 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
                      overrides=tuple(overrides))
     if mode == "eval":
         return state
-    from sftkit.core_schema import STRATEGY_COMMON
-    from sftkit.recipe import component_options
-
-    state.component = host.registry.get("strategies", data["strategy"]["name"])
-    state.strategy = state.component.create(component_options(data["strategy"], STRATEGY_COMMON))
+    state.strategy, state.component = make_strategy(ctx.config.strategy, host)
     state.digest = recipe_hash({"recipe": data, "smoke": smoke})
     return state
+
+
+def make_strategy(table, host, *, required: bool = True) -> tuple:
+    """The strategy named by the ``[strategy]`` slice, created with its options, and its registration:
+    ``(strategy, component)``; ``(None, None)`` for an unknown name when not ``required``."""
+    from sftkit.config import StrategyTable, factory_options
+
+    table = StrategyTable.coerce(table)
+    comp = host.registry.get("strategies", str(table.name)) if required else \
+        host.registry.find("strategies", str(table.name))
+    if comp is None:
+        return None, None
+    return comp.create(factory_options("strategy", table)), comp
 
 
 def check_run_dir(state: RunState) -> None:
@@ -145,7 +161,7 @@ def check_run_dir(state: RunState) -> None:
     state.lock = rundir.lock(state.run_dir, command=f"sftkit run {state.ctx.recipe_path}")
     rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest, overwrite=state.overwrite,
                  resume=state.ctx.resume, dry_run=True)
-    limits = {k: v for k, v in (state.data.get("plan") or {}).items() if v is not None}
+    limits = dict(state.config.plan)
     world = state.ctx.world
     if limits and not state.ctx.smoke and not (world is not None and world.distributed):
         from sftkit.plan import check_limits, make_plan  # estimate first; refuse with the numbers before training
@@ -202,15 +218,16 @@ def load_data(state: RunState, *, required: bool = True) -> None:
     """The ``[[data]]`` entries as one DataBundle (cut by the smoke policy), checked against the
     strategy, and the ``[template]`` formatter when the strategy uses one. ``required=False``
     (``sftkit eval``): data that cannot be loaded is a warning; evaluators that need it report why."""
-    from sftkit.data import load_data as load
+    from sftkit.data.loader import load_entries
 
     ctx = state.ctx
     from .distributed import World, main_first
 
     try:
         with main_first(ctx.world or World()):  # the other ranks reuse the main process's Arrow files
-            bundle = load(state.data, state.recipe.base_dir, host=state.host, require_train=required,
-                          accepts=accepted_kinds(state.strategy, state.component))
+            bundle = load_entries(state.config.data, state.config.dataset, state.recipe.base_dir,
+                                  seed=state.config.seed, host=state.host, require_train=required,
+                                  accepts=accepted_kinds(state.strategy, state.component))
     except SftkitError as err:
         if required:
             raise
@@ -224,11 +241,11 @@ def load_data(state: RunState, *, required: bool = True) -> None:
         if state.evaluates:
             from sftkit.reporting.accounting import check_inputs
 
-            check_inputs(state.data, ctx.data)
+            check_inputs(state.config.dataset, ctx.data)
         if getattr(state.strategy, "uses_formatter", True):
             from sftkit.templates import make_formatter
 
-            ctx.formatter = make_formatter(state.data, host=state.host)
+            ctx.formatter = make_formatter(state.config.template, host=state.host)
 
 
 # --------------------------------------------------------------------------- load model
@@ -268,7 +285,7 @@ def load_model(state: RunState) -> None:
 def _formatter(state: RunState, tokenizer, model):
     from sftkit.templates import make_formatter
 
-    formatter = make_formatter(state.data, host=state.host)
+    formatter = make_formatter(state.config.template, host=state.host)
     formatter.setup(tokenizer, model)
     return formatter
 
@@ -288,7 +305,7 @@ def _load_eval_base(state: RunState) -> None:
     if is_cls and not labels:
         state.say("note: the evaluated classifier names no labels, so the base model is not evaluated")
         return
-    model, tokenizer = reference.load_base(state.data["model"], state.recipe.base_dir, labels=labels,
+    model, tokenizer = reference.load_base(state.config.model.as_dict(), state.recipe.base_dir, labels=labels,
                                            is_classifier=is_cls, seed=state.ctx.seed, console=state.say)
     state.base_model, state.base_tokenizer = _placed(state, model), tokenizer
     state.ctx.formatter = None if is_cls else _formatter(state, tokenizer, model)
@@ -305,7 +322,7 @@ def use_given_model(state: RunState) -> None:
     state.base_model = state.base_tokenizer = None
     gc.collect()
     state.say(f"loading {state.model_ref}")
-    model, tokenizer = reference.load_reference(state.model_ref, state.data.get("model") or {}, console=state.say)
+    model, tokenizer = reference.load_reference(state.model_ref, state.config.model.as_dict(), console=state.say)
     is_cls = reference.saved_kind(state.model_ref)[0] or "SequenceClassification" in type(model).__name__
     state.tuned_model, state.tuned_tokenizer = _placed(state, model), tokenizer
     state.tuned_formatter = None if is_cls else _formatter(state, tokenizer, model)
@@ -394,8 +411,10 @@ def discard_unstarted(state: RunState) -> None:
 def _target(state: RunState, model, tokenizer, formatter, label: str):
     from sftkit.evaluation import Target
 
-    batch = state.data.get("training", {}).get("per_device_eval_batch_size")  # None: chosen for the device
-    target = Target(model, tokenizer, formatter, label, batch_size=batch, precision=state.ctx.precision)
+    training = state.config.training
+    target = Target(model, tokenizer, formatter, label, precision=state.ctx.precision,
+                    batch_size=training.per_device_eval_batch_size,  # None: chosen for the device
+                    row_length=training.max_length)  # the loss encodes eval rows as training does
     world = state.ctx.world
     if world is not None and world.distributed:
         from .distributed import ShardedTarget
@@ -412,11 +431,11 @@ def _base_eval_key(state: RunState) -> str:
     content, evaluation batch and length, smoke."""
     from sftkit.recipe import recipe_hash
 
-    data, training = state.data, state.data.get("training", {})
+    data, training = state.data, state.config.training
     files = (getattr(state.ctx.data, "stats", None) or {}).get("files")
     return recipe_hash({k: data.get(k) for k in ("model", "template", "eval", "data", "dataset", "recipe")}
                        | {"files": files, "smoke": state.ctx.smoke,
-                          "batch": training.get("per_device_eval_batch_size"), "max_length": training.get("max_length")})
+                          "batch": training.per_device_eval_batch_size, "max_length": training.max_length})
 
 
 def _reuse_base(state: RunState, key: str) -> dict | None:
@@ -557,12 +576,12 @@ def finish(state: RunState) -> RunOutcome:
         failures = list(gate_failures(rows))
     enforced = not smoke
     metrics = {"recipe": state.recipe.name,
-               "strategy": state.data.get("strategy", {}).get("name")}
+               "strategy": state.config.strategy.name}
     if state.mode == "run":
         metrics.update(smoke=smoke, train=dict(state.result.metrics))
     else:
         metrics.update(model_dir=str(state.ctx.extras.get("evaluated_model")),
-                       base_model=state.data.get("model", {}).get("name") if state.base_results else None,
+                       base_model=state.config.model.name if state.base_results else None,
                        train={})
     if ctx.precision is not None:
         metrics["precision"] = ctx.precision.as_dict()
@@ -570,8 +589,8 @@ def finish(state: RunState) -> RunOutcome:
         from . import distributed
 
         world = ctx.world or distributed.World()
-        metrics["distributed"] = {**distributed.global_batch(state.data.get("training", {}), world.size),
-                                  "strategy": distributed.strategy_of(state.data.get("distributed"))
+        metrics["distributed"] = {**distributed.global_batch(state.config.training, world.size),
+                                  "strategy": distributed.strategy_of(state.config.distributed)
                                   if world.distributed else None}
     metrics.update(data=_data_summary(state), eval=rows,
                    gates={"passed": not failures, "failures": failures, **({"enforced": enforced}
@@ -589,7 +608,7 @@ def finish(state: RunState) -> RunOutcome:
     outputs.write_json(state.run_dir / "data_stats.json", data_stats)
     if state.mode == "eval":
         outputs.copy_train_log(state.model_ref, state.run_dir)
-    if state.mode == "eval" or state.data.get("output", {}).get("report", True):
+    if state.mode == "eval" or state.config.output.report:
         outputs.write_report(state.run_dir, ctx, state.say, host=state.host)
     elapsed = time.time() - state.started
     outcome = RunOutcome(run_dir=state.run_dir, metrics=metrics, claimed=state.claimed, elapsed=elapsed,
@@ -610,7 +629,7 @@ def finish(state: RunState) -> RunOutcome:
             if ctx.plugin_metrics:
                 metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
             outputs.write_json(state.run_dir / "metrics.json", metrics)
-        checkpoints.clean(state.run_dir, keep=bool(state.data.get("output", {}).get("keep_checkpoints")), say=state.say)
+        checkpoints.clean(state.run_dir, keep=state.config.output.keep_checkpoints, say=state.say)
         rundir.mark_complete(state.run_dir, {"recipe": state.recipe.name, "elapsed_s": round(elapsed, 2)})
     if failures and not enforced:
         state.say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "

@@ -21,8 +21,8 @@ class CausalStrategy(Strategy):
         from sftkit.models import apply_adapter, apply_freeze
 
         set_seed(run.seed)  # LoRA initialisation is reproducible
-        adapter = run.recipe.get("adapter")
-        freeze = run.recipe.get("freeze")
+        adapter = run.config.adapter
+        freeze = run.config.freeze
         if freeze:
             run.extras["freeze"] = apply_freeze(model, freeze)
         if adapter:
@@ -41,13 +41,11 @@ class CausalStrategy(Strategy):
         from sftkit.data import tokenize_bundle
         from sftkit.run.distributed import World, main_first
 
-        t = run.training
-        ds = run.recipe.get("dataset", {})
-        max_length = int(t.get("max_length", 512))
+        tok = run.tokenization
+        max_length = tok.max_length
         with main_first(getattr(run, "world", None) or World()):  # the others reuse its tokenized Arrow files
             tb = tokenize_bundle(bundle or run.data, run.formatter, max_length=max_length,
-                                 truncation=ds.get("truncation", "truncate"),
-                                 min_trained_tokens=int(ds.get("min_trained_tokens", 1)))
+                                 truncation=tok.truncation, min_trained_tokens=tok.min_trained_tokens)
         if len(tb.train) == 0:
             st = tb.stats or {}
             dropped = st.get("dropped") or {}

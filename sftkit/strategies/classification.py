@@ -62,7 +62,7 @@ class ClassificationStrategy(CausalStrategy):
         from sftkit.models import load_sequence_classifier
 
         labels = self.labels(run.data)
-        model, tokenizer = load_sequence_classifier(run.recipe["model"], run.base_dir, labels=labels,
+        model, tokenizer = load_sequence_classifier(run.config.model.as_dict(), run.base_dir, labels=labels,
                                                     smoke=run.smoke, console=run.console)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -81,7 +81,7 @@ class ClassificationStrategy(CausalStrategy):
         ds = ds.map(enc, batched=True, remove_columns=ds.column_names)
         return ds
 
-    def preview_encode(self, bundle, tokenizer, recipe: dict, split: str = "train"):
+    def preview_encode(self, bundle, tokenizer, max_length: int, split: str = "train"):
         """The rows of ``split`` exactly as training encodes them (:meth:`encode`: the text tokenized
         plainly, no chat template), with ``target`` (the class the head learns) and ``source``
         columns; no token of the text is trained. None when the split is empty."""
@@ -89,8 +89,7 @@ class ClassificationStrategy(CausalStrategy):
         if ds is None or not len(ds):
             return None
         labels = self.labels(bundle)
-        max_length = int((recipe.get("training") or {}).get("max_length", 512))
-        enc = self.encode(ds, tokenizer, {lab: i for i, lab in enumerate(labels)}, max_length)
+        enc = self.encode(ds, tokenizer, {lab: i for i, lab in enumerate(labels)}, int(max_length))
         return enc.add_column("target", [str(x) for x in ds["label"]]).add_column("source", list(ds["source"]))
 
     def train(self, run):
@@ -110,7 +109,7 @@ class ClassificationStrategy(CausalStrategy):
         run.data_stats["classes"] = balance
         if balance.get("warning") and run.console:
             run.console(f"warning: {balance['warning']}")
-        max_length = int(run.training.get("max_length", 512))
+        max_length = run.training.max_length
         train = self.encode(bundle.train, tokenizer, label2id, max_length)
         eval_ = None
         if bundle.eval is not None and len(bundle.eval) > 0:
@@ -128,7 +127,7 @@ class ClassificationStrategy(CausalStrategy):
         lengths = [len(x) for x in train["input_ids"]]
         counter = TokenCounter()
         trainer = self.build_trainer(run, model, tokenizer, train, eval_, DataCollatorWithPadding(tokenizer),
-                                     lengths=lengths if run.training.get("group_by_length", True) else None,
+                                     lengths=lengths if run.training.group_by_length else None,
                                      counter=counter, compute_metrics=accuracy)
         result = fit(run, trainer, tokenizer=tokenizer, counter=counter)
         result.metrics["labels"] = labels

@@ -152,7 +152,7 @@ class DomainStrategy(CausalStrategy):
         return docs, info
 
     def rows(self, run, docs, tokenizer, packing: bool):
-        max_length = int(run.training.get("max_length", 512))
+        max_length = run.training.max_length
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if packing:
             return pack(docs, max_length, pad_id)
@@ -172,7 +172,7 @@ class DomainStrategy(CausalStrategy):
         model, tokenizer = self.load(run)
         packing = self.options.get("packing")
         if packing is None:
-            packing = run.training.get("packing", True)
+            packing = run.training.packing
         if packing is None:
             packing = True
         rng = random.Random(run.seed)
@@ -199,7 +199,7 @@ class DomainStrategy(CausalStrategy):
             collator, lengths = PackedCollator(), None
         else:
             collator = PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-            lengths = [len(r["input_ids"]) for r in rows] if run.training.get("group_by_length", True) else None
+            lengths = [len(r["input_ids"]) for r in rows] if run.training.group_by_length else None
         trainer = self.build_trainer(run, model, tokenizer, train, eval_, collator, lengths=lengths, counter=counter)
         result = fit(run, trainer, tokenizer=tokenizer, counter=counter)
         if packing:

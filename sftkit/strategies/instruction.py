@@ -20,7 +20,7 @@ class InstructionStrategy(CausalStrategy):
     def packing(self, run) -> bool:
         opt = self.options.get("packing")
         if opt is None:
-            opt = run.training.get("packing")
+            opt = run.training.packing
         return bool(opt)
 
     def datasets(self, run, tb):
@@ -49,7 +49,7 @@ class InstructionStrategy(CausalStrategy):
         model = self.prepare_model(run, model)
         packing = self.packing(run)
         collator = FlattenCollator() if packing else PadCollator(tokenizer.pad_token_id)
-        group = run.training.get("group_by_length", True) and not packing
+        group = run.training.group_by_length and not packing
         counter = TokenCounter()
         trainer = self.build_trainer(run, model, tokenizer, train, eval_, collator,
                                      lengths=lengths if group else None, counter=counter)

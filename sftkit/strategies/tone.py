@@ -134,7 +134,7 @@ class ToneStrategy(CausalStrategy):
         model = self.prepare_model(run, model)
         ref_model = None if is_adapter(model) else _frozen_copy(model)
         beta = float(self.options.get("beta", 0.1))
-        max_length = int(run.training.get("max_length", 512))
+        max_length = run.training.max_length
         if method == "dpo":
             from trl import DPOConfig as Config, DPOTrainer as Base
 
@@ -153,7 +153,7 @@ class ToneStrategy(CausalStrategy):
             eval_ = None
         extra = {"beta": beta, "max_length": max_length, "remove_unused_columns": True}
         if method == "kto":
-            if run.training.get("per_device_train_batch_size", 8) < 2:
+            if run.training.per_device_train_batch_size < 2:
                 raise DataError("KTO needs per_device_train_batch_size of at least 2", where="[training]",
                                 hint="raise training.per_device_train_batch_size")
             extra["train_sampling_strategy"] = "sequential"

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sftkit.config import Training
+
 from .collate import TokenCounter
 
 # keys of [training] passed straight to TrainingArguments
@@ -32,20 +34,20 @@ PASSTHROUGH = (
 STEP_SLEEP_ENV = "SFTKIT_STEP_SLEEP"  # seconds to sleep after each optimizer step (tests of --resume)
 
 
-def planned_steps(training: dict, rows: int) -> int:
-    """Optimizer steps a run will take for ``rows`` training rows."""
-    if training.get("max_steps"):
-        return int(training["max_steps"])
-    per_step = int(training.get("per_device_train_batch_size", 8)) * int(training.get("gradient_accumulation_steps", 1))
-    return max(1, math.ceil(rows / per_step) * math.ceil(float(training.get("num_train_epochs", 1))))
+def planned_steps(training, rows: int) -> int:
+    """Optimizer steps a run will take for ``rows`` training rows (``training``: the ``[training]`` slice)."""
+    training = Training.coerce(training)
+    if training.max_steps:
+        return int(training.max_steps)
+    return max(1, math.ceil(rows / training.per_step_rows) * math.ceil(float(training.num_train_epochs)))
 
 
-def trainer_eval(training: dict) -> str:
+def trainer_eval(training) -> str:
     """When the trainer evaluates its loss on the eval split: "end", "steps" or "no"."""
-    chosen = training.get("eval_strategy")
-    if chosen:
-        return str(chosen)
-    return "steps" if training.get("eval_steps") else "end"
+    training = Training.coerce(training)
+    if training.eval_strategy:
+        return str(training.eval_strategy)
+    return "steps" if training.eval_steps else "end"
 
 
 def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None, **extra) -> Any:
@@ -54,7 +56,7 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
 
     from sftkit.modeling.precision import for_run
 
-    t = dict(run.training)
+    t = run.training
     kwargs: dict = {k: t[k] for k in PASSTHROUGH if t.get(k) is not None}
     kwargs.setdefault("gradient_checkpointing", False)
     cls = config_cls or TrainingArguments
@@ -68,7 +70,9 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     if warmup is not None:
         kwargs["warmup_steps"] = warmup
     steps = planned_steps(t, rows)
-    save_steps = int(t.get("save_steps") or max(10, steps // 5))
+    from sftkit.run.checkpoints import save_every
+
+    save_steps = save_every(t, steps)
     seed = int(t["seed"]) if t.get("seed") is not None else run.seed
     precision = for_run(run)
     eval_steps = t.get("eval_steps")
@@ -94,7 +98,7 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     from sftkit.run.distributed import training_kwargs, world_from_env
 
     world = getattr(run, "world", None) or world_from_env()
-    kwargs.update(training_kwargs(run.recipe.get("distributed"), world, base_dir=run.base_dir))
+    kwargs.update(training_kwargs(run.config.distributed, world, base_dir=run.base_dir))
     kwargs.update(extra)
     return cls(**kwargs)
 
@@ -353,12 +357,11 @@ def save_model(run, model, tokenizer) -> tuple[dict, Any]:
     the tokenizer (with its chat template) into ``run.model_dir``; returns ``(info, saved_model)``."""
     from sftkit.models import is_adapter, merge_and_save
 
-    adapter = run.recipe.get("adapter") or {}
-    merge = bool(adapter.get("merge"))
+    merge = bool(run.config.adapter and run.config.adapter.merge)
     kind = ("merged" if merge else "adapter") if is_adapter(model) else "full"
     if is_adapter(model) and merge:
         model = model.merge_and_unload()
-    merge_and_save(model, tokenizer, run.model_dir, merge=False, model_section=run.recipe.get("model"),
+    merge_and_save(model, tokenizer, run.model_dir, merge=False, model_section=run.config.model.as_dict(),
                    base_dir=run.base_dir)
     return {"saved": kind, "model_dir": str(run.model_dir)}, model
 
@@ -379,7 +382,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     resume_from = last_checkpoint(run.run_dir, warn=say) if run.resume else None
     if run.resume and resume_from is None:
         say("no checkpoint found: starting from the beginning")
-    limit = run.training.get("eval_max_rows")
+    limit = run.training.eval_max_rows
     if limit and trainer.eval_dataset is not None and len(trainer.eval_dataset) > int(limit):
         trainer.eval_dataset = trainer.eval_dataset.select(range(int(limit)))
     from sftkit.plan.memory import GB, peak_bytes, reset_peak
@@ -428,10 +431,10 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     final = trainer.model if before_save is None else before_save(trainer.model)
     if run.extras.get("parameters") is not None:
         metrics["parameters"] = run.extras["parameters"]
-    if save and run.recipe.get("output", {}).get("save_model", True) and _weights_sharded(trainer):
+    if save and run.config.output.save_model and _weights_sharded(trainer):
         info, final = _save_gathered(run, trainer)
         metrics.update(info)
-    elif save and run.recipe.get("output", {}).get("save_model", True):
+    elif save and run.config.output.save_model:
         if main:
             info, final = save_model(run, final, tokenizer)
         else:  # the same result without writing: adapter merged in memory where the main process merges
@@ -474,7 +477,7 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
         from sftkit.modeling.loading import BASE_RECORD
 
         (run.model_dir / BASE_RECORD).write_text(json.dumps(
-            {"model": run.recipe.get("model"), "base_dir": str(run.base_dir) if run.base_dir is not None else None},
+            {"model": run.config.model.as_dict(), "base_dir": str(run.base_dir) if run.base_dir is not None else None},
             indent=2))
     _sync(trainer)
     model, _tokenizer = load_trained(run.model_dir)
@@ -484,7 +487,7 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
 def _unsaved(run, model):
     from sftkit.models import is_adapter
 
-    if is_adapter(model) and (run.recipe.get("adapter") or {}).get("merge"):
+    if is_adapter(model) and run.config.adapter is not None and run.config.adapter.merge:
         return model.merge_and_unload()
     return model
 

@@ -1,23 +1,27 @@
 """Chat templates: turn conversations into token ids and loss labels, render prompts for generation.
 
-``make_formatter(recipe)`` builds the formatter named by ``[template] formatter`` (default ``chat``,
+``make_formatter(template)`` builds the formatter named by ``[template] formatter`` (default ``chat``,
 the model's own template) through the plugin registry. Importing this package is light.
 """
 
 from __future__ import annotations
 
-DEFAULT_FORMATTER = "chat"
+from ..config import Template
+
+DEFAULT_FORMATTER = Template().formatter
 
 
-def formatter_options(template_table: dict | None) -> tuple[str, dict]:
+def formatter_options(template_table) -> tuple[str, dict]:
     """Split a ``[template]`` table into the formatter name and its options (``system`` included)."""
-    table = dict(template_table or {})
-    name = table.pop("formatter", None) or DEFAULT_FORMATTER
-    return name, table
+    from ..config import factory_options
+
+    table = Template.coerce(template_table)
+    return table.formatter or DEFAULT_FORMATTER, factory_options("template", table)
 
 
-def make_formatter(recipe: dict, host=None):
-    """Create the :class:`sftkit.api.Formatter` for a resolved recipe dict (reads ``[template]``).
+def make_formatter(template, host=None):
+    """Create the :class:`sftkit.api.Formatter` for ``template``: the ``[template]`` slice
+    (:class:`sftkit.config.Template`), or a whole recipe dict (its ``[template]`` table).
 
     The factory receives the table minus ``formatter``; call ``.setup(tokenizer, model)`` on the
     result before encoding.
@@ -25,7 +29,9 @@ def make_formatter(recipe: dict, host=None):
     from ..plugins import get_host
 
     host = host or get_host()
-    name, options = formatter_options(recipe.get("template"))
+    if not isinstance(template, Template):
+        template = (template or {}).get("template")
+    name, options = formatter_options(template)
     return host.registry.get("formatters", name).create(options)
 
 
