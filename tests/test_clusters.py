@@ -34,8 +34,11 @@ def test_held_out_vs_seen_summary_and_per_cluster_n(tmp_path):
         return EvalResult({"accuracy": sum(scores) / len(scores)}, "accuracy", items=items)
 
     clusters = ["geo"] * 4 + ["math"] * 2
+    from types import SimpleNamespace
+
+    held = SimpleNamespace(stats={"held_out": {"clusters": ["math"], "rows": 2}})  # what the data stage held out
     run = RunContext(recipe={"eval": [{"name": "exact_match"}], "dataset": {"holdout_clusters": ["math"]}},
-                     recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+                     recipe_path=None, base_dir=tmp_path, run_dir=tmp_path, data=held)
     (row,) = compare(run, {"exact_match": res([0, 0, 1, 0, 0, 1], clusters)},
                      {"exact_match": res([1, 1, 1, 1, 0, 0], clusters)})
     s = row["held_out_clusters"]
