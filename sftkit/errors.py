@@ -9,6 +9,17 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 
+def dotted(path) -> str:
+    """A key path as a recipe writes it: ``("data", 0, "path")`` -> ``data[0].path``."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
 @dataclass
 class Problem:
     """One problem found in a recipe (or its data): what, where, how to fix."""

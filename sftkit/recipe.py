@@ -1,6 +1,7 @@
-"""Load a recipe: read TOML, merge ``extends``, substitute ``${ENV}``, apply ``--set``, validate, fill defaults.
+"""Read a recipe: TOML, ``extends`` merged, ``${ENV}`` substituted, ``--set`` applied; nothing checked.
 
-Every problem is collected as a :class:`sftkit.errors.Problem` with the file, line and column where
+The first step of the straight line read (here) -> check (:mod:`sftkit.validate`) -> resolve
+(:mod:`sftkit.resolve`: defaults filled, typed slices from :mod:`sftkit.config`). Every problem is collected as a :class:`sftkit.errors.Problem` with the file, line and column where
 the TOML has a position for it, so ``sftkit validate`` can report all of them at once.
 """
 
@@ -20,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import Problem, RecipeError
+from .errors import Problem, dotted  # noqa: F401  (dotted: re-exported)
 from .tomlpos import find_position, key_positions
 
 ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -68,17 +69,6 @@ class Recipe:
         from .config import resolve
 
         return resolve(self.data)
-
-
-def dotted(path) -> str:
-    """``("data", 0, "path")`` -> ``data[0].path``."""
-    out = ""
-    for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += ("." if out else "") + str(p)
-    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -362,23 +352,6 @@ def read_recipe(path, overrides=(), *, host=None) -> tuple[Recipe | None, list[P
         apply_override(data, key, value)
         source.origins[key] = "--set"
     return Recipe(data=data, path=path, base_dir=path.parent, source=source, secrets=secrets), problems
-
-
-def load_recipe(path, overrides=(), *, host=None) -> Recipe:
-    """Load and validate a recipe; raise :class:`RecipeError` with every problem found."""
-    from .plugins import get_host
-    from .validate import check_recipe
-
-    host = host or get_host()
-    recipe, problems = read_recipe(path, overrides, host=host)
-    if recipe is not None:
-        problems += check_recipe(recipe, host)
-    if problems:
-        raise RecipeError(problems)
-    from .schema import fill_defaults
-
-    recipe.data = fill_defaults(recipe.data, host.registry)
-    return recipe
 
 
 def recipe_hash(data: dict) -> str:

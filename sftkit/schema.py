@@ -196,7 +196,7 @@ def error_to_problems(err, locate) -> list[Problem]:
     sch = err.schema if isinstance(err.schema, dict) else {}
 
     def mk(msg, p=path, hint=None):
-        from .recipe import dotted
+        from .errors import dotted
 
         f, line, col = locate(p)
         return Problem(msg, file=f, line=line, col=col, path=dotted(p), hint=hint)
@@ -260,7 +260,7 @@ def number_problems(data, locate, path: tuple = ()) -> list[Problem]:
     ``nan``, ``inf`` and integers of any size; no option means them)."""
     import math
 
-    from .recipe import dotted
+    from .errors import dotted
 
     out: list[Problem] = []
     if isinstance(data, dict):

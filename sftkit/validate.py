@@ -10,9 +10,9 @@ from pathlib import Path
 from .config import DataEntry, Distributed
 from .core_schema import COMPONENT_TABLES
 from .detect import detect_format, kind_of_format, peek_fields
-from .errors import Problem, SftkitError
+from .errors import Problem, SftkitError, dotted
 from .paths import resolve_path
-from .recipe import Recipe, dotted, read_recipe
+from .recipe import Recipe, read_recipe
 from .registry import SINGULAR
 from .schema import component_of, component_tables, path_options, schema_problems
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SftkitError
 from .cache import cached_entry, content_digest, write_entry
-from .source import ModelSource, describe_model_source
+from .source import GGUF_KIND, ModelSource, describe_model_source, not_found_error  # noqa: F401 (re-exported)
+from .tokens import _sync_pad, ensure_pad_token, label_maps  # noqa: F401 (re-exported)
 
-GGUF_KIND = "models"
 BASE_RECORD = "sftkit_base.json"  # the [model] section an adapter was trained on
 
 
@@ -25,38 +24,6 @@ def resolve_dtype(name: str | None = "auto"):
             return torch.bfloat16
         return torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def _offline() -> bool:
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # pragma: no cover - huggingface_hub always ships with transformers
-        return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
-
-
-def not_found_error(src: ModelSource, base_dir, err: Exception | None = None) -> SftkitError:
-    """The error for a model that could not be loaded: where we looked and what to change."""
-    if src.kind != "hub":
-        return SftkitError(src.problem() or f"could not load model {src.name!r} from {src.path}: {err}",
-                           where="[model].name")
-    try:
-        from huggingface_hub import constants
-
-        hub_cache = constants.HF_HUB_CACHE
-    except Exception:  # pragma: no cover
-        hub_cache = "~/.cache/huggingface/hub"
-    local = Path(base_dir or ".") / src.name
-    offline = "offline mode is on (HF_HUB_OFFLINE=1), so the hub was not asked" if _offline() else \
-        "the hub could not provide it"
-    detail = f" ({type(err).__name__}: {str(err).splitlines()[0][:200]})" if err else ""
-    return SftkitError(
-        f"model {src.name!r} not found: no local path {local}, not in the hub cache {hub_cache}, and {offline}{detail}",
-        where="[model].name",
-        hint="set [model].name to a local model directory or a .gguf file (package://... works too), "
-             "or download the model first (`hf download NAME`) and run with network access",
-    )
 
 
 def _clear_quantization(model) -> None:
@@ -123,15 +90,6 @@ def _hub_kwargs(model_section: dict, src: ModelSource) -> dict:
     return kw
 
 
-def ensure_pad_token(tokenizer) -> None:
-    """Decoder LMs often have no pad token: use EOS (padding is masked out of the loss by position)."""
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is not None:
-            tokenizer.pad_token = tokenizer.eos_token
-        elif tokenizer.unk_token is not None:
-            tokenizer.pad_token = tokenizer.unk_token
-
-
 def load_tokenizer(model_section: dict, base_dir, *, console=None):
     """The tokenizer of ``[model]`` (or ``[model].tokenizer``), with a pad token."""
     from transformers import AutoTokenizer
@@ -147,14 +105,6 @@ def load_tokenizer(model_section: dict, base_dir, *, console=None):
         raise not_found_error(src, base_dir, err) from err
     ensure_pad_token(tok)
     return tok
-
-
-def _sync_pad(model, tokenizer) -> None:
-    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    gen = getattr(model, "generation_config", None)
-    if gen is not None and getattr(gen, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
-        gen.pad_token_id = tokenizer.pad_token_id
 
 
 def load_causal_lm(model_section: dict, base_dir, *, smoke: bool = False, console=None):
@@ -191,15 +141,6 @@ def _quiet_transformers():
         yield
     finally:
         hf_logging.set_verbosity(level)
-
-
-def label_maps(labels) -> dict:
-    labels = [str(x) for x in labels]
-    if len(labels) < 2:
-        raise SftkitError(f"classification needs at least 2 labels, found {labels}",
-                          hint="check the label column of your classification data")
-    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-            "label2id": {lab: i for i, lab in enumerate(labels)}}
 
 
 def load_sequence_classifier(model_section: dict, base_dir, *, labels, smoke: bool = False, console=None):

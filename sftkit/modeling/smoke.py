@@ -48,7 +48,7 @@ def _real_config_and_tokenizer(model_section: dict, base_dir):
     """The real model's config and tokenizer, without loading its weights."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from .loading import GGUF_KIND, not_found_error
+    from .source import GGUF_KIND, not_found_error
 
     src = describe_model_source(model_section, base_dir)
     problem = src.problem()
@@ -108,7 +108,7 @@ def tiny_like(model_section: dict, base_dir, *, task: str = "causal", labels=Non
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from .loading import _sync_pad, ensure_pad_token, label_maps
+    from .tokens import _sync_pad, ensure_pad_token, label_maps
 
     where = smoke_dir(model_section, base_dir, console)
     remote = bool(model_section.get("trust_remote_code", False))

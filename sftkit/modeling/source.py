@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +74,38 @@ def describe_model_source(model_section: dict, base_dir) -> ModelSource:
     if path.exists() or _looks_local(name):
         return ModelSource(name, "dir", path, revision)
     return ModelSource(name, "hub", None, revision)
+
+
+GGUF_KIND = "models"  # the model cache kind of dequantized GGUF files
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover - huggingface_hub always ships with transformers
+        return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+def not_found_error(src: ModelSource, base_dir, err: Exception | None = None) -> SftkitError:
+    """The error for a model that could not be loaded: where we looked and what to change."""
+    if src.kind != "hub":
+        return SftkitError(src.problem() or f"could not load model {src.name!r} from {src.path}: {err}",
+                           where="[model].name")
+    try:
+        from huggingface_hub import constants
+
+        hub_cache = constants.HF_HUB_CACHE
+    except Exception:  # pragma: no cover
+        hub_cache = "~/.cache/huggingface/hub"
+    local = Path(base_dir or ".") / src.name
+    offline = "offline mode is on (HF_HUB_OFFLINE=1), so the hub was not asked" if _offline() else \
+        "the hub could not provide it"
+    detail = f" ({type(err).__name__}: {str(err).splitlines()[0][:200]})" if err else ""
+    return SftkitError(
+        f"model {src.name!r} not found: no local path {local}, not in the hub cache {hub_cache}, and {offline}{detail}",
+        where="[model].name",
+        hint="set [model].name to a local model directory or a .gguf file (package://... works too), "
+             "or download the model first (`hf download NAME`) and run with network access",
+    )

@@ -41,7 +41,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     from sftkit.modeling.precision import decide
     from sftkit.run.stages import accepted_kinds, check_fit, make_strategy
     from sftkit.plugins import get_host
-    from sftkit.recipe import load_recipe
+    from sftkit.resolve import load_recipe
     from sftkit.strategies.trainer import planned_steps
 
     from .calibrate import CAL_STEPS, calibrate, time_evaluators
@@ -138,7 +138,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
                  "max_length": tok.get("max_length"), "truncated": truncated,
                  "dropped": {**(bundle.stats or {}).get("dropped", {}), **(tok.get("dropped") or {})}},
         "schedule": {"steps": n_steps, "epochs": round(epochs, 3) if epochs is not None else None,
-                     "per_device_batch": per_device, "gradient_accumulation": accumulation,
+                     "per_device_batch": per_device, "gradient_accumulation": int(training.gradient_accumulation_steps),
                      "global_batch": global_batch,
                      "trained_tokens": round(trained_per_row * global_batch * n_steps) if trained_per_row else None},
         "time": {"train_seconds": _round(train_seconds), "eval_seconds": _round(eval_seconds),
