@@ -194,6 +194,8 @@ class Training(Slice):
     report_to: list = _default(_T, "report_to")
     save_steps: int | None = _default(_T, "save_steps")
     save_total_limit: int = _default(_T, "save_total_limit")
+    best_metric: str | None = _default(_T, "best_metric")
+    greater_is_better: bool | None = _default(_T, "greater_is_better")
     optim: str = _default(_T, "optim")
     seed: int | None = _default(_T, "seed")
     precision: str = _default(_T, "precision")

@@ -109,6 +109,12 @@ TRAINING_SECTION = _obj({
     "report_to": {**STR_LIST, "default": [], "description": "transformers integrations that receive the training logs: tensorboard (RUN_DIR/logs/tensorboard), mlflow, wandb (offline unless WANDB_MODE says otherwise), trackio, ..."},
     "save_steps": {**POS_INT, "description": "Save a checkpoint every N steps (for --resume). Default: max(10, steps/5)."},
     "save_total_limit": {**POS_INT, "default": 2},
+    "best_metric": {"type": "string", "minLength": 1,
+                    "description": "Keep the model of the step where this trainer metric was best (e.g. \"eval_loss\"), "
+                                   "not the last step's: checkpoints are saved at every evaluation (eval_steps) and the "
+                                   "best one is loaded at the end and saved as the model."},
+    "greater_is_better": {"type": "boolean", "description": "Whether a larger best_metric is better (default: false for a "
+                                                             "metric ending in \"loss\", true otherwise)."},
     "optim": {"type": "string", "default": "adamw_torch"},
     "seed": {**SEED, "description": "Training seed (default: recipe.seed)."},
     "precision": {"enum": ["auto", "fp32", "bf16", "fp16"], "default": "auto",

@@ -317,6 +317,10 @@ def _setting_problems(recipe: Recipe, host) -> list[Problem]:
                             "entry has cluster_column or cluster", "add cluster_column = \"your_column\" (or "
                             "cluster = \"name\") to the [[data]] entries"))
     training = data.get("training") or {}
+    if training.get("best_metric") is not None and (training.get("eval_steps") is None
+                                                    or training.get("eval_strategy") in ("end", "no")):
+        out.append(_problem(recipe, ("training", "best_metric"), "best_metric needs evaluations during training to "
+                            "choose from", "set [training] eval_steps = N (a checkpoint is saved at each evaluation)"))
     if training.get("eval_steps") is not None:
         ds = data.get("dataset") or {}
         has_eval = (float(ds.get("eval_fraction", 0) or 0) > 0 or bool(ds.get("holdout_clusters"))

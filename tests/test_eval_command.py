@@ -55,6 +55,12 @@ def test_eval_command_with_base_and_failing_gate(trained, sftkit_recipe, sftkit_
     rows = {r["label"]: r for r in metrics["eval"]}
     assert rows["loss"]["base"] is not None and rows["loss"]["tuned"] is not None
     assert (out / "report.html").exists() and (out / "report.md").exists()
+    # the evaluated model is named by its reference, never "tuned": nothing was tuned by this command
+    ref = str(outcome.run_dir / "model")
+    assert metrics["labels"] == {"base": "base", "tuned": ref}
+    assert f"→ {ref} " in result.output and "→ tuned" not in result.output
+    report = (out / "report.md").read_text()
+    assert f"| {ref} |" in report and "| tuned |" not in report
     assert (out / "train_log.jsonl").exists()  # copied from the model's run directory: loss curves too
     assert "loss.png" in {p.name for p in out.iterdir()}
 

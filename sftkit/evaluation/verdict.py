@@ -192,8 +192,10 @@ def judge(base_value: float | None, tuned_value: float | None, higher_is_better:
     return out
 
 
-def summary_line(row: dict) -> str:
-    """One console line per evaluator: values, intervals, the verdict and why."""
+def summary_line(row: dict, labels: dict | None = None) -> str:
+    """One console line per evaluator: values, intervals, the verdict and why. ``labels`` names the
+    two models (default "base" and "tuned"; ``sftkit eval --model REF`` names the second REF)."""
+    names = {"base": "base", "tuned": "tuned", **(labels or {})}
     def side(key: str) -> str:
         value = row.get(key)
         iv = (row.get("stats") or {}).get(key) or {}
@@ -202,7 +204,8 @@ def summary_line(row: dict) -> str:
         return f"{value:.4g}" + (f" [{iv['low']:.3g}, {iv['high']:.3g}]" if iv.get("low") is not None else "")
 
     errs = "; ".join(f"{k}: {v}" for k, v in (row.get("errors") or {}).items() if v)
-    values = f"base {side('base')} → tuned {side('tuned')}" if row.get("base") is not None else f"{side('tuned')}"
+    values = (f"{names['base']} {side('base')} → {names['tuned']} {side('tuned')}" if row.get("base") is not None
+              else f"{side('tuned')}" if labels is None else f"{names['tuned']} {side('tuned')}")
     n = ((row.get("stats") or {}).get("tuned") or {}).get("n")
     line = f"eval {row.get('label')} ({row.get('primary')}{f', n={n}' if n else ''}): {values}: " \
            f"{(row.get('verdict') or 'not tested').upper()}"

@@ -73,7 +73,9 @@ def check_no_learning(train: list) -> list[dict]:
     return []
 
 
-def check_overfitting(train: list, evals: list) -> list[dict]:
+def check_overfitting(train: list, evals: list, kept: dict | None = None) -> list[dict]:
+    """Eval loss rising while train loss falls. ``kept``: the best checkpoint the run kept as its
+    model (``[training] best_metric``; train metrics ``best_checkpoint``), if any."""
     if len(evals) < 3:
         return []
     best_i = min(range(len(evals)), key=lambda i: evals[i][1])
@@ -85,11 +87,18 @@ def check_overfitting(train: list, evals: list) -> list[dict]:
     train_after = [v for s, v in train if s > best_step]
     if not train_at_best or not train_after or min(train_after) >= train_at_best[-1]:
         return []
-    return [_finding("warning", "overfitting", "Overfitting: eval loss rises while train loss falls",
-                     f"eval loss was lowest ({best:.4g}) at step {int(best_step)} and rose to {last:.4g} at step "
-                     f"{int(last_step)}; train loss kept falling to {min(train_after):.4g}.",
-                     f"Stop earlier (max_steps ~ {int(best_step)}), lower the learning rate or epochs, add more "
-                     "(or more varied) data, or use a LoRA adapter / weight_decay.")]
+    detail = (f"eval loss was lowest ({best:.4g}) at step {int(best_step)} and rose to {last:.4g} at step "
+              f"{int(last_step)}; train loss kept falling to {min(train_after):.4g}.")
+    if kept and kept.get("step") is not None:
+        return [_finding("info", "overfitting", "Overfitting after the kept step: eval loss rose while train loss fell",
+                         detail + f" The saved model is step {int(kept['step'])}'s (best {kept.get('metric')}), "
+                         "not the last step's.",
+                         f"Train fewer steps (max_steps ~ {int(best_step)}) to save time, or add more (or more "
+                         "varied) data.")]
+    return [_finding("warning", "overfitting", "Overfitting: eval loss rises while train loss falls", detail,
+                     f"Stop earlier (max_steps ~ {int(best_step)}), or keep the best step's model with [training] "
+                     "best_metric = \"eval_loss\"; lower the learning rate or epochs, add more (or more varied) "
+                     "data, or use a LoRA adapter / weight_decay.")]
 
 
 def check_memorisation(train: list, data_stats: dict | None, samples: list | None,
@@ -294,7 +303,7 @@ def analyze(log_history: list | None, data_stats: dict | None = None, samples: l
     findings += check_nan(train, grads)
     findings += check_weights(train_metrics)
     findings += check_no_learning(train)
-    findings += check_overfitting(train, evals)
+    findings += check_overfitting(train, evals, (train_metrics or {}).get("best_checkpoint"))
     findings += check_memorisation(train, data_stats, samples, train_texts)
     findings += check_spikes(train, grads)
     findings += check_format(eval_rows, samples)

@@ -150,6 +150,13 @@ VERDICT_CLASS = {"better": "good", "worse": "bad", "collapsed": "bad", "error": 
                  "no better than baseline": "bad"}
 
 
+def side_names(metrics: dict) -> tuple[str, str]:
+    """What the two evaluated models are called: "base" and "tuned", or as ``metrics["labels"]`` says
+    (``sftkit eval --model REF`` calls the second one REF: nothing was tuned)."""
+    labels = {"base": "base", "tuned": "tuned", **(metrics.get("labels") or {})}
+    return str(labels["base"]), str(labels["tuned"])
+
+
 def _summary(ctx: dict) -> tuple[str, str]:
     """The verdict first: per evaluator, gates, health, then the run's facts and the regressions."""
     m = ctx["metrics"]
@@ -159,7 +166,7 @@ def _summary(ctx: dict) -> tuple[str, str]:
     md_parts, h_parts = [], []
     # per-evaluator verdicts
     if rows:
-        headers = ["evaluator", "verdict", "base", "tuned", "trivial baselines", "why"]
+        headers = ["evaluator", "verdict", *side_names(m), "trivial baselines", "why"]
         table = [[r.get("label", ""), r.get("verdict", "not tested"), fmt_value(r, "base"), fmt_value(r, "tuned"),
                   fmt_baselines(r), r.get("reason") or ""] for r in rows]
         classes = [["", VERDICT_CLASS.get(r.get("verdict"), ""), "", "", "", ""] for r in rows]
@@ -240,7 +247,7 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
     rows = ctx["metrics"].get("eval") or []
     if not rows:
         return "_No [[eval]] tables in the recipe._", "<p><i>No [[eval]] tables in the recipe.</i></p>"
-    headers = ["evaluator", "metric", "base", "tuned", "delta", "verdict", "gate"]
+    headers = ["evaluator", "metric", *side_names(ctx["metrics"]), "delta", "verdict", "gate"]
     table, classes = [], []
     notes_md, notes_h = [], []
     for r in rows:

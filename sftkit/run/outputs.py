@@ -92,6 +92,6 @@ def summary_lines(outcome) -> list[str]:
 def _eval_summary(metrics: dict, out: Path) -> list[str]:
     from sftkit.evaluation.verdict import summary_line
 
-    lines = [summary_line(row) for row in metrics.get("eval", [])]
+    lines = [summary_line(row, labels=metrics.get("labels")) for row in metrics.get("eval", [])]
     lines.append(f"report: {Path(out) / 'report.html'}")
     return lines

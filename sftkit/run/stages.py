@@ -68,6 +68,7 @@ class RunState:
     lock: Any = None  # rundir.RunLock, held from check_run_dir to the end of the run
     diverged: str | None = None  # why the trained model is unusable (NaN/inf), or None
     model_ref: str | None = None  # sftkit eval: the model to evaluate (training switched off)
+    tuned_label: str = "tuned"  # what the evaluated model is called (sftkit eval: its reference)
     with_base: bool = True  # sftkit eval: also evaluate the recipe's [model]
 
     @property
@@ -329,6 +330,7 @@ def use_given_model(state: RunState) -> None:
     state.tuned_formatter = None if is_cls else _formatter(state, tokenizer, model)
     state.ctx.formatter, state.ctx.tokenizer = state.tuned_formatter, tokenizer
     state.ctx.extras["evaluated_model"] = str(state.model_ref)
+    state.tuned_label = str(state.model_ref)  # not "tuned": nothing was tuned here
 
 
 # --------------------------------------------------------------------------- open the run directory
@@ -543,7 +545,7 @@ def evaluate_tuned(state: RunState) -> None:
     from sftkit.evaluation import evaluate_all
 
     state.say("evaluating the tuned model" if state.mode == "run" else "evaluating the model")
-    target = _target(state, state.tuned_model, state.tuned_tokenizer, state.tuned_formatter, "tuned")
+    target = _target(state, state.tuned_model, state.tuned_tokenizer, state.tuned_formatter, state.tuned_label)
     state.tuned_results = evaluate_all(state.ctx, target)
 
 
@@ -583,6 +585,7 @@ def finish(state: RunState) -> RunOutcome:
     else:
         metrics.update(model_dir=str(state.ctx.extras.get("evaluated_model")),
                        base_model=state.config.model.name if state.base_results else None,
+                       labels={"base": "base", "tuned": state.tuned_label},  # the report's and summary's names
                        train={})
     if ctx.precision is not None:
         metrics["precision"] = ctx.precision.as_dict()

@@ -95,6 +95,9 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     )
     if has_eval and eval_steps:
         kwargs["eval_steps"] = int(eval_steps)
+    from sftkit.run import checkpoints
+
+    kwargs.update(checkpoints.trainer_kwargs(t, evaluates=bool(has_eval and eval_steps)))
     from sftkit.run.distributed import training_kwargs, world_from_env
 
     world = getattr(run, "world", None) or world_from_env()
@@ -397,6 +400,8 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         say(f"training had finished at {resume_from}: continuing after it without another step")
         trainer._load_from_checkpoint(resume_from)
         trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+        if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint:
+            trainer._load_best_model()  # what Trainer.train does when it ends
         out_metrics: dict = {}
     else:
         if resume_from:
@@ -416,6 +421,13 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["steps"] = trainer.state.global_step
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
+    from sftkit.run import checkpoints
+
+    chosen = checkpoints.best(trainer.state)
+    if chosen is not None:  # the saved model is this step's, not the last one's
+        metrics["best_checkpoint"] = {"metric": trainer.args.metric_for_best_model, **chosen}
+        say(f"best {trainer.args.metric_for_best_model} {chosen['value']:.4g} at step {chosen['step']}: "
+            "keeping that step's model")
     metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
     runtime = metrics.get("train_runtime") or elapsed
     if counter is not None:
