@@ -11,6 +11,12 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _own_base_eval_cache(tmp_path_factory, monkeypatch):
+    """Each test its own cache of base-model evaluations: no test reuses another's results."""
+    monkeypatch.setenv("SFTKIT_BASE_EVAL_CACHE", str(tmp_path_factory.mktemp("base-eval-cache")))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_host():
     from sftkit.plugins import reset_host
 

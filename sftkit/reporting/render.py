@@ -150,6 +150,11 @@ VERDICT_CLASS = {"better": "good", "worse": "bad", "collapsed": "bad", "error": 
                  "no better than baseline": "bad"}
 
 
+BASE_SOURCES = {"cache": "reused from the cache (the same base model, evaluators and eval items were evaluated "
+                         "by an earlier run)",
+                "run directory": "reused from this run directory's base_eval.json (--resume)"}
+
+
 def side_names(metrics: dict) -> tuple[str, str]:
     """What the two evaluated models are called: "base" and "tuned", or as ``metrics["labels"]`` says
     (``sftkit eval --model REF`` calls the second one REF: nothing was tuned)."""
@@ -218,7 +223,8 @@ def _summary(ctx: dict) -> tuple[str, str]:
         h_parts.append(f"<p><b>Regressions</b> ({total} item(s) the base model got right and the tuned model got "
                        f"wrong):</p>" + _html_table(head, body))
     facts = [("recipe", m.get("recipe")), ("strategy", m.get("strategy")), ("model", ctx.get("model_name")),
-             ("evaluated model", m.get("model_dir")), ("smoke run", m.get("smoke") or None)]
+             ("evaluated model", m.get("model_dir")), ("smoke run", m.get("smoke") or None),
+             ("base model's evaluation", BASE_SOURCES.get((m.get("base_eval") or {}).get("source")))]
     facts = [(k, v) for k, v in facts if v not in (None, "")]
     md_parts.append("\n".join(f"- **{k}**: {v}" for k, v in facts))
     h_parts.append("<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts) + "</ul>")

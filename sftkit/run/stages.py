@@ -57,6 +57,7 @@ class RunState:
     base_model: Any = None
     base_tokenizer: Any = None
     base_results: dict = field(default_factory=dict)
+    base_source: str | None = None  # where the base results came from: "evaluated", "run directory", "cache"
     result: Any = None  # sftkit.api.TrainResult
     tuned_model: Any = None
     tuned_tokenizer: Any = None
@@ -479,13 +480,25 @@ def evaluate_base(state: RunState) -> None:
         reused = _reuse_base(state, key)
         if reused is not None:
             state.say(f"reusing the base model's evaluation from {state.run_dir / BASE_EVAL}")
-            state.base_results = reused
+            state.base_results, state.base_source = reused, "run directory"
             return
-    from sftkit.evaluation import evaluate_all
+    from . import base_cache
 
-    state.say("evaluating the base model")
-    target = _target(state, state.base_model, state.base_tokenizer, state.ctx.formatter, "base")
-    state.base_results = evaluate_all(state.ctx, target)
+    content_key = base_cache.key(state)
+    cached = base_cache.load(content_key) if content_key else None
+    if cached is not None:
+        state.say(f"reusing the base model's evaluation from the cache ({base_cache.directory() / content_key}.json: "
+                  "same base model, evaluators and eval items)")
+        state.base_results, state.base_source = cached, "cache"
+    else:
+        from sftkit.evaluation import evaluate_all
+
+        state.say("evaluating the base model")
+        target = _target(state, state.base_model, state.base_tokenizer, state.ctx.formatter, "base")
+        state.base_results, state.base_source = evaluate_all(state.ctx, target), "evaluated"
+        if content_key and state.main:
+            base_cache.store(content_key, state.base_results, about={"model": state.config.model.name})
+    state.ctx.extras["base_eval"] = {"source": state.base_source, "key": content_key}
     if key and state.main:
         _store_base(state, key)
 
@@ -596,6 +609,10 @@ def finish(state: RunState) -> RunOutcome:
         metrics["distributed"] = {**distributed.global_batch(state.config.training, world.size),
                                   "strategy": distributed.strategy_of(state.config.distributed)
                                   if world.distributed else None}
+    if state.base_source is not None:  # evaluated now, or reused (from the run directory or the cache)
+        metrics["base_eval"] = {"source": state.base_source,
+                                **({"key": state.ctx.extras["base_eval"]["key"]}
+                                   if (state.ctx.extras.get("base_eval") or {}).get("key") else {})}
     metrics.update(data=_data_summary(state), eval=rows,
                    gates={"passed": not failures, "failures": failures, **({"enforced": enforced}
                                                                          if state.mode == "run" else {})})
