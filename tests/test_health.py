@@ -89,10 +89,15 @@ def test_nan_loss():
 
 
 def test_inconsistent_format_rate_and_mixed_samples():
-    rows = [{"name": "json_valid", "label": "json_valid", "primary": "valid_rate", "tuned": 0.5}]
+    rows = [{"name": "json_valid", "label": "json_valid", "primary": "valid_rate", "tuned": 0.5, "checks_format": True}]
     assert _codes(analyze(healthy_log(), {"train_rows": 5000}, eval_rows=rows)) == {"format"}
-    rows_ok = [{"name": "json_valid", "label": "json_valid", "primary": "valid_rate", "tuned": 0.95}]
+    rows_ok = [{"name": "json_valid", "label": "json_valid", "primary": "valid_rate", "tuned": 0.95, "checks_format": True}]
     assert analyze(healthy_log(), {"train_rows": 5000}, eval_rows=rows_ok) == []
+    # what counts is the evaluator's own checks_format, not a built-in's name
+    plugin = [{"name": "my_format", "label": "f", "primary": "ok", "tuned": 0.5, "checks_format": True}]
+    assert _codes(analyze(healthy_log(), {"train_rows": 5000}, eval_rows=plugin)) == {"format"}
+    other = [{"name": "json_valid", "label": "f", "primary": "ok", "tuned": 0.5, "checks_format": False}]
+    assert analyze(healthy_log(), {"train_rows": 5000}, eval_rows=other) == []
     mixed = [{"tuned": t} for t in ['{"a": 1}', "plain words", '{"b": 2}', "- item", "more prose here", "```x```"]]
     assert "mixed_formats" in _codes(analyze(healthy_log(), {"train_rows": 5000}, mixed))
 

@@ -23,6 +23,7 @@ class BaseEvaluator:
     primary = "score"
     higher_is_better: bool | None = True
     pairwise = False  # True: compare(base_result, tuned_result, run) produces the row's result
+    checks_format = False  # True: the primary metric is the share of outputs in a required format (health reads it)
     split_limit: int | None = None  # items taken from the eval split when no limit is set (None: all)
     gate_options: tuple = ()  # the evaluator's own gate options (gate_failures), e.g. ("max_increase",)
     stat_scale: str | None = None  # "exp": item scores are on the log scale of the primary metric

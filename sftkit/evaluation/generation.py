@@ -137,6 +137,7 @@ class RegexEvaluator(GenerationEvaluator):
     """The output matches ``pattern`` (one for all items) or, without it, each item's expected regex."""
 
     name = "regex"
+    checks_format = True
     primary = "match_rate"
 
     @property
@@ -186,6 +187,7 @@ class JsonValidEvaluator(GenerationEvaluator):
     """Output is valid JSON and, when a schema is given, valid against it."""
 
     name = "json_valid"
+    checks_format = True
     primary = "valid_rate"
     needs_expected = False
 

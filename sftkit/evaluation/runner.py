@@ -192,6 +192,7 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
         "label": spec.label, "name": spec.name, "primary": primary,
         "base": base_value, "tuned": tuned_value, "delta": delta,
         "higher_is_better": hib, "improved": improved, "pairwise": row_pairwise,
+        "checks_format": bool(getattr(ev, "checks_format", False)),
         **found,
         "metrics": metrics, "errors": errors, "details": details, "samples": samples,
     }

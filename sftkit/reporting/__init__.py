@@ -144,7 +144,7 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
         png = plots.loss_plot(log, run_dir / "loss.png")
     except Exception as exc:  # a plotting problem must not cost the report
         data_stats = {**data_stats, "_plot_error": str(exc)}
-    samples = [s for row in metrics.get("eval") or [] if row.get("name") not in ("judge",)
+    samples = [s for row in metrics.get("eval") or [] if not row.get("pairwise")  # a judge's verdicts, not outputs
                for s in row.get("samples") or []]
     findings = health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
                               eval_rows=metrics.get("eval") or [], train_texts=train_texts,

@@ -10,7 +10,6 @@ import math
 import statistics
 from typing import Any, Iterable
 
-FORMAT_EVALUATORS = ("json_valid", "regex")
 DROPPED_WARN_SHARE = 0.2  # more than this share of rows dropped is a warning
 FEW_ROWS = 100  # fewer training rows than this: say that few-shot prompting may do
 
@@ -196,7 +195,7 @@ def _shape(text: str) -> str:
 def check_format(eval_rows: list | None, samples: list | None) -> list[dict]:
     out = []
     for row in eval_rows or []:
-        if row.get("name") not in FORMAT_EVALUATORS:
+        if not row.get("checks_format"):  # the evaluator says so (its ``checks_format``), whatever its name
             continue
         value = row.get("tuned")
         if isinstance(value, (int, float)) and 0.2 <= value <= 0.8:
