@@ -95,6 +95,7 @@ _FS = _D["fsdp"]["properties"]
 _DP = _D["deepspeed"]["properties"]
 _V = S.VERDICT_SECTION["properties"]
 _P = S.PLAN_SECTION["properties"]
+_B = S.BASELINE_ITEM["properties"]
 
 
 @dataclass(frozen=True)
@@ -309,10 +310,22 @@ class Plan(Slice):
     max_memory_gb: float | None = _default(_P, "max_memory_gb")
 
 
+@dataclass(frozen=True)
+class Baseline(Slice):
+    """One ``[[baseline]]`` table: a prompt-only baseline (the base model prompted, not trained)."""
+
+    kind: str | None = _default(_B, "kind")
+    label: str | None = _default(_B, "label")
+    system: str | None = _default(_B, "system")
+    k: int = _default(_B, "k")
+    seed: int | None = _default(_B, "seed")
+
+
 # table -> slice class (arrays of tables: the class of one entry)
 SLICES = {"recipe": RecipeInfo, "model": Model, "data": DataEntry, "dataset": Dataset, "template": Template,
           "strategy": StrategyTable, "training": Training, "adapter": Adapter, "freeze": Freeze,
-          "eval": EvalEntry, "output": Output, "distributed": Distributed, "verdict": Verdict, "plan": Plan}
+          "eval": EvalEntry, "baseline": Baseline, "output": Output, "distributed": Distributed, "verdict": Verdict,
+          "plan": Plan}
 
 
 @dataclass(frozen=True)
@@ -330,6 +343,7 @@ class Config:
     adapter: Adapter | None
     freeze: Freeze | None
     eval: tuple
+    baseline: tuple
     output: Output
     distributed: Distributed
     verdict: Verdict
@@ -361,7 +375,7 @@ def resolve(data: Mapping) -> Config:
 
     return Config(recipe=one("recipe"), model=one("model"), data=many("data"), dataset=one("dataset"),
                   template=one("template"), strategy=one("strategy"), training=one("training"),
-                  adapter=optional("adapter"), freeze=optional("freeze"), eval=many("eval"),
+                  adapter=optional("adapter"), freeze=optional("freeze"), eval=many("eval"), baseline=many("baseline"),
                   output=one("output"), distributed=one("distributed"), verdict=one("verdict"),
                   plan=one("plan"))
 

@@ -20,7 +20,7 @@ SECTIONS = {
     C.DeepSpeed: S.DISTRIBUTED_SECTION["properties"]["deepspeed"]["properties"],
     C.Verdict: S.VERDICT_SECTION["properties"], C.Plan: S.PLAN_SECTION["properties"],
     C.DataEntry: S.DATA_COMMON, C.Template: S.TEMPLATE_COMMON, C.StrategyTable: S.STRATEGY_COMMON,
-    C.EvalEntry: S.EVAL_COMMON,
+    C.EvalEntry: S.EVAL_COMMON, C.Baseline: S.BASELINE_ITEM["properties"],
 }
 
 

@@ -9,7 +9,8 @@ is a hash of everything the results depend on, by content, never by path:
   model's commit), and the ``[model]`` options besides the name (revision, dtype, tokenizer, ...);
 - the evaluation: the ``[[eval]]`` tables with their defaults, the ``[template]``, the eval split's
   rows, every file an evaluator option names, the seed (``limit`` samples with it), the row length,
-  the evaluation batch size, precision and device;
+  the evaluation batch size, precision and device; the ``[[baseline]]`` tables and, when there are
+  any, the training rows (few-shot examples are drawn from them);
 - the code: the source files of the evaluation package and of each evaluator's module.
 
 When something cannot be fingerprinted by content (a hub model not in the local cache, a smoke
@@ -24,7 +25,6 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any
 
 KIND = "base_eval"
 VERSION = 1
@@ -148,6 +148,9 @@ def key(state) -> str | None:
         "eval": [e.as_dict() for e in config.eval], "template": config.template.as_dict(),
         "eval_split": _split_digest(getattr(bundle, "eval", None)),
         "eval_files": _files_digest(_eval_files(config, state.host, base_dir)),
+        # prompt-only baselines: their tables, and the training rows few-shot examples are drawn from
+        "baselines": [b.as_dict() for b in config.baseline],
+        "train_split": _split_digest(getattr(bundle, "train", None)) if config.baseline else None,
         "seed": config.seed, "row_length": config.training.max_length,
         "batch": config.training.per_device_eval_batch_size, "precision": precision, "device": ctx.device,
         "code": _code_digest([s.evaluator for s in specs if s.evaluator is not None]),
@@ -156,8 +159,8 @@ def key(state) -> str | None:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def load(digest: str) -> dict | None:
-    """The cached base results for ``digest`` (label -> EvalResult), or None."""
+def load(digest: str) -> tuple[dict, dict] | None:
+    """The cached results for ``digest``: (eval label -> EvalResult, baseline label -> the same), or None."""
     from sftkit.api import EvalResult
 
     try:
@@ -167,23 +170,34 @@ def load(digest: str) -> dict | None:
     if stored.get("key") != digest or not isinstance(stored.get("results"), dict):
         return None
     names = set(EvalResult.__dataclass_fields__)
-    return {label: EvalResult(**{k: v for k, v in r.items() if k in names}) for label, r in stored["results"].items()}
+
+    def results(by_label: dict) -> dict:
+        return {label: EvalResult(**{k: v for k, v in r.items() if k in names}) for label, r in by_label.items()}
+
+    return results(stored["results"]), {b: results(r) for b, r in (stored.get("baselines") or {}).items()}
 
 
-def store(digest: str, results: dict, *, about: dict | None = None) -> None:
-    """Keep ``results`` (label -> EvalResult) under ``digest``; written whole or not at all. Results
-    with an evaluator error are not kept (the next run tries again)."""
+def store(digest: str, results: dict, baselines: dict | None = None, *, about: dict | None = None) -> None:
+    """Keep ``results`` (eval label -> EvalResult) and the ``[[baseline]]`` results (baseline label ->
+    the same) under ``digest``; written whole or not at all. Results with an evaluator error are not
+    kept (the next run tries again)."""
     from dataclasses import asdict
 
     from sftkit.evaluation import jsonable
 
-    if any(getattr(r, "error", None) for r in results.values()):
+    everything = [*results.values(), *(r for by in (baselines or {}).values() for r in by.values())]
+    if any(getattr(r, "error", None) for r in everything):
         return
+
+    def plain(by_label: dict) -> dict:
+        return {label: jsonable(asdict(r)) for label, r in by_label.items()}
+
     where = directory()
     try:
         where.mkdir(parents=True, exist_ok=True)
         tmp = where / f".{digest}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        payload = {"key": digest, **(about or {}), "results": {label: jsonable(asdict(r)) for label, r in results.items()}}
+        payload = {"key": digest, **(about or {}), "results": plain(results),
+                   "baselines": {b: plain(r) for b, r in (baselines or {}).items()}}
         tmp.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(tmp, where / f"{digest}.json")
     except OSError:  # a cache that cannot be written is no reason to fail the run
