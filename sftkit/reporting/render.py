@@ -273,9 +273,10 @@ def _training(ctx: dict) -> tuple[str, str]:
 
 def _evaluation(ctx: dict) -> tuple[str, str]:
     rows = ctx["metrics"].get("eval") or []
+    names = side_names(ctx["metrics"])
     if not rows:
         return "_No [[eval]] tables in the recipe._", "<p><i>No [[eval]] tables in the recipe.</i></p>"
-    headers = ["evaluator", "metric", *side_names(ctx["metrics"]), "delta", "verdict", "gate"]
+    headers = ["evaluator", "metric", *names, "delta", "verdict", "gate"]
     table, classes = [], []
     notes_md, notes_h = [], []
     for r in rows:
@@ -295,16 +296,16 @@ def _evaluation(ctx: dict) -> tuple[str, str]:
         if extra:
             sub = [[k, fmt(v.get("base")), fmt(v.get("tuned")), fmt(v.get("delta"))] for k, v in extra[:40]]
             notes_md.append(f"\n<details><summary>{r.get('label')}: all metrics</summary>\n\n"
-                            + _md_table(["metric", "base", "tuned", "delta"], sub) + "\n\n</details>\n")
+                            + _md_table(["metric", *names, "delta"], sub) + "\n\n</details>\n")
             notes_h.append(f"<details><summary>{html.escape(str(r.get('label')))}: all metrics</summary>"
-                           + _html_table(["metric", "base", "tuned", "delta"], sub) + "</details>")
+                           + _html_table(["metric", *names, "delta"], sub) + "</details>")
         clusters = r.get("held_out_clusters") or {}
         if clusters.get("clusters"):
             body = [[("held out: " if k == "held_out" else "seen: ") + "all", fmt(v.get("n")), fmt(v.get("base")),
                      fmt(v.get("tuned"))] for k, v in clusters.items() if k in ("held_out", "seen")]
             body += [[c + (" (held out)" if v.get("held_out") else ""), fmt(v.get("n")), fmt(v.get("base")),
                       fmt(v.get("tuned"))] for c, v in clusters["clusters"].items()]
-            head = ["cluster", "n", "base", "tuned"]
+            head = ["cluster", "n", *names]
             notes_md.append(f"\n{r.get('label')}: held-out vs seen clusters\n\n" + _md_table(head, body) + "\n")
             notes_h.append(f"<p>{html.escape(str(r.get('label')))}: held-out vs seen clusters</p>" + _html_table(head, body))
         for side, det in (r.get("details") or {}).items():
@@ -335,6 +336,7 @@ def _sample_groups(rows: list[dict]) -> list[tuple[list[dict], list[dict]]]:
 
 def _samples(ctx: dict) -> tuple[str, str]:
     md_parts, h_parts = [], []
+    names = dict(zip(("base", "tuned"), side_names(ctx["metrics"])))
     for members, samples in _sample_groups(ctx["metrics"].get("eval") or []):
         title = ", ".join(str(r.get("label")) for r in members)
         md_parts.append(f"### {title}\n")
@@ -350,7 +352,7 @@ def _samples(ctx: dict) -> tuple[str, str]:
                         other = (r.get("samples") or [])[i] if i < len(r.get("samples") or []) else {}
                         if other.get(f"{side}_score") is not None:
                             scores.append((r.get("label"), other[f"{side}_score"]))
-                    label = side
+                    label = names[side]
                     if len(scores) == 1:
                         label += f" (score {fmt(scores[0][1])})"
                     elif scores:
