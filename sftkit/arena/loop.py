@@ -27,7 +27,7 @@ def record_databases(run) -> None:
     from .store import Store
 
     found = []
-    for table in _arena_tables(run.recipe or {}):
+    for table in _arena_tables(getattr(run, "recipe", None) or {}):
         store = Store(resolve_path(table["path"], run.base_dir), create=False)
         votes = _filtered(store.votes(), table.get("prompt_set"))
         store.close()
