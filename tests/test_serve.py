@@ -344,3 +344,48 @@ def test_serves_a_tuned_run_directory_with_its_saved_template_and_stops(tmp_path
     finally:
         srv.stop()
         served.engine.close()
+
+
+@pytest.mark.real_model
+def test_real_quickstart_run_served_equals_generate(tmp_path, monkeypatch):
+    """The shipped quickstart recipe on the real SmolLM2 (shortened: 2 steps, 2 items per evaluation):
+    its run directory, served, answers what transformers' generate gives from the saved model."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftkit.commands.run import run
+    from sftkit.serving.api import Server
+    from sftkit.serving.http import BackgroundServer, bind
+    from sftkit.serving.loading import load_models
+
+    monkeypatch.setenv("SFTKIT_NO_PROGRESS", "1")
+    recipe = Path(__file__).resolve().parents[1] / "sftkit" / "recipes" / "quickstart.toml"
+    res = CliRunner().invoke(run, [str(recipe), "--output", str(tmp_path / "quickstart"), "--set",
+                                   "training.max_steps=2", "--set", "eval.0.limit=2", "--set", "eval.1.limit=2",
+                                   "--set", "eval.0.min=0"])
+    assert res.exit_code == 0, res.output[-3000:]
+    saved = tmp_path / "quickstart" / "model"
+    served = load_models([str(tmp_path / "quickstart")], device="cpu")["quickstart"]
+    srv = BackgroundServer(Server({"quickstart": served}).app(), bind("127.0.0.1", 0)).start()
+    try:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="-", max_retries=0)
+        tok = AutoTokenizer.from_pretrained(saved)
+        model = AutoModelForCausalLM.from_pretrained(saved)
+        messages = [{"role": "user", "content": "Capital of Switzerland?"}]
+        reply = client.chat.completions.create(model="quickstart", messages=messages, temperature=0, max_tokens=40)
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        out = model.generate(**ids, max_new_tokens=40, do_sample=False)[0, ids["input_ids"].shape[1]:].tolist()
+        eos = model.generation_config.eos_token_id  # the stop tokens saved with the model
+        stops = [t for t in out if t in (eos if isinstance(eos, list) else [eos])]
+        answer = out[:out.index(stops[0])] if stops else out
+        assert reply.choices[0].message.content == tok.decode(answer, skip_special_tokens=True)
+        assert reply.choices[0].finish_reason == ("stop" if stops else "length")
+        streamed = client.chat.completions.create(model="quickstart", messages=messages, temperature=0,
+                                                  max_tokens=40, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+            reply.choices[0].message.content
+    finally:
+        srv.stop()
+        served.engine.close()
