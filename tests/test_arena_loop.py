@@ -116,6 +116,13 @@ def test_feedback_loop_trains_on_votes_and_reports_both_rounds(tmp_path, monkeyp
 
     assert _round(tmp_path / "feedback.toml", "feedback", 10) == ["feedback", "quickstart"]  # 5. round 2
 
+    from sftkit.arena.ratings import ratings_by_set
+    from sftkit.arena.store import Store
+
+    by_set = ratings_by_set(Store("arena", create=False).votes(), rounds=10)  # the /ratings page: a set per round
+    assert [r["model"] for r in by_set["quickstart eval"]] == ["quickstart", "smol"]
+    assert [r["model"] for r in by_set["feedback eval"]] == ["feedback", "quickstart"]
+
     _run("report", "runs/feedback")  # 6. the ratings of both rounds
     report = (tmp_path / "runs" / "feedback" / "report.md").read_text()
     section = report.split("Arena ratings: before and after", 1)[1]
