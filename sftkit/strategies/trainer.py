@@ -482,11 +482,9 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
     if trainer.args.process_index == 0:
         (run.model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle one process does not write
         if kind == "adapter":
-            from sftkit.modeling.loading import BASE_RECORD
+            from sftkit.modeling.adapters import record_base
 
-            (run.model_dir / BASE_RECORD).write_text(json.dumps(
-                {"model": run.recipe.get("model"), "base_dir": str(run.base_dir) if run.base_dir is not None else None},
-                indent=2))
+            record_base(run.model_dir, run.recipe.get("model") or {}, run.base_dir)
     _sync(trainer)
     model, _tokenizer = load_trained(run.model_dir)
     return {"saved": kind, "model_dir": str(run.model_dir)}, model
