@@ -108,6 +108,23 @@ def sftkit_register_transforms(register: Register) -> None:
 
 
 @hookspec
+def sftkit_register_model_loaders(register: Register) -> None:
+    """Register model loaders, used as ``[model] loader = "NAME"`` (default ``"transformers"``: hub
+    ids, model directories and ``.gguf`` files): how a model reference becomes files transformers loads.
+
+    The factory is called as ``factory(options)`` with the ``[model]`` table minus ``loader``
+    (``name``, ``revision``, ``tokenizer``, ``trust_remote_code``, ``dtype`` and the loader's own
+    options, defaults filled) and returns a :class:`sftkit.api.ModelLoader`. Its
+    ``source(ref, base_dir, console)`` returns a :class:`sftkit.api.ModelSource` for ``ref`` (the
+    ``[model] name``, or its ``tokenizer``): usually a local directory written by
+    ``save_pretrained`` (``ModelSource(ref, "dir", path)``), converted once and cached, since it is
+    called several times per run. sftkit loads from it whatever the strategy needs (causal LM,
+    classifier, tokenizer, the tiny model of ``--smoke``, the base of a saved adapter). Use
+    ``check=`` for what ``sftkit validate`` should report (a missing file), at path ``"name"``.
+    """
+
+
+@hookspec
 def sftkit_register_recipes(register: Register) -> None:
     """Register recipes shipped as package data.
 

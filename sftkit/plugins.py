@@ -33,6 +33,7 @@ BUILTIN_PLUGINS = (
     "sftkit.builtin.strategies",
     "sftkit.builtin.evaluators",
     "sftkit.builtin.recipes",
+    "sftkit.builtin.loaders",
     "sftkit.builtin.commands",
 )
 
@@ -68,6 +69,11 @@ class Host:
     plugins: list[PluginInfo]
     commands: dict = field(default_factory=dict)  # name -> click command, from every loaded plugin
     command_clashes: dict = field(default_factory=dict)  # name -> [plugin names], disabled for all
+
+    @property
+    def has_builtins(self) -> bool:
+        """Whether sftkit's own components were loaded (hosts for tests of the core may leave them out)."""
+        return any(p.builtin for p in self.plugins)
 
     @property
     def failures(self) -> list[PluginInfo]:

@@ -103,10 +103,11 @@ def merge_and_save(model, tokenizer, out_dir, *, merge: bool = False, model_sect
 
 
 def portable_reference(model_section: dict, base_dir) -> str | None:
-    """What transformers can load the base from without sftkit: a hub id or an absolute directory (None for GGUF)."""
-    from .source import describe_model_source
+    """What transformers can load the base from without sftkit: a hub id or an absolute directory, as the
+    recipe's model loader says (None for GGUF)."""
+    from .loaders import model_source
 
-    src = describe_model_source(model_section, base_dir)
+    src = model_source(model_section, base_dir)
     if src.kind == "hub":
         return src.name
     if src.kind == "dir" and src.path is not None and src.path.is_dir():
