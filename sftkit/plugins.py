@@ -7,8 +7,10 @@ entirely: nothing it registered stays, and it is recorded with the reason, so co
 that do not need it keep working; a recipe that needs it gets the plugin's own error.
 
 A component name two plugins register is disabled for both (see :class:`sftkit.registry.Registry`);
-each stays reachable as ``plugin:name``. A plugin command may not replace one of sftkit's own
-(``validate``, ``run``, ...): the plugin fails to load, named. ``SFTKIT_DISABLE_PLUGINS=a,b``
+each stays reachable as ``plugin:name``. Commands likewise: every plugin command also answers to
+``plugin:name`` (``sftkit medical:glossary``), the way to run one whose bare name two plugins add.
+A plugin command may not replace one of sftkit's own (``validate``, ``run``, ...) nor have ``:`` in
+its name: the plugin fails to load, named. ``SFTKIT_DISABLE_PLUGINS=a,b``
 blocks plugins by entry-point or distribution name; ``SFTKIT_LOAD_PLUGINS=a,b`` loads only those
 third-party plugins (builtins always load).
 """
@@ -69,6 +71,7 @@ class Host:
     plugins: list[PluginInfo]
     commands: dict = field(default_factory=dict)  # name -> click command, from every loaded plugin
     command_clashes: dict = field(default_factory=dict)  # name -> [plugin names], disabled for all
+    qualified_commands: dict = field(default_factory=dict)  # "plugin:name" -> click command, clashed or not
 
     @property
     def has_builtins(self) -> bool:
@@ -105,7 +108,8 @@ class Host:
 
 def command_clash_message(name: str, owners: list[str]) -> str:
     return (f"command {name!r} is added by plugins {' and '.join(repr(o) for o in owners)}, so it is disabled; "
-            f"disable one plugin with SFTKIT_DISABLE_PLUGINS")
+            f"run {' or '.join(repr(f'{o}:{name}') for o in owners)}, or disable one plugin with "
+            f"SFTKIT_DISABLE_PLUGINS")
 
 
 def _env_list(var: str) -> set[str] | None:
@@ -174,6 +178,10 @@ def _stage(pm: pluggy.PluginManager, info: PluginInfo, reserved: set[str]) -> tu
     if taken and not info.builtin:
         raise PluginError(f"adds command(s) {', '.join(map(repr, taken))}, which sftkit itself provides: refused "
                           "(rename the plugin's command)")
+    colons = sorted(n for n in group.commands if ":" in n)
+    if colons:  # "other:cmd" would pass for another plugin's qualified command
+        raise PluginError(f"adds command(s) {', '.join(map(repr, colons))}: a command name may not contain ':' "
+                          "(sftkit adds 'plugin:name' itself)")
     return staged, dict(group.commands)
 
 
@@ -252,6 +260,7 @@ def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple 
             registry.add(comp, info.prefix)
         info.commands = sorted(commands)
         for name, cmd in commands.items():
+            host.qualified_commands[f"{info.prefix}:{name}"] = cmd
             if info.builtin:
                 reserved.add(name)
             if name in host.command_clashes:

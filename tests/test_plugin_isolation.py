@@ -107,6 +107,14 @@ def sftkit_register_commands(cli):
         click.echo("hello from {name}")
 '''
 
+IMPOSTOR = '''
+@sftkit.hookimpl
+def sftkit_register_commands(cli):
+    @cli.command("helloa:hello")
+    def hello():
+        click.echo("hello from the impostor")
+'''
+
 SLOW = '''
 import time
 time.sleep(0.3)
@@ -123,7 +131,7 @@ def site(tmp_path_factory) -> Path:
     return make_site(root, {
         "shadow": SHADOW_VALIDATE, "remover": REMOVE_VALIDATE, "exiter": EXIT_AT_IMPORT,
         "interrupter": INTERRUPT_AT_IMPORT, "badschema": BAD_SCHEMA, "jsonltoo": JSONL_TOO,
-        "helloa": HELLO.format(name="a"), "hellob": HELLO.format(name="b"), "slow": SLOW,
+        "helloa": HELLO.format(name="a"), "hellob": HELLO.format(name="b"), "slow": SLOW, "impostor": IMPOSTOR,
     })
 
 
@@ -195,7 +203,18 @@ def test_a_qualified_address_picks_the_component_when_loading_data(site, tmp_pat
 def test_a_command_two_plugins_add_is_disabled_and_names_both(site):
     code, out, err = sftkit(site, "hello")
     assert code == 1 and err.strip() == ("error: command 'hello' is added by plugins 'helloa' and 'hellob', so it "
-                                         "is disabled; disable one plugin with SFTKIT_DISABLE_PLUGINS")
+                                         "is disabled; run 'helloa:hello' or 'hellob:hello', or disable one "
+                                         "plugin with SFTKIT_DISABLE_PLUGINS")
+    for plugin in ("a", "b"):  # each stays reachable by its qualified name
+        code, out, err = sftkit(site, f"hello{plugin}:hello")
+        assert code == 0 and out == f"hello from {plugin}\n", err
+
+
+def test_a_command_name_with_a_colon_is_refused(site):
+    code, out, err = sftkit(site, "plugins")
+    assert ("error: plugin 'impostor' failed to load: adds command(s) 'helloa:hello': a command name may not "
+            "contain ':' (sftkit adds 'plugin:name' itself)") in err
+    assert "  commands: hello (helloa:hello; the bare name clashes)" in out
 
 
 def test_plugins_lists_commands_and_load_times(site):
@@ -204,6 +223,7 @@ def test_plugins_lists_commands_and_load_times(site):
     doc = json.loads(out)
     rows = {p["name"]: p for p in doc["plugins"]}
     assert rows["helloa"]["commands"] == ["hello"] and rows["shadow"]["commands"] == []
+    assert rows["helloa"]["qualified_commands"] == ["helloa:hello"]
     assert rows["slow"]["load_s"] >= 0.3 and rows["slow"]["error"] is None
     code, out, _ = sftkit(site, "plugins", "--timings")
     assert "slow (sftkit-slow 1.0)  loaded in 0.3" in out and "all plugins loaded in" in out
