@@ -1,6 +1,7 @@
 """The plugin manager: builtins first, then the ``sftkit`` entry points, loaded one at a time.
 
-Loading a plugin has stages: import, register with pluggy (hook names checked), call its
+Loading a plugin has stages: import, register with pluggy (hook names checked, hook wrappers
+refused: every hook implementation is called on its own, isolated, see :func:`call_hook`), call its
 registration hooks (components staged, option schemas checked), collect its commands. A plugin
 that fails at any stage (``SystemExit`` and ``KeyboardInterrupt`` at import included) is removed
 entirely: nothing it registered stays, and it is recorded with the reason, so commands and recipes
@@ -145,6 +146,14 @@ def _register_checked(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -
             parts.append(f"{name!r}" + (f" ({hint})" if hint else ""))
         info.error = "implements unknown hook " + ", ".join(parts)
         return False
+    wrappers = sorted(c.name for c in pm.get_hookcallers(plugin) or [] for impl in c.get_hookimpls()
+                      if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper))
+    if wrappers:
+        pm.unregister(plugin)
+        info.error = (f"implements {', '.join(map(repr, wrappers))} as a hook wrapper: refused (sftkit calls each "
+                      "plugin's hook on its own, so one plugin cannot see or change another's results or errors; "
+                      "drop wrapper=True / hookwrapper=True)")
+        return False
     info.hooks = sorted(c.name for c in pm.get_hookcallers(plugin) or [])
     return True
 
@@ -276,7 +285,8 @@ def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple 
 
 def call_hook(host: Host, hook: str, warn: Callable[[str], None] | None = None, **kwargs: Any) -> list[str]:
     """Call every implementation of a lifecycle hook, each isolated: one that raises is named (in a
-    ``warn`` line and in the returned list) and the others still run. Returns those lines."""
+    ``warn`` line and in the returned list) and the others still run. Returns those lines. (Hook
+    wrappers never get here: a plugin declaring one is refused when it loads.)"""
     failures: list[str] = []
     if host is None:
         return failures

@@ -292,6 +292,40 @@ def test_call_hook_names_the_failing_plugin_and_runs_the_others():
     assert seen == [{"m": 1}] and warned[0].startswith("warning: plugin 'flaky'")
 
 
+class Wraps:
+    """A new-style wrapper around the other plugins' run_start, and an old-style one around run_end."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    @hookimpl
+    def sftkit_register_sources(self, register):
+        register("wrapped_rows", "json:loads")
+
+    @hookimpl(wrapper=True)
+    def sftkit_run_start(self, run):
+        self.seen.append("wrapper ran")
+        return (yield)
+
+    @hookimpl(hookwrapper=True)
+    def sftkit_run_end(self, run, metrics):
+        yield
+
+
+def test_a_hook_wrapper_is_refused_when_its_plugin_loads():
+    """pluggy runs a wrapper around every other plugin's implementation of the hook, seeing and able
+    to replace their results and errors; sftkit calls each implementation on its own, isolated, so a
+    wrapper would either break isolation or silently never run: the plugin is refused, named."""
+    seen: list = []
+    host = make_host(builtins=False, entry_points=False, extra=(("wraps", Wraps(seen)), ("spy", Spy(seen))))
+    assert host.problems() == [
+        "plugin 'wraps' failed to load: implements 'sftkit_run_end', 'sftkit_run_start' as a hook wrapper: "
+        "refused (sftkit calls each plugin's hook on its own, so one plugin cannot see or change another's "
+        "results or errors; drop wrapper=True / hookwrapper=True)"]
+    assert not host.pm.has_plugin("wraps") and host.registry.find("sources", "wrapped_rows") is None
+    assert call_hook(host, "sftkit_run_end", run=None, metrics={"m": 1}) == [] and seen == [{"m": 1}]
+
+
 def test_a_registration_error_names_the_plugin_and_the_stage():
     class Nameless:
         @hookimpl
