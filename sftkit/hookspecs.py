@@ -161,7 +161,9 @@ def sftkit_training_callbacks(run: Any) -> list:
     Called once per trainer a built-in strategy builds, with the :class:`sftkit.api.RunContext`.
     The callbacks see every optimizer step (``on_step_end``) and every logged dict of per-step
     metrics (``on_log``: loss, learning rate, grad norm, eval loss), and may stop training through
-    ``control``. Import transformers inside the hook, never at module level.
+    ``control``. Import transformers inside the hook, never at module level. Callbacks can change
+    what training does, so this hook or a callback raising stops the run with one line naming the
+    plugin (and the callback and event), never a traceback; the run is not marked finished.
     """
 
 

@@ -301,6 +301,22 @@ def call_hook(host: Host, hook: str, warn: Callable[[str], None] | None = None, 
     return failures
 
 
+def hook_results(host: Host | None, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """``(plugin name, result)`` of every implementation of ``hook``, called one by one in pluggy's
+    order; one that raises stops with a :class:`PluginError` naming the plugin (for hooks whose
+    results change what a run does, where going on without them would change results silently)."""
+    out: list[tuple[str, Any]] = []
+    if host is None:
+        return out
+    for impl in reversed(getattr(host.pm.hook, hook).get_hookimpls()):
+        try:
+            out.append((impl.plugin_name, impl.function(*[kwargs[a] for a in impl.argnames])))
+        except (Exception, SystemExit) as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}",
+                              hint="fix or disable that plugin (SFTKIT_DISABLE_PLUGINS)") from exc
+    return out
+
+
 _HOST: Host | None = None
 
 
