@@ -339,6 +339,26 @@ def test_a_registration_error_names_the_plugin_and_the_stage():
         host.registry.get("evaluators", "has:colon")
 
 
+def test_a_name_registered_twice_fails_only_its_plugin(tmp_path):
+    from sftkit.validate import validate_file
+
+    class Twice:
+        @hookimpl
+        def sftkit_register_sources(self, register):
+            register("rows", "json:loads")
+            register("rows", "json:dumps")
+
+    host = make_host(entry_points=False, extra=(("twice", Twice()),))
+    assert host.problems() == ["plugin 'twice' failed to load: in sftkit_register_sources: registered source "
+                               "'rows' twice"]
+    assert validate_file(write_recipe(tmp_path), host) == []  # recipes not using it are unaffected
+    problems = validate_file(write_recipe(tmp_path, 'source = "rows"', name="uses.toml"), host)
+    (problem,) = problems
+    assert problem.message.startswith("unknown source 'rows' (available: ")
+    assert problem.message.endswith(" — note: plugin 'twice' failed to load: in sftkit_register_sources: "
+                                    "registered source 'rows' twice")
+
+
 def test_a_failing_health_finding_hook_is_a_finding_naming_the_plugin():
     from sftkit.reporting import plugin_findings
 
