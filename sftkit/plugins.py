@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "sftkit.builtin.recipes",
     "sftkit.builtin.loaders",
     "sftkit.builtin.commands",
+    "sftkit.builtin.arena",
 )
 
 ENTRY_POINT_GROUP = "sftkit"
