@@ -255,13 +255,42 @@ def callbacks(run) -> list:
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
     out = [JsonlLog(), StepReached(), StepClock(), *_trackers(run)]
-    host = getattr(run, "host", None)
-    if host is not None:
-        for contributed in host.pm.hook.sftkit_training_callbacks(run=run):
-            out.extend(contributed or [])
+    from sftkit.plugins import hook_results
+
+    for plugin, contributed in hook_results(getattr(run, "host", None), "sftkit_training_callbacks", run=run):
+        out.extend(guarded_callback(cb, plugin) for cb in contributed or [])
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
+
+
+def guarded_callback(callback, plugin: str):
+    """``callback`` (a plugin's TrainerCallback) with every event method made to stop the run with a
+    one-line :class:`PluginError` naming the plugin, the callback and the event when it raises."""
+    from transformers import TrainerCallback
+
+    from sftkit.errors import PluginError, SftkitError
+
+    if not isinstance(callback, TrainerCallback):
+        raise PluginError(f"plugin {plugin!r} returned {callback!r} from sftkit_training_callbacks, not a "
+                          "transformers.TrainerCallback")
+    what = f"training callback {type(callback).__name__} of plugin {plugin!r}"
+
+    def guard(event, method):
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except SftkitError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"{what} raised in {event}: {type(exc).__name__}: {exc}",
+                                  hint="fix or disable that plugin (SFTKIT_DISABLE_PLUGINS)") from exc
+
+        return call
+
+    for event in (n for n in dir(TrainerCallback) if n.startswith("on_")):
+        setattr(callback, event, guard(event, getattr(callback, event)))
+    return callback
 
 
 def checkpoint_problem(path: Path) -> str | None:
