@@ -111,13 +111,15 @@ class RecipeInfo(Slice):
 
 @dataclass(frozen=True)
 class Model(Slice):
-    """``[model]``: what the load-model stage loads."""
+    """``[model]``: what the load-model stage loads, and the ``loader`` component's own ``options``."""
 
     name: str | None = _default(_M, "name")
     revision: str | None = _default(_M, "revision")
     tokenizer: str | None = _default(_M, "tokenizer")
     trust_remote_code: bool = _default(_M, "trust_remote_code")
     dtype: str = _default(_M, "dtype")
+    loader: str = _default(_M, "loader")
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -404,8 +406,9 @@ def of_run(run: Any) -> Config:
     return resolve(recipe if isinstance(recipe, Mapping) else {})
 
 
-# common keys the factory receives too (``[template] system`` is the formatter's option as well)
-FACTORY_SHARES = {"template": ("system",)}
+# common keys the factory receives too: ``[template] system`` is the formatter's option as well, and
+# a model loader gets the whole ``[model]`` table but its own name
+FACTORY_SHARES = {"template": ("system",), "model": tuple(k for k in _M if k != "loader")}
 
 
 def factory_options(table: str, item: Mapping) -> dict:

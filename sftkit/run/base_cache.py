@@ -128,6 +128,10 @@ def key(state) -> str | None:
     if ctx.smoke or (world is not None and world.distributed) or not state.config.eval:
         return None
     config, base_dir = state.config, state.recipe.base_dir
+    from sftkit.config import Model
+
+    if config.model.loader != Model().loader:  # a plugin's loader: its references mean what it says
+        return None
     model = model_fingerprint(config.model.as_dict(), base_dir)
     if model is None:
         return None
