@@ -178,7 +178,8 @@ DISTRIBUTED_SECTION = _obj({
         "stage": {"enum": [1, 2, 3], "default": 2, "description": "ZeRO stage: 1 optimizer state, 2 + gradients, 3 + weights sharded."},
         "offload_optimizer": {"type": "boolean", "default": False, "description": "Optimizer state in CPU memory (ZeRO-Offload)."},
         "offload_params": {"type": "boolean", "default": False, "description": "Weights in CPU memory (stage 3 only)."},
-        "config": {"type": "string", "description": "A DeepSpeed JSON config to use as is instead of the options above (relative to the recipe)."},
+        "config": {"type": "string", "x-sftkit-path": True,
+                   "description": "A DeepSpeed JSON config to use as is instead of the options above (relative to the recipe)."},
     }, doc="DeepSpeed options (strategy = \"deepspeed\"; needs the deepspeed package)."),
 }, doc="Training with several processes (sftkit run --nproc N, torchrun or accelerate launch). Ignored by a one-process run.")
 
