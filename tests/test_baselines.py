@@ -137,6 +137,13 @@ def test_baselines_run_through_the_real_evaluators_on_a_tiny_model(tmp_path, tin
     md = (tmp_path / "run" / "report.md").read_text()
     top = md[: md.index("## Evaluation")]
     assert "prompt-only baselines" in top and "few_shot_2 " in top and "system_prompt n/a" in top
+    # sftkit eval --base: the same stages, the same baselines beside the base model
+    from sftkit.run import evaluate
+
+    again = evaluate(recipe, str(tmp_path / "run" / "model"), base=True, output=tmp_path / "eval")
+    em2 = again.metrics["eval"][0]
+    assert list(em2["prompt_baselines"]) == list(pb)
+    assert {k: e["value"] for k, e in em2["prompt_baselines"].items()} == {k: e["value"] for k, e in pb.items()}
 
 
 def _validate(tmp_path, **sections) -> tuple[int, str]:

@@ -66,6 +66,12 @@ def test_instruction_preview_is_the_training_rows(tmp_path, tiny_dir, monkeypatc
     assert any(0 < sum(mask_of(ex["labels"])) < len(ex["labels"]) for ex in preview["examples"])  # prompt masked
 
 
+def test_tone_on_conversations_previews_the_sft_rows(tmp_path, tiny_dir, monkeypatch):
+    recipe = make_recipe(tmp_path, tiny_dir, rows=qa_rows(24), strategy={"name": "tone"},
+                         dataset={"eval_fraction": 0.0})
+    check_causal(recipe, tmp_path, monkeypatch)
+
+
 def test_domain_preview_is_the_packed_training_rows(tmp_path, tiny_dir, monkeypatch):
     docs = [{"text": f"Document {i} about the quick brown fox and the lazy dog. " * (1 + i % 3)} for i in range(20)]
     write_jsonl(tmp_path / "docs.jsonl", docs)
