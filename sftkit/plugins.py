@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "sftkit.builtin.evaluators",
     "sftkit.builtin.recipes",
     "sftkit.builtin.commands",
+    "sftkit.builtin.arena",
 )
 
 ENTRY_POINT_GROUP = "sftkit"

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SftkitError
+from ..paths import PACKAGE_SCHEME
 from .cache import cached_entry, content_digest, write_entry
 from .source import ModelSource, describe_model_source
 
@@ -261,8 +262,10 @@ def _load_adapter(model_dir: Path, adapter_cfg: dict, config: dict):
 
     base = adapter_cfg.get("base_model_name_or_path")
     record = model_dir / BASE_RECORD
-    if base and base.startswith("/") and not Path(base).exists() and record.exists():
-        info = json.loads(record.read_text())  # e.g. a GGUF cache entry that was cleared: convert again
+    if base and (base.lower().endswith(".gguf") or base.startswith(PACKAGE_SCHEME)):
+        _, base = model_location({"name": base}, None)  # the user's GGUF reference: its (re-)converted copy
+    elif base and base.startswith("/") and not Path(base).exists() and record.exists():
+        info = json.loads(record.read_text())  # an older adapter naming a cleared cache entry: convert again
         _, base = model_location(info["model"], info.get("base_dir"))
     if not base:
         raise SftkitError(f"{model_dir}/adapter_config.json names no base model",

@@ -471,11 +471,9 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
     kind = "adapter" if is_adapter(trainer.model) else "full"
     trainer.save_model(str(run.model_dir))  # collective; writes on the main process only
     if trainer.args.process_index == 0 and kind == "adapter":
-        from sftkit.modeling.loading import BASE_RECORD
+        from sftkit.modeling.adapters import record_base
 
-        (run.model_dir / BASE_RECORD).write_text(json.dumps(
-            {"model": run.recipe.get("model"), "base_dir": str(run.base_dir) if run.base_dir is not None else None},
-            indent=2))
+        record_base(run.model_dir, run.recipe.get("model") or {}, run.base_dir)
     _sync(trainer)
     model, _tokenizer = load_trained(run.model_dir)
     return {"saved": kind, "model_dir": str(run.model_dir)}, model
