@@ -25,7 +25,7 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
     data = recipe.data
-    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir)  # fails fast, before the data
+    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir, host)  # fails fast, before the data
     strategy = _strategy(data, host)
     comp = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
     bundle = load_data(data, recipe.base_dir, host=host, accepts=tuple(comp.meta.get("accepts") or ()) if comp else ())
@@ -106,14 +106,15 @@ def _strategy_examples(rows, n: int) -> list[dict]:
     return examples
 
 
-def _load_tokenizer(model_section: dict, base_dir: Path):
+def _load_tokenizer(model_section: dict, base_dir: Path, host=None):
     """The recipe model's tokenizer, without loading weights (a GGUF file's tokenizer is read from
     its metadata, not from the dequantized model a run converts once)."""
-    from sftkit.models import describe_model_source, load_tokenizer
+    from sftkit.modeling.loaders import model_source
+    from sftkit.models import load_tokenizer
 
     if not model_section.get("name"):
         raise SftkitError("[model] name is missing", hint="name a hub id, a local model directory or a .gguf file")
-    src = describe_model_source(model_section, base_dir)
+    src = model_source(model_section, base_dir, host=host)
     if src.kind == "gguf" and not model_section.get("tokenizer"):
         problem = src.problem()
         if problem:
@@ -125,7 +126,7 @@ def _load_tokenizer(model_section: dict, base_dir: Path):
         tok = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
         ensure_pad_token(tok)
         return tok
-    return load_tokenizer(model_section, base_dir)
+    return load_tokenizer(model_section, base_dir, host=host)
 
 
 def _use_color(choice: bool | None) -> bool:

@@ -110,12 +110,13 @@ def record_base(out_dir, model_section: dict, base_dir) -> None:
 
 
 def portable_reference(model_section: dict, base_dir) -> str | None:
-    """The base as the user named it, made independent of the working directory: a hub id, an
-    absolute model directory, or a GGUF file (``package://`` as given, else its absolute path)."""
+    """The base as the user named it, made independent of the working directory, as the recipe's model
+    loader resolves it: a hub id, an absolute model directory, or a GGUF file (``package://`` as
+    given, else its absolute path)."""
     from ..paths import PACKAGE_SCHEME
-    from .source import describe_model_source
+    from .loaders import model_source
 
-    src = describe_model_source(model_section, base_dir)
+    src = model_source(model_section, base_dir)
     if src.kind == "hub":
         return src.name
     if src.kind == "dir" and src.path is not None and src.path.is_dir():
