@@ -62,6 +62,7 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     if "activation_checkpointing" in getattr(cls, "__dataclass_fields__", {}):  # transformers >= 5 name
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     if t.get("compile"):
+        check_compiler()
         kwargs["torch_compile"] = True  # inductor; accelerate wraps the model before the first step
     if kwargs.get("max_steps") is None:
         kwargs["max_steps"] = -1
@@ -100,6 +101,19 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     kwargs.update(training_kwargs(run.recipe.get("distributed"), world, base_dir=run.base_dir))
     kwargs.update(extra)
     return cls(**kwargs)
+
+
+def check_compiler() -> None:
+    """``[training] compile = true`` needs a C++ compiler (inductor builds its kernels with it): one line
+    before anything trains when there is none."""
+    import shutil
+
+    from sftkit.errors import SftkitError
+
+    if not any(shutil.which(c) for c in (os.environ.get("CXX") or "", "g++", "c++", "clang++") if c):
+        raise SftkitError("compile = true needs a C++ compiler for torch.compile, and none is on PATH "
+                          "(g++, c++, clang++ or $CXX)", where="[training] compile",
+                          hint="install one (apt-get install g++) or remove training.compile")
 
 
 class GroupedSampler:
@@ -428,6 +442,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
     metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
+    metrics["compile"] = bool(getattr(trainer.args, "torch_compile", False))
     if getattr(trainer, "sftkit_loss", None) is not None:
         metrics["chunked_loss"] = trainer.sftkit_loss.as_dict()
         trainer.sftkit_loss.close()
