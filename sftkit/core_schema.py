@@ -193,6 +193,19 @@ VERDICT_SECTION = _obj({
                        "description": "A model giving one answer for more than this share of items is flagged collapsed."},
 }, doc="How evaluation results are judged (base vs tuned).")
 
+BASELINE_ITEM = _obj({
+    "kind": {"enum": ["system_prompt", "few_shot"],
+             "description": "system_prompt: the base model with `system` as its system prompt; few_shot: the base model "
+                            "shown `k` examples from the training rows before each item."},
+    "label": {"type": "string", "minLength": 1, "description": "Display name in the report (default: the kind, few_shot_K for few-shot)."},
+    "system": {"type": "string", "minLength": 1,
+               "description": "The system prompt (after the item's or [template]'s own, when there is one). Required for system_prompt; optional with few_shot."},
+    "k": {"type": "integer", "minimum": 1, "maximum": 64, "default": 5,
+          "description": "few_shot: examples shown before each item, drawn from the training rows with the seed."},
+    "seed": {**SEED, "description": "few_shot: seed that draws the examples (default: recipe.seed)."},
+}, required=("kind",), doc="A prompt-only baseline: the base model prompted, not trained, through the same [[eval]] "
+                           "tables; the verdict says whether the tuned model beats the best one.")
+
 TOP_LEVEL = {
     "recipe": RECIPE_SECTION,
     "model": MODEL_SECTION,
@@ -207,6 +220,7 @@ TOP_LEVEL = {
     "output": OUTPUT_SECTION,
     "distributed": DISTRIBUTED_SECTION,
     "verdict": VERDICT_SECTION,
+    "baseline": {"type": "array", "items": BASELINE_ITEM, "description": BASELINE_ITEM["description"]},
     "plan": PLAN_SECTION,
 }
 

@@ -332,6 +332,36 @@ def _setting_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
+def _baseline_problems(recipe: Recipe, host) -> list[Problem]:
+    """``[[baseline]]`` tables that cannot run or cannot take effect: no [[eval]] table to run them
+    through, system_prompt without ``system``, few-shot options on a system prompt, few-shot
+    examples from data that holds no question and answer (raw text)."""
+    data = recipe.data
+    tables = data.get("baseline") or []
+    out: list[Problem] = []
+    if tables and not data.get("eval"):
+        out.append(_problem(recipe, ("baseline", 0), "[[baseline]] has no effect: the recipe has no [[eval]] table "
+                            "to run it through", "add an [[eval]] table (e.g. name = \"exact_match\"), or remove [[baseline]]"))
+    kinds = None
+    for i, table in enumerate(tables):
+        kind = table.get("kind")
+        if kind == "system_prompt":
+            if not table.get("system"):
+                out.append(_problem(recipe, ("baseline", i), "a system_prompt baseline needs its system prompt",
+                                    "add system = \"You are ...\""))
+            for key in ("k", "seed"):
+                if key in table:
+                    out.append(_problem(recipe, ("baseline", i, key), f"{key} has no effect on a system_prompt "
+                                        "baseline (it draws no examples)", f"remove {key}, or set kind = \"few_shot\""))
+        elif kind == "few_shot":
+            if kinds is None:
+                kinds = _data_shape(recipe, host)[0]
+            if kinds and all(k == "text" for k in kinds):
+                out.append(_problem(recipe, ("baseline", i, "kind"), "few-shot examples need questions and answers, "
+                                    "but the training data is raw text", "use kind = \"system_prompt\", or remove the table"))
+    return out
+
+
 def _parse_dotted(text: str) -> list:
     import re
 
@@ -415,7 +445,7 @@ def shape_hint(comp, accepts) -> str:
 def _well_shaped(data: dict) -> bool:
     """Every section a table and every [[data]] / [[eval]] entry a table."""
     for key, value in data.items():
-        if key in ("data", "eval"):
+        if key in ("data", "eval", "baseline"):
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 return False
         elif not isinstance(value, dict):
@@ -442,6 +472,8 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
         problems += _setting_problems(recipe, host)
     if not any(p.path.startswith("training") for p in earlier):
         problems += _training_problems(recipe)
+    if not any(p.path.startswith("baseline") for p in earlier):
+        problems += _baseline_problems(recipe, host)
     return problems
 
 

@@ -10,8 +10,9 @@ from typing import Any
 from ..api import EvalResult
 from ..errors import SftkitError
 from .gates import check_gate, gate_failures
+from .baselines import NotPrompted, PromptedTarget, specs as baseline_specs
 from .contamination import check_items, train_index
-from .verdict import cluster_summary, judge, settings
+from .verdict import cluster_summary, judge, settings, versus_prompts
 
 EVAL_COMMON_KEYS = ("name", "label", "min", "max", "max_regression", "gate_on", "max_contamination")
 
@@ -66,30 +67,59 @@ def _say(run: Any, text: str) -> None:
         console(text)
 
 
+def evaluate_one(run: Any, spec: EvalSpec, target: Any) -> EvalResult:
+    """One [[eval]] table on ``target``. An evaluator that raises becomes an ``EvalResult`` with
+    ``error`` set (:class:`~.baselines.NotPrompted` passes through: the caller decides)."""
+    if spec.evaluator is None:
+        return EvalResult(metrics={}, primary="", error=spec.error)
+    _say(run, f"eval {spec.label} on {getattr(target, 'label', 'model')}")
+    try:
+        result = spec.evaluator.evaluate(target, run)
+        if not isinstance(result, EvalResult):
+            raise TypeError(f"evaluate() returned {type(result).__name__}, expected sftkit.api.EvalResult")
+    except NotPrompted:
+        raise
+    except SftkitError as exc:
+        result = EvalResult(metrics={}, primary=getattr(spec.evaluator, "primary", ""), error=str(exc))
+    except Exception as exc:
+        tb = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" at {tb[0].filename.rsplit('/', 1)[-1]}:{tb[0].lineno}" if tb else ""
+        result = EvalResult(metrics={}, primary=getattr(spec.evaluator, "primary", ""),
+                            error=f"{type(exc).__name__}: {exc}{where}")
+    if result.error:
+        _say(run, f"eval {spec.label} on {getattr(target, 'label', 'model')} failed: {result.error}")
+    return result
+
+
 def evaluate_all(run: Any, target: Any) -> dict[str, EvalResult]:
     """Every [[eval]] table on ``target``, keyed by label. An evaluator that raises becomes an
     ``EvalResult`` with ``error`` set; the others still run."""
-    results: dict[str, EvalResult] = {}
-    for spec in eval_specs(run):
-        if spec.evaluator is None:
-            results[spec.label] = EvalResult(metrics={}, primary="", error=spec.error)
-            continue
-        _say(run, f"eval {spec.label} on {getattr(target, 'label', 'model')}")
-        try:
-            result = spec.evaluator.evaluate(target, run)
-            if not isinstance(result, EvalResult):
-                raise TypeError(f"evaluate() returned {type(result).__name__}, expected sftkit.api.EvalResult")
-        except SftkitError as exc:
-            result = EvalResult(metrics={}, primary=getattr(spec.evaluator, "primary", ""), error=str(exc))
-        except Exception as exc:
-            tb = traceback.extract_tb(exc.__traceback__)[-1:]
-            where = f" at {tb[0].filename.rsplit('/', 1)[-1]}:{tb[0].lineno}" if tb else ""
-            result = EvalResult(metrics={}, primary=getattr(spec.evaluator, "primary", ""),
-                                error=f"{type(exc).__name__}: {exc}{where}")
-        if result.error:
-            _say(run, f"eval {spec.label} on {getattr(target, 'label', 'model')} failed: {result.error}")
-        results[spec.label] = result
-    return results
+    return {spec.label: evaluate_one(run, spec, target) for spec in eval_specs(run)}
+
+
+NOT_APPLICABLE = "not_applicable"
+
+
+def evaluate_baselines(run: Any, target: Any, baselines: list) -> dict[str, dict[str, EvalResult]]:
+    """Every [[eval]] table on the base model's ``target`` once per prompt-only baseline
+    (:mod:`.baselines`): ``{baseline label: {eval label: EvalResult}}``. A result that a prompt
+    cannot change has ``details["not_applicable"]`` (and cost no forward pass); pairwise evaluators
+    (which judge base against tuned) are not run."""
+    out: dict[str, dict[str, EvalResult]] = {}
+    for baseline in baselines:
+        results = out[baseline.label] = {}
+        for spec in eval_specs(run):
+            primary = getattr(spec.evaluator, "primary", "")
+            if spec.evaluator is not None and getattr(spec.evaluator, "pairwise", False):
+                why = "a pairwise evaluator judges base against tuned"
+                results[spec.label] = EvalResult(metrics={}, primary=primary, details={NOT_APPLICABLE: why})
+                continue
+            try:
+                results[spec.label] = evaluate_one(run, spec, PromptedTarget(target, baseline))
+            except NotPrompted as exc:
+                why = f"the evaluator does not prompt a chat model (it calls {exc} without a rendered prompt)"
+                results[spec.label] = EvalResult(metrics={}, primary=primary, details={NOT_APPLICABLE: why})
+    return out
 
 
 def jsonable(value: Any) -> Any:
@@ -141,7 +171,24 @@ def _side_by_side(base: EvalResult | None, tuned: EvalResult | None) -> list[dic
     return out
 
 
-def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None, run: Any) -> dict:
+def _prompt_results(spec: EvalSpec, primary: str, baselines: dict | None, run: Any) -> dict:
+    """This table's results under each prompt-only baseline, as :func:`.verdict.versus_prompts` takes them."""
+    kinds = {s["label"]: s["kind"] for s in baseline_specs(getattr(run, "recipe", None))}
+    out = {}
+    for label, results in (baselines or {}).items():
+        r = results.get(spec.label)
+        if r is None:
+            continue
+        why = (r.details or {}).get(NOT_APPLICABLE)
+        if why or r.error:
+            out[label] = {"kind": kinds.get(label), **({"not_applicable": why} if why else {"error": r.error})}
+        else:
+            out[label] = {"kind": kinds.get(label), "value": _num(r.metrics.get(primary)), "items": _items(r)}
+    return out
+
+
+def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None, run: Any,
+               baselines: dict | None = None) -> dict:
     ev = spec.evaluator
     hib = getattr(ev, "higher_is_better", True) if ev is not None else True
     errors = {"base": base.error if base is not None else None, "tuned": tuned.error if tuned is not None else None}
@@ -179,6 +226,9 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
     else:
         found = judge(base_value, tuned_value, hib, base=_items(base), tuned=_items(tuned),
                       scale=getattr(ev, "stat_scale", None), cfg=cfg, error=errors.get("tuned"))
+        found = versus_prompts(found, _prompt_results(spec, primary, baselines, run), tuned_value=tuned_value,
+                               tuned=_items(tuned), higher_is_better=hib, scale=getattr(ev, "stat_scale", None),
+                               cfg=cfg)
     found["contamination"] = check_items(train_index(run), _items(tuned) or _items(base))
     holdout = ((getattr(run, "recipe", None) or {}).get("dataset") or {}).get("holdout_clusters")
     if holdout and not row_pairwise:
@@ -202,13 +252,15 @@ def _items(result: EvalResult | None) -> list[dict]:
     return list(getattr(result, "items", None) or [])
 
 
-def compare(run: Any, base: dict[str, EvalResult] | None, tuned: dict[str, EvalResult]) -> list[dict]:
+def compare(run: Any, base: dict[str, EvalResult] | None, tuned: dict[str, EvalResult],
+            baselines: dict[str, dict[str, EvalResult]] | None = None) -> list[dict]:
     """One row per [[eval]] table: base and tuned primary values, delta, all metrics, samples side by
-    side and the gate verdict. ``base`` may be None/{} (no base model evaluated)."""
+    side and the gate verdict. ``base`` may be None/{} (no base model evaluated); ``baselines`` are
+    :func:`evaluate_baselines`' results (the row's ``prompt_baselines`` and ``best_prompt``)."""
     base = base or {}
     rows = []
     for spec in eval_specs(run):
-        rows.append(_build_row(spec, base.get(spec.label), tuned.get(spec.label), run))
+        rows.append(_build_row(spec, base.get(spec.label), tuned.get(spec.label), run, baselines))
     return rows
 
 

@@ -11,6 +11,8 @@ Built from the per-item records evaluators return in ``EvalResult.items`` (``sco
   answers are one answer for more than ``collapse_share`` of the items is *collapsed*;
 - ``verdict``: one of :data:`VERDICTS`. "better" / "worse" only when the paired test is significant
   at ``alpha``; "better" also needs a tuned value above every trivial baseline and no collapse.
+- ``prompt_baselines`` / ``best_prompt`` (:func:`versus_prompts`): the base model prompted without
+  training (``[[baseline]]``); "better" also needs the tuned model significantly above the best one.
 - ``regressions``: items the base model got right and the tuned one got wrong, with both answers.
 
 Rule: a claim of change is a tested statement; without per-item scores there is no claim.
@@ -193,6 +195,56 @@ def judge(base_value: float | None, tuned_value: float | None, higher_is_better:
     return out
 
 
+def versus_prompts(found: dict, prompts: dict, *, tuned_value: float | None, tuned: list[dict],
+                   higher_is_better: bool | None, scale: str | None, cfg: dict) -> dict:
+    """Add the prompt-only baselines (:mod:`.baselines`) to a row found by :func:`judge`.
+
+    ``prompts``: ``{label: {"kind", "value", "items"}}``, or ``{"kind", "not_applicable": why}`` /
+    ``{"kind", "error": why}``. Each gets n, its 95% interval and the paired test of tuned against it
+    on the same items (``found["prompt_baselines"]``); the best one is ``found["best_prompt"]`` with
+    the change, its interval, p and ``beats``. A "better" verdict becomes "no better than baseline"
+    unless the tuned model is significantly better than the best prompt-only baseline too."""
+    if not prompts:
+        return found
+    seed, alpha = cfg["seed"], float(cfg["alpha"])
+    table: dict = {}
+    for label, p in prompts.items():
+        entry: dict = {"kind": p.get("kind")}
+        table[label] = entry
+        if p.get("not_applicable") or p.get("error"):
+            entry.update({k: p[k] for k in ("not_applicable", "error") if p.get(k)})
+            continue
+        items = p.get("items") or []
+        entry["value"] = p.get("value")
+        entry["stats"] = side_stats(items, p.get("value"), scale=scale, seed=seed)
+        paired = _paired(items, tuned, scale=scale, seed=seed) if entry["stats"] and found["stats"].get("tuned") else None
+        if paired:
+            entry["paired"] = paired  # tuned against this baseline: delta = tuned - baseline
+    found["prompt_baselines"] = table
+    scored = [(label, e) for label, e in table.items() if e.get("value") is not None]
+    if not scored or higher_is_better is None or tuned_value is None or found["verdict"] == "error":
+        return found
+    label, best = max(scored, key=lambda le: le[1]["value"] if higher_is_better else -le[1]["value"])
+    paired = best.get("paired") or {}
+    delta = tuned_value - best["value"]
+    beats = bool(paired) and paired["p"] < alpha and delta != 0 and (delta > 0) == bool(higher_is_better)
+    found["best_prompt"] = {"label": label, "kind": best.get("kind"), "value": best["value"], "delta": delta,
+                            "delta_low": paired.get("delta_low"), "delta_high": paired.get("delta_high"),
+                            "p": paired.get("p"), "test": paired.get("test"), "beats": beats}
+    ci = (f", 95% CI {paired['delta_low']:+.3g}..{paired['delta_high']:+.3g}"
+          if paired.get("delta_low") is not None else "")
+    test = f"{paired['test'].replace('_', ' ')} {_p(paired['p'])}" if paired else "not tested"
+    said = f"prompt-only baseline {label!r} scores {_fmt(best['value'])} (tuned {delta:+.3g}{ci}, {test})"
+    if found["verdict"] == "better" and not beats:
+        found["verdict"] = "no better than baseline"
+        found["reason"] = f"{found['reason']}, but the {said}: a prompt does as well"
+    elif found["verdict"] == "better":
+        found["reason"] = f"{found['reason']}; beats the best {said}"
+    else:
+        found["reason"] = f"{found['reason']}; best {said}"
+    return found
+
+
 def summary_line(row: dict) -> str:
     """One console line per evaluator: values, intervals, the verdict and why."""
     def side(key: str) -> str:
@@ -209,6 +261,10 @@ def summary_line(row: dict) -> str:
            f"{(row.get('verdict') or 'not tested').upper()}"
     if row.get("verdict") in ("collapsed", "no better than baseline", "error"):
         line += f" ({row.get('reason')})"
+    elif row.get("best_prompt"):
+        best = row["best_prompt"]
+        line += f" (best prompt-only baseline {best['label']} {_fmt(best['value'])}: " \
+                f"{'beaten' if best['beats'] else 'not beaten'})"
     if errs:
         line += f"  [error {errs}]"
     if not (row.get("gate") or {}).get("passed", True):

@@ -259,7 +259,8 @@ def check_data(data_stats: dict | None) -> list[dict]:
                             f"{rows} training rows is little for fine-tuning; the change it makes can be small, "
                             "noisy or collapse onto one answer.",
                             f"Add examples (a few hundred or more), or try few-shot prompting: {rows} examples "
-                            "may fit in the prompt of the base model."))
+                            "may fit in the prompt of the base model; a [[baseline]] table with kind = \"few_shot\" "
+                            "measures it beside the tuned model."))
     share, dropped = data_stats.get("dropped_share"), data_stats.get("dropped") or {}
     if isinstance(share, (int, float)) and share > DROPPED_WARN_SHARE and isinstance(dropped, dict):
         why = ", ".join(f"{k}: {v}" for k, v in dropped.items())

@@ -52,6 +52,21 @@ def fmt_baselines(row: dict) -> str:
     return ", ".join(parts) or "–"
 
 
+def fmt_prompt_baselines(row: dict) -> str:
+    """``system_prompt 0.42 [0.31, 0.53] n=120; few_shot_5 n/a``: each prompt-only baseline's value."""
+    parts = []
+    for label, b in (row.get("prompt_baselines") or {}).items():
+        if b.get("not_applicable"):
+            parts.append(f"{label} n/a")
+        elif b.get("error") or b.get("value") is None:
+            parts.append(f"{label} error")
+        else:
+            iv = b.get("stats") or {}
+            ci = f" [{fmt(iv['low'])}, {fmt(iv['high'])}] n={iv.get('n')}" if iv.get("low") is not None else ""
+            parts.append(f"{label} {fmt(b['value'])}{ci}")
+    return "; ".join(parts) or "–"
+
+
 GATE_THRESHOLDS = ("min", "max", "max_regression")
 
 
@@ -159,13 +174,20 @@ def _summary(ctx: dict) -> tuple[str, str]:
     md_parts, h_parts = [], []
     # per-evaluator verdicts
     if rows:
-        headers = ["evaluator", "verdict", "base", "tuned", "trivial baselines", "why"]
+        prompted = any(r.get("prompt_baselines") for r in rows)
+        headers = ["evaluator", "verdict", "base", "tuned", "trivial baselines",
+                   *(["prompt-only baselines"] if prompted else []), "why"]
         table = [[r.get("label", ""), r.get("verdict", "not tested"), fmt_value(r, "base"), fmt_value(r, "tuned"),
-                  fmt_baselines(r), r.get("reason") or ""] for r in rows]
-        classes = [["", VERDICT_CLASS.get(r.get("verdict"), ""), "", "", "", ""] for r in rows]
+                  fmt_baselines(r), *([fmt_prompt_baselines(r)] if prompted else []), r.get("reason") or ""]
+                 for r in rows]
+        classes = [["", VERDICT_CLASS.get(r.get("verdict"), "")] + [""] * (len(headers) - 2) for r in rows]
         alpha = next(((r.get("stats") or {}).get("alpha") for r in rows if (r.get("stats") or {}).get("alpha")), 0.05)
         note = (f"Better / worse only when the paired test of base vs tuned on the same items is significant at "
                 f"{fmt(alpha)}; intervals are 95%.")
+        if prompted:
+            note += (" Prompt-only baselines are the base model prompted, not trained, on the same items; better "
+                     "also needs the tuned model significantly above the best of them (n/a: the evaluator does not "
+                     "prompt a chat model).")
         md_parts.append(_md_table(headers, table) + f"\n\n_{note}_")
         h_parts.append(_html_table(headers, table, classes) + f"<p><i>{html.escape(note)}</i></p>")
     else:

@@ -57,6 +57,8 @@ class RunState:
     base_model: Any = None
     base_tokenizer: Any = None
     base_results: dict = field(default_factory=dict)
+    baselines: list | None = None  # [[baseline]] tables, ready to apply (evaluation.baselines.Baseline)
+    baseline_results: dict = field(default_factory=dict)  # {baseline label: {eval label: EvalResult}}
     result: Any = None  # sftkit.api.TrainResult
     tuned_model: Any = None
     tuned_tokenizer: Any = None
@@ -219,6 +221,7 @@ def load_data(state: RunState, *, required: bool = True) -> None:
                   "evaluators that need the eval split will fail")
         return
     ctx.data = smoke_policy.rows(bundle) if ctx.smoke else bundle
+    prepare_baselines(state)
     if state.strategy is not None:
         check_fit(state.strategy, state.component, ctx.data)
         if state.evaluates:
@@ -229,6 +232,16 @@ def load_data(state: RunState, *, required: bool = True) -> None:
             from sftkit.templates import make_formatter
 
             ctx.formatter = make_formatter(state.data, host=state.host)
+
+
+def prepare_baselines(state: RunState) -> None:
+    """The ``[[baseline]]`` tables with their few-shot examples drawn from the training rows (a
+    baseline that cannot be built is an error here, before any model is loaded)."""
+    if state.baselines is not None or not state.evaluates or not state.data.get("baseline"):
+        return
+    from sftkit.evaluation.baselines import build
+
+    state.baselines = build(state.data, getattr(state.ctx.data, "train", None), seed=state.ctx.seed)
 
 
 # --------------------------------------------------------------------------- load model
@@ -414,12 +427,12 @@ def _base_eval_key(state: RunState) -> str:
 
     data, training = state.data, state.data.get("training", {})
     files = (getattr(state.ctx.data, "stats", None) or {}).get("files")
-    return recipe_hash({k: data.get(k) for k in ("model", "template", "eval", "data", "dataset", "recipe")}
+    return recipe_hash({k: data.get(k) for k in ("model", "template", "eval", "baseline", "data", "dataset", "recipe")}
                        | {"files": files, "smoke": state.ctx.smoke,
                           "batch": training.get("per_device_eval_batch_size"), "max_length": training.get("max_length")})
 
 
-def _reuse_base(state: RunState, key: str) -> dict | None:
+def _reuse_base(state: RunState, key: str) -> tuple[dict, dict] | None:
     import json
 
     from sftkit.api import EvalResult
@@ -431,7 +444,11 @@ def _reuse_base(state: RunState, key: str) -> dict | None:
     if stored.get("key") != key:
         return None
     names = set(EvalResult.__dataclass_fields__)
-    return {label: EvalResult(**{k: v for k, v in r.items() if k in names}) for label, r in stored["results"].items()}
+
+    def results(by_label: dict) -> dict:
+        return {label: EvalResult(**{k: v for k, v in r.items() if k in names}) for label, r in by_label.items()}
+
+    return results(stored["results"]), {b: results(r) for b, r in (stored.get("baselines") or {}).items()}
 
 
 def _store_base(state: RunState, key: str) -> None:
@@ -439,31 +456,42 @@ def _store_base(state: RunState, key: str) -> None:
 
     from sftkit.evaluation import jsonable
 
-    results = {label: jsonable(asdict(r)) for label, r in state.base_results.items()}
-    outputs.write_json(state.run_dir / BASE_EVAL, {"key": key, "results": results})
+    def results(by_label: dict) -> dict:
+        return {label: jsonable(asdict(r)) for label, r in by_label.items()}
+
+    outputs.write_json(state.run_dir / BASE_EVAL, {"key": key, "results": results(state.base_results),
+                                                   "baselines": {b: results(r) for b, r in state.baseline_results.items()}})
 
 
 def evaluate_base(state: RunState) -> None:
-    """Every ``[[eval]]`` table on the base model (before training changes it). The results are
+    """Every ``[[eval]]`` table on the base model (before training changes it), then once more per
+    ``[[baseline]]`` (the base model prompted, :mod:`sftkit.evaluation.baselines`). The results are
     kept in the run directory; ``--resume`` reuses them when nothing they depend on changed."""
     if not state.evaluates:
         return
     if state.base_model is None:
         if state.mode == "run":
             state.say("note: the strategy loads no base model, so there is no before/after comparison")
+        if state.data.get("baseline"):
+            state.say("note: without a base model the [[baseline]] tables are not evaluated")
         return
     key = _base_eval_key(state) if state.mode == "run" else None
     if key and state.ctx.resume:
         reused = _reuse_base(state, key)
         if reused is not None:
             state.say(f"reusing the base model's evaluation from {state.run_dir / BASE_EVAL}")
-            state.base_results = reused
+            state.base_results, state.baseline_results = reused
             return
     from sftkit.evaluation import evaluate_all
+    from sftkit.evaluation.runner import evaluate_baselines
 
+    prepare_baselines(state)
     state.say("evaluating the base model")
     target = _target(state, state.base_model, state.base_tokenizer, state.ctx.formatter, "base")
     state.base_results = evaluate_all(state.ctx, target)
+    if state.baselines:
+        state.say(f"evaluating the prompt-only baseline(s): {', '.join(b.label for b in state.baselines)}")
+        state.baseline_results = evaluate_baselines(state.ctx, target, state.baselines)
     if key and state.main:
         _store_base(state, key)
 
@@ -553,7 +581,7 @@ def finish(state: RunState) -> RunOutcome:
     ctx, smoke = state.ctx, state.ctx.smoke
     rows, failures = [], []
     if state.evaluates:
-        rows = compare(ctx, state.base_results, state.tuned_results)
+        rows = compare(ctx, state.base_results, state.tuned_results, state.baseline_results)
         failures = list(gate_failures(rows))
     enforced = not smoke
     metrics = {"recipe": state.recipe.name,
