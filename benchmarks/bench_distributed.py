@@ -173,7 +173,8 @@ def main(argv=None) -> int:
     import torch
 
     if a.strategy != "ddp" and not torch.cuda.is_available():
-        raise SystemExit(f"--strategy {a.strategy} needs GPUs (accelerate shards on accelerators only)")
+        raise SystemExit(f"--strategy {a.strategy} needs GPUs (accelerate enables FSDP / DeepSpeed on GPU-type "
+                         "devices only; on CPU both setups would train with DDP)")
 
     n = a.nproc or (torch.cuda.device_count() if torch.cuda.is_available() else 2)
     counts = [1, n] if n > 1 else [1]

@@ -1,4 +1,4 @@
-"""Write docs/components.md: every built-in source, formatter, strategy and evaluator with its options,
+"""Write docs/components.md: every built-in source, formatter, strategy, evaluator and model loader with its options,
 rendered from the registry (the same schemas `sftkit validate` enforces), so the page cannot drift.
 
 Usage: ``python docs/gen_components.py`` rewrites the page; ``--check`` exits 1 when it is out of date
@@ -21,6 +21,8 @@ SECTIONS = (
     ("formatters", "Template formatters", "`[template] formatter = \"NAME\"`; every one takes `system`."),
     ("strategies", "Training strategies", "`[strategy] name = \"NAME\"`. Hyperparameters live in `[training]`; "
                                           "LoRA in `[adapter]`; freezing in `[freeze]`."),
+    ("model_loaders", "Model loaders", "`[model] loader = \"NAME\"` (default `transformers`); every one also takes "
+                                        "`name`, `revision`, `tokenizer`, `trust_remote_code` and `dtype`."),
     ("evaluators", "Evaluators", "`[[eval]]` tables: `name = \"NAME\"`. Every one also takes `label` and the gates "
                                  "`min`, `max` and `max_regression`."),
 )

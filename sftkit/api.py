@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .modeling.source import ModelSource  # noqa: F401  (part of the model-loader contract)
+
 KINDS = ("messages", "text", "preference", "labeled", "classification")
 
 # input format -> canonical kind
@@ -120,7 +122,8 @@ class Strategy:
             return cached
         from .models import load_causal_lm
 
-        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke, console=run.console)
+        model, tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=run.smoke, console=run.console,
+                                          host=run.host)
         if run.formatter is not None:
             run.formatter.setup(tokenizer, model)
         if tokenizer.pad_token_id is None:
@@ -132,6 +135,38 @@ class Strategy:
     def train(self, run: "RunContext") -> "TrainResult":
         """Train on ``run.data``; save the model (or adapter) + tokenizer into ``run.model_dir``."""
         raise NotImplementedError(f"strategy {self.name!r} does not implement train(run)")
+
+
+class ModelLoader:
+    """The model-loader contract (``[model] loader = "NAME"``) and a base class a plugin may extend.
+
+    ``options`` is the ``[model]`` table without ``loader``, defaults filled: ``name``, ``revision``,
+    ``tokenizer``, ``trust_remote_code``, ``dtype`` and the loader's own options. ``source`` is the
+    only method sftkit calls; everything after it (causal LM or classifier, tokenizer, dtype, the
+    tiny model of ``--smoke``, the base of a saved adapter) is loaded by sftkit from what it returns.
+    """
+
+    def __init__(self, options: dict | None = None):
+        self.options = dict(options or {})
+
+    def source(self, ref: str, base_dir: "Path | None", console: Any = None) -> ModelSource:
+        """Where transformers loads ``ref`` (``[model] name``, or its ``tokenizer``) from: usually
+        ``ModelSource(ref, "dir", path)`` for a directory written by ``save_pretrained`` (kinds:
+        ``"dir"``, ``"hub"`` with ``name`` a hub id, ``"gguf"`` with ``path`` a .gguf file).
+        ``base_dir`` is the recipe's directory (relative references resolve against it); ``console``
+        prints progress lines. Called several times per run: convert once and cache."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement source(ref, base_dir, console)")
+
+    def converted(self, path: "Path | str", fill: Any, *, tag: str = "") -> Path:
+        """A directory that ``fill(tmp_dir)`` fills once per content of the file ``path`` (e.g. with
+        ``save_pretrained``), kept in sftkit's cache (``sftkit cache`` lists and cleans it): written
+        atomically, reused while the file is unchanged. ``tag`` separates conversions of one file."""
+        from .modeling.cache import cached_entry, content_digest, write_entry
+
+        path = Path(path)
+        digest = content_digest(path, "loader", type(self).__qualname__, tag)
+        return cached_entry("models", digest) or write_entry(
+            "models", digest, fill, {"source": str(path.resolve()), "kind": type(self).__qualname__})
 
 
 @dataclass

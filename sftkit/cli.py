@@ -23,7 +23,16 @@ def fail(err: SftkitError) -> None:
 
 
 class SftkitGroup(click.Group):
-    """A click group that turns SftkitError into a one-line message and its exit code."""
+    """A click group that turns SftkitError into a one-line message and its exit code, and runs a
+    plugin's command by its qualified name too (``plugin:name``, not listed in ``--help``)."""
+
+    qualified_commands: dict = {}
+
+    def get_command(self, ctx, cmd_name):
+        found = super().get_command(ctx, cmd_name)
+        if found is None and ":" in cmd_name:
+            found = self.qualified_commands.get(cmd_name)
+        return found
 
     def invoke(self, ctx):
         try:
@@ -139,6 +148,8 @@ def plugins(show_all, timings, fmt):
             comps.setdefault(c.kind, []).append(c.name)
         rows.append({"name": info.name, "dist": info.dist, "version": info.version, "builtin": info.builtin,
                      "module": info.module, "hooks": info.hooks, "components": comps, "commands": info.commands,
+                     "qualified_commands": [f"{info.prefix}:{c}" for c in info.commands],
+                     "disabled_commands": [c for c in info.commands if c in host.command_clashes],
                      "load_s": round(info.load_s, 4), "error": info.error})
     problems = host.problems()
     if fmt == "json":
@@ -156,7 +167,9 @@ def plugins(show_all, timings, fmt):
             for kind, names in sorted(r["components"].items()):
                 click.echo(f"  {kind}: {', '.join(sorted(names))}")
             if r["commands"]:
-                click.echo(f"  commands: {', '.join(r['commands'])}")
+                shown = [f"{c} ({q}{'; the bare name clashes' if c in r['disabled_commands'] else ''})"
+                         for c, q in zip(r["commands"], r["qualified_commands"])]
+                click.echo(f"  commands: {', '.join(shown)}")
             click.echo(f"  hooks: {', '.join(r['hooks']) or '-'}")
         if timings:
             total = sum(i.load_s for i in host.plugins)
@@ -232,13 +245,14 @@ _COMMANDS_LOADED = False
 
 def attach_commands(group: click.Group, host) -> None:
     """Add the commands every loaded plugin contributed (builtins included) to ``group``; a name two
-    plugins add gets a command that says so instead."""
+    plugins add gets a command that says so instead; ``plugin:name`` reaches each one."""
     from .errors import PluginError
     from .plugins import command_clash_message
 
     for name, cmd in host.commands.items():
         if name not in group.commands:
             group.add_command(cmd, name)
+    group.qualified_commands = dict(host.qualified_commands)
     for name, owners in host.command_clashes.items():
         message = command_clash_message(name, owners)
 

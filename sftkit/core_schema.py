@@ -1,6 +1,6 @@
 """The recipe's own keys (everything but the components' options), as JSON Schema.
 
-Component tables ([[data]], [template], [strategy], [[eval]]) get their component's option schema
+Component tables ([model], [[data]], [template], [strategy], [[eval]]) get their component's option schema
 merged in by :mod:`sftkit.schema`. ``default`` values here are what ``sftkit resolve`` fills in.
 """
 
@@ -36,7 +36,9 @@ RECIPE_SECTION = _obj({
 }, required=("name",), doc="What this recipe is.")
 
 MODEL_SECTION = _obj({
-    "name": {"type": "string", "minLength": 1, "description": "Hub id, local directory, or a .gguf file (path or package://...)."},
+    "name": {"type": "string", "minLength": 1, "description": "Hub id, local directory, or a .gguf file (path or package://...); what else, the loader says."},
+    "loader": {"type": "string", "minLength": 1, "default": "transformers",
+               "description": "How name is loaded: transformers (hub ids, directories, .gguf files) or a plugin's model loader."},
     "revision": {"type": "string", "description": "Hub revision (branch, tag or commit)."},
     "tokenizer": {"type": "string", "description": "Tokenizer to use instead of the model's (hub id or directory)."},
     "trust_remote_code": {"type": "boolean", "default": False, "description": "Allow code from the model repository to run. Only when you trust it."},
@@ -182,7 +184,8 @@ DISTRIBUTED_SECTION = _obj({
         "stage": {"enum": [1, 2, 3], "default": 2, "description": "ZeRO stage: 1 optimizer state, 2 + gradients, 3 + weights sharded."},
         "offload_optimizer": {"type": "boolean", "default": False, "description": "Optimizer state in CPU memory (ZeRO-Offload)."},
         "offload_params": {"type": "boolean", "default": False, "description": "Weights in CPU memory (stage 3 only)."},
-        "config": {"type": "string", "description": "A DeepSpeed JSON config to use as is instead of the options above (relative to the recipe)."},
+        "config": {"type": "string", "x-sftkit-path": True,
+                   "description": "A DeepSpeed JSON config to use as is instead of the options above (relative to the recipe)."},
     }, doc="DeepSpeed options (strategy = \"deepspeed\"; needs the deepspeed package)."),
 }, doc="Training with several processes (sftkit run --nproc N, torchrun or accelerate launch). Ignored by a one-process run.")
 
@@ -226,8 +229,12 @@ TOP_LEVEL = {
 
 REQUIRED_TOP = ("recipe", "model", "data", "strategy")
 
+# keys every component table of that kind must have, whichever component it names
+COMMON_REQUIRED = {"model": ("name",)}
+
 # component tables: top-level key -> (registry kind, key naming the component, common keys, default name)
 COMPONENT_TABLES = {
+    "model": ("model_loaders", "loader", MODEL_SECTION["properties"], "transformers"),
     "data": ("sources", "source", DATA_COMMON, None),
     "template": ("formatters", "formatter", TEMPLATE_COMMON, "chat"),
     "strategy": ("strategies", "name", STRATEGY_COMMON, None),

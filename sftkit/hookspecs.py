@@ -108,6 +108,23 @@ def sftkit_register_transforms(register: Register) -> None:
 
 
 @hookspec
+def sftkit_register_model_loaders(register: Register) -> None:
+    """Register model loaders, used as ``[model] loader = "NAME"`` (default ``"transformers"``: hub
+    ids, model directories and ``.gguf`` files): how a model reference becomes files transformers loads.
+
+    The factory is called as ``factory(options)`` with the ``[model]`` table minus ``loader``
+    (``name``, ``revision``, ``tokenizer``, ``trust_remote_code``, ``dtype`` and the loader's own
+    options, defaults filled) and returns a :class:`sftkit.api.ModelLoader`. Its
+    ``source(ref, base_dir, console)`` returns a :class:`sftkit.api.ModelSource` for ``ref`` (the
+    ``[model] name``, or its ``tokenizer``): usually a local directory written by
+    ``save_pretrained`` (``ModelSource(ref, "dir", path)``), converted once and cached, since it is
+    called several times per run. sftkit loads from it whatever the strategy needs (causal LM,
+    classifier, tokenizer, the tiny model of ``--smoke``, the base of a saved adapter). Use
+    ``check=`` for what ``sftkit validate`` should report (a missing file), at path ``"name"``.
+    """
+
+
+@hookspec
 def sftkit_register_recipes(register: Register) -> None:
     """Register recipes shipped as package data.
 
@@ -144,7 +161,9 @@ def sftkit_training_callbacks(run: Any) -> list:
     Called once per trainer a built-in strategy builds, with the :class:`sftkit.api.RunContext`.
     The callbacks see every optimizer step (``on_step_end``) and every logged dict of per-step
     metrics (``on_log``: loss, learning rate, grad norm, eval loss), and may stop training through
-    ``control``. Import transformers inside the hook, never at module level.
+    ``control``. Import transformers inside the hook, never at module level. Callbacks can change
+    what training does, so this hook or a callback raising stops the run with one line naming the
+    plugin (and the callback and event), never a traceback; the run is not marked finished.
     """
 
 

@@ -1,14 +1,17 @@
 """The plugin manager: builtins first, then the ``sftkit`` entry points, loaded one at a time.
 
-Loading a plugin has stages: import, register with pluggy (hook names checked), call its
+Loading a plugin has stages: import, register with pluggy (hook names checked, hook wrappers
+refused: every hook implementation is called on its own, isolated, see :func:`call_hook`), call its
 registration hooks (components staged, option schemas checked), collect its commands. A plugin
 that fails at any stage (``SystemExit`` and ``KeyboardInterrupt`` at import included) is removed
 entirely: nothing it registered stays, and it is recorded with the reason, so commands and recipes
 that do not need it keep working; a recipe that needs it gets the plugin's own error.
 
 A component name two plugins register is disabled for both (see :class:`sftkit.registry.Registry`);
-each stays reachable as ``plugin:name``. A plugin command may not replace one of sftkit's own
-(``validate``, ``run``, ...): the plugin fails to load, named. ``SFTKIT_DISABLE_PLUGINS=a,b``
+each stays reachable as ``plugin:name``. Commands likewise: every plugin command also answers to
+``plugin:name`` (``sftkit medical:glossary``), the way to run one whose bare name two plugins add.
+A plugin command may not replace one of sftkit's own (``validate``, ``run``, ...) nor have ``:`` in
+its name: the plugin fails to load, named. ``SFTKIT_DISABLE_PLUGINS=a,b``
 blocks plugins by entry-point or distribution name; ``SFTKIT_LOAD_PLUGINS=a,b`` loads only those
 third-party plugins (builtins always load).
 """
@@ -33,7 +36,9 @@ BUILTIN_PLUGINS = (
     "sftkit.builtin.strategies",
     "sftkit.builtin.evaluators",
     "sftkit.builtin.recipes",
+    "sftkit.builtin.loaders",
     "sftkit.builtin.commands",
+    "sftkit.builtin.arena",
 )
 
 ENTRY_POINT_GROUP = "sftkit"
@@ -68,6 +73,12 @@ class Host:
     plugins: list[PluginInfo]
     commands: dict = field(default_factory=dict)  # name -> click command, from every loaded plugin
     command_clashes: dict = field(default_factory=dict)  # name -> [plugin names], disabled for all
+    qualified_commands: dict = field(default_factory=dict)  # "plugin:name" -> click command, clashed or not
+
+    @property
+    def has_builtins(self) -> bool:
+        """Whether sftkit's own components were loaded (hosts for tests of the core may leave them out)."""
+        return any(p.builtin for p in self.plugins)
 
     @property
     def failures(self) -> list[PluginInfo]:
@@ -99,7 +110,8 @@ class Host:
 
 def command_clash_message(name: str, owners: list[str]) -> str:
     return (f"command {name!r} is added by plugins {' and '.join(repr(o) for o in owners)}, so it is disabled; "
-            f"disable one plugin with SFTKIT_DISABLE_PLUGINS")
+            f"run {' or '.join(repr(f'{o}:{name}') for o in owners)}, or disable one plugin with "
+            f"SFTKIT_DISABLE_PLUGINS")
 
 
 def _env_list(var: str) -> set[str] | None:
@@ -135,6 +147,14 @@ def _register_checked(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -
             parts.append(f"{name!r}" + (f" ({hint})" if hint else ""))
         info.error = "implements unknown hook " + ", ".join(parts)
         return False
+    wrappers = sorted(c.name for c in pm.get_hookcallers(plugin) or [] for impl in c.get_hookimpls()
+                      if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper))
+    if wrappers:
+        pm.unregister(plugin)
+        info.error = (f"implements {', '.join(map(repr, wrappers))} as a hook wrapper: refused (sftkit calls each "
+                      "plugin's hook on its own, so one plugin cannot see or change another's results or errors; "
+                      "drop wrapper=True / hookwrapper=True)")
+        return False
     info.hooks = sorted(c.name for c in pm.get_hookcallers(plugin) or [])
     return True
 
@@ -168,6 +188,10 @@ def _stage(pm: pluggy.PluginManager, info: PluginInfo, reserved: set[str]) -> tu
     if taken and not info.builtin:
         raise PluginError(f"adds command(s) {', '.join(map(repr, taken))}, which sftkit itself provides: refused "
                           "(rename the plugin's command)")
+    colons = sorted(n for n in group.commands if ":" in n)
+    if colons:  # "other:cmd" would pass for another plugin's qualified command
+        raise PluginError(f"adds command(s) {', '.join(map(repr, colons))}: a command name may not contain ':' "
+                          "(sftkit adds 'plugin:name' itself)")
     return staged, dict(group.commands)
 
 
@@ -246,6 +270,7 @@ def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple 
             registry.add(comp, info.prefix)
         info.commands = sorted(commands)
         for name, cmd in commands.items():
+            host.qualified_commands[f"{info.prefix}:{name}"] = cmd
             if info.builtin:
                 reserved.add(name)
             if name in host.command_clashes:
@@ -261,7 +286,8 @@ def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple 
 
 def call_hook(host: Host, hook: str, warn: Callable[[str], None] | None = None, **kwargs: Any) -> list[str]:
     """Call every implementation of a lifecycle hook, each isolated: one that raises is named (in a
-    ``warn`` line and in the returned list) and the others still run. Returns those lines."""
+    ``warn`` line and in the returned list) and the others still run. Returns those lines. (Hook
+    wrappers never get here: a plugin declaring one is refused when it loads.)"""
     failures: list[str] = []
     if host is None:
         return failures
@@ -274,6 +300,22 @@ def call_hook(host: Host, hook: str, warn: Callable[[str], None] | None = None, 
             if warn is not None:
                 warn(f"warning: {msg}")
     return failures
+
+
+def hook_results(host: Host | None, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """``(plugin name, result)`` of every implementation of ``hook``, called one by one in pluggy's
+    order; one that raises stops with a :class:`PluginError` naming the plugin (for hooks whose
+    results change what a run does, where going on without them would change results silently)."""
+    out: list[tuple[str, Any]] = []
+    if host is None:
+        return out
+    for impl in reversed(getattr(host.pm.hook, hook).get_hookimpls()):
+        try:
+            out.append((impl.plugin_name, impl.function(*[kwargs[a] for a in impl.argnames])))
+        except (Exception, SystemExit) as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}",
+                              hint="fix or disable that plugin (SFTKIT_DISABLE_PLUGINS)") from exc
+    return out
 
 
 _HOST: Host | None = None

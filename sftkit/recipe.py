@@ -234,9 +234,11 @@ def _load_with_extends(path: Path, problems: list[Problem], source: Source, host
 def _rebase_parent(parent: dict, parent_dir: Path, child_dir: Path, host) -> dict:
     """The parent with its relative file paths made absolute against the parent's folder, so they keep
     pointing where the parent meant when a recipe elsewhere extends it. File options are the ones
-    each component's schema marks ``x-sftkit-path`` (nested ones too), plus a local ``[model] name``."""
+    the schema marks ``x-sftkit-path`` (in each component's schema and in the core tables, nested
+    ones too), plus a local ``[model] name``."""
     if parent_dir.resolve() == child_dir.resolve():
         return parent
+    from .core_schema import COMPONENT_TABLES, TOP_LEVEL
     from .paths import PACKAGE_SCHEME
     from .schema import component_of, component_tables, path_options
 
@@ -251,6 +253,10 @@ def _rebase_parent(parent: dict, parent_dir: Path, child_dir: Path, host) -> dic
             comp = component_of(table, item, host.registry)
             for key_path, value in list(path_options(comp.schema if comp else None, item)):
                 apply_override(item, key_path, absolute(value))
+    for name, schema in TOP_LEVEL.items():
+        if name not in COMPONENT_TABLES and isinstance(parent.get(name), dict):
+            for key_path, value in list(path_options(schema, parent[name])):
+                apply_override(parent[name], key_path, absolute(value))
     model = parent.get("model")
     if isinstance(model, dict) and isinstance(model.get("name"), str):
         from .models import describe_model_source

@@ -1,4 +1,5 @@
-"""Named components (sources, formatters, strategies, evaluators, recipes) and where they came from."""
+"""Named components (sources, formatters, strategies, evaluators, recipes, transforms, model loaders) and where
+they came from."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Callable
 
 from .errors import PluginError, did_you_mean
 
-KINDS = ("sources", "formatters", "strategies", "evaluators", "recipes", "transforms")
+KINDS = ("sources", "formatters", "strategies", "evaluators", "recipes", "transforms", "model_loaders")
 
 # How a recipe names each kind, for messages: (kind, table, key)
 KIND_KEYS = {
@@ -18,10 +19,12 @@ KIND_KEYS = {
     "evaluators": ("eval", "name"),
     "recipes": ("recipe", "extends"),
     "transforms": ("data", "transforms"),
+    "model_loaders": ("model", "loader"),
 }
 
 SINGULAR = {"sources": "source", "formatters": "formatter", "strategies": "strategy",
-            "evaluators": "evaluator", "recipes": "recipe", "transforms": "transform"}
+            "evaluators": "evaluator", "recipes": "recipe", "transforms": "transform",
+            "model_loaders": "model loader"}
 
 
 def import_object(spec: str) -> Any:

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import copy
 
-from .core_schema import COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
+from .core_schema import COMMON_REQUIRED, COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
 from .errors import Problem, did_you_mean
 from .registry import Registry
 
 SCHEMA_ID = "https://sftkit.dev/schema/recipe.json"
 
 
-def _component_object(common: dict, comp_schema: dict | None, key: str, name: str | None) -> dict:
+def _component_object(common: dict, comp_schema: dict | None, key: str, name: str | None,
+                      common_required: tuple = ()) -> dict:
     props = copy.deepcopy(common)
-    required = [key] if name is None else []
+    required = ([key] if name is None else []) + list(common_required)
     extra_allowed = False
     if comp_schema:
         props.update(copy.deepcopy(comp_schema.get("properties", {})))
@@ -49,14 +50,15 @@ def composed_schema(registry: Registry) -> dict:
         names = [name for name, _ in entries]
         base = {"type": "object", "properties": copy.deepcopy(common)}
         base["properties"][key] = {**base["properties"][key], "enum": names} if names else base["properties"][key]
-        if default is None:
-            base["required"] = [key]
+        base["required"] = ([key] if default is None else []) + list(COMMON_REQUIRED.get(table, ()))
+        if not base["required"]:
+            del base["required"]
         branches = []
         for address, comp in entries:
             branch_if = {"properties": {key: {"const": address}}}
             if default is None:
                 branch_if["required"] = [key]
-            then = _component_object(common, comp.schema, key, None)
+            then = _component_object(common, comp.schema, key, None, COMMON_REQUIRED.get(table, ()))
             then["properties"][key] = {"const": address}
             if comp.doc:
                 then["description"] = comp.doc
@@ -64,8 +66,11 @@ def composed_schema(registry: Registry) -> dict:
         if default is not None and registry.find(kind, default):
             # a table without the key means the default component
             comp = registry.find(kind, default)
-            branches.append({"if": {"not": {"required": [key]}},
-                             "then": _component_object(common, comp.schema, key, None)})
+            then = _component_object(common, comp.schema, key, None, COMMON_REQUIRED.get(table, ()))
+            then["required"].remove(key)
+            if not then["required"]:
+                del then["required"]
+            branches.append({"if": {"not": {"required": [key]}}, "then": then})
         if branches:
             base["allOf"] = branches
         if table in ("data", "eval"):
@@ -150,14 +155,14 @@ def recipe_schema(data: dict, registry: Registry) -> dict:
         else:
             item = items[0][1] if items else {}
             comp = component_of(table, item, registry)
-            if comp is not None:
-                props[table] = _component_object(common, comp.schema, key, None)
-                if default is not None:
-                    props[table].pop("required", None)
-            else:
-                props[table] = {**_component_object(common, None, key, None), "additionalProperties": True}
-                if default is not None:
-                    props[table].pop("required", None)
+            props[table] = _component_object(common, comp.schema if comp else None, key, None,
+                                             COMMON_REQUIRED.get(table, ()))
+            if comp is None:
+                props[table]["additionalProperties"] = True
+            if default is not None:  # a table without the key names the default component
+                props[table]["required"].remove(key)
+                if not props[table]["required"]:
+                    del props[table]["required"]
     return {"type": "object", "properties": props, "required": list(REQUIRED_TOP), "additionalProperties": False}
 
 

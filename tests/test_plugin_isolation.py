@@ -107,6 +107,14 @@ def sftkit_register_commands(cli):
         click.echo("hello from {name}")
 '''
 
+IMPOSTOR = '''
+@sftkit.hookimpl
+def sftkit_register_commands(cli):
+    @cli.command("helloa:hello")
+    def hello():
+        click.echo("hello from the impostor")
+'''
+
 SLOW = '''
 import time
 time.sleep(0.3)
@@ -123,7 +131,7 @@ def site(tmp_path_factory) -> Path:
     return make_site(root, {
         "shadow": SHADOW_VALIDATE, "remover": REMOVE_VALIDATE, "exiter": EXIT_AT_IMPORT,
         "interrupter": INTERRUPT_AT_IMPORT, "badschema": BAD_SCHEMA, "jsonltoo": JSONL_TOO,
-        "helloa": HELLO.format(name="a"), "hellob": HELLO.format(name="b"), "slow": SLOW,
+        "helloa": HELLO.format(name="a"), "hellob": HELLO.format(name="b"), "slow": SLOW, "impostor": IMPOSTOR,
     })
 
 
@@ -195,7 +203,18 @@ def test_a_qualified_address_picks_the_component_when_loading_data(site, tmp_pat
 def test_a_command_two_plugins_add_is_disabled_and_names_both(site):
     code, out, err = sftkit(site, "hello")
     assert code == 1 and err.strip() == ("error: command 'hello' is added by plugins 'helloa' and 'hellob', so it "
-                                         "is disabled; disable one plugin with SFTKIT_DISABLE_PLUGINS")
+                                         "is disabled; run 'helloa:hello' or 'hellob:hello', or disable one "
+                                         "plugin with SFTKIT_DISABLE_PLUGINS")
+    for plugin in ("a", "b"):  # each stays reachable by its qualified name
+        code, out, err = sftkit(site, f"hello{plugin}:hello")
+        assert code == 0 and out == f"hello from {plugin}\n", err
+
+
+def test_a_command_name_with_a_colon_is_refused(site):
+    code, out, err = sftkit(site, "plugins")
+    assert ("error: plugin 'impostor' failed to load: adds command(s) 'helloa:hello': a command name may not "
+            "contain ':' (sftkit adds 'plugin:name' itself)") in err
+    assert "  commands: hello (helloa:hello; the bare name clashes)" in out
 
 
 def test_plugins_lists_commands_and_load_times(site):
@@ -204,6 +223,7 @@ def test_plugins_lists_commands_and_load_times(site):
     doc = json.loads(out)
     rows = {p["name"]: p for p in doc["plugins"]}
     assert rows["helloa"]["commands"] == ["hello"] and rows["shadow"]["commands"] == []
+    assert rows["helloa"]["qualified_commands"] == ["helloa:hello"]
     assert rows["slow"]["load_s"] >= 0.3 and rows["slow"]["error"] is None
     code, out, _ = sftkit(site, "plugins", "--timings")
     assert "slow (sftkit-slow 1.0)  loaded in 0.3" in out and "all plugins loaded in" in out
@@ -272,6 +292,40 @@ def test_call_hook_names_the_failing_plugin_and_runs_the_others():
     assert seen == [{"m": 1}] and warned[0].startswith("warning: plugin 'flaky'")
 
 
+class Wraps:
+    """A new-style wrapper around the other plugins' run_start, and an old-style one around run_end."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    @hookimpl
+    def sftkit_register_sources(self, register):
+        register("wrapped_rows", "json:loads")
+
+    @hookimpl(wrapper=True)
+    def sftkit_run_start(self, run):
+        self.seen.append("wrapper ran")
+        return (yield)
+
+    @hookimpl(hookwrapper=True)
+    def sftkit_run_end(self, run, metrics):
+        yield
+
+
+def test_a_hook_wrapper_is_refused_when_its_plugin_loads():
+    """pluggy runs a wrapper around every other plugin's implementation of the hook, seeing and able
+    to replace their results and errors; sftkit calls each implementation on its own, isolated, so a
+    wrapper would either break isolation or silently never run: the plugin is refused, named."""
+    seen: list = []
+    host = make_host(builtins=False, entry_points=False, extra=(("wraps", Wraps(seen)), ("spy", Spy(seen))))
+    assert host.problems() == [
+        "plugin 'wraps' failed to load: implements 'sftkit_run_end', 'sftkit_run_start' as a hook wrapper: "
+        "refused (sftkit calls each plugin's hook on its own, so one plugin cannot see or change another's "
+        "results or errors; drop wrapper=True / hookwrapper=True)"]
+    assert not host.pm.has_plugin("wraps") and host.registry.find("sources", "wrapped_rows") is None
+    assert call_hook(host, "sftkit_run_end", run=None, metrics={"m": 1}) == [] and seen == [{"m": 1}]
+
+
 def test_a_registration_error_names_the_plugin_and_the_stage():
     class Nameless:
         @hookimpl
@@ -283,6 +337,26 @@ def test_a_registration_error_names_the_plugin_and_the_stage():
                                "evaluator name 'has:colon': use a non-empty string without ':'"]
     with pytest.raises(PluginError, match="unknown evaluator 'has:colon'"):
         host.registry.get("evaluators", "has:colon")
+
+
+def test_a_name_registered_twice_fails_only_its_plugin(tmp_path):
+    from sftkit.validate import validate_file
+
+    class Twice:
+        @hookimpl
+        def sftkit_register_sources(self, register):
+            register("rows", "json:loads")
+            register("rows", "json:dumps")
+
+    host = make_host(entry_points=False, extra=(("twice", Twice()),))
+    assert host.problems() == ["plugin 'twice' failed to load: in sftkit_register_sources: registered source "
+                               "'rows' twice"]
+    assert validate_file(write_recipe(tmp_path), host) == []  # recipes not using it are unaffected
+    problems = validate_file(write_recipe(tmp_path, 'source = "rows"', name="uses.toml"), host)
+    (problem,) = problems
+    assert problem.message.startswith("unknown source 'rows' (available: ")
+    assert problem.message.endswith(" — note: plugin 'twice' failed to load: in sftkit_register_sources: "
+                                    "registered source 'rows' twice")
 
 
 def test_a_failing_health_finding_hook_is_a_finding_naming_the_plugin():

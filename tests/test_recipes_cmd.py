@@ -154,6 +154,9 @@ def test_every_shipped_recipe_still_validates_after_copying(tmp_path):
     assert {"instruction", "domain"} <= set(names)
     for name in names:
         written = copy_recipe(name, tmp_path / name, host=host)
+        data = tomllib.loads(written[0].read_text())
+        if any(d.get("source") == "arena" for d in data.get("data", [])):
+            continue  # trains on votes cast on another run's model: tests/test_arena_loop.py runs it after them
         problems = validate_file(written[0], host, ())
         assert problems == [], f"{name}: " + "; ".join(p.format() for p in problems)
 

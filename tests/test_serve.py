@@ -269,3 +269,123 @@ def test_chat_command_reads_stdin(tiny_dir):
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("\n(history cleared)\n")
     assert len(done.stdout) > len("\n(history cleared)\n")  # the answer came before it
+
+
+TUNED_RECIPE = """
+[recipe]
+name = "tuned"
+[model]
+name = "{model}"
+[[data]]
+source = "jsonl"
+path = "rows.jsonl"
+[template]
+formatter = "chatml"
+[strategy]
+name = "instruction"
+[training]
+max_steps = 30
+per_device_train_batch_size = 8
+learning_rate = 3e-3
+max_length = 48
+[output]
+dir = "{out}"
+"""
+
+
+def test_serves_a_tuned_run_directory_with_its_saved_template_and_stops(tmp_path, monkeypatch):
+    """`sftkit run` on a base model without a chat template (the recipe's ChatML is saved with the
+    model, its end-of-turn token in the generation config): served answers, plain and streamed, are
+    what transformers' own generate gives from the saved directory alone, and end at the stop token."""
+    import json
+
+    from click.testing import CliRunner
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from sftkit.commands.run import run
+    from sftkit.serving.api import Server
+    from sftkit.serving.http import BackgroundServer, bind
+    from sftkit.serving.loading import load_models
+    from sftkit.tiny import save_tiny_model
+
+    monkeypatch.setenv("SFTKIT_NO_PROGRESS", "1")
+    base = save_tiny_model(tmp_path / "base")  # no chat template of its own
+    rows = [{"prompt": f"Question {i}?", "completion": "OK."} for i in range(16)]
+    recipe = tmp_path / "tuned.toml"
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe.write_text(TUNED_RECIPE.format(model=base, out=tmp_path / "runs" / "tuned"))
+    res = CliRunner().invoke(run, [str(recipe)])
+    assert res.exit_code == 0, res.output[-3000:]
+    saved = tmp_path / "runs" / "tuned" / "model"
+    tok = AutoTokenizer.from_pretrained(saved)
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    eos = GenerationConfig.from_pretrained(saved).eos_token_id
+    assert "<|im_start|>" in tok.chat_template and end in (eos if isinstance(eos, list) else [eos])
+
+    served = load_models([str(tmp_path / "runs" / "tuned")], device="cpu")["tuned"]
+    srv = BackgroundServer(Server({"tuned": served}).app(), bind("127.0.0.1", 0)).start()
+    try:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="-", max_retries=0)
+        model = AutoModelForCausalLM.from_pretrained(saved)  # the saved directory alone, no sftkit
+        for i in (3, 21):
+            messages = [{"role": "user", "content": f"Question {i}?"}]
+            reply = client.chat.completions.create(model="tuned", messages=messages, temperature=0, max_tokens=20)
+            ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                          return_dict=True)
+            out = model.generate(**ids, max_new_tokens=20, do_sample=False)[0, ids["input_ids"].shape[1]:].tolist()
+            assert end in out, "the tuned model ends its turn"  # so the stop token is what ended it
+            assert reply.choices[0].finish_reason == "stop"
+            assert reply.choices[0].message.content == tok.decode(out[:out.index(end)], skip_special_tokens=True)
+            assert reply.usage.completion_tokens == out.index(end)  # the answer's tokens, the stop token not counted
+            streamed = client.chat.completions.create(model="tuned", messages=messages, temperature=0,
+                                                      max_tokens=20, stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+                reply.choices[0].message.content
+    finally:
+        srv.stop()
+        served.engine.close()
+
+
+@pytest.mark.real_model
+def test_real_quickstart_run_served_equals_generate(tmp_path, monkeypatch):
+    """The shipped quickstart recipe on the real SmolLM2 (shortened: 2 steps, 2 items per evaluation):
+    its run directory, served, answers what transformers' generate gives from the saved model."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftkit.commands.run import run
+    from sftkit.serving.api import Server
+    from sftkit.serving.http import BackgroundServer, bind
+    from sftkit.serving.loading import load_models
+
+    monkeypatch.setenv("SFTKIT_NO_PROGRESS", "1")
+    recipe = Path(__file__).resolve().parents[1] / "sftkit" / "recipes" / "quickstart.toml"
+    res = CliRunner().invoke(run, [str(recipe), "--output", str(tmp_path / "quickstart"), "--set",
+                                   "training.max_steps=2", "--set", "eval.0.limit=2", "--set", "eval.1.limit=2",
+                                   "--set", "eval.0.min=0"])
+    assert res.exit_code == 0, res.output[-3000:]
+    saved = tmp_path / "quickstart" / "model"
+    served = load_models([str(tmp_path / "quickstart")], device="cpu")["quickstart"]
+    srv = BackgroundServer(Server({"quickstart": served}).app(), bind("127.0.0.1", 0)).start()
+    try:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="-", max_retries=0)
+        tok = AutoTokenizer.from_pretrained(saved)
+        model = AutoModelForCausalLM.from_pretrained(saved)
+        messages = [{"role": "user", "content": "Capital of Switzerland?"}]
+        reply = client.chat.completions.create(model="quickstart", messages=messages, temperature=0, max_tokens=40)
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        out = model.generate(**ids, max_new_tokens=40, do_sample=False)[0, ids["input_ids"].shape[1]:].tolist()
+        eos = model.generation_config.eos_token_id  # the stop tokens saved with the model
+        stops = [t for t in out if t in (eos if isinstance(eos, list) else [eos])]
+        answer = out[:out.index(stops[0])] if stops else out
+        assert reply.choices[0].message.content == tok.decode(answer, skip_special_tokens=True)
+        assert reply.choices[0].finish_reason == ("stop" if stops else "length")
+        streamed = client.chat.completions.create(model="quickstart", messages=messages, temperature=0,
+                                                  max_tokens=40, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+            reply.choices[0].message.content
+    finally:
+        srv.stop()
+        served.engine.close()

@@ -54,6 +54,7 @@ class Arena:
         self.store = store
         self.models = models
         self.prompts = prompts
+        self.prompt_sets = {p: s for s, p in reversed(prompts)}  # a prompt listed twice: its first set
         self.settings = dict(settings)
         self.access_key = access_key
         self.secret = secrets.token_bytes(32)
@@ -92,12 +93,11 @@ class Arena:
     def generate_ahead(self) -> None:
         """Answer every listed prompt with every model (skipping answers already stored)."""
         jobs = [(m, p) for _, p in self.prompts for m in self.models if self.store.answer(p, m, self.settings) is None]
-        sets = {p: s for s, p in self.prompts}
         for chunk in range(0, len(jobs), 64):
             part = jobs[chunk:chunk + 64]
             for (model, prompt), answer in self._generate(part).items():
                 if answer is not None:
-                    self.store.add_answer(sets[prompt], prompt, model, answer, self.settings)
+                    self.store.add_answer(self.prompt_sets[prompt], prompt, model, answer, self.settings)
         self.generated.set()
 
     # ------------------------------------------------------------------ battles
@@ -116,6 +116,7 @@ class Arena:
             return None
         with self.rng_lock:
             prompt_set, prompt = self.rng.choice(ready)
+        prompt_set = self.prompt_sets.get(prompt, prompt_set)  # the set this arena lists it in
         answers = {m: self.store.answer(prompt, m, self.settings) for m in self.models}
         names = [m for m, a in answers.items() if a is not None]
         with self.rng_lock:

@@ -150,11 +150,13 @@ class Store:
                              (prompt_set, prompt, model, answer, _settings(settings), time.time()))
 
     def ready_prompts(self, models: list[str], settings: dict) -> list[tuple[str, str]]:
-        """(prompt_set, prompt) of listed prompts with an answer from at least two of ``models``."""
+        """(prompt_set, prompt) of listed prompts with an answer from at least two of ``models`` (answers
+        are kept per prompt, model and settings, so a model's answers from an earlier arena on the
+        same prompts count; the set is the one the prompt was first listed in)."""
         marks = ",".join("?" * len(models))
         rows = self._conn().execute(
-            f"SELECT prompt_set, prompt FROM answers WHERE settings=? AND model IN ({marks}) AND prompt_set != 'typed' "
-            f"GROUP BY prompt_set, prompt HAVING COUNT(DISTINCT model) >= 2 ORDER BY MIN(id)",
+            f"SELECT MIN(prompt_set), prompt FROM answers WHERE settings=? AND model IN ({marks}) "
+            f"AND prompt_set != 'typed' GROUP BY prompt HAVING COUNT(DISTINCT model) >= 2 ORDER BY MIN(id)",
             (_settings(settings), *models)).fetchall()
         return [(r[0], r[1]) for r in rows]
 

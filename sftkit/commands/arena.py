@@ -25,7 +25,8 @@ def arena():
     """Blind side-by-side battles between models; votes become preference data.
 
     \b
-    sftkit arena RECIPE                  the recipe's base model vs its finished run
+    sftkit arena RECIPE                  the recipe's base model vs its finished run (named as
+                                         everywhere: a run by its folder, a file by its stem)
     sftkit arena --models A B [C ...]    run directories, model directories or model references
     sftkit arena export -o pairs.jsonl   votes as prompt/chosen/rejected (or --kind kto)
     """
@@ -77,11 +78,17 @@ def _recipe_models(recipe_path: Path, overrides) -> tuple[list[str], list[tuple[
                           where=str(recipe_path), hint=f"train it first: sftkit run {recipe_path}")
     from sftkit.modeling.source import describe_model_source
 
+    from sftkit.serving.loading import parse_model_arg
+
     src = describe_model_source(data["model"], recipe.base_dir)
     base_ref = str(src.path) if src.path is not None else src.name
     name = recipe.name
     prompts = [(f"{name} eval", p) for p in recipe_prompts(data, recipe.base_dir)]
-    return [f"base={base_ref}", f"tuned={run}"], prompts
+    # each model keeps the name it has everywhere (a run by its folder, a file by its stem), so the
+    # votes of the next round (this run against the one tuned from it) rate the same model the same
+    if parse_model_arg(base_ref).name == parse_model_arg(str(run)).name:
+        return [f"base={base_ref}", f"tuned={run}"], prompts
+    return [base_ref, str(run)], prompts
 
 
 @arena.command("open")

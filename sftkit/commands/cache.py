@@ -11,7 +11,7 @@ import click
 from sftkit.paths import cache_root
 
 PARTS = {
-    "models": "GGUF files converted to trainable weights",
+    "models": "GGUF files (and model loaders' formats) converted to trainable weights",
     "smoke": "tiny same-architecture models for --smoke",
     "data": "data files streamed into memory-mapped Arrow",
     "hashes": "content hashes of model files (so a file installed twice converts once)",

@@ -25,7 +25,7 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
     data = recipe.data
-    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir)  # fails fast, before the data
+    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir, host)  # fails fast, before the data
     strategy = _strategy(data, host)
     if hasattr(strategy, "preview_encode"):  # the strategy encodes rows its own way (no chat template)
         return _strategy_preview(strategy, data, recipe.base_dir, tokenizer, host, n=n, split=split)
@@ -91,14 +91,15 @@ def _strategy_preview(strategy, data: dict, base_dir, tokenizer, host, *, n: int
             "tokenizer": tokenizer}
 
 
-def _load_tokenizer(model_section: dict, base_dir: Path):
+def _load_tokenizer(model_section: dict, base_dir: Path, host=None):
     """The recipe model's tokenizer, without loading weights (a GGUF file's tokenizer is read from
     its metadata, not from the dequantized model a run converts once)."""
-    from sftkit.models import describe_model_source, load_tokenizer
+    from sftkit.modeling.loaders import model_source
+    from sftkit.models import load_tokenizer
 
     if not model_section.get("name"):
         raise SftkitError("[model] name is missing", hint="name a hub id, a local model directory or a .gguf file")
-    src = describe_model_source(model_section, base_dir)
+    src = model_source(model_section, base_dir, host=host)
     if src.kind == "gguf" and not model_section.get("tokenizer"):
         problem = src.problem()
         if problem:
@@ -110,7 +111,7 @@ def _load_tokenizer(model_section: dict, base_dir: Path):
         tok = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
         ensure_pad_token(tok)
         return tok
-    return load_tokenizer(model_section, base_dir)
+    return load_tokenizer(model_section, base_dir, host=host)
 
 
 def _use_color(choice: bool | None) -> bool:

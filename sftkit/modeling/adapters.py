@@ -68,14 +68,8 @@ def merge_and_save(model, tokenizer, out_dir, *, merge: bool = False, model_sect
 
     Full and merged weights are saved ready to generate: in the dtype they were trained in,
     ``use_cache`` on, and the generation config's stop tokens set (EOS and the template's
-    end-of-turn tokens). For an unmerged adapter the ``[model]`` section and the reference the user
-    gave are recorded (``sftkit_base.json``), and ``adapter_config.json`` names that reference (a hub
-    id or an absolute directory) rather than a cache path, so peft's ``AutoPeftModelForCausalLM``
-    loads it too; a GGUF base keeps its converted cache directory there (the only form transformers
-    loads) and :func:`load_trained` re-converts it from the record when ``sftkit cache clean`` removed
-    it. A classifier adapter also keeps its config (labels)."""
-    from .loading import BASE_RECORD
-
+    end-of-turn tokens). For an unmerged adapter, :func:`record_base` records the base the user
+    named. A classifier adapter also keeps its config (labels)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if is_adapter(model) and merge:
@@ -88,29 +82,47 @@ def merge_and_save(model, tokenizer, out_dir, *, merge: bool = False, model_sect
         if is_classifier(model.get_base_model()):
             base_config.save_pretrained(out)
         if model_section:
-            reference = portable_reference(model_section, base_dir)
-            (out / BASE_RECORD).write_text(json.dumps(
-                {"model": model_section, "reference": model_section.get("name"),
-                 "base_dir": str(Path(base_dir).resolve()) if base_dir is not None else None}, indent=2))
-            if reference:
-                cfg_path = out / "adapter_config.json"
-                cfg = json.loads(cfg_path.read_text())
-                cfg["base_model_name_or_path"] = reference
-                cfg_path.write_text(json.dumps(cfg, indent=2))
+            record_base(out, model_section, base_dir)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     return out
 
 
-def portable_reference(model_section: dict, base_dir) -> str | None:
-    """What transformers can load the base from without sftkit: a hub id or an absolute directory (None for GGUF)."""
-    from .source import describe_model_source
+def record_base(out_dir, model_section: dict, base_dir) -> None:
+    """Make a saved adapter name its base as the user did, never as a path inside sftkit's cache
+    (which ``sftkit cache clean`` removes): the ``[model]`` section goes to ``sftkit_base.json`` and
+    ``adapter_config.json``'s ``base_model_name_or_path`` becomes :func:`portable_reference` — a hub
+    id or an absolute directory (peft's ``AutoPeftModelForCausalLM`` loads those as they are), or a
+    GGUF file's ``package://`` reference or absolute path, which :func:`sftkit.modeling.loading.load_trained`
+    (``serve``, ``chat``, ``arena``, ``eval --model``) converts again when the cache lost it."""
+    from .loading import BASE_RECORD
 
-    src = describe_model_source(model_section, base_dir)
+    out = Path(out_dir)
+    (out / BASE_RECORD).write_text(json.dumps(
+        {"model": model_section, "reference": model_section.get("name"),
+         "base_dir": str(Path(base_dir).resolve()) if base_dir is not None else None}, indent=2))
+    reference = portable_reference(model_section, base_dir)
+    cfg_path = out / "adapter_config.json"
+    if reference and cfg_path.exists():
+        cfg = json.loads(cfg_path.read_text())
+        cfg["base_model_name_or_path"] = reference
+        cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def portable_reference(model_section: dict, base_dir) -> str | None:
+    """The base as the user named it, made independent of the working directory, as the recipe's model
+    loader resolves it: a hub id, an absolute model directory, or a GGUF file (``package://`` as
+    given, else its absolute path)."""
+    from ..paths import PACKAGE_SCHEME
+    from .loaders import model_source
+
+    src = model_source(model_section, base_dir)
     if src.kind == "hub":
         return src.name
     if src.kind == "dir" and src.path is not None and src.path.is_dir():
         return str(src.path.resolve())
+    if src.kind == "gguf" and src.path is not None and src.path.is_file():
+        return src.name if src.name.startswith(PACKAGE_SCHEME) else str(src.path.resolve())
     return None
 
 

@@ -8,8 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SftkitError
+from ..paths import PACKAGE_SCHEME
 from .cache import cached_entry, content_digest, write_entry
-from .source import ModelSource, describe_model_source
+from .loaders import model_source
+from .source import ModelSource
 
 GGUF_KIND = "models"
 BASE_RECORD = "sftkit_base.json"  # the [model] section an adapter was trained on
@@ -103,9 +105,10 @@ def gguf_cache_dir(path: Path, console=None) -> Path:
     return write_entry(GGUF_KIND, digest, fill, {"source": str(path.resolve()), "kind": "gguf"})
 
 
-def model_location(model_section: dict, base_dir, console=None) -> tuple[ModelSource, str]:
-    """Where ``from_pretrained`` should load from (GGUF → its cache dir); raises when a local path is missing."""
-    src = describe_model_source(model_section, base_dir)
+def model_location(model_section: dict, base_dir, console=None, *, host=None) -> tuple[ModelSource, str]:
+    """Where ``from_pretrained`` should load from, as ``[model] loader`` says (GGUF → its cache dir);
+    raises when a local path is missing. ``host``: the plugin host (default: the process's)."""
+    src = model_source(model_section, base_dir, console, host=host)
     problem = src.problem()
     if problem:
         raise SftkitError(problem, where="[model].name")
@@ -132,15 +135,15 @@ def ensure_pad_token(tokenizer) -> None:
             tokenizer.pad_token = tokenizer.unk_token
 
 
-def load_tokenizer(model_section: dict, base_dir, *, console=None):
-    """The tokenizer of ``[model]`` (or ``[model].tokenizer``), with a pad token."""
+def load_tokenizer(model_section: dict, base_dir, *, console=None, host=None):
+    """The tokenizer of ``[model]`` (or ``[model].tokenizer``, through the same loader), with a pad token."""
     from transformers import AutoTokenizer
 
     other = model_section.get("tokenizer")
     if other:
-        src, where = model_location({**model_section, "name": other}, base_dir, console)
+        src, where = model_location({**model_section, "name": other}, base_dir, console, host=host)
     else:
-        src, where = model_location(model_section, base_dir, console)
+        src, where = model_location(model_section, base_dir, console, host=host)
     try:
         tok = AutoTokenizer.from_pretrained(where, **_hub_kwargs(model_section, src))
     except (OSError, ValueError) as err:
@@ -157,16 +160,17 @@ def _sync_pad(model, tokenizer) -> None:
         gen.pad_token_id = tokenizer.pad_token_id
 
 
-def load_causal_lm(model_section: dict, base_dir, *, smoke: bool = False, console=None):
-    """Return ``(model, tokenizer)`` for a causal LM; ``smoke`` = a tiny random model of the same architecture."""
+def load_causal_lm(model_section: dict, base_dir, *, smoke: bool = False, console=None, host=None):
+    """Return ``(model, tokenizer)`` for a causal LM; ``smoke`` = a tiny random model of the same architecture.
+    ``host``: the plugin host whose model loaders apply (default: the process's)."""
     if smoke:
         from .smoke import tiny_like
 
-        return tiny_like(model_section, base_dir, task="causal", console=console)
+        return tiny_like(model_section, base_dir, task="causal", console=console, host=host)
     from transformers import AutoModelForCausalLM
 
-    src, where = model_location(model_section, base_dir, console)
-    tok = load_tokenizer(model_section, base_dir, console=console)
+    src, where = model_location(model_section, base_dir, console, host=host)
+    tok = load_tokenizer(model_section, base_dir, console=console, host=host)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             where, dtype=resolve_dtype(model_section.get("dtype")), **_hub_kwargs(model_section, src))
@@ -202,17 +206,17 @@ def label_maps(labels) -> dict:
             "label2id": {lab: i for i, lab in enumerate(labels)}}
 
 
-def load_sequence_classifier(model_section: dict, base_dir, *, labels, smoke: bool = False, console=None):
+def load_sequence_classifier(model_section: dict, base_dir, *, labels, smoke: bool = False, console=None, host=None):
     """Return ``(model, tokenizer)``: a sequence classifier with ``labels`` (new head) on top of ``[model]``."""
     maps = label_maps(labels)
     if smoke:
         from .smoke import tiny_like
 
-        return tiny_like(model_section, base_dir, task="classification", labels=labels, console=console)
+        return tiny_like(model_section, base_dir, task="classification", labels=labels, console=console, host=host)
     from transformers import AutoModelForSequenceClassification
 
-    src, where = model_location(model_section, base_dir, console)
-    tok = load_tokenizer(model_section, base_dir, console=console)
+    src, where = model_location(model_section, base_dir, console, host=host)
+    tok = load_tokenizer(model_section, base_dir, console=console, host=host)
     try:
         with _quiet_transformers():  # "score.weight newly initialized" is expected: the head is new
             model = AutoModelForSequenceClassification.from_pretrained(
@@ -261,8 +265,10 @@ def _load_adapter(model_dir: Path, adapter_cfg: dict, config: dict):
 
     base = adapter_cfg.get("base_model_name_or_path")
     record = model_dir / BASE_RECORD
-    if base and base.startswith("/") and not Path(base).exists() and record.exists():
-        info = json.loads(record.read_text())  # e.g. a GGUF cache entry that was cleared: convert again
+    if base and (base.lower().endswith(".gguf") or base.startswith(PACKAGE_SCHEME)):
+        _, base = model_location({"name": base}, None)  # the user's GGUF reference: its (re-)converted copy
+    elif base and base.startswith("/") and not Path(base).exists() and record.exists():
+        info = json.loads(record.read_text())  # an older adapter naming a cleared cache entry: convert again
         _, base = model_location(info["model"], info.get("base_dir"))
     if not base:
         raise SftkitError(f"{model_dir}/adapter_config.json names no base model",

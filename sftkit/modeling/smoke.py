@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import SftkitError
 from .cache import cached_entry, content_digest, file_digest, text_digest, write_entry
-from .source import describe_model_source
+from .loaders import model_source
 
 SMOKE_KIND = "smoke"
 _SIZES = {  # attribute -> tiny value (only applied when the real value is larger)
@@ -44,13 +44,12 @@ def shrink_config(config):
     return config
 
 
-def _real_config_and_tokenizer(model_section: dict, base_dir):
-    """The real model's config and tokenizer, without loading its weights."""
+def _real_config_and_tokenizer(model_section: dict, base_dir, src):
+    """The real model's config and tokenizer, without loading its weights (``src``: where its loader says it is)."""
     from transformers import AutoConfig, AutoTokenizer
 
     from .loading import GGUF_KIND, not_found_error
 
-    src = describe_model_source(model_section, base_dir)
     problem = src.problem()
     if problem:
         raise SftkitError(problem, where="[model].name")
@@ -76,8 +75,7 @@ def _real_config_and_tokenizer(model_section: dict, base_dir):
     return config, tokenizer
 
 
-def _digest(model_section: dict, base_dir) -> str:
-    src = describe_model_source(model_section, base_dir)
+def _digest(model_section: dict, src) -> str:
     extra = str(model_section.get("tokenizer") or "")
     if src.kind == "gguf":
         return content_digest(src.path, "smoke", extra)
@@ -86,15 +84,16 @@ def _digest(model_section: dict, base_dir) -> str:
     return text_digest("smoke", src.name, str(src.revision), extra)
 
 
-def smoke_dir(model_section: dict, base_dir, console=None) -> Path:
+def smoke_dir(model_section: dict, base_dir, console=None, *, host=None) -> Path:
     """Cache directory holding the shrunk config and the real tokenizer of ``[model]``."""
-    digest = _digest(model_section, base_dir)
+    src = model_source(model_section, base_dir, console, host=host)
+    digest = _digest(model_section, src)
     hit = cached_entry(SMOKE_KIND, digest)
     if hit is not None:
         return hit
     if console:
         console("preparing a tiny model of the same architecture (smoke run)...")
-    config, tokenizer = _real_config_and_tokenizer(model_section, base_dir)
+    config, tokenizer = _real_config_and_tokenizer(model_section, base_dir, src)
 
     def fill(tmp: Path) -> None:
         shrink_config(config).save_pretrained(tmp)
@@ -103,14 +102,15 @@ def smoke_dir(model_section: dict, base_dir, console=None) -> Path:
     return write_entry(SMOKE_KIND, digest, fill, {"model": model_section.get("name"), "kind": "smoke"})
 
 
-def tiny_like(model_section: dict, base_dir, *, task: str = "causal", labels=None, console=None, seed: int = 0):
+def tiny_like(model_section: dict, base_dir, *, task: str = "causal", labels=None, console=None, seed: int = 0,
+              host=None):
     """``(model, tokenizer)``: a randomly initialised tiny model shaped like ``[model]``, real tokenizer."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from .loading import _sync_pad, ensure_pad_token, label_maps
 
-    where = smoke_dir(model_section, base_dir, console)
+    where = smoke_dir(model_section, base_dir, console, host=host)
     remote = bool(model_section.get("trust_remote_code", False))
     tokenizer = AutoTokenizer.from_pretrained(where)
     ensure_pad_token(tokenizer)

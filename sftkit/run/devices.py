@@ -3,7 +3,8 @@ the CPU threads torch uses (``[training] threads``).
 
 Decided once by the run (:func:`setup`) and handed down: models are placed on the device right
 after loading, so the base evaluation and ``sftkit eval`` run where training runs; precision is
-decided for that device (``sftkit.modeling.precision``). Multi-process launch would start here.
+decided for that device (``sftkit.modeling.precision``). In a multi-process run each rank has its
+own GPU (:func:`for_rank`).
 """
 
 from __future__ import annotations
@@ -67,15 +68,23 @@ def set_threads(training: dict, say) -> int:
     return current
 
 
+def for_rank(device: str, local_rank: int = 0, distributed: bool = False) -> str:
+    """The device one process of a run uses: in a multi-process run each rank on a CUDA machine has
+    its own GPU (``cuda:LOCAL_RANK``), as the trainer places it; otherwise ``device`` itself."""
+    return f"cuda:{local_rank}" if distributed and device == "cuda" else device
+
+
 def place(model, device: str):
-    """``model`` on ``device`` (left where it is when already there, or spread by ``device_map``)."""
+    """``model`` on ``device`` (a type such as ``"cuda"`` or one device such as ``"cuda:1"``; left
+    where it is when already there, or spread by ``device_map``)."""
     if model is None or getattr(model, "hf_device_map", None):
         return model
     try:
-        current = next(model.parameters()).device.type
+        current = next(model.parameters()).device
     except (StopIteration, AttributeError):
         return model
-    return model if current == device else model.to(device)
+    there = current.type == device if ":" not in device else str(current) == device
+    return model if there else model.to(device)
 
 
 def setup(ctx) -> str:

@@ -85,9 +85,18 @@ def start(world: World, table: Mapping | None = None) -> None:
         PartialState(cpu=True)
 
 
+SHARDING_ON_CPU = {
+    # what accelerate (1.15) does with each sharding strategy on a CPU-only machine; torch's FSDP2 and
+    # DeepSpeed themselves train on gloo (checked with 2-process scripts), accelerate does not use them there
+    "fsdp": "accelerate's AcceleratorState enables FSDP only for GPU-type devices and on CPU silently trains with DDP",
+    "deepspeed": "accelerate drops DeepSpeed on CPU (use_cpu) or, without use_cpu, counts one process while "
+                 "DeepSpeed counts all of them",
+}
+
+
 def check_device(table: Mapping | None) -> bool:
-    """Whether GPUs are used; a one-line error for FSDP / DeepSpeed without them (accelerate shards
-    on accelerators only and would silently fall back to plain data parallelism)."""
+    """Whether GPUs are used; a one-line error for FSDP / DeepSpeed without them (see
+    :data:`SHARDING_ON_CPU`: the Trainer would silently fall back to plain data parallelism)."""
     import torch
 
     from sftkit.errors import SftkitError
@@ -95,9 +104,8 @@ def check_device(table: Mapping | None) -> bool:
     cuda = torch.cuda.is_available()
     strategy = strategy_of(table)
     if strategy != "ddp" and not cuda:
-        raise SftkitError(f"strategy {strategy!r} needs GPUs (accelerate runs FSDP and DeepSpeed on accelerators "
-                          "only); this machine has none", where="[distributed] strategy",
-                          hint='use strategy = "ddp" on CPU')
+        raise SftkitError(f"strategy {strategy!r} needs GPUs and this machine has none ({SHARDING_ON_CPU[strategy]})",
+                          where="[distributed] strategy", hint='use strategy = "ddp" on CPU')
     return cuda
 
 

@@ -271,8 +271,7 @@ def load_model(state: RunState) -> None:
     with main_first(world):  # a model converted once (GGUF cache), then loaded by the others
         loaded = load(state.ctx)
     model, tokenizer = loaded if loaded is not None else (None, None)
-    # several processes: the trainer places each rank's copy on its own device
-    state.base_model = model if world.distributed else devices.place(model, device)
+    state.base_model = _placed(state, model)  # DDP: each rank's copy on its own GPU, the base evaluation runs there
     state.base_tokenizer = tokenizer
     if tokenizer is not None:
         state.ctx.tokenizer = tokenizer
@@ -287,9 +286,17 @@ def _formatter(state: RunState, tokenizer, model):
 
 
 def _placed(state: RunState, model):
+    """``model`` on this process's device (its own GPU in a multi-process DDP run). Under FSDP or
+    DeepSpeed the full weights stay where they were loaded: a whole copy per GPU is what sharding
+    avoids (the model may not fit one GPU)."""
     from . import devices
+    from .distributed import strategy_of
 
-    return devices.place(model, state.ctx.device or "cpu")
+    world = state.ctx.world
+    several = world is not None and world.distributed
+    if several and strategy_of(state.data.get("distributed")) != "ddp":
+        return model
+    return devices.place(model, devices.for_rank(state.ctx.device or "cpu", world.local_rank if several else 0, several))
 
 
 def _load_eval_base(state: RunState) -> None:
@@ -503,7 +510,7 @@ def train(state: RunState) -> None:
     state.say(f"training ({state.component.name})")
     result = state.strategy.train(state.ctx)
     state.result = result
-    state.tuned_model = getattr(result, "model", None)
+    state.tuned_model = _placed(state, getattr(result, "model", None))
     state.tuned_tokenizer = getattr(result, "tokenizer", None) or state.ctx.tokenizer
     state.tuned_formatter = state.ctx.formatter
     state.diverged = _divergence(state.tuned_model, result)

@@ -63,7 +63,7 @@ class ClassificationStrategy(CausalStrategy):
 
         labels = self.labels(run.data)
         model, tokenizer = load_sequence_classifier(run.recipe["model"], run.base_dir, labels=labels,
-                                                    smoke=run.smoke, console=run.console)
+                                                    smoke=run.smoke, console=run.console, host=run.host)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:

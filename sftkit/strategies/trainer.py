@@ -283,13 +283,42 @@ def callbacks(run) -> list:
             time.sleep(float(os.environ.get(STEP_SLEEP_ENV, "0") or 0))
 
     out = [JsonlLog(), StepReached(), StepClock(), *_trackers(run)]
-    host = getattr(run, "host", None)
-    if host is not None:
-        for contributed in host.pm.hook.sftkit_training_callbacks(run=run):
-            out.extend(contributed or [])
+    from sftkit.plugins import hook_results
+
+    for plugin, contributed in hook_results(getattr(run, "host", None), "sftkit_training_callbacks", run=run):
+        out.extend(guarded_callback(cb, plugin) for cb in contributed or [])
     if os.environ.get(STEP_SLEEP_ENV):
         out.append(StepSleep())
     return out
+
+
+def guarded_callback(callback, plugin: str):
+    """``callback`` (a plugin's TrainerCallback) with every event method made to stop the run with a
+    one-line :class:`PluginError` naming the plugin, the callback and the event when it raises."""
+    from transformers import TrainerCallback
+
+    from sftkit.errors import PluginError, SftkitError
+
+    if not isinstance(callback, TrainerCallback):
+        raise PluginError(f"plugin {plugin!r} returned {callback!r} from sftkit_training_callbacks, not a "
+                          "transformers.TrainerCallback")
+    what = f"training callback {type(callback).__name__} of plugin {plugin!r}"
+
+    def guard(event, method):
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except SftkitError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"{what} raised in {event}: {type(exc).__name__}: {exc}",
+                                  hint="fix or disable that plugin (SFTKIT_DISABLE_PLUGINS)") from exc
+
+        return call
+
+    for event in (n for n in dir(TrainerCallback) if n.startswith("on_")):
+        setattr(callback, event, guard(event, getattr(callback, event)))
+    return callback
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -450,6 +479,9 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     if counter is not None:
         run.extras["token_counter"] = counter
     metrics["peak_memory_gb_per_rank"] = _per_rank(run, metrics["peak_memory_gb"])
+    if trainer.args.world_size > 1:  # what the engine really did (accelerate may ignore a strategy it cannot run)
+        metrics["sharded_by"] = ("fsdp" if getattr(trainer, "is_fsdp_enabled", False) else
+                                 "deepspeed" if getattr(trainer, "is_deepspeed_enabled", False) else None)
     if counter is not None and trainer.args.world_size > 1:
         counter = _all_ranks(counter, run)
     if counter is not None and counter.batches:
@@ -501,16 +533,41 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
     from sftkit.models import is_adapter, load_trained
 
     kind = "adapter" if is_adapter(trainer.model) else "full"
-    trainer.save_model(str(run.model_dir))  # collective; writes on the main process only
-    if trainer.args.process_index == 0 and kind == "adapter":
-        from sftkit.modeling.loading import BASE_RECORD
+    accelerator = trainer.accelerator
+    gather, tied = accelerator.get_state_dict, _tied_names(accelerator.unwrap_model(trainer.model))
+    accelerator.get_state_dict = lambda model, *a, **kw: _retie(gather(model, *a, **kw), tied)
+    try:
+        trainer.save_model(str(run.model_dir))  # collective; writes on the main process only
+    finally:
+        del accelerator.get_state_dict  # the class's own again
+    if trainer.args.process_index == 0:
+        (run.model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle one process does not write
+        if kind == "adapter":
+            from sftkit.modeling.adapters import record_base
 
-        (run.model_dir / BASE_RECORD).write_text(json.dumps(
-            {"model": run.recipe.get("model"), "base_dir": str(run.base_dir) if run.base_dir is not None else None},
-            indent=2))
+            record_base(run.model_dir, run.recipe.get("model") or {}, run.base_dir)
     _sync(trainer)
     model, _tokenizer = load_trained(run.model_dir)
     return {"saved": kind, "model_dir": str(run.model_dir)}, model
+
+
+def _tied_names(model) -> list[list[str]]:
+    """Groups of parameter names that are one tensor (tied weights, e.g. ``lm_head.weight`` and
+    ``model.embed_tokens.weight``)."""
+    groups: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _retie(state_dict: dict, tied: list[list[str]]) -> dict:
+    """A gathered full state dict with tied weights sharing one tensor again: gathered, they come back
+    as separate copies, which transformers would save twice (it drops duplicates by storage)."""
+    for names in tied:
+        present = [n for n in names if n in state_dict]
+        for name in present[1:]:
+            state_dict[name] = state_dict[present[0]]
+    return state_dict
 
 
 def _unsaved(run, model):
