@@ -204,6 +204,8 @@ class Training(Slice):
     precision: str = _default(_T, "precision")
     bf16: bool | None = _default(_T, "bf16")
     fp16: bool | None = _default(_T, "fp16")
+    chunked_loss: bool = _default(_T, "chunked_loss")
+    compile: bool = _default(_T, "compile")
 
     @property
     def per_step_rows(self) -> int:

@@ -37,8 +37,8 @@ RECIPE_SECTION = _obj({
 
 MODEL_SECTION = _obj({
     "name": {"type": "string", "minLength": 1, "description": "Hub id, local directory, or a .gguf file (path or package://...); what else, the loader says."},
-    "loader": {"type": "string", "minLength": 1, "default": "transformers",
-               "description": "How name is loaded: transformers (hub ids, directories, .gguf files) or a plugin's model loader."},
+    "loader": {"type": "string", "minLength": 1, "default": "sftkit:transformers",
+               "description": "How name is loaded: transformers (hub ids, directories, .gguf files; the default) or a plugin's model loader."},
     "revision": {"type": "string", "description": "Hub revision (branch, tag or commit)."},
     "tokenizer": {"type": "string", "description": "Tokenizer to use instead of the model's (hub id or directory)."},
     "trust_remote_code": {"type": "boolean", "default": False, "description": "Allow code from the model repository to run. Only when you trust it."},
@@ -78,7 +78,7 @@ DATASET_SECTION = _obj({
 }, doc="How rows from all [[data]] entries are combined, split and filtered.")
 
 TEMPLATE_COMMON = {
-    "formatter": {"type": "string", "default": "chat", "description": "chat (the model's own template), chatml, llama3, llama2, mistral, alpaca, plain, or a plugin's."},
+    "formatter": {"type": "string", "default": "sftkit:chat", "description": "chat (the model's own template; the default), chatml, llama3, llama2, mistral, alpaca, plain, or a plugin's."},
     "system": {"type": "string", "description": "System prompt added to every conversation that has none."},
 }
 
@@ -102,6 +102,12 @@ TRAINING_SECTION = _obj({
     "packing": {"type": "boolean", "description": "Pack rows into full sequences (default: true for domain, false otherwise)."},
     "group_by_length": {"type": "boolean", "default": True, "description": "Batch rows of similar length together to waste less on padding."},
     "gradient_checkpointing": {"type": "boolean", "default": False},
+    "compile": {"type": "boolean", "default": False,
+                "description": "Compile the model with torch.compile (inductor) before training: pays on long runs "
+                               "of repeated batch shapes; the first steps are slower while it compiles."},
+    "chunked_loss": {"type": "boolean", "default": True,
+                     "description": "Compute a causal LM's loss from its hidden states in chunks, never the full-vocabulary "
+                                    "logits (exact; used where the model allows it, metrics.json says which)."},
     "logging_steps": {**POS_INT, "default": 5},
     "eval_steps": {**POS_INT, "description": "Evaluate the eval split every N steps (default: at the end only)."},
     "eval_strategy": {"enum": ["end", "steps", "no"], "description": "The trainer's own loss on the eval split: \"end\" once after training (default), \"steps\" every eval_steps and at the end (the default when eval_steps is set), \"no\" never ([[eval]] tables still run)."},
@@ -232,11 +238,13 @@ REQUIRED_TOP = ("recipe", "model", "data", "strategy")
 # keys every component table of that kind must have, whichever component it names
 COMMON_REQUIRED = {"model": ("name",)}
 
-# component tables: top-level key -> (registry kind, key naming the component, common keys, default name)
+# component tables: top-level key -> (registry kind, key naming the component, common keys, default name).
+# A default is a built-in's qualified address ("sftkit:NAME"): a table that names no component gets
+# sftkit's own even when a plugin registers the same bare name (so that clash affects no such recipe).
 COMPONENT_TABLES = {
-    "model": ("model_loaders", "loader", MODEL_SECTION["properties"], "transformers"),
+    "model": ("model_loaders", "loader", MODEL_SECTION["properties"], "sftkit:transformers"),
     "data": ("sources", "source", DATA_COMMON, None),
-    "template": ("formatters", "formatter", TEMPLATE_COMMON, "chat"),
+    "template": ("formatters", "formatter", TEMPLATE_COMMON, "sftkit:chat"),
     "strategy": ("strategies", "name", STRATEGY_COMMON, None),
     "eval": ("evaluators", "name", EVAL_COMMON, None),
 }

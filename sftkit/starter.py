@@ -79,7 +79,7 @@ def starter_recipe(strategy: str, name: str, host) -> str:
     for key, sub in ((comp.schema or {}).get("properties") or {}).items():
         if "default" in sub:
             strategy_table[key] = sub["default"]
-    from .config import Output, RecipeInfo, Template, Training
+    from .config import Output, RecipeInfo, Training
 
     t = Training()
     parts = [
@@ -93,7 +93,7 @@ def starter_recipe(strategy: str, name: str, host) -> str:
         _section("data", {"source": "inline", "rows": rows}, NOTES["data"], array=True),
     ]
     if starter.get("template", True):
-        parts.append(_section("template", {"formatter": Template().formatter}, NOTES["template"]))
+        parts.append(_section("template", {"formatter": "chat"}, NOTES["template"]))
     parts.append(_section("strategy", strategy_table, NOTES["strategy"], props=(comp.schema or {}).get("properties", {})))
     parts.append(_section("training", {"max_steps": 20, "per_device_train_batch_size": t.per_device_train_batch_size,
                                        "learning_rate": t.learning_rate, "max_length": t.max_length}, NOTES["training"]))

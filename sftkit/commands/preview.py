@@ -24,20 +24,29 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
 
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
-    config = recipe.config
-    tokenizer = _load_tokenizer(config.model.as_dict(), recipe.base_dir, host)  # fails fast, before the data
-    from sftkit.run.stages import accepted_kinds, make_strategy
+    data = recipe.data
+    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir, host)  # fails fast, before the data
+    strategy = _strategy(data, host)
+    comp = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
+    bundle = load_data(data, recipe.base_dir, host=host, accepts=tuple(comp.meta.get("accepts") or ()) if comp else ())
+    formatter = _formatter(data, host, tokenizer) if getattr(strategy, "uses_formatter", True) else None
+    name = (data.get("recipe") or {}).get("name")
+    if callable(getattr(strategy, "preview_encode", None)):  # the strategy encodes rows its own way
+        from sftkit.api import RunContext
 
-    strategy, comp = make_strategy(config.strategy, host, required=False)
-    if hasattr(strategy, "preview_encode"):  # the strategy encodes rows its own way (no chat template)
-        return _strategy_preview(strategy, config, recipe.base_dir, tokenizer, host, n=n, split=split)
+        run = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=Path("."),
+                         host=host, data=bundle, formatter=formatter, tokenizer=tokenizer)
+        rows = strategy.preview_encode(run, split)
+        if rows is not None:
+            return {"recipe": name, "split": split, "rows": len(rows), "examples": _strategy_examples(rows, n),
+                    "stats": bundle.stats, "tokenizer": tokenizer}
+        if split == "eval" and (bundle.eval is None or not len(bundle.eval)):
+            raise DataError("the recipe has no eval split",
+                            hint='set split = "eval" on a [[data]] entry, or [dataset] eval_fraction = 0.1')
+    formatter = formatter or _formatter(data, host, tokenizer)
     from sftkit.config import Tokenization
-    from sftkit.templates import make_formatter
 
-    formatter = make_formatter(config.template, host=host)
-    formatter.setup(tokenizer)
-    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(None, comp))
-    tok = Tokenization.of_config(config)
+    tok = Tokenization.of_config(recipe.config)
     tb = tokenize_bundle(bundle, formatter, max_length=tok.max_length, truncation=tok.truncation,
                          min_trained_tokens=tok.min_trained_tokens)
     ds = tb.train if split == "train" else tb.eval
@@ -53,31 +62,45 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
             if row.get(key) is not None:
                 ex[key] = row[key]
         examples.append(ex)
-    return {"recipe": config.recipe.name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
+    return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
             "tokenizer": tokenizer}
 
 
-def _strategy_preview(strategy, config, base_dir, tokenizer, host, *, n: int, split: str) -> dict:
-    """A preview from the strategy's own ``preview_encode`` (what its training feeds the model)."""
-    from sftkit.api import IGNORE_INDEX
-    from sftkit.data import load_data
+def _formatter(data: dict, host, tokenizer):
+    from sftkit.templates import make_formatter
 
-    bundle = load_data(config, base_dir, host=host)
-    ds = strategy.preview_encode(bundle, tokenizer, config.training.max_length, split)
-    if ds is None:
-        raise DataError(f"the recipe has no {split} rows", hint='set [dataset] eval_fraction = 0.1 for an eval split')
+    formatter = make_formatter(data, host=host)
+    formatter.setup(tokenizer)
+    return formatter
+
+
+def _strategy(data: dict, host):
+    from sftkit.run.stages import make_strategy
+
+    return make_strategy(data.get("strategy") or {}, host, required=False)[0]
+
+
+def _strategy_examples(rows, n: int) -> list[dict]:
+    """Examples from a strategy's ``preview_encode`` rows: ``input_ids``, ``labels`` (a list; -100
+    where untrained; none: no token trained), ``target`` (a class the head learns), ``source``,
+    ``rejected_input_ids`` / ``rejected_labels`` (the rejected answer of a preference pair)."""
+    from sftkit.api import IGNORE_INDEX
+
     examples = []
-    for i in range(min(n, len(ds))):
-        row = ds[i]
+    for i in range(min(n, len(rows))):
+        row = rows[i]
         ids = list(row["input_ids"])
-        ex = {"index": i, "source": row.get("source"), "input_ids": ids, "labels": [IGNORE_INDEX] * len(ids),
-              "length": len(ids)}
+        labels = row.get("labels")
+        labels = list(labels) if isinstance(labels, (list, tuple)) else [IGNORE_INDEX] * len(ids)
+        ex = {"index": i, "source": row.get("source"), "input_ids": ids, "labels": labels, "length": len(ids)}
         if row.get("target") is not None:
             ex["label"] = row["target"]
             ex["trains"] = f"the class {row['target']!r} (the head's output), no token of the text"
+        if row.get("rejected_input_ids") is not None:
+            ex["rejected_input_ids"] = list(row["rejected_input_ids"])
+            ex["rejected_labels"] = list(row["rejected_labels"])
         examples.append(ex)
-    return {"recipe": config.recipe.name, "split": split, "rows": len(ds), "examples": examples, "stats": bundle.stats,
-            "tokenizer": tokenizer}
+    return examples
 
 
 def _load_tokenizer(model_section: dict, base_dir: Path, host=None):
@@ -126,7 +149,10 @@ def render_text(result: dict, *, color: bool) -> str:
         out.append(f"\n--- example {ex['index'] + 1} · source {ex['source']}{extra} · {ex['length']} tokens, "
                    f"{what} ---")
         out.append(render_tokens(tok, ex["input_ids"], ex["labels"], color=color))
-        if "rejected" in ex:
+        if "rejected_input_ids" in ex:
+            out.append("--- its rejected answer (pushed down) ---")
+            out.append(render_tokens(tok, ex["rejected_input_ids"], ex["rejected_labels"], color=color))
+        elif "rejected" in ex:
             out.append(f"(rejected answer: {ex['rejected']!r})")
     out.append("")
     out.append(format_stats(result["stats"], result["split"]))
@@ -141,8 +167,11 @@ def render_json(result: dict) -> str:
     tok = result["tokenizer"]
     examples = []
     for ex in result["examples"]:
-        examples.append({**ex, "mask": [0 if x == IGNORE_INDEX else 1 for x in ex["labels"]],
-                         "text": render_tokens(tok, ex["input_ids"], ex["labels"], color=False)})
+        out = {**ex, "mask": [0 if x == IGNORE_INDEX else 1 for x in ex["labels"]],
+               "text": render_tokens(tok, ex["input_ids"], ex["labels"], color=False)}
+        if "rejected_labels" in ex:
+            out["rejected_mask"] = [0 if x == IGNORE_INDEX else 1 for x in ex["rejected_labels"]]
+        examples.append(out)
     doc = {"recipe": result["recipe"], "split": result["split"], "rows": result["rows"],
            "examples": examples, "stats": result["stats"]}
     return json.dumps(doc, indent=2, ensure_ascii=False, default=_jsonable)

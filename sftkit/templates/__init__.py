@@ -1,14 +1,14 @@
 """Chat templates: turn conversations into token ids and loss labels, render prompts for generation.
 
-``make_formatter(template)`` builds the formatter named by ``[template] formatter`` (default ``chat``,
-the model's own template) through the plugin registry. Importing this package is light.
+``make_formatter(template)`` builds the formatter named by ``[template] formatter`` (default sftkit's
+``chat``, the model's own template) through the plugin registry. Importing this package is light.
 """
 
 from __future__ import annotations
 
 from ..config import Template
 
-DEFAULT_FORMATTER = Template().formatter
+DEFAULT_FORMATTER = Template().formatter  # sftkit's own (sftkit:chat), even when a plugin registers "chat"
 
 
 def formatter_options(template_table) -> tuple[str, dict]:
