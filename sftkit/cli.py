@@ -219,8 +219,7 @@ def resolve(recipe, overrides, show_secrets, nproc, nnodes):
     and the global batch (per device × accumulation × processes) as a comment."""
     import tomli_w
 
-    from .recipe import redact
-    from .resolve import load_recipe
+    from .recipe import load_recipe, redact
     from .run.distributed import global_batch, world_from_env
 
     loaded = load_recipe(recipe, overrides)

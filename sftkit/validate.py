@@ -12,7 +12,7 @@ from .core_schema import COMPONENT_TABLES
 from .detect import detect_format, kind_of_format, peek_fields
 from .errors import Problem, SftkitError, dotted
 from .paths import resolve_path
-from .recipe import Recipe, read_recipe
+from .reading import Recipe, read_recipe
 from .registry import SINGULAR
 from .schema import component_of, component_tables, path_options, schema_problems
 

@@ -178,7 +178,7 @@ def test_deepspeed_config_of_an_extended_recipe_stays_relative_to_the_parent(tmp
     import importlib.util
 
     from sftkit.plugins import get_host
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())  # "installed"
     (tmp_path / "base").mkdir()

@@ -3,7 +3,7 @@
 Two graphs: the module-level imports of the whole package must be acyclic (a cycle there breaks
 at import time depending on which module comes first), and within one package, or along the
 read -> check -> resolve line, not even a function-level (lazy) import may close a cycle: that is
-a design knot (recipe <-> schema <-> validate, modeling.loading <-> modeling.smoke) hidden by
+a design knot (recipe <-> schema <-> validate before reading and resolving were split, modeling.loading <-> modeling.smoke) hidden by
 importing late.
 """
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sftkit"
 # the recipe's straight line, checked as one group (they are top-level modules, not a package)
 RECIPE_LINE = {"sftkit.recipe", "sftkit.schema", "sftkit.core_schema", "sftkit.validate", "sftkit.config",
-               "sftkit.resolve", "sftkit.errors", "sftkit.tomlpos", "sftkit.paths", "sftkit.registry",
+               "sftkit.reading", "sftkit.errors", "sftkit.tomlpos", "sftkit.paths", "sftkit.registry",
                "sftkit.detect"}
 
 

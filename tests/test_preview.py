@@ -152,7 +152,7 @@ name = "classification"
     from transformers import AutoTokenizer
 
     from sftkit.data import load_data
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
 
     doc = json.loads(invoke("preview", str(path), "-n", "3", "--format", "json").output)
     bundle = load_data(load_recipe(path).data, tmp_path)

@@ -163,7 +163,7 @@ def test_every_shipped_recipe_still_validates_after_copying(tmp_path):
 
 def test_extends_a_builtin_recipe_by_name(tmp_path):
     from sftkit.plugins import make_host
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
 
     host = make_host(entry_points=False)
     mine = _write(tmp_path / "mine.toml", '[recipe]\nname = "mine"\nextends = "instruction"\n\n[training]\nmax_steps = 3\n')

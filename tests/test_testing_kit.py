@@ -191,7 +191,7 @@ def test_recipe_factory_writes_valid_recipes(sftkit_recipe, sftkit_host):
     path = sftkit_recipe()
     assert validate_file(path, sftkit_host, ()) == []
     other = sftkit_recipe(training={"max_steps": 3}, adapter={"r": 4}, output=None, recipe={"name": "custom"})
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
 
     data = load_recipe(other, host=sftkit_host).data
     assert data["recipe"]["name"] == "custom" and other.name == "custom.toml"

@@ -68,7 +68,7 @@ def file_prompts(path: Path) -> list[str]:
 
 def _recipe_models(recipe_path: Path, overrides) -> tuple[list[str], list[tuple[str, str]]]:
     from sftkit.run.stages import run_dir_for
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
 
     recipe = load_recipe(recipe_path, list(overrides))
     data = recipe.data

@@ -20,7 +20,7 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     """Everything ``sftkit preview`` shows, as data: ``{"recipe", "split", "examples", "stats", "tokenizer"}``."""
     from sftkit.data import load_data, tokenize_bundle
     from sftkit.plugins import get_host
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
 
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)

@@ -93,7 +93,7 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
 
 def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet=False) -> None:
     """Start the processes (torch.distributed.run), each running this command without launch options."""
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
     from sftkit.run.distributed import check_device
     from sftkit.run.launch import launch
 
@@ -128,7 +128,7 @@ def console(quiet: bool):
 def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
     from sftkit.run import run as run_pipeline
     from sftkit.run.stages import run_dir_for
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
     from sftkit.reporting.holdout import markdown, run_each
 
     try:

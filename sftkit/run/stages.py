@@ -115,8 +115,7 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
     writing) that the run directory may be used."""
     from sftkit.api import RunContext
     from sftkit.plugins import get_host
-    from sftkit.recipe import recipe_hash
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe, recipe_hash
 
     from . import distributed
 

@@ -126,7 +126,7 @@ def test_shipped_recipe_is_listed_and_valid(sftkit_cli):
 
 
 def test_recipe_extends_the_shipped_one_by_name(sftkit_host, tmp_path):
-    from sftkit.resolve import load_recipe
+    from sftkit.recipe import load_recipe
 
     mine = tmp_path / "mine.toml"
     mine.write_text('[recipe]\nname = "my-medical"\nextends = "medical-domain"\n\n[training]\nmax_steps = 5\n')
