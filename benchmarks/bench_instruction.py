@@ -8,15 +8,20 @@ to the longest row of each random batch, gradient checkpointing on), gradient ch
 ``padding_free=True`` (checkpointing off; TRL then refuses max_length without packing, so its
 rows are not truncated), and the best of those with ``bf16=True``. sftkit runs
 the real ``sftkit run`` pipeline with its defaults (length-grouped batches, no checkpointing,
-``precision = "auto"``: bf16 where the hardware has it) and with ``precision = "fp32"``.
+``precision = "auto"``: bf16 where the hardware has it, the chunked loss) and with ``precision =
+"fp32"``; ``sftkit_plain_loss`` is the default with ``chunked_loss = false`` (the full logits), for
+the chunked loss's effect on memory and speed.
 Real tokens = non-padding tokens; trained tokens = label tokens that enter the loss; time = the
 trainer's train_runtime (loading and tokenization excluded for all); peak memory = the process's
 resident high-water mark during training. The load average is recorded before each run: figures
-from a busy machine are not idle-machine figures.
+from a busy machine are not idle-machine figures. With ``--repeats N`` every mode runs N times,
+interleaved (so a load change hits every mode), and the summary gives each figure's median with its
+spread (min, max over the repeats).
 
-    python benchmarks/bench_instruction.py [--steps 12] [--batch 8] [--rows 400] [--repeat 1] [--modes a,b]
+    python benchmarks/bench_instruction.py [--steps 12] [--batch 8] [--rows 400] [--repeats 1] [--modes a,b]
+        [--output PATH]
 
-Writes benchmarks/results/bench_instruction.json.
+Writes benchmarks/results/bench_instruction.json (or ``--output``).
 """
 
 from __future__ import annotations
@@ -104,7 +109,7 @@ def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_check
             "final_loss": out.metrics.get("train_loss")}
 
 
-def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="auto") -> dict:
+def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="auto", chunked_loss=True) -> dict:
     import tomli_w
 
     from sftkit.run import run
@@ -121,7 +126,7 @@ def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="
         "strategy": {"name": "instruction"},
         "training": {"max_steps": steps, "per_device_train_batch_size": batch, "learning_rate": lr,
                      "max_length": max_length, "logging_steps": steps, "save_steps": 10 * steps,
-                     "precision": precision},
+                     "precision": precision, "chunked_loss": chunked_loss},
         "output": {"report": False, "save_model": False},
     }
     path = out_dir / "recipe.toml"
@@ -132,7 +137,8 @@ def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="
     return {"train_runtime": runtime, "trained_tokens": t["trained_tokens"], "real_tokens": t["real_tokens"],
             "padding_fraction": t["padding_fraction"], "trained_tokens_per_second": t["trained_tokens"] / runtime,
             "real_tokens_per_second": t["real_tokens"] / runtime, "peak_memory_gb": t.get("peak_memory_gb"),
-            "gradient_checkpointing": False, "precision": m["precision"]["name"], "final_loss": t.get("train_loss")}
+            "gradient_checkpointing": False, "precision": m["precision"]["name"], "final_loss": t.get("train_loss"),
+            "chunked_loss": t.get("chunked_loss")}
 
 
 MODES = {
@@ -143,7 +149,21 @@ MODES = {
                                                        bf16=True, **c),
     "sftkit": lambda rows, **c: run_sftkit(rows, **c),
     "sftkit_fp32": lambda rows, **c: run_sftkit(rows, precision="fp32", **c),
+    "sftkit_plain_loss": lambda rows, **c: run_sftkit(rows, chunked_loss=False, **c),
 }
+KEYS = ("real_tokens_per_second", "trained_tokens_per_second", "padding_fraction", "peak_memory_gb")
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Per figure: the median over the repeats and its spread ``[min, max]`` (None where a run lacks it)."""
+    out = {}
+    for k in KEYS:
+        values = [r.get(k) for r in runs]
+        if not values or any(v is None for v in values):
+            out[k] = None
+            continue
+        out[k] = {"median": statistics.median(values), "spread": [min(values), max(values)], "n": len(values)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -152,7 +172,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--rows", type=int, default=400)
     ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeats", "--repeat", dest="repeats", type=int, default=1,
+                    help="runs per mode, interleaved; the summary gives the median and the spread")
+    ap.add_argument("--output", type=Path, default=RESULTS)
     ap.add_argument("--modes", default="", help=f"comma-separated subset of {', '.join(MODES)}")
     a = ap.parse_args(argv)
     import torch
@@ -162,28 +184,28 @@ def main(argv=None) -> int:
     modes = a.modes.split(",") if a.modes else list(MODES)
     runs: dict[str, list] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(a.repeat):  # interleaved, so load changes on a shared machine hit every mode
+        for i in range(a.repeats):  # interleaved, so load changes on a shared machine hit every mode
             for mode in modes:
                 load = _loadavg()
                 out = MODES[mode](rows, out_dir=Path(tmp) / f"{mode}{i}", **common)
                 runs[mode].append({**out, "loadavg_before": load})
-                print(mode, json.dumps({k: out[k] for k in ("real_tokens_per_second", "trained_tokens_per_second",
-                                                            "padding_fraction", "peak_memory_gb")}), flush=True)
-    keys = ("real_tokens_per_second", "trained_tokens_per_second", "padding_fraction", "peak_memory_gb")
-    summary = {m: {k: statistics.median(r[k] for r in v) if all(r.get(k) is not None for r in v) else None
-                   for k in keys} for m, v in runs.items()}
+                print(mode, i, json.dumps({k: out[k] for k in KEYS}), flush=True)
+    summary = {m: summarize(v) for m, v in runs.items()}
+
+    def speed(mode):
+        return summary[mode]["real_tokens_per_second"]["median"]
 
     def ratio(a_mode, b_mode):
         if a_mode in summary and b_mode in summary:
-            return round(summary[a_mode]["real_tokens_per_second"] / summary[b_mode]["real_tokens_per_second"], 3)
+            return round(speed(a_mode) / speed(b_mode), 3)
         return None
 
     trl_fp32 = [m for m in ("trl_default", "trl_no_checkpointing", "trl_padding_free") if m in summary]
-    best_trl_fp32 = max(trl_fp32, key=lambda m: summary[m]["real_tokens_per_second"]) if trl_fp32 else None
+    best_trl_fp32 = max(trl_fp32, key=speed) if trl_fp32 else None
     loads = [r["loadavg_before"] for v in runs.values() for r in v if r.get("loadavg_before") is not None]
     result = {
         "benchmark": "instruction strategy vs plain TRL SFTTrainer (real and trained tokens/s, padding, peak memory)",
-        "settings": {**common, "rows": a.rows, "model": GGUF, "repeat": a.repeat},
+        "settings": {**common, "rows": a.rows, "model": GGUF, "repeats": a.repeats},
         "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(),
                     "device": "cuda" if torch.cuda.is_available() else "cpu", "python": sys.version.split()[0],
                     "loadavg_max": max(loads) if loads else None,
@@ -194,12 +216,14 @@ def main(argv=None) -> int:
         "sftkit_vs_best_trl_fp32": ratio("sftkit", best_trl_fp32) if best_trl_fp32 else None,
         "sftkit_vs_trl_bf16": ratio("sftkit", "trl_padding_free_bf16"),
         "sftkit_fp32_vs_best_trl_fp32": ratio("sftkit_fp32", best_trl_fp32) if best_trl_fp32 else None,
+        "chunked_vs_plain_loss": ratio("sftkit", "sftkit_plain_loss"),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    a.output.parent.mkdir(parents=True, exist_ok=True)
+    a.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("summary", "best_trl_fp32", "sftkit_vs_best_trl_fp32",
-                                             "sftkit_vs_trl_bf16", "sftkit_fp32_vs_best_trl_fp32", "machine")}, indent=2))
+                                             "sftkit_vs_trl_bf16", "sftkit_fp32_vs_best_trl_fp32",
+                                             "chunked_vs_plain_loss", "machine")}, indent=2))
     return 0
 
 

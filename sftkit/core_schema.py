@@ -102,6 +102,12 @@ TRAINING_SECTION = _obj({
     "packing": {"type": "boolean", "description": "Pack rows into full sequences (default: true for domain, false otherwise)."},
     "group_by_length": {"type": "boolean", "default": True, "description": "Batch rows of similar length together to waste less on padding."},
     "gradient_checkpointing": {"type": "boolean", "default": False},
+    "compile": {"type": "boolean", "default": False,
+                "description": "Compile the model with torch.compile (inductor) before training: pays on long runs "
+                               "of repeated batch shapes; the first steps are slower while it compiles."},
+    "chunked_loss": {"type": "boolean", "default": True,
+                     "description": "Compute a causal LM's loss from its hidden states in chunks, never the full-vocabulary "
+                                    "logits (exact; used where the model allows it, metrics.json says which)."},
     "logging_steps": {**POS_INT, "default": 5},
     "eval_steps": {**POS_INT, "description": "Evaluate the eval split every N steps (default: at the end only)."},
     "eval_strategy": {"enum": ["end", "steps", "no"], "description": "The trainer's own loss on the eval split: \"end\" once after training (default), \"steps\" every eval_steps and at the end (the default when eval_steps is set), \"no\" never ([[eval]] tables still run)."},

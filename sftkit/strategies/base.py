@@ -73,4 +73,20 @@ class CausalStrategy(Strategy):
                       data_collator=collator, processing_class=tokenizer, callbacks=callbacks(run), **kwargs)
         trainer.sftkit_lengths = lengths
         trainer.sftkit_counter = counter
+        if base is None:
+            trainer.sftkit_loss = chunked_loss(run, trainer)
         return trainer
+
+
+def chunked_loss(run, trainer):
+    """The trainer's :class:`~sftkit.strategies.loss.ChunkedLoss` (``[training] chunked_loss``), refused
+    up front where the weights are sharded (FSDP / DeepSpeed)."""
+    from .loss import ChunkedLoss
+    from .trainer import weights_sharded
+
+    loss = ChunkedLoss(trainer.accelerator.autocast)
+    if run.training.get("chunked_loss") is False:
+        loss.refuse("off: [training] chunked_loss = false")
+    elif weights_sharded(trainer):
+        loss.refuse("the weights are sharded (FSDP / DeepSpeed): the output layer is not whole outside the model")
+    return loss

@@ -5,7 +5,8 @@
   gradient checkpointing, reporting only to ``[training] report_to``, seeded everything.
 - :func:`callbacks`: the live log, trackers and the callbacks plugins add (``sftkit_training_callbacks``).
 - :class:`SftkitTrainer` adds length-grouped batching that is deterministic per epoch (so
-  ``--resume`` replays the same data order) and counts trained / padding tokens.
+  ``--resume`` replays the same data order), counts trained / padding tokens and computes a causal
+  LM's loss in chunks where that is exact (:mod:`sftkit.strategies.loss`).
 - :func:`fit` trains (resuming from the last complete checkpoint when asked), evaluates the eval
   split (``[training] eval_strategy``, ``eval_max_rows``), saves the model (LoRA merged when
   ``[adapter] merge = true``) and returns a
@@ -60,6 +61,9 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     cls = config_cls or TrainingArguments
     if "activation_checkpointing" in getattr(cls, "__dataclass_fields__", {}):  # transformers >= 5 name
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
+    if t.get("compile"):
+        check_compiler()
+        kwargs["torch_compile"] = True  # inductor; accelerate wraps the model before the first step
     if kwargs.get("max_steps") is None:
         kwargs["max_steps"] = -1
     warmup = t.get("warmup_steps")
@@ -97,6 +101,19 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     kwargs.update(training_kwargs(run.recipe.get("distributed"), world, base_dir=run.base_dir))
     kwargs.update(extra)
     return cls(**kwargs)
+
+
+def check_compiler() -> None:
+    """``[training] compile = true`` needs a C++ compiler (inductor builds its kernels with it): one line
+    before anything trains when there is none."""
+    import shutil
+
+    from sftkit.errors import SftkitError
+
+    if not any(shutil.which(c) for c in (os.environ.get("CXX") or "", "g++", "c++", "clang++") if c):
+        raise SftkitError("compile = true needs a C++ compiler for torch.compile, and none is on PATH "
+                          "(g++, c++, clang++ or $CXX)", where="[training] compile",
+                          hint="install one (apt-get install g++) or remove training.compile")
 
 
 class GroupedSampler:
@@ -145,6 +162,7 @@ def make_trainer_class(base: Any = None) -> Any:
     class SftkitTrainer(base):
         sftkit_lengths: list | None = None
         sftkit_counter: TokenCounter | None = None
+        sftkit_loss = None  # a strategies.loss.ChunkedLoss: the causal-LM loss without full logits
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -157,6 +175,16 @@ def make_trainer_class(base: Any = None) -> Any:
                       * self.args.world_size)
                 return GroupedSampler(lengths, bs, self.args.data_seed or self.args.seed)
             return super()._get_train_sampler(train_dataset)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            chunked = self.sftkit_loss
+            if (chunked is not None and not return_outputs and model.training and "labels" in inputs
+                    and self.label_smoother is None and self.compute_loss_func is None
+                    and chunked.decide(model, inputs)):
+                from .loss import LossModel
+
+                model = LossModel(model, chunked)  # the trainer's handling around the loss stays its own
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             if self.sftkit_counter is not None and "input_ids" in inputs:
@@ -443,6 +471,10 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
     metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
+    metrics["compile"] = bool(getattr(trainer.args, "torch_compile", False))
+    if getattr(trainer, "sftkit_loss", None) is not None:
+        metrics["chunked_loss"] = trainer.sftkit_loss.as_dict()
+        trainer.sftkit_loss.close()
     runtime = metrics.get("train_runtime") or elapsed
     if counter is not None:
         run.extras["token_counter"] = counter
@@ -460,7 +492,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     final = trainer.model if before_save is None else before_save(trainer.model)
     if run.extras.get("parameters") is not None:
         metrics["parameters"] = run.extras["parameters"]
-    if save and run.recipe.get("output", {}).get("save_model", True) and _weights_sharded(trainer):
+    if save and run.recipe.get("output", {}).get("save_model", True) and weights_sharded(trainer):
         info, final = _save_gathered(run, trainer)
         metrics.update(info)
     elif save and run.recipe.get("output", {}).get("save_model", True):
@@ -490,7 +522,7 @@ def _all_ranks(counter: TokenCounter, run) -> TokenCounter:
     return TokenCounter(*(sum(p[i] for p in parts) for i in range(4)))
 
 
-def _weights_sharded(trainer) -> bool:
+def weights_sharded(trainer) -> bool:
     return bool(getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False))
 
 
