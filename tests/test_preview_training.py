@@ -66,6 +66,13 @@ def test_instruction_preview_is_the_training_rows(tmp_path, tiny_dir, monkeypatc
     assert any(0 < sum(mask_of(ex["labels"])) < len(ex["labels"]) for ex in preview["examples"])  # prompt masked
 
 
+def test_instruction_train_on_prompt_is_previewed_as_trained(tmp_path, tiny_dir, monkeypatch):
+    recipe = make_recipe(tmp_path, tiny_dir, rows=qa_rows(24), dataset={"eval_fraction": 0.0},
+                         strategy={"name": "instruction", "train_on_prompt": True})
+    preview, _ = check_causal(recipe, tmp_path, monkeypatch)
+    assert all(set(mask_of(ex["labels"])) == {1} for ex in preview["examples"])  # the prompt trains too
+
+
 def test_tone_on_conversations_previews_the_sft_rows(tmp_path, tiny_dir, monkeypatch):
     recipe = make_recipe(tmp_path, tiny_dir, rows=qa_rows(24), strategy={"name": "tone"},
                          dataset={"eval_fraction": 0.0})

@@ -39,7 +39,7 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
         rows = strategy.preview_encode(run, split)
         if rows is not None:
             return {"recipe": name, "split": split, "rows": len(rows), "examples": _strategy_examples(rows, n),
-                    "stats": bundle.stats, "tokenizer": tokenizer}
+                    "stats": run.data_stats.get("tokens") or bundle.stats, "tokenizer": tokenizer}
         if split == "eval" and (bundle.eval is None or not len(bundle.eval)):
             raise DataError("the recipe has no eval split",
                             hint='set split = "eval" on a [[data]] entry, or [dataset] eval_fraction = 0.1')
@@ -96,6 +96,8 @@ def _strategy_examples(rows, n: int) -> list[dict]:
         if row.get("target") is not None:
             ex["label"] = row["target"]
             ex["trains"] = f"the class {row['target']!r} (the head's output), no token of the text"
+        if row.get("cluster") is not None:
+            ex["cluster"] = row["cluster"]
         if row.get("rejected_input_ids") is not None:
             ex["rejected_input_ids"] = list(row["rejected_input_ids"])
             ex["rejected_labels"] = list(row["rejected_labels"])
