@@ -18,10 +18,11 @@ DOC = REPO / "docs" / "components.md"
 SECTIONS = (
     ("sources", "Data sources", "`[[data]]` tables: `source = \"NAME\"`. Every entry also takes `name`, `format`, "
                                 "`split`, `weight`, `max_rows`, `columns`, `cluster_column` and `on_error`."),
-    ("formatters", "Template formatters", "`[template] formatter = \"NAME\"`; every one takes `system`."),
+    ("formatters", "Template formatters", "`[template] formatter = \"NAME\"` (default `sftkit:chat`); every one "
+                                          "takes `system`."),
     ("strategies", "Training strategies", "`[strategy] name = \"NAME\"`. Hyperparameters live in `[training]`; "
                                           "LoRA in `[adapter]`; freezing in `[freeze]`."),
-    ("model_loaders", "Model loaders", "`[model] loader = \"NAME\"` (default `transformers`); every one also takes "
+    ("model_loaders", "Model loaders", "`[model] loader = \"NAME\"` (default `sftkit:transformers`); every one also takes "
                                         "`name`, `revision`, `tokenizer`, `trust_remote_code` and `dtype`."),
     ("evaluators", "Evaluators", "`[[eval]]` tables: `name = \"NAME\"`. Every one also takes `label` and the gates "
                                  "`min`, `max` and `max_regression`."),

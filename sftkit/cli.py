@@ -167,8 +167,9 @@ def plugins(show_all, timings, fmt):
             for kind, names in sorted(r["components"].items()):
                 click.echo(f"  {kind}: {', '.join(sorted(names))}")
             if r["commands"]:
-                shown = [f"{c} ({q}{'; the bare name clashes' if c in r['disabled_commands'] else ''})"
-                         for c, q in zip(r["commands"], r["qualified_commands"])]
+                shown = r["commands"] if r["builtin"] else [  # sftkit's own are reserved: never clash
+                    f"{c} ({q}{'; the bare name clashes' if c in r['disabled_commands'] else ''})"
+                    for c, q in zip(r["commands"], r["qualified_commands"])]
                 click.echo(f"  commands: {', '.join(shown)}")
             click.echo(f"  hooks: {', '.join(r['hooks']) or '-'}")
         if timings:

@@ -37,8 +37,8 @@ RECIPE_SECTION = _obj({
 
 MODEL_SECTION = _obj({
     "name": {"type": "string", "minLength": 1, "description": "Hub id, local directory, or a .gguf file (path or package://...); what else, the loader says."},
-    "loader": {"type": "string", "minLength": 1, "default": "transformers",
-               "description": "How name is loaded: transformers (hub ids, directories, .gguf files) or a plugin's model loader."},
+    "loader": {"type": "string", "minLength": 1, "default": "sftkit:transformers",
+               "description": "How name is loaded: transformers (hub ids, directories, .gguf files; the default) or a plugin's model loader."},
     "revision": {"type": "string", "description": "Hub revision (branch, tag or commit)."},
     "tokenizer": {"type": "string", "description": "Tokenizer to use instead of the model's (hub id or directory)."},
     "trust_remote_code": {"type": "boolean", "default": False, "description": "Allow code from the model repository to run. Only when you trust it."},
@@ -78,7 +78,7 @@ DATASET_SECTION = _obj({
 }, doc="How rows from all [[data]] entries are combined, split and filtered.")
 
 TEMPLATE_COMMON = {
-    "formatter": {"type": "string", "default": "chat", "description": "chat (the model's own template), chatml, llama3, llama2, mistral, alpaca, plain, or a plugin's."},
+    "formatter": {"type": "string", "default": "sftkit:chat", "description": "chat (the model's own template; the default), chatml, llama3, llama2, mistral, alpaca, plain, or a plugin's."},
     "system": {"type": "string", "description": "System prompt added to every conversation that has none."},
 }
 
@@ -232,11 +232,13 @@ REQUIRED_TOP = ("recipe", "model", "data", "strategy")
 # keys every component table of that kind must have, whichever component it names
 COMMON_REQUIRED = {"model": ("name",)}
 
-# component tables: top-level key -> (registry kind, key naming the component, common keys, default name)
+# component tables: top-level key -> (registry kind, key naming the component, common keys, default name).
+# A default is a built-in's qualified address ("sftkit:NAME"): a table that names no component gets
+# sftkit's own even when a plugin registers the same bare name (so that clash affects no such recipe).
 COMPONENT_TABLES = {
-    "model": ("model_loaders", "loader", MODEL_SECTION["properties"], "transformers"),
+    "model": ("model_loaders", "loader", MODEL_SECTION["properties"], "sftkit:transformers"),
     "data": ("sources", "source", DATA_COMMON, None),
-    "template": ("formatters", "formatter", TEMPLATE_COMMON, "chat"),
+    "template": ("formatters", "formatter", TEMPLATE_COMMON, "sftkit:chat"),
     "strategy": ("strategies", "name", STRATEGY_COMMON, None),
     "eval": ("evaluators", "name", EVAL_COMMON, None),
 }

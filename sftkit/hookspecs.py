@@ -109,8 +109,10 @@ def sftkit_register_transforms(register: Register) -> None:
 
 @hookspec
 def sftkit_register_model_loaders(register: Register) -> None:
-    """Register model loaders, used as ``[model] loader = "NAME"`` (default ``"transformers"``: hub
-    ids, model directories and ``.gguf`` files): how a model reference becomes files transformers loads.
+    """Register model loaders, used as ``[model] loader = "NAME"``: how a model reference becomes
+    files transformers loads. Without ``loader`` a recipe gets sftkit's own ``transformers`` loader
+    (hub ids, model directories and ``.gguf`` files), as ``"sftkit:transformers"``, which a plugin
+    registering another ``transformers`` cannot take over.
 
     The factory is called as ``factory(options)`` with the ``[model]`` table minus ``loader``
     (``name``, ``revision``, ``tokenizer``, ``trust_remote_code``, ``dtype`` and the loader's own

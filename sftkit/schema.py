@@ -47,6 +47,8 @@ def composed_schema(registry: Registry) -> dict:
     props = copy.deepcopy(TOP_LEVEL)
     for table, (kind, key, common, default) in COMPONENT_TABLES.items():
         entries = registry.addresses(kind)
+        if default is not None and registry.find(kind, default) and default not in dict(entries):
+            entries.append((default, registry.find(kind, default)))  # what `sftkit resolve` writes
         names = [name for name, _ in entries]
         base = {"type": "object", "properties": copy.deepcopy(common)}
         base["properties"][key] = {**base["properties"][key], "enum": names} if names else base["properties"][key]

@@ -113,30 +113,40 @@ def test_baselines_run_through_the_real_evaluators_on_a_tiny_model(tmp_path, tin
     rows = qa_rows(40)
     items = [{"prompt": f"What is {n} times two?", "expected": f"It is {2 * n}."} for n in (50, 51, 52, 53)]
     write_jsonl(tmp_path / "items.jsonl", items)
-    evals = [{"name": "exact_match", "prompts": "items.jsonl", "max_new_tokens": 3}, {"name": "loss"}]
+    evals = [{"name": "exact_match", "prompts": "items.jsonl", "max_new_tokens": 3}, {"name": "loss"},
+             {"name": "samples", "items": ["Hello there"], "max_new_tokens": 2}]
     baselines = [{"kind": "system_prompt", "system": "Answer with the number."},
                  {"kind": "system_prompt", "label": "same prompt again", "system": "Answer with the number."},
                  {"kind": "few_shot", "k": 2}]
     recipe = make_recipe(tmp_path, tiny_dir, rows=rows, training={"max_steps": 1}, eval=evals, baseline=baselines)
     outcome = run(recipe, output=tmp_path / "run")
-    em, loss = outcome.metrics["eval"]
+    em, loss, samples = outcome.metrics["eval"]
     pb = em["prompt_baselines"]
     assert list(pb) == ["system_prompt", "same prompt again", "few_shot_2"]
     for entry in pb.values():
         assert entry["value"] is not None and entry["stats"]["n"] == 4 and "paired" in entry
     assert em["best_prompt"]["label"] in pb
     assert all("not_applicable" in e for e in loss["prompt_baselines"].values())  # loss renders no prompt
+    assert all("no better direction" in e["not_applicable"] for e in samples["prompt_baselines"].values())
     # the prompts the base model saw: 4 plain, 4 with the system prompt (generated once for both
-    # tables), 4 with two training conversations first; the tuned model 4 plain
+    # tables), 4 with two training conversations first; the tuned model 4 plain; and the samples
+    # prompt once per model (not under the baselines)
     system = [p for p in generated if "Answer with the number." in p]
     shots = [p for p in generated if p.count("<|im_start|>assistant") == 3]
-    assert len(system) == 4 and len(shots) == 4 and len(generated) == 16
+    assert len(system) == 4 and len(shots) == 4 and len(generated) == 18
     assert all(any(r["prompt"] in p and r["completion"] in p for r in rows) for p in shots)
     stored = json.loads((tmp_path / "run" / "base_eval.json").read_text())
     assert set(stored["baselines"]) == set(pb)
     md = (tmp_path / "run" / "report.md").read_text()
     top = md[: md.index("## Evaluation")]
     assert "prompt-only baselines" in top and "few_shot_2 " in top and "system_prompt n/a" in top
+    # sftkit eval --base: the same stages, the same baselines beside the base model
+    from sftkit.run import evaluate
+
+    again = evaluate(recipe, str(tmp_path / "run" / "model"), base=True, output=tmp_path / "eval")
+    em2 = again.metrics["eval"][0]
+    assert list(em2["prompt_baselines"]) == list(pb)
+    assert {k: e["value"] for k, e in em2["prompt_baselines"].items()} == {k: e["value"] for k, e in pb.items()}
 
 
 def _validate(tmp_path, **sections) -> tuple[int, str]:

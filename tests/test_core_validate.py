@@ -270,10 +270,8 @@ def test_component_whole_object_rules_apply(workdir):
 
 
 def test_local_model_that_does_not_exist(demo_host, workdir):
-    from sftkit.builtin import loaders  # the default model loader owns this check
-
-    plugins._HOST = plugins.make_host(builtins=False, entry_points=False,
-                                      extra=(("loaders", loaders), ("demo", demo_plugin)))
+    plugins._HOST = plugins.make_host(entry_points=False, extra=(("demo", demo_plugin),))  # the default
+    # model loader, a built-in, owns this check
     write(workdir / "r.toml", GOOD.replace('name = "org/some-model"', 'name = "./models/missing"'))
     code, out = run("validate", "r.toml")
     assert code == 1

@@ -441,6 +441,27 @@ def test_fsdp_trains_and_saves_like_one_process(ddp_recipe, tmp_path):
     assert abs(metrics["eval"][0]["tuned"] - single["eval"][0]["tuned"]) < 1e-4, (metrics["eval"], single["eval"])
 
 
+def test_fsdp_smoke_run_evaluates_the_adapter_it_trained(ddp_recipe, tmp_path):
+    """--smoke trains on a tiny stand-in of the recipe's model; under FSDP the trained adapter is
+    reloaded from disk for evaluation, onto that stand-in (not the model the adapter names)."""
+    from sftkit.run import run
+    from sftkit.tiny import tiny_causal_lm, tiny_tokenizer
+
+    tiny_causal_lm(tiny_tokenizer(), seed=1).save_pretrained(tmp_path / "tiny")  # weights unlike the stand-in's
+    fsdp = tmp_path / "fsdp"
+    env = _env(PYTHONPATH=os.pathsep.join(p for p in (str(FSDP_ON_CPU), os.environ.get("PYTHONPATH")) if p))
+    lora = ["adapter.r=4", "adapter.dropout=0.0"]
+    res = subprocess.run([*SFTKIT, "run", str(ddp_recipe), "--smoke", "--nproc", "2", "--output", str(fsdp),
+                          "--set", "distributed.strategy=fsdp", *(x for o in lora for x in ("--set", o))],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    metrics = json.loads((fsdp / "metrics.json").read_text())
+    assert metrics["train"]["sharded_by"] == "fsdp" and metrics["train"]["saved"] == "adapter"
+    one = run(ddp_recipe, [*lora, "training.per_device_train_batch_size=4"], smoke=True, output=tmp_path / "one")
+    single = json.loads((one.run_dir / "metrics.json").read_text())
+    assert abs(metrics["eval"][0]["tuned"] - single["eval"][0]["tuned"]) < 1e-4, (metrics["eval"], single["eval"])
+
+
 def test_a_failing_rank_ends_the_run_with_one_message(ddp_recipe, tmp_path):
     out = tmp_path / "bad"
     res = subprocess.run([*SFTKIT, "run", str(ddp_recipe), "--nproc", "2", "--output", str(out),

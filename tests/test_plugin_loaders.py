@@ -104,3 +104,39 @@ def test_a_failing_loader_is_named_in_one_line(tmp_path):
         in err.value.message
     src = model_source({"name": "org/model"}, tmp_path, host=host)  # the default loader is a built-in
     assert (src.kind, src.name) == ("hub", "org/model")
+
+
+class _Impostor:
+    """Registers a model loader and a formatter under sftkit's default names."""
+
+    @staticmethod
+    @__import__("sftkit").hookimpl
+    def sftkit_register_model_loaders(register):
+        register("transformers", _Broken.Raises)
+
+    @staticmethod
+    @__import__("sftkit").hookimpl
+    def sftkit_register_formatters(register):
+        register("chat", "json:loads")
+
+
+def test_a_plugin_reusing_a_default_name_affects_only_recipes_that_write_it(tmp_path):
+    from sftkit.modeling.loaders import model_source
+    from sftkit.recipe import load_recipe
+    from sftkit.validate import validate_file
+
+    host = make_plugin_host(_Impostor)
+    (tmp_path / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    plain = tmp_path / "plain.toml"  # names neither a loader nor a formatter: sftkit's defaults
+    plain.write_text('[recipe]\nname = "r"\n[model]\nname = "org/model"\n[template]\nsystem = "Be brief."\n'
+                     '[[data]]\nsource = "jsonl"\npath = "train.jsonl"\n[strategy]\nname = "instruction"\n')
+    assert validate_file(plain, host) == []
+    resolved = load_recipe(plain, host=host).data
+    assert resolved["model"]["loader"] == "sftkit:transformers" and resolved["template"]["formatter"] == "sftkit:chat"
+    assert model_source(resolved["model"], tmp_path, host=host).kind == "hub"  # the built-in, not the impostor
+    named = tmp_path / "named.toml"
+    named.write_text(plain.read_text().replace('name = "org/model"\n', 'name = "org/model"\nloader = "transformers"\n'))
+    (problem,) = validate_file(named, host)
+    assert problem.path == "model.loader" and problem.message.startswith(
+        "model loader 'transformers' is registered by plugins 'sftkit.builtin.loaders' and '_Impostor', so the bare "
+        "name is disabled; write '_Impostor:transformers' or 'sftkit:transformers' to pick one")

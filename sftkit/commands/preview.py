@@ -27,14 +27,23 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     data = recipe.data
     tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir, host)  # fails fast, before the data
     strategy = _strategy(data, host)
-    if hasattr(strategy, "preview_encode"):  # the strategy encodes rows its own way (no chat template)
-        return _strategy_preview(strategy, data, recipe.base_dir, tokenizer, host, n=n, split=split)
-    from sftkit.templates import make_formatter
+    comp = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
+    bundle = load_data(data, recipe.base_dir, host=host, accepts=tuple(comp.meta.get("accepts") or ()) if comp else ())
+    formatter = _formatter(data, host, tokenizer) if getattr(strategy, "uses_formatter", True) else None
+    name = (data.get("recipe") or {}).get("name")
+    if callable(getattr(strategy, "preview_encode", None)):  # the strategy encodes rows its own way
+        from sftkit.api import RunContext
 
-    formatter = make_formatter(data, host=host)
-    formatter.setup(tokenizer)
-    strategy = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
-    bundle = load_data(data, recipe.base_dir, host=host, accepts=tuple(strategy.meta.get("accepts") or ()) if strategy else ())
+        run = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=Path("."),
+                         host=host, data=bundle, formatter=formatter, tokenizer=tokenizer)
+        rows = strategy.preview_encode(run, split)
+        if rows is not None:
+            return {"recipe": name, "split": split, "rows": len(rows), "examples": _strategy_examples(rows, n),
+                    "stats": run.data_stats.get("tokens") or bundle.stats, "tokenizer": tokenizer}
+        if split == "eval" and (bundle.eval is None or not len(bundle.eval)):
+            raise DataError("the recipe has no eval split",
+                            hint='set split = "eval" on a [[data]] entry, or [dataset] eval_fraction = 0.1')
+    formatter = formatter or _formatter(data, host, tokenizer)
     training = data.get("training") or {}
     dataset_cfg = data.get("dataset") or {}
     tb = tokenize_bundle(bundle, formatter, max_length=int(training.get("max_length", 512)),
@@ -53,9 +62,16 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
             if row.get(key) is not None:
                 ex[key] = row[key]
         examples.append(ex)
-    name = (data.get("recipe") or {}).get("name")
     return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": tb.stats,
             "tokenizer": tokenizer}
+
+
+def _formatter(data: dict, host, tokenizer):
+    from sftkit.templates import make_formatter
+
+    formatter = make_formatter(data, host=host)
+    formatter.setup(tokenizer)
+    return formatter
 
 
 def _strategy(data: dict, host):
@@ -67,28 +83,29 @@ def _strategy(data: dict, host):
     return comp.create(component_options(table, STRATEGY_COMMON)) if comp is not None else None
 
 
-def _strategy_preview(strategy, data: dict, base_dir, tokenizer, host, *, n: int, split: str) -> dict:
-    """A preview from the strategy's own ``preview_encode`` (what its training feeds the model)."""
+def _strategy_examples(rows, n: int) -> list[dict]:
+    """Examples from a strategy's ``preview_encode`` rows: ``input_ids``, ``labels`` (a list; -100
+    where untrained; none: no token trained), ``target`` (a class the head learns), ``source``,
+    ``rejected_input_ids`` / ``rejected_labels`` (the rejected answer of a preference pair)."""
     from sftkit.api import IGNORE_INDEX
-    from sftkit.data import load_data
 
-    bundle = load_data(data, base_dir, host=host)
-    ds = strategy.preview_encode(bundle, tokenizer, data, split)
-    if ds is None:
-        raise DataError(f"the recipe has no {split} rows", hint='set [dataset] eval_fraction = 0.1 for an eval split')
     examples = []
-    for i in range(min(n, len(ds))):
-        row = ds[i]
+    for i in range(min(n, len(rows))):
+        row = rows[i]
         ids = list(row["input_ids"])
-        ex = {"index": i, "source": row.get("source"), "input_ids": ids, "labels": [IGNORE_INDEX] * len(ids),
-              "length": len(ids)}
+        labels = row.get("labels")
+        labels = list(labels) if isinstance(labels, (list, tuple)) else [IGNORE_INDEX] * len(ids)
+        ex = {"index": i, "source": row.get("source"), "input_ids": ids, "labels": labels, "length": len(ids)}
         if row.get("target") is not None:
             ex["label"] = row["target"]
             ex["trains"] = f"the class {row['target']!r} (the head's output), no token of the text"
+        if row.get("cluster") is not None:
+            ex["cluster"] = row["cluster"]
+        if row.get("rejected_input_ids") is not None:
+            ex["rejected_input_ids"] = list(row["rejected_input_ids"])
+            ex["rejected_labels"] = list(row["rejected_labels"])
         examples.append(ex)
-    name = (data.get("recipe") or {}).get("name")
-    return {"recipe": name, "split": split, "rows": len(ds), "examples": examples, "stats": bundle.stats,
-            "tokenizer": tokenizer}
+    return examples
 
 
 def _load_tokenizer(model_section: dict, base_dir: Path, host=None):
@@ -137,7 +154,10 @@ def render_text(result: dict, *, color: bool) -> str:
         out.append(f"\n--- example {ex['index'] + 1} · source {ex['source']}{extra} · {ex['length']} tokens, "
                    f"{what} ---")
         out.append(render_tokens(tok, ex["input_ids"], ex["labels"], color=color))
-        if "rejected" in ex:
+        if "rejected_input_ids" in ex:
+            out.append("--- its rejected answer (pushed down) ---")
+            out.append(render_tokens(tok, ex["rejected_input_ids"], ex["rejected_labels"], color=color))
+        elif "rejected" in ex:
             out.append(f"(rejected answer: {ex['rejected']!r})")
     out.append("")
     out.append(format_stats(result["stats"], result["split"]))
@@ -152,8 +172,11 @@ def render_json(result: dict) -> str:
     tok = result["tokenizer"]
     examples = []
     for ex in result["examples"]:
-        examples.append({**ex, "mask": [0 if x == IGNORE_INDEX else 1 for x in ex["labels"]],
-                         "text": render_tokens(tok, ex["input_ids"], ex["labels"], color=False)})
+        out = {**ex, "mask": [0 if x == IGNORE_INDEX else 1 for x in ex["labels"]],
+               "text": render_tokens(tok, ex["input_ids"], ex["labels"], color=False)}
+        if "rejected_labels" in ex:
+            out["rejected_mask"] = [0 if x == IGNORE_INDEX else 1 for x in ex["rejected_labels"]]
+        examples.append(out)
     doc = {"recipe": result["recipe"], "split": result["split"], "rows": result["rows"],
            "examples": examples, "stats": result["stats"]}
     return json.dumps(doc, indent=2, ensure_ascii=False, default=_jsonable)

@@ -104,14 +104,18 @@ def evaluate_baselines(run: Any, target: Any, baselines: list) -> dict[str, dict
     """Every [[eval]] table on the base model's ``target`` once per prompt-only baseline
     (:mod:`.baselines`): ``{baseline label: {eval label: EvalResult}}``. A result that a prompt
     cannot change has ``details["not_applicable"]`` (and cost no forward pass); pairwise evaluators
-    (which judge base against tuned) are not run."""
+    (which judge base against tuned) and metrics without a better direction (``samples``) are not run."""
     out: dict[str, dict[str, EvalResult]] = {}
     for baseline in baselines:
         results = out[baseline.label] = {}
         for spec in eval_specs(run):
             primary = getattr(spec.evaluator, "primary", "")
+            why = None
             if spec.evaluator is not None and getattr(spec.evaluator, "pairwise", False):
                 why = "a pairwise evaluator judges base against tuned"
+            elif spec.evaluator is not None and getattr(spec.evaluator, "higher_is_better", True) is None:
+                why = "the metric has no better direction, so there is no verdict to compare with"
+            if why:
                 results[spec.label] = EvalResult(metrics={}, primary=primary, details={NOT_APPLICABLE: why})
                 continue
             try:

@@ -36,6 +36,7 @@ def check_transformers_reference(options: dict, ctx) -> list[Problem]:
 
 
 def _component(model_section: dict, host):
+    """The registered loader ``[model] loader`` names (the default one when unset)."""
     from ..core_schema import COMPONENT_TABLES
     from ..plugins import get_host
 
@@ -46,14 +47,6 @@ def _component(model_section: dict, host):
     if comp is None:
         raise SftkitError(host.missing_message(kind, name), where="[model].loader")
     return comp
-
-
-def model_loader(model_section: dict, host=None) -> ModelLoader:
-    """The loader ``[model] loader`` names (the default one when unset), created with the table's options."""
-    from ..validate import factory_options
-
-    comp = _component(model_section, host)
-    return comp.create(factory_options("model", dict(model_section or {}), comp))
 
 
 def model_source(model_section: dict, base_dir, console=None, *, host=None) -> ModelSource:

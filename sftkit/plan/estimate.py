@@ -110,7 +110,9 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
         eval_rows = time_evaluators(ctx, target)
         timed = [r["seconds"] for r in eval_rows]
         if timed and all(t is not None for t in timed):
-            eval_seconds = 2 * sum(timed)  # base and tuned
+            # base and tuned, and the base model once more per [[baseline]] (at most: an evaluator a
+            # prompt cannot change costs nothing there)
+            eval_seconds = (2 + len(data.get("baseline") or [])) * sum(timed)
 
     model = cal.model
     params = cal.parameters or {}

@@ -58,8 +58,10 @@ def fmt_prompt_baselines(row: dict) -> str:
     for label, b in (row.get("prompt_baselines") or {}).items():
         if b.get("not_applicable"):
             parts.append(f"{label} n/a")
-        elif b.get("error") or b.get("value") is None:
+        elif b.get("error"):
             parts.append(f"{label} error")
+        elif b.get("value") is None:
+            parts.append(f"{label} –")
         else:
             iv = b.get("stats") or {}
             ci = f" [{fmt(iv['low'])}, {fmt(iv['high'])}] n={iv.get('n')}" if iv.get("low") is not None else ""

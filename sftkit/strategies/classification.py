@@ -81,16 +81,17 @@ class ClassificationStrategy(CausalStrategy):
         ds = ds.map(enc, batched=True, remove_columns=ds.column_names)
         return ds
 
-    def preview_encode(self, bundle, tokenizer, recipe: dict, split: str = "train"):
+    def preview_encode(self, run, split: str = "train"):
         """The rows of ``split`` exactly as training encodes them (:meth:`encode`: the text tokenized
         plainly, no chat template), with ``target`` (the class the head learns) and ``source``
         columns; no token of the text is trained. None when the split is empty."""
+        bundle = run.data
         ds = bundle.train if split == "train" else bundle.eval
         if ds is None or not len(ds):
             return None
         labels = self.labels(bundle)
-        max_length = int((recipe.get("training") or {}).get("max_length", 512))
-        enc = self.encode(ds, tokenizer, {lab: i for i, lab in enumerate(labels)}, max_length)
+        max_length = int(run.training.get("max_length", 512))
+        enc = self.encode(ds, run.tokenizer, {lab: i for i, lab in enumerate(labels)}, max_length)
         return enc.add_column("target", [str(x) for x in ds["label"]]).add_column("source", list(ds["source"]))
 
     def train(self, run):

@@ -163,18 +163,24 @@ class DomainStrategy(CausalStrategy):
                 rows.append({"input_ids": piece, "labels": list(piece)})
         return rows, {"documents": len(docs), "tokens": sum(map(len, docs)), "rows": len(rows)}
 
-    def train(self, run):
-        import datasets
-
-        from .collate import PadCollator, TokenCounter
-        from .trainer import fit
-
-        model, tokenizer = self.load(run)
+    def packing(self, run) -> bool:
+        """Whether rows are packed: ``[strategy] packing``, else ``training.packing``, else true."""
         packing = self.options.get("packing")
         if packing is None:
             packing = run.training.get("packing", True)
-        if packing is None:
-            packing = True
+        return True if packing is None else bool(packing)
+
+    def encoded_rows(self, run, tokenizer, split: str = "train") -> tuple[list[dict], dict, dict]:
+        """The rows training feeds the model for ``split`` (``input_ids``, ``labels``, and
+        ``position_ids`` when packed), its packing facts and the replay facts (train only). The one
+        encoding of both :meth:`train` and :meth:`preview_encode`."""
+        packing = self.packing(run)
+        if split != "train":
+            ds = run.data.eval
+            if ds is None or len(ds) == 0:
+                return [], {}, {}
+            rows, info = self.rows(run, self.encode_docs(run, ds, tokenizer), tokenizer, packing)
+            return rows, info, {}
         rng = random.Random(run.seed)
         docs = self.encode_docs(run, run.data.train, tokenizer)
         if not docs:
@@ -184,15 +190,30 @@ class DomainStrategy(CausalStrategy):
         mixed = docs + replay
         rng.shuffle(mixed)
         rows, pack_info = self.rows(run, mixed, tokenizer, packing)
+        return rows, {"packing": packing, **pack_info, "domain_tokens": domain_tokens,
+                      "replay_tokens": replay_info.get("tokens", 0)}, replay_info
+
+    def preview_encode(self, run, split: str = "train") -> list[dict] | None:
+        """What training feeds the model for ``split``: the documents packed into rows of
+        ``max_length`` (replay text mixed in), every token but padding trained."""
+        rows, _info, _replay = self.encoded_rows(run, run.tokenizer, split)
+        return rows or None
+
+    def train(self, run):
+        import datasets
+
+        from .collate import PadCollator, TokenCounter
+        from .trainer import fit
+
+        model, tokenizer = self.load(run)
+        rows, tokens_info, replay_info = self.encoded_rows(run, tokenizer, "train")
+        packing, pack_info = tokens_info["packing"], tokens_info
         if replay_info:
             run.data_stats["replay"] = replay_info
-        run.data_stats["tokens"] = {"packing": bool(packing), **pack_info, "domain_tokens": domain_tokens,
-                                         "replay_tokens": replay_info.get("tokens", 0)}
+        run.data_stats["tokens"] = tokens_info
         train = datasets.Dataset.from_list(rows)
-        eval_ = None
-        if run.data.eval is not None and len(run.data.eval) > 0:
-            eval_rows, _ = self.rows(run, self.encode_docs(run, run.data.eval, tokenizer), tokenizer, packing)
-            eval_ = datasets.Dataset.from_list(eval_rows) if eval_rows else None
+        eval_rows, _, _ = self.encoded_rows(run, tokenizer, "eval")
+        eval_ = datasets.Dataset.from_list(eval_rows) if eval_rows else None
         model = self.prepare_model(run, model)
         counter = TokenCounter()
         if packing:

@@ -39,6 +39,17 @@ class InstructionStrategy(CausalStrategy):
             eval_ = eval_.select_columns(list(COLUMNS))
         return train, eval_, lengths
 
+    def preview_encode(self, run, split: str = "train") -> list[dict] | None:
+        """The rows of ``split`` as training feeds them: :meth:`tokenize` then :meth:`datasets`
+        (``train_on_prompt`` included), with each row's ``source`` and ``cluster``."""
+        tb = self.tokenize(run)
+        train, eval_, _lengths = self.datasets(run, tb)
+        ds, full = (train, tb.train) if split == "train" else (eval_, tb.eval)
+        if ds is None:
+            return None
+        return [{"input_ids": list(row["input_ids"]), "labels": list(row["labels"]),
+                 "source": full[i].get("source"), "cluster": full[i].get("cluster")} for i, row in enumerate(ds)]
+
     def train(self, run, bundle=None):
         from .collate import FlattenCollator, PadCollator, TokenCounter
         from .trainer import fit

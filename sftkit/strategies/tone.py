@@ -176,6 +176,61 @@ class ToneStrategy(CausalStrategy):
     def check_data(self, bundle) -> None:
         self.method_for(bundle)
 
+    def preview_encode(self, run, split: str = "train") -> list[dict] | None:
+        """What DPO / KTO training feeds the model for ``split``: the prompt (untrained) and the answer
+        (trained) as TRL tokenizes them with the chat template, cut at ``max_length`` as its collator
+        does (a row whose prompt alone fills it is dropped, as TRL drops it); a DPO row also carries
+        its rejected answer. None for SFT (the template tokenization
+        the run uses for instruction data, which preview shows by default)."""
+        bundle = run.data
+        method = self.method_for(bundle)
+        ds = bundle.train if split == "train" else bundle.eval
+        if method == "sft" or ds is None or not len(ds):
+            return None
+        max_length = int(run.training.get("max_length", 512))
+        rows = []
+        if method == "dpo":
+            ds, _ = check_pairs(ds, drop_identical=self.options.get("drop_identical", True))
+            for row in ds:
+                r = _dpo_row(row)
+                prompt, (chosen, rejected) = trl_encode(run.tokenizer, r["prompt"], [r["chosen"], r["rejected"]])
+                if len(prompt) >= max_length:  # TRL drops a pair whose prompt alone fills max_length
+                    continue
+                ids, labels = _sequence(prompt, chosen, max_length)
+                rej_ids, rej_labels = _sequence(prompt, rejected, max_length)
+                rows.append({"input_ids": ids, "labels": labels, "rejected_input_ids": rej_ids,
+                             "rejected_labels": rej_labels, "source": row.get("source")})
+        else:
+            for row in ds:
+                r = _kto_row(row)
+                prompt, (completion,) = trl_encode(run.tokenizer, r["prompt"], [r["completion"]])
+                if len(prompt) >= max_length:
+                    continue
+                ids, labels = _sequence(prompt, completion, max_length)
+                rows.append({"input_ids": ids, "labels": labels, "source": row.get("source"),
+                             "target": "a good answer (pushed up)" if r["label"] else "a bad answer (pushed down)"})
+        return rows
+
+
+def trl_encode(tokenizer, prompt: list, completions: list) -> tuple[list[int], list[list[int]]]:
+    """(prompt ids, completion ids per completion) as TRL's DPO / KTO trainers tokenize a
+    conversational example: the chat template of the prompt with the generation prompt and of prompt
+    + each completion, the completion starting where they stop agreeing (``common_prefix_length``).
+    The tests compare it with the trainers' own datasets and collators."""
+    from trl.data_utils import _tokenize, common_prefix_length
+
+    prompt_ids = _tokenize(tokenizer, prompt, add_generation_prompt=True, tools=None)["input_ids"]
+    full = [_tokenize(tokenizer, prompt + c, tools=None)["input_ids"] for c in completions]
+    n = min(common_prefix_length(prompt_ids, f) for f in full)
+    return prompt_ids[:n], [f[n:] for f in full]
+
+
+def _sequence(prompt: list[int], completion: list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """Prompt + completion cut at ``max_length`` (TRL's keep_start), the prompt's labels -100."""
+    ids = (list(prompt) + list(completion))[:max_length]
+    labels = ([-100] * len(prompt) + list(completion))[:max_length]
+    return ids, labels
+
 
 def _assistant(text: str) -> list:
     return [{"role": "assistant", "content": text}]

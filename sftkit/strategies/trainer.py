@@ -551,6 +551,15 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
 
             record_base(run.model_dir, run.recipe.get("model") or {}, run.base_dir)
     _sync(trainer)
+    if kind == "adapter" and getattr(run, "smoke", False):
+        # the saved adapter names the recipe's model; this run trained on its tiny stand-in (seeded, so
+        # loading it again gives the same weights)
+        from peft import PeftModel
+
+        from sftkit.models import load_causal_lm
+
+        base, _tokenizer = load_causal_lm(run.recipe["model"], run.base_dir, smoke=True, host=getattr(run, "host", None))
+        return {"saved": kind, "model_dir": str(run.model_dir)}, PeftModel.from_pretrained(base, run.model_dir).eval()
     model, _tokenizer = load_trained(run.model_dir)
     return {"saved": kind, "model_dir": str(run.model_dir)}, model
 

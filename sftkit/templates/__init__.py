@@ -1,12 +1,12 @@
 """Chat templates: turn conversations into token ids and loss labels, render prompts for generation.
 
-``make_formatter(recipe)`` builds the formatter named by ``[template] formatter`` (default ``chat``,
-the model's own template) through the plugin registry. Importing this package is light.
+``make_formatter(recipe)`` builds the formatter named by ``[template] formatter`` (default sftkit's
+``chat``, the model's own template) through the plugin registry. Importing this package is light.
 """
 
 from __future__ import annotations
 
-DEFAULT_FORMATTER = "chat"
+DEFAULT_FORMATTER = "sftkit:chat"  # sftkit's own, even when a plugin registers a formatter "chat"
 
 
 def formatter_options(template_table: dict | None) -> tuple[str, dict]:
