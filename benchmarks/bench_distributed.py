@@ -133,7 +133,7 @@ def run_sftkit(model: str, data: Path, n: int, a, tmp: Path) -> dict:
     t = json.loads((out / "metrics.json").read_text())["train"]
     return {"train_runtime": t["train_runtime"], "trained_tokens": t["trained_tokens"],
             "trained_tokens_per_second": t["trained_tokens_per_second"],
-            "peak_memory_gb_per_rank": t.get("peak_memory_gb_per_rank")}
+            "peak_memory_gb_per_rank": t.get("peak_memory_gb_per_rank") or [t.get("peak_memory_gb")]}  # one process: one figure
 
 
 def run_trl(model: str, data: Path, n: int, a, tmp: Path) -> dict:

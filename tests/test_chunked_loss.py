@@ -140,6 +140,7 @@ def test_instruction_runs_train_the_same_with_it_and_record_it(tmp_path):
         out = run(recipe, output=d / "run")
         train = json.loads((out.run_dir / "metrics.json").read_text())["train"]
         assert train["chunked_loss"]["used"] is on, train["chunked_loss"]
+        assert train["peak_memory_gb"] > 0 and "peak_memory_gb_per_rank" not in train  # one process: one figure
         logs[on] = [e["loss"] for e in map(json.loads, (out.run_dir / "train_log.jsonl").read_text().splitlines())
                     if "loss" in e]
     assert "chunked_loss = false" in train["chunked_loss"]["reason"]

@@ -397,6 +397,7 @@ def test_two_process_ddp_matches_one_process(ddp_recipe, tmp_path):
     for name in wa:
         assert torch.allclose(wa[name], wb[name], atol=1e-5), name
     assert len(metrics["train"]["peak_memory_gb_per_rank"]) == 2 and min(metrics["train"]["peak_memory_gb_per_rank"]) > 0
+    assert metrics["train"]["peak_memory_gb"] == max(metrics["train"]["peak_memory_gb_per_rank"])  # one process's need
     # every token of the global batch was counted, on both ranks together
     assert metrics["train"]["trained_tokens"] == single["train"]["trained_tokens"]
     # evaluation split across the ranks and gathered gives the one-process numbers

@@ -101,3 +101,38 @@ def test_plan_limits_validate_without_torch(tmp_path):
     result = CliRunner().invoke(cli, ["validate", str(tmp_path / "r.toml")])
     assert result.exit_code == 1
     assert "plan.max_hours" in result.output and "max_memroy_gb" in result.output
+
+
+def test_memory_per_process_follows_the_distributed_strategy():
+    from sftkit.plan.memory import per_process, training_memory
+
+    one = {"weights": 400, "gradients": 400, "optimizer": 800, "activations": 100, "total": 1700}
+    ddp = per_process(one, processes=4, distributed={"strategy": "ddp"})
+    assert ddp["weights"] == 400 and ddp["buckets"] == 400 and ddp["total"] == 2100  # a full copy + buckets
+    full = per_process(one, processes=4, distributed={"strategy": "fsdp"})  # full_shard by default
+    assert (full["weights"], full["gradients"], full["optimizer"], full["activations"]) == (100, 100, 200, 100)
+    grad_op = per_process(one, processes=4, distributed={"strategy": "fsdp", "fsdp": {"sharding": "shard_grad_op"}})
+    assert grad_op["weights"] == 400 and grad_op["optimizer"] == 200
+    zero = {s: per_process(one, processes=4, distributed={"strategy": "deepspeed", "deepspeed": {"stage": s}})["total"]
+            for s in (1, 2, 3)}
+    assert zero[1] == 1700 - 600 and zero[2] == zero[1] - 300 and zero[3] == zero[2] - 300
+    assert per_process(one, processes=1, distributed={"strategy": "fsdp"})["total"] == 1700
+    # the chunked loss holds one chunk's logits, not the batch's
+    shape = dict(parameters=135_000_000, trainable=135_000_000, weight_bytes=4, tokens_per_step=8 * 512,
+                 layers=30, hidden=576, vocab=49152, autocast=True)
+    plain, chunked = training_memory(**shape), training_memory(**shape, chunked=True)
+    assert plain["activations"] - chunked["activations"] == 8 * 512 * 49152 * 12 - (1 << 24) * 12 - 49152 * 576 * 4
+
+
+def test_plan_for_several_processes(tmp_path, tiny_dir):
+    from sftkit.commands.plan import format_plan
+    from sftkit.plan import make_plan
+
+    plan = make_plan(recipe(tmp_path, tiny_dir), steps=2, processes=2)
+    s, m = plan["schedule"], plan["memory"]
+    assert s["global_batch"] == 16 and s["processes"] == 2 and s["epochs"] == pytest.approx(12 * 16 / 32)
+    assert m["processes"] == 2 and m["strategy"] == "ddp" and m["chunked_loss"] is True
+    assert m["per_process"]["buckets_gb"] == m["gradients_gb"]  # ddp: a full copy each, plus buckets
+    assert m["estimate_gb"] > m["measured_peak_gb"]
+    text = "\n".join(format_plan(plan))
+    assert "x 2 processes" in text and "per process (ddp, 2 processes)" in text and "a device per process" in text

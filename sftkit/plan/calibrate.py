@@ -32,6 +32,7 @@ class Calibration:
     model: Any = None
     tokenizer: Any = None
     load_seconds: float = 0.0
+    chunked_loss: bool = False  # the strategy's trainer computed the loss in chunks (no full logits)
 
     def seconds_per_token(self) -> float | None:
         """Seconds per processed token over the steps after the first."""
@@ -81,6 +82,7 @@ def calibrate(make_ctx, data: dict, strategy, bundle, *, steps: int = CAL_STEPS)
             cal.padding_fraction = counter.padding_fraction
         cal.parameters = dict(ctx.extras.get("parameters") or {})
         cal.tokenized = dict(ctx.data_stats.get("tokens") or {})
+        cal.chunked_loss = bool(((getattr(result, "metrics", None) or {}).get("chunked_loss") or {}).get("used"))
         cal.model = getattr(result, "model", None)  # the Strategy contract: the trained model comes back
         cal.tokenizer = ctx.tokenizer
     return cal

@@ -4,7 +4,8 @@
 steps at the recipe's batch shape (:mod:`sftkit.plan.calibrate`), times each evaluator on a few
 items, and returns a plain dict: data (rows, tokens, truncation, dropped rows), schedule (steps,
 epochs, global batch, trained tokens), time (training, evaluation of base and tuned), memory
-(modelled by part, and the measured peak of the calibration run) and output disk.
+(modelled by part, and the measured peak of the calibration run; per process when the run will
+use several, ``processes``) and output disk.
 :func:`limit_failures` compares it with ``[plan] max_hours`` / ``max_memory_gb``.
 """
 
@@ -35,8 +36,10 @@ def _config(model) -> dict:
             "vocab": get("vocab_size")}
 
 
-def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int | None = None) -> dict:
-    """The plan of a recipe (see the module docstring). Raises SftkitError for bad input."""
+def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int | None = None,
+              processes: int = 1) -> dict:
+    """The plan of a recipe (see the module docstring) for a run of ``processes`` processes (``sftkit run
+    --nproc``; calibration runs one). Raises SftkitError for bad input."""
     from sftkit.api import RunContext
     from sftkit.modeling.precision import decide
     from sftkit.run.stages import accepted_kinds, check_fit, make_strategy
@@ -45,7 +48,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     from sftkit.strategies.trainer import planned_steps
 
     from .calibrate import CAL_STEPS, calibrate, time_evaluators
-    from .memory import training_memory
+    from .memory import per_process, training_memory
 
     say = console or (lambda msg: None)
     host = host or get_host()
@@ -77,12 +80,15 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     tok = cal.tokenized or {}
     rows = int(tok.get("train_rows") or tok.get("rows") or len(bundle.train))
     per_device = int(training.per_device_train_batch_size)
-    global_batch = training.per_step_rows
-    n_steps = planned_steps(training, rows)
+    accumulation = int(training.gradient_accumulation_steps)
+    processes = max(1, int(processes))
+    global_batch = training.per_step_rows * processes
+    n_steps = planned_steps(training, math.ceil(rows / processes))  # = ceil(rows / global batch) per epoch
     epochs = n_steps * global_batch / rows if rows else None
     trained_per_row = (tok.get("trained_tokens") or 0) / tok["rows"] if tok.get("rows") else None
     mean_len = tok.get("mean_length")
-    processed_per_step = (global_batch * mean_len / max(1e-9, 1 - cal.padding_fraction)) if mean_len else (
+    # one process's tokens per step: with several, each has its own device and they step together
+    processed_per_step = (per_device * accumulation * mean_len / max(1e-9, 1 - cal.padding_fraction)) if mean_len else (
         sum(cal.step_tokens) / len(cal.step_tokens) if cal.step_tokens else None)
     rate = cal.seconds_per_token()
     train_seconds = rate * processed_per_step * n_steps if (rate and processed_per_step) else None
@@ -111,13 +117,23 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     cfg = _config(model)
     longest = min(int(tok.get("max_length_seen") or 0) or training.max_length, training.max_length)
     modelled = training_memory(parameters=total, trainable=trainable, weight_bytes=_dtype_bytes(model),
-                               tokens_per_step=per_device * longest, autocast=precision.name != "fp32", **cfg)
+                               tokens_per_step=per_device * longest, autocast=precision.name != "fp32",
+                               chunked=cal.chunked_loss, **cfg)
     memory = {k + "_gb": round(v / GB, 3) for k, v in modelled.items()}
     memory["bytes"] = modelled
     memory["measured_peak_gb"] = round(cal.peak_bytes / GB, 3) if cal.peak_bytes else None
     memory["device"] = precision.device
     memory["kind"] = "lora" if config.adapter else ("freeze" if config.freeze else "full")
+    memory["chunked_loss"] = cal.chunked_loss
+    memory["processes"] = processes
     memory["estimate_gb"] = memory["measured_peak_gb"] or memory["total_gb"]
+    if processes > 1:  # per process: the measured one-process peak scaled as the model scales it
+        distributed = data.get("distributed") or {}
+        mine = per_process(modelled, processes=processes, distributed=distributed)
+        memory["per_process"] = {k + "_gb": round(v / GB, 3) for k, v in mine.items()}
+        memory["strategy"] = distributed.get("strategy", "ddp")
+        memory["estimate_gb"] = (round(memory["measured_peak_gb"] * mine["total"] / modelled["total"], 3)
+                                 if memory["measured_peak_gb"] and modelled["total"] else memory["per_process"]["total_gb"])
 
     disk = _disk(config, total, trainable, _dtype_bytes(model), n_steps)
 
@@ -140,12 +156,14 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
                  "max_length": tok.get("max_length"), "truncated": truncated,
                  "dropped": {**(bundle.stats or {}).get("dropped", {}), **(tok.get("dropped") or {})}},
         "schedule": {"steps": n_steps, "epochs": round(epochs, 3) if epochs is not None else None,
-                     "per_device_batch": per_device, "gradient_accumulation": int(training.gradient_accumulation_steps),
+                     "per_device_batch": per_device, "gradient_accumulation": accumulation,
+                     "processes": processes,
                      "global_batch": global_batch,
                      "trained_tokens": round(trained_per_row * global_batch * n_steps) if trained_per_row else None},
         "time": {"train_seconds": _round(train_seconds), "eval_seconds": _round(eval_seconds),
                  "total_seconds": _round((train_seconds or 0) + (eval_seconds or 0)) if train_seconds else None,
                  "seconds_per_step": _round(train_seconds / n_steps) if train_seconds else None,
+                 "processes": processes,
                  "calibration": {"steps": len(cal.step_seconds), "step_seconds": [round(s, 3) for s in cal.step_seconds],
                                  "step_tokens": cal.step_tokens, "padding_fraction": round(cal.padding_fraction, 4)},
                  "evaluators": eval_rows},

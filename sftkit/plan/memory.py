@@ -8,7 +8,11 @@ weights ``P*w``; gradients ``T*4``; AdamW state ``T*8`` (two float32 moments); a
 ``tokens * layers * hidden * 34 * a`` (the per-layer tensors autograd keeps, Korthikanti et al.
 2022, without the attention matrix, which SDPA does not keep) plus the output layer's logits
 ``tokens * vocab * 4 * 3`` (logits, their float32 copy and gradient), where ``a`` is 2 bytes under
-bf16/fp16 autocast and 4 in fp32.
+bf16/fp16 autocast and 4 in fp32. With the chunked loss (``sftkit.strategies.loss``) the logits are
+one chunk's, at most ``CHUNK_ELEMENTS * 4 * 3``, plus the float32 gradient of the output weights
+``vocab * hidden * 4``.
+
+Several processes (:func:`per_process`): what one process holds, by the way they train together.
 """
 
 from __future__ import annotations
@@ -61,14 +65,55 @@ def peak_bytes() -> int | None:
 
 
 def training_memory(*, parameters: int, trainable: int, weight_bytes: int, tokens_per_step: int,
-                    layers: int, hidden: int, vocab: int, autocast: bool) -> dict:
+                    layers: int, hidden: int, vocab: int, autocast: bool, chunked: bool = False) -> dict:
     """The modelled peak of one training step, by part, in bytes (see the module docstring)."""
+    from sftkit.strategies.loss import CHUNK_ELEMENTS
+
     act_bytes = 2 if autocast else 4
+    logits = tokens_per_step * vocab * 4 * 3
+    if chunked:
+        logits = min(tokens_per_step * vocab, CHUNK_ELEMENTS) * 4 * 3 + vocab * hidden * 4
     parts = {
         "weights": parameters * weight_bytes,
         "gradients": trainable * 4,
         "optimizer": trainable * 8,
-        "activations": tokens_per_step * layers * hidden * 34 * act_bytes + tokens_per_step * vocab * 4 * 3,
+        "activations": tokens_per_step * layers * hidden * 34 * act_bytes + logits,
     }
     parts["total"] = sum(parts.values())
     return parts
+
+
+SHARDED = {  # which modelled parts each way of training with several processes divides among them
+    ("ddp", None): (),
+    ("fsdp", "full_shard"): ("weights", "gradients", "optimizer"),
+    ("fsdp", "hybrid_shard"): ("weights", "gradients", "optimizer"),
+    ("fsdp", "shard_grad_op"): ("gradients", "optimizer"),
+    ("fsdp", "no_shard"): (),
+    ("deepspeed", 1): ("optimizer",),
+    ("deepspeed", 2): ("gradients", "optimizer"),
+    ("deepspeed", 3): ("weights", "gradients", "optimizer"),
+}
+
+
+def per_process(parts: dict, *, processes: int, distributed: dict | None) -> dict:
+    """The modelled peak of one of ``processes`` processes, by part, in bytes.
+
+    Each process holds the activations of its own per-device batch (``parts`` already counts those).
+    ddp keeps a whole copy of weights, gradients and optimizer state per process, plus its gradient
+    buckets (one more float32 copy of the trained gradients); fsdp ``full_shard`` / ``hybrid_shard``
+    divide weights, gradients and optimizer state among the processes, ``shard_grad_op`` gradients and
+    optimizer state; DeepSpeed ZeRO stage 1 the optimizer state, 2 also gradients, 3 also weights."""
+    d = distributed or {}
+    strategy = d.get("strategy", "ddp")
+    if strategy == "fsdp":
+        key = ("fsdp", (d.get("fsdp") or {}).get("sharding", "full_shard"))
+    elif strategy == "deepspeed":
+        key = ("deepspeed", int((d.get("deepspeed") or {}).get("stage", 2)))
+    else:
+        key = ("ddp", None)
+    n = max(1, int(processes))
+    shard = SHARDED.get(key, ()) if n > 1 else ()
+    out = {k: (-(-v // n) if k in shard else v) for k, v in parts.items() if k != "total"}
+    out["buckets"] = parts["gradients"] if (n > 1 and key == ("ddp", None)) else 0
+    out["total"] = sum(out.values())
+    return out

@@ -44,29 +44,33 @@ def _linear_cross_entropy():
         @staticmethod
         def forward(ctx, hidden, weight, bias, targets, rows):
             need_h, need_w, need_b = ctx.needs_input_grad[:3]
+            device = hidden.device.type
+            # the dtype the model's output layer multiplies in: the autocast's, else the tensors' own
+            dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
             grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if need_h else None
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
             grad_b = (torch.zeros(bias.shape, dtype=torch.float32, device=bias.device)
                       if need_b and bias is not None else None)
-            for start in range(0, hidden.shape[0], rows):
-                h = hidden[start:start + rows]
-                t = targets[start:start + rows]
-                logits = F.linear(h, weight, bias)  # under the caller's autocast, as the model computes them
-                lf = logits.float()
-                lse = torch.logsumexp(lf, dim=-1)
-                total += (lse - lf.gather(1, t[:, None]).squeeze(1)).sum()
-                if not (need_h or need_w or need_b):
-                    continue
-                g = (lf - lse[:, None]).exp_()  # softmax
-                g[torch.arange(t.shape[0], device=t.device), t] -= 1.0
-                if grad_b is not None:
-                    grad_b += g.sum(0)
-                g = g.to(logits.dtype)  # the plain backward multiplies in the autocast dtype too
-                if grad_h is not None:
-                    grad_h[start:start + rows] = g @ weight.to(g.dtype)
-                if grad_w is not None:
-                    grad_w += g.t() @ h.to(g.dtype)
+            with torch.autocast(device, enabled=False):
+                w = weight.to(dtype)  # cast once, not per chunk
+                b = bias.to(dtype) if bias is not None else None
+                for start in range(0, hidden.shape[0], rows):
+                    h = hidden[start:start + rows].to(dtype)
+                    t = targets[start:start + rows]
+                    logp = torch.log_softmax(F.linear(h, w, b).float(), dim=-1)
+                    total -= logp.gather(1, t[:, None]).sum()
+                    if not (need_h or need_w or need_b):
+                        continue
+                    g = logp.exp_()  # softmax
+                    g[torch.arange(t.shape[0], device=t.device), t] -= 1.0
+                    if grad_b is not None:
+                        grad_b += g.sum(0)
+                    g = g.to(dtype)  # the plain backward multiplies in the autocast dtype too
+                    if grad_h is not None:
+                        grad_h[start:start + rows] = g @ w
+                    if grad_w is not None:
+                        grad_w += g.t() @ h
             ctx.save_for_backward(grad_h, grad_w, grad_b)
             ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
             return total

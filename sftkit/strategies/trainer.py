@@ -485,7 +485,6 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         metrics["best_checkpoint"] = {"metric": trainer.args.metric_for_best_model, **chosen}
         say(f"best {trainer.args.metric_for_best_model} {chosen['value']:.4g} at step {chosen['step']}: "
             "keeping that step's model")
-    metrics["peak_memory_gb"] = round(peak / GB, 3) if peak else None
     metrics["compile"] = bool(getattr(trainer.args, "torch_compile", False))
     if getattr(trainer, "sftkit_loss", None) is not None:
         metrics["chunked_loss"] = trainer.sftkit_loss.as_dict()
@@ -493,7 +492,12 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     runtime = metrics.get("train_runtime") or elapsed
     if counter is not None:
         run.extras["token_counter"] = counter
-    metrics["peak_memory_gb_per_rank"] = _per_rank(run, metrics["peak_memory_gb"])
+    # peak_memory_gb: what one process needs, the largest over the processes; each rank's beside it
+    every = _per_rank(run, round(peak / GB, 3) if peak else None)
+    known = [v for v in every if v is not None]
+    metrics["peak_memory_gb"] = max(known) if known else None
+    if len(every) > 1:
+        metrics["peak_memory_gb_per_rank"] = every
     if trainer.args.world_size > 1:  # what the engine really did (accelerate may ignore a strategy it cannot run)
         metrics["sharded_by"] = ("fsdp" if getattr(trainer, "is_fsdp_enabled", False) else
                                  "deepspeed" if getattr(trainer, "is_deepspeed_enabled", False) else None)
