@@ -128,10 +128,10 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     memory["processes"] = processes
     memory["estimate_gb"] = memory["measured_peak_gb"] or memory["total_gb"]
     if processes > 1:  # per process: the measured one-process peak scaled as the model scales it
-        distributed = data.get("distributed") or {}
+        distributed = config.distributed
         mine = per_process(modelled, processes=processes, distributed=distributed)
         memory["per_process"] = {k + "_gb": round(v / GB, 3) for k, v in mine.items()}
-        memory["strategy"] = distributed.get("strategy", "ddp")
+        memory["strategy"] = distributed.strategy
         memory["estimate_gb"] = (round(memory["measured_peak_gb"] * mine["total"] / modelled["total"], 3)
                                  if memory["measured_peak_gb"] and modelled["total"] else memory["per_process"]["total_gb"])
 

@@ -103,12 +103,14 @@ def per_process(parts: dict, *, processes: int, distributed: dict | None) -> dic
     buckets (one more float32 copy of the trained gradients); fsdp ``full_shard`` / ``hybrid_shard``
     divide weights, gradients and optimizer state among the processes, ``shard_grad_op`` gradients and
     optimizer state; DeepSpeed ZeRO stage 1 the optimizer state, 2 also gradients, 3 also weights."""
-    d = distributed or {}
-    strategy = d.get("strategy", "ddp")
+    from sftkit.config import FSDP, DeepSpeed, Distributed
+
+    d = Distributed.coerce(distributed)
+    strategy = d.strategy
     if strategy == "fsdp":
-        key = ("fsdp", (d.get("fsdp") or {}).get("sharding", "full_shard"))
+        key = ("fsdp", FSDP.coerce(d.fsdp).sharding)
     elif strategy == "deepspeed":
-        key = ("deepspeed", int((d.get("deepspeed") or {}).get("stage", 2)))
+        key = ("deepspeed", int(DeepSpeed.coerce(d.deepspeed).stage))
     else:
         key = ("ddp", None)
     n = max(1, int(processes))
