@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_INVALID, EXIT_USAGE, SftkitError
+from .errors import EXIT_INVALID, SftkitError
 
 
 def fail(err: SftkitError) -> None:

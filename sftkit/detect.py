@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 from .api import FORMAT_KINDS
+from .errors import DataError
+
 
 def detect_format(fields) -> str | None:
     """The record format implied by a row's field names, or None when none fits.
@@ -18,7 +20,6 @@ def detect_format(fields) -> str | None:
     The same rules the data stage applies (:func:`sftkit.data.formats.detect_format`).
     """
     from .data.formats import detect_format as detect
-    from .errors import DataError
 
     try:
         return detect(list(fields), None, "")

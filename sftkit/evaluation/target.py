@@ -358,8 +358,6 @@ class Target:
     # ------------------------------------------------------------------ classification
     def classify(self, texts: Sequence[str]) -> list[str]:
         """Predicted label names of a sequence-classification model."""
-        import torch
-
         tok = self.tokenizer
         id2label = getattr(self.model.config, "id2label", None) or {}
         preds: list[str] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Iterable
+from typing import Iterable
 
 DROPPED_WARN_SHARE = 0.2  # more than this share of rows dropped is a warning
 FEW_ROWS = 100  # fewer training rows than this: say that few-shot prompting may do
