@@ -99,6 +99,26 @@ def test_better_than_base_is_not_better_when_a_prompt_does_as_well(tmp_path):
     assert row["prompt_baselines"]["system_prompt"] == {"kind": "system_prompt", "not_applicable": "raw text"}
 
 
+def test_a_baseline_that_failed_leaves_no_better_verdict_and_fails_the_run(tmp_path):
+    """"better" claims the tuned model beats every prompt asked for; one that was never scored
+    makes the row an error, listed with the evaluation errors that fail `sftkit run` / `eval`."""
+    from sftkit.reporting.accounting import evaluation_errors
+
+    run = RunContext(recipe={"eval": [{"name": "exact_match", "label": "qa"}],
+                             "baseline": [{"kind": "system_prompt", "system": "Be exact."},
+                                          {"kind": "few_shot", "k": 3}]},
+                     recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    base, tuned, few = [1] * 10 + [0] * 50, [1] * 40 + [0] * 20, [1] * 20 + [0] * 40
+    baselines = {"system_prompt": {"qa": EvalResult({}, "accuracy", error="RuntimeError: out of memory")},
+                 "few_shot_3": {"qa": _result(few)}}
+    (row,) = compare(run, {"qa": _result(base)}, {"qa": _result(tuned)}, baselines)
+    assert row["best_prompt"]["label"] == "few_shot_3" and row["best_prompt"]["beats"] is True
+    assert row["verdict"] == "error" and row["improved"] is None
+    assert "prompt-only baseline 'system_prompt' failed (RuntimeError: out of memory)" in row["reason"]
+    assert evaluation_errors([row]) == [
+        "evaluator qa failed under prompt-only baseline system_prompt: RuntimeError: out of memory"]
+
+
 def test_baselines_run_through_the_real_evaluators_on_a_tiny_model(tmp_path, tiny_dir, monkeypatch):
     from sftkit.evaluation.target import Target
 

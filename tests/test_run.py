@@ -356,3 +356,14 @@ def test_freeze_trains_only_the_unfrozen_part(tmp_path, tiny_dir):
     after = load_file(str(out.run_dir / "model" / "model.safetensors"))
     assert torch.equal(before["model.layers.0.mlp.up_proj.weight"], after["model.layers.0.mlp.up_proj.weight"])
     assert not torch.equal(before["model.layers.1.mlp.up_proj.weight"], after["model.layers.1.mlp.up_proj.weight"])
+
+
+def test_a_smoke_lora_run_saves_merged_weights_not_an_adapter_on_the_real_model(tmp_path, tiny_dir):
+    """--smoke trains LoRA on a tiny stand-in that exists nowhere on disk: an adapter would name the
+    recipe's model as its base (weights it was not trained on), so the smoke run saves merged weights."""
+    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1}, adapter={"kind": "lora", "r": 4, "merge": False})
+    out = run(recipe, output=tmp_path / "run", smoke=True)
+    assert out.metrics["train"]["saved"] == "merged"
+    saved = out.run_dir / "model"
+    assert not (saved / "adapter_config.json").exists() and (saved / "config.json").exists()
+    # (without --smoke the same table saves an adapter: test_lora_merge_and_adapter_saving)

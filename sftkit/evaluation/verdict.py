@@ -196,6 +196,23 @@ def judge(base_value: float | None, tuned_value: float | None, higher_is_better:
 
 def versus_prompts(found: dict, prompts: dict, *, tuned_value: float | None, tuned: list[dict],
                    higher_is_better: bool | None, scale: str | None, cfg: dict) -> dict:
+    """Add the prompt-only baselines (:mod:`.baselines`) to a row found by :func:`judge`
+    (:func:`_versus_prompts`). A "better" verdict stands only if every baseline the recipe asked for
+    was compared: one that errored turns it into "error" (the run then fails like any errored
+    evaluator, :func:`sftkit.reporting.accounting.evaluation_errors`)."""
+    found = _versus_prompts(found, prompts, tuned_value=tuned_value, tuned=tuned,
+                            higher_is_better=higher_is_better, scale=scale, cfg=cfg)
+    failed = {label: p["error"] for label, p in (prompts or {}).items() if p.get("error")}
+    if failed and found.get("verdict") == "better":
+        label, why = next(iter(failed.items()))
+        found["verdict"] = "error"
+        found["reason"] = (f"{found['reason']}, but prompt-only baseline {label!r} failed ({why}): "
+                           "the tuned model was not compared with it")
+    return found
+
+
+def _versus_prompts(found: dict, prompts: dict, *, tuned_value: float | None, tuned: list[dict],
+                    higher_is_better: bool | None, scale: str | None, cfg: dict) -> dict:
     """Add the prompt-only baselines (:mod:`.baselines`) to a row found by :func:`judge`.
 
     ``prompts``: ``{label: {"kind", "value", "items"}}``, or ``{"kind", "not_applicable": why}`` /

@@ -73,10 +73,14 @@ def check_inputs(dataset, bundle: Any) -> None:
 
 
 def evaluation_errors(rows: list[dict]) -> list[str]:
-    """``evaluator LABEL failed on the tuned model: why`` for every evaluator result that errored."""
+    """``evaluator LABEL failed on the tuned model: why`` for every evaluator result that errored,
+    also under a prompt-only baseline (``[[baseline]]``): a verdict that skipped one is incomplete."""
     out = []
     for row in rows or []:
         for side, why in (row.get("errors") or {}).items():
             if why:
                 out.append(f"evaluator {row.get('label')} failed on the {side} model: {why}")
+        for label, entry in (row.get("prompt_baselines") or {}).items():
+            if isinstance(entry, dict) and entry.get("error"):
+                out.append(f"evaluator {row.get('label')} failed under prompt-only baseline {label}: {entry['error']}")
     return out

@@ -412,12 +412,19 @@ def nonfinite_tensors(model) -> list[str]:
             if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
+def merges_on_save(run) -> bool:
+    """Whether a LoRA adapter is merged into the weights it saves: ``[adapter] merge = true``, and
+    always in a ``--smoke`` run, whose base is a tiny stand-in that exists nowhere on disk (an adapter
+    would name the recipe's real model as its base, which it does not fit)."""
+    return bool(run.config.adapter and run.config.adapter.merge) or bool(getattr(run, "smoke", False))
+
+
 def save_model(run, model, tokenizer) -> tuple[dict, Any]:
-    """Save the model (or LoRA adapter; merged into the weights when ``[adapter] merge = true``) and
+    """Save the model (or LoRA adapter; merged into the weights when :func:`merges_on_save`) and
     the tokenizer (with its chat template) into ``run.model_dir``; returns ``(info, saved_model)``."""
     from sftkit.models import is_adapter, merge_and_save
 
-    merge = bool(run.config.adapter and run.config.adapter.merge)
+    merge = merges_on_save(run)
     kind = ("merged" if merge else "adapter") if is_adapter(model) else "full"
     if is_adapter(model) and merge:
         model = model.merge_and_unload()
@@ -602,7 +609,7 @@ def _retie(state_dict: dict, tied: list[list[str]]) -> dict:
 def _unsaved(run, model):
     from sftkit.models import is_adapter
 
-    if is_adapter(model) and run.config.adapter is not None and run.config.adapter.merge:
+    if is_adapter(model) and merges_on_save(run):
         return model.merge_and_unload()
     return model
 
