@@ -212,8 +212,8 @@ def init(strategy, output, name):
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
 @click.option("--show-secrets", is_flag=True, help="Do not redact values taken from the environment (or keys that look like secrets).")
-@click.option("--nproc", type=int, default=None, help="Processes per machine the run will use (for the global batch).")
-@click.option("--nnodes", type=int, default=1, show_default=True, help="Machines the run will use.")
+@click.option("--nproc", type=click.IntRange(1, 4096), default=None, help="Processes per machine the run will use (for the global batch).")
+@click.option("--nnodes", type=click.IntRange(1, 4096), default=1, show_default=True, help="Machines the run will use.")
 def resolve(recipe, overrides, show_secrets, nproc, nnodes):
     """Print the fully resolved recipe as TOML: extends merged, defaults filled, env vars substituted,
     and the global batch (per device × accumulation × processes) as a comment."""

@@ -53,7 +53,7 @@ DATA_COMMON = {
     "split": {"enum": ["train", "eval", "auto"], "default": "auto",
               "description": "train or eval only, or auto: split by [dataset].eval_fraction."},
     "weight": {**POS_NUM, "default": 1.0, "description": "Mixing weight relative to the other train entries."},
-    "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry, sampled with the recipe's seed (stratified by cluster / label)."},
+    "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry, sampled with the recipe's seed (stratified by cluster / label) after reading the whole entry."},
     "columns": {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "Rename columns: canonical field -> column in the data (e.g. {prompt = \"question\"})."},
     "cluster_column": {"type": "string", "description": "Column holding a task cluster (for leave-cluster-out evaluation)."},

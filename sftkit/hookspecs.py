@@ -138,7 +138,9 @@ def sftkit_register_recipes(register: Register) -> None:
 
 @hookspec
 def sftkit_register_commands(cli: Any) -> None:
-    """Add click commands to the ``sftkit`` command-line group ``cli``.
+    """Add click commands to ``cli``, a click group of this plugin's own: sftkit adds them to
+    ``sftkit`` unless they clash, and each also as ``sftkit PLUGIN:NAME`` (core commands are not in
+    ``cli`` and cannot be replaced).
 
     Import heavy libraries inside the command function, never at module level: every ``sftkit``
     invocation loads every plugin's commands.

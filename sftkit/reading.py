@@ -256,9 +256,10 @@ def _rebase_parent(parent: dict, parent_dir: Path, child_dir: Path, host) -> dic
                 apply_override(parent[name], key_path, absolute(value))
     model = parent.get("model")
     if isinstance(model, dict) and isinstance(model.get("name"), str):
+        from .modeling.loaders import reads_own_reference
         from .models import describe_model_source
 
-        if describe_model_source(model, parent_dir).kind != "hub":
+        if reads_own_reference(model) and describe_model_source(model, parent_dir).kind != "hub":
             model["name"] = absolute(model["name"])
     return parent
 

@@ -396,7 +396,10 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
     if strategy == "fsdp":
         model = recipe.data.get("model")
         source = None
-        if isinstance(model, dict) and isinstance(model.get("name"), str) and "${" not in model["name"]:
+        from .modeling.loaders import reads_own_reference
+
+        if (isinstance(model, dict) and isinstance(model.get("name"), str) and "${" not in model["name"]
+                and reads_own_reference(model)):
             from .models import describe_model_source
 
             source = describe_model_source(model, recipe.base_dir)

@@ -136,14 +136,15 @@ def test_numeric_answer_strict_flexible_and_truncation(tmp_path):
 
         def generate(self, convs, max_new_tokens=128):
             return [{"a": "so 2+2 is 4\n#### 4", "b": "Three plus three makes", "c": "it is 9 then 6",
-                     "d": " ".join(["step"] * 9) + " 12"}[c[-1]["content"]] for c in convs]
+                     "d": " ".join(["step"] * 8) + " #### 12"}[c[-1]["content"]] for c in convs]
 
     items = [{"question": "a", "answer": "#### 4"}, {"question": "b", "answer": "6"},
              {"question": "c", "answer": "6"}, {"question": "d", "answer": "12"}]
     run = RunContext(recipe={}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
     res = NumericAnswerEvaluator({"items": items, "max_new_tokens": 10}).evaluate(T(), run)
     m = res.metrics
-    # strict: only the "#### 4" answer; flexible: the last number also in c and in the cut-off d
+    # strict: only the "#### 4" answer (d's "#### 12" was cut off at the token limit: not an answer);
+    # flexible: the last number also in c and in the cut-off d
     assert m["strict"] == 0.25 and m["flexible"] == 0.75 and m["truncated"] == 1
     assert res.samples[3]["truncated"] is True and res.samples[3]["strict"] is None
     assert m["accuracy"] == m["flexible"]

@@ -140,3 +140,20 @@ def test_a_plugin_reusing_a_default_name_affects_only_recipes_that_write_it(tmp_
     assert problem.path == "model.loader" and problem.message.startswith(
         "model loader 'transformers' is registered by plugins 'sftkit.builtin.loaders' and '_Impostor', so the bare "
         "name is disabled; write '_Impostor:transformers' or 'sftkit:transformers' to pick one")
+
+
+def test_extends_rebases_only_references_sftkits_own_loader_reads(tmp_path):
+    """A parent recipe's relative model directory is made absolute for the child; a plugin loader's
+    reference ("s3://bucket/m") is the plugin's to read and stays as written."""
+    from sftkit.reading import read_recipe
+
+    (tmp_path / "base" / "models" / "m").mkdir(parents=True)
+    (tmp_path / "child").mkdir()
+    parent = '[recipe]\nname = "p"\n[model]\nname = "models/m"\n'
+    (tmp_path / "base" / "own.toml").write_text(parent)
+    (tmp_path / "base" / "plugin.toml").write_text(parent.replace('"models/m"', '"s3://bucket/m"\nloader = "s3"'))
+    for name, expected in (("own", str((tmp_path / "base" / "models" / "m").resolve())), ("plugin", "s3://bucket/m")):
+        child = tmp_path / "child" / f"{name}.toml"
+        child.write_text(f'[recipe]\nname = "c"\nextends = "../base/{name}.toml"\n')
+        recipe, problems = read_recipe(child)
+        assert not problems and recipe.data["model"]["name"] == expected

@@ -35,6 +35,16 @@ def check_transformers_reference(options: dict, ctx) -> list[Problem]:
     return [Problem(problem, path="name")] if problem else []
 
 
+def reads_own_reference(model_section: dict | None) -> bool:
+    """Whether ``[model] name`` is read by sftkit's own loader (a hub id, a directory, a ``.gguf``):
+    only then may sftkit interpret it as a path (rebase it under ``extends``, look into it). A
+    plugin loader's reference (``s3://…``, a registry name) is the plugin's to read."""
+    from ..core_schema import COMPONENT_TABLES
+
+    default = COMPONENT_TABLES["model"][3]  # "sftkit:transformers"
+    return (model_section or {}).get("loader") in (None, default, default.split(":", 1)[1])
+
+
 def _component(model_section: dict, host):
     """The registered loader ``[model] loader`` names (the default one when unset)."""
     from ..core_schema import COMPONENT_TABLES

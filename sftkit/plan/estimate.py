@@ -102,7 +102,8 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
         ctx = make_ctx(data, Path(recipe.base_dir))
         ctx.tokenizer = cal.tokenizer
         target = Target(cal.model, cal.tokenizer, formatter, "tuned", precision=precision,
-                        batch_size=training.per_device_eval_batch_size, max_length=training.max_length)
+                        batch_size=training.per_device_eval_batch_size,
+                        row_length=training.max_length)  # as the run builds it (run.stages._target)
         eval_rows = time_evaluators(ctx, target)
         timed = [r["seconds"] for r in eval_rows]
         if timed and all(t is not None for t in timed):
