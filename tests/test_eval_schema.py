@@ -47,6 +47,9 @@ def test_validate_reports_eval_option_problems(recipe_file, sftkit_cli):
         {"name": "samples", "prompts": "missing.jsonl"},                  # path that does not exist
         {"name": "multiple_choice"},                                      # no items
         {"name": "regex", "pattern": "("},                                # pattern does not compile
+        {"name": "exact_match", "extract": "regex:(["},                   # nor does an extract regex
+        {"name": "numeric_answer", "answer_pattern": "#### (\\d+"},      # nor the strict answer format
+        {"name": "abstention", "refusal_patterns": ["ok", "[unclosed"]},  # nor a refusal pattern
         {"name": "judge"},                                                # judge without a model
         {"name": "code_exec", "timeout": -1},                             # out of range
     ])
@@ -56,7 +59,10 @@ def test_validate_reports_eval_option_problems(recipe_file, sftkit_cli):
     assert "promts" in out
     assert "missing.jsonl" in out
     assert "multiple_choice needs `path`" in out
-    assert "regex pattern '(' is invalid" in out
+    assert "regular expression '(' is invalid" in out
+    assert "regular expression '([' is invalid" in out and "extract" in out
+    assert "regular expression '#### (\\\\d+' is invalid" in out and "answer_pattern" in out
+    assert "regular expression '[unclosed' is invalid" in out and "refusal_patterns.1" in out
     assert "model" in out
     assert "timeout" in out or "-1" in out
 

@@ -186,31 +186,41 @@ def check_multiple_choice(options: dict, ctx=None) -> list:
     return []
 
 
-def check_regex(options: dict, ctx=None) -> list:
-    """The pattern must compile."""
-    pattern = options.get("pattern")
-    if pattern is None:
-        return []
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return [Problem(f"regex pattern {pattern!r} is invalid: {exc}", path="pattern")]
-    return []
+def check_patterns(options: dict, ctx=None) -> list:
+    """Every regular expression an evaluator takes must compile (``pattern``, ``extract =
+    "regex:..."``, ``answer_pattern``, ``refusal_patterns``): found by validate, not after training."""
+    found = [("pattern", options.get("pattern")), ("answer_pattern", options.get("answer_pattern"))]
+    extract = options.get("extract")
+    if isinstance(extract, str) and extract.startswith("regex:"):
+        found.append(("extract", extract[len("regex:"):]))
+    refusal = options.get("refusal_patterns")
+    found += [(f"refusal_patterns.{i}", p) for i, p in enumerate(refusal if isinstance(refusal, list) else [])]
+    problems = []
+    for where, pattern in found:
+        if not isinstance(pattern, str):
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(Problem(f"regular expression {pattern!r} is invalid: {exc}", path=where,
+                                    hint="fix the pattern (Python `re` syntax)"))
+    return problems
 
 
 def check_json_valid(options: dict, ctx=None) -> list:
-    """Only one of schema / schema_file."""
+    """Only one of schema / schema_file; an ``extract = "regex:..."`` that compiles."""
     if options.get("schema") is not None and options.get("schema_file"):
         return [Problem("json_valid: give `schema` or `schema_file`, not both")]
-    return []
+    return check_patterns(options, ctx)
 
 
 CHECKS = {
     "multiple_choice": f"{__name__}:check_multiple_choice",
-    "regex": f"{__name__}:check_regex",
     "json_valid": f"{__name__}:check_json_valid",
 }
 
+
+_PATTERN_KEYS = {"pattern", "extract", "answer_pattern", "refusal_patterns"}  # see check_patterns
 
 # the primary metric's possible values (validate rejects gate thresholds outside them); None: unbounded
 RANGES = {**{name: (0, 1) for name in FACTORIES if name not in ("loss", "forgetting", "samples")},
@@ -221,5 +231,7 @@ RANGES = {**{name: (0, 1) for name in FACTORIES if name not in ("loss", "forgett
 def sftkit_register_evaluators(register):
     for name, target in FACTORIES.items():
         module, _, attr = target.partition(":")
-        register(name, f"{_M}.{module}:{attr}", schema=SCHEMAS[name], doc=DOCS[name], check=CHECKS.get(name),
+        check = CHECKS.get(name) or (f"{__name__}:check_patterns" if _PATTERN_KEYS & set(
+            SCHEMAS[name].get("properties", {})) else None)
+        register(name, f"{_M}.{module}:{attr}", schema=SCHEMAS[name], doc=DOCS[name], check=check,
                  higher_is_better=name not in ("loss", "forgetting"), range=RANGES.get(name))
