@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -280,8 +281,7 @@ class _Channel:
                 return
 def _main():
     if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:  # not dumpable: no same-user program opens its fds
-        os.write(1, b'{"status": "failed: the checker could not protect its descriptors"}\n')
-        os._exit(0)
+        os._exit(1)  # never armed: sftkit reports that the checker did not start
     cfg = json.loads(sys.stdin.buffer.read())
     import _sitebuiltins
     builtins.exit, builtins.quit = _sitebuiltins.Quitter("exit", "EOF"), _sitebuiltins.Quitter("quit", "EOF")
@@ -343,7 +343,7 @@ def _main():
             status = "failed: %%s%%s" %% (type(exc).__name__, (": " + msg) if msg else "")
     if channel.failure is not None:  # a failure the tests caught and went on from still fails
         status = channel.failure
-    os.write(out, (json.dumps({"status": status}) + "\n").encode())
+    os.write(out, (json.dumps({"status": status, "token": cfg["token"]}) + "\n").encode())
     os._exit(0)
 _main()
 '''.replace("%(max)d", str(MAX_MESSAGE)).replace("%%", "%")
@@ -460,7 +460,7 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
         # descriptors or read its memory) and reads the tests from a pipe (no file holds them), and
         # only then does the candidate exist
         cfg = {"write_fd": to_c_w, "read_fd": from_c_r, "timeout": float(timeout), "grace": STARTUP_GRACE,
-               "drain": DRAIN_GRACE, "entry": entry,
+               "drain": DRAIN_GRACE, "entry": entry, "token": secrets.token_hex(16),
                "check": None if check is None else {"prompt": clean_text(check[0]), "test": clean_text(check[1])}}
         h_kwargs = {"user": _sandbox.NOBODY, "group": _sandbox.NOBODY, "extra_groups": []} if as_nobody else {}
         chk = subprocess.Popen([python, "-I", "-S", "-c", _CHECKER], cwd="/", env=env, stdin=subprocess.PIPE,
@@ -473,7 +473,7 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
         except (OSError, subprocess.TimeoutExpired):
             head = b""
         if not head.startswith(b"armed\n"):
-            return ExecResult(False, _verdict(head) or "failed: the checker did not start", time.monotonic() - start)
+            return ExecResult(False, "failed: the checker did not start", time.monotonic() - start)
         with open(os.path.join(job, "c.err"), "wb") as err:
             cand = subprocess.Popen(cmd, cwd=c_cwd, env=c_env, stdin=to_c_r, stdout=from_c_w, stderr=err,
                                     start_new_session=True, close_fds=True, **c_kwargs)
@@ -484,7 +484,7 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
             out = _read_bounded(chk, 2 * float(timeout) + STARTUP_GRACE + DRAIN_GRACE + 5.0, data=head[6:])
         except subprocess.TimeoutExpired:
             return ExecResult(False, "timed out", time.monotonic() - start)
-        status = _verdict(out) or "failed: the checker stopped without a verdict"
+        status = _verdict(out, cfg["token"]) or "failed: the checker stopped without a verdict"
         if status.startswith("exited before the tests finished"):
             detail = _exit_reason(cand)
             tail = _tail(os.path.join(job, "c.err"))
@@ -501,13 +501,17 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
         shutil.rmtree(job, ignore_errors=True)
 
 
-def _verdict(out: bytes) -> str:
-    """The checker's verdict from its output (only the checker writes there), or "" when none."""
-    try:
-        reply = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
-        return reply["status"] if type(reply) is dict and type(reply.get("status")) is str else ""
-    except (ValueError, IndexError):
+def _verdict(out: bytes, token: str) -> str:
+    """The checker's verdict: its one line, signed with the token only it was given; else ""."""
+    lines = out.split(b"\n")
+    if len(lines) != 2 or lines[1]:
         return ""
+    try:
+        reply = json.loads(lines[0])
+    except ValueError:
+        return ""
+    ok = type(reply) is dict and set(reply) == {"status", "token"} and reply["token"] == token
+    return reply["status"] if ok and type(reply["status"]) is str else ""
 
 
 def _read_bounded(proc: subprocess.Popen, limit_s: float, cap: int = 65536, stop: bytes | None = None,
