@@ -121,10 +121,11 @@ def _future_replies() -> bytes:
     return b'{"ready": true}\n' + b"".join(b'{"value": %s}\n' % json.dumps(v).encode() for v in _replies(CLOSE))
 
 
-def _attacks() -> dict[str, tuple[dict, str]]:
+def _attacks(matrix: tuple[str, ...] = tuple(VERDICTS)) -> dict[str, tuple[dict, str]]:
+    """Every attack; the verdict-shaped writes for the ``matrix`` messages only."""
     attacks: dict[str, tuple[dict, str]] = {}
     # verdict-shaped writes on every descriptor, when called and at import, then each way of ending
-    for vname, message in VERDICTS.items():
+    for vname, message in ((v, VERDICTS[v]) for v in matrix):
         for how, tail in AFTER_CALL.items():
             attacks[f"call:{vname}:{how}"] = (CLOSE, f"    _forge({message!r})\n" + tail + FORGE)
         for how, tail in AFTER_IMPORT.items():
@@ -276,7 +277,9 @@ def mode(request, monkeypatch):
 
 
 def test_every_attack_scores_zero_and_canonical_solutions_pass(mode):
-    results = _score({**_honest_baseline(), **_attacks()})
+    # every forged message in the default mode; the other modes share the protocol code, so a few
+    matrix = tuple(VERDICTS) if mode == "sandbox" else ("status", "ready_then_status", "checker_line")
+    results = _score({**_honest_baseline(), **_attacks(matrix)})
     canonical = {n: r.result for n, r in results.items() if n.startswith("canonical:")}
     assert all(r == "passed" for r in canonical.values()), canonical
     _assert_all_fail({n: r for n, r in results.items() if not n.startswith("canonical:")})
@@ -312,7 +315,8 @@ def test_checker_is_out_of_reach_of_a_same_user_program(monkeypatch):
     monkeypatch.setattr(sandbox, "availability", lambda: (None, "process mode under test"))
     monkeypatch.setenv("SFTKIT_EXEC_SANDBOX", "process")
     probe = ("import os\nchecker = []\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
-             "    try:\n        if b'_Verdict' in open('/proc/%s/cmdline' % pid, 'rb').read():\n            checker.append(pid)\n"
+             "    try:\n        cmdline = open('/proc/%s/cmdline' % pid, 'rb').read()\n"
+             "        if b'_Verdict' in cmdline or b'checker.py' in cmdline:\n            checker.append(pid)\n"
              "    except OSError:\n        pass\nassert checker, 'no checker process found'\n"
              "for pid in checker:\n    for path in ('fd/1', 'fd/0', 'environ', 'mem'):\n        try:\n"
              "            open('/proc/%s/%s' % (pid, path), 'rb').close()\n        except PermissionError:\n            continue\n"
