@@ -452,3 +452,15 @@ def test_attack_names_are_unique_and_programs_compile():
     for name, (problem, completion) in {**_attacks(), **{n: (CLOSE, c) for n, c in HANGS.items()}}.items():
         compile(codeexec.build_program(problem, completion), name, "exec")
     assert re.fullmatch(r"SECRET-[0-9a-f]{32}", SECRET)
+
+
+def test_the_per_output_scorer_a_reward_calls_holds_too():
+    from sftkit.evaluation.code import score_output
+
+    right = score_output(CLOSE, "```python\n" + CLOSE["prompt"] + CLOSE["canonical_solution"] + "```", timeout=TIMEOUT)
+    assert right.passed and right.result == "passed"
+    for name, answer in EVALUATOR_ATTACKS.items():
+        wrong = score_output(CLOSE, answer, timeout=TIMEOUT)
+        assert not wrong.passed and wrong.result.startswith("failed: the program broke the protocol"), (name, wrong)
+    raw = score_output(CLOSE, CLOSE["canonical_solution"] + "\ndef extra():\n    pass\n", mode="completion", timeout=TIMEOUT)
+    assert raw.passed, raw.result  # a raw continuation, cut at the next definition

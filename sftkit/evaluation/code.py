@@ -35,6 +35,22 @@ def completion_from_text(output: str) -> str:
     return output[:cut]
 
 
+def completion_from_output(output: str, problem: dict, mode: str = "chat") -> str:
+    """The code to append to the problem's prompt from a model's raw output: a chat answer
+    (``mode="chat"``) or a continuation of the prompt (``mode="completion"``)."""
+    if mode == "completion":
+        return completion_from_text(clean_text(output))
+    return completion_from_chat(clean_text(output), problem)
+
+
+def score_output(problem: dict, output: str, *, mode: str = "chat", timeout: float = codeexec.DEFAULT_TIMEOUT,
+                 memory_mb: int = codeexec.DEFAULT_MEMORY_MB) -> codeexec.ExecResult:
+    """The scorer of one model output on one HumanEval-format problem: ``passed`` and the reason,
+    decided by the sandboxed checker alone. ``code_exec`` aggregates it; a reward calls it as is."""
+    return codeexec.check_problem(problem, completion_from_output(output, problem, mode),
+                                  timeout=timeout, memory_mb=memory_mb)
+
+
 class CodeExecEvaluator(BaseEvaluator):
     name = "code_exec"
     primary = "pass@1"
@@ -46,14 +62,13 @@ class CodeExecEvaluator(BaseEvaluator):
         problems = [p for p in problems if all(k in p for k in ("prompt", "test", "entry_point"))]
         if not problems:
             return empty_result(self, "no HumanEval-format problems (prompt, test, entry_point) found")
-        max_new = int(self.opt("max_new_tokens", 384))
-        if self.opt("mode", "chat") == "completion":
+        max_new, mode = int(self.opt("max_new_tokens", 384)), self.opt("mode", "chat")
+        if mode == "completion":
             outputs = target.generate_text([p["prompt"] for p in problems], max_new_tokens=max_new)
-            completions = [completion_from_text(clean_text(o)) for o in outputs]
         else:
             convs = [[{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=p["prompt"])}] for p in problems]
             outputs = target.generate(convs, max_new_tokens=max_new)
-            completions = [completion_from_chat(clean_text(o), p) for o, p in zip(outputs, problems)]
+        completions = [completion_from_output(o, p, mode) for o, p in zip(outputs, problems)]
         results = codeexec.check_many(problems, completions, timeout=float(self.opt("timeout", 5.0)),
                                       memory_mb=int(self.opt("memory_mb", codeexec.DEFAULT_MEMORY_MB)),
                                       workers=int(self.opt("workers", 2)))
