@@ -231,6 +231,34 @@ def _attacks(matrix: tuple[str, ...] = tuple(VERDICTS)) -> dict[str, tuple[dict,
     return attacks
 
 
+def _fuzzed(n: int = 24, seed: int = 26) -> dict[str, tuple[dict, str]]:
+    """Seeded protocol-shaped forgeries beyond the hand-written ones: messages built from the
+    protocol's keys and plausible values, cut and joined at random, sent at import or when called,
+    then ending each way."""
+    import random
+
+    rng = random.Random(seed)
+    keys = ["ready", "value", "raised", "message", "exit", "status", "token", "args", "kwargs"]
+    values = [True, False, 1, 0, None, "passed", "", "AssertionError", "SystemExit", [], {}, {"t": [True]},
+              {"x": "nan"}, [True] * 3, "0"]
+    attacks = {}
+    for i in range(n):
+        lines = []
+        for _ in range(rng.randint(1, 4)):
+            message = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(1, 3))}
+            lines.append(json.dumps(message).encode())
+        blob = b"\n".join(lines) + rng.choice([b"\n", b"", b"\n\n", b"\r\n"])
+        if rng.random() < 0.3:
+            blob = blob[: rng.randint(1, len(blob))]
+        end = rng.choice(["return False", "import os\nos._exit(0)", "import sys\nsys.exit(0)", "return None"])
+        if rng.random() < 0.5:
+            attacks[f"fuzz{i}:call"] = (CLOSE, _at_call(f"_forge({blob!r})\n{end}"))
+        else:
+            tail = "" if end.startswith("return") else end
+            attacks[f"fuzz{i}:import"] = (CLOSE, _at_import(f"_forge({blob!r})\n{tail}"))
+    return attacks
+
+
 HANGS = {
     "hang_at_import": _at_import("while True:\n    pass"),
     "hang_at_call": _at_call("while True:\n    pass"),
@@ -279,7 +307,7 @@ def mode(request, monkeypatch):
 def test_every_attack_scores_zero_and_canonical_solutions_pass(mode):
     # every forged message in the default mode; the other modes share the protocol code, so a few
     matrix = tuple(VERDICTS) if mode == "sandbox" else ("status", "ready_then_status", "checker_line")
-    results = _score({**_honest_baseline(), **_attacks(matrix)})
+    results = _score({**_honest_baseline(), **_attacks(matrix), **(_fuzzed() if mode == "sandbox" else {})})
     canonical = {n: r.result for n, r in results.items() if n.startswith("canonical:")}
     assert all(r == "passed" for r in canonical.values()), canonical
     _assert_all_fail({n: r for n, r in results.items() if not n.startswith("canonical:")})
@@ -449,7 +477,7 @@ def test_canonical_solutions_of_a_human_eval_sample_still_pass():
 
 
 def test_attack_names_are_unique_and_programs_compile():
-    for name, (problem, completion) in {**_attacks(), **{n: (CLOSE, c) for n, c in HANGS.items()}}.items():
+    for name, (problem, completion) in {**_attacks(), **_fuzzed(), **{n: (CLOSE, c) for n, c in HANGS.items()}}.items():
         compile(codeexec.build_program(problem, completion), name, "exec")
     assert re.fullmatch(r"SECRET-[0-9a-f]{32}", SECRET)
 
