@@ -360,6 +360,21 @@ def test_checker_is_out_of_reach_of_a_same_user_program(monkeypatch):
     assert result.passed, result.result
 
 
+def test_the_candidates_channel_cannot_be_opened_through_proc(monkeypatch):
+    """Process mode: candidates running at once share a user; a pipe could be opened through
+    /proc/<pid>/fd by a sibling before its holder is undumpable, a socket never can."""
+    monkeypatch.setattr(sandbox, "availability", lambda: (None, "process mode under test"))
+    monkeypatch.setenv("SFTKIT_EXEC_SANDBOX", "process")
+    probe = ("import os\nkinds = []\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
+             "        target = os.readlink('/proc/self/fd/' + fd)\n    except OSError:\n        continue\n"
+             "    kinds.append(target.split(':')[0])\n    if target.startswith(('pipe:', 'socket:')):\n        try:\n"
+             "            os.close(os.open('/proc/self/fd/' + fd, os.O_WRONLY | os.O_NONBLOCK))\n"
+             "        except OSError:\n            continue\n        raise AssertionError('opened ' + target)\n"
+             "assert kinds.count('socket') == 2, kinds\n")
+    result = codeexec.run_program(probe, timeout=TIMEOUT)
+    assert result.passed, result.result
+
+
 USER_SIDE = """
 import json, os, sys, types
 cfg = json.load(open(sys.argv[1]))

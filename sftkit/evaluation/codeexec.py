@@ -11,7 +11,7 @@ Two processes per problem, never the sftkit process:
   read-only system; private tmpfs ``/tmp`` and ``/dev/shm``; no home, project or other sandbox
   visible; caps on CPU seconds, address space, file size and processes). It serves calls of the
   entry point: arguments in; a value, an exception's name and message, or an exit out, as plain
-  data (JSON of None, bool, int, float, str, bytes, list, tuple, dict, set) on a pipe.
+  data (JSON of None, bool, int, float, str, bytes, list, tuple, dict, set) on a socket pair.
 
 Only the checker words a verdict. Once the program runs it owns the candidate process, its
 descriptors and its stack, so nothing the candidate sends is trusted: values decode into plain
@@ -44,8 +44,9 @@ anything). ``run_program`` has no tests: "ran to its end" is the program's own w
 always catch its own exceptions. Where user namespaces are unavailable (some containers),
 :func:`check_problem` refuses with a one-line error unless ``SFTKIT_EXEC_SANDBOX=process``: then
 the candidate runs with the resource limits and Python-level blocks only, and can read every file
-its user can (the problem file with its reference solutions included). As root, it runs as user
-``nobody`` and the verdict stays out of its reach; as an ordinary user it runs as that user, who
+its user can (the problem file with its reference solutions included); its channel is a pair of
+sockets, which no other process can open through ``/proc``. As root, it runs as user ``nobody`` and the
+verdict stays out of its reach; as an ordinary user it runs as that user, who
 may trace sftkit's own process where the kernel allows it (``kernel.yama.ptrace_scope`` 0), so the
 verdict is only as safe as that.
 """
@@ -471,8 +472,8 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
             cmd = [python, "-I", "-S", os.path.join(c_dir, "candidate.py"), os.path.join(c_dir, "program.py"), *args]
             c_kwargs = {"user": _sandbox.NOBODY, "group": _sandbox.NOBODY, "extra_groups": []} if as_nobody else {}
             c_cwd, c_env = scratch, {**env, "HOME": scratch, "TMPDIR": scratch}
-        to_c_r, to_c_w = os.pipe()
-        from_c_r, from_c_w = os.pipe()
+        to_c_r, to_c_w = _one_way()
+        from_c_r, from_c_w = _one_way()
         pipes = [to_c_r, to_c_w, from_c_r, from_c_w]
         # the checker first: it makes itself undumpable (no program of its user can open its
         # descriptors or read its memory) and reads the tests from a pipe (no file holds them), and
@@ -517,6 +518,16 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
         if chk is not None and chk.stdout:
             chk.stdout.close()
         shutil.rmtree(job, ignore_errors=True)
+
+
+def _one_way() -> tuple[int, int]:
+    """(read end, write end) of one direction of the candidate's channel: a connected socket pair
+    rather than a pipe, because no process can open a socket through ``/proc/<pid>/fd`` (a pipe
+    can be opened there by any process of the same user until its holder is undumpable)."""
+    import socket
+
+    a, b = socket.socketpair()
+    return a.detach(), b.detach()
 
 
 def _verdict(out: bytes, token: str) -> str:
