@@ -299,8 +299,7 @@ def mode(request, monkeypatch):
     way a non-root sftkit starts it, or process-level limits only (``SFTKIT_EXEC_SANDBOX=process``)."""
     box, why = sandbox.availability()
     if request.param == "process":
-        monkeypatch.setattr(sandbox, "availability", lambda: (None, "process mode under test"))
-        monkeypatch.setenv("SFTKIT_EXEC_SANDBOX", "process")
+        _in_process_mode(monkeypatch)
     elif box is None:
         pytest.skip(f"no OS sandbox here: {why}")
     elif request.param == "sandbox_own_user":
@@ -344,35 +343,39 @@ def test_protocol_violations_are_named():
     assert reasons["stop_iteration_ends_map"].startswith("failed: RuntimeError: the program raised StopIteration")
 
 
+def _in_process_mode(monkeypatch) -> None:
+    monkeypatch.setattr(sandbox, "availability", lambda: (None, "process mode under test"))
+    monkeypatch.setenv("SFTKIT_EXEC_SANDBOX", "process")
+
+
+def _assert_probe_holds(probe: str) -> None:
+    result = codeexec.run_program(probe, timeout=TIMEOUT)
+    assert result.passed, result.result
+
+
 def test_checker_is_out_of_reach_of_a_same_user_program(monkeypatch):
     """Process mode: the checker runs as the candidate's user; it is undumpable before the candidate
     exists, so the candidate finds it in /proc but can open none of its descriptors nor read it."""
-    monkeypatch.setattr(sandbox, "availability", lambda: (None, "process mode under test"))
-    monkeypatch.setenv("SFTKIT_EXEC_SANDBOX", "process")
-    probe = ("import os\nchecker = []\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
+    _in_process_mode(monkeypatch)
+    _assert_probe_holds("import os\nchecker = []\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
              "    try:\n        cmdline = open('/proc/%s/cmdline' % pid, 'rb').read()\n"
              "        if b'_Verdict' in cmdline or b'checker.py' in cmdline:\n            checker.append(pid)\n"
              "    except OSError:\n        pass\nassert checker, 'no checker process found'\n"
              "for pid in checker:\n    for path in ('fd/1', 'fd/0', 'environ', 'mem'):\n        try:\n"
              "            open('/proc/%s/%s' % (pid, path), 'rb').close()\n        except PermissionError:\n            continue\n"
              "        raise AssertionError('opened the checker\\'s ' + path)\n")
-    result = codeexec.run_program(probe, timeout=TIMEOUT)
-    assert result.passed, result.result
 
 
 def test_the_candidates_channel_cannot_be_opened_through_proc(monkeypatch):
     """Process mode: candidates running at once share a user; a pipe could be opened through
     /proc/<pid>/fd by a sibling before its holder is undumpable, a socket never can."""
-    monkeypatch.setattr(sandbox, "availability", lambda: (None, "process mode under test"))
-    monkeypatch.setenv("SFTKIT_EXEC_SANDBOX", "process")
-    probe = ("import os\nkinds = []\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
+    _in_process_mode(monkeypatch)
+    _assert_probe_holds("import os\nkinds = []\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
              "        target = os.readlink('/proc/self/fd/' + fd)\n    except OSError:\n        continue\n"
              "    kinds.append(target.split(':')[0])\n    if target.startswith(('pipe:', 'socket:')):\n        try:\n"
              "            os.close(os.open('/proc/self/fd/' + fd, os.O_WRONLY | os.O_NONBLOCK))\n"
              "        except OSError:\n            continue\n        raise AssertionError('opened ' + target)\n"
              "assert kinds.count('socket') == 2, kinds\n")
-    result = codeexec.run_program(probe, timeout=TIMEOUT)
-    assert result.passed, result.result
 
 
 USER_SIDE = """
