@@ -46,9 +46,10 @@ always catch its own exceptions. Where user namespaces are unavailable (some con
 the candidate runs with the resource limits and Python-level blocks only, and can read every file
 its user can (the problem file with its reference solutions included); its channel is a pair of
 sockets, which no other process can open through ``/proc``. As root, it runs as user ``nobody``
-and the verdict stays out of its reach; as an ordinary user it runs as that user, who may trace
-sftkit's own process where the kernel allows it (no Yama, or ``kernel.yama.ptrace_scope`` 0), so
-the verdict is only as safe as that.
+and the verdict stays out of its reach; as an ordinary user it runs as that user: it can change
+that user's files (sftkit's own code and the run's results included) and trace sftkit's process
+where the kernel allows it (no Yama, or ``kernel.yama.ptrace_scope`` 0), so there the verdict is
+only as safe as the code is trusted.
 """
 
 from __future__ import annotations
