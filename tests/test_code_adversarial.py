@@ -230,7 +230,7 @@ def _attacks(matrix: tuple[str, ...] = tuple(VERDICTS)) -> dict[str, tuple[dict,
         "import os, re\nfound = []\ndef look(path):\n    try:\n        with open(path, 'rb') as f:\n"
         "            found.extend(re.findall(rb'SECRET-[0-9a-f]{32}', f.read(1 << 20)))\n    except OSError:\n        pass\n"
         "roots = ['/tmp', '/dev/shm', '/sandbox', os.getcwd()] + [os.path.dirname(os.getcwd())] * (os.getcwd() != '/tmp')\n"
-        "roots += [os.path.join('/tmp', d) for d in (os.listdir('/tmp') if os.path.isdir('/tmp') else [])]\n"
+        "import glob\nroots += glob.glob('/tmp/sftkit-*')  # sftkit's job directories, this one's and its siblings'\n"
         "for root in roots:\n    for d, _, files in os.walk(root):\n        for name in files:\n            look(os.path.join(d, name))\n"
         "if os.path.isdir('/proc'):\n    for pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
         "        for name in ('cmdline', 'environ', 'fd/0', 'fd/3', 'fd/4'):\n            look('/proc/%s/%s' % (pid, name))\n"
@@ -380,7 +380,7 @@ def test_the_candidates_channel_cannot_be_opened_through_proc(monkeypatch):
 
 USER_SIDE = """
 import json, os, sys, types
-cfg = json.load(open(sys.argv[1]))
+cfg = json.load(sys.stdin)  # not a file: the tests' secret answer must be nowhere on disk
 for name, path in (("sftkit", "/sftkit"), ("sftkit.evaluation", "/sftkit/evaluation")):
     m = types.ModuleType(name)
     m.__path__ = [cfg["root"] + path]
@@ -414,12 +414,11 @@ def test_attacks_score_zero_when_sftkit_runs_as_an_unprivileged_user(open_tmp):
     picked += ["replies_for_future_calls", "frames_send", "gc_send", "proc_self", "other_processes",
                "fork_writes_later", "read_the_tests", "violation_swallowed"]
     cases = {**_honest_baseline(), **{n: attacks[n] for n in picked}}
-    config = open_tmp / "cases.json"
-    config.write_text(json.dumps({"root": str(REPO), "cases": cases}))
     script = open_tmp / "user.py"
     script.write_text(USER_SIDE)
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", pythons[0], "-I",
-                           str(script), str(config)], capture_output=True, text=True, timeout=240, cwd=str(open_tmp),
+                           str(script)], input=json.dumps({"root": str(REPO), "cases": cases}), capture_output=True, text=True,
+                          timeout=240, cwd=str(open_tmp),
                           env={"PATH": "/usr/bin:/bin", "HOME": str(open_tmp)})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, (proc.stdout[-2000:], proc.stderr[-2000:])
