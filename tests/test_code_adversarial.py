@@ -357,13 +357,15 @@ def test_checker_is_out_of_reach_of_a_same_user_program(monkeypatch):
     """Process mode: the checker runs as the candidate's user; it is undumpable before the candidate
     exists, so the candidate finds it in /proc but can open none of its descriptors nor read it."""
     _in_process_mode(monkeypatch)
-    _assert_probe_holds("import os\nchecker = []\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
-             "    try:\n        cmdline = open('/proc/%s/cmdline' % pid, 'rb').read()\n"
-             "        if b'_Verdict' in cmdline or b'checker.py' in cmdline:\n            checker.append(pid)\n"
-             "    except OSError:\n        pass\nassert checker, 'no checker process found'\n"
-             "for pid in checker:\n    for path in ('fd/1', 'fd/0', 'environ', 'mem'):\n        try:\n"
-             "            open('/proc/%s/%s' % (pid, path), 'rb').close()\n        except PermissionError:\n            continue\n"
-             "        raise AssertionError('opened the checker\\'s ' + path)\n")
+    _assert_probe_holds("import os\nchecker = []  # the other child of sftkit\n"
+                        "for pid in [p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]:\n"
+                        "    try:\n        stat = open('/proc/%s/stat' % pid).read()\n    except OSError:\n        continue\n"
+                        "    if int(stat.rsplit(')', 1)[1].split()[1]) == os.getppid():\n        checker.append(pid)\n"
+                        "assert checker, 'no checker process found'\n"
+                        "for pid in checker:\n    for path in ('fd/1', 'fd/0', 'environ', 'mem'):\n        try:\n"
+                        "            open('/proc/%s/%s' % (pid, path), 'rb').close()\n"
+                        "        except PermissionError:\n            continue\n"
+                        "        raise AssertionError('opened the checker\\'s ' + path)\n")
 
 
 def test_the_candidates_channel_cannot_be_opened_through_proc(monkeypatch):
@@ -371,11 +373,11 @@ def test_the_candidates_channel_cannot_be_opened_through_proc(monkeypatch):
     /proc/<pid>/fd by a sibling before its holder is undumpable, a socket never can."""
     _in_process_mode(monkeypatch)
     _assert_probe_holds("import os\nkinds = []\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
-             "        target = os.readlink('/proc/self/fd/' + fd)\n    except OSError:\n        continue\n"
-             "    kinds.append(target.split(':')[0])\n    if target.startswith(('pipe:', 'socket:')):\n        try:\n"
-             "            os.close(os.open('/proc/self/fd/' + fd, os.O_WRONLY | os.O_NONBLOCK))\n"
-             "        except OSError:\n            continue\n        raise AssertionError('opened ' + target)\n"
-             "assert kinds.count('socket') == 2, kinds\n")
+                        "        target = os.readlink('/proc/self/fd/' + fd)\n    except OSError:\n        continue\n"
+                        "    kinds.append(target.split(':')[0])\n    if target.startswith(('pipe:', 'socket:')):\n        try:\n"
+                        "            os.close(os.open('/proc/self/fd/' + fd, os.O_WRONLY | os.O_NONBLOCK))\n"
+                        "        except OSError:\n            continue\n        raise AssertionError('opened ' + target)\n"
+                        "assert kinds.count('socket') == 2, kinds\n")
 
 
 USER_SIDE = """
