@@ -523,8 +523,9 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
 
 def _one_way() -> tuple[int, int]:
     """(read end, write end) of one direction of the candidate's channel: a connected socket pair
-    rather than a pipe, because no process can open a socket through ``/proc/<pid>/fd`` (a pipe
-    can be opened there by any process of the same user until its holder is undumpable)."""
+    rather than a pipe, because no process can open a socket through ``/proc/<pid>/fd``, while a
+    pipe opens there for its owner's other processes (in process mode as an ordinary user, every
+    candidate running at the same time)."""
     import socket
 
     a, b = socket.socketpair()
