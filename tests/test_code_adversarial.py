@@ -526,3 +526,18 @@ def test_the_per_output_scorer_a_reward_calls_holds_too():
         assert not wrong.passed and wrong.result.startswith("failed: the program broke the protocol"), (name, wrong)
     raw = score_output(CLOSE, CLOSE["canonical_solution"] + "\ndef extra():\n    pass\n", mode="completion", timeout=TIMEOUT)
     assert raw.passed, raw.result  # a raw continuation, cut at the next definition
+
+
+def test_sftkit_takes_only_the_checkers_one_signed_line():
+    good = b'{"status": "passed", "token": "t0"}\n'
+    assert codeexec._verdict(good, "t0") == "passed"
+    for out in (b'{"status": "passed", "token": "t1"}\n', b'{"status": "passed"}\n', good + good,
+                b'{"status": "passed", "token": "t0"}', b"x\n" + good, good + b"x",
+                b'{"status": "passed", "token": "t0", "extra": 1}\n', b'{"status": 1, "token": "t0"}\n', b""):
+        assert codeexec._verdict(out, "t0") == "", out
+
+
+def test_a_checker_that_never_arms_is_a_failure_not_a_hang(monkeypatch):
+    monkeypatch.setattr(codeexec, "_CHECKER", "import os\nos._exit(1)\n")
+    result = codeexec.check_problem(CLOSE, CLOSE["canonical_solution"], timeout=TIMEOUT)
+    assert not result.passed and result.result == "failed: the checker did not start"

@@ -448,7 +448,7 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
     start = time.monotonic()
     job = tempfile.mkdtemp(prefix="sftkit-exec-")
     cand = chk = None
-    pipes: list[int] = []
+    ends: list[int] = []
     try:
         os.chmod(job, 0o755)  # the sandbox (user nobody when sftkit is root) reads its part
         for sub in ("c", "root"):
@@ -475,7 +475,7 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
             c_cwd, c_env = scratch, {**env, "HOME": scratch, "TMPDIR": scratch}
         to_c_r, to_c_w = _one_way()
         from_c_r, from_c_w = _one_way()
-        pipes = [to_c_r, to_c_w, from_c_r, from_c_w]
+        ends = [to_c_r, to_c_w, from_c_r, from_c_w]
         # the checker first: it makes itself undumpable (no program of its user can open its
         # descriptors or read its memory) and reads the tests from a pipe (no file holds them), and
         # only then does the candidate exist
@@ -497,9 +497,9 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
         with open(os.path.join(job, "c.err"), "wb") as err:
             cand = subprocess.Popen(cmd, cwd=c_cwd, env=c_env, stdin=to_c_r, stdout=from_c_w, stderr=err,
                                     start_new_session=True, close_fds=True, **c_kwargs)
-        for fd in pipes:
+        for fd in ends:
             os.close(fd)
-        pipes = []
+        ends = []
         try:
             out = _read_bounded(chk, 2 * float(timeout) + STARTUP_GRACE + DRAIN_GRACE + 5.0, data=head[6:])
         except subprocess.TimeoutExpired:
@@ -511,13 +511,17 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
             status = f"exited before the tests finished ({detail}{'; ' + tail if tail else ''})"
         return ExecResult(status == "passed", status, time.monotonic() - start)
     finally:
-        for fd in pipes:
+        for fd in ends:
             os.close(fd)
         for proc in (chk, cand):
             if proc is not None:
                 _kill_group(proc)
-        if chk is not None and chk.stdout:
-            chk.stdout.close()
+        if chk is not None:
+            for stream in (chk.stdin, chk.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
         shutil.rmtree(job, ignore_errors=True)
 
 
