@@ -20,7 +20,6 @@ MIN_LENGTH = 4
 MIN_CLIPPED = 8  # characters of a secret cut short by an ellipsis that are redacted
 _values: set[str] = set()  # every form of every secret
 _raw: set[str] = set()  # the values as registered
-_pattern: list = []  # the compiled alternation of _values, longest first
 ELLIPSES = ("...", "\u2026")
 _state = {"show": False}
 
@@ -54,7 +53,6 @@ def register(value: str) -> None:
     forms = {form for part in parts for form in _encodings(part)}
     forms |= {twice for form in forms for twice in _encodings(form)}
     _values.update(f for f in forms if len(f) >= MIN_LENGTH)
-    _pattern.clear()
 
 
 def show_secrets(show: bool = True) -> None:
@@ -67,11 +65,11 @@ def scrub(text: str) -> str:
     by an ellipsis (``'sk-abc...``, ``…xyz``) when at least :data:`MIN_CLIPPED` characters show."""
     if not _values or not isinstance(text, str):
         return text
-    if not _pattern:
+    present = [v for v in _values if v in text]
+    if present:
         import re
 
-        _pattern.append(re.compile("|".join(re.escape(v) for v in sorted(_values, key=len, reverse=True))))
-    text = _pattern[0].sub(REDACTED, text)
+        text = re.sub("|".join(re.escape(v) for v in sorted(present, key=len, reverse=True)), REDACTED, text)
     if any(e in text for e in ELLIPSES):
         text = _scrub_clipped(text)
     return text
@@ -82,26 +80,42 @@ def _scrub_clipped(text: str) -> str:
     the longest end of one that follows an ellipsis (``…xyz'``)."""
     starts = [v for v in _values if v[:MIN_CLIPPED] in text]  # the only forms that can be cut short here
     ends = [v for v in _values if v[-MIN_CLIPPED:] in text]
+    if not starts and not ends:
+        return text
+    longest = max(map(len, _values))
     for mark in ELLIPSES:
-        done, rest = [], text
-        while (at := rest.find(mark)) >= 0:
-            head, rest = rest[:at], rest[at + len(mark):]
-            cut = max((_overlap(head, v) for v in starts), default=0)
+        done, pos = [], 0
+        while (at := text.find(mark, pos)) >= 0:
+            head, pos = text[pos:at], at + len(mark)
+            cut = max((_cut_start(head, v) for v in starts), default=0)
+            done.append((head[:-cut] + REDACTED if cut else head) + mark)
+            cut = max((_cut_end(v, text[pos:pos + longest]) for v in ends), default=0)
             if cut:
-                head = head[:-cut] + REDACTED
-            cut = max((_overlap(v, rest) for v in ends), default=0)
-            if cut:
-                rest = REDACTED + rest[cut:]
-            done.append(head + mark)
-        text = "".join(done) + rest
+                done.append(REDACTED)
+                pos += cut
+        text = "".join(done) + text[pos:]
     return text
 
 
-def _overlap(first: str, second: str) -> int:
-    """Length of the longest end of ``first`` that is a start of ``second`` (at least MIN_CLIPPED, else 0)."""
-    for n in range(min(len(first), len(second)), MIN_CLIPPED - 1, -1):
-        if first.endswith(second[:n]):
-            return n
+def _cut_start(head: str, value: str) -> int:
+    """Length of the longest end of ``head`` that is a start of ``value`` (0 under MIN_CLIPPED)."""
+    probe = value[:MIN_CLIPPED]
+    at = head.find(probe, max(0, len(head) - len(value)))
+    while at >= 0:
+        if value.startswith(head[at:]):
+            return len(head) - at
+        at = head.find(probe, at + 1)
+    return 0
+
+
+def _cut_end(value: str, rest: str) -> int:
+    """Length of the longest start of ``rest`` that is an end of ``value`` (0 under MIN_CLIPPED)."""
+    probe = rest[:MIN_CLIPPED]
+    at = value.find(probe) if len(probe) == MIN_CLIPPED else -1
+    while at >= 0:
+        if rest.startswith(value[at:]):
+            return len(value) - at
+        at = value.find(probe, at + 1)
     return 0
 
 

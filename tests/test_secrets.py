@@ -172,7 +172,6 @@ def redaction(monkeypatch):
 
     monkeypatch.setattr(redaction, "_values", set())
     monkeypatch.setattr(redaction, "_raw", set(), raising=False)
-    monkeypatch.setattr(redaction, "_pattern", [], raising=False)
     return redaction
 
 
@@ -213,3 +212,17 @@ def test_caches_keep_no_secret(redaction, tmp_path, monkeypatch):
                                                            {"s": secret})] == []
     assert base_cache.load("a" * 64)[0]["check"].metrics == {"accuracy": 1.0}  # no secret: still cached
     assert base_cache.load("b" * 64) is None
+
+
+def test_each_holdout_table_keeps_no_secret(redaction, tmp_path):
+    from types import SimpleNamespace
+
+    from sftkit.reporting.holdout import run_each
+
+    secret = NASTY["S_QUOTES"]
+    redaction.register(secret)
+    metrics = {"eval": [{"label": f"check {secret}", "primary": "accuracy", "base": 0.1, "tuned": 0.2}]}
+    run_each("r.toml", [], {"dataset": {"holdout_clusters": ["a"]}}, tmp_path,
+             lambda *a, **k: SimpleNamespace(metrics=metrics))
+    for name in ("each_holdout.json", "each_holdout.md"):
+        assert _leaks((tmp_path / name).read_text(), {"s": secret}) == [], name
