@@ -106,13 +106,14 @@ def test_gate_on_lower_bound_uses_the_interval(tmp_path):
 def test_weighted_loss_and_exp_scale_intervals(tmp_path):
     from sftkit.evaluation.likelihood import ForgettingEvaluator  # noqa: F401  (stat_scale on the class)
 
-    loss_items = [{"score": s / n, "weight": n, "prompt": i} for i, (s, n) in enumerate([(20.0, 10), (9.0, 3), (4.0, 4)])]
-    base = EvalResult({"eval_loss": 33 / 17}, "eval_loss", items=loss_items)
+    sums = [(20.0, 10), (9.0, 3), (4.0, 4), (12.0, 6), (5.0, 2), (8.0, 5)]  # 58 nats over 30 tokens, 6 items
+    loss_items = [{"score": s / n, "weight": n, "prompt": i} for i, (s, n) in enumerate(sums)]
+    base = EvalResult({"eval_loss": 58 / 30}, "eval_loss", items=loss_items)
     tuned_items = [{**i, "score": i["score"] * 0.5} for i in loss_items]
-    tuned = EvalResult({"eval_loss": 33 / 34}, "eval_loss", items=tuned_items)
+    tuned = EvalResult({"eval_loss": 29 / 30}, "eval_loss", items=tuned_items)
     (row,) = compare(run_with(tmp_path, [{"name": "loss"}]), {"loss": base}, {"loss": tuned})
     st = row["stats"]["tuned"]
-    assert st["method"] == "bootstrap" and st["low"] <= 33 / 34 <= st["high"]
+    assert st["method"] == "bootstrap" and st["low"] <= 29 / 30 <= st["high"]
     assert row["stats"]["paired"]["test"] == "paired_bootstrap"
     # items that do not average to the metric give no interval rather than a wrong one
     bad = EvalResult({"eval_loss": 5.0}, "eval_loss", items=loss_items)
