@@ -493,7 +493,7 @@ def _eval_split_warnings(recipe: Recipe) -> list[Problem]:
     needed = ROW_COUNT_LIMIT if fraction <= (MIN - 0.5) / ROW_COUNT_LIMIT else math.ceil((MIN - 0.5) / fraction)
     total, counted, where = 0, [], None
     for i, item in enumerate(entries):
-        split = item.get("split", "auto")
+        split = item.get("split", DataEntry().split)
         if split == "train" or (split == "auto" and fraction <= 0):
             continue
         path = None
