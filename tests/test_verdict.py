@@ -313,3 +313,11 @@ def test_prompt_only_baselines_are_never_beaten_on_too_few_items():
                            tuned_value=1.0, tuned=tuned, higher_is_better=True, scale=None, cfg=cfg)
     assert found["verdict"] == "not enough evidence" and "few_shot_3" in found["reason"]
     assert found["best_prompt"]["beats"] is False
+
+
+def test_a_metric_without_direction_on_few_items_is_not_tested_and_raises_no_health_warning(tmp_path):
+    samples = EvalResult({"avg_chars": 3.0}, "avg_chars", items=[{"score": 3.0, "prompt": "hi"}])
+    run = run_with(tmp_path, [{"name": "samples", "items": ["hi"]}])
+    (row,) = compare(run, {"samples": samples}, {"samples": samples})
+    assert row["verdict"] == "not tested" and row["evidence"]["enough"] is False
+    assert "not_enough_evidence" not in [f["code"] for f in health.analyze([], {}, [], eval_rows=[row])]

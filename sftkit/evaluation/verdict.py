@@ -170,8 +170,8 @@ def _p(p: float) -> str:
 
 def judge(base_value: float | None, tuned_value: float | None, higher_is_better: bool | None, *,
           base: list[dict], tuned: list[dict], scale: str | None, cfg: dict, error: str | None = None) -> dict:
-    """Everything the verdict needs for one row: ``{"verdict", "reason", "stats", "baselines",
-    "answers", "regressions"}`` (see the module docstring)."""
+    """Everything the verdict needs for one row: ``{"verdict", "reason", "stats", "evidence",
+    "baselines", "answers", "regressions"}`` (see the module docstring)."""
     seed, alpha = cfg["seed"], float(cfg["alpha"])
     st = {"alpha": alpha, "base": side_stats(base, base_value, scale=scale, seed=seed),
           "tuned": side_stats(tuned, tuned_value, scale=scale, seed=seed)}

@@ -227,7 +227,7 @@ def check_eval(eval_rows: list | None) -> list[dict]:
     out = []
     for row in eval_rows or []:
         short = (row.get("evidence") or {}).get("shortfall")
-        if short:
+        if short and row.get("verdict") == "not enough evidence":  # not for metrics without a direction
             out.append(_finding("warning", "not_enough_evidence", f"{row.get('label')}: not enough evidence for a verdict",
                                 f"{short.split(';')[0]}: whatever difference it shows is not a tested change, "
                                 "and a gate on it cannot pass.",
