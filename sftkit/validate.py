@@ -504,10 +504,10 @@ def _eval_split_warnings(recipe: Recipe) -> list[Problem]:
                 return []
         limit = MIN if split == "eval" else needed
         n = count_rows(item, path, limit)
+        if n is not None and isinstance(item.get("max_rows"), int):
+            n = min(n, item["max_rows"])  # sampled before the split
         if n is None or n > limit:
             return []  # unknown, or enough rows
-        if isinstance(item.get("max_rows"), int):
-            n = min(n, item["max_rows"])
         k = n if split == "eval" else max(int(round(n * fraction)), 1 if n >= 2 else 0)
         total += k
         counted.append(f"{k} of {n} in data[{i}]")

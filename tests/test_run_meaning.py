@@ -172,6 +172,8 @@ def test_validate_warns_when_the_eval_split_is_too_small(tmp_path):
     held = [*base["data"], {"source": "csv", "path": "held.csv", "split": "eval"}]
     code, out = validate({**base, "data": held})
     assert code == 0 and "data[1].split: warning: the eval split will hold at most 3 row(s)" in out, out
+    code, out = validate({**base, "data": [{**base["data"][0], "max_rows": 20}], "dataset": {"eval_fraction": 0.25}})
+    assert "at most 5 row(s) (5 of 20 in data[0])" in out, out  # max_rows samples before the split
     # rows that cannot be counted cheaply (a hub dataset): no guess, no warning
     hub = [{"source": "hf", "id": "org/data"}]
     code, out = validate({**base, "data": hub, "dataset": {"eval_fraction": 0.01}})
