@@ -28,22 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .modeling.source import ModelSource  # noqa: F401  (part of the model-loader contract)
-
-KINDS = ("messages", "text", "preference", "labeled", "classification")
-
-# input format -> canonical kind
-FORMAT_KINDS = {
-    "prompt_completion": "messages",
-    "messages": "messages",
-    "sharegpt": "messages",
-    "alpaca": "messages",
-    "text": "text",
-    "preference": "preference",
-    "labeled": "labeled",
-    "classification": "classification",
-}
-
-IGNORE_INDEX = -100
+from .records import FORMAT_KINDS, IGNORE_INDEX, KINDS  # noqa: F401  (the canonical records)
 
 
 @dataclass

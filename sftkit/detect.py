@@ -10,7 +10,7 @@ import csv
 import json
 from pathlib import Path
 
-from .api import FORMAT_KINDS
+from .records import FORMAT_KINDS
 from .errors import DataError
 
 

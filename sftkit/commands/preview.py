@@ -75,7 +75,7 @@ def _formatter(data: dict, host, tokenizer):
 
 
 def _strategy(data: dict, host):
-    from sftkit.run.stages import make_strategy
+    from sftkit.strategies.selection import make_strategy
 
     return make_strategy(data.get("strategy") or {}, host, required=False)[0]
 

@@ -18,11 +18,9 @@ import contextlib
 import math
 from typing import Any, Iterable, Sequence
 
+from ..modeling.stops import stop_token_ids
 from .metrics import clean_text
 from .progress import Progress
-
-# end-of-turn tokens that stop generation when the tokenizer has them
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>", "<end_of_turn>", "<|end_of_text|>")
 
 
 class Target:
@@ -127,20 +125,7 @@ class Target:
 
     # ------------------------------------------------------------------ generation
     def _stop_ids(self) -> list[int]:
-        tok = self.tokenizer
-        ids = set()
-        if tok.eos_token_id is not None:
-            ids.add(int(tok.eos_token_id))
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif isinstance(gen_eos, (list, tuple)):
-            ids.update(int(i) for i in gen_eos)
-        vocab = tok.get_vocab()
-        for t in END_OF_TURN:
-            if t in vocab and t != tok.bos_token:
-                ids.add(int(vocab[t]))
-        return sorted(ids)
+        return stop_token_ids(self.model, self.tokenizer)
 
     def generate(self, list_of_messages: Sequence[list[dict] | str], max_new_tokens: int = 128) -> list[str]:
         """Greedy answers to each conversation, rendered with the formatter (batched, left padding)."""

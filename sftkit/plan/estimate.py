@@ -42,9 +42,9 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     --nproc``; calibration runs one). Raises SftkitError for bad input."""
     from sftkit.api import RunContext
     from sftkit.modeling.precision import decide
-    from sftkit.run.stages import accepted_kinds, check_fit, make_strategy
     from sftkit.plugins import get_host
     from sftkit.recipe import load_recipe
+    from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
     from sftkit.strategies.trainer import planned_steps
 
     from .calibrate import CAL_STEPS, calibrate, time_evaluators

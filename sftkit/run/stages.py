@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 from sftkit.errors import DataError, GateError, SftkitError
 
+from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
+
 from . import outputs, smoke as smoke_policy
 
 
@@ -141,19 +143,6 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
     return state
 
 
-def make_strategy(table, host, *, required: bool = True) -> tuple:
-    """The strategy named by the ``[strategy]`` slice, created with its options, and its registration:
-    ``(strategy, component)``; ``(None, None)`` for an unknown name when not ``required``."""
-    from sftkit.config import StrategyTable, factory_options
-
-    table = StrategyTable.coerce(table)
-    comp = host.registry.get("strategies", str(table.name)) if required else \
-        host.registry.find("strategies", str(table.name))
-    if comp is None:
-        return None, None
-    return comp.create(factory_options("strategy", table)), comp
-
-
 def check_run_dir(state: RunState) -> None:
     """Lock the run directory for the whole run (another process gets a one-line refusal naming this
     one) and refuse, before anything heavy is loaded, a directory that must not be used."""
@@ -197,26 +186,6 @@ def stopped(state: RunState | None, recipe_path, overrides=(), output=None) -> R
 
 
 # --------------------------------------------------------------------------- load data
-
-def accepted_kinds(strategy, comp) -> tuple:
-    """The data kinds a strategy trains on, preferred first (its ``accepts``, else its registration's)."""
-    if strategy is None:
-        return ()
-    return tuple(getattr(strategy, "accepts", None) or (comp.meta.get("accepts") if comp is not None else None) or ())
-
-
-def check_fit(strategy, comp, bundle) -> None:
-    """The data kind must be one the strategy trains on, and the strategy's own check must pass."""
-    accepts = accepted_kinds(strategy, comp)
-    if accepts and bundle.kind not in accepts:
-        from sftkit.validate import shape_hint
-
-        hint = shape_hint(comp, accepts)
-        raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
-                        f"{bundle.kind} data", where="[strategy] name", hint=hint)
-    if callable(getattr(strategy, "check_data", None)):
-        strategy.check_data(bundle)
-
 
 def load_data(state: RunState, *, required: bool = True) -> None:
     """The ``[[data]]`` entries as one DataBundle (cut by the smoke policy), checked against the

@@ -1,0 +1,21 @@
+"""The canonical record kinds, which input format converts to which, and the label the loss ignores.
+
+The bottom of sftkit: imports nothing. :mod:`sftkit.api` re-exports these as part of the contract;
+modules below the contract (``core_schema``, ``registry``) import them from here.
+"""
+
+KINDS = ("messages", "text", "preference", "labeled", "classification")
+
+# input format -> canonical kind
+FORMAT_KINDS = {
+    "prompt_completion": "messages",
+    "messages": "messages",
+    "sharegpt": "messages",
+    "alpaca": "messages",
+    "text": "text",
+    "preference": "preference",
+    "labeled": "labeled",
+    "classification": "classification",
+}
+
+IGNORE_INDEX = -100  # a label the loss skips (the prompt, padding): transformers' and torch's ignore index
