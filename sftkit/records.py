@@ -18,4 +18,6 @@ FORMAT_KINDS = {
     "classification": "classification",
 }
 
+TEXT_EXTENSIONS = (".txt", ".md")  # files read as plain-text documents (directories of text, replay)
+
 IGNORE_INDEX = -100  # a label the loss skips (the prompt, padding): transformers' and torch's ignore index

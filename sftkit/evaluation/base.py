@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -53,24 +51,11 @@ class BaseEvaluator:
 
 # ---------------------------------------------------------------------------- reading items
 def read_records(path: Path, *, where: str = "") -> list[dict]:
-    """Rows of a .jsonl / .jsonl.gz / .json (list) file; errors name file and line."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"file not found: {path}", where=where or None,
-                        hint="check the path (relative paths resolve against the recipe's directory)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            if path.name.endswith(".json"):
-                data = json.load(f)
-                if not isinstance(data, list):
-                    raise DataError(f"{path}: expected a JSON list of objects", where=where or None)
-                return [d if isinstance(d, dict) else {"prompt": d} for d in data]
-        from ..jsonl import read_jsonl
+    """Rows of a .jsonl / .jsonl.gz / .json (list) file; errors name file and line; a value that is
+    not an object is a prompt."""
+    from ..jsonl import read_values
 
-        return [row if isinstance(row, dict) else {"prompt": row} for row in read_jsonl(path, objects=False)]
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: could not be read ({exc})") from None
+    return [row if isinstance(row, dict) else {"prompt": row} for row in read_values(path, where=where or None)]
 
 
 def resolve(run: Any, path: str) -> Path:

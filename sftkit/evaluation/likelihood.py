@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..api import EvalResult
+from ..api import IGNORE_INDEX, EvalResult
 from ..config import Training
 from ..errors import SftkitError
 from ..sampling import sample_rows
@@ -55,7 +55,7 @@ class LossEvaluator(BaseEvaluator):
         encoded, clusters = [], []
         for row in rows:
             enc = encode_row(formatter, row, max_length)
-            if enc is None or not any(l != -100 for l in enc["labels"]):
+            if enc is None or not any(l != IGNORE_INDEX for l in enc["labels"]):
                 continue
             encoded.append(enc)
             clusters.append(row.get("cluster"))

@@ -18,6 +18,7 @@ import contextlib
 import math
 from typing import Any, Iterable, Sequence
 
+from ..api import IGNORE_INDEX
 from ..modeling.stops import stop_token_ids
 from .metrics import clean_text
 from .progress import Progress
@@ -317,7 +318,7 @@ class Target:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 # position p predicts token p + 1: keep the positions from the first trained label on
-                firsts = {i: next((p for p, l in enumerate(requests[i][1][1:]) if l != -100), None) for i in idx}
+                firsts = {i: next((p for p, l in enumerate(requests[i][1][1:]) if l != IGNORE_INDEX), None) for i in idx}
                 scored = [i for i in idx if firsts[i] is not None]
                 for i in idx:
                     if firsts[i] is None:
@@ -333,7 +334,7 @@ class Target:
                                            else labels[1:], dtype=torch.long)
                     n = len(targets)
                     lp = torch.log_softmax(logits[row, keep - n:].float(), dim=-1).cpu()
-                    valid = targets != -100
+                    valid = targets != IGNORE_INDEX
                     picked = lp[valid].gather(-1, targets[valid].unsqueeze(-1))
                     res[i] = (float(-picked.sum()), int(valid.sum()))
                 progress.advance(len(idx))

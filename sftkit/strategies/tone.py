@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from statistics import mean
 
+from sftkit.api import IGNORE_INDEX
 from sftkit.errors import DataError
 
 from .base import CausalStrategy
@@ -228,7 +229,7 @@ def trl_encode(tokenizer, prompt: list, completions: list) -> tuple[list[int], l
 def _sequence(prompt: list[int], completion: list[int], max_length: int) -> tuple[list[int], list[int]]:
     """Prompt + completion cut at ``max_length`` (TRL's keep_start), the prompt's labels -100."""
     ids = (list(prompt) + list(completion))[:max_length]
-    labels = ([-100] * len(prompt) + list(completion))[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt) + list(completion))[:max_length]
     return ids, labels
 
 
