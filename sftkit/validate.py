@@ -15,7 +15,7 @@ from .paths import resolve_path
 from .reading import Recipe, read_recipe
 from .registry import SINGULAR
 from .schema import component_of, component_options, component_tables, path_options, schema_problems
-from .strategies.selection import shape_hint
+from .strategies.selection import accepted_kinds, shape_hint
 
 
 @dataclass
@@ -226,7 +226,7 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
     strategy = recipe.data.get("strategy")
     comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
     if comp is not None and "strategy" not in broken and "data" not in broken:
-        accepts = comp.meta.get("accepts")
+        accepts = accepted_kinds(comp)
         if accepts:
             for i, (kind, flds) in enumerate(zip(kinds, fields)):
                 if kind is None or kind in accepts or f"data[{i}]" in broken:

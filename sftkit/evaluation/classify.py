@@ -10,11 +10,23 @@ from typing import Any
 from ..api import EvalResult
 from . import metrics as M
 from ..sampling import sample_rows
-from .base import BaseEvaluator, by_cluster, empty_result, run_seed
+from .base import BY_CLUSTER, LIMIT, BaseEvaluator, by_cluster, empty_result, strict_options, run_seed
 
 
 class ClassificationEvaluator(BaseEvaluator):
     name = "classification"
+    doc = "Accuracy, macro-F1 and confusion matrix on labelled texts."
+    option_schema = strict_options({
+        "path": {"type": "string", "x-sftkit-path": True, "description": "JSONL of labelled texts (default: the eval split)."},
+        "items": {"type": "array", "items": {"type": "object"}},
+        "text_field": {"type": "string", "default": "text"},
+        "label_field": {"type": "string", "default": "label"},
+        "labels": {"type": "array", "items": {"type": "string"}, "description": "Label set (default: the model's, or those in the data)."},
+        "instruction": {"type": "string", "description": "For causal LMs: prompt with {labels} and {text}; the most likely label wins."},
+        "chat": {"type": "boolean", "default": True, "description": "For causal LMs: render the instruction with the chat template."},
+        "limit": LIMIT, "by_cluster": BY_CLUSTER,
+        "samples": {"type": "integer", "minimum": 0, "default": 10},
+    })
     primary = "accuracy"
     higher_is_better = True
 

@@ -59,7 +59,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
     from sftkit.data import load_data
 
-    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(strategy, comp))
+    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(comp, strategy))
     check_fit(strategy, comp, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):

@@ -200,7 +200,7 @@ def load_data(state: RunState, *, required: bool = True) -> None:
         with main_first(ctx.world or World()):  # the other ranks reuse the main process's Arrow files
             bundle = load_entries(state.config.data, state.config.dataset, state.recipe.base_dir,
                                   seed=state.config.seed, host=state.host, require_train=required,
-                                  accepts=accepted_kinds(state.strategy, state.component))
+                                  accepts=accepted_kinds(state.component, state.strategy))
     except SftkitError as err:
         if required:
             raise

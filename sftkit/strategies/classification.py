@@ -42,7 +42,6 @@ def freeze_backbone(model) -> dict:
 
 class ClassificationStrategy(CausalStrategy):
     name = "classification"
-    accepts = ("classification",)
     uses_formatter = False
 
     def labels(self, bundle) -> list[str]:

@@ -98,7 +98,6 @@ class PackedCollator:
 
 class DomainStrategy(CausalStrategy):
     name = "domain"
-    accepts = ("text", "messages")
 
     def encode_docs(self, run, ds, tokenizer) -> list[list[int]]:
         """Token ids of each document, EOS appended (never truncated: packing cuts the rows)."""

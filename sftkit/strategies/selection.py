@@ -20,11 +20,12 @@ def make_strategy(table, host, *, required: bool = True) -> tuple:
     return comp.create(factory_options("strategy", table)), comp
 
 
-def accepted_kinds(strategy, comp) -> tuple:
-    """The data kinds a strategy trains on, preferred first (its ``accepts``, else its registration's)."""
-    if strategy is None:
-        return ()
-    return tuple(getattr(strategy, "accepts", None) or (comp.meta.get("accepts") if comp is not None else None) or ())
+def accepted_kinds(comp, strategy=None) -> tuple:
+    """The data kinds a strategy trains on, preferred first: its registration's ``accepts`` (declared
+    once, where ``sftkit validate`` reads it without creating the strategy), else the created
+    strategy's own ``accepts`` (a plugin that declared only that), else none known."""
+    declared = comp.meta.get("accepts") if comp is not None else None
+    return tuple(declared or getattr(strategy, "accepts", None) or ())
 
 
 def shape_hint(comp, accepts) -> str:
@@ -34,7 +35,7 @@ def shape_hint(comp, accepts) -> str:
 
 def check_fit(strategy, comp, bundle) -> None:
     """The data kind must be one the strategy trains on, and the strategy's own check must pass."""
-    accepts = accepted_kinds(strategy, comp)
+    accepts = accepted_kinds(comp, strategy)
     if accepts and bundle.kind not in accepts:
         raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
                         f"{bundle.kind} data", where="[strategy] name", hint=shape_hint(comp, accepts))

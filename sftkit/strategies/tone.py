@@ -59,7 +59,6 @@ def check_pairs(train, *, drop_identical: bool = True):
 
 class ToneStrategy(CausalStrategy):
     name = "tone"
-    accepts = ("preference", "labeled", "messages")
 
     def method_for(self, bundle) -> str:
         method = self.options.get("method", "auto")
