@@ -7,12 +7,10 @@ import json
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from sftkit.errors import SftkitError
-
 
 # --------------------------------------------------------------------------- collators
 

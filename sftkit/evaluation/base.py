@@ -11,6 +11,7 @@ from ..api import EvalResult
 from ..errors import DataError, Problem, SftkitError
 from ..sampling import sample_rows
 
+
 # ---------------------------------------------------------------------------- declaring options
 def strict_options(props: dict, required: tuple = ()) -> dict:
     """An evaluator's option schema: exactly these options (a misspelt one is a validate error)."""

@@ -8,7 +8,7 @@ from typing import Any
 from ..api import EvalResult
 from ..errors import DataError, Problem
 from ..sampling import sample_rows
-from .base import BY_CLUSTER, LIMIT, BaseEvaluator, empty_result, load_items, strict_options, run_seed
+from .base import BY_CLUSTER, LIMIT, BaseEvaluator, empty_result, load_items, run_seed, strict_options
 
 LETTERS = string.ascii_uppercase
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import EvalResult
-from . import metrics as M
 from ..sampling import sample_rows
-from .base import BY_CLUSTER, LIMIT, BaseEvaluator, by_cluster, empty_result, strict_options, run_seed
+from . import metrics as M
+from .base import BY_CLUSTER, LIMIT, BaseEvaluator, by_cluster, empty_result, run_seed, strict_options
 
 
 class ClassificationEvaluator(BaseEvaluator):
@@ -39,7 +39,7 @@ class ClassificationEvaluator(BaseEvaluator):
 
     def labels(self, target: Any, rows: list[dict]) -> list[str]:
         if self.opt("labels"):
-            return [str(l) for l in self.opt("labels")]
+            return [str(label) for label in self.opt("labels")]
         id2label = getattr(getattr(target.model, "config", None), "id2label", None) or {}
         if target.is_classifier and id2label:
             return [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k))]
@@ -53,7 +53,7 @@ class ClassificationEvaluator(BaseEvaluator):
         for text in texts:
             content = instruction.format(labels=", ".join(labels), text=text)
             ctx = target.render([{"role": "user", "content": content}]) if self.opt("chat", True) else content
-            requests.extend((ctx, (" " if not self.opt("chat", True) else "") + l) for l in labels)
+            requests.extend((ctx, (" " if not self.opt("chat", True) else "") + label) for label in labels)
         lls = target.loglikelihood(requests)
         preds = []
         for i in range(len(texts)):

@@ -8,8 +8,21 @@ from typing import Any
 from ..api import EvalResult
 from ..errors import Problem, SftkitError
 from . import metrics as M
-from .base import (MAX_NEW, NORMALIZE, PROMPT_OPTS, BaseEvaluator, by_cluster, check_patterns, empty_result,
-                   item_expected, item_messages, load_items, strict_options, prompt_text, resolve)
+from .base import (
+    MAX_NEW,
+    NORMALIZE,
+    PROMPT_OPTS,
+    BaseEvaluator,
+    by_cluster,
+    check_patterns,
+    empty_result,
+    item_expected,
+    item_messages,
+    load_items,
+    prompt_text,
+    resolve,
+    strict_options,
+)
 
 
 class GenerationEvaluator(BaseEvaluator):

@@ -6,7 +6,16 @@ from typing import Any
 
 from ..api import EvalResult
 from . import metrics as M
-from .base import PROMPT_OPTS, BaseEvaluator, check_patterns, empty_result, item_messages, load_items, strict_options, prompt_text
+from .base import (
+    PROMPT_OPTS,
+    BaseEvaluator,
+    check_patterns,
+    empty_result,
+    item_messages,
+    load_items,
+    prompt_text,
+    strict_options,
+)
 
 JUDGE_PROMPT = (
     "You are comparing two answers to the same request.{criteria}\n\n"

@@ -10,7 +10,7 @@ from ..api import IGNORE_INDEX, EvalResult
 from ..config import Training
 from ..errors import SftkitError
 from ..sampling import sample_rows
-from .base import BY_CLUSTER, LIMIT, BaseEvaluator, empty_result, eval_split_rows, strict_options, resolve, run_seed
+from .base import BY_CLUSTER, LIMIT, BaseEvaluator, empty_result, eval_split_rows, resolve, run_seed, strict_options
 
 GENERAL_TEXT = Path(__file__).parent / "data" / "general.txt"
 
@@ -61,7 +61,7 @@ class LossEvaluator(BaseEvaluator):
         encoded, clusters = [], []
         for row in rows:
             enc = encode_row(formatter, row, max_length)
-            if enc is None or not any(l != IGNORE_INDEX for l in enc["labels"]):
+            if enc is None or not any(label != IGNORE_INDEX for label in enc["labels"]):
                 continue
             encoded.append(enc)
             clusters.append(row.get("cluster"))

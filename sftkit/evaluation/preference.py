@@ -11,7 +11,7 @@ from typing import Any
 
 from ..api import EvalResult
 from ..sampling import sample_rows
-from .base import LIMIT, BaseEvaluator, empty_result, strict_options, prompt_text, run_seed
+from .base import LIMIT, BaseEvaluator, empty_result, prompt_text, run_seed, strict_options
 
 
 def _messages(prompt: Any) -> list[dict]:

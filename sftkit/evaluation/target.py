@@ -318,7 +318,7 @@ class Target:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 # position p predicts token p + 1: keep the positions from the first trained label on
-                firsts = {i: next((p for p, l in enumerate(requests[i][1][1:]) if l != IGNORE_INDEX), None) for i in idx}
+                firsts = {i: next((p for p, label in enumerate(requests[i][1][1:]) if label != IGNORE_INDEX), None) for i in idx}
                 scored = [i for i in idx if firsts[i] is not None]
                 for i in idx:
                     if firsts[i] is None:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sftkit.errors import DataError, GateError, SftkitError
-
+from sftkit.errors import GateError, SftkitError
 from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
 
-from . import outputs, smoke as smoke_policy
+from . import outputs
+from . import smoke as smoke_policy
 
 
 @dataclass
@@ -250,9 +250,9 @@ def load_model(state: RunState) -> None:
     load = getattr(state.strategy, "load", None)
     if not callable(load):
         load = Strategy.load.__get__(state.strategy)
-    from .distributed import World, main_first
-
     from transformers import set_seed
+
+    from .distributed import World, main_first
 
     set_seed(state.ctx.seed)  # before any weight is created: a new head (classification) is the same every run
     world = state.ctx.world or World()
@@ -644,9 +644,9 @@ def finish(state: RunState) -> RunOutcome:
                           hint="lower training.learning_rate (e.g. /10), keep max_grad_norm = 1.0, and run "
                                "again with --overwrite")
     if state.mode == "run":
-        from . import checkpoints, rundir
-
         from sftkit.plugins import call_hook
+
+        from . import checkpoints, rundir
 
         end_errors = call_hook(state.host, "sftkit_run_end", state.say, run=ctx, metrics=metrics)
         if end_errors or ctx.plugin_metrics != metrics.get("plugins", {}):  # never lost, never silent

@@ -13,11 +13,10 @@ import random
 from pathlib import Path
 
 from sftkit.api import IGNORE_INDEX
-from sftkit.records import TEXT_EXTENSIONS
 from sftkit.errors import DataError
+from sftkit.records import TEXT_EXTENSIONS
 
 from .base import CausalStrategy
-
 
 
 def read_replay(path: Path, text_column: str = "text") -> list[str]:

@@ -127,21 +127,23 @@ class ToneStrategy(CausalStrategy):
 
     # -- DPO / KTO -----------------------------------------------------------------
     def _preference(self, run, bundle, method, model, tokenizer):
-        from .trainer import callbacks, fit, make_trainer_class, training_arguments
-
         from sftkit.models import is_adapter
+
+        from .trainer import callbacks, fit, make_trainer_class, training_arguments
 
         model = self.prepare_model(run, model)
         ref_model = None if is_adapter(model) else _frozen_copy(model)
         beta = float(self.options.get("beta", 0.1))
         max_length = run.training.max_length
         if method == "dpo":
-            from trl import DPOConfig as Config, DPOTrainer as Base
+            from trl import DPOConfig as Config
+            from trl import DPOTrainer as Base
 
             cols = ["prompt", "chosen", "rejected"]
             convert = _dpo_row
         else:
-            from trl import KTOConfig as Config, KTOTrainer as Base
+            from trl import KTOConfig as Config
+            from trl import KTOTrainer as Base
 
             cols = ["prompt", "completion", "label"]
             convert = _kto_row
