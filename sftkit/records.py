@@ -1,4 +1,5 @@
-"""The canonical record kinds, which input format converts to which, and the label the loss ignores.
+"""The canonical record kinds, which input format converts to which, the label the loss ignores and
+the files read as text.
 
 The bottom of sftkit: imports nothing. :mod:`sftkit.api` re-exports these as part of the contract;
 modules below the contract (``core_schema``, ``registry``) import them from here.
