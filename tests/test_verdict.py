@@ -8,6 +8,7 @@ import pytest
 from sftkit.api import EvalResult, RunContext
 from sftkit.evaluation import compare, gate_failures
 from sftkit.evaluation import stats as S
+from sftkit.evaluation.verdict import summary_line
 from sftkit.reporting import health, write_report
 
 
