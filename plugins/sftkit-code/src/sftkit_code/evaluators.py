@@ -3,8 +3,8 @@
 Reuses sftkit's code-execution machinery (:mod:`sftkit.evaluation.codeexec`: the completion runs
 in an OS sandbox of namespaces and resource limits, the tests in a separate checker process that
 alone decides the verdict; whatever the program sends is data) and its completion parsing
-(:mod:`sftkit.evaluation.code`). This plugin
-chooses the problems: the held-out ones that ``humaneval_solutions`` never trains on.
+(:mod:`sftkit.evaluation.code`). This plugin chooses the problems: the held-out ones that
+``humaneval_solutions`` never trains on.
 """
 
 from __future__ import annotations
