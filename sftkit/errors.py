@@ -20,6 +20,13 @@ def dotted(path) -> str:
     return out
 
 
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters (``...`` at the end when cut), so a message stays one
+    readable line however long the value it quotes."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass
 class Problem:
     """One problem found in a recipe (or its data): what, where, how to fix."""
@@ -124,7 +131,8 @@ def did_you_mean(word: str, options) -> str | None:
 
 
 STORAGE_ERRNOS = {28: "no space left on the device", 30: "the file system is read-only", 13: "permission denied",
-                  122: "the disk quota is exceeded", 27: "a file is too large for the file system"}
+                  122: "the disk quota is exceeded", 27: "a file is too large for the file system",
+                  36: "a file name or path is too long for the file system"}
 
 
 def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
@@ -144,8 +152,9 @@ def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
         if code in STORAGE_ERRNOS:
             where = getattr(exc, "filename", None)
             return SftkitError(f"cannot write or read a file: {STORAGE_ERRNOS[code]}",
-                               where=str(where) if where else None,
-                               hint="free space or choose a writable --output; the run was not marked "
+                               where=shorten(str(where), 200) if where else None,
+                               hint=("choose a shorter --output or [output] dir" if code == 36 else
+                                     "free space or choose a writable --output") + "; the run was not marked "
                                     "finished (continue it later with --resume)")
         exc = exc.__cause__ or exc.__context__
     if directory is not None:
