@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -25,6 +27,16 @@ def shorten(text: str, limit: int = 120) -> str:
     readable line however long the value it quotes."""
     text = str(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character and line separator escaped as JSON escapes it (``\\n``,
+    ``\\u001b``): a value quoted in a message can neither break it into lines nor drive the terminal
+    (and a secret so escaped is still one of the forms redaction knows)."""
+    return _UNPRINTABLE.sub(lambda m: json.dumps(m.group())[1:-1], text)
 
 
 @dataclass
@@ -57,7 +69,7 @@ class Problem:
         if self.hint:
             text += f" ({self.hint})" if not self.hint.startswith("did you mean") else f"; {self.hint}"
         parts.append(text)
-        return " ".join(parts)
+        return one_line(" ".join(parts))
 
     def as_dict(self) -> dict:
         return {
@@ -88,7 +100,7 @@ class SftkitError(Exception):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.hint:
             text += f" — {self.hint}"
-        return text
+        return one_line(text)
 
 
 class RecipeError(SftkitError):

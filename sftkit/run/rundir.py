@@ -36,9 +36,15 @@ def path_for(output_dir: str, recipe_name: str, *, smoke: bool = False) -> Path:
     for ``--smoke`` the smoke policy's own directory beside it."""
     from . import smoke as smoke_policy
 
+    import os
+
     text = str(output_dir).replace("{recipe.name}", str(recipe_name))
     real = Path(text.rstrip("/") or ".").expanduser()
-    return smoke_policy.run_dir(real) if smoke else real
+    if not smoke:
+        return real
+    if not real.name:  # "." (the current directory): its smoke run goes beside it, by its own name
+        real = Path(os.path.abspath(real))
+    return smoke_policy.run_dir(real) if real.name else real / smoke_policy.SUFFIX.lstrip("-")
 
 
 def path_problem(run_dir: Path) -> str | None:
@@ -68,8 +74,7 @@ def usable(run_dir: Path) -> Path:
     """``run_dir``, or a one-line :class:`SftkitError` saying why the file system cannot hold it."""
     why = path_problem(run_dir)
     if why:
-        shown = CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], str(run_dir))
-        raise SftkitError(f"the run directory {why}", where=shorten(shown, 200),
+        raise SftkitError(f"the run directory {why}", where=shorten(str(run_dir), 200),
                           hint="choose a shorter directory, without control characters, with --output or "
                                "[output] dir (or a shorter [recipe] name)")
     return Path(run_dir)
