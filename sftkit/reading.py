@@ -311,19 +311,26 @@ def parse_override(text: str) -> tuple[tuple, object]:
 
     key, sep, value = text.partition("=")
     key = key.strip()
+    shown = shorten(repr(text))
     if not sep or not key:
-        raise UsageError(f"--set {text!r}: expected KEY=VALUE, e.g. --set training.max_steps=2")
+        raise UsageError(f"--set {shown}: expected KEY=VALUE, e.g. --set training.max_steps=2")
     path: list = []
     for part in key.split("."):
         m = re.fullmatch(r"([A-Za-z0-9_-]+)((?:\[\d+\])*)", part)
         if not m:
-            raise UsageError(f"--set {text!r}: bad key {key!r} (use dotted keys like data[0].path or data.0.path)")
+            raise UsageError(f"--set {shown}: bad key {shorten(repr(key))} (use dotted keys like data[0].path or "
+                             "data.0.path)")
         path.append(int(m.group(1)) if m.group(1).isdigit() else m.group(1))
         path.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
+    except RecursionError:
+        parsed = None
+    if parsed is None or len(path) + _depth(parsed) > MAX_DEPTH:
+        raise UsageError(f"--set {shown}: key and value nested more than {MAX_DEPTH} levels deep",
+                         hint="a recipe needs only a few levels of tables and arrays")
     return tuple(path), parsed
 
 

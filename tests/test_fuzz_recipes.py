@@ -276,6 +276,8 @@ def cases(draw) -> dict:
                                                             "data[0].path", "data.0.path", "training.learning_rate",
                                                             "recipe.extends", "data[5].path", "recipe.name.x"]),
                   st.sampled_from(["1", "1e-320", "nan", "-1", "\"x\"", "[1, 2]", "{a = 1}", "''", "${X}"]) | texts),
+        st.builds(lambda n: "training." + "a." * n + "b=1", st.integers(1, 2000)),
+        st.builds(lambda n, m: "training.x=" + "[" * n + "]" * m, st.integers(1, 3000), st.integers(0, 3000)),
         texts), min_size=1, max_size=2)) if _chance(draw, 15) else []
     cut = draw(st.integers(0, 10_000)) if _chance(draw, 5) else None  # the text cut short
     return {"main": main, "parents": parents, "overrides": overrides, "cut": cut}

