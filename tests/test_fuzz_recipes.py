@@ -32,17 +32,17 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import sftkit
 from sftkit.cli import cli
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 EXAMPLES = int(os.environ.get("SFTKIT_FUZZ_EXAMPLES", "100"))
 CASE_SECONDS = 20
