@@ -8,10 +8,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataEntry, Distributed
+from .config import DataEntry, Distributed, Output
 from .core_schema import COMPONENT_TABLES
 from .detect import count_rows, detect_format, kind_of_format, peek_fields
-from .errors import Problem, SftkitError, dotted
+from .errors import Problem, SftkitError, dotted, shorten
 from .paths import resolve_path
 from .reading import Recipe, read_recipe
 from .registry import SINGULAR
@@ -108,7 +108,7 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
         return [_problem(recipe, path, f"file {value!r}: {exc.message}", exc.hint)]
     from .paths import not_a_regular_file
 
-    shown = value if len(value) <= 120 else value[:117] + "..."
+    shown = shorten(value)
     try:
         exists = resolved.exists()
         why = not_a_regular_file(resolved) if exists and not resolved.is_dir() else None
@@ -350,6 +350,31 @@ def _baseline_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
+def _run_dir_problems(recipe: Recipe) -> list[Problem]:
+    """The run directory ``sftkit run`` (and ``--smoke``, the longest) would create, by the run's own
+    rule, within what the file system holds: blamed on ``[recipe] name`` when a short name would fit,
+    else on ``[output] dir``."""
+    from .run.rundir import path_for, path_problem
+    from .run.smoke import SUFFIX
+
+    output = recipe.data.get("output") or {}
+    folder = output.get("dir", Output().dir)
+    name = (recipe.data.get("recipe") or {}).get("name")
+    if not isinstance(folder, str) or not isinstance(name, str) or "${" in folder:
+        return []
+    why = path_problem(path_for(folder, name))
+    said = f"the run directory {why}"
+    if why is None:
+        why = path_problem(path_for(folder, name, smoke=True))
+        said = f"the run directory of a --smoke run (with {SUFFIX!r} added) {why}"
+    if why is None:
+        return []
+    if path_problem(path_for(folder, "x", smoke=True)) is None:
+        return [_problem(recipe, ("recipe", "name"), said, "use a shorter name")]
+    return [_problem(recipe, ("output", "dir") if "dir" in output else ("recipe", "name"), said,
+                     "choose a shorter directory, without control characters")]
+
+
 def _parse_dotted(text: str) -> list:
     import re
 
@@ -460,6 +485,8 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
         problems += _training_problems(recipe)
     if not any(p.path.startswith("baseline") for p in earlier):
         problems += _baseline_problems(recipe, host)
+    if not any(p.path.startswith(("recipe", "output")) for p in earlier):
+        problems += _run_dir_problems(recipe)
     return problems
 
 
