@@ -67,12 +67,14 @@ def validate(paths, fmt, overrides):
     results = [(f, validate_file(f, host, overrides)) for f in files]
     if dir_problems:
         results.append((None, dir_problems))
-    invalid = [r for r in results if r[1]]
-    n_problems = sum(len(p) for _, p in results)
+    invalid = [r for r in results if any(p.level == "error" for p in r[1])]
+    n_problems = sum(p.level == "error" for _, probs in results for p in probs)
+    n_notes = sum(p.level != "error" for _, probs in results for p in probs)
     if fmt == "json":
         doc = {
             "valid": not invalid,
-            "files": [{"file": str(f) if f else None, "valid": not probs, "problems": [p.as_dict() for p in probs]}
+            "files": [{"file": str(f) if f else None, "valid": all(p.level != "error" for p in probs),
+                       "problems": [p.as_dict() for p in probs]}
                       for f, probs in results],
             "problems": n_problems,
         }
@@ -86,12 +88,13 @@ def validate(paths, fmt, overrides):
                     click.echo(p.format() if p.file else f"{f}: {p.format()}" if f else p.format())
         n_files = len(files)
         if fmt == "text":
+            notes = f" ({n_notes} note(s))" if n_notes else ""
             if invalid:
-                bad_files = sum(1 for f, probs in results if f is not None and probs)
+                bad_files = sum(1 for r in invalid if r[0] is not None)
                 where = f" in {bad_files} of {n_files} recipe(s)" if n_files else ""
-                click.echo(f"{n_problems} problem(s){where}", err=True)
+                click.echo(f"{n_problems} problem(s){where}{notes}", err=True)
             else:
-                click.echo(f"{n_files} recipe(s) valid", err=True)
+                click.echo(f"{n_files} recipe(s) valid{notes}", err=True)
     sys.exit(EXIT_INVALID if invalid else 0)
 
 
@@ -106,7 +109,7 @@ def _github_annotation(p, f) -> str:
         props.append(f"col={p.col}")
     props.append("title=sftkit validate")
     text = (f"{p.path}: " if p.path else "") + p.message + (f" ({p.hint})" if p.hint else "")
-    return f"::error {','.join(esc(x).replace(',', '%2C').replace(':', '%3A') if i else esc(x) for i, x in enumerate(props))}::{esc(text)}"
+    return f"::{'error' if p.level == 'error' else 'notice'} {','.join(esc(x).replace(',', '%2C').replace(':', '%3A') if i else esc(x) for i, x in enumerate(props))}::{esc(text)}"
 
 
 # --------------------------------------------------------------------------- schema

@@ -30,6 +30,7 @@ class Problem:
     col: int | None = None
     path: str = ""  # dotted key path inside the recipe, e.g. "training.learning_rate"
     hint: str | None = None
+    level: str = "error"  # "note": worth saying, but the recipe is valid (e.g. an earlier step not done yet)
 
     def location(self) -> str:
         where = self.file or ""
@@ -42,6 +43,8 @@ class Problem:
     def format(self) -> str:
         parts = []
         loc = self.location()
+        if self.level != "error":
+            loc = f"{loc}: {self.level}" if loc else f"{self.level}"
         if loc:
             parts.append(f"{loc}:")
         if self.path:
@@ -60,6 +63,7 @@ class Problem:
             "path": self.path,
             "message": self.message,
             "hint": self.hint,
+            "level": self.level,
         }
 
 

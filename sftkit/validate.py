@@ -477,9 +477,11 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
 
 def validate_file(path: Path, host, overrides=()) -> list[Problem]:
     """All problems of one recipe file."""
+    from .prerequisites import awaiting
+
     recipe, problems = read_recipe(path, overrides, host=host)
     if recipe is not None:
-        problems += check_recipe(recipe, host)
+        problems = awaiting(problems + check_recipe(recipe, host), recipe.data, recipe.base_dir, host)
     return sorted(problems, key=lambda p: (p.file != str(path), p.file or "", p.line or 10**9, p.col or 0))
 
 

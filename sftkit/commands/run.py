@@ -68,6 +68,7 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
                              allow_data_change=allow_data_change)
     try:
         recipe = resolve_recipe(recipe)
+        _refuse_before_earlier_steps(recipe, overrides)
         outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
                                output=output, console=echo, allow_data_change=allow_data_change)
     except SftkitError as err:
@@ -141,6 +142,18 @@ def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
         _fail(err)
     click.echo(markdown(table))
     click.echo(f"table: {out / 'each_holdout.md'}")
+
+
+def _refuse_before_earlier_steps(path: Path, overrides) -> None:
+    """A recipe whose ``[recipe] after`` steps are not done yet is refused in one line (exit 2)."""
+    from sftkit.plugins import get_host
+    from sftkit.prerequisites import refuse_if_missing
+    from sftkit.reading import read_recipe
+
+    host = get_host()
+    read, _problems = read_recipe(path, list(overrides), host=host)
+    if read is not None:  # an unreadable recipe: the run reports its problems
+        refuse_if_missing(read.data, read.base_dir, str(path), host)
 
 
 def resolve_recipe(text: str) -> Path:
