@@ -39,6 +39,11 @@ class SftkitGroup(click.Group):
             return super().invoke(ctx)
         except SftkitError as err:
             fail(err)
+        except ImportError as exc:  # the light core: a command that needs the training stack says so
+            from .lazycli import refuse_without_stack
+
+            refuse_without_stack(ctx.invoked_subcommand or "", exc)
+            raise
 
 
 @click.group(cls=SftkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
