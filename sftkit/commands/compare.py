@@ -36,9 +36,9 @@ def compare(run_a, run_b, gate, max_regression, fmt, junit):
         result = compare_runs(run_a, run_b, max_regression=max_regression)
     except SftkitError as err:
         if junit is not None:
-            from sftkit.reporting import junit as junit_xml
+            from sftkit.reporting.junit import write_outcome
 
-            junit_xml.write(junit, "sftkit compare", [junit_xml.error_case("compare", str(err))])
+            write_outcome(junit, "compare", None, err)
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
     if fmt == "json":

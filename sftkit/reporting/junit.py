@@ -65,3 +65,11 @@ def write(path: Path | str, suite: str, cases: list[Case]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     return path
+
+
+def write_outcome(path: Path | str, command: str, metrics: dict | None, error: Exception | None = None) -> Path:
+    """The JUnit file of ``sftkit run`` / ``eval``: its gates and verdicts, or (when it stopped before
+    judging anything) one errored case with the message."""
+    if metrics is None:
+        return write(path, f"sftkit {command}", [error_case(command, str(error or "no metrics"))])
+    return write(path, f"sftkit {command}", run_cases(metrics, f"sftkit.{command}"))
