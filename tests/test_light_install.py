@@ -73,7 +73,7 @@ def light(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("action")
     if not _pip_offline_ok(tmp_path_factory.mktemp("pip-probe")):
         pytest.skip("pip cannot install sftkit's light core without the network here")
-    results = run_action_steps(tmp, {})
+    results = run_action_steps(tmp, {"plugins": str(ROOT / "plugins" / "sftkit-medical")})  # sources, a recipe
     install, validate = results
     assert install.returncode == 0, install.stderr[-3000:]
     bin_dir = Path((tmp / "github_path").read_text().split()[0])
@@ -102,6 +102,15 @@ def test_the_action_annotates_a_broken_recipe_and_fails(light, tmp_path):
     proc, = run_action_steps(light["tmp"], {"paths": "bad.toml", "_cwd": tmp_path}, only="Validate recipes")
     assert proc.returncode == 1
     assert "::error file=bad.toml,line=7" in proc.stdout and "::error file=bad.toml,line=9" in proc.stdout
+
+
+def test_a_plugin_the_action_names_is_installed_and_its_recipe_validates(light):
+    sftkit = str(light["bin"] / "sftkit")
+    proc = subprocess.run([sftkit, "plugins"], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 0 and "medical (sftkit-medical" in proc.stdout, proc.stdout + proc.stderr
+    recipe = ROOT / "plugins" / "sftkit-medical" / "src" / "sftkit_medical" / "recipes" / "medical-domain.toml"
+    proc = subprocess.run([sftkit, "validate", str(recipe)], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_the_pre_commit_hook_entry_runs_on_the_light_core(light):
