@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 invalid input or failed run, 2 usage error, 3 a quality gate
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -69,41 +70,48 @@ def validate(paths, fmt, overrides):
 
     host = get_host()
     files, dir_problems = collect_recipe_files(paths)
-    results = [(f, validate_file(f, host, overrides)) for f in files]
+    warned: dict = {f: [] for f in files}  # valid, but the run cannot show much (exit 0)
+    results = [(f, validate_file(f, host, overrides, warned[f])) for f in files]
     if dir_problems:
         results.append((None, dir_problems))
-    invalid = [r for r in results if any(p.level == "error" for p in r[1])]
-    n_problems = sum(p.level == "error" for _, probs in results for p in probs)
-    n_notes = sum(p.level != "error" for _, probs in results for p in probs)
+    invalid = [r for r in results if r[1]]
+    n_problems = sum(len(p) for _, p in results)
     if fmt == "json":
         doc = {
             "valid": not invalid,
-            "files": [{"file": str(f) if f else None, "valid": all(p.level != "error" for p in probs),
-                       "problems": [p.as_dict() for p in probs]}
-                      for f, probs in results],
+            "files": [{"file": str(f) if f else None, "valid": not probs, "problems": [p.as_dict() for p in probs],
+                       "warnings": [p.as_dict() for p in warned.get(f, [])]} for f, probs in results],
             "problems": n_problems,
         }
         click.echo(json.dumps(doc, indent=2))
     else:
         for f, probs in results:
-            for p in probs:
+            for p, level in [(p, "error") for p in probs] + [(w, _kind(w)) for w in warned.get(f, [])]:
                 if fmt == "github":
-                    click.echo(_github_annotation(p, f))
+                    click.echo(_github_annotation(p, f, "notice" if level == "note" else level))
                 else:
-                    click.echo(p.format() if p.file else f"{f}: {p.format()}" if f else p.format())
+                    text = (p if level == "error" else dataclasses.replace(p, message=f"{level}: {p.message}")).format()
+                    click.echo(text if p.file else f"{f}: {text}" if f else text)
         n_files = len(files)
         if fmt == "text":
-            notes = f" ({n_notes} note(s))" if n_notes else ""
             if invalid:
-                bad_files = sum(1 for r in invalid if r[0] is not None)
+                bad_files = sum(1 for f, probs in results if f is not None and probs)
                 where = f" in {bad_files} of {n_files} recipe(s)" if n_files else ""
-                click.echo(f"{n_problems} problem(s){where}{notes}", err=True)
+                click.echo(f"{n_problems} problem(s){where}", err=True)
             else:
-                click.echo(f"{n_files} recipe(s) valid{notes}", err=True)
+                kinds = [_kind(w) for ws in warned.values() for w in ws]
+                said = "".join(f", {kinds.count(k)} {k}(s)" for k in ("warning", "note") if k in kinds)
+                click.echo(f"{n_files} recipe(s) valid{said}", err=True)
     sys.exit(EXIT_INVALID if invalid else 0)
 
 
-def _github_annotation(p, f) -> str:
+def _kind(p) -> str:
+    """What a problem that leaves a recipe valid is called: "note" (an earlier step not done yet, a
+    model the training machine provides) or "warning"."""
+    return "note" if p.level == "note" else "warning"
+
+
+def _github_annotation(p, f, level: str = "error") -> str:
     def esc(s: str) -> str:
         return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -114,7 +122,7 @@ def _github_annotation(p, f) -> str:
         props.append(f"col={p.col}")
     props.append("title=sftkit validate")
     text = (f"{p.path}: " if p.path else "") + p.message + (f" ({p.hint})" if p.hint else "")
-    return f"::{'error' if p.level == 'error' else 'notice'} {','.join(esc(x).replace(',', '%2C').replace(':', '%3A') if i else esc(x) for i, x in enumerate(props))}::{esc(text)}"
+    return f"::{level} {','.join(esc(x).replace(',', '%2C').replace(':', '%3A') if i else esc(x) for i, x in enumerate(props))}::{esc(text)}"
 
 
 # --------------------------------------------------------------------------- schema

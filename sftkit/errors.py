@@ -30,7 +30,7 @@ class Problem:
     col: int | None = None
     path: str = ""  # dotted key path inside the recipe, e.g. "training.learning_rate"
     hint: str | None = None
-    level: str = "error"  # "note": worth saying, but the recipe is valid (e.g. an earlier step not done yet)
+    level: str = "error"  # "note": the recipe is valid (an earlier step not done yet); validate says so apart
 
     def location(self) -> str:
         where = self.file or ""
@@ -43,8 +43,6 @@ class Problem:
     def format(self) -> str:
         parts = []
         loc = self.location()
-        if self.level != "error":
-            loc = f"{loc}: {self.level}" if loc else f"{self.level}"
         if loc:
             parts.append(f"{loc}:")
         if self.path:

@@ -115,6 +115,7 @@ def test_junit_has_one_case_per_evaluator_and_fails_exactly_the_worse_one(tmp_pa
 
 @pytest.mark.parametrize("gate", ["--gate"])
 def test_two_real_tiny_runs_of_one_recipe_compare_and_refuse_other_items(tmp_path, gate):
+    """Same recipe twice: no difference; another seed draws other eval rows: refused."""
     import tomli_w
 
     from sftkit.commands.run import run as run_command
@@ -128,16 +129,16 @@ def test_two_real_tiny_runs_of_one_recipe_compare_and_refuse_other_items(tmp_pat
     recipe.write_text(tomli_w.dumps({
         "recipe": {"name": "t", "seed": 3}, "model": {"name": str(tiny)},
         "data": [{"source": "jsonl", "path": "train.jsonl"}], "template": {"formatter": "chatml"},
-        "strategy": {"name": "instruction"},
+        "dataset": {"eval_fraction": 0.5}, "strategy": {"name": "instruction"},
         "training": {"max_steps": 1, "per_device_train_batch_size": 4, "max_length": 64},
-        "eval": [{"name": "json_valid", "items": ["Say hi", "Say bye", "Count to 3"], "max_new_tokens": 3}]}))
+        "eval": [{"name": "loss"}]}))  # items named by index: the eval split's content is in their hash
     runner = CliRunner()
-    for name, extra in (("a", []), ("b", []), ("c", ["--set", 'eval.0.items=["Say yes", "Say no", "Count to 4"]'])):
+    for name, extra in (("a", []), ("b", []), ("c", ["--set", "recipe.seed=4"])):
         res = runner.invoke(run_command, [str(recipe), "--output", str(tmp_path / name), *extra])
         assert res.exit_code == 0, res.output
     items = json.loads((tmp_path / "a" / "metrics.json").read_text())["eval"][0]["items"]
-    assert items["n"] == 3 and len(items["digest"]) == 64
+    assert items["n"] == 8 and len(items["digest"]) == 64
     res = _compare(tmp_path / "a", tmp_path / "b", gate)
     assert res.exit_code == 0 and "NO SIGNIFICANT DIFFERENCE" in res.output, res.output
     res = _compare(tmp_path / "a", tmp_path / "c", gate)
-    assert res.exit_code == 2 and "'json_valid' scored different items" in res.output
+    assert res.exit_code == 2 and "'loss' scored different items" in res.output  # another seed, another split

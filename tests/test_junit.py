@@ -26,7 +26,7 @@ def test_a_run_with_a_failing_gate_marks_exactly_that_gate_failed(tmp_path):
     (tmp_path / "train.jsonl").write_text("".join(json.dumps({"prompt": f"What is {i}?", "completion": f"{i}."}) + "\n"
                                                   for i in range(12)))
     recipe = tmp_path / "recipe.toml"
-    items = ["Say hi", "Say bye"]
+    items = [f"Say {w}" for w in ("hi", "bye", "yes", "no", "1", "2")]  # enough for a decided gate
     recipe.write_text(tomli_w.dumps({
         "recipe": {"name": "t", "seed": 3}, "model": {"name": str(tiny)},
         "data": [{"source": "jsonl", "path": "train.jsonl"}], "template": {"formatter": "chatml"},

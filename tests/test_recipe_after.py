@@ -50,11 +50,11 @@ def test_shipped_recipes_validate_with_notes_for_the_feedback_loop():
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     feedback = next(f for f in doc["files"] if f["file"].endswith("feedback.toml"))
-    assert feedback["valid"] and {p["level"] for p in feedback["problems"]} == {"note"}
-    hints = {p["path"]: p["hint"] for p in feedback["problems"]}
+    assert feedback["valid"] and not feedback["problems"] and {p["level"] for p in feedback["warnings"]} == {"note"}
+    hints = {p["path"]: p["hint"] for p in feedback["warnings"]}
     assert hints["model.name"].endswith("quickstart.toml` first") and "sftkit run " in hints["model.name"]
     assert "sftkit arena " in hints["data[0].path"]
-    assert all(p["line"] for p in feedback["problems"])  # located
+    assert all(p["line"] for p in feedback["warnings"])  # located
     github = _cli("validate", "--format", "github", str(RECIPES / "feedback.toml"))
     assert github.exit_code == 0 and github.output.count("::notice file=") == 2
 
@@ -71,7 +71,8 @@ def test_missing_earlier_run_is_a_note_and_everything_else_is_still_checked(tmp_
     recipe = _write(tmp_path)
     res = _cli("validate", str(recipe))
     assert res.exit_code == 0, res.output
-    assert "note: model.name:" in res.output and "run `sftkit run first.toml` first" in res.output
+    assert "model.name: note: 'runs/first/model' does not exist yet" in res.output
+    assert "run `sftkit run first.toml` first" in res.output and "1 recipe(s) valid, 1 note(s)" in res.output
     broken = _write(tmp_path, LATER.replace('path = "train.jsonl"', 'path = "trian.jsonl"'))
     res = _cli("validate", str(broken))
     assert res.exit_code == 1 and "data[0].path: file not found" in res.output  # a typo stays an error
