@@ -49,12 +49,13 @@ def _recipe_file(ref: str, base_dir: Path, host) -> Path | None:
     return None
 
 
-def _output_dir(recipe_file: Path) -> str:
+def _output_dir(recipe_file: Path, host) -> str:
+    """The earlier recipe's ``[output] dir`` (``extends`` merged), as ``sftkit run`` names it."""
     from .config import resolve
-    from .reading import read_toml
+    from .reading import read_recipe
 
-    data, _ = read_toml(recipe_file, [])
-    config = resolve(data or {})
+    earlier, _ = read_recipe(recipe_file, host=host)
+    config = resolve(earlier.data if earlier is not None else {})
     return str(config.output.dir).replace("{recipe.name}", str(config.name or recipe_file.stem)).rstrip("/") or "."
 
 
@@ -83,7 +84,7 @@ def steps(data: dict, base_dir: Path, host=None) -> list[Step]:
         if recipe_file is None:
             raise UsageError(f"[recipe] after: no recipe {ref!r} (neither a file beside this recipe nor a shipped one)",
                              hint="name a shipped recipe (`sftkit recipes list`) or a recipe file")
-        makes = _output_dir(recipe_file) if verb == "run" else ARENA_DIR
+        makes = _output_dir(recipe_file, host) if verb == "run" else ARENA_DIR
         shown = shown_path(recipe_file)
         if verb == "run" and Path(shown).is_absolute():
             shown = ref  # `sftkit run` takes a shipped recipe's name too
