@@ -62,3 +62,10 @@ def test_a_run_that_stops_before_judging_is_one_errored_case(tmp_path):
     assert res.exit_code == 2
     suite, cases = _cases(tmp_path / "j.xml")
     assert list(cases) == ["run"] and cases["run"].find("error") is not None and suite.get("errors") == "1"
+
+
+def test_junit_with_each_holdout_is_refused_in_one_line(tmp_path):
+    from sftkit.commands.run import run as run_command
+
+    res = CliRunner().invoke(run_command, ["x.toml", "--each-holdout", "--junit", str(tmp_path / "j.xml")])
+    assert res.exit_code == 2 and res.output.count("error:") == 1 and "--each-holdout" in res.output

@@ -57,6 +57,9 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
     if each_holdout and (options.needed or world.distributed):
         _fail(SftkitError("--each-holdout runs one process per run; it cannot be combined with --nproc / --nnodes",
                           hint="run each held-out cluster with --set dataset.holdout_clusters=[...] instead", exit_code=2))
+    if each_holdout and junit is not None:
+        _fail(SftkitError("--junit describes one run; --each-holdout makes one run per cluster", exit_code=2,
+                          hint="write a JUnit file per run with --set dataset.holdout_clusters=[...] --junit FILE"))
     if options.needed and not world.distributed:
         _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet, junit)
         return
