@@ -33,6 +33,8 @@ RECIPE_SECTION = _obj({
     "seed": {**SEED, "default": 42, "description": "Seed for data splits, shuffling and training."},
     "requires": {**STR_LIST, "description": "Plugin distributions this recipe needs, as requirement strings (e.g. \"sftkit-medical>=0.2\")."},
     "extends": {"type": "string", "description": "A parent recipe: a path relative to this file, package://..., or a shipped recipe's name. Deep-merged under this one."},
+    "after": {"type": "array", "items": {"type": "string", "pattern": r"^((run|arena) +)?[^ ]+$"},
+              "description": "Earlier steps this recipe builds on, as commands on a recipe (\"run quickstart\", \"arena quickstart\"; a bare name is a run): until they are done, validate notes the paths they make and run refuses."},
 }, required=("name",), doc="What this recipe is.")
 
 MODEL_SECTION = _obj({

@@ -49,6 +49,7 @@ class Problem:
     col: int | None = None
     path: str = ""  # dotted key path inside the recipe, e.g. "training.learning_rate"
     hint: str | None = None
+    level: str = "error"  # "note": the recipe is valid (an earlier step not done yet); validate says so apart
 
     def location(self) -> str:
         where = self.file or ""
@@ -79,6 +80,7 @@ class Problem:
             "path": self.path,
             "message": self.message,
             "hint": self.hint,
+            "level": self.level,
         }
 
 

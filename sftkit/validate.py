@@ -542,13 +542,19 @@ def recipe_warnings(recipe: Recipe) -> list[Problem]:
 
 
 def validate_file(path: Path, host, overrides=(), warnings: list | None = None) -> list[Problem]:
-    """All problems of one recipe file; its warnings (:func:`recipe_warnings`) are added to
-    ``warnings`` when it is given and the recipe has no problem."""
+    """All problems of one recipe file; its warnings (:func:`recipe_warnings`, when it has no
+    problem) and notes (``level="note"``: an earlier step not done yet, :mod:`.prerequisites`) are
+    added to ``warnings`` when it is given."""
+    from .prerequisites import awaiting
+
     recipe, problems = read_recipe(path, overrides, host=host)
     if recipe is not None:
-        problems += check_recipe(recipe, host)
-        if warnings is not None and not problems:
-            warnings += recipe_warnings(recipe)
+        found = awaiting(problems + check_recipe(recipe, host), recipe.data, recipe.base_dir, host)
+        problems = [p for p in found if p.level == "error"]
+        if warnings is not None:
+            warnings += sorted((p for p in found if p.level != "error"), key=lambda p: (p.line or 10**9, p.col or 0))
+            if not problems:
+                warnings += recipe_warnings(recipe)
     return sorted(problems, key=lambda p: (p.file != str(path), p.file or "", p.line or 10**9, p.col or 0))
 
 
