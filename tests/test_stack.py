@@ -43,7 +43,7 @@ def test_other_import_errors_are_not_taken_for_the_stack(monkeypatch):
 
 @pytest.mark.parametrize("light", [True, False])
 def test_a_model_in_an_uninstalled_package_is_a_note_only_without_the_stack(monkeypatch, tmp_path, light):
-    from sftkit.modeling.loaders import check_transformers_reference
+    from sftkit.builtin.loaders import check_transformers_reference
 
     monkeypatch.setattr(stack, "installed", lambda: not light)
     ctx = type("Ctx", (), {"base_dir": tmp_path})()
