@@ -82,8 +82,8 @@ def chat_parts(tokenizer) -> ChatParts:
         else:
             pre_s = pre_s[len(head):]
     except Exception as err:  # the template errored on a probe, or does not wrap each message the same way
-        raise SftkitError("the chat template is not a per-message template that Ollama's TEMPLATE can express "
-                          f"({err.__class__.__name__}: {err})",
+        raise SftkitError("the chat template does not wrap every message the same way, so Ollama's TEMPLATE "
+                          "cannot express it",
                           hint="export --format gguf (the file carries the chat template itself)") from err
     parts = ChatParts(lead, {"system": pre_s, "user": pre_u, "assistant": pre_a},
                       {"system": suf_s, "user": suf_u, "assistant": suf_a}, generation, default_system)

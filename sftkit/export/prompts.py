@@ -33,11 +33,9 @@ def run_recipe(run_dir: Path | None) -> dict:
 def recipe_base_dir(run_dir: Path, recipe: dict) -> Path | None:
     """The directory the run's relative paths were read from, recovered from ``sftkit.lock.json``
     (the absolute path of a ``[[data]]`` file minus its relative spelling in the recipe)."""
-    lock = Path(run_dir) / "sftkit.lock.json"
-    try:
-        files = json.loads(lock.read_text(encoding="utf-8")).get("files") or {}
-    except (OSError, ValueError):
-        return None
+    from ..run.lockfile import read_lock
+
+    files = read_lock(run_dir).get("data_files") or {}
     for i, entry in enumerate(recipe.get("data") or []):
         rel = entry.get("path") if isinstance(entry, dict) else None
         hit = files.get(f"data[{i}].path") or {}
