@@ -178,3 +178,18 @@ def test_serve_loads_the_exported_file(tiny_dir, tmp_path, monkeypatch):
         assert served.render([{"role": "user", "content": "hi"}]).endswith("<|im_start|>assistant\n")
     finally:
         served.engine.close()
+
+
+def test_help_names_the_supported_architectures_and_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    from sftkit.export.gguf_file import SUPPORTED_ARCHITECTURES
+
+    heavy = ("torch", "transformers", "trl", "datasets", "peft", "accelerate", "numpy", "pyarrow", "gguf")
+    code = ("import sys\nfrom sftkit.cli import main\ntry:\n    main(['export', '--help'])\nexcept SystemExit:\n"
+            f"    pass\nprint('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY=\n" in proc.stderr + "\n" and proc.stderr.strip().endswith("HEAVY="), proc.stderr
+    for arch in SUPPORTED_ARCHITECTURES:
+        assert arch in proc.stdout
