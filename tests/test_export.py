@@ -59,8 +59,8 @@ def _figures(path):
     return json.loads(Path(f"{path}.verify.json").read_text())
 
 
-@pytest.mark.parametrize("quant", ["f16", "bf16"])
-def test_f16_and_bf16_answer_identically_and_carry_tokenizer_and_template(tiny_dir, tmp_path, quant):
+@pytest.mark.parametrize("quant", ["f16", "bf16", "f32"])
+def test_f16_bf16_and_f32_answer_identically_and_carry_tokenizer_and_template(tiny_dir, tmp_path, quant):
     import gguf
 
     out = tmp_path / f"tiny-{quant}.gguf"
@@ -69,6 +69,7 @@ def test_f16_and_bf16_answer_identically_and_carry_tokenizer_and_template(tiny_d
     figures = _figures(out)
     assert figures["passed"] and figures["agreement"] == 1.0 and figures["prompts"] == 8
     assert figures["prompts_from"] == "built-in" and figures["bytes"] == out.stat().st_size
+    assert figures["source_dtype"] == "float32"
     reader = gguf.GGUFReader(out)
     fields = {name: f.contents() for name, f in reader.fields.items()}
     from transformers import AutoTokenizer

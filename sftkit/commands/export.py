@@ -18,7 +18,8 @@ from sftkit.export.gguf_file import QUANTS
 @click.option("--format", "fmt", type=click.Choice(["gguf", "ollama"]), default="gguf", show_default=True,
               help="gguf: one .gguf file; ollama: a directory with the .gguf and a Modelfile.")
 @click.option("--quant", type=click.Choice(QUANTS), default="f16", show_default=True,
-              help="Weights: f16 / bf16 (answers must equal the source model's), q8_0 (>= 95% equal).")
+              help="Weights: f16 / bf16 / f32 (answers must equal the source model's), q8_0 (>= 95% equal); "
+                   "f32 keeps float32 weights exactly.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="The .gguf file (gguf) or directory (ollama); default: RUN_DIR/export/ or beside the model.")
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 1024),
@@ -39,7 +40,9 @@ def export(source, fmt, quant, output, max_new_tokens):
     if not figures["passed"]:
         click.echo(f"error: verification failed: the export agrees with the source model on "
                    f"{figures['identical']}/{figures['prompts']} prompts (needs {figures['required']:.0%} for "
-                   f"{quant}); see {figures['file']}.verify.json", err=True)
+                   f"{quant}); see {figures['file']}.verify.json"
+                   + (" — the source weights are float32: --quant f32 keeps them exactly"
+                      if quant in ("f16", "bf16") and figures.get("source_dtype") == "float32" else ""), err=True)
         sys.exit(3)
 
 
@@ -89,7 +92,7 @@ def run_export(source, fmt: str, quant: str, output: Path | None, max_new_tokens
     conversations, prompts_from = verification_conversations(run_dir)
     echo(f"verifying on {len(conversations)} {prompts_from} prompts")
     figures = verify_export(src.model, src.tokenizer, gguf_path, quant, conversations,
-                            prompts_from=prompts_from, max_new_tokens=max_new_tokens)
+                            prompts_from=prompts_from, max_new_tokens=max_new_tokens, source_dtype=src.saved_dtype)
     echo(f"verified: {figures['identical']}/{figures['prompts']} answers identical "
          f"({figures['agreement']:.0%}, needs {figures['required']:.0%}); {figures['bytes'] / 1e6:.1f} MB")
     return figures

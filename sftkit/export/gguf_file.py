@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import SftkitError
 
 SUPPORTED_ARCHITECTURES = {"LlamaForCausalLM": "llama"}
-QUANTS = ("f16", "bf16", "q8_0")
+QUANTS = ("f16", "bf16", "q8_0", "f32")
 STOP_KEY = "sftkit.stop_token_ids"  # every id a run stops at (eos + end-of-turn); llama.cpp keeps one eot id
 
 
@@ -87,7 +87,9 @@ def _encode(data, quant: str):
     if data.ndim <= 1:
         return data.astype(np.float32), None, gguf.GGMLQuantizationType.F32
     qtype = {"f16": gguf.GGMLQuantizationType.F16, "bf16": gguf.GGMLQuantizationType.BF16,
-             "q8_0": gguf.GGMLQuantizationType.Q8_0}[quant]
+             "q8_0": gguf.GGMLQuantizationType.Q8_0, "f32": gguf.GGMLQuantizationType.F32}[quant]
+    if qtype == gguf.GGMLQuantizationType.F32:
+        return data.astype(np.float32), None, qtype
     if qtype == gguf.GGMLQuantizationType.Q8_0 and data.shape[-1] % 32:
         qtype = gguf.GGMLQuantizationType.F16
     return gguf.quants.quantize(data.astype(np.float32), qtype), None, qtype  # the writer reads a byte shape
@@ -152,7 +154,7 @@ def write_gguf(model, tokenizer, path, *, quant: str = "f16", stop_ids=(), chat_
         writer.add_layer_norm_rms_eps(float(cfg.rms_norm_eps))
         writer.add_vocab_size(cfg.vocab_size)
         writer.add_file_type({"f16": gguf.LlamaFileType.MOSTLY_F16, "bf16": gguf.LlamaFileType.MOSTLY_BF16,
-                              "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[quant])
+                              "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "f32": gguf.LlamaFileType.ALL_F32}[quant])
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         _add_tokenizer(writer, tokenizer, cfg.vocab_size, stop_ids, chat_template)
         _add_tensors(writer, model, arch, n_head, n_kv, quant)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class ExportSource:
     tokenizer: Any
     run_dir: Path | None = None
     stop_ids: list[int] = field(default_factory=list)
+    saved_dtype: str | None = None  # the weights' dtype as saved (config.json), before loading in float32
 
     @property
     def chat_template(self) -> str | None:
@@ -50,7 +52,13 @@ def load_source(ref: str) -> ExportSource:
 
     model_dir, run_dir = locate(ref)
     model, tok = load_trained(model_dir)
+    saved = getattr(model.config, "dtype", None) or getattr(model.config, "torch_dtype", None)
+    try:
+        saved = json.loads((model_dir / "config.json").read_text()).get("dtype") or saved
+    except (OSError, ValueError):
+        pass
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: the GGUF holds the merged weights
         model = model.merge_and_unload()
     model = model.float().cpu().eval()
-    return ExportSource(ref, model_dir, model, tok, run_dir, stop_token_ids(model, tok))
+    return ExportSource(ref, model_dir, model, tok, run_dir, stop_token_ids(model, tok),
+                        str(saved).removeprefix("torch.") if saved else None)

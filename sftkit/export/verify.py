@@ -1,5 +1,5 @@
 """Verify an export: read the file back through sftkit's GGUF loader and compare greedy answers with the
-source model. f16/bf16 must answer identically on every prompt, q8_0 on at least 95% of them."""
+source model. f32/f16/bf16 must answer identically on every prompt, q8_0 on at least 95% of them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-REQUIRED = {"f16": 1.0, "bf16": 1.0, "q8_0": 0.95}
+REQUIRED = {"f32": 1.0, "f16": 1.0, "bf16": 1.0, "q8_0": 0.95}
 
 
 def verify_path(gguf_path: Path) -> Path:
@@ -30,7 +30,7 @@ def compare_answers(source_answers: list[str], export_answers: list[str], quant:
 
 
 def verify_export(source_model, source_tokenizer, gguf_path: Path, quant: str, conversations: list[list[dict]],
-                  *, prompts_from: str, max_new_tokens: int = 32) -> dict:
+                  *, prompts_from: str, max_new_tokens: int = 32, source_dtype: str | None = None) -> dict:
     """Load ``gguf_path`` with :func:`sftkit.modeling.loading.read_gguf`, generate greedily with both models
     and write the figures beside the file (atomically); returns them."""
     from ..evaluation.target import Target
@@ -44,8 +44,9 @@ def verify_export(source_model, source_tokenizer, gguf_path: Path, quant: str, c
     source_answers = src.generate(conversations, max_new_tokens=max_new_tokens)
     export_answers = out.generate(conversations, max_new_tokens=max_new_tokens)
     figures = compare_answers(source_answers, export_answers, quant, conversations)
-    figures.update(file=str(gguf_path), bytes=Path(gguf_path).stat().st_size, prompts_from=prompts_from,
-                   max_new_tokens=max_new_tokens, seconds=round(time.time() - started, 2))
+    figures.update(source_dtype=source_dtype, file=str(gguf_path), bytes=Path(gguf_path).stat().st_size,
+                   prompts_from=prompts_from, max_new_tokens=max_new_tokens,
+                   seconds=round(time.time() - started, 2))
     target = verify_path(gguf_path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     tmp.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
