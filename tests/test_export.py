@@ -194,3 +194,17 @@ def test_help_names_the_supported_architectures_and_imports_nothing_heavy():
     assert "HEAVY=\n" in proc.stderr + "\n" and proc.stderr.strip().endswith("HEAVY="), proc.stderr
     for arch in SUPPORTED_ARCHITECTURES:
         assert arch in proc.stdout
+
+
+def test_a_tokenizer_larger_than_the_embeddings_is_refused_before_writing(tiny_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from sftkit.export.gguf_file import check_exportable
+    from sftkit.modeling.loading import load_trained
+
+    model, _ = load_trained(tiny_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    assert check_exportable(model, tok) is None
+    tok.add_tokens(["<brand-new-token>"])
+    problem = check_exportable(model, tok)
+    assert problem and "resize the embeddings" in problem and "\n" not in problem

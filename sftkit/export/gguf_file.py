@@ -65,6 +65,10 @@ def check_exportable(model, tokenizer) -> str | None:
         return f"{arch} with rope scaling {_rope_scaled(cfg)!r} cannot be exported to GGUF by sftkit yet"
     if tokenizer is None:
         return "the model has no tokenizer (tokenizer.json) — a GGUF file must carry one"
+    vocab = tokenizer.get_vocab()
+    if vocab and max(vocab.values()) >= cfg.vocab_size:
+        return (f"the tokenizer has token ids up to {max(vocab.values())} but the model only {cfg.vocab_size} "
+                "embeddings — resize the embeddings (model.resize_token_embeddings) before exporting")
     if _pre_tokenizer(tokenizer) is None:
         return ("the tokenizer is not a byte-level BPE of a known pre-tokenization (gpt2, smollm) — "
                 "only those are exported to GGUF by sftkit")
@@ -150,6 +154,9 @@ def write_gguf(model, tokenizer, path, *, quant: str = "f16", stop_ids=(), chat_
         writer.add_head_count(n_head)
         writer.add_head_count_kv(n_kv)
         writer.add_rope_dimension_count(head_dim)
+        if head_dim * n_head != cfg.hidden_size:  # llama.cpp assumes hidden_size / heads otherwise
+            writer.add_key_length(head_dim)
+            writer.add_value_length(head_dim)
         writer.add_rope_freq_base(_rope_theta(cfg))
         writer.add_layer_norm_rms_eps(float(cfg.rms_norm_eps))
         writer.add_vocab_size(cfg.vocab_size)
