@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 BUILTIN_PROMPTS = (
     "What is the capital of France?",

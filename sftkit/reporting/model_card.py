@@ -9,8 +9,16 @@ import json
 import os
 from pathlib import Path
 
-from .render import (_md_table, contamination_text, fmt, fmt_delta, fmt_prompt_baselines, fmt_value, gate_text,
-                     side_names)
+from .render import (
+    _md_table,
+    contamination_text,
+    fmt,
+    fmt_delta,
+    fmt_prompt_baselines,
+    fmt_value,
+    gate_text,
+    side_names,
+)
 
 CARD = "README.md"
 
