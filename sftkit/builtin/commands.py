@@ -20,6 +20,7 @@ COMMANDS = {
     "serve": ("sftkit.commands.serve:serve", "Serve tuned models behind an OpenAI-compatible HTTP API."),
     "chat": ("sftkit.commands.chat:chat", "Chat with a model in the terminal (history, /reset, /system, streaming)."),
     "arena": ("sftkit.commands.arena:arena", "Blind side-by-side battles between models; votes become preference data."),
+    "export": ("sftkit.commands.export:export", "Export a run's model as GGUF or for Ollama, verified against the model."),
     "plugin": ("sftkit.commands.plugin:plugin", "Create a new plugin package: sftkit plugin new NAME."),
 }
 

@@ -122,7 +122,7 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
     ``run`` (a RunContext) and ``train_texts`` (training completions, for the copying check) are
     optional: without them the report is rebuilt from the files alone.
     """
-    from . import health, plots, render
+    from . import plots, render
 
     run_dir = Path(run_dir)
     metrics, log, data_stats = load_run_files(run_dir)
@@ -151,12 +151,7 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
         plot_note = f"no loss plot: it needs matplotlib, which is not installed ({TRAIN_INSTALL})"
     except Exception as exc:  # a plotting problem must not cost the report
         data_stats = {**data_stats, "_plot_error": str(exc)}
-    samples = [s for row in metrics.get("eval") or [] if not row.get("pairwise")  # a judge's verdicts, not outputs
-               for s in row.get("samples") or []]
-    findings = health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
-                              eval_rows=metrics.get("eval") or [], train_texts=train_texts,
-                              train_metrics=metrics.get("train"))
-    findings += plugin_findings(run, metrics, host)
+    findings = run_findings(metrics, log, data_stats, train_texts) + plugin_findings(run, metrics, host)
     from ..config import of_run
 
     ctx = {
@@ -170,6 +165,17 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
     _atomic_write(html_path, render.render_html(ctx))
     return {"html": html_path, "md": md_path, "png": png, "plot_note": plot_note, "findings": findings,
             "sections": [t for t, _m, _h in render.sections(ctx)]}
+
+
+def run_findings(metrics: dict, log: list, data_stats: dict, train_texts: list[str] | None = None) -> list[dict]:
+    """sftkit's own health findings of a run (the report's and the model card's)."""
+    from . import health
+
+    samples = [s for row in metrics.get("eval") or [] if not row.get("pairwise")  # a judge's verdicts, not outputs
+               for s in row.get("samples") or []]
+    return health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
+                          eval_rows=metrics.get("eval") or [], train_texts=train_texts,
+                          train_metrics=metrics.get("train"))
 
 
 def _train_texts(bundle: Any, limit: int = 2000) -> list[str]:
