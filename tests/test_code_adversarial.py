@@ -441,15 +441,6 @@ def test_attacks_score_zero_when_sftkit_runs_as_an_unprivileged_user(open_tmp):
         assert not forged, (mode, forged)
 
 
-@pytest.fixture
-def open_tmp():
-    """A directory every user can enter (pytest's tmp_path sits below a root-only directory)."""
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="sftkit-test-")
-    os.chmod(path, 0o755)
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class _Answers:

@@ -226,16 +226,6 @@ assert not landed, landed
 """
 
 
-@pytest.fixture
-def open_tmp():
-    """A directory every user can enter (pytest's tmp_path sits below a root-only directory)."""
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="sftkit-test-")
-    os.chmod(path, 0o755)
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @needs_namespaces
