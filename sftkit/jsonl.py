@@ -7,12 +7,14 @@ Large training data streams through Arrow instead (:mod:`sftkit.data.readers`), 
 
 from __future__ import annotations
 
-import gzip
+import io
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .paths import open_data, unreadable
 
 
 def read_jsonl(path: Path | str, *, on_error: str = "error", objects: bool = True, limit: int | None = None,
@@ -23,24 +25,29 @@ def read_jsonl(path: Path | str, *, on_error: str = "error", objects: bool = Tru
     :class:`DataError` naming ``file:line`` (``on_error="skip"``: the line is left out).
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     out: list[Any] = []
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-                problem = None if not objects or isinstance(value, dict) else \
-                    f"a JSON line must be an object {{...}}, got {type(value).__name__}"
-            except ValueError as exc:
-                problem = f"not valid JSON ({str(exc).split(':')[0]})"
-            if problem:
-                if on_error == "skip":
+    lineno = 0
+    try:
+        with io.TextIOWrapper(open_data(path), encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
                     continue
-                raise DataError(f"{path}:{lineno}: {problem}", where=where,
-                                hint="each line must be one JSON object")
-            out.append(value)
-            if limit is not None and len(out) >= limit:
-                break
+                try:
+                    value = json.loads(line)
+                    problem = None if not objects or isinstance(value, dict) else \
+                        f"a JSON line must be an object {{...}}, got {type(value).__name__}"
+                except ValueError as exc:
+                    problem = f"not valid JSON ({str(exc).split(':')[0]})"
+                except RecursionError:
+                    problem = "values nested too deeply for JSON"
+                if problem:
+                    if on_error == "skip":
+                        continue
+                    raise DataError(f"{path}:{lineno}: {problem}", where=where,
+                                    hint="each line must be one JSON object")
+                out.append(value)
+                if limit is not None and len(out) >= limit:
+                    break
+    except (OSError, EOFError, zlib.error) as exc:
+        raise unreadable(path, exc, lineno + 1) from None
     return out

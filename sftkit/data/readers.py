@@ -18,6 +18,7 @@ from .arrowcache import cache_key, cached_dataset, file_fingerprint
 
 CHUNK_BYTES = 16 << 20  # bytes of JSONL parsed per Arrow call
 KEEP_IN_PASS1_BYTES = 64 << 20  # files up to this size are parsed once
+MAX_ROW_DEPTH = 32  # JSON levels in a row (the row object is 1); Arrow itself writes at most 64
 
 
 @dataclass
@@ -69,6 +70,8 @@ def _readable(reader):
     import functools
     import zlib
 
+    from ..paths import unreadable
+
     @functools.wraps(reader)
     def read(path, *args, **kwargs):
         try:
@@ -76,17 +79,14 @@ def _readable(reader):
         except DataError:
             raise
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}",
-                            hint="the file is corrupt, truncated or unreadable; re-create or re-download it") from None
+            raise unreadable(path, exc) from None
     return read
 
 
 def _open_binary(path: Path):
-    if path.suffix == ".gz":
-        import gzip
+    from ..paths import open_data
 
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+    return open_data(path)
 
 
 # ----------------------------------------------------------------------------------------- JSONL
@@ -142,9 +142,77 @@ def _json_problem(line: bytes) -> str | None:
     except ValueError as exc:
         msg = str(exc).split(":")[0]
         return f"not valid JSON ({msg})"
+    except RecursionError:
+        return TOO_DEEP
     if not isinstance(value, dict):
         return f"a JSON line must be an object {{...}}, got {type(value).__name__}"
     return None
+
+
+TOO_DEEP = f"values nested more than {MAX_ROW_DEPTH} levels deep"
+TOO_DEEP_HINT = "flatten the row, e.g. keep a deep structure as a JSON string in one field"
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}\n")
+
+
+def _nests_deeper(text: bytes, limit: int) -> int | None:
+    """Offset where JSON brackets (outside strings) first nest deeper than ``limit``, or None."""
+    import re
+
+    depth = 0
+    for m in re.finditer(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        tok = m.group()
+        if tok in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return m.start()
+        elif tok in (b"]", b"}"):
+            depth -= 1
+    return None
+
+
+def _deep_lines(data: bytes, limit: int) -> list[int]:
+    """0-based indexes of the JSON lines in ``data`` that nest deeper than ``limit``; found before
+    Arrow parses them (its parser takes seconds per thousand levels). A cheap count of brackets
+    per line picks the few lines worth scanning."""
+    counts = data.translate(None, _NOT_BRACKETS).split(b"\n")
+    if max(map(len, counts)) <= limit:
+        return []
+    suspects = [i for i, brackets in enumerate(counts) if len(brackets) > limit]
+    lines = data.split(b"\n")
+    return [i for i in suspects if _nests_deeper(lines[i], limit) is not None]
+
+
+def _drop_deep_lines(data: bytes, first_line: int, path: Path, on_error: str, skipped: dict,
+                     bad_lines: list) -> bytes:
+    """Raise for the first line nested deeper than MAX_ROW_DEPTH, or blank and count them all."""
+    deep = _deep_lines(data, MAX_ROW_DEPTH)
+    if not deep:
+        return data
+    if on_error != "skip":
+        raise DataError(TOO_DEEP, where=f"{path}:{first_line + deep[0]}",
+                        hint=TOO_DEEP_HINT + '; or set on_error = "skip" to skip such lines')
+    lines = data.split(b"\n")
+    for i in deep:
+        lines[i] = b""
+        bad_lines.append(first_line + i)
+    _bump(skipped, "nested too deeply", len(deep))
+    return b"\n".join(lines)
+
+
+def _too_deep_value(value, levels: int) -> bool:
+    """Whether a parsed JSON value nests more than ``levels`` lists/objects deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        items = node.values() if isinstance(node, dict) else node
+        for v in items:
+            if isinstance(v, (list, dict)):
+                if depth >= levels:
+                    return True
+                stack.append((v, depth + 1))
+    return False
 
 
 def _clean_chunk(chunk: bytes, first_line: int, path: Path, on_error: str, skipped: dict,
@@ -221,6 +289,7 @@ def read_jsonl(path: Path, *, encoding: str = "utf-8", on_error: str = "error",
         kept_bytes, rows = 0, 0
         for chunk, first_line in _iter_line_chunks(path):
             data = _decode_chunk(chunk, first_line, path, encoding, on_error, skipped, bad_lines)
+            data = _drop_deep_lines(data, first_line, path, on_error, skipped, bad_lines)
             try:
                 table = _parse_json_chunk(data)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -297,6 +366,14 @@ def _first_byte(path: Path) -> bytes:
     return head[:1]
 
 
+def _too_deep_in(path: Path, text: str, field: str | None) -> DataError:
+    """The error for a JSON file whose rows nest too deeply, at the first line that does."""
+    data = text.encode("utf-8", "replace")
+    at = _nests_deeper(data, MAX_ROW_DEPTH + (2 if field else 1))
+    line = data.count(b"\n", 0, at) + 1 if at is not None else None
+    return DataError(TOO_DEEP, where=f"{path}:{line}" if line else str(path), hint=TOO_DEEP_HINT)
+
+
 @_readable
 def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
               on_error: str = "error", max_rows: int | None = None) -> RawRows:
@@ -326,6 +403,8 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
         line = getattr(exc, "lineno", None)
         raise DataError(f"not valid JSON ({getattr(exc, 'msg', exc)})",
                         where=f"{path}:{line}" if line else str(path)) from None
+    except RecursionError:
+        raise _too_deep_in(path, text, field) from None
     if field is not None:
         if not isinstance(value, dict) or field not in value:
             keys = sorted(value) if isinstance(value, dict) else []
@@ -342,6 +421,8 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
     if not isinstance(value, list):
         raise DataError(f"expected a list of rows, got {type(value).__name__}", where=str(path))
     rows = [r if isinstance(r, dict) else {"text": r} for r in value[: max_rows or None]]
+    if _too_deep_value(rows, MAX_ROW_DEPTH + 1):  # before Arrow: datasets' type inference is exponential in depth
+        raise _too_deep_in(path, text, field)
     ds = _dataset_from_rows(rows, str(path))
     return RawRows(ds, lambda i: f"{path} item {i}", [str(path)], {})
 

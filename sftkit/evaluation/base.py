@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -58,19 +58,24 @@ def read_records(path: Path, *, where: str = "") -> list[dict]:
     if not path.exists():
         raise DataError(f"file not found: {path}", where=where or None,
                         hint="check the path (relative paths resolve against the recipe's directory)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            if path.name.endswith(".json"):
-                data = json.load(f)
-                if not isinstance(data, list):
-                    raise DataError(f"{path}: expected a JSON list of objects", where=where or None)
-                return [d if isinstance(d, dict) else {"prompt": d} for d in data]
-        from ..jsonl import read_jsonl
+    if path.name.removesuffix(".gz").endswith(".json"):
+        from ..paths import open_data, unreadable
 
-        return [row if isinstance(row, dict) else {"prompt": row} for row in read_jsonl(path, objects=False)]
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: could not be read ({exc})") from None
+        try:
+            with open_data(path) as f:
+                data = json.loads(f.read().decode("utf-8", "replace"))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise unreadable(path, exc) from None
+        except ValueError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc})", where=where or None) from None
+        except RecursionError:
+            raise DataError(f"{path}: values nested too deeply for JSON", where=where or None) from None
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of objects", where=where or None)
+        return [d if isinstance(d, dict) else {"prompt": d} for d in data]
+    from ..jsonl import read_jsonl
+
+    return [row if isinstance(row, dict) else {"prompt": row} for row in read_jsonl(path, objects=False)]
 
 
 def resolve(run: Any, path: str) -> Path:
