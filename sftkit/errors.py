@@ -124,7 +124,8 @@ def did_you_mean(word: str, options) -> str | None:
 
 
 STORAGE_ERRNOS = {28: "no space left on the device", 30: "the file system is read-only", 13: "permission denied",
-                  122: "the disk quota is exceeded", 27: "a file is too large for the file system"}
+                  122: "the disk quota is exceeded", 27: "a file is too large for the file system",
+                  20: "a part of the path is a file, not a directory"}
 
 
 RUN_STORAGE_HINT = ("free space or choose a writable --output; the run was not marked finished (continue it "

@@ -80,11 +80,12 @@ def open_data(path: Path):
 
 
 def _line_reached(path: Path) -> int:
-    """The line being read when decompressing ``path`` fails (1-based)."""
+    """The line being read when decompressing ``path`` fails (1-based; to within the 8 KB read
+    whose data the failure takes with it)."""
     newlines = 0
     try:
         with open_data(path) as f:
-            while chunk := f.read(1 << 20):
+            while chunk := f.read(8192):
                 newlines += chunk.count(b"\n")
     except Exception:
         pass

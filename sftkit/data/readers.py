@@ -382,8 +382,10 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
     if field is None and _first_byte(path) != b"[":
         try:
             raw = read_jsonl(path, encoding=encoding, on_error="error", max_rows=max_rows)
-        except DataError:
-            pass  # one object over several lines: read it whole below
+        except DataError as err:
+            if err.message == TOO_DEEP:
+                raise
+            # one object over several lines: read it whole below
         else:
             if len(raw.dataset) == 1:  # one object holding the rows in a field?
                 lists = [k for k, v in raw.dataset[0].items() if isinstance(v, list) and v and isinstance(v[0], dict)]
