@@ -150,12 +150,12 @@ def test_a_deeply_nested_row_names_the_file_and_line(tmp_path):
 def test_rows_nested_past_the_limit_are_refused_before_arrow_or_datasets_spend_minutes(tmp_path):
     """Arrow's JSON parser takes seconds per thousand levels, and datasets' type inference is
     exponential in depth (40 levels ran for minutes): both are never reached."""
-    from sftkit.data.readers import MAX_ROW_DEPTH, read_json, read_jsonl
+    from sftkit.data.readers import read_json, read_jsonl
 
     (tmp_path / "d40.json").write_text('[{"prompt": "x", "completion": "y"},\n{"prompt": "x", "completion": "y", '
                                        '"z": ' + _deep(40) + "}]")
     (tmp_path / "d50k.jsonl").write_text('{"prompt": "x", "z": ' + _deep(50_000) + "}\n")
-    inner = MAX_ROW_DEPTH - 1  # the row object is one level
+    inner = 31  # 32 levels: the row object is one
     (tmp_path / "limit.jsonl").write_text('{"prompt": "x", "completion": "y", "z": ' + _deep(inner) + "}\n")
     (tmp_path / "limit.json").write_text('[{"prompt": "x", "completion": "y", "z": ' + _deep(inner) + "}]")
 

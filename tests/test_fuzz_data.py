@@ -38,10 +38,15 @@ scalars = st.one_of(st.text(max_size=30), st.integers(min_value=-(2**70), max_va
                     st.floats(allow_nan=True), st.booleans(), st.none())
 
 
-def _nested(depth: int, leaf):
-    for _ in range(depth):
-        leaf = [leaf]
-    return leaf
+def _nested(depth: int) -> str:
+    """A marker that :func:`_render` replaces by ``depth`` nested arrays (json.dumps would recurse)."""
+    return f"@@deep{depth}@@"
+
+
+def _deepen(text: str) -> str:
+    import re
+
+    return re.sub(r'"?@@deep(\d+)@@"?', lambda m: "[" * int(m.group(1)) + "]" * int(m.group(1)), text)
 
 
 values = st.one_of(
@@ -49,7 +54,7 @@ values = st.one_of(
     scalars,
     st.lists(scalars, max_size=4),
     st.dictionaries(st.text(max_size=8), scalars, max_size=3),
-    st.builds(_nested, st.integers(min_value=1, max_value=6000), scalars),  # deep nesting
+    st.builds(_nested, st.integers(min_value=1, max_value=6000)),  # deep nesting
     st.builds(lambda n: "x" * n, st.integers(min_value=100_000, max_value=400_000)),  # a huge line
     st.text(alphabet=st.sampled_from("\x00\x01\ufeff\u202e\ud7ff\n\r\t\"',é𝄞"), max_size=20),
 )
@@ -77,7 +82,7 @@ def _render(fmt: str, table: list[dict]) -> str:
 def data_files(draw):
     """(format, file name, bytes, the encoding the recipe says) for one damaged or healthy file."""
     fmt = draw(st.sampled_from(sorted(FORMATS)))
-    text = _render(fmt, draw(rows))
+    text = _deepen(_render(fmt, draw(rows)))
     encoding = draw(st.sampled_from(ENCODINGS))
     raw = text.encode(encoding, errors="surrogatepass" if encoding.startswith("utf") else "replace")
     said = draw(st.sampled_from([encoding, "utf-8", "latin-1"]))

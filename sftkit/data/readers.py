@@ -312,6 +312,7 @@ def read_jsonl(path: Path, *, encoding: str = "utf-8", on_error: str = "error",
             schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise _type_conflict(path, exc) from exc
+        _check_column_names(schema.names, str(path))
         sink = open_sink(schema)
         if kept is not None:
             for table in kept:
@@ -445,6 +446,14 @@ def _dataset_from_rows(rows: list, where: str):
 
 # ------------------------------------------------------------------------------------------- CSV
 
+def _check_column_names(names, where: str) -> None:
+    """Column names Arrow and datasets can hold: no control characters (a NUL ends a name there)."""
+    for name in names:
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise DataError(f"column name {name!r} contains a control character", where=where,
+                            hint="rename the column (NUL bytes often mean a UTF-16 file: set encoding = \"utf-16\")")
+
+
 def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
     import csv
 
@@ -455,8 +464,13 @@ def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
     except UnicodeDecodeError as exc:
         raise DataError(f"header is not valid {encoding} (byte 0x{raw[exc.start:exc.start+1].hex()})",
                         where=f"{path}:1", hint=encoding_hint(encoding)) from None
-    names = next(csv.reader([line], delimiter=delimiter), [])
+    try:
+        names = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise DataError(f"the header row cannot be parsed ({exc})", where=f"{path}:1",
+                        hint="the first line must name the columns, separated by the delimiter") from None
     names = [n.strip() for n in names]
+    _check_column_names(names, f"{path}:1")
     if not names or not any(names):
         raise DataError("no header row (the first line must name the columns)", where=f"{path}:1")
     return names
