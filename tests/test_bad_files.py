@@ -256,3 +256,14 @@ def test_a_read_only_cache_is_named_with_sftkit_cache(tmp_path):
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     assert "cannot write sftkit's data cache: the file system is read-only" in res.stderr, res.stderr
     assert "SFTKIT_CACHE" in res.stderr and "corrupt" not in res.stderr, res.stderr
+
+
+@read_only
+def test_cache_clean_on_a_read_only_cache_is_one_line(tmp_path):
+    (tmp_path / "cache" / "data").mkdir(parents=True)
+    (tmp_path / "cache" / "data" / "rows.arrow").write_bytes(b"x" * 64)
+    res = _sftkit_read_only(tmp_path / "cache", "cache", "clean", env={"SFTKIT_CACHE": str(tmp_path / "cache")})
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(err) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "the file system is read-only" in err[0] and "SFTKIT_CACHE" in err[0], err
+    assert (tmp_path / "cache" / "data" / "rows.arrow").exists()
