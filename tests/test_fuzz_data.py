@@ -107,6 +107,15 @@ def data_files(draw):
 _counter = itertools.count()
 
 
+def _read(fmt: str, path, encoding: str):
+    from sftkit.data import readers
+
+    if fmt == "text":
+        return readers.read_text_dir(path.parent, encoding=encoding)
+    reader = {"jsonl": readers.read_jsonl, "json": readers.read_json}.get(fmt, readers.read_csv)
+    return reader(path, encoding=encoding)
+
+
 class Hang(Exception):
     pass
 
@@ -150,10 +159,14 @@ def test_a_data_file_is_read_or_named_in_one_line(case, tmp_path_factory):
         if result.exit_code == 1:
             problems = [ln for ln in result.output.splitlines() if "problem(s) in" not in ln and ln.strip()]
             assert problems and all(("data[0]" in ln or name in ln) for ln in problems), result.output
-        try:
-            load_data({"data": [entry], "strategy": {"name": strategy}}, folder)
+        try:  # reading names the file in its error
+            _read(fmt, folder / name, said)
         except SftkitError as err:
             _check_one_line(str(err), name if fmt != "text" else str(folder))
+        try:  # the data stage may also refuse the rows as a whole (one class only, no train rows)
+            load_data({"data": [entry], "strategy": {"name": strategy}}, folder)
+        except SftkitError as err:
+            assert "Traceback" not in str(err) and "\n" not in str(err).strip(), str(err)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
