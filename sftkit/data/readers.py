@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DataError
+from ..paths import open_data
 from .arrowcache import cache_key, cached_dataset, file_fingerprint
 
 CHUNK_BYTES = 16 << 20  # bytes of JSONL parsed per Arrow call
@@ -83,18 +84,12 @@ def _readable(reader):
     return read
 
 
-def _open_binary(path: Path):
-    from ..paths import open_data
-
-    return open_data(path)
-
-
 # ----------------------------------------------------------------------------------------- JSONL
 
 def _iter_line_chunks(path: Path, max_bytes: int = CHUNK_BYTES):
     """Yield ``(chunk_bytes, first_line_number)`` of whole lines."""
     line_no = 1
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         first = True
         while True:
             chunk = f.read(max_bytes)
@@ -349,7 +344,7 @@ class _JsonlLocator:
 
     def __call__(self, index: int) -> str:
         row = -1
-        with _open_binary(self.path) as f:
+        with open_data(self.path) as f:
             for line_no, line in enumerate(f, start=1):
                 if not line.strip() or line_no in self.bad:
                     continue
@@ -362,7 +357,7 @@ class _JsonlLocator:
 # ------------------------------------------------------------------------------------------ JSON
 
 def _first_byte(path: Path) -> bytes:
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     return head[:1]
 
@@ -395,7 +390,7 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
                                     hint=f'set field = "{lists[0]}"')
             return raw
     try:
-        with _open_binary(path) as f:
+        with open_data(path) as f:
             text = f.read().decode(encoding)
     except UnicodeDecodeError as exc:
         raise DataError(f"text is not valid {encoding} (byte offset {exc.start})", where=str(path),
@@ -458,7 +453,7 @@ def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
     import csv
 
     try:
-        with _open_binary(path) as fb:
+        with open_data(path) as fb:
             raw = fb.readline()
         line = raw.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError as exc:
@@ -477,7 +472,7 @@ def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str] | None:
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         for line_no, line in enumerate(f, start=1):
             try:
                 line.decode(encoding)
@@ -488,7 +483,7 @@ def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str] | None
 
 def _line_of_text(path: Path, encoding: str, text: str) -> int | None:
     want = text.rstrip("\r\n")
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         for line_no, line in enumerate(f, start=1):
             if line.decode(encoding, "replace").rstrip("\r\n") == want:
                 return line_no
@@ -529,7 +524,7 @@ def read_csv(path: Path, *, encoding: str = "utf-8", delimiter: str | None = Non
         conv = pcsv.ConvertOptions(column_types=schema, strings_can_be_null=False, quoted_strings_can_be_null=False)
         sink = open_sink(schema)
         try:
-            with _open_binary(path) as stream:
+            with open_data(path) as stream:
                 reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=conv)
                 for batch in reader:
                     sink.write(pa.Table.from_batches([batch]))
