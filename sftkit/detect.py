@@ -76,8 +76,8 @@ def peek_fields(item: dict, path: Path | None) -> list[str] | None:
                 fields = ["text"]
     except (OSError, EOFError, ValueError, UnicodeError, LookupError, RecursionError, csv.Error, zlib.error):
         return None  # an unreadable file is named by the data stage (and a corrupt start by validate)
-    if fields is None:
-        return None
+    if fields is None or any(not isinstance(f, str) or any(ord(c) < 32 or ord(c) == 127 for c in f) for f in fields):
+        return None  # a name with control characters is refused (located) by the data stage, never echoed here
     columns = item.get("columns") or {}
     if isinstance(columns, dict):
         reverse = {v: k for k, v in columns.items() if isinstance(v, str)}

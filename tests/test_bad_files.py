@@ -267,3 +267,14 @@ def test_cache_clean_on_a_read_only_cache_is_one_line(tmp_path):
     assert res.returncode == 1 and len(err) == 1 and "Traceback" not in res.stderr, res.stderr
     assert "the file system is read-only" in err[0] and "SFTKIT_CACHE" in err[0], err
     assert (tmp_path / "cache" / "data" / "rows.arrow").exists()
+
+
+def test_validate_never_echoes_a_field_name_with_control_characters(tmp_path):
+    from sftkit.data.readers import read_csv
+
+    (tmp_path / "train.tsv").write_bytes(b"completion\tlabel\x0bprompt\ttext\r\nnull\t0\tx\tnull\r\n")
+    code, out = _validate(_recipe(tmp_path, "train.tsv", source="csv"))
+    assert "\x0b" not in out and all("problem(s)" in ln or "data[0]" in ln or "valid" in ln
+                                      for ln in out.splitlines() if ln.strip()), out
+    with pytest.raises(SftkitError, match=r"train.tsv:1: column name 'label\\x0bprompt' contains a control character"):
+        read_csv(tmp_path / "train.tsv")
