@@ -278,3 +278,11 @@ def test_validate_never_echoes_a_field_name_with_control_characters(tmp_path):
                                       for ln in out.splitlines() if ln.strip()), out
     with pytest.raises(SftkitError, match=r"train.tsv:1: column name 'label\\x0bprompt' contains a control character"):
         read_csv(tmp_path / "train.tsv")
+
+
+def test_a_json_number_beyond_64_bits_is_one_line(tmp_path):
+    from sftkit.data.readers import read_json
+
+    (tmp_path / "train.json").write_text('[{"prompt": [9223372036854775808]}]')
+    with pytest.raises(SftkitError, match=r"train.json: a number does not fit in 64 bits"):
+        read_json(tmp_path / "train.json")

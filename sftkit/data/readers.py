@@ -434,6 +434,9 @@ def _dataset_from_rows(rows: list, where: str):
         keys.update(dict.fromkeys(r))
     try:
         return Dataset.from_dict({k: [r.get(k) for r in rows] for k in keys})
+    except OverflowError:
+        raise DataError("a number does not fit in 64 bits", where=where,
+                        hint="write such numbers as strings") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
         raise DataError(f"rows do not share field types ({exc})", where=where,
                         hint="give each field the same type in every row") from None
