@@ -25,9 +25,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from .modeling.source import ModelSource  # noqa: F401  (part of the model-loader contract)
+
+if TYPE_CHECKING:  # types only: importing the contract costs nothing
+    from transformers import PreTrainedTokenizerBase
+
+    from .config import Config, Tokenization, Training
+    from .data.bundle import DataBundle
+    from .modeling.precision import Precision
+    from .plugins import Host
+    from .run.distributed import World
 
 KINDS = ("messages", "text", "preference", "labeled", "classification")
 
@@ -215,46 +224,43 @@ class Evaluator(Protocol):
 
 @dataclass
 class RunContext:
-    """One run: the resolved recipe and everything built from it, handed to strategies, evaluators
-    and lifecycle hooks. Attributes may be added in later versions, never removed."""
+    """One run: the resolved recipe's typed slices and everything built from it, handed to
+    strategies, evaluators and lifecycle hooks. A component reads its own slice (``run.training``,
+    ``run.config.adapter``); the recipe as a dict is not reachable from here. Attributes may be
+    added in later versions, never removed."""
 
-    recipe: dict
+    config: Config  # the resolved recipe: typed slices, defaults filled (sftkit.config.Config)
     recipe_path: Path | None
-    base_dir: Path
+    base_dir: Path  # the recipe's directory: its relative paths resolve against it
     run_dir: Path
-    host: Any = None
-    data: Any = None  # sftkit.data.DataBundle
-    formatter: Any = None
-    tokenizer: Any = None
-    smoke: bool = False
+    host: Host | None = None
+    data: DataBundle | None = None
+    formatter: Formatter | None = None
+    tokenizer: PreTrainedTokenizerBase | None = None
+    smoke: bool = False  # decided by the run (sftkit run --smoke): load the tiny stand-in model
     resume: bool = False
-    console: Any = None  # callable(str) for progress lines
-    extras: dict = field(default_factory=dict)
+    console: Callable[[str], None] | None = None  # progress lines
+    extras: dict = field(default_factory=dict)  # a plugin's own values for the length of the run
     data_stats: dict = field(default_factory=dict)  # a strategy's facts about its data -> data_stats.json
-    world: Any = None  # sftkit.run.distributed.World: this process's rank among the run's processes
-    precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
+    world: World | None = None  # this process's rank among the run's processes, read once by the run
+    precision: Precision | None = None  # decided once per run (sftkit.modeling.precision)
     device: str | None = None  # "cuda", "mps" or "cpu": decided once per run (sftkit.run.devices)
     # numbers a plugin keeps with the run: plugin_metrics["my-plugin"] = {...}; written to metrics.json
     # under "plugins", so report sections and health findings computed from metrics re-render the
     # same with `sftkit report` (set them before the report: in run_start, a component or an evaluator)
     plugin_metrics: dict = field(default_factory=dict)
-
-    # the typed slices of ``recipe`` (sftkit.config.Config); built from ``recipe`` when not given
-    config: Any = field(default=None, repr=False)
-
-    def __post_init__(self):
-        if self.config is None:
-            from .config import resolve
-
-            self.config = resolve(self.recipe if isinstance(self.recipe, dict) else {})
+    step: int = 0  # the optimizer step training reached (the trainer keeps it; a stopped run names it)
+    parameters: dict | None = None  # {"trainable": n, "total": n} once the model is set up for training
+    step_seconds: list = field(default_factory=list)  # seconds per optimizer step, in order
+    token_counter: Any = None  # the tokens of the batches trained (sftkit.strategies.collate.TokenCounter)
 
     @property
     def model_dir(self) -> Path:
         return self.run_dir / "model"
 
     @property
-    def training(self) -> "Any":
-        """``[training]`` (sftkit.config.Training: typed, defaults filled; also reads like a dict)."""
+    def training(self) -> Training:
+        """``[training]`` (sftkit.config.Training: typed, defaults filled)."""
         return self.config.training
 
     @property
@@ -263,7 +269,7 @@ class RunContext:
         return self.config.seed
 
     @property
-    def tokenization(self) -> "Any":
+    def tokenization(self) -> Tokenization:
         """How training rows become token ids, as the run decides it from ``[training] max_length``
         and ``[dataset]`` (sftkit.config.Tokenization)."""
         from .config import Tokenization

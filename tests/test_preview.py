@@ -155,7 +155,7 @@ name = "classification"
     from sftkit.recipe import load_recipe
 
     doc = json.loads(invoke("preview", str(path), "-n", "3", "--format", "json").output)
-    bundle = load_data(load_recipe(path).data, tmp_path)
+    bundle = load_data(load_recipe(path).config, tmp_path)
     tok = AutoTokenizer.from_pretrained(model_dir)
     for ex, text, label in zip(doc["examples"], bundle.train["text"], bundle.train["label"]):
         assert ex["input_ids"] == tok(text, truncation=True, max_length=512)["input_ids"]

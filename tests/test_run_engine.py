@@ -209,10 +209,12 @@ def test_device_choice_and_busy_machine_warning():
 
     from sftkit.run import devices
 
-    assert devices.choose({}) == devices.available()[0] and devices.choose({"device": "cpu"}) == "cpu"
+    from sftkit.config import Training
+
+    assert devices.choose(Training()) == devices.available()[0] and devices.choose(Training(device="cpu")) == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(SftkitError, match="device 'cuda' is not available"):
-            devices.choose({"device": "cuda"})
+            devices.choose(Training(device="cuda"))
     assert "threads = 1" in devices.busy(load=5.0, cores=2, threads=2)
     assert devices.busy(load=1.0, cores=2, threads=2) is None and devices.busy(load=9.0, cores=2, threads=1) is None
 

@@ -15,7 +15,7 @@ class CausalStrategy(Strategy):
     accepts: tuple = ("messages",)
 
     def prepare_model(self, run, model):
-        """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.extras``."""
+        """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.parameters``."""
         from transformers import set_seed
 
         from sftkit.models import apply_adapter, apply_freeze
@@ -32,7 +32,7 @@ class CausalStrategy(Strategy):
         if trainable == 0:
             raise SftkitError("no parameter is left to train", where="[freeze]",
                               hint="freeze fewer layers or patterns")
-        run.extras["parameters"] = {"trainable": trainable, "total": total}
+        run.parameters = {"trainable": trainable, "total": total}
         return model
 
     # -- data ------------------------------------------------------------------
