@@ -253,3 +253,23 @@ def test_tone_sft_on_preference_pairs_validates_and_trains(sftkit_recipe, sftkit
     checked = sftkit_cli("validate", recipe)
     assert checked.exit_code == 0, checked.output
     assert sftkit_run(recipe).metrics["train"]["method"] == "sft"
+
+
+def test_components_take_the_processes_from_the_run_never_from_the_environment(tmp_path, monkeypatch):
+    """The prepare stage reads the launcher's environment once (``run.world``); a component handed a
+    run without one trains as one process even where RANK / WORLD_SIZE are set."""
+    from sftkit.api import RunContext
+    from sftkit.config import resolve
+    from sftkit.run.distributed import World, world_of
+    from sftkit.strategies.trainer import _all_ranks, _per_rank
+    from sftkit.strategies.collate import TokenCounter
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run = RunContext(config=resolve({"training": {"max_steps": 1}, "distributed": {"strategy": "ddp"}}),
+                     recipe_path=None, base_dir=tmp_path, run_dir=tmp_path / "run")
+    assert world_of(run) == World() and _per_rank(run, 5) == [5]  # no process group is asked for
+    assert _all_ranks(TokenCounter(3, 4, 1, 2), run).trained == 3
+    two = World(rank=0, size=2, local_size=2)
+    run.world = two
+    assert world_of(run) is two

@@ -68,6 +68,13 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World:
     return World(rank=rank, size=size, local_rank=local_rank, local_size=local_size)
 
 
+def world_of(run: Any) -> World:
+    """The processes of ``run`` as the run decided them once (``run.world``, read from the launcher's
+    environment by the prepare stage); one process when it names none. Components never read the
+    environment themselves."""
+    return getattr(run, "world", None) or World()
+
+
 def start(world: World, table: Distributed | None = None) -> None:
     """Join the process group for ``world`` (no-op for one process): NCCL on GPUs with a gloo group
     for CPU collectives, gloo on CPU (loopback interface pinned unless ``GLOO_SOCKET_IFNAME`` is set,

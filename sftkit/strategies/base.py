@@ -39,11 +39,11 @@ class CausalStrategy(Strategy):
     def tokenize(self, run, bundle=None):
         """Tokenize the run's data with the formatter (labels: trained tokens only)."""
         from sftkit.data import tokenize_bundle
-        from sftkit.run.distributed import World, main_first
+        from sftkit.run.distributed import main_first, world_of
 
         tok = run.tokenization
         max_length = tok.max_length
-        with main_first(getattr(run, "world", None) or World()):  # the others reuse its tokenized Arrow files
+        with main_first(world_of(run)):  # the others reuse its tokenized Arrow files
             tb = tokenize_bundle(bundle or run.data, run.formatter, max_length=max_length,
                                  truncation=tok.truncation, min_trained_tokens=tok.min_trained_tokens)
         if len(tb.train) == 0:

@@ -100,10 +100,9 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     from sftkit.run import checkpoints
 
     kwargs.update(checkpoints.trainer_kwargs(t, evaluates=bool(has_eval and eval_steps)))
-    from sftkit.run.distributed import training_kwargs, world_from_env
+    from sftkit.run.distributed import training_kwargs, world_of
 
-    world = getattr(run, "world", None) or world_from_env()
-    kwargs.update(training_kwargs(run.config.distributed, world, base_dir=run.base_dir))
+    kwargs.update(training_kwargs(run.config.distributed, world_of(run), base_dir=run.base_dir))
     kwargs.update(extra)
     return cls(**kwargs)
 
@@ -532,17 +531,16 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
 
 def _per_rank(run, value) -> list:
     """``value`` of every process of the run, in rank order (``[value]`` for one process)."""
-    from sftkit.run.distributed import gather_lists, world_from_env
+    from sftkit.run.distributed import gather_lists, world_of
 
-    return gather_lists(getattr(run, "world", None) or world_from_env(), [value])
+    return gather_lists(world_of(run), [value])
 
 
 def _all_ranks(counter: TokenCounter, run) -> TokenCounter:
     """The token counts of every process of the run, summed."""
-    from sftkit.run.distributed import gather_lists, world_from_env
+    from sftkit.run.distributed import gather_lists, world_of
 
-    world = getattr(run, "world", None) or world_from_env()
-    parts = gather_lists(world, [(counter.trained, counter.real, counter.padded, counter.batches)])
+    parts = gather_lists(world_of(run), [(counter.trained, counter.real, counter.padded, counter.batches)])
     return TokenCounter(*(sum(p[i] for p in parts) for i in range(4)))
 
 
