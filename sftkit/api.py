@@ -133,9 +133,8 @@ class Strategy:
     def load(self, run: "RunContext") -> tuple:
         """The base model and tokenizer. Default: the recipe's ``[model]`` as a causal LM with the
         formatter's chat template installed, loaded once per run."""
-        cached = run.extras.get("_sftkit_base")
-        if cached is not None:
-            return cached
+        if run.base is not None:
+            return run.base
         from .models import load_causal_lm
 
         model, tokenizer = load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=run.smoke,
@@ -144,7 +143,7 @@ class Strategy:
             run.formatter.setup(tokenizer, model)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        run.extras["_sftkit_base"] = (model, tokenizer)
+        run.base = (model, tokenizer)
         run.tokenizer = tokenizer
         return model, tokenizer
 
@@ -253,6 +252,10 @@ class RunContext:
     parameters: dict | None = None  # {"trainable": n, "total": n} once the model is set up for training
     step_seconds: list = field(default_factory=list)  # seconds per optimizer step, in order
     token_counter: Any = None  # the tokens of the batches trained (sftkit.strategies.collate.TokenCounter)
+    base: tuple | None = None  # (model, tokenizer) of the base model once Strategy.load loaded it
+    frozen: dict | None = None  # what [freeze] (or a strategy's own freezing) left trainable
+    evaluators: list | None = None  # the [[eval]] tables with their evaluators, created once per run
+    train_index: Any = None  # the training rows indexed for contamination checks, built once per run
 
     @property
     def model_dir(self) -> Path:

@@ -58,6 +58,21 @@ def test_no_module_reads_the_recipe_dict_after_resolution():
     assert not found, "read the typed slices (run.config / recipe.config) instead:\n" + "\n".join(found)
 
 
+# extras is a plugin's own bag; what sftkit's stages and components hand each other is a named field
+EXTRAS = re.compile(r"\bextras\b")
+EXTRAS_ALLOWED = {
+    "sftkit/api.py",  # declares the field
+    "sftkit/evaluation/judge.py",  # a judge Target a test injects (evaluation/ is another change's)
+}
+
+
+def test_sftkit_hands_state_on_in_named_fields_not_extras():
+    found = [f"{rel}:{n}: {line.strip()}" for rel, text in _sources() if rel not in EXTRAS_ALLOWED
+             for n, line in enumerate(text.splitlines(), 1) if EXTRAS.search(line.split("#", 1)[0])
+             and not rel.startswith("plugins/")]
+    assert not found, "add a typed field to RunState / RunContext instead:\n" + "\n".join(found)
+
+
 def test_the_patterns_catch_what_they_name():
     """Each pattern finds the read it is named for (a pattern that matches nothing guards nothing)."""
     samples = {

@@ -30,9 +30,9 @@ class EvalSpec:
 
 
 def eval_specs(run: Any) -> list[EvalSpec]:
-    """The run's [[eval]] tables with their evaluators created (cached on ``run.extras``)."""
-    extras = run.extras if isinstance(getattr(run, "extras", None), dict) else {}
-    cached = extras.get("_sftkit_eval_specs")
+    """The run's [[eval]] tables with their evaluators created once (kept on ``run.evaluators``, so
+    the base and the tuned model are scored by the same evaluator objects)."""
+    cached = getattr(run, "evaluators", None)
     if cached is not None:
         return cached
     host = getattr(run, "host", None)
@@ -59,7 +59,8 @@ def eval_specs(run: Any) -> list[EvalSpec]:
         except Exception as exc:
             spec.error = f"{type(exc).__name__}: {exc}"
         specs.append(spec)
-    extras["_sftkit_eval_specs"] = specs
+    if hasattr(run, "evaluators"):
+        run.evaluators = specs
     return specs
 
 

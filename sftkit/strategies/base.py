@@ -24,7 +24,7 @@ class CausalStrategy(Strategy):
         adapter = run.config.adapter
         freeze = run.config.freeze
         if freeze:
-            run.extras["freeze"] = apply_freeze(model, freeze)
+            run.frozen = apply_freeze(model, freeze)
         if adapter:
             model = apply_adapter(model, adapter)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
