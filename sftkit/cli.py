@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 invalid input or failed run, 2 usage error, 3 a quality gate
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -64,7 +65,8 @@ def validate(paths, fmt, overrides):
 
     host = get_host()
     files, dir_problems = collect_recipe_files(paths)
-    results = [(f, validate_file(f, host, overrides)) for f in files]
+    warned: dict = {f: [] for f in files}  # valid, but the run cannot show much (exit 0)
+    results = [(f, validate_file(f, host, overrides, warned[f])) for f in files]
     if dir_problems:
         results.append((None, dir_problems))
     invalid = [r for r in results if r[1]]
@@ -72,18 +74,19 @@ def validate(paths, fmt, overrides):
     if fmt == "json":
         doc = {
             "valid": not invalid,
-            "files": [{"file": str(f) if f else None, "valid": not probs, "problems": [p.as_dict() for p in probs]}
-                      for f, probs in results],
+            "files": [{"file": str(f) if f else None, "valid": not probs, "problems": [p.as_dict() for p in probs],
+                       "warnings": [p.as_dict() for p in warned.get(f, [])]} for f, probs in results],
             "problems": n_problems,
         }
         click.echo(json.dumps(doc, indent=2))
     else:
         for f, probs in results:
-            for p in probs:
+            for p, level in [(p, "error") for p in probs] + [(w, "warning") for w in warned.get(f, [])]:
                 if fmt == "github":
-                    click.echo(_github_annotation(p, f))
+                    click.echo(_github_annotation(p, f, level))
                 else:
-                    click.echo(p.format() if p.file else f"{f}: {p.format()}" if f else p.format())
+                    text = (p if level == "error" else dataclasses.replace(p, message=f"warning: {p.message}")).format()
+                    click.echo(text if p.file else f"{f}: {text}" if f else text)
         n_files = len(files)
         if fmt == "text":
             if invalid:
@@ -91,11 +94,12 @@ def validate(paths, fmt, overrides):
                 where = f" in {bad_files} of {n_files} recipe(s)" if n_files else ""
                 click.echo(f"{n_problems} problem(s){where}", err=True)
             else:
-                click.echo(f"{n_files} recipe(s) valid", err=True)
+                n_warned = sum(len(w) for w in warned.values())
+                click.echo(f"{n_files} recipe(s) valid" + (f", {n_warned} warning(s)" if n_warned else ""), err=True)
     sys.exit(EXIT_INVALID if invalid else 0)
 
 
-def _github_annotation(p, f) -> str:
+def _github_annotation(p, f, level: str = "error") -> str:
     def esc(s: str) -> str:
         return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -106,7 +110,7 @@ def _github_annotation(p, f) -> str:
         props.append(f"col={p.col}")
     props.append("title=sftkit validate")
     text = (f"{p.path}: " if p.path else "") + p.message + (f" ({p.hint})" if p.hint else "")
-    return f"::error {','.join(esc(x).replace(',', '%2C').replace(':', '%3A') if i else esc(x) for i, x in enumerate(props))}::{esc(text)}"
+    return f"::{level} {','.join(esc(x).replace(',', '%2C').replace(':', '%3A') if i else esc(x) for i, x in enumerate(props))}::{esc(text)}"
 
 
 # --------------------------------------------------------------------------- schema

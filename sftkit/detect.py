@@ -78,3 +78,38 @@ def peek_fields(item: dict, path: Path | None) -> list[str] | None:
         reverse = {v: k for k, v in columns.items() if isinstance(v, str)}
         fields = [reverse.get(f, f) for f in fields]
     return fields
+
+
+def count_rows(item: dict, path: Path | None, limit: int) -> int | None:
+    """How many rows a ``[[data]]`` entry holds, counted up to ``limit`` (``limit + 1`` means "more"):
+    inline ``rows``, or a local JSON-lines (also ``.gz``), JSON or CSV/TSV file. None when that
+    cannot be known cheaply (hub datasets, Parquet, directories, unreadable files). Rows the loader
+    will drop (invalid, duplicates) are counted: the number is an upper bound."""
+    import gzip
+    import itertools
+    import zlib
+
+    if isinstance(item.get("rows"), list):
+        return min(len(item["rows"]), limit + 1)
+    if path is None or not path.is_file():
+        return None
+    name = path.name.lower()
+    try:
+        if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rb") as fh:
+                return sum(1 for _ in itertools.islice((line for line in fh if line.strip()), limit + 1))
+        if name.endswith(".json") and path.stat().st_size < 5_000_000:
+            data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+            field = item.get("field")
+            if isinstance(data, dict):
+                data = data.get(field) if field else next((v for v in data.values() if isinstance(v, list)), None)
+            return min(len(data), limit + 1) if isinstance(data, list) else None
+        if name.endswith((".csv", ".tsv")):
+            delim = item.get("delimiter") or ("\t" if name.endswith(".tsv") else ",")
+            with open(path, encoding=item.get("encoding", "utf-8"), errors="replace", newline="") as fh:
+                rows = (r for r in csv.reader(fh, delimiter=delim) if any(c.strip() for c in r))
+                return max(0, sum(1 for _ in itertools.islice(rows, limit + 2)) - 1)  # less the header
+    except (OSError, EOFError, zlib.error, ValueError, UnicodeError, csv.Error):
+        return None
+    return None

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import DataEntry, Distributed, Training
 from .core_schema import COMPONENT_TABLES
-from .detect import detect_format, kind_of_format, peek_fields
+from .detect import count_rows, detect_format, kind_of_format, peek_fields
 from .errors import Problem, SftkitError, dotted
 from .paths import resolve_path
 from .reading import Recipe, read_recipe
@@ -475,11 +476,65 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     return problems
 
 
-def validate_file(path: Path, host, overrides=()) -> list[Problem]:
-    """All problems of one recipe file."""
+ROW_COUNT_LIMIT = 1_000_000  # validate counts at most this many rows of a data file
+
+
+def _eval_split_warnings(recipe: Recipe) -> list[Problem]:
+    """A located warning when the eval split will hold fewer rows than a verdict needs
+    (:data:`sftkit.evaluation.verdict.MIN_EVIDENCE_ITEMS`), where every entry's rows can be counted
+    without reading data the heavy way; the split's own rule (:func:`sftkit.data.mixing.plan_splits`)
+    applied to those counts gives the most eval rows the run can have."""
+    from .evaluation.verdict import MIN_EVIDENCE_ITEMS as MIN
+
+    ds, entries = recipe.data.get("dataset") or {}, recipe.data.get("data") or []
+    fraction = ds.get("eval_fraction") or 0
+    if ds.get("holdout_clusters") or not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        return []  # held-out clusters add rows validate cannot count
+    needed = ROW_COUNT_LIMIT if fraction <= (MIN - 0.5) / ROW_COUNT_LIMIT else math.ceil((MIN - 0.5) / fraction)
+    total, counted, where = 0, [], None
+    for i, item in enumerate(entries):
+        split = item.get("split", DataEntry().split)
+        if split == "train" or (split == "auto" and fraction <= 0):
+            continue
+        path = None
+        if isinstance(item.get("path"), str):
+            try:
+                path = resolve_path(item["path"], recipe.base_dir)
+            except SftkitError:
+                return []
+        limit = MIN if split == "eval" else needed
+        n = count_rows(item, path, limit)
+        if n is not None and isinstance(item.get("max_rows"), int):
+            n = min(n, item["max_rows"])  # sampled before the split
+        if n is None or n > limit:
+            return []  # unknown, or enough rows
+        k = n if split == "eval" else max(int(round(n * fraction)), 1 if n >= 2 else 0)
+        total += k
+        counted.append(f"{k} of {n} in data[{i}]")
+        where = where or (("dataset", "eval_fraction") if split == "auto" else ("data", i, "split"))
+    if where is None or total >= MIN:
+        return []
+    return [_problem(recipe, where, f"the eval split will hold at most {total} row(s) ({', '.join(counted)}): a "
+                     f"verdict needs at least {MIN} items, so every evaluator on it says \"not enough evidence\" and "
+                     "a gate on it fails", "raise [dataset] eval_fraction, add rows, or add a [[data]] entry with "
+                     "split = \"eval\"")]
+
+
+def recipe_warnings(recipe: Recipe) -> list[Problem]:
+    """What is valid but leaves a run unable to show anything (``sftkit validate`` prints them, exit 0)."""
+    if not _well_shaped(recipe.data):
+        return []
+    return _eval_split_warnings(recipe)
+
+
+def validate_file(path: Path, host, overrides=(), warnings: list | None = None) -> list[Problem]:
+    """All problems of one recipe file; its warnings (:func:`recipe_warnings`) are added to
+    ``warnings`` when it is given and the recipe has no problem."""
     recipe, problems = read_recipe(path, overrides, host=host)
     if recipe is not None:
         problems += check_recipe(recipe, host)
+        if warnings is not None and not problems:
+            warnings += recipe_warnings(recipe)
     return sorted(problems, key=lambda p: (p.file != str(path), p.file or "", p.line or 10**9, p.col or 0))
 
 

@@ -132,7 +132,7 @@ def test_baselines_run_through_the_real_evaluators_on_a_tiny_model(tmp_path, tin
 
     monkeypatch.setattr(Target, "generate_ids", spy)
     rows = qa_rows(40)
-    items = [{"prompt": f"What is {n} times two?", "expected": f"It is {2 * n}."} for n in (50, 51, 52, 53)]
+    items = [{"prompt": f"What is {n} times two?", "expected": f"It is {2 * n}."} for n in range(50, 56)]
     write_jsonl(tmp_path / "items.jsonl", items)
     evals = [{"name": "exact_match", "prompts": "items.jsonl", "max_new_tokens": 3}, {"name": "loss"},
              {"name": "samples", "items": ["Hello there"], "max_new_tokens": 2}]
@@ -145,16 +145,16 @@ def test_baselines_run_through_the_real_evaluators_on_a_tiny_model(tmp_path, tin
     pb = em["prompt_baselines"]
     assert list(pb) == ["system_prompt", "same prompt again", "few_shot_2"]
     for entry in pb.values():
-        assert entry["value"] is not None and entry["stats"]["n"] == 4 and "paired" in entry
+        assert entry["value"] is not None and entry["stats"]["n"] == 6 and "paired" in entry
     assert em["best_prompt"]["label"] in pb
     assert all("not_applicable" in e for e in loss["prompt_baselines"].values())  # loss renders no prompt
     assert all("no better direction" in e["not_applicable"] for e in samples["prompt_baselines"].values())
-    # the prompts the base model saw: 4 plain, 4 with the system prompt (generated once for both
-    # tables), 4 with two training conversations first; the tuned model 4 plain; and the samples
+    # the prompts the base model saw: 6 plain, 6 with the system prompt (generated once for both
+    # tables), 6 with two training conversations first; the tuned model 6 plain; and the samples
     # prompt once per model (not under the baselines)
     system = [p for p in generated if "Answer with the number." in p]
     shots = [p for p in generated if p.count("<|im_start|>assistant") == 3]
-    assert len(system) == 4 and len(shots) == 4 and len(generated) == 18
+    assert len(system) == 6 and len(shots) == 6 and len(generated) == 26
     assert all(any(r["prompt"] in p and r["completion"] in p for r in rows) for p in shots)
     stored = json.loads((tmp_path / "run" / "base_eval.json").read_text())
     assert set(stored["baselines"]) == set(pb)

@@ -45,7 +45,8 @@ def test_run_writes_eval_rows_and_report(trained):
 def test_eval_command_with_base_and_failing_gate(trained, sftkit_recipe, sftkit_cli, tmp_path):
     _recipe, outcome = trained
     gated = sftkit_recipe(recipe={"name": "evalcmd-gated"}, dataset={"eval_fraction": 0.2},
-                          eval=EVALS + [{"name": "json_valid", "items": ["give json"], "max_new_tokens": 4, "min": 0.9}])
+                          eval=EVALS + [{"name": "json_valid", "items": [f"give json {i}" for i in range(6)],
+                                         "max_new_tokens": 4, "min": 0.9}])
     out = tmp_path / "evaluation"
     result = sftkit_cli("eval", gated, "--model", outcome.run_dir / "model", "--base", "--output", out)
     assert result.exit_code == 3, result.output

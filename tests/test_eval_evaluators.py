@@ -70,12 +70,14 @@ def test_generation_evaluators_score_scripted_answers(tmp_path):
     ca = by["contains_answer"]
     # 0 -> 2 of 3 is a difference, not evidence: 3 items cannot show a significant change
     assert ca["tuned"] == pytest.approx(2 / 3) and ca["improved"] is None
-    assert ca["verdict"] == "no significant change" and ca["stats"]["paired"]["test"] == "mcnemar"
+    assert ca["verdict"] == "not enough evidence" and ca["stats"]["paired"]["test"] == "mcnemar"
     assert ca["stats"]["tuned"]["n"] == 3 and ca["stats"]["tuned"]["low"] < 0.3 < ca["stats"]["tuned"]["high"]
     assert by["regex"]["tuned"] == 0.5  # "It is 4." has spaces, "Paris" matches
     assert by["numeric_answer"]["tuned"] == 1.0
     assert by["samples"]["samples"][0] == {"prompt": "user: 2+2?", "base": "I don't know", "tuned": "It is 4."}
-    assert gate_failures(rows) == ["gate failed: exact_match.accuracy = 0.3333 < min 0.5"]
+    # gates on 3 items are not decided (fewer than a verdict needs): they fail, saying why
+    assert gate_failures(rows) == [f"gate {name} not decided: n=3 below the minimum of 6 items; add evaluation rows"
+                                   for name in ("exact_match.accuracy", "contains_answer.accuracy")]
     s = em["samples"][1]
     assert s["expected"] == "4" and s["tuned"] == "It is 4." and s["tuned_score"] == 0.0 and s["base_score"] == 0.0
     json.dumps(rows, allow_nan=False)
@@ -97,7 +99,8 @@ def test_json_valid_with_schema_and_invalid_utf8(tmp_path):
     assert reasons[1].startswith("schema:") and reasons[2].startswith("invalid JSON")
     assert row["samples"][3]["invalid_utf8"] is True
     json.dumps(rows).encode("utf-8")
-    assert gate_failures(rows) == ["gate failed: json_valid.valid_rate = 0.4 < min 0.9"]
+    assert gate_failures(rows) == ["gate json_valid.valid_rate not decided: n=5 below the minimum of 6 items; "
+                                   "add evaluation rows"]
 
 
 def test_loss_equals_the_models_own_loss_and_reports_clusters(tiny, tmp_path):
@@ -196,7 +199,7 @@ def _he_problems(n):
 
 
 def test_code_exec_scores_chat_answers_in_the_sandbox(tmp_path):
-    problems = _he_problems(3)
+    problems = _he_problems(6)  # the fewest items a gate is decided on
     msg = "Complete the following Python function. Reply with the complete function in one ```python code block.\n\n```python\n{}```"
     good = Scripted({msg.format(p["prompt"]): "Here:\n```python\n" + p["prompt"] + p["canonical_solution"] + "```"
                      for p in problems})

@@ -115,3 +115,66 @@ def test_contaminated_items_are_counted_in_a_real_run(tmp_path, tiny_dir):
     assert m["eval"][0]["stats"]["tuned"]["n"] == 4
     md = (tmp_path / "run" / "report.md").read_text()
     assert "**Contamination:** exact_match: 3 of 4 items (75%) appear in the training data" in md
+
+
+def test_one_eval_row_gives_no_verdict_and_its_gate_fails_undecided(tmp_path, tiny_dir):
+    """eval_fraction leaving 1 eval row: no BETTER anywhere, "not enough evidence" in the summary,
+    metrics.json and the report, and a gate on it fails with the reason (exit 3), in run and eval."""
+    recipe = make_recipe(tmp_path, tiny_dir, rows=qa_rows(32), training={"max_steps": 2},
+                         dataset={"eval_fraction": 0.01}, eval=[{"name": "loss", "max": 100.0}])
+    res = cli("run", recipe, "--output", tmp_path / "run")
+    assert res.exit_code == 3, res.output
+    reason = "n=1 below the minimum of 6 items; add evaluation rows"
+    assert f"gate loss.eval_loss not decided: {reason}" in error_line(res)
+    assert "BETTER" not in res.output and f"NOT ENOUGH EVIDENCE ({reason})" in res.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    (row,) = m["eval"]
+    assert row["verdict"] == "not enough evidence" and row["improved"] is None
+    assert row["evidence"]["n"] == 1 and m["data"]["eval_rows"] == 1
+    assert m["gates"]["passed"] is False
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "| loss | not enough evidence |" in md and "| better |" not in md and "▲ better" not in md
+    assert "FAIL, not decided (max 100)" in md
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "not enough evidence" in html
+    # sftkit eval on the same split: the same answer
+    from sftkit.commands.eval import eval_command
+
+    res = CliRunner().invoke(eval_command, [str(recipe), "--model", str(tmp_path / "run" / "model"), "--base",
+                                            "--output", str(tmp_path / "evaluation")])
+    assert res.exit_code == 3, res.output
+    assert f"NOT ENOUGH EVIDENCE ({reason})" in res.output and f"gate loss.eval_loss not decided: {reason}" in res.output
+    assert json.loads((tmp_path / "evaluation" / "metrics.json").read_text())["eval"][0]["verdict"] == \
+        "not enough evidence"
+
+
+def test_validate_warns_when_the_eval_split_is_too_small(tmp_path):
+    def validate(recipe: dict) -> tuple[int, str]:
+        from sftkit.cli import cli as main
+
+        path = tmp_path / "r.toml"
+        path.write_text(tomli_w.dumps(recipe))
+        res = CliRunner().invoke(main, ["validate", str(path)])
+        return res.exit_code, res.output
+
+    write_jsonl(tmp_path / "train.jsonl", qa_rows(32))
+    (tmp_path / "held.csv").write_text("prompt,completion\n" + "".join(f"q{i},a{i}\n" for i in range(3)))
+    base = {"recipe": {"name": "v"}, "model": {"name": "org/m"}, "data": [{"source": "jsonl", "path": "train.jsonl"}],
+            "strategy": {"name": "instruction"}, "eval": [{"name": "loss"}]}
+    code, out = validate({**base, "dataset": {"eval_fraction": 0.01}})
+    assert code == 0, out
+    (line,) = [x for x in out.splitlines() if "warning:" in x]
+    assert line.startswith(f"{tmp_path / 'r.toml'}:") and "dataset.eval_fraction: warning:" in line  # located
+    assert "at most 1 row(s) (1 of 32 in data[0])" in line and "at least 6 items" in line
+    code, out = validate({**base, "dataset": {"eval_fraction": 0.2}})  # 6 of 32 rows
+    assert code == 0 and "warning" not in out, out
+    # an eval-only entry of 3 rows, counted in a CSV file
+    held = [*base["data"], {"source": "csv", "path": "held.csv", "split": "eval"}]
+    code, out = validate({**base, "data": held})
+    assert code == 0 and "data[1].split: warning: the eval split will hold at most 3 row(s)" in out, out
+    code, out = validate({**base, "data": [{**base["data"][0], "max_rows": 20}], "dataset": {"eval_fraction": 0.25}})
+    assert "at most 5 row(s) (5 of 20 in data[0])" in out, out  # max_rows samples before the split
+    # rows that cannot be counted cheaply (a hub dataset): no guess, no warning
+    hub = [{"source": "hf", "id": "org/data"}]
+    code, out = validate({**base, "data": hub, "dataset": {"eval_fraction": 0.01}})
+    assert "warning" not in out, out

@@ -154,6 +154,72 @@ def test_openai_style_errors(server):
     assert big.status_code == 413 and "error" in big.json()
 
 
+WRONG_TYPES = [("stream", "yes"), ("stream", 1), ("max_tokens", "3"), ("max_tokens", 3.0), ("temperature", "0"),
+               ("top_p", [1]), ("n", "1"), ("n", 1.0), ("stop", 5), ("stop", [1]), ("messages", "hi"),
+               ("messages", [{"role": "user", "content": 5}]), ("model", ["tiny"]), ("model", None), ("seed", 1.5),
+               ("stream_options", 5), ("presence_penalty", "x"), ("user", 5), ("logit_bias", []),
+               ("max_completion_tokens", True), ("temperature", None)]
+
+
+def test_wrongly_typed_fields_are_400_as_openai_answers(server):
+    """Every field's type is checked in one place, before anything runs: 400 naming the field."""
+    import httpx
+
+    srv, _ = server
+    headers = {"Authorization": "Bearer sekret"}
+    base = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    answers = {}
+    for field, value in WRONG_TYPES:
+        res = httpx.post(srv.url + "/v1/chat/completions", json={**base, field: value}, headers=headers, timeout=30)
+        answers[(field, repr(value))] = (res.status_code, res.json()["error"]["param"] if res.status_code == 400 else None)
+    wanted = {(f, repr(v)): (400, f) for f, v in WRONG_TYPES}
+    wanted[("temperature", "None")] = (200, None)  # null: the default, as OpenAI takes it
+    assert answers == wanted
+    usage = httpx.post(srv.url + "/v1/chat/completions", headers=headers, timeout=30,
+                       json={**base, "stream": True, "stream_options": {"include_usage": "yes"}})
+    assert usage.status_code == 400 and usage.json()["error"]["param"] == "stream_options.include_usage"
+    prompt = httpx.post(srv.url + "/v1/completions", json={"model": "tiny", "prompt": 5}, headers=headers, timeout=30)
+    assert prompt.status_code == 400 and prompt.json()["error"]["param"] == "prompt"
+    missing = httpx.post(srv.url + "/v1/chat/completions", json={"model": "tiny"}, headers=headers, timeout=30)
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_required_parameter"
+
+
+def test_bad_bodies_and_dropped_clients_log_no_traceback(tiny_dir, tmp_path):
+    """A JSON body nested deeper than Python parses is a 400 with a message; clients that leave
+    mid-body cost at most one quiet line each; the server log holds no traceback."""
+    import socket
+    import time
+
+    import httpx
+
+    log = tmp_path / "server.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "sftkit.cli", "serve", f"tiny={tiny_dir}", "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=err, text=True, env=_env())
+    try:
+        base_url = proc.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:"), log.read_text()
+        host, port = base_url.split("//")[1].split("/")[0].split(":")
+        deep = httpx.post(base_url + "/chat/completions", content="[" * 100_000 + "]" * 100_000,
+                          headers={"Content-Type": "application/json"}, timeout=30)
+        assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]["message"]
+        before = len(log.read_text().splitlines())
+        for _ in range(60):  # each sends half a body, then hangs up
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000\r\n\r\n{\"messages\": [")
+        ok = httpx.post(base_url + "/chat/completions", timeout=60, json={
+            "model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert ok.status_code == 200  # still serving
+        time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert "Traceback" not in text and "Exception in ASGI" not in text, text[-3000:]
+    assert len(text.splitlines()) - before <= 60
+
+
 def test_cli_serves_and_refuses_open_address_without_key(tiny_dir, tmp_path):
     env_cmd = [sys.executable, "-m", "sftkit.cli", "serve"]
     refused = subprocess.run(env_cmd + [tiny_dir, "--host", "0.0.0.0"], capture_output=True, text=True,

@@ -107,13 +107,14 @@ def test_gate_on_lower_bound_uses_the_interval(tmp_path):
 def test_weighted_loss_and_exp_scale_intervals(tmp_path):
     from sftkit.evaluation.likelihood import ForgettingEvaluator  # noqa: F401  (stat_scale on the class)
 
-    loss_items = [{"score": s / n, "weight": n, "prompt": i} for i, (s, n) in enumerate([(20.0, 10), (9.0, 3), (4.0, 4)])]
-    base = EvalResult({"eval_loss": 33 / 17}, "eval_loss", items=loss_items)
+    sums = [(20.0, 10), (9.0, 3), (4.0, 4), (12.0, 6), (5.0, 2), (8.0, 5)]  # 58 nats over 30 tokens, 6 items
+    loss_items = [{"score": s / n, "weight": n, "prompt": i} for i, (s, n) in enumerate(sums)]
+    base = EvalResult({"eval_loss": 58 / 30}, "eval_loss", items=loss_items)
     tuned_items = [{**i, "score": i["score"] * 0.5} for i in loss_items]
-    tuned = EvalResult({"eval_loss": 33 / 34}, "eval_loss", items=tuned_items)
+    tuned = EvalResult({"eval_loss": 29 / 30}, "eval_loss", items=tuned_items)
     (row,) = compare(run_with(tmp_path, [{"name": "loss"}]), {"loss": base}, {"loss": tuned})
     st = row["stats"]["tuned"]
-    assert st["method"] == "bootstrap" and st["low"] <= 33 / 34 <= st["high"]
+    assert st["method"] == "bootstrap" and st["low"] <= 29 / 30 <= st["high"]
     assert row["stats"]["paired"]["test"] == "paired_bootstrap"
     # items that do not average to the metric give no interval rather than a wrong one
     bad = EvalResult({"eval_loss": 5.0}, "eval_loss", items=loss_items)
@@ -221,3 +222,103 @@ def test_preference_accuracy_and_margin_on_held_out_pairs(tmp_path):
     (row,) = compare(run, base, tuned)
     assert row["metrics"]["mean_margin"]["delta"] == 5.0
     assert row["verdict"] == "better" and row["stats"]["paired"]["p"] < 0.05  # 6 of 6 pairs flipped: McNemar p=0.031
+
+
+# --------------------------------------------------------------------------- enough evidence
+
+def loss_result(scores, value=None):
+    items = [{"score": s, "weight": 1.0, "prompt": f"row {i}"} for i, s in enumerate(scores)]
+    return EvalResult({"eval_loss": value if value is not None else sum(scores) / len(scores)}, "eval_loss",
+                      items=items)
+
+
+def test_the_minimum_is_where_the_paired_test_can_first_reach_significance():
+    from sftkit.evaluation.verdict import MIN_EVIDENCE_ITEMS
+
+    # exact McNemar, every item changed the same way: p = 2 / 2**n
+    assert S.binom_two_sided(0, MIN_EVIDENCE_ITEMS) < 0.05 <= S.binom_two_sided(0, MIN_EVIDENCE_ITEMS - 1)
+
+
+def test_one_eval_row_is_not_enough_evidence_and_its_gate_is_not_decided(tmp_path):
+    run = run_with(tmp_path, [{"name": "loss", "max": 100.0}])
+    (row,) = compare(run, {"loss": loss_result([6.23])}, {"loss": loss_result([5.77])})
+    assert row["verdict"] == "not enough evidence" and row["improved"] is None
+    assert row["evidence"] == {"n": 1, "minimum": 6, "enough": False,
+                               "shortfall": "n=1 below the minimum of 6 items; add evaluation rows"}
+    line = summary_line(row)
+    assert "BETTER" not in line and "NOT ENOUGH EVIDENCE (n=1 below the minimum of 6 items" in line
+    # the gate would pass on the point value (5.77 < 100): it must not
+    assert row["gate"]["passed"] is False
+    assert gate_failures([row]) == ["gate loss.eval_loss not decided: n=1 below the minimum of 6 items; "
+                                    "add evaluation rows"]
+    assert "not_enough_evidence" in [f["code"] for f in health.analyze([], {}, [], eval_rows=[row])]
+
+
+def test_below_the_minimum_no_verdict_at_the_minimum_a_real_one(tmp_path):
+    run = run_with(tmp_path, [{"name": "loss", "max_regression": 0.0}])
+    base, tuned = [6.1, 6.3, 5.9, 6.4, 6.0, 6.2], [5.1, 5.2, 5.0, 5.3, 4.9, 5.2]
+    (five,) = compare(run, {"loss": loss_result(base[:5])}, {"loss": loss_result(tuned[:5])})
+    assert five["verdict"] == "not enough evidence" and five["improved"] is None  # every item better, yet 5
+    assert "n=5 below the minimum of 6" in five["reason"] and not five["gate"]["passed"]
+    (six,) = compare(run, {"loss": loss_result(base)}, {"loss": loss_result(tuned)})
+    assert six["verdict"] == "better" and six["evidence"]["enough"] and six["gate"]["passed"]
+    # rates: 6 of 6 items flipped is McNemar p = 0.031
+    gold = ["yes", "no"] * 3
+    (rate,) = compare(run_with(tmp_path, [{"name": "classification", "min": 0.5}]),
+                      {"classification": cls_result(["no", "yes"] * 3, gold, labels=("yes", "no"))},
+                      {"classification": cls_result(gold, gold, labels=("yes", "no"))})
+    assert rate["verdict"] == "better" and rate["gate"]["passed"]
+    # five identical answers are not a collapse on too few items either
+    (few,) = compare(run_with(tmp_path, [{"name": "classification"}]),
+                     {"classification": cls_result(["no"] * 5, gold[:5], labels=("yes", "no"))},
+                     {"classification": cls_result(["yes"] * 5, gold[:5], labels=("yes", "no"))})
+    assert few["verdict"] == "not enough evidence" and not few["answers"]["tuned"]["collapsed"]
+
+
+def test_a_degenerate_interval_is_not_enough_evidence(tmp_path, monkeypatch):
+    from sftkit.evaluation.verdict import shortfall
+
+    differ = [{"score": s} for s in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)]
+    same = [{"score": 2.0}] * 6
+    assert "zero width" in shortfall(differ, {"low": 3.5, "high": 3.5})
+    assert shortfall(same, {"low": 2.0, "high": 2.0}) is None  # identical items: zero width is the truth
+    assert "could not be computed" in shortfall(differ, {"low": None, "high": None})
+    assert "could not be computed" in shortfall(differ, {"low": float("nan"), "high": 1.0})
+    assert shortfall(differ, {"low": 2.0, "high": 5.0}) is None
+    # through the verdict and the gate: an interval that collapsed to a point decides nothing
+    monkeypatch.setattr(S, "bootstrap_mean", lambda scores, weights=None, **kw: (4.0, 4.0))
+    run = run_with(tmp_path, [{"name": "loss", "max": 100.0}])
+    (row,) = compare(run, {"loss": loss_result([6.1, 6.3, 5.9, 6.4, 6.0, 6.2])},
+                     {"loss": loss_result([5.1, 5.2, 5.0, 5.3, 4.9, 5.2])})
+    assert row["verdict"] == "not enough evidence" and "zero width" in row["reason"]
+    assert not row["gate"]["passed"] and "gate loss.eval_loss not decided: the 95% interval" in row["gate"]["message"]
+
+
+def test_prompt_only_baselines_are_never_beaten_on_too_few_items():
+    from sftkit.evaluation.verdict import judge, versus_prompts
+
+    cfg = {"seed": 0, "alpha": 0.05, "collapse_share": 0.9}
+    items = lambda scores: [{"score": s, "prompt": f"q{i}"} for i, s in enumerate(scores)]  # noqa: E731
+    # one item: the tuned model "beat" the baseline on it
+    found = judge(0.0, 1.0, True, base=items([0.0]), tuned=items([1.0]), scale=None, cfg=cfg)
+    found = versus_prompts(found, {"system_prompt": {"kind": "system_prompt", "value": 0.0, "items": items([0.0])}},
+                           tuned_value=1.0, tuned=items([1.0]), higher_is_better=True, scale=None, cfg=cfg)
+    assert found["verdict"] == "not enough evidence" and found["best_prompt"]["beats"] is False
+    assert "paired" not in found["prompt_baselines"]["system_prompt"]
+    assert found["prompt_baselines"]["system_prompt"]["shortfall"].startswith("n=1 below the minimum")
+    # a tuned model better than base on 60 items, against a baseline scored on 3 of them: not decided
+    tuned = items([1.0] * 60)
+    found = judge(0.0, 1.0, True, base=items([0.0] * 60), tuned=tuned, scale=None, cfg=cfg)
+    assert found["verdict"] == "better"
+    found = versus_prompts(found, {"few_shot_3": {"kind": "few_shot", "value": 0.0, "items": items([0.0] * 3)}},
+                           tuned_value=1.0, tuned=tuned, higher_is_better=True, scale=None, cfg=cfg)
+    assert found["verdict"] == "not enough evidence" and "few_shot_3" in found["reason"]
+    assert found["best_prompt"]["beats"] is False
+
+
+def test_a_metric_without_direction_on_few_items_is_not_tested_and_raises_no_health_warning(tmp_path):
+    samples = EvalResult({"avg_chars": 3.0}, "avg_chars", items=[{"score": 3.0, "prompt": "hi"}])
+    run = run_with(tmp_path, [{"name": "samples", "items": ["hi"]}])
+    (row,) = compare(run, {"samples": samples}, {"samples": samples})
+    assert row["verdict"] == "not tested" and row["evidence"]["enough"] is False
+    assert "not_enough_evidence" not in [f["code"] for f in health.analyze([], {}, [], eval_rows=[row])]

@@ -1,5 +1,5 @@
-"""``sftkit cache``: what sftkit keeps on disk (converted GGUF models, smoke models, Arrow data) and
-how to reclaim it. Everything there is derived and is rebuilt on demand."""
+"""``sftkit cache``: what sftkit keeps on disk (converted GGUF models, smoke models, Arrow data, the
+base model's evaluations) and how to reclaim it. Everything there is derived and is rebuilt on demand."""
 
 from __future__ import annotations
 
@@ -15,7 +15,18 @@ PARTS = {
     "smoke": "tiny same-architecture models for --smoke",
     "data": "data files streamed into memory-mapped Arrow",
     "hashes": "content hashes of model files (so a file installed twice converts once)",
+    "base_eval": "the base model's evaluation results, reused by runs that evaluate it the same way",
 }
+WIDTH = max(map(len, PARTS))
+
+
+def _where(part: str) -> Path:
+    """The directory of one part (``$SFTKIT_BASE_EVAL_CACHE`` moves the base evaluations)."""
+    if part == "base_eval":
+        from sftkit.run.base_cache import directory
+
+        return directory()
+    return cache_root() / part
 
 
 def _size(path: Path) -> int:
@@ -44,11 +55,11 @@ def info():
     click.echo(f"cache: {root}")
     total = 0
     for part, what in PARTS.items():
-        path = root / part
+        path = _where(part)
         size = _size(path) if path.exists() else 0
         total += size
-        click.echo(f"  {part:<7} {_human(size):>9}  {what}")
-    click.echo(f"  {'total':<7} {_human(total):>9}")
+        click.echo(f"  {part:<{WIDTH}} {_human(size):>9}  {what}")
+    click.echo(f"  {'total':<{WIDTH}} {_human(total):>9}")
 
 
 @cache.command("clean")
@@ -58,7 +69,7 @@ def clean(parts):
     root = cache_root()
     freed = 0
     for part in parts or tuple(PARTS):
-        path = root / part
+        path = _where(part)
         if path.exists():
             freed += _size(path)
             shutil.rmtree(path)

@@ -86,9 +86,11 @@ def cached_dataset(name: str, key: str, build: Callable[[Callable[[Any], ArrowSi
     """
     from datasets import Dataset
 
+    from ..redaction import scrub
+
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "data"
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in scrub(name))[:60] or "data"
     final = root / f"{stem}-{key}.arrow"
     meta_path = final.with_suffix(".meta.json")
     if final.exists() and meta_path.exists():

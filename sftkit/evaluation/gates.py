@@ -1,7 +1,13 @@
 """Gates: ``min``, ``max`` and ``max_regression`` on an evaluator's primary metric (any evaluator).
 
 With ``gate_on = "lower_bound"`` the thresholds apply to the 95% interval instead of the point
-value: ``min`` to its lower bound, ``max`` to its upper bound (a gate that passes on luck fails)."""
+value: ``min`` to its lower bound, ``max`` to its upper bound (a gate that passes on luck fails).
+
+A gate on the metric needs evidence: when the row's verdict found too little
+(``row["evidence"]["shortfall"]``: fewer than :data:`~sftkit.evaluation.verdict.MIN_EVIDENCE_ITEMS`
+items, or a degenerate interval) the gate is not decided, and an undecided gate fails with that
+reason, never passes. ``max_contamination`` counts items in the training data (a fact, not an
+estimate) and is checked whatever n is."""
 
 from __future__ import annotations
 
@@ -25,9 +31,14 @@ def check_gate(row: dict, table: EvalEntry, evaluator: Any = None) -> dict:
     name = f"{row['label']}.{row['primary']}"
     value, base = row.get("tuned"), row.get("base")
     has_threshold = any(gate[k] is not None for k in GATE_KEYS) or table.max_contamination is not None
+    own = getattr(evaluator, "gate_options", ()) if evaluator is not None else ()
+    on_metric = any(gate[k] is not None for k in GATE_KEYS) or any(table.options.get(k) is not None for k in own)
+    short = (row.get("evidence") or {}).get("shortfall")
     if has_threshold and value is None:
         why = (row.get("errors") or {}).get("tuned") or "no value"
         failures.append(f"gate failed: {name} could not be computed ({why})")
+    elif on_metric and short:
+        failures.append(f"gate {name} not decided: {short}")
     elif value is not None:
         low = high = value
         what = ""
@@ -65,13 +76,12 @@ def check_gate(row: dict, table: EvalEntry, evaluator: Any = None) -> dict:
         elif found["share"] > limit:
             failures.append(f"gate failed: {row['label']}: {found['exact'] + found['ngram']} of {found['n']} items "
                             f"({found['share']:.1%}) appear in the training data > max_contamination {_fmt(limit)}")
-    if evaluator is not None and hasattr(evaluator, "gate_failures"):
+    if evaluator is not None and hasattr(evaluator, "gate_failures") and not (on_metric and short):
         try:
             failures.extend(evaluator.gate_failures(row))
         except Exception as exc:  # an evaluator's own gate must not break the report
             failures.append(f"gate failed: {name}: evaluator gate raised {type(exc).__name__}: {exc}")
     gate["passed"] = not failures
-    own = getattr(evaluator, "gate_options", ()) if evaluator is not None else ()
     gate["defined"] = bool(has_threshold or failures or any(table.options.get(k) is not None for k in own))
     gate["failures"] = failures
     gate["message"] = "; ".join(failures) if failures else None

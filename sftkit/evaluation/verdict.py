@@ -11,6 +11,10 @@ Built from the per-item records evaluators return in ``EvalResult.items`` (``sco
   answers are one answer for more than ``collapse_share`` of the items is *collapsed*;
 - ``verdict``: one of :data:`VERDICTS`. "better" / "worse" only when the paired test is significant
   at ``alpha``; "better" also needs a tuned value above every trivial baseline and no collapse.
+- ``evidence``: n and, when there is too little to decide anything (:func:`shortfall`: fewer than
+  :data:`MIN_EVIDENCE_ITEMS` items, or an interval of zero width on items that differ or that
+  cannot be computed), why: the verdict is then "not enough evidence" and a gate on the row is not
+  decided (:func:`sftkit.evaluation.gates.check_gate` fails it with that reason).
 - ``prompt_baselines`` / ``best_prompt`` (:func:`versus_prompts`): the base model prompted without
   training (``[[baseline]]``); "better" also needs the tuned model significantly above the best one.
 - ``regressions``: items the base model got right and the tuned one got wrong, with both answers.
@@ -27,8 +31,12 @@ from typing import Any
 from . import stats as S
 
 VERDICTS = ("better", "worse", "no significant change", "collapsed", "no better than baseline",
-            "not tested", "error")
-MIN_COLLAPSE_ITEMS = 5
+            "not enough evidence", "not tested", "error")
+MIN_EVIDENCE_ITEMS = 6
+"""The fewest items a verdict (or a gate, or a collapse finding) is given on: the smallest n at which
+the paired test can ever reach p < 0.05 — exact McNemar with every item changed the same way has
+p = 2 / 2**n, 0.031 on 6 items and 0.0625 on 5 — and enough items for a 95% interval to mean
+something. Below it every verdict is "not enough evidence"."""
 MAX_REGRESSIONS = 20
 
 
@@ -77,6 +85,27 @@ def side_stats(items: list[dict], value: float | None, *, scale: str | None, see
         return None
     iv = S.interval(scores, weights, seed=seed)
     return {**iv, "low": _scale(iv["low"], scale), "high": _scale(iv["high"], scale)}
+
+
+def shortfall(items: list[dict], stats: dict | None, side: str = "tuned") -> str | None:
+    """Why ``items`` (one model's per-item records) are too little to decide on, or None: fewer than
+    :data:`MIN_EVIDENCE_ITEMS`, or a 95% interval (``stats``, :func:`side_stats`) that could not be
+    computed or has zero width although the scores differ. No items at all is not a shortfall: the
+    evaluator gave no per-item scores, so no verdict is claimed ("not tested")."""
+    n = len(items)
+    if n == 0:
+        return None
+    if n < MIN_EVIDENCE_ITEMS:
+        return f"n={n} below the minimum of {MIN_EVIDENCE_ITEMS} items; add evaluation rows"
+    if stats is None:  # the items do not reproduce the metric: no interval is claimed at all
+        return None
+    low, high = stats.get("low"), stats.get("high")
+    if not (_finite(low) and _finite(high)):
+        return f"the 95% interval of the {side} result could not be computed on n={n} items; add evaluation rows"
+    if high - low <= 0 and len({float(i["score"]) for i in items}) > 1:
+        return (f"the 95% interval of the {side} result has zero width ([{low:.4g}, {high:.4g}]) on n={n} items "
+                "that differ; add evaluation rows")
+    return None
 
 
 def answer_profile(items: list[dict]) -> dict | None:
@@ -141,8 +170,8 @@ def _p(p: float) -> str:
 
 def judge(base_value: float | None, tuned_value: float | None, higher_is_better: bool | None, *,
           base: list[dict], tuned: list[dict], scale: str | None, cfg: dict, error: str | None = None) -> dict:
-    """Everything the verdict needs for one row: ``{"verdict", "reason", "stats", "baselines",
-    "answers", "regressions"}`` (see the module docstring)."""
+    """Everything the verdict needs for one row: ``{"verdict", "reason", "stats", "evidence",
+    "baselines", "answers", "regressions"}`` (see the module docstring)."""
     seed, alpha = cfg["seed"], float(cfg["alpha"])
     st = {"alpha": alpha, "base": side_stats(base, base_value, scale=scale, seed=seed),
           "tuned": side_stats(tuned, tuned_value, scale=scale, seed=seed)}
@@ -151,16 +180,21 @@ def judge(base_value: float | None, tuned_value: float | None, higher_is_better:
         st["paired"] = paired
     answers = {side: prof for side, prof in (("base", answer_profile(base)), ("tuned", answer_profile(tuned))) if prof}
     for prof in answers.values():
-        prof["collapsed"] = prof["n"] >= MIN_COLLAPSE_ITEMS and prof["top_share"] > float(cfg["collapse_share"])
+        prof["collapsed"] = prof["n"] >= MIN_EVIDENCE_ITEMS and prof["top_share"] > float(cfg["collapse_share"])
     baselines = trivial_baselines(tuned or base)
     out = {"stats": st, "baselines": baselines, "answers": answers, "regressions": regressions(base, tuned)[:MAX_REGRESSIONS],
            "regression_count": len(regressions(base, tuned))}
     n = (st["tuned"] or {}).get("n")
+    short = shortfall(tuned, st["tuned"]) or shortfall(base, st["base"], "base")
+    out["evidence"] = ({"n": len(tuned or base), "minimum": MIN_EVIDENCE_ITEMS, "enough": short is None,
+                        **({"shortfall": short} if short else {})} if tuned or base else None)
     change = f"{_fmt(base_value)} → {_fmt(tuned_value)}"
     tuned_prof = answers.get("tuned") or {}
     best = max((b["value"] for b in baselines.values()), default=None)
     if error or tuned_value is None:
         verdict, reason = "error", f"no tuned result ({error or 'no value'})"
+    elif short and higher_is_better is not None:
+        verdict, reason = "not enough evidence", short
     elif tuned_prof.get("collapsed"):
         verdict = "collapsed"
         reason = (f"the tuned model gives one answer ({tuned_prof['top']!r}) for {tuned_prof['top_share']:.0%} "
@@ -233,6 +267,10 @@ def _versus_prompts(found: dict, prompts: dict, *, tuned_value: float | None, tu
         items = p.get("items") or []
         entry["value"] = p.get("value")
         entry["stats"] = side_stats(items, p.get("value"), scale=scale, seed=seed)
+        short = shortfall(items, entry["stats"], f"prompt-only baseline {label!r}")
+        if short:  # too few items to compare with: no test, so never "beaten"
+            entry["shortfall"] = short
+            continue
         paired = _paired(items, tuned, scale=scale, seed=seed) if entry["stats"] and found["stats"].get("tuned") else None
         if paired:
             entry["paired"] = paired  # tuned against this baseline: delta = tuned - baseline
@@ -251,7 +289,10 @@ def _versus_prompts(found: dict, prompts: dict, *, tuned_value: float | None, tu
           if paired.get("delta_low") is not None else "")
     test = f"{paired['test'].replace('_', ' ')} {_p(paired['p'])}" if paired else "not tested"
     said = f"prompt-only baseline {label!r} scores {_fmt(best['value'])} (tuned {delta:+.3g}{ci}, {test})"
-    if found["verdict"] == "better" and not beats:
+    if found["verdict"] == "better" and best.get("shortfall"):
+        found["verdict"] = "not enough evidence"
+        found["reason"] = f"{found['reason']}, but not against the {said}: {best['shortfall']}"
+    elif found["verdict"] == "better" and not beats:
         found["verdict"] = "no better than baseline"
         found["reason"] = f"{found['reason']}, but the {said}: a prompt does as well"
     elif found["verdict"] == "better":
@@ -279,7 +320,7 @@ def summary_line(row: dict, labels: dict | None = None) -> str:
     n = ((row.get("stats") or {}).get("tuned") or {}).get("n")
     line = f"eval {row.get('label')} ({row.get('primary')}{f', n={n}' if n else ''}): {values}: " \
            f"{(row.get('verdict') or 'not tested').upper()}"
-    if row.get("verdict") in ("collapsed", "no better than baseline", "error"):
+    if row.get("verdict") in ("collapsed", "no better than baseline", "not enough evidence", "error"):
         line += f" ({row.get('reason')})"
     elif row.get("best_prompt"):
         best = row["best_prompt"]

@@ -66,7 +66,9 @@ def write_entry(kind: str, digest: str, fill, info: dict) -> Path:
     tmp.mkdir()
     try:
         fill(tmp)
-        (tmp / MARKER).write_text(json.dumps({**info, "cache_version": CACHE_VERSION}, indent=2))
+        from ..redaction import scrub_obj
+
+        (tmp / MARKER).write_text(json.dumps({**scrub_obj(info), "cache_version": CACHE_VERSION}, indent=2))
         if final.exists() and not (final / MARKER).exists():
             shutil.rmtree(final, ignore_errors=True)  # a stale, unfinished entry
         try:

@@ -222,9 +222,18 @@ def check_format(eval_rows: list | None, samples: list | None) -> list[dict]:
 
 
 def check_eval(eval_rows: list | None) -> list[dict]:
-    """A model that gives one answer to (almost) every item; evaluators that failed."""
+    """A model that gives one answer to (almost) every item; evaluators too small to decide anything
+    (the verdict's ``evidence``); evaluators that failed."""
     out = []
     for row in eval_rows or []:
+        short = (row.get("evidence") or {}).get("shortfall")
+        if short and row.get("verdict") == "not enough evidence":  # not for metrics without a direction
+            out.append(_finding("warning", "not_enough_evidence", f"{row.get('label')}: not enough evidence for a verdict",
+                                f"{short.split(';')[0]}: whatever difference it shows is not a tested change, "
+                                "and a gate on it cannot pass.",
+                                f"Evaluate on more items (at least {(row.get('evidence') or {}).get('minimum')}): raise "
+                                "[dataset] eval_fraction, add a [[data]] entry with split = \"eval\", or give the "
+                                "evaluator more items."))
         for side, prof in ((row.get("answers") or {}).items()):
             if isinstance(prof, dict) and prof.get("collapsed"):
                 base = " (the base model too)" if side == "tuned" and ((row.get("answers") or {}).get("base") or {}).get("collapsed") else ""

@@ -56,8 +56,10 @@ def run_each(recipe_path: Any, overrides, dataset: Dataset, out: Path, run_one: 
                          "verdict": row.get("verdict")})
     table = {"runs": runs, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "each_holdout.json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    (out / "each_holdout.md").write_text(markdown(table), encoding="utf-8")
+    from ..redaction import scrub
+
+    (out / "each_holdout.json").write_text(scrub(json.dumps(table, indent=2)) + "\n", encoding="utf-8")
+    (out / "each_holdout.md").write_text(scrub(markdown(table)), encoding="utf-8")
     return table
 
 

@@ -65,7 +65,8 @@ def fmt_prompt_baselines(row: dict) -> str:
         else:
             iv = b.get("stats") or {}
             ci = f" [{fmt(iv['low'])}, {fmt(iv['high'])}] n={iv.get('n')}" if iv.get("low") is not None else ""
-            parts.append(f"{label} {fmt(b['value'])}{ci}")
+            short = " (not enough evidence)" if b.get("shortfall") else ""
+            parts.append(f"{label} {fmt(b['value'])}{ci}{short}")
     return "; ".join(parts) or "–"
 
 
@@ -87,6 +88,8 @@ def gate_text(row: dict) -> str:
     if not limits and gate.get("passed", True) and not gate.get("failures"):
         return ""
     verdict = "PASS" if gate.get("passed", True) else "FAIL"
+    if any(" not decided: " in f for f in gate.get("failures") or []):
+        verdict = "FAIL, not decided"  # too little evidence to decide: never a pass
     return f"{verdict}" + (f" ({', '.join(limits)})" if limits else "")
 
 
@@ -164,7 +167,7 @@ def contamination_text(rows: list[dict]) -> str:
 
 
 VERDICT_CLASS = {"better": "good", "worse": "bad", "collapsed": "bad", "error": "bad",
-                 "no better than baseline": "bad"}
+                 "no better than baseline": "bad", "not enough evidence": "warn"}
 
 
 BASE_SOURCES = {"cache": "reused from the cache (the same base model, evaluators and eval items were evaluated "
@@ -196,8 +199,11 @@ def _summary(ctx: dict) -> tuple[str, str]:
                  for r in rows]
         classes = [["", VERDICT_CLASS.get(r.get("verdict"), "")] + [""] * (len(headers) - 2) for r in rows]
         alpha = next(((r.get("stats") or {}).get("alpha") for r in rows if (r.get("stats") or {}).get("alpha")), 0.05)
+        from ..evaluation.verdict import MIN_EVIDENCE_ITEMS
+
         note = (f"Better / worse only when the paired test of base vs tuned on the same items is significant at "
-                f"{fmt(alpha)}; intervals are 95%.")
+                f"{fmt(alpha)}; intervals are 95%. On fewer than {MIN_EVIDENCE_ITEMS} items (or with a degenerate "
+                "interval) there is not enough evidence for any verdict, and a gate on it is not decided: it fails.")
         if prompted:
             note += (" Prompt-only baselines are the base model prompted, not trained, on the same items; better "
                      "also needs the tuned model significantly above the best of them (n/a: the evaluator does not "
@@ -471,7 +477,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444;padding-bottom:.2em}h2{border-bottom:1px solid #ccc;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.good{color:#176f2c}td.bad,li.bad,.finding.error{color:#a00}
+th{background:#f3f3f3}td.good{color:#176f2c}td.bad,li.bad,.finding.error{color:#a00}td.warn{color:#8a5a00}
 .banner{padding:.5em 1em;font-weight:bold;border-radius:4px}.banner.ok{background:#e6f4ea}.banner.bad{background:#fde7e7}.banner.none{background:#f3f3f3}
 p.ok{color:#176f2c}.finding.warning{color:#8a5a00}ul.plain{padding-left:1.2em}
 img{max-width:100%;border:1px solid #ddd}

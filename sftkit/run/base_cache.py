@@ -184,7 +184,9 @@ def load(digest: str) -> tuple[dict, dict] | None:
 def store(digest: str, results: dict, baselines: dict | None = None, *, about: dict | None = None) -> None:
     """Keep ``results`` (eval label -> EvalResult) and the ``[[baseline]]`` results (baseline label ->
     the same) under ``digest``; written whole or not at all. Results with an evaluator error are not
-    kept (the next run tries again)."""
+    kept (the next run tries again), nor results that show a value taken from the environment (a
+    label, prompt, expected answer or sample holding a secret: the cache lives outside the run
+    directory, and redacted results could not stand in for the real ones)."""
     from dataclasses import asdict
 
     from sftkit.evaluation import jsonable
@@ -196,12 +198,16 @@ def store(digest: str, results: dict, baselines: dict | None = None, *, about: d
     def plain(by_label: dict) -> dict:
         return {label: jsonable(asdict(r)) for label, r in by_label.items()}
 
+    from sftkit.redaction import holds_secret, scrub_obj
+
+    kept = {"results": plain(results), "baselines": {b: plain(r) for b, r in (baselines or {}).items()}}
+    if holds_secret(kept):  # results redacted would not be the results: a secret stays out of the cache
+        return
     where = directory()
     try:
         where.mkdir(parents=True, exist_ok=True)
         tmp = where / f".{digest}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        payload = {"key": digest, **(about or {}), "results": plain(results),
-                   "baselines": {b: plain(r) for b, r in (baselines or {}).items()}}
+        payload = {"key": digest, **scrub_obj(about or {}), **kept}
         tmp.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(tmp, where / f"{digest}.json")
     except OSError:  # a cache that cannot be written is no reason to fail the run

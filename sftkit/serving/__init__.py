@@ -6,6 +6,8 @@
   recipe accepts → a :class:`ServedModel` (model, tokenizer, chat template, stop tokens).
 - :mod:`sftkit.serving.api`: the Starlette app behind ``sftkit serve`` (``/v1/models``,
   ``/v1/chat/completions`` with server-sent events, ``/v1/completions``).
+- :mod:`sftkit.serving.request`: a request body read (bounded size and nesting) and checked, every
+  field's type and range, in one place.
 
 Heavy libraries (torch, transformers, starlette) are imported inside functions.
 """

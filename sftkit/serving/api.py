@@ -5,7 +5,8 @@ ending in ``data: [DONE]``), ``POST /v1/completions``. Sampling: ``temperature``
 0 = greedy), ``top_p``, ``max_tokens`` (``max_completion_tokens`` too), ``stop`` (a string or up to 4),
 ``seed``. Every error is OpenAI-shaped: ``{"error": {"message", "type", "param", "code"}}`` with its
 HTTP status. With an API key, every request needs ``Authorization: Bearer KEY``. Request bodies are
-bounded (``MAX_BODY``); prompts longer than the model's context are refused, not cut.
+read and checked in :mod:`sftkit.serving.request` (bounded size and nesting, every field's type);
+prompts longer than the model's context are refused, not cut.
 """
 
 from __future__ import annotations
@@ -13,90 +14,25 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import secrets
 import time
 from typing import Any
 
 from .engine import Sampling
+from .request import MAX_BODY, ApiError, ClientGone, Request, parse_body, parse_request
 
-MAX_BODY = 1 << 20  # bytes of one request body
-MAX_STOPS = 4
-
-
-class ApiError(Exception):
-    """A request the client can fix: HTTP ``status`` + an OpenAI error object."""
-
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error"):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+__all__ = ["MAX_BODY", "ApiError", "Server", "sampling_of"]
 
 
-def _number(body: dict, key: str, default, lo: float, hi: float, integer: bool = False):
-    value = body.get(key, default)
-    if value is None:
-        return default
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not lo <= value <= hi:
-        kind = "an integer" if integer else "a number"
-        raise ApiError(400, f"{key} must be {kind} from {lo} to {hi}, got {value!r}", param=key)
-    return value
-
-
-def parse_sampling(body: dict, room: int) -> Sampling:
-    """Sampling settings of a request; ``room`` = tokens left in the context after the prompt."""
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is None:
-        max_tokens = min(room, 512)
-    else:
-        max_tokens = _number({"max_tokens": max_tokens}, "max_tokens", 16, 1, 1 << 20, integer=True)
-        if max_tokens > room:
-            raise ApiError(400, f"max_tokens {max_tokens} + the prompt exceed the model's context "
-                                f"({room} tokens left)", param="max_tokens", code="context_length_exceeded")
-    stop = body.get("stop")
-    if stop is None:
-        stops: tuple[str, ...] = ()
-    elif isinstance(stop, str):
-        stops = (stop,)
-    elif isinstance(stop, list) and len(stop) <= MAX_STOPS and all(isinstance(s, str) for s in stop):
-        stops = tuple(stop)
-    else:
-        raise ApiError(400, f"stop must be a string or a list of up to {MAX_STOPS} strings", param="stop")
-    if any(not s for s in stops):
-        raise ApiError(400, "stop strings must not be empty", param="stop")
-    n = body.get("n", 1)
-    if n != 1:
-        raise ApiError(400, "only n = 1 is supported", param="n")
-    return Sampling(
-        max_tokens=int(max_tokens),
-        temperature=float(_number(body, "temperature", 1.0, 0.0, 2.0)),
-        top_p=float(_number(body, "top_p", 1.0, 0.0, 1.0) or 1.0),
-        stop=stops,
-        seed=_number(body, "seed", None, -(1 << 63), (1 << 63) - 1, integer=True),
-    )
-
-
-def _messages(body: dict) -> list[dict]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "messages must be a non-empty list of {role, content}", param="messages")
-    out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
-            raise ApiError(400, f"messages[{i}] needs a role: system, user, assistant or tool", param="messages")
-        content = m.get("content")
-        if isinstance(content, list):  # [{type: text, text: ...}] parts
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                       for p in content):
-                raise ApiError(400, f"messages[{i}].content: only text parts are supported", param="messages")
-            content = "".join(p["text"] for p in content)
-        if not isinstance(content, str):
-            raise ApiError(400, f"messages[{i}].content must be a string", param="messages")
-        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content})
-    return out
+def sampling_of(req: Request, room: int) -> Sampling:
+    """The request's sampling settings; ``room`` = tokens left in the context after the prompt."""
+    max_tokens = min(room, 512) if req.max_tokens is None else req.max_tokens
+    if max_tokens > room:
+        raise ApiError(400, f"max_tokens {max_tokens} + the prompt exceed the model's context "
+                            f"({room} tokens left)", param="max_tokens", code="context_length_exceeded")
+    return Sampling(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, stop=req.stop,
+                    seed=req.seed)
 
 
 class Server:
@@ -108,8 +44,8 @@ class Server:
         self.created = int(time.time())
 
     # ------------------------------------------------------------------ plumbing
-    def _model(self, body: dict):
-        name = body.get("model")
+    def _model(self, req: Request):
+        name = req.model
         if name is None and len(self.models) == 1:
             return next(iter(self.models.values()))
         if name not in self.models:
@@ -126,32 +62,13 @@ class Server:
             raise ApiError(401, "invalid or missing API key (send Authorization: Bearer KEY)",
                            kind="authentication_error", code="invalid_api_key")
 
-    @staticmethod
-    async def _json(request) -> dict:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise ApiError(413, f"request body over {MAX_BODY} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise ApiError(413, f"request body over {MAX_BODY} bytes")
-            chunks.append(chunk)
-        try:
-            body = json.loads(b"".join(chunks) or b"null")
-        except ValueError as err:
-            raise ApiError(400, f"the body is not JSON: {err}") from err
-        if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        return body
-
-    def _prepare(self, served, prompt: str, body: dict) -> tuple[list[int], Sampling]:
+    def _prepare(self, served, prompt: str, req: Request) -> tuple[list[int], Sampling]:
         ids = served.encode(prompt)
         room = served.context_length - len(ids)
         if room < 1:
             raise ApiError(400, f"the prompt is {len(ids)} tokens; the model's context is {served.context_length}",
                            param="messages", code="context_length_exceeded")
-        return ids, parse_sampling(body, room)
+        return ids, sampling_of(req, room)
 
     @staticmethod
     def _stream(served, ids: list[int], sampling: Sampling):
@@ -187,40 +104,35 @@ class Server:
         return JSONResponse({"object": "list", "data": [
             {"id": name, "object": "model", "created": self.created, "owned_by": "sftkit"} for name in self.models]})
 
-    async def chat(self, request):
+    async def _checked(self, request, *, chat: bool) -> tuple[Any, Request]:
+        """The served model and the checked request (every error a 4xx before any work)."""
         self._check_key(request)
-        body = await self._json(request)
-        served = self._model(body)
-        messages = _messages(body)
+        req = parse_request(await parse_body(request), chat=chat)
+        return self._model(req), req
+
+    async def chat(self, request):
+        served, req = await self._checked(request, chat=True)
         try:
-            prompt = served.render(messages)
+            prompt = served.render(list(req.messages))
         except Exception as err:  # a template that rejects the conversation (e.g. roles out of order)
             raise ApiError(400, f"the chat template rejected the messages: {str(err).splitlines()[0]}",
                            param="messages") from err
-        ids, sampling = self._prepare(served, prompt, body)
-        return await self._respond(served, ids, sampling, body, chat=True)
+        ids, sampling = self._prepare(served, prompt, req)
+        return await self._respond(served, ids, sampling, req, chat=True)
 
     async def completions(self, request):
-        self._check_key(request)
-        body = await self._json(request)
-        served = self._model(body)
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-            prompt = prompt[0]
-        if not isinstance(prompt, str):
-            raise ApiError(400, "prompt must be a string (one prompt per request)", param="prompt")
-        ids, sampling = self._prepare(served, prompt, body)
-        return await self._respond(served, ids, sampling, body, chat=False)
+        served, req = await self._checked(request, chat=False)
+        ids, sampling = self._prepare(served, req.prompt, req)
+        return await self._respond(served, ids, sampling, req, chat=False)
 
-    async def _respond(self, served, ids, sampling, body, *, chat: bool):
+    async def _respond(self, served, ids, sampling, req: Request, *, chat: bool):
         from starlette.responses import JSONResponse, StreamingResponse
 
         rid = ("chatcmpl-" if chat else "cmpl-") + secrets.token_hex(12)
         created = int(time.time())
         obj = "chat.completion" if chat else "text_completion"
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(self._events(served, ids, sampling, rid, created, chat, include_usage),
+        if req.stream:
+            return StreamingResponse(self._events(served, ids, sampling, rid, created, chat, req.include_usage),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         text, finish, n_out = await self._collect(served, ids, sampling)
         choice = {"index": 0, "finish_reason": finish, "logprobs": None}
@@ -268,11 +180,16 @@ class Server:
         """The Starlette application (errors → OpenAI JSON)."""
         from starlette.applications import Starlette
         from starlette.exceptions import HTTPException
-        from starlette.responses import JSONResponse
+        from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
 
         async def api_error(request, exc: ApiError):
             return JSONResponse(exc.body(), status_code=exc.status)
+
+        async def client_gone(request, exc: ClientGone):  # nobody reads the answer: no traceback, one quiet line
+            logging.getLogger("uvicorn.error").info("%s %s: the client left before sending the whole body",
+                                                    request.method, request.url.path)
+            return Response(status_code=400)
 
         async def http_error(request, exc: HTTPException):
             kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
@@ -286,8 +203,8 @@ class Server:
         routes = [Route("/v1/models", self.list_models, methods=["GET"]),
                   Route("/v1/chat/completions", self.chat, methods=["POST"]),
                   Route("/v1/completions", self.completions, methods=["POST"])]
-        return Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
-                                                            Exception: server_error})
+        return Starlette(routes=routes, exception_handlers={ApiError: api_error, ClientGone: client_gone,
+                                                            HTTPException: http_error, Exception: server_error})
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
