@@ -1,7 +1,9 @@
 """``sftkit preview RECIPE``: render rows as the model will see them, trained tokens highlighted,
 then the data statistics (rows per source, dropped and skipped rows, token lengths, leakage).
 
-Loads the tokenizer only, never the model weights.
+The run's own stages with the rest switched off (:func:`sftkit.run.stages.prepare` and
+:func:`~sftkit.run.stages.load_data`, mode ``"preview"``); loads the tokenizer only, never the
+model weights, and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,24 +20,20 @@ from sftkit.errors import DataError, SftkitError
 
 def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train", host=None) -> dict:
     """Everything ``sftkit preview`` shows, as data: ``{"recipe", "split", "examples", "stats", "tokenizer"}``."""
-    from sftkit.data import load_data, tokenize_bundle
-    from sftkit.plugins import get_host
-    from sftkit.recipe import load_recipe
-    from sftkit.run.stages import accepted_kinds, make_strategy
+    from sftkit.data import tokenize_bundle
+    from sftkit.run import stages
 
-    host = host or get_host()
-    recipe = load_recipe(recipe_path, list(overrides), host=host)
-    config = recipe.config
-    tokenizer = _load_tokenizer(config.model, recipe.base_dir, host)  # fails fast, before the data
-    strategy, comp = make_strategy(config.strategy, host, required=False)
-    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(strategy, comp))
-    formatter = _formatter(config.template, host, tokenizer) if getattr(strategy, "uses_formatter", True) else None
+    # the run's own stages with the rest switched off: prepare (recipe, strategy) and load_data
+    state = stages.prepare(recipe_path, overrides, host=host, mode="preview")
+    config, run = state.config, state.ctx
+    tokenizer = _load_tokenizer(config.model, state.recipe.base_dir, state.host)  # fails fast, before the data
+    stages.load_data(state)
+    bundle, strategy, formatter = run.data, state.strategy, run.formatter
+    if formatter is not None:
+        formatter.setup(tokenizer)
+    run.tokenizer = tokenizer
     name = config.recipe.name
     if callable(getattr(strategy, "preview_encode", None)):  # the strategy encodes rows its own way
-        from sftkit.api import RunContext
-
-        run = RunContext(config=config, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=Path("."),
-                         host=host, data=bundle, formatter=formatter, tokenizer=tokenizer)
         rows = strategy.preview_encode(run, split)
         if rows is not None:
             return {"recipe": name, "split": split, "rows": len(rows), "examples": _strategy_examples(rows, n),
@@ -43,7 +41,7 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
         if split == "eval" and (bundle.eval is None or not len(bundle.eval)):
             raise DataError("the recipe has no eval split",
                             hint='set split = "eval" on a [[data]] entry, or [dataset] eval_fraction = 0.1')
-    formatter = formatter or _formatter(config.template, host, tokenizer)
+    formatter = formatter or _formatter(config.template, state.host, tokenizer)
     from sftkit.config import Tokenization
 
     tok = Tokenization.of_config(config)

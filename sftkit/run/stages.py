@@ -50,7 +50,7 @@ class RunState:
     run_dir: Path
     ctx: RunContext
     say: Callable[[str], None]
-    mode: str = "run"  # "run" | "eval"
+    mode: str = "run"  # "run" | "eval" | "preview" (sftkit preview: prepare and load_data only)
     overwrite: bool = False
     overrides: tuple = ()  # the --set values (a plan re-reads the recipe with them)
     digest: str = ""
@@ -241,10 +241,12 @@ def load_data(state: RunState, *, required: bool = True) -> None:
                   "evaluators that need the eval split will fail")
         return
     ctx.data = smoke_policy.rows(bundle) if ctx.smoke else bundle
-    prepare_baselines(state)
+    if state.mode != "preview":  # what only training and evaluation need
+        prepare_baselines(state)
     if state.strategy is not None:
-        check_fit(state.strategy, state.component, ctx.data)
-        if state.evaluates:
+        if state.mode != "preview":
+            check_fit(state.strategy, state.component, ctx.data)
+        if state.evaluates and state.mode != "preview":
             from sftkit.reporting.accounting import check_inputs
 
             check_inputs(state.config.dataset, ctx.data)
