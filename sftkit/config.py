@@ -215,6 +215,11 @@ class Freeze(Slice):
     patterns: list | None = _default(_F, "patterns")
     embeddings: bool | None = _default(_F, "embeddings")
 
+    @property
+    def given(self) -> bool:
+        """Whether the table sets anything (an empty ``[freeze]`` freezes nothing)."""
+        return any(getattr(self, name) is not None for name in self._names())
+
 
 @dataclass(frozen=True)
 class EvalEntry(Slice):

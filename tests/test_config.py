@@ -51,6 +51,7 @@ def test_resolve_gives_frozen_typed_slices_read_by_attribute_only():
                      "eval": [{"name": "loss", "max": 3.0, "limit": 5}]})
     assert cfg.seed == 7 and cfg.training.max_length == 512 and cfg.training.max_steps == 3
     assert cfg.adapter.r == 4 and cfg.adapter.alpha == 16 and cfg.freeze is None
+    assert not C.resolve({"freeze": {}}).freeze.given and C.resolve({"freeze": {"embeddings": False}}).freeze.given
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.training.max_length = 1
     # no second way in: a slice is not a mapping (no .get, [key], `in` or dict(slice))

@@ -122,7 +122,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     memory["bytes"] = modelled
     memory["measured_peak_gb"] = round(cal.peak_bytes / GB, 3) if cal.peak_bytes else None
     memory["device"] = precision.device
-    memory["kind"] = "lora" if config.adapter else ("freeze" if config.freeze else "full")
+    memory["kind"] = "lora" if config.adapter else ("freeze" if config.freeze and config.freeze.given else "full")
     memory["chunked_loss"] = cal.chunked_loss
     memory["processes"] = processes
     memory["estimate_gb"] = memory["measured_peak_gb"] or memory["total_gb"]

@@ -23,9 +23,9 @@ class CausalStrategy(Strategy):
         set_seed(run.seed)  # LoRA initialisation is reproducible
         adapter = run.config.adapter
         freeze = run.config.freeze
-        if freeze:
+        if freeze is not None and freeze.given:
             run.frozen = apply_freeze(model, freeze)
-        if adapter:
+        if adapter is not None:
             model = apply_adapter(model, adapter)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
