@@ -112,7 +112,7 @@ class Strategy:
     Facts about the data found while training (class balance, dropped rows) go into
     ``run.data_stats`` (written to ``data_stats.json`` and ``metrics.json``).
 
-    ``sftkit preview`` calls an optional ``preview_encode(run, split)`` (``run`` holds the recipe,
+    ``sftkit preview`` calls an optional ``preview_encode(run, split)`` (``run`` holds the typed recipe,
     data, formatter and tokenizer, no model): the rows of ``split`` exactly as training feeds them,
     each with ``input_ids`` and ``labels`` (-100 where untrained; not a list: no token trained),
     optionally ``target`` (what a head learns), ``source`` and ``rejected_input_ids`` /
