@@ -17,9 +17,10 @@ the one rule for that split). Light: imports nothing heavy.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from . import core_schema as S
 
@@ -28,7 +29,7 @@ def _default(props: dict, name: str):
     """A dataclass field whose default is the schema's (None where the schema has none)."""
     value = props[name].get("default")
     if isinstance(value, (list, dict)):
-        return field(default_factory=lambda v=value: copy.deepcopy(v))
+        return field(default_factory=functools.partial(copy.deepcopy, value))
     return field(default=value)
 
 
@@ -37,7 +38,7 @@ class Slice:
 
     @classmethod
     def _names(cls) -> tuple:
-        return tuple(f.name for f in fields(cls))
+        return tuple(f.name for f in fields(cast(Any, cls)))  # every subclass is a dataclass
 
     @classmethod
     def of(cls, table: Mapping | None):
@@ -88,6 +89,7 @@ class RecipeInfo(Slice):
     seed: int = _default(_R, "seed")
     requires: list | None = _default(_R, "requires")
     extends: str | None = _default(_R, "extends")
+    after: list | None = _default(_R, "after")
 
 
 @dataclass(frozen=True)

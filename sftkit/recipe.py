@@ -20,8 +20,20 @@ from typing import Any, Callable, Mapping
 
 from .config import Config, resolve
 from .errors import RecipeError, dotted
-from .reading import (REDACTED, SECRET_NAME_RE, Recipe, Source, apply_override, deep_merge, parse_override,
-                      read_recipe, read_toml, recipe_hash, redact, substitute_env)
+from .reading import (
+    REDACTED,
+    SECRET_NAME_RE,
+    Recipe,
+    Source,
+    apply_override,
+    deep_merge,
+    parse_override,
+    read_recipe,
+    read_toml,
+    recipe_hash,
+    redact,
+    substitute_env,
+)
 from .schema import fill_defaults
 from .validate import check_recipe
 
@@ -72,6 +84,7 @@ def load_recipe(path, overrides=(), *, host=None,
     recipe, problems = read_recipe(path, overrides, host=host)
     if recipe is not None:
         problems += check_recipe(recipe, host)
+    problems = [p for p in problems if p.level == "error"]  # a note does not stop a recipe
     if problems:
         raise RecipeError(problems)
     data: Any = fill_defaults(recipe.data, host.registry)

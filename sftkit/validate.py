@@ -8,14 +8,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataEntry, Distributed, Training
+from .config import DataEntry, Distributed, Output, Training
 from .core_schema import COMPONENT_TABLES
 from .detect import count_rows, detect_format, kind_of_format, peek_fields
-from .errors import Problem, SftkitError, dotted
+from .errors import Problem, SftkitError, dotted, shorten
 from .paths import resolve_path
 from .reading import Recipe, read_recipe
 from .registry import SINGULAR
-from .schema import component_of, component_tables, path_options, schema_problems
+from .schema import component_of, component_options, component_tables, path_options, schema_problems
+from .strategies.selection import accepted_kinds, shape_hint
 
 
 @dataclass
@@ -34,15 +35,6 @@ class CheckContext:
     table_path: str  # e.g. "data[0]" or "strategy"
     data_kinds: list  # canonical kind of each [[data]] entry, None where unknown
     data_fields: list  # field names of each [[data]] entry's first row, None where unknown
-
-
-def factory_options(table: str, item: dict, comp) -> dict:
-    """The options the factory of ``comp`` receives for this recipe table (defaults filled): the
-    run's rule (:func:`sftkit.config.factory_options`)."""
-    from .config import factory_options as options_of
-    from .schema import fill_component_defaults
-
-    return fill_component_defaults(comp.schema, options_of(table, item))
 
 
 def _locator(recipe: Recipe):
@@ -116,7 +108,7 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
         return [_problem(recipe, path, f"file {value!r}: {exc.message}", exc.hint)]
     from .paths import not_a_regular_file
 
-    shown = value if len(value) <= 120 else value[:117] + "..."
+    shown = shorten(value)
     try:
         exists = resolved.exists()
         why = not_a_regular_file(resolved) if exists and not resolved.is_dir() else None
@@ -235,7 +227,7 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
     strategy = recipe.data.get("strategy")
     comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
     if comp is not None and "strategy" not in broken and "data" not in broken:
-        accepts = comp.meta.get("accepts")
+        accepts = accepted_kinds(comp)
         if accepts:
             for i, (kind, flds) in enumerate(zip(kinds, fields)):
                 if kind is None or kind in accepts or f"data[{i}]" in broken:
@@ -252,7 +244,7 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
             continue
         ctx = CheckContext(recipe.data, recipe.base_dir, table_path, kinds, fields)
         try:
-            found = c.load_check()(factory_options(table, item, c), ctx) or []
+            found = c.load_check()(component_options(table, item, c), ctx) or []
         except Exception as exc:  # a plugin's check must not crash validate
             found = [Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} raised "
                              f"{type(exc).__name__}: {exc}")]
@@ -358,6 +350,31 @@ def _baseline_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
+def _run_dir_problems(recipe: Recipe) -> list[Problem]:
+    """The run directory ``sftkit run`` (and ``--smoke``, the longest) would create, by the run's own
+    rule, within what the file system holds: blamed on ``[recipe] name`` when a short name would fit,
+    else on ``[output] dir``."""
+    from .run.rundir import path_for, path_problem
+    from .run.smoke import SUFFIX
+
+    output = recipe.data.get("output") or {}
+    folder = output.get("dir", Output().dir)
+    name = (recipe.data.get("recipe") or {}).get("name")
+    if not isinstance(folder, str) or not isinstance(name, str) or "${" in folder:
+        return []
+    why = path_problem(path_for(folder, name))
+    said = f"the run directory {why}"
+    if why is None:
+        why = path_problem(path_for(folder, name, smoke=True))
+        said = f"the run directory of a --smoke run (with {SUFFIX!r} added) {why}"
+    if why is None:
+        return []
+    if path_problem(path_for(folder, "x", smoke=True)) is None:
+        return [_problem(recipe, ("recipe", "name"), said, "use a shorter name")]
+    return [_problem(recipe, ("output", "dir") if "dir" in output else ("recipe", "name"), said,
+                     "choose a shorter directory, without control characters")]
+
+
 def _parse_dotted(text: str) -> list:
     import re
 
@@ -436,11 +453,6 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
     return out
 
 
-def shape_hint(comp, accepts) -> str:
-    """How to give data that fits the strategy ``comp``: its ``data_hint`` registration metadata."""
-    return comp.meta.get("data_hint") or f"give data in one of: {', '.join(accepts)}, or set format explicitly"
-
-
 def _well_shaped(data: dict) -> bool:
     """Every section a table and every [[data]] / [[eval]] entry a table."""
     for key, value in data.items():
@@ -473,6 +485,8 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
         problems += _training_problems(recipe)
     if not any(p.path.startswith("baseline") for p in earlier):
         problems += _baseline_problems(recipe, host)
+    if not any(p.path.startswith(("recipe", "output")) for p in earlier):
+        problems += _run_dir_problems(recipe)
     return problems
 
 
@@ -528,13 +542,19 @@ def recipe_warnings(recipe: Recipe) -> list[Problem]:
 
 
 def validate_file(path: Path, host, overrides=(), warnings: list | None = None) -> list[Problem]:
-    """All problems of one recipe file; its warnings (:func:`recipe_warnings`) are added to
-    ``warnings`` when it is given and the recipe has no problem."""
+    """All problems of one recipe file; its warnings (:func:`recipe_warnings`, when it has no
+    problem) and notes (``level="note"``: an earlier step not done yet, :mod:`.prerequisites`) are
+    added to ``warnings`` when it is given."""
+    from .prerequisites import awaiting
+
     recipe, problems = read_recipe(path, overrides, host=host)
     if recipe is not None:
-        problems += check_recipe(recipe, host)
-        if warnings is not None and not problems:
-            warnings += recipe_warnings(recipe)
+        found = awaiting(problems + check_recipe(recipe, host), recipe.data, recipe.base_dir, host)
+        problems = [p for p in found if p.level == "error"]
+        if warnings is not None:
+            warnings += sorted((p for p in found if p.level != "error"), key=lambda p: (p.line or 10**9, p.col or 0))
+            if not problems:
+                warnings += recipe_warnings(recipe)
     return sorted(problems, key=lambda p: (p.file != str(path), p.file or "", p.line or 10**9, p.col or 0))
 
 

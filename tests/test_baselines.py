@@ -15,8 +15,8 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 from test_run import make_recipe, qa_rows, run, write_jsonl  # noqa: E402
 
-from sftkit.config import resolve
 from sftkit.api import EvalResult, RunContext  # noqa: E402
+from sftkit.config import resolve
 from sftkit.evaluation import compare  # noqa: E402
 from sftkit.evaluation.baselines import Baseline, build, draw_examples, example_turns  # noqa: E402
 

@@ -6,8 +6,8 @@ import json
 import tomli_w
 from click.testing import CliRunner
 
-from sftkit.config import resolve
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.data import load_data
 from sftkit.evaluation import compare
 

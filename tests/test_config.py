@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sftkit.config import resolve
 from sftkit import config as C
 from sftkit import core_schema as S
+from sftkit.config import resolve
 
 SECTIONS = {
     C.RecipeInfo: S.RECIPE_SECTION["properties"], C.Model: S.MODEL_SECTION["properties"],

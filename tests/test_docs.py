@@ -44,7 +44,6 @@ def test_hook_specs_are_typed_with_real_types_at_no_import_cost():
     import click
     from transformers import TrainerCallback
 
-    from sftkit import hookspecs
     from sftkit.api import RunContext
 
     names = {"RunContext": RunContext, "TrainerCallback": TrainerCallback, "click": click}

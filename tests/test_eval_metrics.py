@@ -1,13 +1,11 @@
 """Pure scoring functions and gate logic."""
 
-import math
 
 import pytest
 
-from sftkit.config import resolve
+from sftkit.config import EvalEntry, resolve
 from sftkit.evaluation import gate_failures
 from sftkit.evaluation import metrics as M
-from sftkit.config import EvalEntry
 from sftkit.evaluation.gates import check_gate
 
 

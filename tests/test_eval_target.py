@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from sftkit.config import resolve
 from sftkit.api import RunContext
+from sftkit.config import resolve
 from sftkit.evaluation import Target, evaluate_all
 from sftkit.evaluation.choice import build_requests, normalize_item
 

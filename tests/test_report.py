@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from sftkit.config import resolve
 from sftkit import hookimpl
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.errors import SftkitError
 from sftkit.evaluation import compare
 from sftkit.reporting import write_report

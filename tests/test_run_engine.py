@@ -207,9 +207,8 @@ def test_resume_reuses_the_base_evaluation(recipe_for, sftkit_host, tmp_path):
 def test_device_choice_and_busy_machine_warning():
     import torch
 
-    from sftkit.run import devices
-
     from sftkit.config import Training
+    from sftkit.run import devices
 
     assert devices.choose(Training()) == devices.available()[0] and devices.choose(Training(device="cpu")) == "cpu"
     if not torch.cuda.is_available():
@@ -261,8 +260,8 @@ def test_components_take_the_processes_from_the_run_never_from_the_environment(t
     from sftkit.api import RunContext
     from sftkit.config import resolve
     from sftkit.run.distributed import World, world_of
-    from sftkit.strategies.trainer import _all_ranks, _per_rank
     from sftkit.strategies.collate import TokenCounter
+    from sftkit.strategies.trainer import _all_ranks, _per_rank
 
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -2,8 +2,8 @@
 
 from collections import Counter
 
-from sftkit.config import resolve
 from sftkit.api import RunContext
+from sftkit.config import resolve
 from sftkit.sampling import sample_indices, sample_rows
 
 

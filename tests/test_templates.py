@@ -4,8 +4,8 @@
 import pytest
 
 from sftkit.api import IGNORE_INDEX
-from sftkit.errors import DataError, PluginError
 from sftkit.config import Template
+from sftkit.errors import DataError, PluginError
 from sftkit.templates import make_formatter
 from sftkit.templates.builtin_templates import BUILTINS, strip_generation_markers
 from sftkit.templates.formatter import TemplateFormatter

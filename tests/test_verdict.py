@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from sftkit.config import resolve
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.evaluation import compare, gate_failures
 from sftkit.evaluation import stats as S
 from sftkit.evaluation.verdict import summary_line

@@ -14,6 +14,7 @@ COMMANDS = {
     "run": ("sftkit.commands.run:run", "Train (and evaluate) a recipe into a run directory."),
     "eval": ("sftkit.commands.eval:eval_command", "Evaluate a model with a recipe's [[eval]] tables and write a report."),
     "report": ("sftkit.commands.report:report", "Re-render a run directory's report."),
+    "compare": ("sftkit.commands.compare:compare", "Compare two finished runs evaluator by evaluator (paired tests; --gate for CI)."),
     "recipes": ("sftkit.commands.recipes:recipes", "List, show and copy recipes shipped by sftkit and plugins."),
     "cache": ("sftkit.commands.cache:cache", "Show or clear sftkit's cache of converted models and data."),
     "serve": ("sftkit.commands.serve:serve", "Serve tuned models behind an OpenAI-compatible HTTP API."),

