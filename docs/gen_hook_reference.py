@@ -67,6 +67,20 @@ def rst_to_md(text: str) -> str:
     return "\n".join(out).strip()
 
 
+def typed_signature(fn) -> str:
+    """``name(param: Type, ...) -> Return`` as the spec declares it (annotations are strings: the
+    types sit behind ``TYPE_CHECKING`` in hookspecs.py, so nothing is imported to show them)."""
+    sig = inspect.signature(fn)
+
+    def shown(annotation) -> str:
+        return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+    params = ", ".join(name if p.annotation is inspect.Parameter.empty else f"{name}: {shown(p.annotation)}"
+                       for name, p in sig.parameters.items())
+    returns = "" if sig.return_annotation is inspect.Signature.empty else f" -> {shown(sig.return_annotation)}"
+    return f"{fn.__name__}({params}){returns}"
+
+
 def render_hook_reference() -> str:
     """The Markdown hook reference: the ``register`` callback, then every hook with its docstring."""
     from sftkit import hookspecs
@@ -77,11 +91,9 @@ def render_hook_reference() -> str:
     if register_part:
         parts += ["### The `register` callback", "", rst_to_md(register_part), ""]
     for fn in hook_specs():
-        sig = inspect.signature(fn)
-        params = ", ".join(sig.parameters)
         opts = getattr(fn, "sftkit_spec", {}) or {}
         flags = " (firstresult: the first non-None answer wins)" if opts.get("firstresult") else ""
-        parts += [f"### `{fn.__name__}({params})`{flags}", "", rst_to_md(inspect.cleandoc(fn.__doc__ or "")), ""]
+        parts += [f"### `{typed_signature(fn)}`{flags}", "", rst_to_md(inspect.cleandoc(fn.__doc__ or "")), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -25,10 +25,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from .modeling.source import ModelSource  # noqa: F401  (part of the model-loader contract)
 from .records import FORMAT_KINDS, IGNORE_INDEX, KINDS  # noqa: F401  (the canonical records)
+
+if TYPE_CHECKING:  # types only: importing the contract costs nothing
+    from transformers import PreTrainedTokenizerBase
+
+    from .config import Config, Tokenization, Training
+    from .data.bundle import DataBundle
+    from .modeling.precision import Precision
+    from .plugins import Host
+    from .run.distributed import World
 
 
 @dataclass
@@ -89,7 +98,7 @@ class Strategy:
     Facts about the data found while training (class balance, dropped rows) go into
     ``run.data_stats`` (written to ``data_stats.json`` and ``metrics.json``).
 
-    ``sftkit preview`` calls an optional ``preview_encode(run, split)`` (``run`` holds the recipe,
+    ``sftkit preview`` calls an optional ``preview_encode(run, split)`` (``run`` holds the typed recipe,
     data, formatter and tokenizer, no model): the rows of ``split`` exactly as training feeds them,
     each with ``input_ids`` and ``labels`` (-100 where untrained; not a list: no token trained),
     optionally ``target`` (what a head learns), ``source`` and ``rejected_input_ids`` /
@@ -110,9 +119,8 @@ class Strategy:
     def load(self, run: "RunContext") -> tuple:
         """The base model and tokenizer. Default: the recipe's ``[model]`` as a causal LM with the
         formatter's chat template installed, loaded once per run."""
-        cached = run.extras.get("_sftkit_base")
-        if cached is not None:
-            return cached
+        if run.base is not None:
+            return run.base
         from .models import load_causal_lm
 
         model, tokenizer = load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=run.smoke,
@@ -121,7 +129,7 @@ class Strategy:
             run.formatter.setup(tokenizer, model)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        run.extras["_sftkit_base"] = (model, tokenizer)
+        run.base = (model, tokenizer)
         run.tokenizer = tokenizer
         return model, tokenizer
 
@@ -201,46 +209,47 @@ class Evaluator(Protocol):
 
 @dataclass
 class RunContext:
-    """One run: the resolved recipe and everything built from it, handed to strategies, evaluators
-    and lifecycle hooks. Attributes may be added in later versions, never removed."""
+    """One run: the resolved recipe's typed slices and everything built from it, handed to
+    strategies, evaluators and lifecycle hooks. A component reads its own slice (``run.training``,
+    ``run.config.adapter``); the recipe as a dict is not reachable from here. Attributes may be
+    added in later versions, never removed."""
 
-    recipe: dict
+    config: Config  # the resolved recipe: typed slices, defaults filled (sftkit.config.Config)
     recipe_path: Path | None
-    base_dir: Path
+    base_dir: Path  # the recipe's directory: its relative paths resolve against it
     run_dir: Path
-    host: Any = None
-    data: Any = None  # sftkit.data.DataBundle
-    formatter: Any = None
-    tokenizer: Any = None
-    smoke: bool = False
+    host: Host | None = None
+    data: DataBundle | None = None
+    formatter: Formatter | None = None
+    tokenizer: PreTrainedTokenizerBase | None = None
+    smoke: bool = False  # decided by the run (sftkit run --smoke): load the tiny stand-in model
     resume: bool = False
-    console: Any = None  # callable(str) for progress lines
-    extras: dict = field(default_factory=dict)
+    console: Callable[[str], None] | None = None  # progress lines
+    extras: dict = field(default_factory=dict)  # a plugin's own values for the length of the run
     data_stats: dict = field(default_factory=dict)  # a strategy's facts about its data -> data_stats.json
-    world: Any = None  # sftkit.run.distributed.World: this process's rank among the run's processes
-    precision: Any = None  # sftkit.modeling.precision.Precision, decided once per run
+    world: World | None = None  # this process's rank among the run's processes, read once by the run
+    precision: Precision | None = None  # decided once per run (sftkit.modeling.precision)
     device: str | None = None  # "cuda", "mps" or "cpu": decided once per run (sftkit.run.devices)
     # numbers a plugin keeps with the run: plugin_metrics["my-plugin"] = {...}; written to metrics.json
     # under "plugins", so report sections and health findings computed from metrics re-render the
     # same with `sftkit report` (set them before the report: in run_start, a component or an evaluator)
     plugin_metrics: dict = field(default_factory=dict)
-
-    # the typed slices of ``recipe`` (sftkit.config.Config); built from ``recipe`` when not given
-    config: Any = field(default=None, repr=False)
-
-    def __post_init__(self):
-        if self.config is None:
-            from .config import resolve
-
-            self.config = resolve(self.recipe if isinstance(self.recipe, dict) else {})
+    step: int = 0  # the optimizer step training reached (the trainer keeps it; a stopped run names it)
+    parameters: dict | None = None  # {"trainable": n, "total": n} once the model is set up for training
+    step_seconds: list = field(default_factory=list)  # seconds per optimizer step, in order
+    token_counter: Any = None  # the tokens of the batches trained (sftkit.strategies.collate.TokenCounter)
+    base: tuple | None = None  # (model, tokenizer) of the base model once Strategy.load loaded it
+    frozen: dict | None = None  # what [freeze] (or a strategy's own freezing) left trainable
+    evaluators: list | None = None  # the [[eval]] tables with their evaluators, created once per run
+    train_index: Any = None  # the training rows indexed for contamination checks, built once per run
 
     @property
     def model_dir(self) -> Path:
         return self.run_dir / "model"
 
     @property
-    def training(self) -> "Any":
-        """``[training]`` (sftkit.config.Training: typed, defaults filled; also reads like a dict)."""
+    def training(self) -> Training:
+        """``[training]`` (sftkit.config.Training: typed, defaults filled)."""
         return self.config.training
 
     @property
@@ -249,7 +258,7 @@ class RunContext:
         return self.config.seed
 
     @property
-    def tokenization(self) -> "Any":
+    def tokenization(self) -> Tokenization:
         """How training rows become token ids, as the run decides it from ``[training] max_length``
         and ``[dataset]`` (sftkit.config.Tokenization)."""
         from .config import Tokenization

@@ -243,7 +243,7 @@ def resolve(recipe, overrides, show_secrets, nproc, nnodes):
         from .redaction import show_secrets as show
 
         show()
-    data = loaded.data if show_secrets else redact(loaded.data, loaded.secrets)
+    data = loaded.serialized() if show_secrets else redact(loaded.serialized(), loaded.secrets)
     size = nproc * nnodes if nproc else world_from_env().size
     b = global_batch(loaded.config.training, size)
     batch = (f"# global batch: {b['per_device']} per device × {b['accumulation']} accumulation × "

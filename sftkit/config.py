@@ -6,9 +6,8 @@ JSON Schema's (:mod:`sftkit.core_schema`), read from there, so a default is decl
 
 The run hands each stage its own slice (``config.training`` to the trainer, ``config.data`` and
 ``config.dataset`` to the data loader); a value a stage needs from another table is passed
-explicitly. Slices are also read-only mappings (``slice.get("max_length")``, ``slice["r"]``,
-``dict(slice)`` give the keys that have a value), so code written against the old dict tables
-keeps working.
+explicitly. Slices are read by attribute only (``slice.max_length``): they are not mappings, so no
+reader can fall back to the dict the recipe was read from.
 
 Component tables (``[[data]]``, ``[template]``, ``[strategy]``, ``[[eval]]``) split into the keys
 sftkit handles and ``options``: what the component's factory receives (:func:`factory_options`,
@@ -18,9 +17,10 @@ the one rule for that split). Light: imports nothing heavy.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from . import core_schema as S
 
@@ -29,40 +29,16 @@ def _default(props: dict, name: str):
     """A dataclass field whose default is the schema's (None where the schema has none)."""
     value = props[name].get("default")
     if isinstance(value, (list, dict)):
-        return field(default_factory=lambda v=value: copy.deepcopy(v))
+        return field(default_factory=functools.partial(copy.deepcopy, value))
     return field(default=value)
 
 
-class Slice(Mapping):
-    """A typed table that also reads like the dict it came from (keys with a value only)."""
-
-    def __getitem__(self, key):
-        if key in self._names() and getattr(self, key) is not None:
-            return getattr(self, key)
-        extra = getattr(self, "options", None)
-        if isinstance(extra, dict) and key in extra and key not in self._names():
-            return extra[key]
-        raise KeyError(key)
-
-    def __iter__(self):
-        for name in self._names():
-            if name != "options" and getattr(self, name) is not None:
-                yield name
-        extra = getattr(self, "options", None)
-        if isinstance(extra, dict) and "options" in self._names():
-            yield from (k for k in extra if k not in self._names())
-
-    def __len__(self):
-        return sum(1 for _ in self)
+class Slice:
+    """A typed table, read by attribute; built from the checked table by :meth:`of`."""
 
     @classmethod
     def _names(cls) -> tuple:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def coerce(cls, value):
-        """``value`` if it is already this slice, else the slice built from the table ``value``."""
-        return value if isinstance(value, cls) else cls.of(value)
+        return tuple(f.name for f in fields(cast(Any, cls)))  # every subclass is a dataclass
 
     @classmethod
     def of(cls, table: Mapping | None):
@@ -75,11 +51,17 @@ class Slice(Mapping):
         return cls(**known)
 
     def as_dict(self) -> dict:
-        """The table as a plain dict (keys with a value; component options merged back)."""
+        """The table as a plain dict (keys with a value; component options merged back), for what
+        is written or hashed: never read back as the recipe."""
         out = {}
-        for key in self:
-            value = self[key]
-            out[key] = value.as_dict() if isinstance(value, Slice) else copy.deepcopy(value)
+        for name in self._names():
+            value = getattr(self, name)
+            if name == "options" or value is None:
+                continue
+            out[name] = value.as_dict() if isinstance(value, Slice) else copy.deepcopy(value)
+        options = getattr(self, "options", None)
+        if isinstance(options, dict) and "options" in self._names():
+            out.update({k: copy.deepcopy(v) for k, v in options.items() if k not in out})
         return out
 
 
@@ -234,6 +216,11 @@ class Freeze(Slice):
     train_last_layers: int | None = _default(_F, "train_last_layers")
     patterns: list | None = _default(_F, "patterns")
     embeddings: bool | None = _default(_F, "embeddings")
+
+    @property
+    def given(self) -> bool:
+        """Whether the table sets anything (an empty ``[freeze]`` freezes nothing)."""
+        return any(getattr(self, name) is not None for name in self._names())
 
 
 @dataclass(frozen=True)
@@ -401,12 +388,9 @@ class Tokenization:
 
 
 def of_run(run: Any) -> Config:
-    """The typed recipe of a run context (``run.config``; built from ``run.recipe`` for a stand-in)."""
+    """The typed recipe of a run context (``run.config``; an empty recipe's for a stand-in without one)."""
     config = getattr(run, "config", None)
-    if isinstance(config, Config):
-        return config
-    recipe = getattr(run, "recipe", None)
-    return resolve(recipe if isinstance(recipe, Mapping) else {})
+    return config if isinstance(config, Config) else resolve({})
 
 
 # common keys the factory receives too: ``[template] system`` is the formatter's option as well, and
@@ -420,4 +404,5 @@ def factory_options(table: str, item: Mapping) -> dict:
     The one rule for ``[[data]]``, ``[template]``, ``[strategy]`` and ``[[eval]]``."""
     _kind, _key, common, _default_name = S.COMPONENT_TABLES[table]
     drop = set(common) - set(FACTORY_SHARES.get(table, ()))
-    return {k: copy.deepcopy(v) for k, v in dict(item or {}).items() if k not in drop}
+    values = item.as_dict() if isinstance(item, Slice) else dict(item or {})  # a slice, or a table being checked
+    return {k: copy.deepcopy(v) for k, v in values.items() if k not in drop}

@@ -40,13 +40,20 @@ for both; each stays reachable as ``"plugin:name"``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import pluggy
+
+if TYPE_CHECKING:  # real types for readers and type checkers, at no import cost (pytest's hookspec.py does the same)
+    import click
+    from transformers import TrainerCallback
+
+    from .api import RunContext
 
 hookspec = pluggy.HookspecMarker("sftkit")
 
 Register = Callable[..., None]
+Finding = dict  # {"level": "error" | "warning" | "info", "code", "title", "detail", "fix"}
 
 
 @hookspec
@@ -137,7 +144,7 @@ def sftkit_register_recipes(register: Register) -> None:
 
 
 @hookspec
-def sftkit_register_commands(cli: Any) -> None:
+def sftkit_register_commands(cli: click.Group) -> None:
     """Add click commands to ``cli``, a click group of this plugin's own: sftkit adds them to
     ``sftkit`` unless they clash, and each also as ``sftkit PLUGIN:NAME`` (core commands are not in
     ``cli`` and cannot be replaced).
@@ -148,10 +155,12 @@ def sftkit_register_commands(cli: Any) -> None:
 
 
 @hookspec
-def sftkit_run_start(run: Any) -> None:
+def sftkit_run_start(run: RunContext) -> None:
     """Called once a run's data is loaded and before training starts.
 
-    ``run`` is the :class:`sftkit.api.RunContext` (recipe, run directory, data, formatter).
+    ``run`` is the :class:`sftkit.api.RunContext`: the typed recipe (``run.config``), run
+    directory, data, formatter, tokenizer and what the run decided (``smoke``, ``world``,
+    ``device``, ``precision``).
     Later sftkit versions may add attributes to it, never remove them. In a run of several
     processes it is called on the main process only (``run.world.rank == 0``), which owns the run
     directory.
@@ -159,7 +168,7 @@ def sftkit_run_start(run: Any) -> None:
 
 
 @hookspec
-def sftkit_training_callbacks(run: Any) -> list:
+def sftkit_training_callbacks(run: RunContext) -> list[TrainerCallback]:
     """Return ``transformers.TrainerCallback`` objects for the run's trainer (may be empty).
 
     Called once per trainer a built-in strategy builds, with the :class:`sftkit.api.RunContext`.
@@ -172,13 +181,13 @@ def sftkit_training_callbacks(run: Any) -> list:
 
 
 @hookspec
-def sftkit_run_end(run: Any, metrics: dict) -> None:
+def sftkit_run_end(run: RunContext, metrics: dict) -> None:
     """Called after training and evaluation finished and ``metrics.json`` was written (on the main
     process only, in a run of several processes)."""
 
 
 @hookspec
-def sftkit_health_findings(run: Any, metrics: dict) -> list:
+def sftkit_health_findings(run: RunContext, metrics: dict) -> list[Finding]:
     """Return health findings for a finished run, shown with sftkit's own in the report: dicts with
     ``level`` ("error", "warning" or "info"), ``code``, ``title``, ``detail`` and ``fix``.
 
@@ -189,5 +198,5 @@ def sftkit_health_findings(run: Any, metrics: dict) -> list:
 
 
 @hookspec
-def sftkit_report_sections(run: Any, metrics: dict) -> list:
+def sftkit_report_sections(run: RunContext, metrics: dict) -> list[tuple[str, str]]:
     """Return extra report sections as a list of ``(title, markdown)`` pairs (may be empty)."""

@@ -1,7 +1,7 @@
 """Read a recipe: TOML, ``extends`` merged, ``${ENV}`` substituted, ``--set`` applied; nothing checked.
 
 The first step of the straight line read (here) -> check (:mod:`sftkit.validate`) -> resolve
-(:mod:`sftkit.recipe`: defaults filled, typed slices from :mod:`sftkit.config`). Every problem is collected as a :class:`sftkit.errors.Problem` with the file, line and column where
+(:mod:`sftkit.recipe`: defaults filled, one immutable recipe of typed slices from :mod:`sftkit.config`). Every problem is collected as a :class:`sftkit.errors.Problem` with the file, line and column where
 the TOML has a position for it, so ``sftkit validate`` can report all of them at once.
 """
 
@@ -51,7 +51,9 @@ class Source:
 
 @dataclass
 class Recipe:
-    """A loaded recipe. ``data`` is resolved: extends merged, env substituted, defaults filled."""
+    """A read recipe, not yet checked: ``data`` has extends merged and env substituted (what
+    :mod:`sftkit.validate` checks). :func:`sftkit.recipe.load_recipe` resolves it into a
+    :class:`sftkit.recipe.ResolvedRecipe`; nothing reads ``data`` after that."""
 
     data: dict
     path: Path | None
@@ -62,13 +64,6 @@ class Recipe:
     @property
     def name(self) -> str:
         return str(self.data.get("recipe", {}).get("name", "recipe"))
-
-    @property
-    def config(self):
-        """The typed slices of ``data`` (:class:`sftkit.config.Config`)."""
-        from .config import resolve
-
-        return resolve(self.data)
 
 
 # --------------------------------------------------------------------------- reading

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataEntry, Distributed, Output
+from .config import DataEntry, Distributed, Output, Training
 from .core_schema import COMPONENT_TABLES
 from .detect import count_rows, detect_format, kind_of_format, peek_fields
 from .errors import Problem, SftkitError, dotted, shorten
@@ -268,7 +268,7 @@ def _training_problems(recipe: Recipe) -> list[Problem]:
     training = recipe.data.get("training")
     if not isinstance(training, dict):
         return []
-    _want, conflict = requested(training)
+    _want, conflict = requested(Training.of(training))
     if not conflict:
         return []
     key = "precision" if "precision" in training else next(k for k in ("bf16", "fp16") if k in training)

@@ -198,9 +198,11 @@ def test_arena_prompts_from_recipe_and_file(tmp_path):
     recipes = Path(__file__).resolve().parents[1] / "sftkit" / "recipes"
     import tomllib
 
-    tone = tomllib.loads((recipes / "tone.toml").read_text())
+    from sftkit.config import resolve
+
+    tone = resolve(tomllib.loads((recipes / "tone.toml").read_text())).eval
     assert recipe_prompts(tone, recipes) == ["Where is my order?", "Your product broke after two days."]
-    quick = tomllib.loads((recipes / "quickstart.toml").read_text())
+    quick = resolve(tomllib.loads((recipes / "quickstart.toml").read_text())).eval
     listed = recipe_prompts(quick, recipes)
     assert len(listed) == len((recipes / "data" / "quickstart" / "eval.jsonl").read_text().splitlines())
     (tmp_path / "p.txt").write_text("one\n\n two \n")

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_run import make_recipe, qa_rows, run, write_jsonl  # noqa: E402
 
 from sftkit.api import EvalResult, RunContext  # noqa: E402
+from sftkit.config import resolve
 from sftkit.evaluation import compare  # noqa: E402
 from sftkit.evaluation.baselines import Baseline, build, draw_examples, example_turns  # noqa: E402
 
@@ -55,7 +56,7 @@ def test_training_rows_of_every_kind_become_examples_or_none():
     assert example_turns({"text": "great film", "label": "positive"})[1]["content"] == "positive"
     assert example_turns({"text": "a document"}) is None
     with pytest.raises(Exception, match="few-shot baseline 'few_shot_3' found no training row"):
-        build({"baseline": [{"kind": "few_shot", "k": 3}]}, [{"text": "a document"}], seed=0)
+        build(resolve({"baseline": [{"kind": "few_shot", "k": 3}]}).baseline, [{"text": "a document"}], seed=0)
 
 
 def _items(scores, prefix="q"):
@@ -68,9 +69,9 @@ def _result(scores):
 
 
 def test_better_than_base_is_not_better_when_a_prompt_does_as_well(tmp_path):
-    run = RunContext(recipe={"eval": [{"name": "exact_match", "label": "qa"}],
+    run = RunContext(config=resolve({"eval": [{"name": "exact_match", "label": "qa"}],
                              "baseline": [{"kind": "system_prompt", "system": "Be exact."},
-                                          {"kind": "few_shot", "k": 3}]},
+                                          {"kind": "few_shot", "k": 3}]}),
                      recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
     base = [1] * 10 + [0] * 50              # 0.17
     tuned = [1] * 40 + [0] * 20             # 0.67, significantly above the base model
@@ -104,9 +105,9 @@ def test_a_baseline_that_failed_leaves_no_better_verdict_and_fails_the_run(tmp_p
     makes the row an error, listed with the evaluation errors that fail `sftkit run` / `eval`."""
     from sftkit.reporting.accounting import evaluation_errors
 
-    run = RunContext(recipe={"eval": [{"name": "exact_match", "label": "qa"}],
+    run = RunContext(config=resolve({"eval": [{"name": "exact_match", "label": "qa"}],
                              "baseline": [{"kind": "system_prompt", "system": "Be exact."},
-                                          {"kind": "few_shot", "k": 3}]},
+                                          {"kind": "few_shot", "k": 3}]}),
                      recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
     base, tuned, few = [1] * 10 + [0] * 50, [1] * 40 + [0] * 20, [1] * 20 + [0] * 40
     baselines = {"system_prompt": {"qa": EvalResult({}, "accuracy", error="RuntimeError: out of memory")},

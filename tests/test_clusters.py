@@ -7,6 +7,7 @@ import tomli_w
 from click.testing import CliRunner
 
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.data import load_data
 from sftkit.evaluation import compare
 
@@ -37,7 +38,7 @@ def test_held_out_vs_seen_summary_and_per_cluster_n(tmp_path):
     from types import SimpleNamespace
 
     held = SimpleNamespace(stats={"held_out": {"clusters": ["math"], "rows": 2}})  # what the data stage held out
-    run = RunContext(recipe={"eval": [{"name": "exact_match"}], "dataset": {"holdout_clusters": ["math"]}},
+    run = RunContext(config=resolve({"eval": [{"name": "exact_match"}], "dataset": {"holdout_clusters": ["math"]}}),
                      recipe_path=None, base_dir=tmp_path, run_dir=tmp_path, data=held)
     (row,) = compare(run, {"exact_match": res([0, 0, 1, 0, 0, 1], clusters)},
                      {"exact_match": res([1, 1, 1, 1, 0, 0], clusters)})

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from sftkit.config import resolve
 from sftkit.evaluation import codeexec, sandbox
 
 TIMEOUT = 2.0
@@ -469,7 +470,7 @@ def test_code_exec_evaluator_scores_attacks_zero(tmp_path):
     from sftkit.evaluation.code import CodeExecEvaluator
 
     problems = _human_eval(0, 4, 8)
-    run = RunContext(recipe={"eval": [], "training": {"max_length": 64}}, recipe_path=None, base_dir=tmp_path,
+    run = RunContext(config=resolve({"eval": [], "training": {"max_length": 64}}), recipe_path=None, base_dir=tmp_path,
                      run_dir=tmp_path, data=None, host=None)
     evaluator = CodeExecEvaluator({"items": problems, "timeout": TIMEOUT})
     right = evaluator.evaluate(_Answers(problems, lambda p: "```python\n" + p["prompt"] + p["canonical_solution"] + "```"), run)

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.evaluation import compare as eval_rows
 
 EVALS = [{"name": "json_valid"}, {"name": "classification"}]
@@ -30,7 +31,7 @@ def make_run(root: Path, name: str, json_scores, class_scores, prompts=None) -> 
     """A finished run directory whose metrics.json holds real evaluation rows with these item scores."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
-    ctx = RunContext(recipe={"eval": EVALS}, recipe_path=None, base_dir=run_dir, run_dir=run_dir)
+    ctx = RunContext(config=resolve({"eval": EVALS}), recipe_path=None, base_dir=run_dir, run_dir=run_dir)
     tuned = {"json_valid": _result("valid_rate", json_scores, prompts),
              "classification": _result("accuracy", class_scores)}
     base = {"json_valid": _result("valid_rate", [0.0] * N, prompts), "classification": _result("accuracy", [0.0] * N)}

@@ -10,6 +10,7 @@ import pytest
 
 from sftkit import config as C
 from sftkit import core_schema as S
+from sftkit.config import resolve
 
 SECTIONS = {
     C.RecipeInfo: S.RECIPE_SECTION["properties"], C.Model: S.MODEL_SECTION["properties"],
@@ -41,7 +42,7 @@ def test_every_table_has_a_slice():
     assert set(C.SLICES) == set(S.TOP_LEVEL)
 
 
-def test_resolve_gives_frozen_typed_slices_that_still_read_like_dicts():
+def test_resolve_gives_frozen_typed_slices_read_by_attribute_only():
     cfg = C.resolve({"recipe": {"name": "x", "seed": 7}, "model": {"name": "m"},
                      "data": [{"source": "jsonl", "path": "a.jsonl", "weight": 2.0}],
                      "strategy": {"name": "instruction", "packing": True},
@@ -50,12 +51,15 @@ def test_resolve_gives_frozen_typed_slices_that_still_read_like_dicts():
                      "eval": [{"name": "loss", "max": 3.0, "limit": 5}]})
     assert cfg.seed == 7 and cfg.training.max_length == 512 and cfg.training.max_steps == 3
     assert cfg.adapter.r == 4 and cfg.adapter.alpha == 16 and cfg.freeze is None
+    assert not C.resolve({"freeze": {}}).freeze.given and C.resolve({"freeze": {"embeddings": False}}).freeze.given
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.training.max_length = 1
-    # old dict-style reads keep working: keys with a value only, component options included
-    assert cfg.training.get("max_length") == 512 and cfg.training.get("eval_steps", 9) == 9
-    assert "max_steps" in cfg.training and "warmup_steps" not in cfg.training
-    assert cfg.data[0]["path"] == "a.jsonl" and cfg.data[0].options == {"path": "a.jsonl"}
+    # no second way in: a slice is not a mapping (no .get, [key], `in` or dict(slice))
+    for probe in (lambda: cfg.training.get("max_length"), lambda: cfg.data[0]["path"],
+                  lambda: "max_steps" in cfg.training, lambda: dict(cfg.training)):
+        with pytest.raises((AttributeError, TypeError)):
+            probe()
+    assert cfg.data[0].options == {"path": "a.jsonl"}
     assert cfg.data[0].weight == 2.0 and cfg.data[0].split == "auto"
     # one rule for what a factory receives: sftkit's keys out, [template] system shared
     assert C.factory_options("data", cfg.data[0]) == {"path": "a.jsonl"}
@@ -68,9 +72,9 @@ def test_resolve_gives_frozen_typed_slices_that_still_read_like_dicts():
 def test_run_context_hands_out_typed_slices():
     from sftkit.api import RunContext
 
-    ctx = RunContext(recipe={"training": {"max_length": 64}, "dataset": {"truncation": "drop"}},
+    ctx = RunContext(config=resolve({"training": {"max_length": 64}, "dataset": {"truncation": "drop"}}),
                      recipe_path=None, base_dir=Path("."), run_dir=Path("r"))
-    assert ctx.training.max_length == 64 and ctx.training.get("max_length") == 64  # the old way still works
+    assert ctx.training.max_length == 64 and not hasattr(ctx, "recipe")  # the slices, never the dict
     tok = ctx.tokenization
     assert (tok.max_length, tok.truncation, tok.min_trained_tokens) == (64, "drop", 1)
     assert ctx.seed == 42

@@ -113,11 +113,12 @@ def test_text_and_preference_kinds(tmp_path, tiny_tokenizer):
 
 
 def test_with_the_built_in_chatml_formatter(tmp_path):
+    from sftkit.config import Template
     from sftkit.templates import make_formatter
     from sftkit.tiny import tiny_tokenizer as make_tokenizer
 
     tiny_tokenizer = make_tokenizer()  # set-up changes the tokenizer: not the shared fixture
-    fmt = make_formatter({"template": {"formatter": "chatml"}})
+    fmt = make_formatter(Template.of({"formatter": "chatml"}))
     fmt.setup(tiny_tokenizer)
     tb = tokenize_bundle(bundle_of(tmp_path, ROWS), fmt, max_length=512)
     row = tb.train[0]

@@ -15,6 +15,7 @@ import pytest
 import tomli_w
 from click.testing import CliRunner
 
+from sftkit.config import FSDP, DeepSpeed, Distributed, resolve
 from sftkit.run.distributed import (
     ShardedTarget,
     World,
@@ -48,24 +49,24 @@ def test_world_from_env():
 
 def test_training_kwargs_per_strategy(tmp_path):
     two = World(rank=0, size=2, local_size=2)
-    assert training_kwargs({"strategy": "fsdp"}, World()) == {}  # one process: the table does not apply
+    assert training_kwargs(Distributed.of({"strategy": "fsdp"}), World()) == {}  # one process: the table does not apply
     ddp = training_kwargs(None, two)
     assert ddp == {"ddp_timeout": 1800, "ddp_find_unused_parameters": False}
-    fsdp = training_kwargs({"strategy": "fsdp", "fsdp": {"sharding": "shard_grad_op", "cpu_offload": True,
-                                                          "wrap_layers": ["LlamaDecoderLayer"]}}, two)
+    fsdp = training_kwargs(Distributed.of({"strategy": "fsdp", "fsdp": {"sharding": "shard_grad_op", "cpu_offload": True,
+                                                          "wrap_layers": ["LlamaDecoderLayer"]}}), two)
     assert fsdp["fsdp"] is True
     assert fsdp["fsdp_config"]["version"] == 2 and fsdp["fsdp_config"]["reshard_after_forward"] is False
     assert fsdp["fsdp_config"]["cpu_offload"] and fsdp["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
-    assert fsdp_config({"version": 1, "sharding": "hybrid_shard"})["reshard_after_forward"] == "hybrid_shard"
-    ds = training_kwargs({"strategy": "deepspeed", "deepspeed": {"stage": 3, "offload_optimizer": True,
-                                                                 "offload_params": True}}, two)["deepspeed"]
+    assert fsdp_config(FSDP.of({"version": 1, "sharding": "hybrid_shard"}))["reshard_after_forward"] == "hybrid_shard"
+    ds = training_kwargs(Distributed.of({"strategy": "deepspeed", "deepspeed": {"stage": 3, "offload_optimizer": True,
+                                                                 "offload_params": True}}), two)["deepspeed"]
     zero = ds["zero_optimization"]
     assert zero["stage"] == 3 and zero["offload_optimizer"]["device"] == "cpu" and zero["offload_param"]["device"] == "cpu"
     assert zero["stage3_gather_16bit_weights_on_model_save"] is True
     assert ds["train_micro_batch_size_per_gpu"] == "auto" and ds["gradient_accumulation_steps"] == "auto"
-    assert "offload_param" not in deepspeed_config({"stage": 2})["zero_optimization"]
+    assert "offload_param" not in deepspeed_config(DeepSpeed.of({"stage": 2}))["zero_optimization"]
     (tmp_path / "ds.json").write_text("{}")
-    path = training_kwargs({"strategy": "deepspeed", "deepspeed": {"config": "ds.json"}}, two, base_dir=tmp_path)
+    path = training_kwargs(Distributed.of({"strategy": "deepspeed", "deepspeed": {"config": "ds.json"}}), two, base_dir=tmp_path)
     assert path["deepspeed"] == str(tmp_path / "ds.json")
 
 
@@ -73,7 +74,7 @@ def test_transformers_accepts_the_generated_fsdp_config(tmp_path):
     """The fsdp_config keys are ones this transformers version knows (it would warn or fail otherwise)."""
     from transformers import TrainingArguments
 
-    kwargs = training_kwargs({"strategy": "fsdp", "fsdp": {"activation_checkpointing": True}},
+    kwargs = training_kwargs(Distributed.of({"strategy": "fsdp", "fsdp": {"activation_checkpointing": True}}),
                              World(rank=0, size=2, local_size=2))
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], **kwargs)
     assert args.fsdp_config["version"] == 2 and args.fsdp_config["activation_checkpointing"] is True
@@ -96,7 +97,7 @@ def test_deepspeed_accepts_the_generated_config(tmp_path, monkeypatch):
 
     for ds, offloaded in (({"stage": 1}, (False, False)), ({"stage": 2, "offload_optimizer": True}, (True, False)),
                           ({"stage": 3, "offload_optimizer": True, "offload_params": True}, (True, True))):
-        kwargs = training_kwargs({"strategy": "deepspeed", "deepspeed": ds}, World(rank=0, size=2, local_size=2))
+        kwargs = training_kwargs(Distributed.of({"strategy": "deepspeed", "deepspeed": ds}), World(rank=0, size=2, local_size=2))
         args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=4,
                                  gradient_accumulation_steps=2, max_grad_norm=0.5, **kwargs)
         filled = args.hf_deepspeed_config.config
@@ -108,8 +109,10 @@ def test_deepspeed_accepts_the_generated_config(tmp_path, monkeypatch):
 
 
 def test_global_batch():
-    assert global_batch({"per_device_train_batch_size": 4, "gradient_accumulation_steps": 2}, 3)["global"] == 24
-    assert global_batch({}, 1) == {"per_device": 8, "accumulation": 1, "world_size": 1, "global": 8}
+    from sftkit.config import Training
+
+    assert global_batch(Training(per_device_train_batch_size=4, gradient_accumulation_steps=2), 3)["global"] == 24
+    assert global_batch(Training(), 1) == {"per_device": 8, "accumulation": 1, "world_size": 1, "global": 8}
 
 
 # --------------------------------------------------------------------------- validate
@@ -188,9 +191,9 @@ def test_deepspeed_config_of_an_extended_recipe_stays_relative_to_the_parent(tmp
     child.parent.mkdir()
     child.write_text(tomli_w.dumps({"recipe": {"name": "child", "extends": "../base/recipe.toml"}}))
     loaded = load_recipe(child, host=get_host())
-    assert loaded.data["distributed"]["deepspeed"]["config"] == str((tmp_path / "base" / "ds.json").resolve())
+    assert loaded.config.distributed.deepspeed.config == str((tmp_path / "base" / "ds.json").resolve())
     assert _problems(child) == []
-    kwargs = training_kwargs(loaded.data["distributed"], World(rank=0, size=2), base_dir=loaded.base_dir)
+    kwargs = training_kwargs(loaded.config.distributed, World(rank=0, size=2), base_dir=loaded.base_dir)
     assert kwargs["deepspeed"] == str((tmp_path / "base" / "ds.json").resolve())
 
 
@@ -250,7 +253,8 @@ def test_each_rank_evaluates_on_its_own_gpu_under_ddp(monkeypatch):
     monkeypatch.setattr(devices, "place", lambda model, device: placed.append(device) or model)
 
     def state(world, strategy="ddp", device="cuda"):
-        return SimpleNamespace(ctx=SimpleNamespace(world=world, device=device), data={"distributed": {"strategy": strategy}})
+        return SimpleNamespace(ctx=SimpleNamespace(world=world, device=device),
+                               config=resolve({"distributed": {"strategy": strategy}}))
 
     model = object()
     assert stages._placed(state(World(rank=3, size=4, local_rank=1, local_size=2)), model) is model

@@ -8,6 +8,7 @@ import pytest
 
 from sftkit import hookimpl
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.evaluation import Target, compare, evaluate_all, gate_failures
 
 
@@ -29,18 +30,19 @@ class Scripted:
 
 
 def make_run(tmp_path, evals, data=None, host=None):
-    return RunContext(recipe={"eval": evals, "training": {"max_length": 64}}, recipe_path=None, base_dir=tmp_path,
+    return RunContext(config=resolve({"eval": evals, "training": {"max_length": 64}}), recipe_path=None, base_dir=tmp_path,
                       run_dir=tmp_path, data=data, host=host)
 
 
 @pytest.fixture(scope="module")
 def tiny():
+    from sftkit.config import Template
     from sftkit.templates import make_formatter
     from sftkit.tiny import tiny_causal_lm, tiny_tokenizer
 
     tok = tiny_tokenizer()
     model = tiny_causal_lm(tok)
-    formatter = make_formatter({"template": {"formatter": "chatml"}})
+    formatter = make_formatter(Template.of({"formatter": "chatml"}))
     formatter.setup(tok, model)
     return model, tok, formatter
 

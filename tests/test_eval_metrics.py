@@ -3,6 +3,7 @@
 
 import pytest
 
+from sftkit.config import EvalEntry, resolve
 from sftkit.evaluation import gate_failures
 from sftkit.evaluation import metrics as M
 from sftkit.evaluation.gates import check_gate
@@ -76,34 +77,34 @@ def _row(tuned, base=None, hib=True, label="json_valid", primary="valid_rate", e
 
 def test_gate_messages():
     row = _row(0.42)
-    row["gate"] = check_gate(row, {"min": 0.9})
+    row["gate"] = check_gate(row, EvalEntry.of({"min": 0.9}))
     assert not row["gate"]["passed"]
     assert gate_failures([row]) == ["gate failed: json_valid.valid_rate = 0.42 < min 0.9"]
 
     row = _row(3.2, primary="eval_loss", label="loss", hib=False)
-    row["gate"] = check_gate(row, {"max": 3.0})
+    row["gate"] = check_gate(row, EvalEntry.of({"max": 3.0}))
     assert gate_failures([row]) == ["gate failed: loss.eval_loss = 3.2 > max 3"]
 
     # regression: higher is better, drop 0.2 > 0.05
     row = _row(0.5, base=0.7, label="mmlu", primary="accuracy")
-    row["gate"] = check_gate(row, {"max_regression": 0.05})
+    row["gate"] = check_gate(row, EvalEntry.of({"max_regression": 0.05}))
     msg = gate_failures([row])[0]
     assert "mmlu.accuracy regressed by 0.2" in msg and "max_regression 0.05" in msg
     # lower is better: loss went down, no regression
     row = _row(1.0, base=2.0, hib=False, label="loss", primary="eval_loss")
-    row["gate"] = check_gate(row, {"max_regression": 0.0})
+    row["gate"] = check_gate(row, EvalEntry.of({"max_regression": 0.0}))
     assert row["gate"]["passed"]
     # no base: regression gate cannot be checked, noted but not failed
     row = _row(0.5)
-    row["gate"] = check_gate(row, {"max_regression": 0.1})
+    row["gate"] = check_gate(row, EvalEntry.of({"max_regression": 0.1}))
     assert row["gate"]["passed"] and row["gate"]["notes"]
     # value missing (evaluator failed) with a gate -> failure naming the error
     row = _row(None, error="judge model 'x' could not be loaded")
-    row["gate"] = check_gate(row, {"min": 0.5})
+    row["gate"] = check_gate(row, EvalEntry.of({"min": 0.5}))
     assert "could not be computed (judge model 'x' could not be loaded)" in gate_failures([row])[0]
     # no thresholds, no failure
     row = _row(None)
-    row["gate"] = check_gate(row, {})
+    row["gate"] = check_gate(row, EvalEntry.of({}))
     assert row["gate"]["passed"] and gate_failures([row]) == []
 
 
@@ -139,7 +140,7 @@ def test_numeric_answer_strict_flexible_and_truncation(tmp_path):
 
     items = [{"question": "a", "answer": "#### 4"}, {"question": "b", "answer": "6"},
              {"question": "c", "answer": "6"}, {"question": "d", "answer": "12"}]
-    run = RunContext(recipe={}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    run = RunContext(config=resolve({}), recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
     res = NumericAnswerEvaluator({"items": items, "max_new_tokens": 10}).evaluate(T(), run)
     m = res.metrics
     # strict: only the "#### 4" answer (d's "#### 12" was cut off at the token limit: not an answer);
@@ -166,7 +167,7 @@ def test_abstention_hallucination_and_false_refusals(tmp_path):
 
     items = [{"prompt": "Capital of France?", "answerable": True}, {"prompt": "Who won the 2031 World Cup?", "answerable": False},
              {"prompt": "Name of my cat?", "answerable": "false"}, {"prompt": "2+2?", "answerable": True}]
-    run = RunContext(recipe={}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    run = RunContext(config=resolve({}), recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
     m = AbstentionEvaluator({"items": items}).evaluate(T(), run).metrics
     assert m["accuracy"] == 0.5 and m["hallucination_rate"] == 0.5 and m["false_refusal_rate"] == 0.5
     custom = AbstentionEvaluator({"items": items, "refusal_patterns": ["won it"]}).evaluate(T(), run).metrics

@@ -3,6 +3,8 @@ perplexity agree with lm-evaluation-harness's HFLM on the same model object."""
 
 import pytest
 
+from sftkit.config import resolve
+
 pytestmark = pytest.mark.real_model
 
 
@@ -49,7 +51,7 @@ def test_mmlu_and_perplexity_agree_with_lm_eval_on_smollm2(smol, tmp_path):
     assert max(abs(a - b) for a, b in zip(ours, theirs)) < 1e-3
 
     (tmp_path / "mmlu.jsonl").write_text("\n".join(json.dumps(r) for r in raw))
-    run = RunContext(recipe={"eval": [{"name": "multiple_choice", "path": "mmlu.jsonl"}]}, recipe_path=None,
+    run = RunContext(config=resolve({"eval": [{"name": "multiple_choice", "path": "mmlu.jsonl"}]}), recipe_path=None,
                      base_dir=tmp_path, run_dir=tmp_path)
     acc = evaluate_all(run, target)["multiple_choice"].metrics["accuracy"]
     expected = sum(max(range(4), key=lambda j: theirs[4 * i + j]) == it["gold"] for i, it in enumerate(items)) / 4

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from sftkit.api import RunContext
+from sftkit.config import resolve
 from sftkit.evaluation import Target, evaluate_all
 from sftkit.evaluation.choice import build_requests, normalize_item
 
@@ -84,7 +85,7 @@ def test_multiple_choice_accuracy_matches_lm_eval(hflm, target, tmp_path):
 
     path = tmp_path / "mmlu.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in raw))
-    run = RunContext(recipe={"eval": [{"name": "multiple_choice", "path": str(path)}]}, recipe_path=None,
+    run = RunContext(config=resolve({"eval": [{"name": "multiple_choice", "path": str(path)}]}), recipe_path=None,
                      base_dir=tmp_path, run_dir=tmp_path)
     result = evaluate_all(run, target)["multiple_choice"]
     assert result.error is None

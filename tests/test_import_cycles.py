@@ -50,8 +50,10 @@ def _targets(module: str, is_package: bool, node) -> list[str]:
 
 
 def _statements(tree: ast.Module, lazy: bool):
-    if lazy:
-        yield from (n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
+    if lazy:  # every import that can run; ``if TYPE_CHECKING:`` imports never do (types for readers only)
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and "TYPE_CHECKING" in ast.dump(block.test) for n in ast.walk(block)}
+        yield from (n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in typing_only)
         return
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):

@@ -4,6 +4,7 @@ set-up for a base model without a chat template."""
 import pytest
 
 from sftkit.api import IGNORE_INDEX
+from sftkit.config import Template
 from sftkit.templates import make_formatter
 from sftkit.templates.builtin_templates import BUILTINS, plain_template, strip_generation_markers
 from sftkit.templates.formatter import TemplateFormatter
@@ -81,7 +82,7 @@ def test_base_model_without_template_gets_chatml(tmp_path):
     assert tok.chat_template is None and tok.pad_token is None
     model = tiny_causal_lm(tok)
     rows_before = model.get_input_embeddings().weight.shape[0]
-    fmt = make_formatter({"template": {"formatter": "chat"}})
+    fmt = make_formatter(Template.of({"formatter": "chat"}))
     info = fmt.setup(tok, model)
     assert info["fallback"] == "chatml" and info["added_tokens"] == ["<|im_start|>", "<|im_end|>"]
     assert tok.chat_template == BUILTINS["chatml"].template == fmt.chat_template
@@ -107,7 +108,7 @@ def test_base_model_without_template_gets_chatml(tmp_path):
     tok.save_pretrained(tmp_path)
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     assert reloaded.chat_template == fmt.chat_template
-    again = make_formatter({"template": {"formatter": "chat"}})
+    again = make_formatter(Template.of({"formatter": "chat"}))
     info2 = again.setup(reloaded)
     assert info2["added_tokens"] == [] and info2["masking"] == "generation markers (sftkit:chatml)"
     assert again.encode_messages(CONVO) == row
@@ -119,7 +120,7 @@ def test_builtin_template_adds_missing_tokens_and_resizes(name, tmp_path):
 
     tok = tokenizer_without_chat_tokens()
     model = tiny_causal_lm(tok)
-    fmt = make_formatter({"template": {"formatter": name}})
+    fmt = make_formatter(Template.of({"formatter": name}))
     info = fmt.setup(tok, model)
     assert info["added_tokens"] == list(BUILTINS[name].special_tokens)
     assert model.get_input_embeddings().weight.shape[0] >= len(tok)
@@ -137,7 +138,7 @@ def test_template_without_end_of_turn_token_keeps_model_eos():
 
     tok = tokenizer_without_chat_tokens()
     model = tiny_causal_lm(tok)
-    fmt = make_formatter({"template": {"formatter": "alpaca"}})
+    fmt = make_formatter(Template.of({"formatter": "alpaca"}))
     info = fmt.setup(tok, model)
     assert info["added_tokens"] == [] and info["resized"] is None and tok.eos_token == "<|endoftext|>"
     row = fmt.encode_messages(CONVO)
@@ -151,7 +152,7 @@ def test_models_own_template_leaves_model_eos_alone():
     model = tiny_causal_lm(tok)
     model.generation_config.eos_token_id = [tok.eos_token_id, 0]
     rows = model.get_input_embeddings().weight.shape[0]
-    info = make_formatter({"template": {"formatter": "chat"}}).setup(tok, model)
+    info = make_formatter(Template.of({"formatter": "chat"})).setup(tok, model)
     assert info["added_tokens"] == [] and not info["eos_changed"] and info["resized"] is None
     assert model.generation_config.eos_token_id == [tok.eos_token_id, 0]
     assert model.get_input_embeddings().weight.shape[0] == rows
@@ -162,7 +163,7 @@ def test_named_chat_templates_are_kept():
 
     tok = tiny_tokenizer()
     tok.chat_template = {"default": BUILTINS["chatml"].template, "tool_use": BUILTINS["llama3"].template}
-    fmt = make_formatter({"template": {"formatter": "chat"}})
+    fmt = make_formatter(Template.of({"formatter": "chat"}))
     fmt.setup(tok)
     assert fmt.chat_template == BUILTINS["chatml"].template
     assert isinstance(tok.chat_template, dict) and set(tok.chat_template) == {"default", "tool_use"}
@@ -176,7 +177,7 @@ def test_setup_twice_first_without_model_still_prepares_the_model():
     tok = tokenizer_without_chat_tokens()
     model = tiny_causal_lm(tok)
     rows = model.get_input_embeddings().weight.shape[0]
-    fmt = make_formatter({"template": {"formatter": "llama3"}})
+    fmt = make_formatter(Template.of({"formatter": "llama3"}))
     first = fmt.setup(tok)
     assert first["added_tokens"] and first["resized"] is None
     encoded = fmt.encode_messages(CONVO)

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from sftkit.config import Adapter, Freeze
 from sftkit.errors import SftkitError
 from sftkit.models import (
     apply_adapter,
@@ -122,7 +123,7 @@ def test_sequence_classifier_decoder(tiny_dir, tmp_path):
 def test_lora_causal(tiny_dir, tmp_path):
     model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
     assert apply_adapter(model, None) is model
-    lora = apply_adapter(model, {"kind": "lora", "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"})
+    lora = apply_adapter(model, Adapter.of({"kind": "lora", "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}))
     names = [n for n, p in lora.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
     assert any("q_proj" in n for n in names) and any("down_proj" in n for n in names)
@@ -131,12 +132,12 @@ def test_lora_causal(tiny_dir, tmp_path):
 def test_lora_bad_target(tiny_dir, tmp_path):
     model, _ = load_causal_lm({"name": tiny_dir}, tmp_path)
     with pytest.raises(SftkitError, match="target_modules.*q_proj"):
-        apply_adapter(model, {"target_modules": ["no_such_layer"]})
+        apply_adapter(model, Adapter.of({"target_modules": ["no_such_layer"]}))
 
 
 def test_lora_classifier_keeps_head_trainable(tiny_dir, tmp_path):
     model, tok = load_sequence_classifier({"name": tiny_dir}, tmp_path, labels=["a", "b", "c"])
-    lora = apply_adapter(model, {"r": 4, "target_modules": ["q_proj", "v_proj"]})
+    lora = apply_adapter(model, Adapter.of({"r": 4, "target_modules": ["q_proj", "v_proj"]}))
     trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
     assert any("score" in n and "lora_" not in n for n in trainable)
     # save the adapter and load it back: same predictions
@@ -158,7 +159,7 @@ def test_save_and_load_trained_adapter_and_merged(tiny_dir, tmp_path):
     import torch
 
     model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
-    lora = apply_adapter(model, {"r": 4, "alpha": 8, "dropout": 0.0})
+    lora = apply_adapter(model, Adapter.of({"r": 4, "alpha": 8, "dropout": 0.0}))
     with torch.no_grad():  # make the adapter do something
         for n, p in lora.named_parameters():
             if "lora_B" in n:
@@ -190,7 +191,7 @@ def test_load_trained_errors(tmp_path):
 def test_adapter_base_rebuilt_from_record(tiny_dir, tmp_path):
     """An adapter whose recorded base path vanished is rebuilt from the saved [model] section."""
     model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
-    lora = apply_adapter(model, {"r": 2})
+    lora = apply_adapter(model, Adapter.of({"r": 2}))
     out = merge_and_save(lora, tok, tmp_path / "a", model_section={"name": tiny_dir}, base_dir=tmp_path)
     cfg = json.loads((out / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = str(tmp_path / "gone")
@@ -217,7 +218,7 @@ def _four_layer_model():
 
 def test_freeze_layers_and_embeddings():
     model = _four_layer_model()
-    summary = apply_freeze(model, {"layers": "0-1", "embeddings": True})
+    summary = apply_freeze(model, Freeze.of({"layers": "0-1", "embeddings": True}))
     assert summary["frozen_layers"] == [0, 1] and summary["trainable"] < summary["total"]
     assert not any(p.requires_grad for p in model.model.layers[0].parameters())
     assert all(p.requires_grad for p in model.model.layers[2].parameters())
@@ -227,21 +228,21 @@ def test_freeze_layers_and_embeddings():
 
 def test_freeze_train_last_layers():
     model = _four_layer_model()
-    summary = apply_freeze(model, {"train_last_layers": 1})
+    summary = apply_freeze(model, Freeze.of({"train_last_layers": 1}))
     assert summary["frozen_layers"] == [0, 1, 2]
     assert not model.get_input_embeddings().weight.requires_grad
     assert all(p.requires_grad for p in model.model.layers[3].parameters())
     with pytest.raises(SftkitError, match="only 4 layers"):
-        apply_freeze(_four_layer_model(), {"train_last_layers": 9})
+        apply_freeze(_four_layer_model(), Freeze.of({"train_last_layers": 9}))
 
 
 def test_freeze_patterns():
     model = _four_layer_model()
-    apply_freeze(model, {"patterns": ["*.mlp.*"]})
+    apply_freeze(model, Freeze.of({"patterns": ["*.mlp.*"]}))
     assert all(not p.requires_grad for n, p in model.named_parameters() if ".mlp." in n)
     assert all(p.requires_grad for n, p in model.named_parameters() if ".self_attn." in n)
     with pytest.raises(SftkitError, match="matches no parameter"):
-        apply_freeze(_four_layer_model(), {"patterns": ["nothing.*"]})
+        apply_freeze(_four_layer_model(), Freeze.of({"patterns": ["nothing.*"]}))
 
 
 def test_freeze_none_and_everything():
@@ -249,7 +250,7 @@ def test_freeze_none_and_everything():
     summary = apply_freeze(model, None)
     assert summary["trainable"] == summary["total"] and summary["frozen_layers"] == []
     with pytest.raises(SftkitError, match="no trainable parameter"):
-        apply_freeze(_four_layer_model(), {"patterns": ["*"]})
+        apply_freeze(_four_layer_model(), Freeze.of({"patterns": ["*"]}))
 
 
 def test_hub_id_loads_from_hub_cache_offline(tmp_path, tiny_dir):
@@ -281,7 +282,7 @@ def test_saved_models_are_ready_to_generate_and_adapters_portable(tiny_dir, tmp_
     model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
     model = model.to(torch.bfloat16)
     model.config.use_cache = False  # as gradient checkpointing leaves it
-    lora = apply_adapter(model, {"r": 2})
+    lora = apply_adapter(model, Adapter.of({"r": 2}))
     merged = merge_and_save(lora, tok, tmp_path / "m", merge=True)
     config = json.loads((merged / "config.json").read_text())
     assert config["use_cache"] is True and config["dtype"] == "bfloat16"
@@ -290,7 +291,7 @@ def test_saved_models_are_ready_to_generate_and_adapters_portable(tiny_dir, tmp_
     assert tok.convert_tokens_to_ids("<|im_end|>") in (eos if isinstance(eos, list) else [eos])
 
     model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
-    lora = apply_adapter(model, {"r": 2})
+    lora = apply_adapter(model, Adapter.of({"r": 2}))
     adapter = merge_and_save(lora, tok, tmp_path / "a", model_section={"name": "model"}, base_dir=Path(tiny_dir).parent)
     cfg = json.loads((adapter / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == str(Path(tiny_dir).resolve())
@@ -331,7 +332,7 @@ def test_gguf_based_adapter_names_the_users_reference_and_survives_cache_clean(t
         if name == packaged and not resolve_path(packaged, None).is_file():
             continue  # the package is not installed here
         model, tok = load_causal_lm({"name": name}, tmp_path)
-        lora = apply_adapter(model, {"r": 2, "dropout": 0.0})
+        lora = apply_adapter(model, Adapter.of({"r": 2, "dropout": 0.0}))
         with torch.no_grad():
             for n, p in lora.named_parameters():
                 if "lora_B" in n:

@@ -104,19 +104,20 @@ def test_plan_limits_validate_without_torch(tmp_path):
 
 
 def test_memory_per_process_follows_the_distributed_strategy():
+    from sftkit.config import Distributed
     from sftkit.plan.memory import per_process, training_memory
 
     one = {"weights": 400, "gradients": 400, "optimizer": 800, "activations": 100, "total": 1700}
-    ddp = per_process(one, processes=4, distributed={"strategy": "ddp"})
+    ddp = per_process(one, processes=4, distributed=Distributed.of({"strategy": "ddp"}))
     assert ddp["weights"] == 400 and ddp["buckets"] == 400 and ddp["total"] == 2100  # a full copy + buckets
-    full = per_process(one, processes=4, distributed={"strategy": "fsdp"})  # full_shard by default
+    full = per_process(one, processes=4, distributed=Distributed.of({"strategy": "fsdp"}))  # full_shard by default
     assert (full["weights"], full["gradients"], full["optimizer"], full["activations"]) == (100, 100, 200, 100)
-    grad_op = per_process(one, processes=4, distributed={"strategy": "fsdp", "fsdp": {"sharding": "shard_grad_op"}})
+    grad_op = per_process(one, processes=4, distributed=Distributed.of({"strategy": "fsdp", "fsdp": {"sharding": "shard_grad_op"}}))
     assert grad_op["weights"] == 400 and grad_op["optimizer"] == 200
-    zero = {s: per_process(one, processes=4, distributed={"strategy": "deepspeed", "deepspeed": {"stage": s}})["total"]
+    zero = {s: per_process(one, processes=4, distributed=Distributed.of({"strategy": "deepspeed", "deepspeed": {"stage": s}}))["total"]
             for s in (1, 2, 3)}
     assert zero[1] == 1700 - 600 and zero[2] == zero[1] - 300 and zero[3] == zero[2] - 300
-    assert per_process(one, processes=1, distributed={"strategy": "fsdp"})["total"] == 1700
+    assert per_process(one, processes=1, distributed=Distributed.of({"strategy": "fsdp"}))["total"] == 1700
     # the chunked loss holds one chunk's logits, not the batch's
     shape = dict(parameters=135_000_000, trainable=135_000_000, weight_bytes=4, tokens_per_step=8 * 512,
                  layers=30, hidden=576, vocab=49152, autocast=True)

@@ -131,9 +131,9 @@ def test_a_plugin_reusing_a_default_name_affects_only_recipes_that_write_it(tmp_
     plain.write_text('[recipe]\nname = "r"\n[model]\nname = "org/model"\n[template]\nsystem = "Be brief."\n'
                      '[[data]]\nsource = "jsonl"\npath = "train.jsonl"\n[strategy]\nname = "instruction"\n')
     assert validate_file(plain, host) == []
-    resolved = load_recipe(plain, host=host).data
-    assert resolved["model"]["loader"] == "sftkit:transformers" and resolved["template"]["formatter"] == "sftkit:chat"
-    assert model_source(resolved["model"], tmp_path, host=host).kind == "hub"  # the built-in, not the impostor
+    resolved = load_recipe(plain, host=host).config
+    assert resolved.model.loader == "sftkit:transformers" and resolved.template.formatter == "sftkit:chat"
+    assert model_source(resolved.model.as_dict(), tmp_path, host=host).kind == "hub"  # the built-in, not the impostor
     named = tmp_path / "named.toml"
     named.write_text(plain.read_text().replace('name = "org/model"\n', 'name = "org/model"\nloader = "transformers"\n'))
     (problem,) = validate_file(named, host)

@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+from sftkit.config import Training, resolve
 from sftkit.errors import SftkitError
 from sftkit.modeling import precision as P
 
@@ -17,23 +18,23 @@ PLAIN = {"fpu", "avx2", "avx512f"}
 
 
 def test_auto_on_cpus_follows_the_bf16_flags():
-    assert P.decide({}, "cpu", flags=NATIVE).name == "bf16"
-    assert "avx512_bf16" in P.decide({}, "cpu", flags=NATIVE).reason
-    assert P.decide({"precision": "auto"}, "cpu", flags={"amx_bf16", "amx_tile"}).name == "bf16"
-    plain = P.decide({}, "cpu", flags=PLAIN)
+    assert P.decide(Training.of({}), "cpu", flags=NATIVE).name == "bf16"
+    assert "avx512_bf16" in P.decide(Training.of({}), "cpu", flags=NATIVE).reason
+    assert P.decide(Training.of({"precision": "auto"}), "cpu", flags={"amx_bf16", "amx_tile"}).name == "bf16"
+    plain = P.decide(Training.of({}), "cpu", flags=PLAIN)
     assert plain.name == "fp32" and "no native bfloat16" in plain.reason
 
 
 def test_explicit_choices_and_trainingarguments_names():
-    assert P.decide({"precision": "fp32"}, "cpu", flags=NATIVE).name == "fp32"
-    assert P.decide({"bf16": False}, "cpu", flags=NATIVE).name == "fp32"
-    assert P.decide({"precision": "auto", "bf16": True}, "cpu", flags=PLAIN).name == "bf16"
-    emulated = P.decide({"precision": "bf16"}, "cpu", flags=PLAIN)
+    assert P.decide(Training.of({"precision": "fp32"}), "cpu", flags=NATIVE).name == "fp32"
+    assert P.decide(Training.of({"bf16": False}), "cpu", flags=NATIVE).name == "fp32"
+    assert P.decide(Training.of({"precision": "auto", "bf16": True}), "cpu", flags=PLAIN).name == "bf16"
+    emulated = P.decide(Training.of({"precision": "bf16"}), "cpu", flags=PLAIN)
     assert emulated.name == "bf16" and "slower" in emulated.reason
     with pytest.raises(SftkitError, match="fp16 needs a CUDA GPU"):
-        P.decide({"precision": "fp16"}, "cpu", flags=NATIVE)
+        P.decide(Training.of({"precision": "fp16"}), "cpu", flags=NATIVE)
     with pytest.raises(SftkitError, match="contradicts"):
-        P.decide({"precision": "fp32", "bf16": True}, "cpu", flags=NATIVE)
+        P.decide(Training.of({"precision": "fp32", "bf16": True}), "cpu", flags=NATIVE)
 
 
 @pytest.mark.parametrize("training, bad", [
@@ -43,7 +44,7 @@ def test_explicit_choices_and_trainingarguments_names():
     ({"precision": "fp64"}, "must be one of"),
 ])
 def test_contradictions_are_found_without_torch(training, bad):
-    _want, problem = P.requested(training)
+    _want, problem = P.requested(Training.of(training))
     assert problem and bad in problem
 
 
@@ -73,7 +74,7 @@ def test_training_arguments_carry_the_decision(tmp_path, monkeypatch):
     from sftkit.strategies.trainer import training_arguments
 
     def ctx(training):
-        return RunContext(recipe={"recipe": {"name": "p"}, "training": training}, recipe_path=None,
+        return RunContext(config=resolve({"recipe": {"name": "p"}, "training": training}), recipe_path=None,
                           base_dir=tmp_path, run_dir=tmp_path / "run")
 
     monkeypatch.setattr(P, "cpu_flags", lambda path=P.CPUINFO: NATIVE)
@@ -96,8 +97,8 @@ def test_evaluation_runs_under_the_run_precision(tmp_path):
     d = save_tiny_model(tmp_path / "m")
     model, tok = AutoModelForCausalLM.from_pretrained(d), AutoTokenizer.from_pretrained(d)
     pairs = [("The capital of France is", " Paris"), ("def add(a, b):", "\n    return a + b")]
-    exact = Target(model, tok, None, precision=P.decide({"precision": "fp32"}, "cpu")).loglikelihood(pairs)
-    mixed = Target(model, tok, None, precision=P.decide({"precision": "bf16"}, "cpu")).loglikelihood(pairs)
+    exact = Target(model, tok, None, precision=P.decide(Training.of({"precision": "fp32"}), "cpu")).loglikelihood(pairs)
+    mixed = Target(model, tok, None, precision=P.decide(Training.of({"precision": "bf16"}), "cpu")).loglikelihood(pairs)
     diffs = [abs(a - b) for a, b in zip(exact, mixed)]
     assert max(diffs) > 0
     assert all(d < 0.05 * abs(a) + 0.05 for d, a in zip(diffs, exact))

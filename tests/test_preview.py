@@ -155,7 +155,7 @@ name = "classification"
     from sftkit.recipe import load_recipe
 
     doc = json.loads(invoke("preview", str(path), "-n", "3", "--format", "json").output)
-    bundle = load_data(load_recipe(path).data, tmp_path)
+    bundle = load_data(load_recipe(path).config, tmp_path)
     tok = AutoTokenizer.from_pretrained(model_dir)
     for ex, text, label in zip(doc["examples"], bundle.train["text"], bundle.train["label"]):
         assert ex["input_ids"] == tok(text, truncation=True, max_length=512)["input_ids"]
@@ -186,3 +186,19 @@ name = "instruction"
     assert "<|im_start|>assistant\n[[Paris.<|im_end|>" in result.output
     converted = list(Path(cache_root()).rglob("*.safetensors")) if Path(cache_root()).exists() else []
     assert converted == []  # no weights were dequantized for a preview
+
+
+def test_preview_runs_the_runs_own_stages(tmp_path, model_dir, monkeypatch):
+    """Preview is the run's prepare and load_data stages with the rest switched off (no model, no run
+    directory): the rows it shows come from the same data stage that training reads."""
+    from sftkit.commands.preview import build_preview
+    from sftkit.run import stages
+
+    called = []
+    for name in ("prepare", "load_data", "load_model", "check_run_dir", "open_run_dir"):
+        real = getattr(stages, name)
+        monkeypatch.setattr(stages, name, lambda *a, _real=real, _name=name, **k: called.append(_name) or _real(*a, **k))
+    result = build_preview(make_recipe(tmp_path, model_dir), n=2)
+    assert called == ["prepare", "load_data"]
+    assert result["recipe"] == "preview-test" and len(result["examples"]) == 2
+    assert not (tmp_path / "runs").exists()  # nothing written

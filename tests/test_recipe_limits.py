@@ -116,14 +116,15 @@ def test_names_and_dirs_within_the_limits_stay_valid(workdir):
 
 def test_validate_and_run_agree_on_the_run_directory(workdir):
     """validate checks the directory the run's own rule gives (no second rule)."""
+    from sftkit.config import resolve
     from sftkit.run import rundir
     from sftkit.run.stages import run_dir_for
 
-    data = {"recipe": {"name": "abc"}, "output": {"dir": "out/{recipe.name}/x"}}
+    data = resolve({"recipe": {"name": "abc"}, "output": {"dir": "out/{recipe.name}/x"}})
     assert run_dir_for(data, None) == rundir.path_for("out/{recipe.name}/x", "abc") == Path("out/abc/x")
     assert run_dir_for(data, None, smoke=True) == rundir.path_for("out/{recipe.name}/x", "abc", smoke=True)
     assert run_dir_for(data, None, smoke=True) == Path("out/abc/x-smoke")
-    here = {"recipe": {"name": "abc"}, "output": {"dir": "."}}  # the current directory: its smoke run beside it
+    here = resolve({"recipe": {"name": "abc"}, "output": {"dir": "."}})  # the current directory: its smoke run beside it
     assert run_dir_for(here, None) == Path(".")
     assert run_dir_for(here, None, smoke=True) == Path(str(Path.cwd()) + "-smoke")
 

@@ -167,8 +167,9 @@ def test_extends_a_builtin_recipe_by_name(tmp_path):
 
     host = make_host(entry_points=False)
     mine = _write(tmp_path / "mine.toml", '[recipe]\nname = "mine"\nextends = "instruction"\n\n[training]\nmax_steps = 3\n')
-    data = load_recipe(mine, host=host).data
-    assert data["training"]["max_steps"] == 3 and data["strategy"]["name"] == "instruction"
-    for entry in data["data"]:  # the parent's data files stay reachable from the child
-        if "path" in entry and "://" not in entry["path"]:
-            assert Path(entry["path"]).exists(), entry["path"]
+    config = load_recipe(mine, host=host).config
+    assert config.training.max_steps == 3 and config.strategy.name == "instruction"
+    for entry in config.data:  # the parent's data files stay reachable from the child
+        path = entry.options.get("path")
+        if path and "://" not in path:
+            assert Path(path).exists(), path

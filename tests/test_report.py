@@ -9,14 +9,15 @@ import pytest
 
 from sftkit import hookimpl
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.errors import SftkitError
 from sftkit.evaluation import compare
 from sftkit.reporting import write_report
 
 
 def _rows(tmp_path):
-    run = RunContext(recipe={"eval": [{"name": "json_valid", "min": 0.9}, {"name": "loss"},
-                                      {"name": "classification"}]},
+    run = RunContext(config=resolve({"eval": [{"name": "json_valid", "min": 0.9}, {"name": "loss"},
+                                      {"name": "classification"}]}),
                      recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
     base = {"json_valid": EvalResult({"valid_rate": 0.1}, "valid_rate",
                                      samples=[{"prompt": "give <json>", "output": "nope"}]),

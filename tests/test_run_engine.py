@@ -207,12 +207,13 @@ def test_resume_reuses_the_base_evaluation(recipe_for, sftkit_host, tmp_path):
 def test_device_choice_and_busy_machine_warning():
     import torch
 
+    from sftkit.config import Training
     from sftkit.run import devices
 
-    assert devices.choose({}) == devices.available()[0] and devices.choose({"device": "cpu"}) == "cpu"
+    assert devices.choose(Training()) == devices.available()[0] and devices.choose(Training(device="cpu")) == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(SftkitError, match="device 'cuda' is not available"):
-            devices.choose({"device": "cuda"})
+            devices.choose(Training(device="cuda"))
     assert "threads = 1" in devices.busy(load=5.0, cores=2, threads=2)
     assert devices.busy(load=1.0, cores=2, threads=2) is None and devices.busy(load=9.0, cores=2, threads=1) is None
 
@@ -251,3 +252,23 @@ def test_tone_sft_on_preference_pairs_validates_and_trains(sftkit_recipe, sftkit
     checked = sftkit_cli("validate", recipe)
     assert checked.exit_code == 0, checked.output
     assert sftkit_run(recipe).metrics["train"]["method"] == "sft"
+
+
+def test_components_take_the_processes_from_the_run_never_from_the_environment(tmp_path, monkeypatch):
+    """The prepare stage reads the launcher's environment once (``run.world``); a component handed a
+    run without one trains as one process even where RANK / WORLD_SIZE are set."""
+    from sftkit.api import RunContext
+    from sftkit.config import resolve
+    from sftkit.run.distributed import World, world_of
+    from sftkit.strategies.collate import TokenCounter
+    from sftkit.strategies.trainer import _all_ranks, _per_rank
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run = RunContext(config=resolve({"training": {"max_steps": 1}, "distributed": {"strategy": "ddp"}}),
+                     recipe_path=None, base_dir=tmp_path, run_dir=tmp_path / "run")
+    assert world_of(run) == World() and _per_rank(run, 5) == [5]  # no process group is asked for
+    assert _all_ranks(TokenCounter(3, 4, 1, 2), run).trained == 3
+    two = World(rank=0, size=2, local_size=2)
+    run.world = two
+    assert world_of(run) is two

@@ -3,6 +3,7 @@
 from collections import Counter
 
 from sftkit.api import RunContext
+from sftkit.config import resolve
 from sftkit.sampling import sample_indices, sample_rows
 
 
@@ -23,7 +24,7 @@ def test_multiple_choice_limit_covers_every_subject(tmp_path):
     items = [{"question": f"q{i}", "choices": ["a", "b"], "answer": 0, "subject": "virology" if i < 30 else s}
              for i, s in zip(range(40), ["law", "math"] * 20)]
     ev = MultipleChoiceEvaluator({"items": items, "limit": 8})
-    run = RunContext(recipe={"recipe": {"seed": 3}}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    run = RunContext(config=resolve({"recipe": {"seed": 3}}), recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
     chosen = ev.items(run)
     assert Counter(i["subject"] for i in chosen) == {"virology": 6, "law": 1, "math": 1}
     assert [i["question"] for i in chosen] == [i["question"] for i in ev.items(run)]

@@ -216,12 +216,13 @@ def test_caches_keep_no_secret(redaction, tmp_path, monkeypatch):
 def test_each_holdout_table_keeps_no_secret(redaction, tmp_path):
     from types import SimpleNamespace
 
+    from sftkit.config import Dataset
     from sftkit.reporting.holdout import run_each
 
     secret = NASTY["S_QUOTES"]
     redaction.register(secret)
     metrics = {"eval": [{"label": f"check {secret}", "primary": "accuracy", "base": 0.1, "tuned": 0.2}]}
-    run_each("r.toml", [], {"dataset": {"holdout_clusters": ["a"]}}, tmp_path,
+    run_each("r.toml", [], Dataset(holdout_clusters=["a"]), tmp_path,
              lambda *a, **k: SimpleNamespace(metrics=metrics))
     for name in ("each_holdout.json", "each_holdout.md"):
         assert _leaks((tmp_path / name).read_text(), {"s": secret}) == [], name

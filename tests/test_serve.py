@@ -305,12 +305,13 @@ def test_serves_a_finished_adapter_run_directory(tiny_dir, tmp_path):
     """A run directory holding an unmerged LoRA adapter: the engine decodes through peft like generate."""
     import torch
 
+    from sftkit.config import Adapter
     from sftkit.models import apply_adapter, load_causal_lm, merge_and_save
     from sftkit.serving.engine import Sampling
     from sftkit.serving.loading import load_models
 
     model, tok = load_causal_lm({"name": tiny_dir}, tmp_path)
-    lora = apply_adapter(model, {"r": 2, "dropout": 0.0})
+    lora = apply_adapter(model, Adapter.of({"r": 2, "dropout": 0.0}))
     with torch.no_grad():
         for n, p in lora.named_parameters():
             if "lora_B" in n:

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from sftkit.config import resolve
 from sftkit.errors import SftkitError
 
 # --------------------------------------------------------------------------- collators
@@ -108,7 +109,7 @@ def _ctx(tmp_path, training=None, **recipe):
     from sftkit.api import RunContext
 
     data = {"recipe": {"name": "t", "seed": 5}, "model": {"name": "x"}, "training": training or {}, **recipe}
-    return RunContext(recipe=data, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path / "run")
+    return RunContext(config=resolve(data), recipe_path=None, base_dir=tmp_path, run_dir=tmp_path / "run")
 
 
 def test_training_arguments_defaults_and_mapping(tmp_path):
@@ -197,7 +198,7 @@ def test_lock_records_versions_and_data_hashes(tmp_path):
 
     f = tmp_path / "train.jsonl"
     f.write_text('{"prompt": "a", "completion": "b"}\n')
-    lock = build_lock({"data": [{"source": "jsonl", "path": "train.jsonl"}]}, tmp_path, recipe_hash="abc")
+    lock = build_lock(resolve({"data": [{"source": "jsonl", "path": "train.jsonl"}]}), tmp_path, recipe_hash="abc")
     assert lock["recipe_hash"] == "abc"
     for pkg in ("torch", "transformers", "trl", "datasets", "peft", "sftkit"):
         assert lock["packages"][pkg]

@@ -4,6 +4,7 @@
 import pytest
 
 from sftkit.api import IGNORE_INDEX
+from sftkit.config import Template
 from sftkit.errors import DataError, PluginError
 from sftkit.templates import make_formatter
 from sftkit.templates.builtin_templates import BUILTINS, strip_generation_markers
@@ -50,7 +51,7 @@ def reference(tokenizer, marked_template, messages):
 
 
 def builtin(name, **options):
-    fmt = make_formatter({"template": {"formatter": name, **options}})
+    fmt = make_formatter(Template.of({"formatter": name, **options}))
     tok = fresh_tokenizer()
     fmt.setup(tok)
     return fmt, tok
@@ -231,7 +232,7 @@ def test_chat_formatter_uses_the_models_own_template():
     # some template sftkit does not know: a blank line after each turn
     own = BUILTINS["chatml"].template.replace("'<|im_end|>' + '\\n'", "'<|im_end|>' + '\\n\\n'")
     tok.chat_template = own
-    fmt = make_formatter({"template": {"formatter": "chat"}})
+    fmt = make_formatter(Template.of({"formatter": "chat"}))
     info = fmt.setup(tok)
     assert fmt.chat_template == own == tok.chat_template
     assert info["template"] == "model" and info["masking"] == "prefix renders"
@@ -244,7 +245,7 @@ def test_chat_formatter_uses_the_models_own_template():
 def test_chat_formatter_with_marked_model_template_uses_one_render():
     tok = fresh_tokenizer()
     tok.chat_template = BUILTINS["chatml"].marked
-    fmt = make_formatter({"template": {}})  # default: chat
+    fmt = make_formatter(Template.of({}))  # default: chat
     assert fmt.name == "chat"
     assert fmt.setup(tok)["masking"] == "generation markers (model template)"
     assert fmt.chat_template == BUILTINS["chatml"].marked  # the model's own, as it came
@@ -264,11 +265,11 @@ def test_not_prefix_preserving_template_is_a_clear_error():
 
 def test_make_formatter_through_registry_errors():
     with pytest.raises(PluginError, match='did you mean "chatml"'):
-        make_formatter({"template": {"formatter": "chatmll"}})
+        make_formatter(Template.of({"formatter": "chatmll"}))
 
 
 def test_encoding_before_setup_is_a_clear_error():
-    fmt = make_formatter({"template": {"formatter": "chatml"}})
+    fmt = make_formatter(Template.of({"formatter": "chatml"}))
     from sftkit.errors import SftkitError
 
     with pytest.raises(SftkitError, match="setup"):
@@ -281,8 +282,8 @@ def test_registration_and_formatter_creation_import_nothing_heavy():
 
     code = (
         "import sys\n"
-        "from sftkit.templates import make_formatter\n"
-        "f = make_formatter({'template': {'formatter': 'llama3', 'system': 'x'}})\n"
+        "from sftkit.config import Template\nfrom sftkit.templates import make_formatter\n"
+        "f = make_formatter(Template.of({'formatter': 'llama3', 'system': 'x'}))\n"
         "heavy = [m for m in ('torch', 'transformers', 'trl', 'datasets', 'numpy', 'jinja2') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "print(f.chat_template[:25])\n"
@@ -306,13 +307,13 @@ def test_known_trl_training_template_is_used_for_a_non_prefix_preserving_model_t
 
     add_special_tokens(tok, ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"])
     tok.chat_template = original
-    fmt = make_formatter({"template": {"formatter": "chat"}})
+    fmt = make_formatter(Template.of({"formatter": "chat"}))
     info = fmt.setup(tok)
     assert info["masking"] == "generation markers (trl:phi3_training)"
     assert fmt.chat_template == original == tok.chat_template  # the model's own stays saved
     row = fmt.encode_messages(MULTI)
     assert (row["input_ids"], row["labels"]) == reference(tok, marked, MULTI)
-    strict = make_formatter({"template": {"formatter": "chat", "masking": "prefix"}})
+    strict = make_formatter(Template.of({"formatter": "chat", "masking": "prefix"}))
     assert strict.setup(tok)["masking"] == "prefix renders"
     with pytest.raises(DataError, match="not prefix-preserving"):
         strict.encode_messages(MULTI)
@@ -323,5 +324,5 @@ def test_setup_reports_the_trained_end_of_turn_token():
     assert builtin("llama3")[0].setup_info["end_of_turn_trained"] == "<|eot_id|>"
     tok = fresh_tokenizer()
     tok.chat_template = BUILTINS["plain"].template.replace(" + eos_token", "")  # never trains a stop
-    info = make_formatter({"template": {}}).setup(tok)
+    info = make_formatter(Template.of({})).setup(tok)
     assert info["end_of_turn_trained"] is None and "will not learn to stop" in info["warning"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sftkit.api import IGNORE_INDEX
+from sftkit.config import Template
 from sftkit.templates import make_formatter
 from sftkit.templates.builtin_templates import has_generation_markers, strip_generation_markers
 
@@ -74,7 +75,7 @@ def test_smollm2_own_template_masks_match_reference(smollm2_tokenizer):
         assert tok.apply_chat_template(messages, tokenize=False) == \
             tok.apply_chat_template(messages, tokenize=False, chat_template=strip_generation_markers(SMOLLM2_MARKED))
 
-    fmt = make_formatter({"template": {"formatter": "chat"}})
+    fmt = make_formatter(Template.of({"formatter": "chat"}))
     info = fmt.setup(tok)
     assert info["template"] == "model" and info["masking"] == "prefix renders" and info["added_tokens"] == []
     assert fmt.chat_template == own == tok.chat_template
@@ -92,12 +93,12 @@ def test_smollm2_own_template_masks_match_reference(smollm2_tokenizer):
 
 
 def test_smollm2_system_option_replaces_default_system(smollm2_tokenizer):
-    fmt = make_formatter({"template": {"formatter": "chat", "system": "Answer in French."}})
+    fmt = make_formatter(Template.of({"formatter": "chat", "system": "Answer in French."}))
     fmt.setup(smollm2_tokenizer)
     prompt = fmt.render_prompt([{"role": "user", "content": "Hello"}])
     assert prompt == ("<|im_start|>system\nAnswer in French.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n"
                       "<|im_start|>assistant\n")
-    plain = make_formatter({"template": {"formatter": "chat"}})
+    plain = make_formatter(Template.of({"formatter": "chat"}))
     plain.setup(smollm2_tokenizer)
     assert "named SmolLM" in plain.render_prompt([{"role": "user", "content": "Hello"}])
     row = fmt.encode_messages([{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Bonjour"}])

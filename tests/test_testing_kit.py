@@ -193,10 +193,10 @@ def test_recipe_factory_writes_valid_recipes(sftkit_recipe, sftkit_host):
     other = sftkit_recipe(training={"max_steps": 3}, adapter={"r": 4}, output=None, recipe={"name": "custom"})
     from sftkit.recipe import load_recipe
 
-    data = load_recipe(other, host=sftkit_host).data
-    assert data["recipe"]["name"] == "custom" and other.name == "custom.toml"
-    assert data["training"]["max_steps"] == 3 and data["training"]["max_length"] == 64  # merged
-    assert data["adapter"]["r"] == 4 and data["output"]["dir"] == "runs/{recipe.name}"  # removed -> default
+    config = load_recipe(other, host=sftkit_host).config
+    assert config.recipe.name == "custom" and other.name == "custom.toml"
+    assert config.training.max_steps == 3 and config.training.max_length == 64  # merged
+    assert config.adapter.r == 4 and config.output.dir == "runs/{recipe.name}"  # removed -> default
     sftkit_recipe.write_jsonl("more.jsonl", [{"text": "hello there"}])
     text_recipe = sftkit_recipe(data=[{"source": "jsonl", "path": "more.jsonl"}], strategy={"name": "domain"})
     assert validate_file(text_recipe, sftkit_host, ()) == []

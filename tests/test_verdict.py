@@ -6,6 +6,7 @@ import json
 import pytest
 
 from sftkit.api import EvalResult, RunContext
+from sftkit.config import resolve
 from sftkit.evaluation import compare, gate_failures
 from sftkit.evaluation import stats as S
 from sftkit.evaluation.verdict import summary_line
@@ -13,7 +14,7 @@ from sftkit.reporting import health, write_report
 
 
 def run_with(tmp_path, evals, **recipe):
-    return RunContext(recipe={"eval": evals, **recipe}, recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
+    return RunContext(config=resolve({"eval": evals, **recipe}), recipe_path=None, base_dir=tmp_path, run_dir=tmp_path)
 
 
 def cls_result(preds, gold, labels=("negative", "neutral", "positive")):
@@ -180,7 +181,7 @@ def test_contamination_of_evaluator_items_and_its_gate(tmp_path):
         return EvalResult({"accuracy": 1.0}, "accuracy", items=items)
 
     prompts = ["What is the capital of France?", long_q, "Name a prime number.", "Spell cat."]
-    run = RunContext(recipe={"eval": [{"name": "exact_match", "max_contamination": 0.25}]}, recipe_path=None,
+    run = RunContext(config=resolve({"eval": [{"name": "exact_match", "max_contamination": 0.25}]}), recipe_path=None,
                      base_dir=tmp_path, run_dir=tmp_path, data=SimpleNamespace(train=train, eval=None))
     (row,) = compare(run, {}, {"exact_match": res(prompts)})
     c = row["contamination"]
@@ -212,7 +213,7 @@ def test_preference_accuracy_and_margin_on_held_out_pairs(tmp_path):
         def loglikelihood(self, requests):
             return [-10.0 + (self.bonus if cont.startswith("Thank") else 0.0) for _ctx, cont in requests]
 
-    run = RunContext(recipe={"eval": [{"name": "preference"}]}, recipe_path=None, base_dir=tmp_path,
+    run = RunContext(config=resolve({"eval": [{"name": "preference"}]}), recipe_path=None, base_dir=tmp_path,
                      run_dir=tmp_path, data=SimpleNamespace(eval=pairs, train=[]))
     base = evaluate_all(run, Scorer("base", -2.0))
     tuned = evaluate_all(run, Scorer("tuned", 3.0))

@@ -17,8 +17,11 @@ from pathlib import Path
 KEY = "arena"
 
 
-def _arena_tables(recipe: dict) -> list[dict]:
-    return [t for t in (recipe.get("data") or []) if isinstance(t, dict) and t.get("source") == "arena"]
+def _arena_options(run) -> list[dict]:
+    """The options of the run's ``[[data]]`` entries that read an arena database."""
+    from ..config import of_run
+
+    return [entry.options for entry in of_run(run).data if entry.source == "arena"]
 
 
 def record_databases(run) -> None:
@@ -27,7 +30,7 @@ def record_databases(run) -> None:
     from .store import Store
 
     found = []
-    for table in _arena_tables(getattr(run, "recipe", None) or {}):
+    for table in _arena_options(run):
         store = Store(resolve_path(table["path"], run.base_dir), create=False)
         votes = _filtered(store.votes(), table.get("prompt_set"))
         store.close()

@@ -32,17 +32,17 @@ def arena():
     """
 
 
-def recipe_prompts(data: dict, base_dir: Path) -> list[str]:
-    """The prompts of a recipe's [[eval]] tables (inline items, or their prompts/path files)."""
+def recipe_prompts(evals, base_dir: Path) -> list[str]:
+    """The prompts of a recipe's ``[[eval]]`` slices (inline items, or their prompts/path files)."""
     from sftkit.evaluation.base import PROMPT_FIELDS, read_records
     from sftkit.paths import resolve_path
 
     prompts: list[str] = []
-    for table in data.get("eval", []) or []:
-        items = table.get("items")
+    for entry in evals:
+        items = entry.options.get("items")
         if items is None:
-            path = table.get("prompts") or table.get("path")
-            items = read_records(resolve_path(path, base_dir), where=f"[[eval]] {table.get('name')}") if path else []
+            path = entry.options.get("prompts") or entry.options.get("path")
+            items = read_records(resolve_path(path, base_dir), where=f"[[eval]] {entry.name}") if path else []
         for it in items:
             text = it if isinstance(it, str) else next(
                 (it[k] for k in PROMPT_FIELDS if isinstance(it, dict) and isinstance(it.get(k), str)), None)
@@ -71,18 +71,18 @@ def _recipe_models(recipe_path: Path, overrides) -> tuple[list[str], list[tuple[
     from sftkit.run.stages import run_dir_for
 
     recipe = load_recipe(recipe_path, list(overrides))
-    data = recipe.data
-    run = run_dir_for(data, None)
+    config = recipe.config
+    run = run_dir_for(config, None)
     if not (run / "COMPLETE").exists():
         raise SftkitError(f"the recipe's run directory {run} has no finished run",
                           where=str(recipe_path), hint=f"train it first: sftkit run {recipe_path}")
     from sftkit.modeling.source import describe_model_source
     from sftkit.serving.loading import parse_model_arg
 
-    src = describe_model_source(data["model"], recipe.base_dir)
+    src = describe_model_source(config.model.as_dict(), recipe.base_dir)
     base_ref = str(src.path) if src.path is not None else src.name
     name = recipe.name
-    prompts = [(f"{name} eval", p) for p in recipe_prompts(data, recipe.base_dir)]
+    prompts = [(f"{name} eval", p) for p in recipe_prompts(config.eval, recipe.base_dir)]
     # each model keeps the name it has everywhere (a run by its folder, a file by its stem), so the
     # votes of the next round (this run against the one tuned from it) rate the same model the same
     if parse_model_arg(base_ref).name == parse_model_arg(str(run)).name:

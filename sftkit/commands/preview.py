@@ -1,7 +1,9 @@
 """``sftkit preview RECIPE``: render rows as the model will see them, trained tokens highlighted,
 then the data statistics (rows per source, dropped and skipped rows, token lengths, leakage).
 
-Loads the tokenizer only, never the model weights.
+The run's own stages with the rest switched off (:func:`sftkit.run.stages.prepare` and
+:func:`~sftkit.run.stages.load_data`, mode ``"preview"``); loads the tokenizer only, never the
+model weights, and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,25 +20,20 @@ from sftkit.errors import DataError, SftkitError
 
 def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train", host=None) -> dict:
     """Everything ``sftkit preview`` shows, as data: ``{"recipe", "split", "examples", "stats", "tokenizer"}``."""
-    from sftkit.data import load_data, tokenize_bundle
-    from sftkit.plugins import get_host
-    from sftkit.recipe import load_recipe
-    from sftkit.strategies.selection import accepted_kinds
+    from sftkit.data import tokenize_bundle
+    from sftkit.run import stages
 
-    host = host or get_host()
-    recipe = load_recipe(recipe_path, list(overrides), host=host)
-    data = recipe.data
-    tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir, host)  # fails fast, before the data
-    strategy = _strategy(data, host)
-    comp = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
-    bundle = load_data(data, recipe.base_dir, host=host, accepts=accepted_kinds(comp))
-    formatter = _formatter(data, host, tokenizer) if getattr(strategy, "uses_formatter", True) else None
-    name = (data.get("recipe") or {}).get("name")
+    # the run's own stages with the rest switched off: prepare (recipe, strategy) and load_data
+    state = stages.prepare(recipe_path, overrides, host=host, mode="preview")
+    config, run = state.config, state.ctx
+    tokenizer = _load_tokenizer(config.model, state.recipe.base_dir, state.host)  # fails fast, before the data
+    stages.load_data(state)
+    bundle, strategy, formatter = run.data, state.strategy, run.formatter
+    if formatter is not None:
+        formatter.setup(tokenizer)
+    run.tokenizer = tokenizer
+    name = config.recipe.name
     if callable(getattr(strategy, "preview_encode", None)):  # the strategy encodes rows its own way
-        from sftkit.api import RunContext
-
-        run = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=Path("."),
-                         host=host, data=bundle, formatter=formatter, tokenizer=tokenizer)
         rows = strategy.preview_encode(run, split)
         if rows is not None:
             return {"recipe": name, "split": split, "rows": len(rows), "examples": _strategy_examples(rows, n),
@@ -44,10 +41,10 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
         if split == "eval" and (bundle.eval is None or not len(bundle.eval)):
             raise DataError("the recipe has no eval split",
                             hint='set split = "eval" on a [[data]] entry, or [dataset] eval_fraction = 0.1')
-    formatter = formatter or _formatter(data, host, tokenizer)
+    formatter = formatter or _formatter(config.template, state.host, tokenizer)
     from sftkit.config import Tokenization
 
-    tok = Tokenization.of_config(recipe.config)
+    tok = Tokenization.of_config(config)
     tb = tokenize_bundle(bundle, formatter, max_length=tok.max_length, truncation=tok.truncation,
                          min_trained_tokens=tok.min_trained_tokens)
     ds = tb.train if split == "train" else tb.eval
@@ -67,18 +64,12 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
             "tokenizer": tokenizer}
 
 
-def _formatter(data: dict, host, tokenizer):
+def _formatter(template, host, tokenizer):
     from sftkit.templates import make_formatter
 
-    formatter = make_formatter(data, host=host)
+    formatter = make_formatter(template, host=host)
     formatter.setup(tokenizer)
     return formatter
-
-
-def _strategy(data: dict, host):
-    from sftkit.strategies.selection import make_strategy
-
-    return make_strategy(data.get("strategy") or {}, host, required=False)[0]
 
 
 def _strategy_examples(rows, n: int) -> list[dict]:
@@ -106,16 +97,17 @@ def _strategy_examples(rows, n: int) -> list[dict]:
     return examples
 
 
-def _load_tokenizer(model_section: dict, base_dir: Path, host=None):
-    """The recipe model's tokenizer, without loading weights (a GGUF file's tokenizer is read from
-    its metadata, not from the dequantized model a run converts once)."""
+def _load_tokenizer(model, base_dir: Path, host=None):
+    """The ``[model]`` slice's tokenizer, without loading weights (a GGUF file's tokenizer is read
+    from its metadata, not from the dequantized model a run converts once)."""
     from sftkit.modeling.loaders import model_source
     from sftkit.models import load_tokenizer
 
-    if not model_section.get("name"):
+    model_section = model.as_dict()
+    if not model.name:
         raise SftkitError("[model] name is missing", hint="name a hub id, a local model directory or a .gguf file")
     src = model_source(model_section, base_dir, host=host)
-    if src.kind == "gguf" and not model_section.get("tokenizer"):
+    if src.kind == "gguf" and not model.tokenizer:
         problem = src.problem()
         if problem:
             raise SftkitError(problem, where="[model].name")

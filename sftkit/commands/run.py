@@ -119,7 +119,7 @@ def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_
 
     try:  # a bad recipe is reported once, before any process starts
         loaded = load_recipe(resolve_recipe(recipe), list(overrides))
-        check_device(loaded.data.get("distributed"))
+        check_device(loaded.config.distributed)
     except SftkitError as err:
         _fail(err)
     args = ["run", str(recipe)]
@@ -155,9 +155,9 @@ def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
 
     try:
         path = resolve_recipe(recipe)
-        data = load_recipe(path, list(overrides)).data
-        out = Path(output) if output else run_dir_for(data, None)
-        table = run_each(path, list(overrides), data, out,
+        config = load_recipe(path, list(overrides)).config
+        out = Path(output) if output else run_dir_for(config, None)
+        table = run_each(path, list(overrides), config.dataset, out,
                          lambda p, ov, output: run_pipeline(p, ov, output=output, console=echo, **flags))
     except SftkitError as err:
         _fail(err)

@@ -6,13 +6,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..api import FORMAT_KINDS, SourceContext
 from ..errors import DataError, did_you_mean
 from . import formats
 from .bundle import DataBundle
 from .readers import RawRows
+
+if TYPE_CHECKING:
+    from ..config import DataEntry, Dataset
 
 CONVERTER_VERSION = "2"
 INTERNAL = ("_hash", "_phash", "_error")
@@ -109,7 +112,7 @@ class BatchConverter:
 class _Entry:
     index: int
     name: str
-    table: dict
+    table: DataEntry
     raw: RawRows
     fmt: str
     split: str
@@ -121,11 +124,11 @@ class _Entry:
     tag: str | None = None
 
 
-def _entry_name(table: dict, index: int, used: set) -> str:
-    name = table.get("name")
+def _entry_name(table: DataEntry, index: int, used: set) -> str:
+    name = table.name
     if not name:
-        src = table.get("source", "?")
-        target = table.get("path") or table.get("id")
+        src = table.source or "?"
+        target = table.options.get("path") or table.options.get("id")
         name = f"{src}:{Path(str(target)).name}" if target else src
     base, n = name, 2
     while name in used:
@@ -151,10 +154,10 @@ def _to_raw(result: Any, name: str) -> RawRows:
     return RawRows(result, lambda i: f"{name} row {i + 1}", [], {})
 
 
-def _read(index: int, table, base_dir: Path, host, seed: int, used: set) -> _Entry:
+def _read(index: int, table: DataEntry, base_dir: Path, host, seed: int, used: set) -> _Entry:
     name = _entry_name(table, index, used)
     where = f"data[{index}] ({name})"
-    source = table.get("source")
+    source = table.source
     if not source:
         raise DataError('missing "source" (e.g. source = "jsonl")', where=f"data[{index}]")
     comp = host.registry.find("sources", source)
@@ -167,12 +170,12 @@ def _read(index: int, table, base_dir: Path, host, seed: int, used: set) -> _Ent
     # max_rows samples with the seed (stratified by cluster / label): the source reads every row
     ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=None, on_error=on_error)
     raw = _to_raw(comp.create(options, ctx), name)
-    max_rows = table.get("max_rows")
+    max_rows = table.max_rows
     if max_rows is not None and len(raw.dataset) > max_rows:
         from ..sampling import sample_indices
 
-        renamed = table.get("columns") or {}
-        column = next((c for c in (table.get("cluster_column"), renamed.get("cluster"), renamed.get("label"),
+        renamed = table.columns or {}
+        column = next((c for c in (table.cluster_column, renamed.get("cluster"), renamed.get("label"),
                                    "cluster", "label", "subject", "topic")
                        if c and c in raw.dataset.column_names), None)
         strata = raw.dataset[column] if column else None
@@ -182,8 +185,8 @@ def _read(index: int, table, base_dir: Path, host, seed: int, used: set) -> _Ent
         raise DataError("no rows" + (f" left after skipping bad lines ({skipped})" if skipped else " (the input is empty)"),
                         where=where, hint="point this [[data]] entry at data, or remove it")
     cols = raw.dataset.column_names
-    renames = formats.column_plan(cols, table.get("columns") or {}, where)
-    cluster = table.get("cluster_column")
+    renames = formats.column_plan(cols, table.columns or {}, where)
+    cluster = table.cluster_column
     if cluster is not None and cluster not in cols:
         hint = did_you_mean(cluster, cols)
         raise DataError(f'cluster_column = "{cluster}", but the data has no such field (fields: {", ".join(cols)})'
@@ -202,19 +205,19 @@ def _read(index: int, table, base_dir: Path, host, seed: int, used: set) -> _Ent
         fmt = formats.detect_format(cols, sample, where)
     else:
         formats.check_fields(fmt, cols, where)
-    if table.get("cluster") is not None and table.get("cluster_column") is not None:
+    if table.cluster is not None and table.cluster_column is not None:
         raise DataError("give cluster (one cluster for every row) or cluster_column (a column per row), not both",
                         where=where)
     return _Entry(index, name, table, raw, fmt, table.split, float(table.weight),
-                  on_error, cluster, where, _transforms(table, index, host), table.get("cluster"))
+                  on_error, cluster, where, _transforms(table, index, host), table.cluster)
 
 
-def _transforms(table: dict, index: int, host) -> tuple:
+def _transforms(table: DataEntry, index: int, host) -> tuple:
     """``((label, callable), ...)`` for the entry's ``transforms`` list, built by their factories."""
     from ..schema import fill_component_defaults
 
     out = []
-    for j, spec in enumerate(table.get("transforms") or []):
+    for j, spec in enumerate(table.transforms or []):
         name, options = (spec, {}) if isinstance(spec, str) else (spec.get("name"), {k: v for k, v in spec.items()
                                                                                      if k != "name"})
         comp = host.registry.find("transforms", str(name))
@@ -292,7 +295,7 @@ def load_data(recipe, base_dir: Path, *, host=None, require_train: bool = True, 
                         require_train=require_train, accepts=accepts)
 
 
-def load_entries(tables, dataset_cfg, base_dir: Path, *, seed: int, host=None, require_train: bool = True,
+def load_entries(tables: Sequence[DataEntry], dataset_cfg: Dataset, base_dir: Path, *, seed: int, host=None, require_train: bool = True,
                  accepts=()) -> DataBundle:
     """Read the ``[[data]]`` entries (``sftkit.config.DataEntry`` slices), combined as ``[dataset]``
     says (a ``sftkit.config.Dataset``), and return canonical train/eval rows with statistics.
@@ -311,12 +314,9 @@ def load_entries(tables, dataset_cfg, base_dir: Path, *, seed: int, host=None, r
         from ..plugins import get_host
 
         host = get_host()
-    from ..config import DataEntry, Dataset
-
-    tables = [DataEntry.coerce(t) for t in tables or ()]
+    tables = list(tables or ())
     if not tables:
         raise DataError("the recipe has no [[data]] entries", hint='add [[data]] with source = "jsonl" and path = ...')
-    dataset_cfg = Dataset.coerce(dataset_cfg)
 
     used: set = set()
     entries = [_read(i, t, Path(base_dir), host, seed, used) for i, t in enumerate(tables)]
@@ -401,8 +401,8 @@ def _check_classes(train, entries: list[_Entry]) -> None:
 
     labels = pc.unique(train.with_format("arrow")["label"]).to_pylist()
     if len(labels) < 2:
-        mapped = [f'{e.name}: columns.label = "{(e.table.get("columns") or {}).get("label")}"'
-                  for e in entries if (e.table.get("columns") or {}).get("label")]
+        mapped = [f'{e.name}: columns.label = "{(e.table.columns or {}).get("label")}"'
+                  for e in entries if (e.table.columns or {}).get("label")]
         raise DataError(f"classification needs at least two classes, but every train row has label {labels[0]!r}"
                         + (f" ({'; '.join(mapped)})" if mapped else ""),
                         hint="check the label column, or add rows of the other classes")

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..core_schema import BASELINE_ITEM
 from ..errors import SftkitError
 
 KINDS = tuple(BASELINE_ITEM["properties"]["kind"]["enum"])
-DEFAULT_K = BASELINE_ITEM["properties"]["k"]["default"]
+
+if TYPE_CHECKING:
+    from ..config import Baseline as BaselineTable
 EXAMPLE_ROLES = ("user", "assistant")
 
 
@@ -66,15 +68,15 @@ class Baseline:
         return ([{"role": "system", "content": system}] if system else []) + shots + turns
 
 
-def specs(recipe: dict | None) -> list[dict]:
-    """The recipe's ``[[baseline]]`` tables with their labels (``label``, else the kind, numbered
-    when repeated)."""
+def specs(tables: Sequence[BaselineTable]) -> list[tuple[str, BaselineTable]]:
+    """The ``[[baseline]]`` slices with their labels (``label``, else the kind, numbered when
+    repeated): ``[(label, table), ...]``."""
     out, seen = [], {}
-    for table in (recipe or {}).get("baseline") or []:
-        kind = str(table.get("kind"))
-        label = str(table.get("label") or (f"few_shot_{int(table.get('k', DEFAULT_K))}" if kind == "few_shot" else kind))
+    for table in tables:
+        kind = str(table.kind)
+        label = str(table.label or (f"few_shot_{int(table.k)}" if kind == "few_shot" else kind))
         seen[label] = seen.get(label, 0) + 1
-        out.append({**table, "label": label if seen[label] == 1 else f"{label}#{seen[label]}", "kind": kind})
+        out.append((label if seen[label] == 1 else f"{label}#{seen[label]}", table))
     return out
 
 
@@ -120,21 +122,23 @@ def draw_examples(rows: Any, k: int, *, seed: int, spare: int = 8) -> list[list[
     return out
 
 
-def build(recipe: dict, train_rows: Any, *, seed: int) -> list[Baseline]:
-    """The recipe's baselines with their examples drawn; a few-shot baseline without usable training
-    rows is a one-line error naming the table."""
+def build(tables: Sequence[BaselineTable], train_rows: Any, *, seed: int) -> list[Baseline]:
+    """The ``[[baseline]]`` slices as baselines with their examples drawn (``seed``: the recipe's,
+    unless a table has its own); a few-shot baseline without usable training rows is a one-line
+    error naming the table."""
     out = []
-    for i, spec in enumerate(specs(recipe)):
-        kind, k = spec["kind"], int(spec.get("k", DEFAULT_K)) if spec["kind"] == "few_shot" else 0
+    for i, (label, table) in enumerate(specs(tables)):
+        kind = str(table.kind)
+        k = int(table.k) if kind == "few_shot" else 0
         examples: list = []
         if kind == "few_shot":
-            examples = draw_examples(train_rows, k, seed=int(spec.get("seed", seed)))
+            examples = draw_examples(train_rows, k, seed=int(seed if table.seed is None else table.seed))
             if not examples:
-                raise SftkitError(f"few-shot baseline {spec['label']!r} found no training row with a question and an "
+                raise SftkitError(f"few-shot baseline {label!r} found no training row with a question and an "
                                   "answer to show as an example", where=f"baseline[{i}]",
                                   hint="few-shot needs conversations, prompt/completion, preference or classification "
                                        "rows; use kind = \"system_prompt\" for other data, or remove the table")
-        out.append(Baseline(spec["label"], kind, system=spec.get("system"), k=k, examples=examples))
+        out.append(Baseline(label, kind, system=table.system, k=k, examples=examples))
     return out
 
 

@@ -89,14 +89,14 @@ class TrainIndex:
 
 
 def train_index(run: Any) -> TrainIndex | None:
-    """The run's training rows indexed once (cached on ``run.extras``); None without training data."""
-    extras = run.extras if isinstance(getattr(run, "extras", None), dict) else None
-    if extras is not None and "_sftkit_train_index" in extras:
-        return extras["_sftkit_train_index"]
+    """The run's training rows indexed once (kept on ``run.train_index``); None without training data."""
+    index = getattr(run, "train_index", None)
+    if index is not None:
+        return index
     ds = getattr(getattr(run, "data", None), "train", None)
     index = TrainIndex(iter(ds)) if ds is not None and len(ds) else None
-    if extras is not None:
-        extras["_sftkit_train_index"] = index
+    if index is not None and hasattr(run, "train_index"):
+        run.train_index = index
     return index
 
 

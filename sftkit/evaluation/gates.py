@@ -11,7 +11,10 @@ estimate) and is checked whatever n is."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config import EvalEntry
 
 GATE_KEYS = ("min", "max", "max_regression")
 
@@ -20,16 +23,16 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
-def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
-    """The row's ``gate`` entry: thresholds from the [[eval]] table, ``passed`` and failure messages."""
-    gate = {k: table.get(k) for k in GATE_KEYS}
+def check_gate(row: dict, table: EvalEntry, evaluator: Any = None) -> dict:
+    """The row's ``gate`` entry: thresholds from the ``[[eval]]`` slice, ``passed`` and failure messages."""
+    gate = {k: getattr(table, k) for k in GATE_KEYS}
     failures: list[str] = []
     notes: list[str] = []
     name = f"{row['label']}.{row['primary']}"
     value, base = row.get("tuned"), row.get("base")
-    has_threshold = any(gate[k] is not None for k in GATE_KEYS) or table.get("max_contamination") is not None
+    has_threshold = any(gate[k] is not None for k in GATE_KEYS) or table.max_contamination is not None
     own = getattr(evaluator, "gate_options", ()) if evaluator is not None else ()
-    on_metric = any(gate[k] is not None for k in GATE_KEYS) or any(table.get(k) is not None for k in own)
+    on_metric = any(gate[k] is not None for k in GATE_KEYS) or any(table.options.get(k) is not None for k in own)
     short = (row.get("evidence") or {}).get("shortfall")
     if has_threshold and value is None:
         why = (row.get("errors") or {}).get("tuned") or "no value"
@@ -39,7 +42,7 @@ def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
     elif value is not None:
         low = high = value
         what = ""
-        if table.get("gate_on") == "lower_bound":
+        if table.gate_on == "lower_bound":
             gate["gate_on"] = "lower_bound"
             iv = ((row.get("stats") or {}).get("tuned") or {})
             low, high = iv.get("low"), iv.get("high")
@@ -64,7 +67,7 @@ def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
                 if regression > limit:
                     failures.append(f"gate failed: {name} regressed by {_fmt(regression)} ({_fmt(base)} -> "
                                     f"{_fmt(value)}) > max_regression {_fmt(limit)}")
-    limit = table.get("max_contamination")
+    limit = table.max_contamination
     if limit is not None:
         gate["max_contamination"] = limit
         found = row.get("contamination")
@@ -79,7 +82,7 @@ def check_gate(row: dict, table: dict, evaluator: Any = None) -> dict:
         except Exception as exc:  # an evaluator's own gate must not break the report
             failures.append(f"gate failed: {name}: evaluator gate raised {type(exc).__name__}: {exc}")
     gate["passed"] = not failures
-    gate["defined"] = bool(has_threshold or failures or any(table.get(k) is not None for k in own))
+    gate["defined"] = bool(has_threshold or failures or any(table.options.get(k) is not None for k in own))
     gate["failures"] = failures
     gate["message"] = "; ".join(failures) if failures else None
     if notes:

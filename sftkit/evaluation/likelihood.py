@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import IGNORE_INDEX, EvalResult
-from ..config import Training
+from ..config import Tokenization, of_run
 from ..errors import SftkitError
 from ..sampling import sample_rows
 from .base import BY_CLUSTER, LIMIT, BaseEvaluator, empty_result, eval_split_rows, resolve, run_seed, strict_options
@@ -57,7 +57,9 @@ class LossEvaluator(BaseEvaluator):
         formatter = target.formatter or getattr(run, "formatter", None)
         if formatter is None:
             raise SftkitError("loss evaluator needs the recipe's formatter to tokenize the eval split")
-        max_length = int(self.opt("max_length", getattr(target, "row_length", None) or Training().max_length))
+        # the run hands the training row length down: on the Target it built, else as it decided it
+        row_length = getattr(target, "row_length", None) or Tokenization.of_config(of_run(run)).max_length
+        max_length = int(self.opt("max_length", row_length))
         encoded, clusters = [], []
         for row in rows:
             enc = encode_row(formatter, row, max_length)

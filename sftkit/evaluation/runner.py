@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api import EvalResult
 from ..errors import SftkitError
@@ -15,6 +15,8 @@ from .contamination import check_items, train_index
 from .gates import check_gate, gate_failures
 from .verdict import cluster_summary, judge, settings, versus_prompts
 
+if TYPE_CHECKING:
+    from ..config import EvalEntry
 
 @dataclass
 class EvalSpec:
@@ -22,16 +24,16 @@ class EvalSpec:
 
     label: str
     name: str
-    table: dict
+    table: EvalEntry  # the [[eval]] slice (gates, label); the evaluator gets ``options`` only
     options: dict
     evaluator: Any = None
     error: str | None = None
 
 
 def eval_specs(run: Any) -> list[EvalSpec]:
-    """The run's [[eval]] tables with their evaluators created (cached on ``run.extras``)."""
-    extras = run.extras if isinstance(getattr(run, "extras", None), dict) else {}
-    cached = extras.get("_sftkit_eval_specs")
+    """The run's [[eval]] tables with their evaluators created once (kept on ``run.evaluators``, so
+    the base and the tuned model are scored by the same evaluator objects)."""
+    cached = getattr(run, "evaluators", None)
     if cached is not None:
         return cached
     host = getattr(run, "host", None)
@@ -44,14 +46,13 @@ def eval_specs(run: Any) -> list[EvalSpec]:
     from ..config import factory_options, of_run
 
     for entry in of_run(run).eval:
-        table = entry.as_dict()
-        name = str(table.get("name", "?"))
-        label = str(table.get("label") or name)
+        name = str(entry.name or "?")
+        label = str(entry.label or name)
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label}#{seen[label]}"
-        options = factory_options("eval", table)
-        spec = EvalSpec(label, name, dict(table), options)
+        options = factory_options("eval", entry)
+        spec = EvalSpec(label, name, entry, options)
         try:
             spec.evaluator = host.registry.get("evaluators", name).create(options)
         except SftkitError as exc:
@@ -59,7 +60,8 @@ def eval_specs(run: Any) -> list[EvalSpec]:
         except Exception as exc:
             spec.error = f"{type(exc).__name__}: {exc}"
         specs.append(spec)
-    extras["_sftkit_eval_specs"] = specs
+    if hasattr(run, "evaluators"):
+        run.evaluators = specs
     return specs
 
 
@@ -179,7 +181,9 @@ def _side_by_side(base: EvalResult | None, tuned: EvalResult | None) -> list[dic
 
 def _prompt_results(spec: EvalSpec, primary: str, baselines: dict | None, run: Any) -> dict:
     """This table's results under each prompt-only baseline, as :func:`.verdict.versus_prompts` takes them."""
-    kinds = {s["label"]: s["kind"] for s in baseline_specs(getattr(run, "recipe", None))}
+    from ..config import of_run
+
+    kinds = {label: table.kind for label, table in baseline_specs(of_run(run).baseline)}
     out = {}
     for label, results in (baselines or {}).items():
         r = results.get(spec.label)

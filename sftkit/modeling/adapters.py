@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SftkitError
+
+if TYPE_CHECKING:
+    from ..config import Adapter
 
 # the top-level module names a sequence-classification head has in transformers' models (one list:
 # LoRA keeps them trainable, freeze_backbone trains only them)
@@ -21,15 +25,13 @@ def classifier_head_names(model) -> list[str]:
     return [name for name in HEAD_NAMES if getattr(model, name, None) is not None]
 
 
-def apply_adapter(model, adapter_section: dict | None):
-    """Wrap ``model`` in a LoRA adapter per ``[adapter]`` (r, alpha, dropout, target_modules); None = unchanged."""
-    if not adapter_section:
+def apply_adapter(model, adapter: Adapter | None):
+    """Wrap ``model`` in a LoRA adapter per the ``[adapter]`` slice (r, alpha, dropout,
+    target_modules); None = unchanged."""
+    if adapter is None:
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
-    from ..config import Adapter
-
-    adapter = Adapter.coerce(adapter_section)
     kind = adapter.kind
     if kind != "lora":
         raise SftkitError(f"unknown adapter kind {kind!r}", where="[adapter].kind", hint='use "lora"')

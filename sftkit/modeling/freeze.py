@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from typing import TYPE_CHECKING
 
 from ..errors import SftkitError
+
+if TYPE_CHECKING:
+    from ..config import Freeze
 
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 
@@ -46,13 +50,12 @@ def find_layers(model):
     return best
 
 
-def apply_freeze(model, freeze_section: dict | None) -> dict:
-    """Set ``requires_grad=False`` per ``[freeze]``; return ``{"trainable", "total", "frozen_layers"}``."""
-    section = freeze_section or {}
+def apply_freeze(model, section: Freeze | None) -> dict:
+    """Set ``requires_grad=False`` per the ``[freeze]`` slice; return ``{"trainable", "total", "frozen_layers"}``."""
     frozen_layers: list[int] = []
-    if section:
+    if section is not None:
         names = {id(p): n for n, p in model.named_parameters()}
-        layers_spec, last_n = section.get("layers"), section.get("train_last_layers")
+        layers_spec, last_n = section.layers, section.train_last_layers
         if layers_spec is not None or last_n is not None:
             prefix, layers = find_layers(model)
             n = len(layers)
@@ -66,11 +69,11 @@ def apply_freeze(model, freeze_section: dict | None) -> dict:
             for i in frozen_layers:
                 for p in layers[i].parameters():
                     p.requires_grad_(False)
-        if section.get("embeddings") or (last_n is not None and section.get("embeddings") is not False):
+        if section.embeddings or (last_n is not None and section.embeddings is not False):
             emb = model.get_input_embeddings()
             if emb is not None:
                 emb.weight.requires_grad_(False)  # a tied LM head shares this weight
-        for pattern in section.get("patterns") or []:
+        for pattern in section.patterns or []:
             hits = [p for p in model.parameters() if fnmatch.fnmatchcase(names[id(p)], pattern)]
             if not hits:
                 sample = ", ".join(list(names.values())[:4])

@@ -28,8 +28,12 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SftkitError
+
+if TYPE_CHECKING:
+    from ..config import Training
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -71,12 +75,12 @@ class Precision:
         return {"name": self.name, "requested": self.requested, "device": self.device, "reason": self.reason}
 
 
-def requested(training: dict) -> tuple[str, str | None]:
-    """``(precision asked for, contradiction or None)`` from a ``[training]`` table; light (no torch)."""
-    p = training.get("precision") or "auto"
+def requested(training: Training) -> tuple[str, str | None]:
+    """``(precision asked for, contradiction or None)`` from a ``[training]`` slice; light (no torch)."""
+    p = training.precision or "auto"
     if p not in PRECISIONS:
         return "auto", f"precision must be one of {', '.join(PRECISIONS)}, not {p!r}"
-    flags = [n for n in ("bf16", "fp16") if training.get(n) is True]
+    flags = [n for n in ("bf16", "fp16") if getattr(training, n) is True]
     if len(flags) == 2:
         return p, "bf16 = true and fp16 = true contradict each other; keep one (or set precision)"
     if flags:
@@ -84,9 +88,9 @@ def requested(training: dict) -> tuple[str, str | None]:
         if p not in ("auto", flag):
             return p, f"precision = {p!r} contradicts {flag} = true; keep one of them"
         return flag, None
-    if p == "auto" and training.get("bf16") is False and training.get("fp16") is not True:
+    if p == "auto" and training.bf16 is False and training.fp16 is not True:
         return "fp32", None  # bf16 = false: the TrainingArguments way of saying full precision
-    if p in ("bf16", "fp16") and training.get(p) is False:
+    if p in ("bf16", "fp16") and getattr(training, p) is False:
         return p, f"precision = {p!r} contradicts {p} = false; keep one of them"
     return p, None
 
@@ -124,8 +128,8 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def decide(training: dict, device: str | None = None, *, flags: set[str] | None = None) -> Precision:
-    """The precision for a ``[training]`` table on ``device`` (a torch device type; default: CUDA
+def decide(training: Training, device: str | None = None, *, flags: set[str] | None = None) -> Precision:
+    """The precision for a ``[training]`` slice on ``device`` (a torch device type; default: CUDA
     when available, else CPU). ``flags`` replaces /proc/cpuinfo (tests). Raises SftkitError when the
     request cannot run there."""
     want, conflict = requested(training)
@@ -165,7 +169,9 @@ def for_run(run, device: str | None = None) -> Precision:
     found = getattr(run, "precision", None)
     if isinstance(found, Precision):
         return found
-    decided = decide(dict(getattr(run, "training", None) or {}), device)
+    from ..config import Training
+
+    decided = decide(getattr(run, "training", None) or Training(), device)
     try:
         run.precision = decided
     except AttributeError:  # a context object that does not take attributes: decide each time

@@ -13,7 +13,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sftkit.config import Config
 
 CAL_STEPS = 3
 EVAL_ITEMS = 4
@@ -43,27 +46,24 @@ class Calibration:
         return sum(times[:n]) / sum(tokens[:n])
 
 
-def scratch_recipe(data: dict, steps: int) -> dict:
+def scratch_config(config: Config, steps: int) -> Config:
     """The recipe of the calibration run: ``steps`` steps, logged, never saved, no evaluation."""
-    data = copy.deepcopy(data)
-    t = data.setdefault("training", {})
-    t.update(max_steps=steps, logging_steps=1, save_steps=10 ** 9)
-    t.pop("eval_steps", None)
-    data.setdefault("output", {})["save_model"] = False
-    data.pop("eval", None)
-    return data
+    from dataclasses import replace
+
+    training = replace(config.training, max_steps=steps, logging_steps=1, save_steps=10 ** 9, eval_steps=None)
+    return replace(config, training=training, output=replace(config.output, save_model=False), eval=())
 
 
-def calibrate(make_ctx, data: dict, strategy, bundle, *, steps: int = CAL_STEPS) -> Calibration:
+def calibrate(make_ctx, config: Config, strategy, bundle, *, steps: int = CAL_STEPS) -> Calibration:
     """Train ``steps`` steps with ``strategy`` on ``bundle`` (no eval split) in a scratch directory.
 
-    ``make_ctx(recipe, run_dir)`` builds the :class:`~sftkit.api.RunContext` for the scratch run."""
+    ``make_ctx(config, run_dir)`` builds the :class:`~sftkit.api.RunContext` for the scratch run."""
     from sftkit.plan.memory import peak_bytes, reset_peak
 
     cal = Calibration()
     scratch_bundle = type(bundle)(**{**bundle.__dict__, "eval": None})
     with tempfile.TemporaryDirectory(prefix="sftkit-plan-") as tmp:
-        ctx = make_ctx(scratch_recipe(data, steps), Path(tmp) / "run")
+        ctx = make_ctx(scratch_config(config, steps), Path(tmp) / "run")
         ctx.data = scratch_bundle
         ctx.run_dir.mkdir(parents=True)
         started = time.perf_counter()
@@ -73,14 +73,14 @@ def calibrate(make_ctx, data: dict, strategy, bundle, *, steps: int = CAL_STEPS)
         reset_peak()
         result = strategy.train(ctx)
         cal.peak_bytes = peak_bytes()
-        cal.step_seconds = list(ctx.extras.get("step_seconds") or [])
-        counter = ctx.extras.get("token_counter")
+        cal.step_seconds = list(ctx.step_seconds)
+        counter = ctx.token_counter
         if counter is not None:
             ga = int(ctx.training.gradient_accumulation_steps)
             sizes = list(counter.sizes)
             cal.step_tokens = [sum(sizes[i:i + ga]) for i in range(0, len(sizes), ga)]
             cal.padding_fraction = counter.padding_fraction
-        cal.parameters = dict(ctx.extras.get("parameters") or {})
+        cal.parameters = dict(ctx.parameters or {})
         cal.tokenized = dict(ctx.data_stats.get("tokens") or {})
         cal.chunked_loss = bool(((getattr(result, "metrics", None) or {}).get("chunked_loss") or {}).get("used"))
         cal.model = getattr(result, "model", None)  # the Strategy contract: the trained model comes back

@@ -11,7 +11,6 @@ use several, ``processes``) and output disk.
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 
@@ -53,7 +52,6 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     say = console or (lambda msg: None)
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
-    data = copy.deepcopy(recipe.data)
     config = recipe.config
     strategy, comp = make_strategy(config.strategy, host)
 
@@ -69,13 +67,13 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     training = config.training
     precision = decide(training)
 
-    def make_ctx(recipe_data, run_dir):
-        return RunContext(recipe=recipe_data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir,
+    def make_ctx(run_config, run_dir):
+        return RunContext(config=run_config, recipe_path=Path(recipe_path), base_dir=recipe.base_dir,
                           run_dir=run_dir, host=host, data=bundle, formatter=formatter, console=say,
                           precision=precision)
 
     say(f"calibrating: {steps or CAL_STEPS} training steps at the recipe's batch shape ({precision.describe()})")
-    cal = calibrate(make_ctx, data, strategy, bundle, steps=steps or CAL_STEPS)
+    cal = calibrate(make_ctx, config, strategy, bundle, steps=steps or CAL_STEPS)
 
     tok = cal.tokenized or {}
     rows = int(tok.get("train_rows") or tok.get("rows") or len(bundle.train))
@@ -99,7 +97,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
         say("timing the evaluators on a few items")
         from sftkit.evaluation import Target
 
-        ctx = make_ctx(data, Path(recipe.base_dir))
+        ctx = make_ctx(config, Path(recipe.base_dir))
         ctx.tokenizer = cal.tokenizer
         target = Target(cal.model, cal.tokenizer, formatter, "tuned", precision=precision,
                         batch_size=training.per_device_eval_batch_size,
@@ -109,7 +107,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
         if timed and all(t is not None for t in timed):
             # base and tuned, and the base model once more per [[baseline]] (at most: an evaluator a
             # prompt cannot change costs nothing there)
-            eval_seconds = (2 + len(data.get("baseline") or [])) * sum(timed)
+            eval_seconds = (2 + len(config.baseline)) * sum(timed)
 
     model = cal.model
     params = cal.parameters or {}
@@ -124,7 +122,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     memory["bytes"] = modelled
     memory["measured_peak_gb"] = round(cal.peak_bytes / GB, 3) if cal.peak_bytes else None
     memory["device"] = precision.device
-    memory["kind"] = "lora" if config.adapter else ("freeze" if config.freeze else "full")
+    memory["kind"] = "lora" if config.adapter else ("freeze" if config.freeze and config.freeze.given else "full")
     memory["chunked_loss"] = cal.chunked_loss
     memory["processes"] = processes
     memory["estimate_gb"] = memory["measured_peak_gb"] or memory["total_gb"]
@@ -172,7 +170,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
         "disk": disk,
         "parameters": {"total": total, "trainable": trainable},
         "warnings": warnings,
-        "limits": dict(config.plan),
+        "limits": config.plan.as_dict(),
     }
 
 

@@ -18,6 +18,10 @@ Several processes (:func:`per_process`): what one process holds, by the way they
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sftkit.config import Distributed
 
 GB = 1024 ** 3
 STATUS = Path("/proc/self/status")
@@ -95,7 +99,7 @@ SHARDED = {  # which modelled parts each way of training with several processes 
 }
 
 
-def per_process(parts: dict, *, processes: int, distributed: dict | None) -> dict:
+def per_process(parts: dict, *, processes: int, distributed: Distributed | None) -> dict:
     """The modelled peak of one of ``processes`` processes, by part, in bytes.
 
     Each process holds the activations of its own per-device batch (``parts`` already counts those).
@@ -105,12 +109,12 @@ def per_process(parts: dict, *, processes: int, distributed: dict | None) -> dic
     optimizer state; DeepSpeed ZeRO stage 1 the optimizer state, 2 also gradients, 3 also weights."""
     from sftkit.config import FSDP, DeepSpeed, Distributed
 
-    d = Distributed.coerce(distributed)
+    d = distributed or Distributed()
     strategy = d.strategy
     if strategy == "fsdp":
-        key = ("fsdp", FSDP.coerce(d.fsdp).sharding)
+        key = ("fsdp", (d.fsdp or FSDP()).sharding)
     elif strategy == "deepspeed":
-        key = ("deepspeed", int(DeepSpeed.coerce(d.deepspeed).stage))
+        key = ("deepspeed", int((d.deepspeed or DeepSpeed()).stage))
     else:
         key = ("ddp", None)
     n = max(1, int(processes))

@@ -55,6 +55,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _run_context(run_dir: Path, host: Any) -> Any:
     from ..api import RunContext
+    from ..config import resolve
 
     recipe: dict = {}
     path = run_dir / "recipe.toml"
@@ -65,7 +66,7 @@ def _run_context(run_dir: Path, host: Any) -> Any:
             recipe = tomllib.loads(path.read_text(encoding="utf-8"))
         except Exception:
             recipe = {}
-    return RunContext(recipe=recipe, recipe_path=path if path.exists() else None, base_dir=run_dir,
+    return RunContext(config=resolve(recipe), recipe_path=path if path.exists() else None, base_dir=run_dir,
                       run_dir=run_dir, host=host)
 
 

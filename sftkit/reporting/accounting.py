@@ -57,9 +57,7 @@ def check_inputs(dataset, bundle: Any) -> None:
     """Raise :class:`DataError` when the evaluation cannot mean anything: ``eval_fraction > 0`` (or
     held-out clusters) but the eval split is empty, while an [[eval]] table needs it. ``dataset``:
     the ``[dataset]`` slice (:class:`sftkit.config.Dataset`)."""
-    from ..config import Dataset
-
-    ds = Dataset.coerce(dataset)
+    ds = dataset
     wants_eval = float(ds.eval_fraction or 0) > 0 or bool(ds.holdout_clusters)
     n_eval = len(bundle.eval) if getattr(bundle, "eval", None) is not None else 0
     if wants_eval and n_eval == 0:

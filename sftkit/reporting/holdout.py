@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import SftkitError, UsageError
 
+if TYPE_CHECKING:
+    from ..config import Dataset
 
-def clusters_of(data: dict) -> list[str]:
-    """The clusters to hold out one at a time (``[dataset] holdout_clusters``)."""
-    clusters = [str(c) for c in ((data.get("dataset") or {}).get("holdout_clusters") or [])]
+
+def clusters_of(dataset: Dataset) -> list[str]:
+    """The clusters to hold out one at a time (the ``[dataset]`` slice's ``holdout_clusters``)."""
+    clusters = [str(c) for c in (dataset.holdout_clusters or [])]
     if not clusters:
         raise UsageError("--each-holdout needs the clusters to hold out: set [dataset] holdout_clusters = [...]",
                          hint="list the task clusters; each is held out alone in its own run")
@@ -30,11 +33,11 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "cluster"
 
 
-def run_each(recipe_path: Any, overrides, data: dict, out: Path, run_one: Callable[..., Any]) -> dict:
+def run_each(recipe_path: Any, overrides, dataset: Dataset, out: Path, run_one: Callable[..., Any]) -> dict:
     """Run once per held-out cluster with ``run_one(recipe_path, overrides, output=DIR)`` (returning a
     ``RunOutcome``) and write the aggregate table; returns it."""
     rows, runs = [], {}
-    for cluster in clusters_of(data):
+    for cluster in clusters_of(dataset):
         target = out / f"holdout-{_slug(cluster)}"
         try:
             metrics = run_one(recipe_path, [*overrides, f"dataset.holdout_clusters=[{json.dumps(cluster)}]"],

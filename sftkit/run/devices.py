@@ -10,8 +10,12 @@ own GPU (:func:`for_rank`).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from sftkit.errors import SftkitError
+
+if TYPE_CHECKING:
+    from sftkit.config import Training
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
@@ -29,9 +33,9 @@ def available() -> list[str]:
     return found + ["cpu"]
 
 
-def choose(training: dict) -> str:
+def choose(training: Training) -> str:
     """``[training] device`` ("auto": the best available); one-line error when it is not available."""
-    want = str(training.get("device") or "auto")
+    want = str(training.device or "auto")
     have = available()
     if want == "auto":
         return have[0]
@@ -49,11 +53,11 @@ def busy(load: float, cores: int, threads: int) -> str | None:
     return None
 
 
-def set_threads(training: dict, say) -> int:
+def set_threads(training: Training, say) -> int:
     """Apply ``[training] threads`` (default: what torch picks, with a warning on a busy machine)."""
     import torch
 
-    threads = training.get("threads")
+    threads = training.threads
     if threads:
         torch.set_num_threads(int(threads))
         return int(threads)

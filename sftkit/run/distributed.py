@@ -19,7 +19,10 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+if TYPE_CHECKING:
+    from sftkit.config import FSDP, DeepSpeed, Distributed, Training
 
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
 
@@ -65,7 +68,14 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World:
     return World(rank=rank, size=size, local_rank=local_rank, local_size=local_size)
 
 
-def start(world: World, table: Mapping | None = None) -> None:
+def world_of(run: Any) -> World:
+    """The processes of ``run`` as the run decided them once (``run.world``, read from the launcher's
+    environment by the prepare stage); one process when it names none. Components never read the
+    environment themselves."""
+    return getattr(run, "world", None) or World()
+
+
+def start(world: World, table: Distributed | None = None) -> None:
     """Join the process group for ``world`` (no-op for one process): NCCL on GPUs with a gloo group
     for CPU collectives, gloo on CPU (loopback interface pinned unless ``GLOO_SOCKET_IFNAME`` is set,
     when all ranks are local). Raises a one-line error for a ``[distributed]`` strategy this machine
@@ -94,7 +104,7 @@ SHARDING_ON_CPU = {
 }
 
 
-def check_device(table: Mapping | None) -> bool:
+def check_device(table: Distributed | None) -> bool:
     """Whether GPUs are used; a one-line error for FSDP / DeepSpeed without them (see
     :data:`SHARDING_ON_CPU`: the Trainer would silently fall back to plain data parallelism)."""
     import torch
@@ -186,23 +196,21 @@ class ShardedTarget:
 
 # --------------------------------------------------------------------------- recipe → TrainingArguments
 
-def strategy_of(table: Mapping | None) -> str:
+def strategy_of(table: Distributed | None) -> str:
+    """The ``[distributed]`` slice's strategy ("ddp" without one)."""
     from sftkit.config import Distributed
 
-    return str(Distributed.coerce(table).strategy)
+    return str((table or Distributed()).strategy)
 
 
-def deepspeed_config(ds: Mapping) -> dict:
+def deepspeed_config(ds: DeepSpeed) -> dict:
     """A DeepSpeed config for ZeRO ``stage`` (1-3) with optional CPU offload; batch sizes, clipping
     and precision are ``"auto"`` so transformers fills them from ``TrainingArguments``."""
-    from sftkit.config import DeepSpeed
-
-    ds = DeepSpeed.coerce(ds)
     stage = int(ds.stage)
     zero: dict = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}
-    if ds.get("offload_optimizer"):
+    if ds.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
-    if ds.get("offload_params"):
+    if ds.offload_params:
         zero["offload_param"] = {"device": "cpu", "pin_memory": True}
     if stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True  # save a full state dict
@@ -217,11 +225,8 @@ def deepspeed_config(ds: Mapping) -> dict:
     }
 
 
-def fsdp_config(fsdp: Mapping) -> dict:
-    """transformers' ``fsdp_config`` for the recipe's ``[distributed.fsdp]`` options."""
-    from sftkit.config import FSDP
-
-    fsdp = FSDP.coerce(fsdp)
+def fsdp_config(fsdp: FSDP) -> dict:
+    """transformers' ``fsdp_config`` for the recipe's ``[distributed.fsdp]`` slice."""
     version = int(fsdp.version)
     sharding = str(fsdp.sharding)
     cfg: dict = {
@@ -231,21 +236,21 @@ def fsdp_config(fsdp: Mapping) -> dict:
         "activation_checkpointing": bool(fsdp.activation_checkpointing),
         "state_dict_type": "FULL_STATE_DICT",  # the saved model is a plain transformers directory
     }
-    layers = fsdp.get("wrap_layers")
+    layers = fsdp.wrap_layers
     if layers:
         cfg["auto_wrap_policy"] = "TRANSFORMER_BASED_WRAP"
         cfg["transformer_layer_cls_to_wrap"] = list(layers)
     return cfg
 
 
-def training_kwargs(table: Mapping | None, world: World, *, base_dir=None) -> dict:
-    """``TrainingArguments`` keywords for the ``[distributed]`` table of a run of ``world`` processes
+def training_kwargs(table: Distributed | None, world: World, *, base_dir=None) -> dict:
+    """``TrainingArguments`` keywords for the ``[distributed]`` slice of a run of ``world`` processes
     (nothing for one process: the table only matters when several run)."""
     if not world.distributed:
         return {}
-    from sftkit.config import Distributed
+    from sftkit.config import FSDP, DeepSpeed, Distributed
 
-    table = Distributed.coerce(table)
+    table = table or Distributed()
     minutes = int(table.timeout_minutes)
     kwargs: dict = {"ddp_timeout": minutes * 60}
     strategy = strategy_of(table)
@@ -253,23 +258,20 @@ def training_kwargs(table: Mapping | None, world: World, *, base_dir=None) -> di
         kwargs["ddp_find_unused_parameters"] = bool(table.find_unused_parameters)
     elif strategy == "fsdp":
         kwargs["fsdp"] = True
-        kwargs["fsdp_config"] = fsdp_config(table.get("fsdp") or {})
+        kwargs["fsdp_config"] = fsdp_config(table.fsdp or FSDP())
     elif strategy == "deepspeed":
-        ds = table.get("deepspeed") or {}
-        if ds.get("config"):
+        ds = table.deepspeed or DeepSpeed()
+        if ds.config:
             from sftkit.paths import resolve_path
 
-            kwargs["deepspeed"] = str(resolve_path(str(ds["config"]), base_dir))
+            kwargs["deepspeed"] = str(resolve_path(str(ds.config), base_dir))
         else:
             kwargs["deepspeed"] = deepspeed_config(ds)
     return kwargs
 
 
-def global_batch(training: Mapping, world_size: int = 1) -> dict:
+def global_batch(training: Training, world_size: int = 1) -> dict:
     """Rows per optimizer step: per-device batch × gradient accumulation × processes."""
-    from sftkit.config import Training
-
-    training = Training.coerce(training)
     per_device = int(training.per_device_train_batch_size)
     accumulation = int(training.gradient_accumulation_steps)
     return {"per_device": per_device, "accumulation": accumulation, "world_size": int(world_size),

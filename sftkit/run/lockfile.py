@@ -7,6 +7,10 @@ import json
 import platform
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sftkit.config import Config
 
 PACKAGES = ("sftkit", "torch", "transformers", "trl", "datasets", "peft", "accelerate", "tokenizers")
 HASH_LIMIT = 2 * 1024 ** 3  # do not hash files larger than this
@@ -32,12 +36,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _data_paths(recipe: dict, base_dir: Path, host=None) -> list[tuple[str, Path]]:
+def _data_paths(config: Config, base_dir: Path, host=None) -> list[tuple[str, Path]]:
     """Local files the recipe's ``[[data]]`` entries and ``[strategy]`` name, by their key: the
     options their components' schemas mark ``x-sftkit-path`` (the one rule for what is a path)."""
     from sftkit.errors import dotted
     from sftkit.paths import resolve_path
-    from sftkit.schema import component_of, component_tables, path_options
+    from sftkit.schema import component_of, path_options
 
     if host is None:
         from sftkit.plugins import get_host
@@ -57,18 +61,19 @@ def _data_paths(recipe: dict, base_dir: Path, host=None) -> list[tuple[str, Path
                 if f.is_file():
                     found.append((f"{key}/{f.relative_to(p)}", f))
 
-    for table, path, item in component_tables(recipe):
-        if table not in ("data", "strategy"):
-            continue
+    tables = [("data", ("data", i), entry.as_dict()) for i, entry in enumerate(config.data)]
+    tables.append(("strategy", ("strategy",), config.strategy.as_dict()))
+    for table, path, item in tables:
         comp = component_of(table, item, host.registry)
         for key_path, value in path_options(comp.schema if comp is not None else None, item):
             add(dotted(tuple(path) + tuple(key_path)), value)
     return found
 
 
-def build_lock(recipe: dict, base_dir: Path, *, recipe_hash: str, host=None, files=None) -> dict:
-    """The lock record for one run; ``files`` adds paths the data stage reports having read."""
-    paths = _data_paths(recipe, Path(base_dir), host)
+def build_lock(config: Config, base_dir: Path, *, recipe_hash: str, host=None, files=None) -> dict:
+    """The lock record for one run (``config``: the resolved recipe's slices); ``files`` adds paths
+    the data stage reports having read."""
+    paths = _data_paths(config, Path(base_dir), host)
     seen = {str(p) for _, p in paths}
     for f in files or ():
         p = Path(f)
@@ -86,7 +91,7 @@ def build_lock(recipe: dict, base_dir: Path, *, recipe_hash: str, host=None, fil
             plugins = {k: v for k, v in host.dist_versions().items() if k != "sftkit"}
         except Exception:
             plugins = {}
-    model = {"name": (recipe.get("model") or {}).get("name")}
+    model = {"name": config.model.name}
     try:
         from sftkit.paths import resolve_path
 

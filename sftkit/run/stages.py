@@ -17,13 +17,18 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sftkit.errors import GateError, SftkitError
 from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
 
 from . import outputs
 from . import smoke as smoke_policy
+
+if TYPE_CHECKING:
+    from sftkit.api import RunContext
+    from sftkit.config import Config
+    from sftkit.recipe import ResolvedRecipe
 
 
 @dataclass
@@ -43,12 +48,11 @@ class RunState:
     """One run as it goes through the stages: the recipe, the context handed to components, and
     what each stage produced."""
 
-    recipe: Any  # sftkit.recipe.Recipe
-    data: dict  # the resolved recipe (after the smoke policy)
+    recipe: ResolvedRecipe  # resolved after the smoke policy; its slices are ``config``
     run_dir: Path
-    ctx: Any  # sftkit.api.RunContext
+    ctx: RunContext
     say: Callable[[str], None]
-    mode: str = "run"  # "run" | "eval"
+    mode: str = "run"  # "run" | "eval" | "preview" (sftkit preview: prepare and load_data only)
     overwrite: bool = False
     overrides: tuple = ()  # the --set values (a plan re-reads the recipe with them)
     digest: str = ""
@@ -60,6 +64,7 @@ class RunState:
     base_tokenizer: Any = None
     base_results: dict = field(default_factory=dict)
     base_source: str | None = None  # where the base results came from: "evaluated", "run directory", "cache"
+    base_key: str | None = None  # the base results' key in the user cache (run/base_cache.py), when cached
     baselines: list | None = None  # [[baseline]] tables, ready to apply (evaluation.baselines.Baseline)
     baseline_results: dict = field(default_factory=dict)  # {baseline label: {eval label: EvalResult}}
     result: Any = None  # sftkit.api.TrainResult
@@ -81,9 +86,9 @@ class RunState:
         return self.ctx.host
 
     @property
-    def config(self):
-        """The resolved recipe's typed slices (:class:`sftkit.config.Config`), after the smoke policy."""
-        return self.ctx.config
+    def config(self) -> Config:
+        """The resolved recipe's typed slices, after the smoke policy."""
+        return self.recipe.config
 
     @property
     def main(self) -> bool:
@@ -96,7 +101,7 @@ class RunState:
         return bool(self.config.eval)
 
 
-def run_dir_for(data: dict, output: str | Path | None, *, smoke: bool = False) -> Path:
+def run_dir_for(config: Config, output: str | Path | None, *, smoke: bool = False) -> Path:
     """The run directory: ``--output``, or ``[output] dir`` with ``{recipe.name}`` substituted (the
     smoke policy's own directory beside it for ``--smoke``); refused in one line when the file
     system cannot hold it."""
@@ -104,9 +109,6 @@ def run_dir_for(data: dict, output: str | Path | None, *, smoke: bool = False) -
 
     if output:
         return usable(Path(str(output)).expanduser())
-    from sftkit.config import resolve
-
-    config = resolve(data)
     return usable(path_for(config.output.dir, config.name, smoke=smoke))
 
 
@@ -125,22 +127,22 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
     world = distributed.world_from_env()
     say = (console if world.is_main else None) or (lambda msg: None)
     host = host or get_host()
-    recipe = load_recipe(recipe_path, list(overrides), host=host)
+    recipe = load_recipe(recipe_path, list(overrides), host=host, policy=smoke_policy.recipe if smoke else None)
+    config = recipe.config
     if mode == "run":
-        distributed.start(world, recipe.data.get("distributed"))
-    data = smoke_policy.recipe(recipe.data, host.registry) if smoke else copy.deepcopy(recipe.data)
+        distributed.start(world, config.distributed)
     if mode == "eval":
-        run_dir = Path(output) if output else Path(str(run_dir_for(data, None)) + "-eval")
+        run_dir = Path(output) if output else Path(str(run_dir_for(config, None)) + "-eval")
     else:
-        run_dir = run_dir_for(data, output, smoke=smoke)
-    ctx = RunContext(recipe=data, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
+        run_dir = run_dir_for(config, output, smoke=smoke)
+    ctx = RunContext(config=config, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
                      host=host, smoke=smoke, resume=resume, console=say, world=world)
-    state = RunState(recipe=recipe, data=data, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite,
+    state = RunState(recipe=recipe, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite,
                      overrides=tuple(overrides))
     if mode == "eval":
         return state
-    state.strategy, state.component = make_strategy(ctx.config.strategy, host)
-    state.digest = recipe_hash({"recipe": data, "smoke": smoke})
+    state.strategy, state.component = make_strategy(config.strategy, host)
+    state.digest = recipe_hash({"recipe": recipe.serialized(), "smoke": smoke})
     return state
 
 
@@ -155,9 +157,9 @@ def check_run_dir(state: RunState) -> None:
     state.lock = rundir.lock(state.run_dir, command=f"sftkit run {state.ctx.recipe_path}")
     rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest, overwrite=state.overwrite,
                  resume=state.ctx.resume, dry_run=True)
-    limits = dict(state.config.plan)
+    limits = state.config.plan
     world = state.ctx.world
-    if limits and not state.ctx.smoke and not (world is not None and world.distributed):
+    if (limits.max_hours is not None or limits.max_memory_gb is not None) and not state.ctx.smoke and not (world is not None and world.distributed):
         from sftkit.plan import check_limits, make_plan  # estimate first; refuse with the numbers before training
 
         state.say("planning: [plan] limits are set")
@@ -180,7 +182,7 @@ def stopped(state: RunState | None, recipe_path, overrides=(), output=None) -> R
     """The one-line error for a run stopped by Ctrl-C or SIGTERM: the step reached and how to continue."""
     if state is None or (state.lock is None and state.main):
         return RunStopped("stopped before training started")
-    step = state.ctx.extras.get("step", 0)
+    step = state.ctx.step
     again = ["sftkit", "run", str(recipe_path), *(f"--set {o}" for o in overrides),
              *(["--smoke"] if state.ctx.smoke else []), *([f"--output {output}"] if output else []), "--resume"]
     return RunStopped(f"stopped at step {step}; continue with `{' '.join(again)}`", where=str(state.run_dir))
@@ -210,10 +212,12 @@ def load_data(state: RunState, *, required: bool = True) -> None:
                   "evaluators that need the eval split will fail")
         return
     ctx.data = smoke_policy.rows(bundle) if ctx.smoke else bundle
-    prepare_baselines(state)
+    if state.mode != "preview":  # what only training and evaluation need
+        prepare_baselines(state)
     if state.strategy is not None:
-        check_fit(state.strategy, state.component, ctx.data)
-        if state.evaluates:
+        if state.mode != "preview":
+            check_fit(state.strategy, state.component, ctx.data)
+        if state.evaluates and state.mode != "preview":
             from sftkit.reporting.accounting import check_inputs
 
             check_inputs(state.config.dataset, ctx.data)
@@ -226,11 +230,11 @@ def load_data(state: RunState, *, required: bool = True) -> None:
 def prepare_baselines(state: RunState) -> None:
     """The ``[[baseline]]`` tables with their few-shot examples drawn from the training rows (a
     baseline that cannot be built is an error here, before any model is loaded)."""
-    if state.baselines is not None or not state.evaluates or not state.data.get("baseline"):
+    if state.baselines is not None or not state.evaluates or not state.config.baseline:
         return
     from sftkit.evaluation.baselines import build
 
-    state.baselines = build(state.data, getattr(state.ctx.data, "train", None), seed=state.ctx.seed)
+    state.baselines = build(state.config.baseline, getattr(state.ctx.data, "train", None), seed=state.ctx.seed)
 
 
 # --------------------------------------------------------------------------- load model
@@ -283,7 +287,7 @@ def _placed(state: RunState, model):
 
     world = state.ctx.world
     several = world is not None and world.distributed
-    if several and strategy_of(state.data.get("distributed")) != "ddp":
+    if several and strategy_of(state.config.distributed) != "ddp":
         return model
     return devices.place(model, devices.for_rank(state.ctx.device or "cpu", world.local_rank if several else 0, several))
 
@@ -319,7 +323,6 @@ def use_given_model(state: RunState) -> None:
     state.tuned_model, state.tuned_tokenizer = _placed(state, model), tokenizer
     state.tuned_formatter = None if is_cls else _formatter(state, tokenizer, model)
     state.ctx.formatter, state.ctx.tokenizer = state.tuned_formatter, tokenizer
-    state.ctx.extras["evaluated_model"] = str(state.model_ref)
     state.tuned_label = str(state.model_ref)  # not "tuned": nothing was tuned here
 
 
@@ -339,7 +342,7 @@ def open_eval_dir(state: RunState) -> None:
                   "or from before the last step; continue it with `sftkit run RECIPE --output DIR --resume`")
     out.mkdir(parents=True, exist_ok=True)
     state.claimed = "eval"
-    outputs.write_recipe(out, state.data, state.recipe.secrets)
+    outputs.write_recipe(out, state.recipe.serialized(), state.recipe.secrets)
 
 
 def open_run_dir(state: RunState, *, allow_data_change: bool = False) -> None:
@@ -366,7 +369,7 @@ def _open_run_dir(state: RunState, allow_data_change: bool) -> None:
     from . import lockfile, rundir
 
     bundle = state.ctx.data
-    lock = lockfile.build_lock(state.data, state.recipe.base_dir, recipe_hash=recipe_hash(state.data),
+    lock = lockfile.build_lock(state.config, state.recipe.base_dir, recipe_hash=recipe_hash(state.recipe.serialized()),
                                host=state.host, files=(bundle.stats or {}).get("files"))
     lock["smoke"] = state.ctx.smoke
     if state.ctx.resume:
@@ -385,7 +388,7 @@ def _open_run_dir(state: RunState, allow_data_change: bool) -> None:
     world = state.ctx.world
     state.say(f"run directory: {state.run_dir} ({state.claimed})"
               + (f", {world.size} processes" if world is not None and world.distributed else ""))
-    outputs.write_recipe(state.run_dir, state.data, state.recipe.secrets)
+    outputs.write_recipe(state.run_dir, state.recipe.serialized(), state.recipe.secrets)
     lockfile.write_lock(state.run_dir, lock)
 
 
@@ -424,9 +427,9 @@ def _base_eval_key(state: RunState) -> str:
     content, evaluation batch and length, smoke."""
     from sftkit.recipe import recipe_hash
 
-    data, training = state.data, state.config.training
+    tables, training = state.recipe.serialized(), state.config.training
     files = (getattr(state.ctx.data, "stats", None) or {}).get("files")
-    return recipe_hash({k: data.get(k) for k in ("model", "template", "eval", "baseline", "data", "dataset", "recipe")}
+    return recipe_hash({k: tables.get(k) for k in ("model", "template", "eval", "baseline", "data", "dataset", "recipe")}
                        | {"files": files, "smoke": state.ctx.smoke,
                           "batch": training.per_device_eval_batch_size, "max_length": training.max_length})
 
@@ -471,7 +474,7 @@ def evaluate_base(state: RunState) -> None:
     if state.base_model is None:
         if state.mode == "run":
             state.say("note: the strategy loads no base model, so there is no before/after comparison")
-        if state.data.get("baseline"):
+        if state.config.baseline:
             state.say("note: without a base model the [[baseline]] tables are not evaluated")
         return
     key = _base_eval_key(state) if state.mode == "run" else None
@@ -504,7 +507,7 @@ def evaluate_base(state: RunState) -> None:
         if content_key and state.main:
             base_cache.store(content_key, state.base_results, state.baseline_results,
                              about={"model": state.config.model.name})
-    state.ctx.extras["base_eval"] = {"source": state.base_source, "key": content_key}
+    state.base_key = content_key
     if key and state.main:
         _store_base(state, key)
 
@@ -602,7 +605,7 @@ def finish(state: RunState) -> RunOutcome:
     if state.mode == "run":
         metrics.update(smoke=smoke, train=dict(state.result.metrics))
     else:
-        metrics.update(model_dir=str(state.ctx.extras.get("evaluated_model")),
+        metrics.update(model_dir=str(state.model_ref),
                        base_model=state.config.model.name if state.base_results else None,
                        labels={"base": "base", "tuned": state.tuned_label},  # the report's and summary's names
                        train={})
@@ -617,8 +620,7 @@ def finish(state: RunState) -> RunOutcome:
                                   if world.distributed else None}
     if state.base_source is not None:  # evaluated now, or reused (from the run directory or the cache)
         metrics["base_eval"] = {"source": state.base_source,
-                                **({"key": state.ctx.extras["base_eval"]["key"]}
-                                   if (state.ctx.extras.get("base_eval") or {}).get("key") else {})}
+                                **({"key": state.base_key} if state.base_key else {})}
     metrics.update(data=_data_summary(state), eval=rows,
                    gates={"passed": not failures, "failures": failures, **({"enforced": enforced}
                                                                          if state.mode == "run" else {})})

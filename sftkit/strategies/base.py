@@ -14,7 +14,7 @@ class CausalStrategy(Strategy):
     name = "causal"
 
     def prepare_model(self, run, model):
-        """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.extras``."""
+        """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.parameters``."""
         from transformers import set_seed
 
         from sftkit.models import apply_adapter, apply_freeze
@@ -22,27 +22,27 @@ class CausalStrategy(Strategy):
         set_seed(run.seed)  # LoRA initialisation is reproducible
         adapter = run.config.adapter
         freeze = run.config.freeze
-        if freeze:
-            run.extras["freeze"] = apply_freeze(model, freeze)
-        if adapter:
+        if freeze is not None and freeze.given:
+            run.frozen = apply_freeze(model, freeze)
+        if adapter is not None:
             model = apply_adapter(model, adapter)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         if trainable == 0:
             raise SftkitError("no parameter is left to train", where="[freeze]",
                               hint="freeze fewer layers or patterns")
-        run.extras["parameters"] = {"trainable": trainable, "total": total}
+        run.parameters = {"trainable": trainable, "total": total}
         return model
 
     # -- data ------------------------------------------------------------------
     def tokenize(self, run, bundle=None):
         """Tokenize the run's data with the formatter (labels: trained tokens only)."""
         from sftkit.data import tokenize_bundle
-        from sftkit.run.distributed import World, main_first
+        from sftkit.run.distributed import main_first, world_of
 
         tok = run.tokenization
         max_length = tok.max_length
-        with main_first(getattr(run, "world", None) or World()):  # the others reuse its tokenized Arrow files
+        with main_first(world_of(run)):  # the others reuse its tokenized Arrow files
             tb = tokenize_bundle(bundle or run.data, run.formatter, max_length=max_length,
                                  truncation=tok.truncation, min_trained_tokens=tok.min_trained_tokens)
         if len(tb.train) == 0:

@@ -54,9 +54,8 @@ class ClassificationStrategy(CausalStrategy):
         self.labels(bundle)
 
     def load(self, run):
-        cached = run.extras.get("_sftkit_base")
-        if cached is not None:
-            return cached
+        if run.base is not None:
+            return run.base
         from sftkit.models import load_sequence_classifier
 
         labels = self.labels(run.data)
@@ -66,7 +65,7 @@ class ClassificationStrategy(CausalStrategy):
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        run.extras["_sftkit_base"] = (model, tokenizer)
+        run.base = (model, tokenizer)
         run.tokenizer = tokenizer
         return model, tokenizer
 
@@ -122,7 +121,7 @@ class ClassificationStrategy(CausalStrategy):
                 balance["eval_unseen_labels"] = unseen
             eval_ = self.encode(ev, tokenizer, label2id, max_length) if len(ev) else None
         if self.options.get("freeze_backbone"):
-            run.extras["freeze"] = freeze_backbone(model)
+            run.frozen = freeze_backbone(model)
         model = self.prepare_model(run, model)
         lengths = [len(x) for x in train["input_ids"]]
         counter = TokenCounter()

@@ -4,15 +4,19 @@ them calls another to get it. Light: nothing heavy is imported."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sftkit.errors import DataError
 
+if TYPE_CHECKING:
+    from sftkit.config import StrategyTable
 
-def make_strategy(table, host, *, required: bool = True) -> tuple:
+
+def make_strategy(table: StrategyTable, host, *, required: bool = True) -> tuple:
     """The strategy named by the ``[strategy]`` slice, created with its options, and its registration:
     ``(strategy, component)``; ``(None, None)`` for an unknown name when not ``required``."""
-    from sftkit.config import StrategyTable, factory_options
+    from sftkit.config import factory_options
 
-    table = StrategyTable.coerce(table)
     comp = host.registry.get("strategies", str(table.name)) if required else \
         host.registry.find("strategies", str(table.name))
     if comp is None:

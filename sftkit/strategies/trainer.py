@@ -35,17 +35,15 @@ PASSTHROUGH = (
 STEP_SLEEP_ENV = "SFTKIT_STEP_SLEEP"  # seconds to sleep after each optimizer step (tests of --resume)
 
 
-def planned_steps(training, rows: int) -> int:
+def planned_steps(training: Training, rows: int) -> int:
     """Optimizer steps a run will take for ``rows`` training rows (``training``: the ``[training]`` slice)."""
-    training = Training.coerce(training)
     if training.max_steps:
         return int(training.max_steps)
     return max(1, math.ceil(rows / training.per_step_rows) * math.ceil(float(training.num_train_epochs)))
 
 
-def trainer_eval(training) -> str:
+def trainer_eval(training: Training) -> str:
     """When the trainer evaluates its loss on the eval split: "end", "steps" or "no"."""
-    training = Training.coerce(training)
     if training.eval_strategy:
         return str(training.eval_strategy)
     return "steps" if training.eval_steps else "end"
@@ -58,7 +56,7 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     from sftkit.modeling.precision import for_run
 
     t = run.training
-    kwargs: dict = {k: t[k] for k in PASSTHROUGH if t.get(k) is not None}
+    kwargs: dict = {k: getattr(t, k) for k in PASSTHROUGH if getattr(t, k) is not None}
     kwargs.setdefault("gradient_checkpointing", False)
     cls = config_cls or TrainingArguments
     if "activation_checkpointing" in getattr(cls, "__dataclass_fields__", {}):  # transformers >= 5 name
@@ -68,18 +66,18 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
         kwargs["torch_compile"] = True  # inductor; accelerate wraps the model before the first step
     if kwargs.get("max_steps") is None:
         kwargs["max_steps"] = -1
-    warmup = t.get("warmup_steps")
-    if warmup is None and t.get("warmup_ratio"):
-        warmup = float(t["warmup_ratio"])  # transformers 5: warmup_steps < 1 is a ratio
+    warmup = t.warmup_steps
+    if warmup is None and t.warmup_ratio:
+        warmup = float(t.warmup_ratio)  # transformers 5: warmup_steps < 1 is a ratio
     if warmup is not None:
         kwargs["warmup_steps"] = warmup
     steps = planned_steps(t, rows)
     from sftkit.run.checkpoints import save_every
 
     save_steps = save_every(t, steps)
-    seed = int(t["seed"]) if t.get("seed") is not None else run.seed
+    seed = int(t.seed) if t.seed is not None else run.seed
     precision = for_run(run)
-    eval_steps = t.get("eval_steps")
+    eval_steps = t.eval_steps
     if trainer_eval(t) != "steps":
         eval_steps = None
     kwargs.update(
@@ -102,10 +100,9 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     from sftkit.run.checkpoints import trainer_kwargs
 
     kwargs.update(trainer_kwargs(t, evaluates=bool(has_eval and eval_steps)))
-    from sftkit.run.distributed import training_kwargs, world_from_env
+    from sftkit.run.distributed import training_kwargs, world_of
 
-    world = getattr(run, "world", None) or world_from_env()
-    kwargs.update(training_kwargs(run.config.distributed, world, base_dir=run.base_dir))
+    kwargs.update(training_kwargs(run.config.distributed, world_of(run), base_dir=run.base_dir))
     kwargs.update(extra)
     return cls(**kwargs)
 
@@ -202,9 +199,9 @@ def make_trainer_class(base: Any = None) -> Any:
     return SftkitTrainer
 
 
-def report_targets(training: dict) -> list[str]:
+def report_targets(training: Training) -> list[str]:
     """``[training] report_to``: the transformers integrations that receive the run's logs."""
-    return [str(r) for r in (training.get("report_to") or [])]
+    return [str(r) for r in (training.report_to or [])]
 
 
 def _trackers(run) -> list:
@@ -270,7 +267,7 @@ def callbacks(run) -> list:
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry, default=float) + "\n")
 
-    clock: list = run.extras.setdefault("step_seconds", [])
+    clock: list = run.step_seconds
 
     class StepClock(TrainerCallback):
         """Wall seconds of each optimizer step (``sftkit plan`` calibrates with them)."""
@@ -283,7 +280,7 @@ def callbacks(run) -> list:
 
     class StepReached(TrainerCallback):  # for "stopped at step N" on Ctrl-C
         def on_step_end(self, args, state, control, **kw):
-            run.extras["step"] = state.global_step
+            run.step = state.global_step
 
     class StepSleep(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
@@ -498,7 +495,7 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         trainer.sftkit_loss.close()
     runtime = metrics.get("train_runtime") or elapsed
     if counter is not None:
-        run.extras["token_counter"] = counter
+        run.token_counter = counter
     # peak_memory_gb: what one process needs, the largest over the processes; each rank's beside it
     every = _per_rank(run, round(peak / GB, 3) if peak else None)
     known = [v for v in every if v is not None]
@@ -516,8 +513,8 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
         metrics["tokens_per_second"] = round(counter.real / runtime, 2) if runtime else None
     model_dir = run.model_dir
     final = trainer.model if before_save is None else before_save(trainer.model)
-    if run.extras.get("parameters") is not None:
-        metrics["parameters"] = run.extras["parameters"]
+    if run.parameters is not None:
+        metrics["parameters"] = run.parameters
     if save and run.config.output.save_model and weights_sharded(trainer):
         info, final = _save_gathered(run, trainer)
         metrics.update(info)
@@ -534,17 +531,16 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
 
 def _per_rank(run, value) -> list:
     """``value`` of every process of the run, in rank order (``[value]`` for one process)."""
-    from sftkit.run.distributed import gather_lists, world_from_env
+    from sftkit.run.distributed import gather_lists, world_of
 
-    return gather_lists(getattr(run, "world", None) or world_from_env(), [value])
+    return gather_lists(world_of(run), [value])
 
 
 def _all_ranks(counter: TokenCounter, run) -> TokenCounter:
     """The token counts of every process of the run, summed."""
-    from sftkit.run.distributed import gather_lists, world_from_env
+    from sftkit.run.distributed import gather_lists, world_of
 
-    world = getattr(run, "world", None) or world_from_env()
-    parts = gather_lists(world, [(counter.trained, counter.real, counter.padded, counter.batches)])
+    parts = gather_lists(world_of(run), [(counter.trained, counter.real, counter.padded, counter.batches)])
     return TokenCounter(*(sum(p[i] for p in parts) for i in range(4)))
 
 

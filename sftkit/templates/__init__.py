@@ -11,17 +11,16 @@ from ..config import Template
 DEFAULT_FORMATTER = Template().formatter  # sftkit's own (sftkit:chat), even when a plugin registers "chat"
 
 
-def formatter_options(template_table) -> tuple[str, dict]:
-    """Split a ``[template]`` table into the formatter name and its options (``system`` included)."""
+def formatter_options(table: Template) -> tuple[str, dict]:
+    """Split a ``[template]`` slice into the formatter name and its options (``system`` included)."""
     from ..config import factory_options
 
-    table = Template.coerce(template_table)
     return table.formatter or DEFAULT_FORMATTER, factory_options("template", table)
 
 
-def make_formatter(template, host=None):
-    """Create the :class:`sftkit.api.Formatter` for ``template``: the ``[template]`` slice
-    (:class:`sftkit.config.Template`), or a whole recipe dict (its ``[template]`` table).
+def make_formatter(template: Template | None = None, host=None):
+    """Create the :class:`sftkit.api.Formatter` for the ``[template]`` slice
+    (:class:`sftkit.config.Template`; None: the default template).
 
     The factory receives the table minus ``formatter``; call ``.setup(tokenizer, model)`` on the
     result before encoding.
@@ -29,9 +28,7 @@ def make_formatter(template, host=None):
     from ..plugins import get_host
 
     host = host or get_host()
-    if not isinstance(template, Template):
-        template = (template or {}).get("template")
-    name, options = formatter_options(template)
+    name, options = formatter_options(template if template is not None else Template())
     return host.registry.get("formatters", name).create(options)
 
 

@@ -2,7 +2,7 @@
 
 Usage (the contract in :class:`sftkit.api.Formatter`)::
 
-    fmt = make_formatter(recipe)               # sftkit.templates.make_formatter
+    fmt = make_formatter(config.template)      # sftkit.templates.make_formatter
     fmt.setup(tokenizer, model)                # installs tokenizer.chat_template (+ tokens, resize)
     row = fmt.encode_messages(messages, max_length=512)   # {"input_ids": [...], "labels": [...]}
     rows = fmt.encode_messages_batch(list_of_messages, max_length=512, errors="return")

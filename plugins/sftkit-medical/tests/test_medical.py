@@ -131,9 +131,9 @@ def test_recipe_extends_the_shipped_one_by_name(sftkit_host, tmp_path):
     mine = tmp_path / "mine.toml"
     mine.write_text('[recipe]\nname = "my-medical"\nextends = "medical-domain"\n\n[training]\nmax_steps = 5\n')
     recipe = load_recipe(mine, host=sftkit_host)
-    assert recipe.data["training"]["max_steps"] == 5
-    assert recipe.data["strategy"]["name"] == "domain"
-    glossary = recipe.data["data"][1]["path"]  # stays relative to the shipped recipe's folder
+    assert recipe.config.training.max_steps == 5
+    assert recipe.config.strategy.name == "domain"
+    glossary = recipe.config.data[1].options["path"]  # stays relative to the shipped recipe's folder
     assert Path(glossary).is_file() and Path(glossary).name == "glossary.md"
 
 
