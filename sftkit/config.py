@@ -20,6 +20,7 @@ import copy
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, cast
 
 from . import core_schema as S
@@ -406,3 +407,21 @@ def factory_options(table: str, item: Mapping) -> dict:
     drop = set(common) - set(FACTORY_SHARES.get(table, ()))
     values = item.as_dict() if isinstance(item, Slice) else dict(item or {})  # a slice, or a table being checked
     return {k: copy.deepcopy(v) for k, v in values.items() if k not in drop}
+
+
+def saved_config(run_dir: Path | str | None) -> Config:
+    """The typed slices of the recipe a run saved (``recipe.toml``, written by
+    :func:`sftkit.run.outputs.write_recipe`):
+    what a finished run directory's readers (report, model card, export) know of its recipe. A
+    missing or unreadable file gives the defaults."""
+    import tomllib
+
+    path = Path(run_dir) / "recipe.toml" if run_dir else None
+    try:
+        saved = tomllib.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+    except (OSError, ValueError):
+        saved = {}
+    try:
+        return resolve(saved)
+    except (TypeError, ValueError):  # hand-edited into something no run wrote
+        return resolve({})

@@ -35,8 +35,11 @@ class Step:
 
 def _recipe_file(ref: str, base_dir: Path, host) -> Path | None:
     for path in (base_dir / ref, base_dir / f"{ref}.toml"):  # a file beside this recipe (a copy of a shipped one)
-        if path.expanduser().is_file():
-            return path.expanduser()
+        try:
+            if path.expanduser().is_file():
+                return path.expanduser()
+        except (OSError, ValueError, RuntimeError):  # too long, a NUL byte, no home: not a file beside it
+            continue
     if host is None:
         from .plugins import get_host
 
@@ -72,7 +75,9 @@ def steps(data: dict, base_dir: Path, host=None) -> list[Step]:
     """The steps ``[recipe] after`` declares; raises :class:`UsageError` for an entry that names no
     known command or recipe."""
     out = []
-    for entry in ((data.get("recipe") or {}).get("after") or []):
+    table = data.get("recipe")
+    after = table.get("after") if isinstance(table, dict) else None
+    for entry in after if isinstance(after, list) else []:  # another shape is the schema's problem to report
         verb, _, ref = str(entry).strip().partition(" ")
         if not ref:
             verb, ref = "run", verb
@@ -125,7 +130,10 @@ def awaiting(problems: list[Problem], data: dict, base_dir: Path, host=None) -> 
     out = []
     for p in problems:
         value = _value_at(data, p.path) if p.path else None
-        where = (Path(base_dir) / value).resolve() if isinstance(value, str) and value else None
+        try:
+            where = (Path(base_dir) / value).resolve() if isinstance(value, str) and value else None
+        except (OSError, ValueError):  # a NUL byte, a name past the OS's limits: the problem says so already
+            where = None
         step = next((s for s in todo if where is not None and where.is_relative_to(s.makes.resolve())), None)
         if step is None:
             out.append(p)

@@ -76,10 +76,11 @@ def test_the_card_scrubs_secrets(run_dir):
 
 
 def test_an_adapter_card_says_peft(run_dir):
+    from sftkit.config import resolve
     from sftkit.reporting.model_card import render_card
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    meta, _ = _front_matter(render_card(metrics, {"model": {"name": "base"}}, adapter=True))
+    meta, _ = _front_matter(render_card(metrics, resolve({"model": {"name": "base"}}), adapter=True))
     assert meta["library_name"] == "peft" and meta["base_model"] == "base" and "datasets" not in meta
 
 

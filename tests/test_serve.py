@@ -415,7 +415,8 @@ def test_serves_a_tuned_run_directory_with_its_saved_template_and_stops(tmp_path
 
 @pytest.mark.real_model
 def test_real_quickstart_run_served_equals_generate(tmp_path, monkeypatch):
-    """The shipped quickstart recipe on the real SmolLM2 (shortened: 2 steps, 2 items per evaluation):
+    """The shipped quickstart recipe on the real SmolLM2 (shortened: 2 steps; the gated evaluation on
+    the 6 items a gate needs to be decided, the other on 2):
     its run directory, served, answers what transformers' generate gives from the saved model."""
     from pathlib import Path
 
@@ -430,7 +431,7 @@ def test_real_quickstart_run_served_equals_generate(tmp_path, monkeypatch):
     monkeypatch.setenv("SFTKIT_NO_PROGRESS", "1")
     recipe = Path(__file__).resolve().parents[1] / "sftkit" / "recipes" / "quickstart.toml"
     res = CliRunner().invoke(run, [str(recipe), "--output", str(tmp_path / "quickstart"), "--set",
-                                   "training.max_steps=2", "--set", "eval.0.limit=2", "--set", "eval.1.limit=2",
+                                   "training.max_steps=2", "--set", "eval.0.limit=6", "--set", "eval.1.limit=2",
                                    "--set", "eval.0.min=0"])
     assert res.exit_code == 0, res.output[-3000:]
     saved = tmp_path / "quickstart" / "model"

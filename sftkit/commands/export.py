@@ -57,7 +57,7 @@ def _default_output(model_dir: Path, run_dir: Path | None, fmt: str, quant: str)
 def run_export(source, fmt: str, quant: str, output: Path | None, max_new_tokens: int, echo) -> dict:
     """Check, load, write and verify; returns the verification figures (raises SftkitError for a user error)."""
     from sftkit.export.gguf_file import check_exportable, write_gguf
-    from sftkit.export.prompts import run_recipe, verification_conversations
+    from sftkit.export.prompts import verification_conversations
     from sftkit.export.source import load_source, locate
     from sftkit.export.verify import verify_export
 
@@ -70,9 +70,10 @@ def run_export(source, fmt: str, quant: str, output: Path | None, max_new_tokens
     output = Path(output) if output else _default_output(model_dir, run_dir, fmt, quant)
     modelfile_text = None
     if fmt == "ollama":
+        from sftkit.config import saved_config
         from sftkit.export.ollama import chat_parts, modelfile, stop_strings
 
-        system = (run_recipe(run_dir).get("template") or {}).get("system")
+        system = saved_config(run_dir).template.system if run_dir else None
         gguf_path = output / f"{output.name.removesuffix('-ollama') or 'model'}-{quant}.gguf"
         modelfile_text = modelfile(gguf_path.name, chat_parts(src.tokenizer),
                                    stop_strings(src.tokenizer, src.stop_ids), system)  # refused before writing

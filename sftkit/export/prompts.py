@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tomllib
+if TYPE_CHECKING:
+    from ..config import Config
 
 BUILTIN_PROMPTS = (
     "What is the capital of France?",
@@ -20,25 +22,14 @@ BUILTIN_PROMPTS = (
 PATH_OPTIONS = ("prompts", "path")
 
 
-def run_recipe(run_dir: Path | None) -> dict:
-    """The resolved recipe a run saved (``recipe.toml``), or {}."""
-    path = Path(run_dir) / "recipe.toml" if run_dir else None
-    if path is None or not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
-def recipe_base_dir(run_dir: Path, recipe: dict) -> Path | None:
+def recipe_base_dir(run_dir: Path, config: Config) -> Path | None:
     """The directory the run's relative paths were read from, recovered from ``sftkit.lock.json``
     (the absolute path of a ``[[data]]`` file minus its relative spelling in the recipe)."""
     from ..run.lockfile import read_lock
 
     files = read_lock(run_dir).get("data_files") or {}
-    for i, entry in enumerate(recipe.get("data") or []):
-        rel = entry.get("path") if isinstance(entry, dict) else None
+    for i, entry in enumerate(config.data):
+        rel = entry.options.get("path")
         hit = files.get(f"data[{i}].path") or {}
         if isinstance(rel, str) and not Path(rel).is_absolute() and str(hit.get("path", "")).endswith(rel):
             return Path(hit["path"][: -len(rel)] or ".")
@@ -48,14 +39,18 @@ def recipe_base_dir(run_dir: Path, recipe: dict) -> Path | None:
 def run_conversations(run_dir: Path | None, limit: int = 64) -> list[list[dict]]:
     """Conversations of the run's ``[[eval]]`` items (inline or from their files), with the [template]
     system prompt the run added; [] when the run names none that can be read."""
+    from ..config import saved_config
     from ..evaluation.base import item_messages, read_records
     from ..paths import resolve_path
 
-    recipe = run_recipe(run_dir)
-    base = recipe_base_dir(run_dir, recipe) if recipe else None
-    system = (recipe.get("template") or {}).get("system")
+    if run_dir is None or not (Path(run_dir) / "recipe.toml").is_file():
+        return []
+    config = saved_config(run_dir)
+    base = recipe_base_dir(run_dir, config)
+    system = config.template.system
     seen, out = set(), []
-    for table in recipe.get("eval") or []:
+    for entry in config.eval:
+        table = entry.options
         items = table.get("items")
         if items is None:
             rel = next((table[k] for k in PATH_OPTIONS if isinstance(table.get(k), str)), None)

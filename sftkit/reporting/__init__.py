@@ -55,18 +55,10 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _run_context(run_dir: Path, host: Any) -> Any:
     from ..api import RunContext
-    from ..config import resolve
+    from ..config import saved_config
 
-    recipe: dict = {}
     path = run_dir / "recipe.toml"
-    if path.exists():
-        try:
-            import tomllib
-
-            recipe = tomllib.loads(path.read_text(encoding="utf-8"))
-        except Exception:
-            recipe = {}
-    return RunContext(config=resolve(recipe), recipe_path=path if path.exists() else None, base_dir=run_dir,
+    return RunContext(config=saved_config(run_dir), recipe_path=path if path.exists() else None, base_dir=run_dir,
                       run_dir=run_dir, host=host)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .render import (
     _md_table,
@@ -20,6 +21,9 @@ from .render import (
     side_names,
 )
 
+if TYPE_CHECKING:
+    from ..config import Config
+
 CARD = "README.md"
 
 
@@ -30,10 +34,10 @@ def data_fingerprints(lock: dict | None) -> list[str]:
             if isinstance(v, dict) and v.get("sha256") and not k.startswith("strategy")]
 
 
-def front_matter(metrics: dict, recipe: dict, *, adapter: bool, fingerprints: list[str]) -> dict:
+def front_matter(metrics: dict, config: Config, *, adapter: bool, fingerprints: list[str]) -> dict:
     """The card's metadata (the YAML front matter) as a dict."""
-    strategy = metrics.get("strategy") or (recipe.get("strategy") or {}).get("name")
-    kind = (recipe.get("adapter") or {}).get("kind")
+    strategy = metrics.get("strategy") or config.strategy.name
+    kind = config.adapter.kind if config.adapter else None
     tags = ["sftkit", *(t for t in (strategy, kind if kind and kind != "none" else None) if t)]
     results = []
     for row in metrics.get("eval") or []:
@@ -45,7 +49,7 @@ def front_matter(metrics: dict, recipe: dict, *, adapter: bool, fingerprints: li
                         "metrics": [{"type": str(row.get("primary") or "score"), "value": row["tuned"],
                                      "name": f"{row.get('label')} ({row.get('primary')})",
                                      "verified": False}]})
-    meta = {"base_model": (recipe.get("model") or {}).get("name"),
+    meta = {"base_model": config.model.name,
             "library_name": "peft" if adapter else "transformers",
             "pipeline_tag": "text-generation", "tags": tags}
     if fingerprints:
@@ -64,9 +68,9 @@ def _yaml(meta: dict) -> str:
         return "".join(f"{k}: {json.dumps(v, ensure_ascii=False)}\n" for k, v in meta.items())
 
 
-def _trained(metrics: dict, recipe: dict, data_stats: dict) -> str:
+def _trained(metrics: dict, config: Config, data_stats: dict) -> str:
     train = metrics.get("train") or {}
-    adapter = recipe.get("adapter") or {}
+    adapter = config.adapter.as_dict() if config.adapter else {}
     tokens = (data_stats.get("tokens") or {}) if isinstance(data_stats.get("tokens"), dict) else {}
     facts = [("strategy", metrics.get("strategy")),
              ("adapter", ", ".join(f"{k} {fmt(adapter[k])}" for k in ("kind", "r", "alpha", "merge") if k in adapter)
@@ -90,26 +94,26 @@ def _verdicts(metrics: dict) -> str:
                         table))
 
 
-def render_card(metrics: dict, recipe: dict, *, adapter: bool = False, fingerprints: list[str] = (),
+def render_card(metrics: dict, config: Config, *, adapter: bool = False, fingerprints: list[str] = (),
                 findings: list[dict] = (), data_stats: dict | None = None) -> str:
     """The card's text (front matter + Markdown), secrets not yet scrubbed."""
-    meta = front_matter(metrics, recipe, adapter=adapter, fingerprints=list(fingerprints))
-    about = recipe.get("recipe") or {}
+    meta = front_matter(metrics, config, adapter=adapter, fingerprints=list(fingerprints))
+    about = config.recipe
     gates = metrics.get("gates") or {}
     gate_line = ("passed" if gates.get("passed", True) else "FAILED: " + "; ".join(gates.get("failures") or [])) \
         if metrics.get("eval") else "no gates (nothing evaluated)"
     health = "\n".join(f"- **{f.get('level')}**: {f.get('title')} — {f.get('detail')}" for f in findings) \
         or "No findings."
     parts = [f"---\n{_yaml(meta)}---\n",
-             f"# {about.get('name') or metrics.get('recipe')}\n",
-             (about.get("description") or "") + "\n",
+             f"# {about.name or metrics.get('recipe')}\n",
+             (about.description or "") + "\n",
              "Trained with sftkit from the recipe saved in the run directory (`recipe.toml`, beside this "
              "`model/`); the full report is the run's `report.html`.\n",
              "## Recipe\n",
              f"- **base model**: `{meta.get('base_model')}`\n- **recipe**: {metrics.get('recipe')}\n"
-             f"- **seed**: {about.get('seed', '–')}\n- **training data (content fingerprints)**: "
+             f"- **seed**: {about.seed}\n- **training data (content fingerprints)**: "
              + (", ".join(f"`{f}`" for f in fingerprints) or "–") + "\n",
-             "## What was trained\n", _trained(metrics, recipe, data_stats or {}) + "\n",
+             "## What was trained\n", _trained(metrics, config, data_stats or {}) + "\n",
              "## Evaluation: before and after\n", _verdicts(metrics) + "\n",
              "## Gates\n", gate_line + "\n",
              "## Health findings\n", health + "\n",
@@ -117,7 +121,7 @@ def render_card(metrics: dict, recipe: dict, *, adapter: bool = False, fingerpri
     return "\n".join(parts)
 
 
-def write_model_card(model_dir: Path, metrics: dict, recipe: dict, *, lock: dict | None = None,
+def write_model_card(model_dir: Path, metrics: dict, config: Config, *, lock: dict | None = None,
                      findings: list[dict] = (), data_stats: dict | None = None) -> Path | None:
     """Write ``model_dir/README.md`` atomically, secrets scrubbed; None when there is no model directory."""
     from ..redaction import scrub
@@ -125,7 +129,7 @@ def write_model_card(model_dir: Path, metrics: dict, recipe: dict, *, lock: dict
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return None
-    text = render_card(metrics, recipe, adapter=(model_dir / "adapter_config.json").exists(),
+    text = render_card(metrics, config, adapter=(model_dir / "adapter_config.json").exists(),
                        fingerprints=data_fingerprints(lock), findings=findings, data_stats=data_stats)
     target = model_dir / CARD
     tmp = target.with_name(f".{CARD}.{os.getpid()}.partial")
@@ -134,18 +138,19 @@ def write_model_card(model_dir: Path, metrics: dict, recipe: dict, *, lock: dict
     return target
 
 
-def write_run_card(run_dir: Path, recipe: dict, say=None) -> Path | None:
-    """The card of a finished run directory, from its metrics.json, data_stats.json, train_log.jsonl and
-    sftkit.lock.json (health findings as the report computes them). A card that cannot be written is a
+def write_run_card(run_dir: Path, say=None) -> Path | None:
+    """The card of a finished run directory, from its recipe.toml, metrics.json, data_stats.json,
+    train_log.jsonl and sftkit.lock.json (health findings as the report computes them). A card that cannot be written is a
     warning through ``say``, never a lost run."""
     from . import load_run_files, run_findings
 
     run_dir = Path(run_dir)
     try:
         metrics, log, data_stats = load_run_files(run_dir)
+        from ..config import saved_config
         from ..run.lockfile import read_lock
 
-        return write_model_card(run_dir / "model", metrics, recipe, lock=read_lock(run_dir), data_stats=data_stats,
+        return write_model_card(run_dir / "model", metrics, saved_config(run_dir), lock=read_lock(run_dir), data_stats=data_stats,
                                 findings=run_findings(metrics, log, data_stats))
     except Exception as exc:  # the run finished; its card is a convenience
         if say is None:

@@ -660,7 +660,7 @@ def finish(state: RunState) -> RunOutcome:
             outputs.write_json(state.run_dir / "metrics.json", metrics)
         checkpoints.clean(state.run_dir, keep=state.config.output.keep_checkpoints, say=state.say)
         from sftkit.reporting.model_card import write_run_card
-        write_run_card(state.run_dir, state.data, state.say)  # model/README.md (the model card)
+        write_run_card(state.run_dir, state.say)  # model/README.md (the model card)
         rundir.mark_complete(state.run_dir, {"recipe": state.recipe.name, "elapsed_s": round(elapsed, 2)})
     if failures and not enforced:
         state.say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "
