@@ -155,9 +155,9 @@ def plugins(show_all, timings, fmt):
                      "qualified_commands": [f"{info.prefix}:{c}" for c in info.commands],
                      "disabled_commands": [c for c in info.commands if c in host.command_clashes],
                      "load_s": round(info.load_s, 4), "error": info.error})
-    problems = host.problems()
+    problems, notes = host.problems(), host.notes()
     if fmt == "json":
-        click.echo(json.dumps({"plugins": rows, "errors": problems}, indent=2))
+        click.echo(json.dumps({"plugins": rows, "errors": problems, "notes": notes}, indent=2))
     else:
         if not rows:
             click.echo("no third-party plugins installed (--all shows the built-in ones)")
@@ -179,6 +179,8 @@ def plugins(show_all, timings, fmt):
         if timings:
             total = sum(i.load_s for i in host.plugins)
             click.echo(f"all plugins loaded in {total:.3f}s")
+        for line in notes:
+            click.echo(f"note: {line}", err=True)
         for line in problems:
             click.echo(f"error: {line}", err=True)
     if problems:

@@ -8,7 +8,9 @@ entirely: nothing it registered stays, and it is recorded with the reason, so co
 that do not need it keep working; a recipe that needs it gets the plugin's own error.
 
 A component name two plugins register is disabled for both (see :class:`sftkit.registry.Registry`);
-each stays reachable as ``plugin:name``. Commands likewise: every plugin command also answers to
+each stays reachable as ``plugin:name``. A plugin component named like a built-in leaves the bare
+name to the built-in (installing a plugin never changes another recipe) and is reachable as
+``plugin:name``, with a note (:meth:`Host.notes`). Commands likewise: every plugin command also answers to
 ``plugin:name`` (``sftkit medical:glossary``), the way to run one whose bare name two plugins add.
 A plugin command may not replace one of sftkit's own (``validate``, ``run``, ...) nor have ``:`` in
 its name: the plugin fails to load, named. ``SFTKIT_DISABLE_PLUGINS=a,b``
@@ -28,7 +30,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, did_you_mean
-from .registry import KINDS, Registry, clash_message, unknown_component_message
+from .registry import BUILTIN_PREFIX, KINDS, Registry, clash_message, shadow_notes, unknown_component_message
 
 BUILTIN_PLUGINS = (
     "sftkit.builtin.sources",
@@ -61,7 +63,7 @@ class PluginInfo:
     @property
     def prefix(self) -> str:
         """How recipes address its components explicitly: ``prefix:name``."""
-        return "sftkit" if self.builtin else self.name
+        return BUILTIN_PREFIX if self.builtin else self.name
 
 
 @dataclass
@@ -91,6 +93,11 @@ class Host:
         for name, owners in sorted(self.command_clashes.items()):
             out.append(command_clash_message(name, owners))
         return out
+
+    def notes(self) -> list[str]:
+        """What loading changed without being an error, one line each (plugin components that a
+        built-in's name shadows)."""
+        return shadow_notes(self.registry)
 
     def missing_message(self, kind: str, name: str) -> str:
         """Why ``name`` names no component of ``kind``: a clash, or unknown (plus the plugins that failed)."""

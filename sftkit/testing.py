@@ -206,7 +206,7 @@ def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool
         return problems + [f"plugin {name!r} does not load: {info.error}"]
     if not info.hooks:
         problems.append(f"plugin {name!r} implements no sftkit hook")
-    problems += [line for line in host.problems() if repr(name) in line]
+    problems += [line for line in host.problems() + host.notes() if repr(name) in line]
     modules = {getattr(plugin, "__name__", None)} - {None}
     for comp in host.registry.by_origin(name):
         if require_docs and not (comp.doc or "").strip():

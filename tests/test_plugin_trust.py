@@ -93,3 +93,115 @@ def test_run_with_a_failing_plugin_evaluator_exits_4_even_with_a_gate(tmp_path, 
     assert res.exit_code == 4, res.output
     line = error_line(res)
     assert "evaluator 'calibration' from plugin 'sentiment' returned no value for its primary metric 'ece'" in line
+
+
+# --------------------------------------------------------------------------- sources
+
+def _gen_raises(options, ctx):
+    yield {"text": "fine", "label": "pos"}
+    raise OSError("connection reset")
+
+
+class _SourcePlugin:
+    @hookimpl
+    def sftkit_register_sources(self, register):
+        register("reviews", lambda o, c: [{"review": "great", "stars": 5}], emits="classification")
+        register("unlabeled", lambda o, c: [{"text": "great"}], emits="classification")
+        register("chatty", lambda o, c: [{"prompt": "hi", "completion": "hello"}], emits="classification")
+        register("good", lambda o, c: [{"text": "great", "label": "pos"}, {"text": "awful", "label": "neg"}],
+                 emits="classification")
+        register("raises", _gen_raises)
+        register("mixed", lambda o, c: [{"text": "a", "label": "x"}, {"text": 3, "label": "y"}])
+        register("none", lambda o, c: None)
+        register("number", lambda o, c: 42)
+        register("strings", lambda o, c: ["a", "b"])
+
+
+@pytest.mark.parametrize("source, message", [
+    ("reviews", "source 'reviews' from plugin 'sentiment' declares emits='classification' but gave rows of no known "
+                "kind (fields: review, stars; a classification row needs text, label)"),
+    ("unlabeled", "declares emits='classification' but gave text rows (fields: text; a classification row needs "
+                  "text, label)"),
+    ("chatty", "declares emits='classification' but gave messages rows (fields: prompt, completion;"),
+    ("raises", "source 'raises' from plugin 'sentiment' failed while yielding rows: OSError: connection reset"),
+    ("mixed", "source 'mixed' from plugin 'sentiment' returned rows a dataset cannot hold: Arrow"),
+    ("none", "source 'none' from plugin 'sentiment' returned NoneType: a source returns rows"),
+    ("number", "source 'number' from plugin 'sentiment' returned int: a source returns rows"),
+    ("strings", "source 'strings' from plugin 'sentiment' returned rows that are not dicts (row 1 is str)"),
+])
+def test_a_source_that_breaks_its_promise_is_blamed_not_the_data(tmp_path, source, message):
+    from sftkit.data import load_data
+    from sftkit.errors import PluginError
+
+    host = make_host(entry_points=False, extra=(("sentiment", _SourcePlugin()),))
+    with pytest.raises(PluginError) as info:
+        load_data({"data": [{"source": source}]}, tmp_path, host=host)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_source_keeping_its_promise_loads_and_a_users_mapping_is_the_users(tmp_path):
+    from sftkit.data import load_data
+
+    host = make_host(entry_points=False, extra=(("sentiment", _SourcePlugin()),))
+    bundle = load_data({"data": [{"source": "good"}], "dataset": {"eval_fraction": 0}}, tmp_path, host=host)
+    assert sorted(r["label"] for r in bundle.train) == ["neg", "pos"]
+    # a user's columns mapping makes the shape the user's: no blame on the plugin
+    mapped = load_data({"data": [{"source": "reviews", "columns": {"text": "review", "label": "stars"}},
+                                 {"source": "good"}], "dataset": {"eval_fraction": 0}}, tmp_path, host=host)
+    assert "great" in [r["text"] for r in mapped.train]
+
+
+# --------------------------------------------------------------------------- names and load-time checks
+
+class _Shadows:
+    @hookimpl
+    def sftkit_register_sources(self, register):
+        register("csv", lambda o, c: [{"text": "plugin", "label": "x"}], doc="Not sftkit's csv.")
+
+
+def test_a_plugin_named_like_a_builtin_leaves_the_bare_name_to_the_builtin():
+    host = make_host(entry_points=False, extra=(("sentiment", _Shadows()),))
+    assert host.registry.get("sources", "csv").origin == "sftkit.builtin.sources"
+    assert host.registry.get("sources", "sentiment:csv").origin == "sentiment"
+    assert host.problems() == [] and host.notes() == [
+        "plugin 'sentiment' registers source 'csv', a built-in name: recipes' bare 'csv' keeps meaning sftkit's; "
+        "write 'sentiment:csv' to use the plugin's (renaming it avoids the prefix)"]
+    assert ("sentiment:csv", host.registry.get("sources", "sentiment:csv")) in host.registry.addresses("sources")
+
+
+def _plugin_registering(**kwargs):
+    class Plugin:
+        @hookimpl
+        def sftkit_register_evaluators(self, register):
+            register("calibration", kwargs.pop("factory", "json:loads"), doc="x", **kwargs)
+
+    return Plugin()
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({"schema": {"type": "object", "properties": {"bins": {"type": "integer", "default": 1, "minimum": 2}}}},
+     "the option schema of evaluator 'calibration' is not valid: the default of option 'bins' (1) violates its own "
+     "schema: 1 is less than the minimum of 2"),
+    ({"schema": {"type": "object", "bins": {"type": "integer"}}},
+     "the option schema of evaluator 'calibration' is not valid: unknown keyword(s) 'bins' at its top level: "
+     "options go under \"properties\""),
+    ({"factory": "json:laods"},
+     "evaluator 'calibration': factory 'json:laods' names no 'laods' in module 'json'; did you mean \"loads\"?"),
+    ({"factory": "sftkit.evaluation.calibraton:Calibration"},
+     "evaluator 'calibration': factory 'sftkit.evaluation.calibraton:Calibration' names module "
+     "'sftkit.evaluation.calibraton', which is not installed (a typo?)"),
+])
+def test_mistakes_a_plugin_makes_in_registration_fail_it_at_load_naming_it(kwargs, why):
+    host = make_host(builtins=False, entry_points=False, extra=(("sentiment", _plugin_registering(**kwargs)),))
+    (problem,) = host.problems()
+    assert problem.startswith("plugin 'sentiment' failed to load: in sftkit_register_evaluators: ") and why in problem
+
+
+def test_a_lazy_path_is_checked_without_importing_the_module():
+    import subprocess
+
+    code = ("import sys\nfrom sftkit.registry import lazy_path_problem as p\n"
+            "assert p('torch.nn:Linear') is None and p('sftkit.strategies.trainer:no_such') is not None\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'sftkit.strategies.trainer') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
