@@ -45,6 +45,8 @@ BUILTIN_PLUGINS = (
 
 ENTRY_POINT_GROUP = "sftkit"
 
+LOAD_BUDGET_S = 1.0  # what loading third-party plugins may cost every sftkit command (validate, --help, ...)
+
 
 @dataclass
 class PluginInfo:
@@ -113,6 +115,19 @@ class Host:
 
     def dist_versions(self) -> dict[str, str]:
         return {p.dist.lower(): p.version for p in self.plugins if p.dist and p.version}
+
+
+def slow_plugins_message(host: Host, budget_s: float = LOAD_BUDGET_S) -> str | None:
+    """One line naming the third-party plugins that made loading plugins take over ``budget_s``
+    seconds (slowest first), or None within the budget."""
+    third = sorted((p for p in host.plugins if not p.builtin), key=lambda p: -p.load_s)
+    total = sum(p.load_s for p in third)
+    if total <= budget_s:
+        return None
+    named = ", ".join(f"{p.name!r} {p.load_s:.1f}s" for p in third[:3] if p.load_s >= 0.1 * total)
+    return (f"loading plugins took {total:.1f}s, over the budget of {budget_s:g}s that every sftkit command pays: "
+            f"{named} (a plugin importing torch or other heavy libraries at import time? move them into its "
+            f"factories; `sftkit plugins --timings` shows each plugin's time)")
 
 
 def command_clash_message(name: str, owners: list[str]) -> str:

@@ -159,7 +159,7 @@ def _factory_problems(comp) -> list[str]:
     return problems
 
 
-IMPORT_BUDGET_S = 1.0  # what importing a plugin's hook modules may cost every sftkit command
+from sftkit.plugins import LOAD_BUDGET_S as IMPORT_BUDGET_S  # noqa: E402  (what every sftkit command may pay)
 
 
 def heavy_imports(modules: list[str]) -> list[str]:

@@ -81,18 +81,44 @@ def tiny_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def test_run_with_a_failing_plugin_evaluator_exits_4_even_with_a_gate(tmp_path, tiny_dir, monkeypatch):
-    from test_run import cli, error_line, make_recipe
+class _EvalAndHookPlugin(_EvalPlugin):
+    @hookimpl
+    def sftkit_run_start(self, run):
+        raise RuntimeError("no calibration cache")
 
+
+def _use_host(monkeypatch, plugin):
     from sftkit import plugins
 
-    monkeypatch.setattr(plugins, "_HOST", make_host(entry_points=False, extra=(("sentiment", _EvalPlugin()),)))
-    evals = [{"name": "calibration", "metrics": {"n": 3}, "max": 0.2}]
-    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1}, eval=evals)
+    monkeypatch.setattr(plugins, "_HOST", make_host(entry_points=False, extra=(("sentiment", plugin),)))
+
+
+def test_run_with_a_failing_plugin_evaluator_exits_4_and_the_report_names_failed_hooks(tmp_path, tiny_dir, monkeypatch):
+    from test_run import cli, error_line, make_recipe
+
+    _use_host(monkeypatch, _EvalAndHookPlugin())
+    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1},
+                         eval=[{"name": "calibration", "metrics": {"n": 3}}])
     res = cli("run", recipe, "--output", tmp_path / "run")
     assert res.exit_code == 4, res.output
+    assert ("evaluator calibration failed on the tuned model: evaluator 'calibration' from plugin 'sentiment' "
+            "returned no value for its primary metric 'ece'") in error_line(res)
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Plugin sentiment: hooks failed" in report and "RuntimeError: no calibration cache" in report
+
+
+def test_a_gated_evaluator_failing_on_the_base_model_stops_before_training(tmp_path, tiny_dir, monkeypatch):
+    from test_run import cli, error_line, make_recipe
+
+    _use_host(monkeypatch, _EvalPlugin())
+    recipe = make_recipe(tmp_path, tiny_dir, training={"max_steps": 1},
+                         eval=[{"name": "calibration", "metrics": {"n": 3}, "max": 0.2}])
+    res = cli("run", recipe, "--output", tmp_path / "run")
+    assert res.exit_code == 4, res.output  # not 3 (a gate), never 0
     line = error_line(res)
-    assert "evaluator 'calibration' from plugin 'sentiment' returned no value for its primary metric 'ece'" in line
+    assert ("evaluator calibration failed on the base model: evaluator 'calibration' from plugin 'sentiment' "
+            "returned no value for its primary metric 'ece'") in line and "training did not start" in line
+    assert "training (" not in res.output and not (tmp_path / "run" / "COMPLETE").exists()
 
 
 # --------------------------------------------------------------------------- sources
@@ -205,3 +231,29 @@ def test_a_lazy_path_is_checked_without_importing_the_module():
             "print(sorted(m for m in ('torch', 'transformers', 'sftkit.strategies.trainer') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- a slow plugin
+
+SLOW_IMPORT = '''
+import time
+time.sleep(1.2)  # what importing torch at import time costs
+
+@sftkit.hookimpl
+def sftkit_register_sources(register):
+    register("slow_rows", "json:loads", doc="x")
+'''
+
+
+def test_a_slow_plugin_is_named_on_light_commands_and_fails_plugins_strict(tmp_path):
+    from test_plugin_isolation import make_site, sftkit
+
+    site = make_site(tmp_path / "site", {"heavy": SLOW_IMPORT})
+    code, out, err = sftkit(site, "--help")
+    assert code == 0 and "Usage" in out
+    (line,) = [x for x in err.splitlines() if x.startswith("warning:")]
+    assert "over the budget of 1s that every sftkit command pays: 'heavy' 1." in line
+    code, out, err = sftkit(site, "plugins", "--timings")
+    assert code == 0 and "warning: loading plugins took" in err
+    code, out, err = sftkit(site, "plugins", "--timings", "--strict")
+    assert code == 1 and "error: loading plugins took" in err and "'heavy' 1." in err

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..api import EvalResult
 from ..errors import SftkitError
-from .gates import check_gate, gate_failures
+from .gates import check_gate, gate_failures, gates_metric
 from .baselines import NotPrompted, PromptedTarget, specs as baseline_specs
 from .contamination import check_items, train_index
 from .verdict import cluster_summary, judge, settings, versus_prompts
@@ -135,6 +135,17 @@ def evaluate_all(run: Any, target: Any) -> dict[str, EvalResult]:
     """Every [[eval]] table on ``target``, keyed by label. An evaluator that raises becomes an
     ``EvalResult`` with ``error`` set; the others still run."""
     return {spec.label: evaluate_one(run, spec, target) for spec in eval_specs(run)}
+
+
+def gated_base_errors(run: Any, base: dict[str, EvalResult]) -> list[str]:
+    """``evaluator LABEL failed on the base model: why`` for every gated [[eval]] table whose base
+    result errored: its gate cannot be judged, so a run should stop before training."""
+    out = []
+    for spec in eval_specs(run):
+        result = (base or {}).get(spec.label)
+        if result is not None and result.error and gates_metric(spec.table, spec.evaluator):
+            out.append(f"evaluator {spec.label} failed on the base model: {result.error}")
+    return out
 
 
 NOT_APPLICABLE = "not_applicable"
