@@ -28,22 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .modeling.source import ModelSource  # noqa: F401  (part of the model-loader contract)
-
-KINDS = ("messages", "text", "preference", "labeled", "classification")
-
-# input format -> canonical kind
-FORMAT_KINDS = {
-    "prompt_completion": "messages",
-    "messages": "messages",
-    "sharegpt": "messages",
-    "alpaca": "messages",
-    "text": "text",
-    "preference": "preference",
-    "labeled": "labeled",
-    "classification": "classification",
-}
-
-IGNORE_INDEX = -100
+from .records import FORMAT_KINDS, IGNORE_INDEX, KINDS  # noqa: F401  (the canonical records)
 
 
 @dataclass
@@ -90,7 +75,8 @@ class Formatter(Protocol):
 class Strategy:
     """The Strategy contract: what the run calls, in this order, and a base class a plugin may extend.
 
-    1. ``accepts`` (canonical data kinds) and ``check_data(bundle)``: the loaded data must fit.
+    1. the data kinds it trains on (the registration's ``accepts=[...]``, else ``accepts`` here) and
+       ``check_data(bundle)``: the loaded data must fit.
     2. ``uses_formatter``: when true the run builds the recipe's ``[template]`` formatter
        (``run.formatter``) before loading the model.
     3. ``load(run) -> (model, tokenizer)``: the base model. The run evaluates it before training
@@ -112,7 +98,7 @@ class Strategy:
     """
 
     name: str = "strategy"
-    accepts: tuple = ("messages",)  # canonical kinds it can train on
+    accepts: tuple = ("messages",)  # canonical kinds it trains on, when its registration declares no accepts=[...]
     uses_formatter: bool = True
 
     def __init__(self, options: dict | None = None):

@@ -251,9 +251,6 @@ def resolve(recipe, overrides, show_secrets, nproc, nnodes):
 
 # --------------------------------------------------------------------------- entry point
 
-# sftkit's own commands: no plugin may replace them (plugins.make_host refuses the plugin)
-CORE_COMMANDS = frozenset(cli.commands)
-
 _COMMANDS_LOADED = False
 
 

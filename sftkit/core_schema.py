@@ -6,7 +6,7 @@ merged in by :mod:`sftkit.schema`. ``default`` values here are what ``sftkit res
 
 from __future__ import annotations
 
-from .api import FORMAT_KINDS
+from .records import FORMAT_KINDS
 
 INT32_MAX = 2**31 - 1  # counts and sizes: what torch and transformers index with
 POS_INT = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}

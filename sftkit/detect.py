@@ -10,8 +10,8 @@ import csv
 import json
 from pathlib import Path
 
-from .api import FORMAT_KINDS
 from .errors import DataError
+from .records import FORMAT_KINDS
 
 
 def detect_format(fields) -> str | None:

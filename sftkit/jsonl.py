@@ -15,6 +15,18 @@ from typing import Any
 from .errors import DataError
 
 
+def parse_line(line: str | bytes, *, objects: bool = True) -> tuple[Any, str | None]:
+    """A JSON line's value and None, or None and why it is not one: not JSON, or (with ``objects``)
+    not a JSON object. The one rule for a bad line, here and in the Arrow reader (:mod:`sftkit.data.readers`)."""
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        return None, f"not valid JSON ({str(exc).split(':')[0]})"
+    if objects and not isinstance(value, dict):
+        return None, f"a JSON line must be an object {{...}}, got {type(value).__name__}"
+    return value, None
+
+
 def read_jsonl(path: Path | str, *, on_error: str = "error", objects: bool = True, limit: int | None = None,
                where: str | None = None) -> list[Any]:
     """The values of a JSON-lines file, blank lines skipped, at most ``limit``.
@@ -29,12 +41,7 @@ def read_jsonl(path: Path | str, *, on_error: str = "error", objects: bool = Tru
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            try:
-                value = json.loads(line)
-                problem = None if not objects or isinstance(value, dict) else \
-                    f"a JSON line must be an object {{...}}, got {type(value).__name__}"
-            except ValueError as exc:
-                problem = f"not valid JSON ({str(exc).split(':')[0]})"
+            value, problem = parse_line(line, objects=objects)
             if problem:
                 if on_error == "skip":
                     continue
@@ -44,3 +51,22 @@ def read_jsonl(path: Path | str, *, on_error: str = "error", objects: bool = Tru
             if limit is not None and len(out) >= limit:
                 break
     return out
+
+
+def read_values(path: Path | str, *, where: str | None = None, objects: bool = False) -> list[Any]:
+    """The values of a small .json file (a list) or JSON-lines file (.jsonl, .gz too): evaluation
+    items, replay text. A missing or unreadable file, a .json that is not a list, or a bad line (with
+    ``objects``: a line that is not an object) is one :class:`DataError`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"file not found: {path}", where=where,
+                        hint="check the path (relative paths resolve against the recipe's directory)")
+    try:
+        if path.name.endswith(".json"):
+            data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+            if not isinstance(data, list):
+                raise DataError(f"{path}: expected a JSON list of objects", where=where)
+            return data
+        return read_jsonl(path, objects=objects)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: could not be read ({exc})") from None

@@ -32,6 +32,10 @@ from . import hookspecs
 from .errors import PluginError, did_you_mean
 from .registry import BUILTIN_PREFIX, KINDS, Registry, clash_message, shadow_notes, unknown_component_message
 
+# the commands sftkit.cli defines itself: no plugin may replace them (make_host refuses the plugin).
+# Declared here, below the CLI, so the host needs no CLI; tests/test_core_cli.py checks they agree.
+CORE_COMMANDS = frozenset({"validate", "schema", "plugins", "init", "resolve"})
+
 BUILTIN_PLUGINS = (
     "sftkit.builtin.sources",
     "sftkit.builtin.formatters",
@@ -245,8 +249,6 @@ def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple 
     ``extra`` holds ``(name, plugin_object)`` pairs registered after the entry points (tests use it
     to load a plugin under test in isolation).
     """
-    from .cli import CORE_COMMANDS
-
     pm = pluggy.PluginManager("sftkit")
     pm.add_hookspecs(hookspecs)
     disabled = _env_list("SFTKIT_DISABLE_PLUGINS") or set()

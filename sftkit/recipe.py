@@ -10,8 +10,20 @@ imports it (``tests/test_import_cycles.py``). Light: never imports torch or tran
 from __future__ import annotations
 
 from .errors import RecipeError, dotted
-from .reading import (REDACTED, SECRET_NAME_RE, Recipe, Source, apply_override, deep_merge, parse_override,
-                      read_recipe, read_toml, recipe_hash, redact, substitute_env)
+from .reading import (
+    REDACTED,
+    SECRET_NAME_RE,
+    Recipe,
+    Source,
+    apply_override,
+    deep_merge,
+    parse_override,
+    read_recipe,
+    read_toml,
+    recipe_hash,
+    redact,
+    substitute_env,
+)
 from .schema import fill_defaults
 from .validate import check_recipe
 

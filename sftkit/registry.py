@@ -199,7 +199,7 @@ class Registry:
 
 def meta_problem(meta: dict) -> str | None:
     """Why registration metadata sftkit reads (``emits``, ``accepts``) is malformed, or None."""
-    from .api import KINDS as DATA_KINDS
+    from .records import KINDS as DATA_KINDS
 
     emits = meta.get("emits")
     if emits is not None and emits not in DATA_KINDS:

@@ -330,6 +330,14 @@ def fill_component_defaults(schema: dict | None, options: dict) -> dict:
     return _fill(schema or {}, copy.deepcopy(options))
 
 
+def component_options(table: str, item: dict, comp) -> dict:
+    """The options the factory of ``comp`` receives for this recipe table, defaults filled: the run's
+    rule (:func:`sftkit.config.factory_options`) over the component's option schema."""
+    from .config import factory_options
+
+    return fill_component_defaults(comp.schema, factory_options(table, item))
+
+
 def fill_defaults(data: dict, registry: Registry) -> dict:
     """A copy of a valid recipe with every schema default filled in (what ``sftkit resolve`` shows)."""
     data = copy.deepcopy(data)

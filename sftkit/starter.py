@@ -6,6 +6,7 @@ import tomli_w
 
 from .core_schema import TOP_LEVEL
 from .errors import SftkitError, did_you_mean
+from .strategies.selection import accepted_kinds
 
 CAUSAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -72,7 +73,7 @@ def starter_recipe(strategy: str, name: str, host) -> str:
         raise SftkitError(f"unknown strategy {strategy!r}", hint=hint)
     # what the strategy's registration says a start looks like (meta "starter"), else a default by data kind
     starter = comp.meta.get("starter") or {}
-    accepts = comp.meta.get("accepts") or ["messages"]
+    accepts = accepted_kinds(comp) or ("messages",)
     rows = starter.get("rows") or KIND_ROWS.get(accepts[0], KIND_ROWS["messages"])
     model = starter.get("model") or CAUSAL_MODEL
     strategy_table = {"name": strategy}

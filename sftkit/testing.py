@@ -207,7 +207,8 @@ def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool
     if not info.hooks:
         problems.append(f"plugin {name!r} implements no sftkit hook")
     problems += [line for line in host.problems() + host.notes() if repr(name) in line]
-    modules = {getattr(plugin, "__name__", None)} - {None}
+    own = getattr(plugin, "__name__", None)
+    modules: set[str] = {own} if isinstance(own, str) else set()
     for comp in host.registry.by_origin(name):
         if require_docs and not (comp.doc or "").strip():
             problems.append(f"{comp.kind} {comp.name!r} has no doc (shown by `sftkit plugins` and `sftkit recipes list`)")

@@ -15,7 +15,8 @@ from .errors import Problem, SftkitError, dotted
 from .paths import resolve_path
 from .reading import Recipe, read_recipe
 from .registry import SINGULAR
-from .schema import component_of, component_tables, path_options, schema_problems
+from .schema import component_of, component_options, component_tables, path_options, schema_problems
+from .strategies.selection import accepted_kinds, shape_hint
 
 
 @dataclass
@@ -34,15 +35,6 @@ class CheckContext:
     table_path: str  # e.g. "data[0]" or "strategy"
     data_kinds: list  # canonical kind of each [[data]] entry, None where unknown
     data_fields: list  # field names of each [[data]] entry's first row, None where unknown
-
-
-def factory_options(table: str, item: dict, comp) -> dict:
-    """The options the factory of ``comp`` receives for this recipe table (defaults filled): the
-    run's rule (:func:`sftkit.config.factory_options`)."""
-    from .config import factory_options as options_of
-    from .schema import fill_component_defaults
-
-    return fill_component_defaults(comp.schema, options_of(table, item))
 
 
 def _locator(recipe: Recipe):
@@ -235,7 +227,7 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
     strategy = recipe.data.get("strategy")
     comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
     if comp is not None and "strategy" not in broken and "data" not in broken:
-        accepts = comp.meta.get("accepts")
+        accepts = accepted_kinds(comp)
         if accepts:
             for i, (kind, flds) in enumerate(zip(kinds, fields)):
                 if kind is None or kind in accepts or f"data[{i}]" in broken:
@@ -252,7 +244,7 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
             continue
         ctx = CheckContext(recipe.data, recipe.base_dir, table_path, kinds, fields)
         try:
-            found = c.load_check()(factory_options(table, item, c), ctx) or []
+            found = c.load_check()(component_options(table, item, c), ctx) or []
         except Exception as exc:  # a plugin's check must not crash validate
             found = [Problem(f"check of {SINGULAR[c.kind]} {c.name!r} from plugin {c.origin!r} raised "
                              f"{type(exc).__name__}: {exc}")]
@@ -434,11 +426,6 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
             if isinstance(ds.get("config"), str):
                 out.extend(_check_exists(recipe, here + ("deepspeed", "config"), ds["config"]))
     return out
-
-
-def shape_hint(comp, accepts) -> str:
-    """How to give data that fits the strategy ``comp``: its ``data_hint`` registration metadata."""
-    return comp.meta.get("data_hint") or f"give data in one of: {', '.join(accepts)}, or set format explicitly"
 
 
 def _well_shaped(data: dict) -> bool:

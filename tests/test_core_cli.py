@@ -88,3 +88,11 @@ def test_light_commands_import_no_heavy_library(command):
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("HEAVY=")]
     assert line, proc.stderr
     assert line[0] == "HEAVY=", f"{command} imported {line[0]}"
+
+
+def test_the_host_reserves_exactly_the_commands_the_cli_defines_itself():
+    from sftkit.cli import cli
+    from sftkit.plugins import CORE_COMMANDS
+
+    own = {name for name, cmd in cli.commands.items() if getattr(cmd.callback, "__module__", "") == "sftkit.cli"}
+    assert own == CORE_COMMANDS

@@ -4,8 +4,6 @@ import json
 
 import pytest
 
-from sftkit.errors import GateError
-
 ROWS = [{"prompt": f"Question {i}: what is {i} plus one?", "completion": f"The answer is {i + 1}."} for i in range(30)]
 EVALS = [{"name": "loss", "by_cluster": False},
          {"name": "samples", "items": ["What is 2 plus one?"], "max_new_tokens": 6},
@@ -32,7 +30,7 @@ def test_run_writes_eval_rows_and_report(trained):
     assert loss["base"] > 0 and loss["tuned"] > 0 and loss["delta"] == pytest.approx(loss["tuned"] - loss["base"])
     assert loss["higher_is_better"] is False
     # the loss evaluator's tuned eval loss matches the trainer's own final eval loss (same rows, same masks)
-    log = [json.loads(l) for l in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     trainer_eval = [e["eval_loss"] for e in log if "eval_loss" in e]
     if trainer_eval:
         assert loss["tuned"] == pytest.approx(trainer_eval[-1], rel=1e-3)

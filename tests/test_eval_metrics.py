@@ -1,6 +1,5 @@
 """Pure scoring functions and gate logic."""
 
-import math
 
 import pytest
 

@@ -5,8 +5,6 @@ import sys
 
 import pytest
 
-from sftkit.builtin.evaluators import FACTORIES
-
 BUILTINS = ["loss", "samples", "exact_match", "contains", "regex", "numeric_answer", "json_valid",
             "multiple_choice", "classification", "code_exec", "forgetting", "judge"]
 
@@ -87,3 +85,21 @@ def test_evaluation_and_reporting_packages_import_light():
             "print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_each_builtin_evaluator_is_declared_once_on_its_class():
+    """Options, doc, check and bounds are declared beside the evaluator's code and registered from
+    there; the direction of its metric is its class's ``higher_is_better`` alone (read by the run)."""
+    from sftkit.builtin.evaluators import EVALUATORS
+    from sftkit.plugins import make_host
+    from sftkit.registry import import_object
+
+    host = make_host(entry_points=False)
+    for address in EVALUATORS:
+        cls = import_object(address)
+        comp = host.registry.get("evaluators", cls.name)
+        assert (comp.schema, comp.doc, comp.meta.get("range")) == (cls.option_schema, cls.doc, cls.bounds), cls.name
+        assert comp.load_check() is cls.check
+        assert "higher_is_better" not in comp.meta, cls.name  # no second, unread direction
+    bounded = {import_object(a).name: import_object(a).bounds for a in EVALUATORS}
+    assert bounded["loss"] == (0, None) and bounded["forgetting"] == (1, None) and bounded["samples"] is None

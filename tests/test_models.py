@@ -18,9 +18,8 @@ from sftkit.models import (
     merge_and_save,
     parse_layers,
 )
-from sftkit.tiny import save_tiny_model
-
 from sftkit.tiny import CHATML_TEMPLATE as CHATML
+from sftkit.tiny import save_tiny_model
 
 
 @pytest.fixture(autouse=True)
@@ -343,7 +342,7 @@ def test_gguf_based_adapter_names_the_users_reference_and_survives_cache_clean(t
         out = merge_and_save(lora, tok, tmp_path / "adapters" / Path(name).stem, model_section={"name": name},
                              base_dir=tmp_path)
         cfg = json.loads((out / "adapter_config.json").read_text())
-        assert cfg["base_model_name_or_path"] == expect 
+        assert cfg["base_model_name_or_path"] == expect
         shutil.rmtree(tmp_path / "converted")  # sftkit cache clean
         before = len(conversions)
         loaded, _ = load_trained(out)

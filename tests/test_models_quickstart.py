@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 RECIPES = Path(__file__).resolve().parent.parent / "sftkit" / "recipes"
 DATA = RECIPES / "data" / "quickstart"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import tomllib
 from pathlib import Path
 
 import pytest
 import tomli_w
+import tomllib
 
 CHATML = "chatml"
 

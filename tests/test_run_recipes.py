@@ -4,10 +4,10 @@ architecture with the real tokenizer; two optimizer steps)."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 RECIPES = Path(__file__).resolve().parent.parent / "sftkit" / "recipes"
 

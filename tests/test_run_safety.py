@@ -215,8 +215,8 @@ def test_storage_errors_are_one_line():
 def test_nan_weights_are_a_health_error_and_a_failed_run(recipe, tmp_path, monkeypatch):
     import torch
 
-    from sftkit.run import run
     from sftkit.reporting import health
+    from sftkit.run import run
     from sftkit.strategies import trainer
 
     fit = trainer.fit

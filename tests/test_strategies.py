@@ -7,12 +7,10 @@ import json
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from sftkit.errors import SftkitError
-
 
 # --------------------------------------------------------------------------- collators
 
@@ -343,3 +341,21 @@ def test_rundir_dry_run_writes_nothing_and_discard_cleans_up(tmp_path):
     rundir.mark_complete(d)
     rundir.discard(d, remove_dir=True)  # never touches a finished run
     assert (d / "COMPLETE").exists()
+
+
+def test_a_strategy_declares_the_kinds_it_accepts_once_and_every_reader_agrees(tmp_path):
+    """Declared in the registration (where validate reads it without creating the strategy); the run,
+    plan, preview, validate and init all read it through strategies.selection.accepted_kinds."""
+    from types import SimpleNamespace
+
+    from sftkit.plugins import make_host
+    from sftkit.strategies.selection import accepted_kinds
+
+    reg = make_host(entry_points=False).registry
+    for name in ("instruction", "tone", "classification", "domain"):
+        comp = reg.get("strategies", name)
+        assert "accepts" not in type(comp.create({})).__dict__, name  # no second declaration on the class
+        assert accepted_kinds(comp, comp.create({})) == tuple(comp.meta["accepts"])
+    plugin_only_class = SimpleNamespace(meta={})
+    assert accepted_kinds(plugin_only_class, SimpleNamespace(accepts=("text",))) == ("text",)
+    assert accepted_kinds(None) == ()

@@ -146,8 +146,8 @@ def test_check_plugin_catches_heavy_imports(tmp_path, monkeypatch):
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     problems = plugin_problems("heavy_plugin_mod")
-    assert problems == [f"importing heavy_plugin_mod imports numpy: import heavy libraries inside factories, "
-                        f"so `sftkit validate` and `sftkit plugins` stay light"]
+    assert problems == ["importing heavy_plugin_mod imports numpy: import heavy libraries inside factories, "
+                        "so `sftkit validate` and `sftkit plugins` stay light"]
 
 
 def test_check_plugin_enforces_an_import_time_budget(tmp_path, monkeypatch):

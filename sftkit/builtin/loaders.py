@@ -1,12 +1,38 @@
-"""The built-in model loader (a plugin like any other): ``[model] loader = "transformers"``, the default."""
+"""The built-in model loader (a plugin like any other): ``[model] loader = "transformers"``, the default.
+
+The component is this module: its factory (:class:`TransformersLoader`), its check and its registration.
+"""
+
+from __future__ import annotations
 
 from sftkit import hookimpl
+from sftkit.api import ModelLoader
+from sftkit.errors import Problem
+from sftkit.modeling.source import ModelSource, describe_model_source
+
+
+class TransformersLoader(ModelLoader):
+    """Hub ids (``revision`` honoured), directories written by ``save_pretrained`` and ``.gguf`` files
+    (dequantized once into the cache when loaded)."""
+
+    def source(self, ref, base_dir, console=None) -> ModelSource:
+        return describe_model_source({**self.options, "name": ref}, base_dir)
+
+
+def check_transformers_reference(options: dict, ctx) -> list[Problem]:
+    """``sftkit validate``: a local model path that does not exist, or is not a model (hub ids are
+    checked when loading)."""
+    name = options.get("name")
+    if not isinstance(name, str) or "${" in name:
+        return []
+    problem = describe_model_source(options, ctx.base_dir).problem()
+    return [Problem(problem, path="name")] if problem else []
 
 
 @hookimpl
 def sftkit_register_model_loaders(register):
-    register("transformers", "sftkit.modeling.loaders:TransformersLoader",
+    register("transformers", "sftkit.builtin.loaders:TransformersLoader",
              schema={"type": "object", "properties": {}, "additionalProperties": False},
-             check="sftkit.modeling.loaders:check_transformers_reference",
+             check="sftkit.builtin.loaders:check_transformers_reference",
              doc="Hub ids (with revision), directories written by save_pretrained, and .gguf files "
                  "(dequantized once into sftkit's cache).")

@@ -13,6 +13,7 @@ Paths may be relative to the recipe, absolute, or ``package://import_name/path``
 """
 
 from sftkit import hookimpl
+from sftkit.records import TEXT_EXTENSIONS
 
 _PATH = {"type": "string", "minLength": 1, "x-sftkit-path": True,
          "description": "File path: relative to the recipe, absolute, or package://import_name/path."}
@@ -35,7 +36,7 @@ SOURCES = {
         {"path": {**_PATH, "description": "A .jsonl/.ndjson/.json/.csv/.tsv/.parquet file (JSON Lines may be .gz), "
                   "or a directory of .txt/.md files. Relative to the recipe, absolute, or package://..."},
          "encoding": _ENCODING, "delimiter": _DELIMITER, "field": _FIELD,
-         "extensions": {"type": "array", "items": {"type": "string"}, "default": [".txt", ".md"],
+         "extensions": {"type": "array", "items": {"type": "string"}, "default": list(TEXT_EXTENSIONS),
                         "description": "Directories only: file extensions to read."},
          "recursive": {"type": "boolean", "default": True, "description": "Directories only: include subdirectories."}}),
         "Any local file, its type taken from the extension; or a directory of text files."),
@@ -48,7 +49,7 @@ SOURCES = {
     "parquet": ("sftkit.data.sources:parquet_source", _schema({"path": _PATH}), "A Parquet file."),
     "text_dir": ("sftkit.data.sources:text_dir_source", _schema(
         {"path": {**_PATH, "description": "Directory of documents (relative to the recipe, or package://...)."},
-         "extensions": {"type": "array", "items": {"type": "string"}, "default": [".txt", ".md"],
+         "extensions": {"type": "array", "items": {"type": "string"}, "default": list(TEXT_EXTENSIONS),
                         "description": "File extensions to read."},
          "recursive": {"type": "boolean", "default": True, "description": "Include subdirectories."},
          "encoding": _ENCODING}),

@@ -67,8 +67,8 @@ def file_prompts(path: Path) -> list[str]:
 
 
 def _recipe_models(recipe_path: Path, overrides) -> tuple[list[str], list[tuple[str, str]]]:
-    from sftkit.run.stages import run_dir_for
     from sftkit.recipe import load_recipe
+    from sftkit.run.stages import run_dir_for
 
     recipe = load_recipe(recipe_path, list(overrides))
     data = recipe.data
@@ -77,7 +77,6 @@ def _recipe_models(recipe_path: Path, overrides) -> tuple[list[str], list[tuple[
         raise SftkitError(f"the recipe's run directory {run} has no finished run",
                           where=str(recipe_path), hint=f"train it first: sftkit run {recipe_path}")
     from sftkit.modeling.source import describe_model_source
-
     from sftkit.serving.loading import parse_model_arg
 
     src = describe_model_source(data["model"], recipe.base_dir)

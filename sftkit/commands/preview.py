@@ -21,6 +21,7 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     from sftkit.data import load_data, tokenize_bundle
     from sftkit.plugins import get_host
     from sftkit.recipe import load_recipe
+    from sftkit.strategies.selection import accepted_kinds
 
     host = host or get_host()
     recipe = load_recipe(recipe_path, list(overrides), host=host)
@@ -28,7 +29,7 @@ def build_preview(recipe_path, overrides=(), *, n: int = 3, split: str = "train"
     tokenizer = _load_tokenizer(data.get("model") or {}, recipe.base_dir, host)  # fails fast, before the data
     strategy = _strategy(data, host)
     comp = host.registry.find("strategies", str((data.get("strategy") or {}).get("name")))
-    bundle = load_data(data, recipe.base_dir, host=host, accepts=tuple(comp.meta.get("accepts") or ()) if comp else ())
+    bundle = load_data(data, recipe.base_dir, host=host, accepts=accepted_kinds(comp))
     formatter = _formatter(data, host, tokenizer) if getattr(strategy, "uses_formatter", True) else None
     name = (data.get("recipe") or {}).get("name")
     if callable(getattr(strategy, "preview_encode", None)):  # the strategy encodes rows its own way
@@ -75,7 +76,7 @@ def _formatter(data: dict, host, tokenizer):
 
 
 def _strategy(data: dict, host):
-    from sftkit.run.stages import make_strategy
+    from sftkit.strategies.selection import make_strategy
 
     return make_strategy(data.get("strategy") or {}, host, required=False)[0]
 

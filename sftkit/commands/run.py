@@ -58,7 +58,8 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
     if options.needed and not world.distributed:
         _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet)
         return
-    from sftkit.run import run as run_pipeline, summary_lines
+    from sftkit.run import run as run_pipeline
+    from sftkit.run import summary_lines
 
     echo = console(quiet) if world.is_main else (lambda msg: None)
     if not world.distributed:  # under a launcher, its agent stops the processes when one fails
@@ -126,10 +127,10 @@ def console(quiet: bool):
 
 
 def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
-    from sftkit.run import run as run_pipeline
-    from sftkit.run.stages import run_dir_for
     from sftkit.recipe import load_recipe
     from sftkit.reporting.holdout import markdown, run_each
+    from sftkit.run import run as run_pipeline
+    from sftkit.run.stages import run_dir_for
 
     try:
         path = resolve_recipe(recipe)

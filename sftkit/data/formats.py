@@ -21,8 +21,8 @@ Each converter takes one raw row (a dict) and returns the canonical record, or r
 
 from __future__ import annotations
 
-from ..api import FORMAT_KINDS
 from ..errors import DataError, did_you_mean
+from ..records import FORMAT_KINDS
 
 # format -> (required fields, optional fields)
 FORMAT_FIELDS = {

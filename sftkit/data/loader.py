@@ -351,7 +351,7 @@ def load_entries(tables, dataset_cfg, base_dir: Path, *, seed: int, host=None, r
         from ..plugins import get_host
 
         host = get_host()
-    from ..config import Dataset, DataEntry
+    from ..config import DataEntry, Dataset
 
     tables = [DataEntry.coerce(t) for t in tables or ()]
     if not tables:

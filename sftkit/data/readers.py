@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DataError
+from ..jsonl import parse_line
+from ..records import TEXT_EXTENSIONS
 from .arrowcache import cache_key, cached_dataset, file_fingerprint
 
 CHUNK_BYTES = 16 << 20  # bytes of JSONL parsed per Arrow call
@@ -136,17 +138,6 @@ def _decode_chunk(chunk: bytes, first_line: int, path: Path, encoding: str, on_e
     return b"\n".join(out)
 
 
-def _json_problem(line: bytes) -> str | None:
-    try:
-        value = json.loads(line)
-    except ValueError as exc:
-        msg = str(exc).split(":")[0]
-        return f"not valid JSON ({msg})"
-    if not isinstance(value, dict):
-        return f"a JSON line must be an object {{...}}, got {type(value).__name__}"
-    return None
-
-
 def _clean_chunk(chunk: bytes, first_line: int, path: Path, on_error: str, skipped: dict,
                  bad_lines: list) -> bytes:
     """Find the lines Arrow could not parse; raise for the first, or blank and count them."""
@@ -155,7 +146,7 @@ def _clean_chunk(chunk: bytes, first_line: int, path: Path, on_error: str, skipp
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        problem = _json_problem(line)
+        problem = parse_line(line)[1]
         if problem is None:
             continue
         found = True
@@ -490,7 +481,7 @@ def read_parquet(path: Path, *, max_rows: int | None = None) -> RawRows:
 # ------------------------------------------------------------------------------ text directories
 
 @_readable
-def read_text_dir(path: Path, *, extensions=(".txt", ".md"), recursive: bool = True,
+def read_text_dir(path: Path, *, extensions=TEXT_EXTENSIONS, recursive: bool = True,
                   encoding: str = "utf-8", on_error: str = "error", max_rows: int | None = None) -> RawRows:
     """One row per document file: ``{"text": contents, "file": relative path}``."""
     _require_file(path, "directory")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
+from ..records import TEXT_EXTENSIONS
 from . import readers
 
 EXTENSIONS = {
@@ -44,7 +45,7 @@ def parquet_source(options: dict, ctx):
 
 
 def text_dir_source(options: dict, ctx):
-    return readers.read_text_dir(_path(options, ctx), extensions=options.get("extensions", [".txt", ".md"]),
+    return readers.read_text_dir(_path(options, ctx), extensions=options.get("extensions", TEXT_EXTENSIONS),
                                  recursive=options.get("recursive", True), encoding=options.get("encoding", "utf-8"),
                                  on_error=_on_error(ctx), max_rows=ctx.max_rows)
 

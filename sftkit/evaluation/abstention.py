@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ..errors import SftkitError
+from .base import MAX_NEW, PROMPT_OPTS, strict_options
 from .generation import GenerationEvaluator
 
 REFUSALS = (r"\bI (do not|don't|cannot|can't) (know|say|tell|answer|be sure)", r"\bI'?m not (sure|certain|aware)",
@@ -33,6 +34,14 @@ def is_answerable(item: dict, field: str = "answerable") -> bool:
 
 class AbstentionEvaluator(GenerationEvaluator):
     name = "abstention"
+    doc = ("Hallucination rate (confident answers to unanswerable items) and false refusals of answerable ones, "
+           "before and after.")
+    option_schema = strict_options({
+        **PROMPT_OPTS, "max_new_tokens": {**MAX_NEW, "default": 64},
+        "answerable_field": {"type": "string", "default": "answerable", "description": "Item field: true when the question can be answered."},
+        "refusal_patterns": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                             "description": "Regexes (case-insensitive) that mark an answer as a refusal; replace the built-in ones."},
+    })
     primary = "accuracy"
     needs_expected = False
     default_max_new_tokens = 64

@@ -1,15 +1,78 @@
-"""Shared pieces of the built-in evaluators: reading items, turning them into prompts, per-cluster metrics."""
+"""Shared pieces of the built-in evaluators: the options they share and how they are declared, reading
+items, turning them into prompts, per-cluster metrics."""
 
 from __future__ import annotations
 
-import gzip
-import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..api import EvalResult
-from ..errors import DataError, SftkitError
+from ..errors import DataError, Problem, SftkitError
 from ..sampling import sample_rows
+
+
+# ---------------------------------------------------------------------------- declaring options
+def strict_options(props: dict, required: tuple = ()) -> dict:
+    """An evaluator's option schema: exactly these options (a misspelt one is a validate error)."""
+    schema = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+LIMIT = {"type": "integer", "minimum": 1, "description": "Use at most this many items, sampled with the recipe's seed (stratified by subject / label / cluster)."}
+BY_CLUSTER = {"type": "boolean", "default": False,
+              "description": "Also report the metric per task cluster (rows' `cluster`, e.g. held-out clusters)."}
+MAX_NEW = {"type": "integer", "minimum": 1, "maximum": 8192, "description": "Tokens to generate per answer (greedy)."}
+NORMALIZE = {"type": "array", "items": {"enum": ["strip", "lower", "whitespace", "punctuation", "articles",
+                                             "trailing_punctuation"]},
+             "default": ["strip", "lower", "whitespace", "trailing_punctuation"],
+             "description": "Normalisation applied to output and expected answer before comparing."}
+
+PROMPT_OPTS = {
+    "prompts": {"type": "string", "x-sftkit-path": True,
+                "description": "JSONL file of items (prompt or messages, expected). Default: the run's eval split."},
+    "items": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+              "description": "Inline items instead of a file: strings (prompts) or objects like {prompt = \"...\", expected = \"...\"}."},
+    "prompt_field": {"type": "string", "description": "Field holding the prompt (default: prompt, question, instruction, input or text)."},
+    "expected_field": {"type": "string", "description": "Field holding the expected answer (default: expected, answer, completion, output, target)."},
+    "prompt_template": {"type": "string", "description": "Python format string building the user turn from item fields, e.g. \"Q: {question}\"."},
+    "system": {"type": "string", "description": "System prompt added to every item."},
+    "max_new_tokens": {**MAX_NEW, "default": 128},
+    "limit": LIMIT,
+    "by_cluster": BY_CLUSTER,
+    "extract": {"type": "string", "pattern": r"^(first_letter|first_word|regex:.+|json:.+)$",
+                "description": "Score only part of the answer: first_letter, first_word, regex:PATTERN (group 1) or json:FIELD."},
+}
+
+
+def check_patterns(options: dict, ctx=None) -> list:
+    """Every regular expression an evaluator takes must compile (``pattern``, ``extract =
+    "regex:..."``, ``answer_pattern``, ``refusal_patterns``): found by validate, not after training."""
+    found = [("pattern", options.get("pattern")), ("answer_pattern", options.get("answer_pattern"))]
+    extract = options.get("extract")
+    if isinstance(extract, str) and extract.startswith("regex:"):
+        found.append(("extract", extract[len("regex:"):]))
+    refusal = options.get("refusal_patterns")
+    found += [(f"refusal_patterns.{i}", p) for i, p in enumerate(refusal if isinstance(refusal, list) else [])]
+    problems = []
+    for where, pattern in found:
+        if not isinstance(pattern, str):
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(Problem(f"regular expression {pattern!r} is invalid: {exc}", path=where,
+                                    hint="fix the pattern (Python `re` syntax)"))
+    return problems
+
+
+def registration(cls) -> dict:
+    """What sftkit registers for an evaluator class, all declared on the class beside its code: the
+    option schema, doc, check and the bounds of its primary metric (registration metadata ``range``)."""
+    return {"schema": cls.option_schema, "doc": cls.doc, "check": cls.check, "range": cls.bounds}
+
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "text")
 EXPECTED_FIELDS = ("expected", "answer", "completion", "output", "target", "response")
@@ -27,6 +90,11 @@ class BaseEvaluator:
     split_limit: int | None = None  # items taken from the eval split when no limit is set (None: all)
     gate_options: tuple = ()  # the evaluator's own gate options (gate_failures), e.g. ("max_increase",)
     stat_scale: str | None = None  # "exp": item scores are on the log scale of the primary metric
+    # what sftkit's own evaluators register (:func:`registration`; a plugin passes these to ``register``)
+    doc = ""
+    option_schema: dict | None = None  # the options it takes (:func:`strict_options`)
+    bounds: tuple | None = (0, 1)  # the primary metric's possible values (None: unbounded; (0, None): >= 0)
+    check: Any = None  # check(options, ctx) -> [Problem] run by ``sftkit validate``
 
     def __init__(self, options: dict | None = None):
         self.options = dict(options or {})
@@ -53,24 +121,11 @@ class BaseEvaluator:
 
 # ---------------------------------------------------------------------------- reading items
 def read_records(path: Path, *, where: str = "") -> list[dict]:
-    """Rows of a .jsonl / .jsonl.gz / .json (list) file; errors name file and line."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"file not found: {path}", where=where or None,
-                        hint="check the path (relative paths resolve against the recipe's directory)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            if path.name.endswith(".json"):
-                data = json.load(f)
-                if not isinstance(data, list):
-                    raise DataError(f"{path}: expected a JSON list of objects", where=where or None)
-                return [d if isinstance(d, dict) else {"prompt": d} for d in data]
-        from ..jsonl import read_jsonl
+    """Rows of a .jsonl / .jsonl.gz / .json (list) file; errors name file and line; a value that is
+    not an object is a prompt."""
+    from ..jsonl import read_values
 
-        return [row if isinstance(row, dict) else {"prompt": row} for row in read_jsonl(path, objects=False)]
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: could not be read ({exc})") from None
+    return [row if isinstance(row, dict) else {"prompt": row} for row in read_values(path, where=where or None)]
 
 
 def resolve(run: Any, path: str) -> Path:

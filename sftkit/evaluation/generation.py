@@ -6,10 +6,23 @@ import json
 from typing import Any
 
 from ..api import EvalResult
-from ..errors import SftkitError
+from ..errors import Problem, SftkitError
 from . import metrics as M
-from .base import (BaseEvaluator, by_cluster, empty_result, item_expected, item_messages, load_items,
-                   prompt_text, resolve)
+from .base import (
+    MAX_NEW,
+    NORMALIZE,
+    PROMPT_OPTS,
+    BaseEvaluator,
+    by_cluster,
+    check_patterns,
+    empty_result,
+    item_expected,
+    item_messages,
+    load_items,
+    prompt_text,
+    resolve,
+    strict_options,
+)
 
 
 class GenerationEvaluator(BaseEvaluator):
@@ -18,6 +31,7 @@ class GenerationEvaluator(BaseEvaluator):
     primary = "accuracy"
     needs_expected = True
     default_max_new_tokens = 128
+    check = staticmethod(check_patterns)  # every one takes extract = "regex:..."
 
     def items(self, run: Any) -> list[dict]:
         return load_items(self, run)
@@ -102,6 +116,9 @@ class SamplesEvaluator(GenerationEvaluator):
     split_limit = 8
 
     name = "samples"
+    doc = "Answers to fixed prompts (default: the first 8 eval-split rows), before and after, side by side."
+    option_schema = strict_options(PROMPT_OPTS)
+    bounds = None
     primary = "avg_chars"
     higher_is_better = None
     needs_expected = False
@@ -118,6 +135,8 @@ class SamplesEvaluator(GenerationEvaluator):
 
 class ExactMatchEvaluator(GenerationEvaluator):
     name = "exact_match"
+    doc = "Generated answer equals the expected answer after normalisation."
+    option_schema = strict_options({**PROMPT_OPTS, "normalize": NORMALIZE})
 
     def score(self, output, item):
         steps = self.opt("normalize", list(M.DEFAULT_NORMALIZE))
@@ -126,6 +145,10 @@ class ExactMatchEvaluator(GenerationEvaluator):
 
 class ContainsEvaluator(GenerationEvaluator):
     name = "contains"
+    doc = "Generated answer contains the expected answer (as whole words) after normalisation."
+    option_schema = strict_options({**PROMPT_OPTS, "normalize": NORMALIZE,
+                      "whole_words": {"type": "boolean", "default": True,
+                                      "description": "Match the expected answer as whole words only (\"No\" is not in \"not\")."}})
 
     def score(self, output, item):
         steps = self.opt("normalize", list(M.DEFAULT_NORMALIZE))
@@ -137,6 +160,13 @@ class RegexEvaluator(GenerationEvaluator):
     """The output matches ``pattern`` (one for all items) or, without it, each item's expected regex."""
 
     name = "regex"
+    doc = "Generated answer matches a regular expression."
+    option_schema = strict_options({
+        **PROMPT_OPTS,
+        "pattern": {"type": "string", "description": "Regular expression every output must match (default: each item's expected answer as a pattern)."},
+        "ignore_case": {"type": "boolean", "default": False},
+        "full_match": {"type": "boolean", "default": False, "description": "The whole (stripped) output must match, not just a part."},
+    })
     checks_format = True
     primary = "match_rate"
 
@@ -160,6 +190,14 @@ class NumericAnswerEvaluator(GenerationEvaluator):
     ``max_new_tokens``; ``flexible`` — the last number in the text. ``match`` picks the primary."""
 
     name = "numeric_answer"
+    doc = "GSM8K style: strict ('#### N' answer, not cut off) and flexible (last number) accuracy."
+    option_schema = strict_options({
+        **PROMPT_OPTS, "max_new_tokens": {**MAX_NEW, "default": 256},
+        "tolerance": {"type": "number", "minimum": 0, "default": 1e-6, "description": "Relative/absolute tolerance."},
+        "match": {"enum": ["strict", "flexible"], "default": "flexible",
+                  "description": "Primary score: strict (the answer format, not cut off) or flexible (the last number). Both are reported."},
+        "answer_pattern": {"type": "string", "description": "Regex of the strict answer format; group 1 holds the number (default: #### N)."},
+    })
     default_max_new_tokens = 256
 
     def score(self, output, item):
@@ -183,10 +221,26 @@ class NumericAnswerEvaluator(GenerationEvaluator):
                 "answered_rate": sum(1 for s in samples if s.get("flexible") is not None) / n}
 
 
+def check_json_valid(options: dict, ctx=None) -> list:
+    """Only one of schema / schema_file; an ``extract = "regex:..."`` that compiles."""
+    if options.get("schema") is not None and options.get("schema_file"):
+        return [Problem("json_valid: give `schema` or `schema_file`, not both")]
+    return check_patterns(options, ctx)
+
+
 class JsonValidEvaluator(GenerationEvaluator):
     """Output is valid JSON and, when a schema is given, valid against it."""
 
     name = "json_valid"
+    doc = "Output is valid JSON (and valid against a JSON Schema, if given)."
+    option_schema = strict_options({
+        **PROMPT_OPTS,
+        "schema": {"type": "object", "description": "Inline JSON Schema outputs must satisfy."},
+        "schema_file": {"type": "string", "x-sftkit-path": True, "description": "JSON Schema file outputs must satisfy."},
+        "extract": {"type": "boolean", "default": True,
+                    "description": "Accept JSON inside a code fence or surrounded by text (first balanced {...}/[...])."},
+    })
+    check = staticmethod(check_json_valid)
     checks_format = True
     primary = "valid_rate"
     needs_expected = False

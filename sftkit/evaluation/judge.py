@@ -6,7 +6,16 @@ from typing import Any
 
 from ..api import EvalResult
 from . import metrics as M
-from .base import BaseEvaluator, empty_result, item_messages, load_items, prompt_text
+from .base import (
+    PROMPT_OPTS,
+    BaseEvaluator,
+    check_patterns,
+    empty_result,
+    item_messages,
+    load_items,
+    prompt_text,
+    strict_options,
+)
 
 JUDGE_PROMPT = (
     "You are comparing two answers to the same request.{criteria}\n\n"
@@ -38,6 +47,14 @@ def load_judge(spec: str, run: Any):
 class JudgeEvaluator(BaseEvaluator):
     split_limit = 32
     name = "judge"
+    doc = ("Pairwise preference of a judge model between base and tuned answers (both orders asked); win rate. "
+           "Prompts default to the first 32 eval-split rows.")
+    option_schema = strict_options({
+        **PROMPT_OPTS,
+        "model": {"type": "string", "minLength": 1, "description": "Judge model: hub id, local directory or .gguf (path or package://)."},
+        "criteria": {"type": "string", "description": "What the judge should prefer, e.g. \"politeness and correctness\"."},
+    }, required=("model",))
+    check = staticmethod(check_patterns)
     primary = "win_rate"
     higher_is_better = True
     pairwise = True

@@ -6,11 +6,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..api import EvalResult
+from ..api import IGNORE_INDEX, EvalResult
 from ..config import Training
 from ..errors import SftkitError
 from ..sampling import sample_rows
-from .base import BaseEvaluator, empty_result, eval_split_rows, resolve, run_seed
+from .base import BY_CLUSTER, LIMIT, BaseEvaluator, empty_result, eval_split_rows, resolve, run_seed, strict_options
 
 GENERAL_TEXT = Path(__file__).parent / "data" / "general.txt"
 
@@ -37,6 +37,12 @@ class LossEvaluator(BaseEvaluator):
     """Mean loss over the trained tokens of the eval split (formatted as in training) and its perplexity."""
 
     name = "loss"
+    doc = "Loss and perplexity on the eval split, formatted as in training (lower is better)."
+    option_schema = strict_options({
+        "limit": LIMIT, "by_cluster": BY_CLUSTER,
+        "max_length": {"type": "integer", "minimum": 8, "description": "Tokens per row (default: training.max_length)."},
+    })
+    bounds = (0, None)
     primary = "eval_loss"
     higher_is_better = False
 
@@ -55,7 +61,7 @@ class LossEvaluator(BaseEvaluator):
         encoded, clusters = [], []
         for row in rows:
             enc = encode_row(formatter, row, max_length)
-            if enc is None or not any(l != -100 for l in enc["labels"]):
+            if enc is None or not any(label != IGNORE_INDEX for label in enc["labels"]):
                 continue
             encoded.append(enc)
             clusters.append(row.get("cluster"))
@@ -95,6 +101,14 @@ class ForgettingEvaluator(BaseEvaluator):
     model's is more than ``max_increase`` (relative) above the base model's."""
 
     name = "forgetting"
+    doc = "Perplexity on general text before vs after (max_increase: allowed relative rise)."
+    option_schema = strict_options({
+        "path": {"type": "string", "x-sftkit-path": True,
+                 "description": "Reference text (paragraphs separated by blank lines). Default: general prose shipped with sftkit."},
+        "max_increase": {"type": "number", "minimum": 0,
+                         "description": "Fail when the tuned perplexity exceeds the base one by more than this fraction (0.1 = +10%). Omit to only report."},
+    })
+    bounds = (1, None)
     primary = "perplexity"
     higher_is_better = False
     gate_options = ("max_increase",)

@@ -226,10 +226,10 @@ def accuracy(predicted: Sequence[Any], gold: Sequence[Any]) -> float | None:
 def confusion_matrix(predicted: Sequence[str], gold: Sequence[str], labels: Sequence[str] | None = None) -> dict:
     """``{"labels": [...], "matrix": rows = gold, columns = predicted}``."""
     labels = list(labels) if labels else sorted({*map(str, gold), *map(str, predicted)})
-    index = {l: i for i, l in enumerate(labels)}
-    for l in sorted({*map(str, gold), *map(str, predicted)} - set(index)):
-        index[l] = len(labels)
-        labels.append(l)
+    index = {label: i for i, label in enumerate(labels)}
+    for label in sorted({*map(str, gold), *map(str, predicted)} - set(index)):
+        index[label] = len(labels)
+        labels.append(label)
     matrix = [[0] * len(labels) for _ in labels]
     for p, g in zip(predicted, gold):
         matrix[index[str(g)]][index[str(p)]] += 1

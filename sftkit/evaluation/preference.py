@@ -11,7 +11,7 @@ from typing import Any
 
 from ..api import EvalResult
 from ..sampling import sample_rows
-from .base import BaseEvaluator, empty_result, prompt_text, run_seed
+from .base import LIMIT, BaseEvaluator, empty_result, prompt_text, run_seed, strict_options
 
 
 def _messages(prompt: Any) -> list[dict]:
@@ -28,6 +28,16 @@ def _text(answer: Any) -> str:
 
 class PreferenceEvaluator(BaseEvaluator):
     name = "preference"
+    doc = ("Preference accuracy and mean log-probability margin (chosen vs rejected) on held-out pairs, before "
+           "and after.")
+    option_schema = strict_options({
+        "path": {"type": "string", "x-sftkit-path": True, "description": "JSONL of pairs (prompt, chosen, rejected). Default: the eval split."},
+        "items": {"type": "array", "items": {"type": "object"}, "description": "Inline pairs instead of a file."},
+        "limit": LIMIT,
+        "normalize_length": {"type": "boolean", "default": False,
+                             "description": "Compare log-probabilities per character (long answers are not penalised for their length)."},
+        "samples": {"type": "integer", "minimum": 0, "default": 5},
+    })
     primary = "accuracy"
     higher_is_better = True
 

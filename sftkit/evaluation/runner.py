@@ -9,10 +9,12 @@ from typing import Any
 
 from ..api import EvalResult
 from ..errors import SftkitError
-from .gates import check_gate, gate_failures, gates_metric
-from .baselines import NotPrompted, PromptedTarget, specs as baseline_specs
+from .baselines import NotPrompted, PromptedTarget
+from .baselines import specs as baseline_specs
 from .contamination import check_items, train_index
+from .gates import check_gate, gate_failures, gates_metric
 from .verdict import cluster_summary, judge, settings, versus_prompts
+
 
 @dataclass
 class EvalSpec:

@@ -18,11 +18,10 @@ import contextlib
 import math
 from typing import Any, Iterable, Sequence
 
+from ..api import IGNORE_INDEX
+from ..modeling.stops import stop_token_ids
 from .metrics import clean_text
 from .progress import Progress
-
-# end-of-turn tokens that stop generation when the tokenizer has them
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>", "<end_of_turn>", "<|end_of_text|>")
 
 
 class Target:
@@ -127,20 +126,7 @@ class Target:
 
     # ------------------------------------------------------------------ generation
     def _stop_ids(self) -> list[int]:
-        tok = self.tokenizer
-        ids = set()
-        if tok.eos_token_id is not None:
-            ids.add(int(tok.eos_token_id))
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif isinstance(gen_eos, (list, tuple)):
-            ids.update(int(i) for i in gen_eos)
-        vocab = tok.get_vocab()
-        for t in END_OF_TURN:
-            if t in vocab and t != tok.bos_token:
-                ids.add(int(vocab[t]))
-        return sorted(ids)
+        return stop_token_ids(self.model, self.tokenizer)
 
     def generate(self, list_of_messages: Sequence[list[dict] | str], max_new_tokens: int = 128) -> list[str]:
         """Greedy answers to each conversation, rendered with the formatter (batched, left padding)."""
@@ -332,7 +318,7 @@ class Target:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 # position p predicts token p + 1: keep the positions from the first trained label on
-                firsts = {i: next((p for p, l in enumerate(requests[i][1][1:]) if l != -100), None) for i in idx}
+                firsts = {i: next((p for p, label in enumerate(requests[i][1][1:]) if label != IGNORE_INDEX), None) for i in idx}
                 scored = [i for i in idx if firsts[i] is not None]
                 for i in idx:
                     if firsts[i] is None:
@@ -348,7 +334,7 @@ class Target:
                                            else labels[1:], dtype=torch.long)
                     n = len(targets)
                     lp = torch.log_softmax(logits[row, keep - n:].float(), dim=-1).cpu()
-                    valid = targets != -100
+                    valid = targets != IGNORE_INDEX
                     picked = lp[valid].gather(-1, targets[valid].unsqueeze(-1))
                     res[i] = (float(-picked.sum()), int(valid.sum()))
                 progress.advance(len(idx))

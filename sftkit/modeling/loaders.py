@@ -3,36 +3,17 @@ reference is loaded from (a :class:`~sftkit.api.ModelSource`). Every loading pat
 tokenizer, ``--smoke`` models, adapter bases) asks :func:`model_source`, so a plugin's loader is used
 everywhere sftkit's own is. Light: no torch or transformers.
 
-The built-in loader (registered by :mod:`sftkit.builtin.loaders`) is :class:`TransformersLoader`:
-hub ids, ``save_pretrained`` directories and ``.gguf`` files, as :func:`describe_model_source` tells
-them apart.
+The built-in loader is :class:`sftkit.builtin.loaders.TransformersLoader`: hub ids,
+``save_pretrained`` directories and ``.gguf`` files, as :func:`describe_model_source` tells them
+apart. This module asks loaders through the registry only, so it imports no contract class.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..api import ModelLoader
-from ..errors import PluginError, Problem, SftkitError
-from .source import ModelSource, describe_model_source
-
-
-class TransformersLoader(ModelLoader):
-    """Hub ids (``revision`` honoured), directories written by ``save_pretrained`` and ``.gguf`` files
-    (dequantized once into the cache when loaded)."""
-
-    def source(self, ref, base_dir, console=None) -> ModelSource:
-        return describe_model_source({**self.options, "name": ref}, base_dir)
-
-
-def check_transformers_reference(options: dict, ctx) -> list[Problem]:
-    """``sftkit validate``: a local model path that does not exist, or is not a model (hub ids are
-    checked when loading)."""
-    name = options.get("name")
-    if not isinstance(name, str) or "${" in name:
-        return []
-    problem = describe_model_source(options, ctx.base_dir).problem()
-    return [Problem(problem, path="name")] if problem else []
+from ..errors import PluginError, SftkitError
+from .source import ModelSource
 
 
 def reads_own_reference(model_section: dict | None) -> bool:
@@ -61,10 +42,10 @@ def _component(model_section: dict, host):
 
 def model_source(model_section: dict, base_dir, console=None, *, host=None) -> ModelSource:
     """Where ``[model] name`` is loaded from, as its loader says (a plugin's failure names the plugin)."""
-    from ..validate import factory_options
+    from ..schema import component_options
 
     comp = _component(model_section, host)
-    loader = comp.create(factory_options("model", dict(model_section or {}), comp))
+    loader = comp.create(component_options("model", dict(model_section or {}), comp))
     ref = str((model_section or {}).get("name", ""))
     what = f"model loader {comp.name!r} from plugin {comp.origin!r}"
     try:

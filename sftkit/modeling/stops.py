@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+# tokens that end a turn in common chat templates (ChatML, Llama 3, Phi, Gemma, ...)
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>", "<end_of_turn>", "<|end_of_text|>")
+
 
 def stop_token_ids(model, tokenizer) -> list[int]:
     """End-of-turn ids: the tokenizer's EOS, the generation config's eos ids and known end-of-turn tokens."""
-    from ..evaluation.target import END_OF_TURN
-
     ids = set()
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))

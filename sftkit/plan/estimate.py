@@ -42,9 +42,9 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     --nproc``; calibration runs one). Raises SftkitError for bad input."""
     from sftkit.api import RunContext
     from sftkit.modeling.precision import decide
-    from sftkit.run.stages import accepted_kinds, check_fit, make_strategy
     from sftkit.plugins import get_host
     from sftkit.recipe import load_recipe
+    from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
     from sftkit.strategies.trainer import planned_steps
 
     from .calibrate import CAL_STEPS, calibrate, time_evaluators
@@ -59,7 +59,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
     from sftkit.data import load_data
 
-    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(strategy, comp))
+    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(comp, strategy))
     check_fit(strategy, comp, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):

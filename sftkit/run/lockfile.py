@@ -35,8 +35,8 @@ def sha256_file(path: Path) -> str:
 def _data_paths(recipe: dict, base_dir: Path, host=None) -> list[tuple[str, Path]]:
     """Local files the recipe's ``[[data]]`` entries and ``[strategy]`` name, by their key: the
     options their components' schemas mark ``x-sftkit-path`` (the one rule for what is a path)."""
-    from sftkit.paths import resolve_path
     from sftkit.errors import dotted
+    from sftkit.paths import resolve_path
     from sftkit.schema import component_of, component_tables, path_options
 
     if host is None:

@@ -25,7 +25,6 @@ def write_recipe(run_dir: Path, data: dict, secrets=()) -> None:
     import tomli_w
 
     from sftkit.recipe import redact
-
     from sftkit.redaction import scrub_obj
 
     body = tomli_w.dumps(_toml_clean(scrub_obj(redact(data, set(secrets)))))

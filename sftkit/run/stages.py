@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sftkit.errors import DataError, GateError, SftkitError
+from sftkit.errors import GateError, SftkitError
+from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
 
-from . import outputs, smoke as smoke_policy
+from . import outputs
+from . import smoke as smoke_policy
 
 
 @dataclass
@@ -141,19 +143,6 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
     return state
 
 
-def make_strategy(table, host, *, required: bool = True) -> tuple:
-    """The strategy named by the ``[strategy]`` slice, created with its options, and its registration:
-    ``(strategy, component)``; ``(None, None)`` for an unknown name when not ``required``."""
-    from sftkit.config import StrategyTable, factory_options
-
-    table = StrategyTable.coerce(table)
-    comp = host.registry.get("strategies", str(table.name)) if required else \
-        host.registry.find("strategies", str(table.name))
-    if comp is None:
-        return None, None
-    return comp.create(factory_options("strategy", table)), comp
-
-
 def check_run_dir(state: RunState) -> None:
     """Lock the run directory for the whole run (another process gets a one-line refusal naming this
     one) and refuse, before anything heavy is loaded, a directory that must not be used."""
@@ -198,26 +187,6 @@ def stopped(state: RunState | None, recipe_path, overrides=(), output=None) -> R
 
 # --------------------------------------------------------------------------- load data
 
-def accepted_kinds(strategy, comp) -> tuple:
-    """The data kinds a strategy trains on, preferred first (its ``accepts``, else its registration's)."""
-    if strategy is None:
-        return ()
-    return tuple(getattr(strategy, "accepts", None) or (comp.meta.get("accepts") if comp is not None else None) or ())
-
-
-def check_fit(strategy, comp, bundle) -> None:
-    """The data kind must be one the strategy trains on, and the strategy's own check must pass."""
-    accepts = accepted_kinds(strategy, comp)
-    if accepts and bundle.kind not in accepts:
-        from sftkit.validate import shape_hint
-
-        hint = shape_hint(comp, accepts)
-        raise DataError(f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but the data is "
-                        f"{bundle.kind} data", where="[strategy] name", hint=hint)
-    if callable(getattr(strategy, "check_data", None)):
-        strategy.check_data(bundle)
-
-
 def load_data(state: RunState, *, required: bool = True) -> None:
     """The ``[[data]]`` entries as one DataBundle (cut by the smoke policy), checked against the
     strategy, and the ``[template]`` formatter when the strategy uses one. ``required=False``
@@ -231,7 +200,7 @@ def load_data(state: RunState, *, required: bool = True) -> None:
         with main_first(ctx.world or World()):  # the other ranks reuse the main process's Arrow files
             bundle = load_entries(state.config.data, state.config.dataset, state.recipe.base_dir,
                                   seed=state.config.seed, host=state.host, require_train=required,
-                                  accepts=accepted_kinds(state.strategy, state.component))
+                                  accepts=accepted_kinds(state.component, state.strategy))
     except SftkitError as err:
         if required:
             raise
@@ -281,9 +250,9 @@ def load_model(state: RunState) -> None:
     load = getattr(state.strategy, "load", None)
     if not callable(load):
         load = Strategy.load.__get__(state.strategy)
-    from .distributed import World, main_first
-
     from transformers import set_seed
+
+    from .distributed import World, main_first
 
     set_seed(state.ctx.seed)  # before any weight is created: a new head (classification) is the same every run
     world = state.ctx.world or World()
@@ -688,9 +657,9 @@ def finish(state: RunState) -> RunOutcome:
                           hint="lower training.learning_rate (e.g. /10), keep max_grad_norm = 1.0, and run "
                                "again with --overwrite")
     if state.mode == "run":
-        from . import checkpoints, rundir
-
         from sftkit.plugins import call_hook
+
+        from . import checkpoints, rundir
 
         end_errors = call_hook(state.host, "sftkit_run_end", state.say, run=ctx, metrics=metrics)
         if end_errors or ctx.plugin_metrics != metrics.get("plugins", {}):  # never lost, never silent

@@ -12,7 +12,6 @@ class CausalStrategy(Strategy):
     contract's default (the recipe's ``[model]`` with the chat template installed)."""
 
     name = "causal"
-    accepts: tuple = ("messages",)
 
     def prepare_model(self, run, model):
         """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.extras``."""

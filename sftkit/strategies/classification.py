@@ -15,7 +15,6 @@ from sftkit.modeling.adapters import HEAD_NAMES
 from .base import CausalStrategy
 
 
-
 def class_balance(labels: list[str], warn_ratio: float = 3.0) -> dict:
     """Rows per class, the largest/smallest ratio, and a warning when it reaches ``warn_ratio``."""
     counts = Counter(labels)
@@ -42,7 +41,6 @@ def freeze_backbone(model) -> dict:
 
 class ClassificationStrategy(CausalStrategy):
     name = "classification"
-    accepts = ("classification",)
     uses_formatter = False
 
     def labels(self, bundle) -> list[str]:

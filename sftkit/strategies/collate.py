@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-IGNORE_INDEX = -100
+from sftkit.api import IGNORE_INDEX
 
 
 @dataclass

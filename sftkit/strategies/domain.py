@@ -9,16 +9,14 @@ attends to the one before it in the same row. Every token is trained.
 from __future__ import annotations
 
 import csv
-import json
 import random
 from pathlib import Path
 
+from sftkit.api import IGNORE_INDEX
 from sftkit.errors import DataError
+from sftkit.records import TEXT_EXTENSIONS
 
 from .base import CausalStrategy
-
-IGNORE_INDEX = -100
-TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 
 
 def read_replay(path: Path, text_column: str = "text") -> list[str]:
@@ -31,16 +29,16 @@ def read_replay(path: Path, text_column: str = "text") -> list[str]:
     if path.is_dir():
         docs = []
         for f in sorted(path.rglob("*")):
-            if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES + (".jsonl", ".json", ".csv"):
-                docs += read_replay(f, text_column) if f.suffix.lower() not in TEXT_SUFFIXES else \
+            if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS + (".jsonl", ".json", ".csv"):
+                docs += read_replay(f, text_column) if f.suffix.lower() not in TEXT_EXTENSIONS else \
                     [f.read_text(encoding="utf-8", errors="replace").strip()]
         return [d for d in docs if d]
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        from sftkit.jsonl import read_jsonl
+        from sftkit.jsonl import read_values
 
-        rows = json.loads(path.read_text(encoding="utf-8")) if suffix == ".json" else read_jsonl(path)
-        docs = [str(r.get(text_column, "")) for r in rows if isinstance(r, dict)]
+        docs = [str(r.get(text_column, "")) for r in read_values(path, where="[strategy] replay.path", objects=True)
+                if isinstance(r, dict)]
     elif suffix == ".csv":
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
             docs = [str(r.get(text_column, "")) for r in csv.DictReader(fh)]
@@ -99,7 +97,6 @@ class PackedCollator:
 
 class DomainStrategy(CausalStrategy):
     name = "domain"
-    accepts = ("text", "messages")
 
     def encode_docs(self, run, ds, tokenizer) -> list[list[int]]:
         """Token ids of each document, EOS appended (never truncated: packing cuts the rows)."""

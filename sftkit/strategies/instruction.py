@@ -15,7 +15,6 @@ COLUMNS = ("input_ids", "labels")
 
 class InstructionStrategy(CausalStrategy):
     name = "instruction"
-    accepts = ("messages",)
 
     def packing(self, run) -> bool:
         opt = self.options.get("packing")

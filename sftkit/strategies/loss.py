@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
-IGNORE_INDEX = -100
+from sftkit.api import IGNORE_INDEX
+
 CHUNK_ELEMENTS = 1 << 24  # logits per chunk (rows x vocabulary): 64 MB in float32
 
 

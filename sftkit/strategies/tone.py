@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from statistics import mean
 
+from sftkit.api import IGNORE_INDEX
 from sftkit.errors import DataError
 
 from .base import CausalStrategy
@@ -58,7 +59,6 @@ def check_pairs(train, *, drop_identical: bool = True):
 
 class ToneStrategy(CausalStrategy):
     name = "tone"
-    accepts = ("preference", "labeled", "messages")
 
     def method_for(self, bundle) -> str:
         method = self.options.get("method", "auto")
@@ -127,21 +127,23 @@ class ToneStrategy(CausalStrategy):
 
     # -- DPO / KTO -----------------------------------------------------------------
     def _preference(self, run, bundle, method, model, tokenizer):
-        from .trainer import callbacks, fit, make_trainer_class, training_arguments
-
         from sftkit.models import is_adapter
+
+        from .trainer import callbacks, fit, make_trainer_class, training_arguments
 
         model = self.prepare_model(run, model)
         ref_model = None if is_adapter(model) else _frozen_copy(model)
         beta = float(self.options.get("beta", 0.1))
         max_length = run.training.max_length
         if method == "dpo":
-            from trl import DPOConfig as Config, DPOTrainer as Base
+            from trl import DPOConfig as Config
+            from trl import DPOTrainer as Base
 
             cols = ["prompt", "chosen", "rejected"]
             convert = _dpo_row
         else:
-            from trl import KTOConfig as Config, KTOTrainer as Base
+            from trl import KTOConfig as Config
+            from trl import KTOTrainer as Base
 
             cols = ["prompt", "completion", "label"]
             convert = _kto_row
@@ -228,7 +230,7 @@ def trl_encode(tokenizer, prompt: list, completions: list) -> tuple[list[int], l
 def _sequence(prompt: list[int], completion: list[int], max_length: int) -> tuple[list[int], list[int]]:
     """Prompt + completion cut at ``max_length`` (TRL's keep_start), the prompt's labels -100."""
     ids = (list(prompt) + list(completion))[:max_length]
-    labels = ([-100] * len(prompt) + list(completion))[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt) + list(completion))[:max_length]
     return ids, labels
 
 

@@ -99,9 +99,9 @@ def training_arguments(run, *, rows: int, has_eval: bool, config_cls: Any = None
     )
     if has_eval and eval_steps:
         kwargs["eval_steps"] = int(eval_steps)
-    from sftkit.run import checkpoints
+    from sftkit.run.checkpoints import trainer_kwargs
 
-    kwargs.update(checkpoints.trainer_kwargs(t, evaluates=bool(has_eval and eval_steps)))
+    kwargs.update(trainer_kwargs(t, evaluates=bool(has_eval and eval_steps)))
     from sftkit.run.distributed import training_kwargs, world_from_env
 
     world = getattr(run, "world", None) or world_from_env()
@@ -485,9 +485,9 @@ def fit(run, trainer, *, tokenizer, counter: TokenCounter | None = None, save: b
     metrics["steps"] = trainer.state.global_step
     metrics["final_loss"] = losses[-1] if losses else metrics.get("train_loss")
     metrics["resumed_from"] = resume_from
-    from sftkit.run import checkpoints
+    from sftkit.run.checkpoints import best
 
-    chosen = checkpoints.best(trainer.state)
+    chosen = best(trainer.state)
     if chosen is not None:  # the saved model is this step's, not the last one's
         metrics["best_checkpoint"] = {"metric": trainer.args.metric_for_best_model, **chosen}
         say(f"best {trainer.args.metric_for_best_model} {chosen['value']:.4g} at step {chosen['step']}: "
