@@ -263,6 +263,7 @@ def lazy_path_problem(spec: str) -> str | None:
         return 'is not a "module:attr" string'
     head = attr.split(".")[0]
     module = sys.modules.get(module_name)
+    names: set[str]
     if module is not None:
         if hasattr(module, head):
             return None
@@ -278,9 +279,10 @@ def lazy_path_problem(spec: str) -> str | None:
             tree = ast.parse(open(origin, encoding="utf-8").read(), origin)
         except (OSError, SyntaxError, ValueError):
             return None  # importing it reports that, naming the plugin
-        names = _top_level_names(tree.body)
-        if names is None:  # star imports or a module __getattr__: only importing can tell
+        defined = _top_level_names(tree.body)
+        if defined is None:  # star imports or a module __getattr__: only importing can tell
             return None
+        names = defined
         if head in names or (found.submodule_search_locations and _find_spec(f"{module_name}.{head}")):
             return None
     hint = did_you_mean(head, sorted(names))

@@ -4,7 +4,6 @@ name, option schemas and lazy factory paths are checked at load, and a slow plug
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
