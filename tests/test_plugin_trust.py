@@ -256,3 +256,149 @@ def test_a_slow_plugin_is_named_on_light_commands_and_fails_plugins_strict(tmp_p
     assert code == 0 and "warning: loading plugins took" in err
     code, out, err = sftkit(site, "plugins", "--timings", "--strict")
     assert code == 1 and "error: loading plugins took" in err and "'heavy' 1." in err
+
+
+# --------------------------------------------------------------------------- every mistake in one package
+
+SENTIMENT_PRO = {
+    # the plugin that loads: its mistakes show when recipes use it
+    "sentiment_pro": '''
+import time
+import click
+import sftkit
+from sftkit.api import EvalResult
+
+time.sleep(1.1)  # as if it imported torch at import time
+
+
+class Calibration:
+    primary = "ece"
+    higher_is_better = False
+
+    def __init__(self, options):
+        self.options = options
+
+    def evaluate(self, target, run):
+        return EvalResult(metrics={"n": 3.0}, primary="ece")  # forgot the primary metric
+
+
+def reviews(options, ctx):
+    return [{"review": "great", "stars": 5}, {"review": "awful", "stars": 1}]
+
+
+def broken(options, ctx):
+    yield {"text": "fine", "label": "pos"}
+    raise OSError("connection reset")
+
+
+@sftkit.hookimpl
+def sftkit_register_sources(register):
+    register("reviews", "sentiment_pro:reviews", doc="Reviews.", emits="classification")
+    register("broken", "sentiment_pro:broken", doc="Raises.")
+    register("csv", "sentiment_pro:reviews", doc="Shadows sftkit's csv.")
+
+
+@sftkit.hookimpl
+def sftkit_register_evaluators(register):
+    register("calibration", "sentiment_pro:Calibration", doc="ECE.", schema={"type": "object", "properties": {}})
+
+
+@sftkit.hookimpl
+def sftkit_run_start(run):
+    raise RuntimeError("no calibration cache")
+''',
+    # the plugins that fail at load, each named
+    "sentiment_pro_bounds": '''
+import sftkit
+
+@sftkit.hookimpl
+def sftkit_register_evaluators(register):
+    register("binned", "json:loads", doc="x",
+             schema={"type": "object", "properties": {"bins": {"type": "integer", "default": 1, "minimum": 2}}})
+''',
+    "sentiment_pro_wrapper": '''
+import sftkit
+
+@sftkit.hookimpl
+def sftkit_register_evaluators(register):
+    register("unwrapped", "json:loads", doc="x", schema={"type": "object", "bins": {"type": "integer"}})
+''',
+    "sentiment_pro_typo": '''
+import sftkit
+
+@sftkit.hookimpl
+def sftkit_register_evaluators(register):
+    register("typo", "sentiment_pro:Calibraton", doc="x")
+''',
+}
+
+
+def _sentiment_site(root: Path) -> Path:
+    """One installed distribution, sftkit-sentiment-pro, with one entry point per module."""
+    info = root / "sftkit_sentiment_pro-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sftkit-sentiment-pro\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[sftkit]\n" + "".join(f"{m} = {m}\n" for m in SENTIMENT_PRO))
+    for module, source in SENTIMENT_PRO.items():
+        (root / f"{module}.py").write_text(source)
+    return root
+
+
+def _one_line_errors(err: str) -> list[str]:
+    assert "Traceback" not in err, err
+    return [x for x in err.splitlines() if x.startswith("error:")]
+
+
+def test_a_plugin_with_every_mistake_gets_one_line_plugin_named_messages_and_never_exit_0(tmp_path, tiny_dir):
+    import tomli_w
+    from test_plugin_isolation import sftkit
+
+    site = _sentiment_site(tmp_path / "site")
+    (tmp_path / "train.csv").write_text("prompt,completion\n" + "".join(f"q{i},a{i}\n" for i in range(24)))
+    (tmp_path / "train.jsonl").write_text("".join(f'{{"prompt": "q{i}", "completion": "a{i}"}}\n' for i in range(24)))
+
+    def recipe(name, data, **more):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(tomli_w.dumps({
+            "recipe": {"name": name}, "model": {"name": str(tiny_dir)}, "data": data,
+            "template": {"formatter": "chatml"}, "strategy": {"name": "instruction"},
+            "training": {"max_steps": 1, "per_device_train_batch_size": 2, "max_length": 64}} | more))
+        return path
+
+    # loading: each failed plugin named in one line, the shadowed built-in name noted, the slow plugin named
+    code, out, err = sftkit(site, "plugins", "--timings", "--strict")
+    errors = _one_line_errors(err)
+    assert code == 1 and len(errors) == 4, err
+    assert any("'sentiment_pro_bounds' failed to load" in e and "default of option 'bins' (1)" in e for e in errors)
+    assert any("'sentiment_pro_wrapper' failed to load" in e and "options go under \"properties\"" in e
+               for e in errors)
+    assert any("'sentiment_pro_typo' failed to load" in e and "names no 'Calibraton'" in e for e in errors)
+    assert any("loading plugins took" in e and "'sentiment_pro' 1." in e for e in errors)
+    assert "note: plugin 'sentiment_pro' registers source 'csv', a built-in name" in err
+
+    # a recipe that does not use the plugin means what it meant before it was installed
+    code, out, err = sftkit(site, "validate", recipe("plain", [{"source": "csv", "path": "train.csv"}]))
+    assert code == 0 and not _one_line_errors(err), out + err
+    assert "warning: loading plugins took" in err  # a light command names the slow plugin
+
+    # sources that break their promise: the plugin is blamed, in one line
+    for source, expected in (("sentiment_pro:reviews", "declares emits='classification' but gave rows of no known kind"),
+                             ("sentiment_pro:broken", "failed while yielding rows: OSError: connection reset")):
+        code, out, err = sftkit(site, "preview", recipe("src", [{"source": source}], strategy={"name": "classification"}))
+        (line,) = _one_line_errors(err)
+        assert code == 1 and f"source '{source.split(':')[1]}' from plugin 'sentiment_pro'" in line and expected in line
+
+    # an evaluator without its primary metric: exit 4 (never 0, never the gate's 3), the plugin named
+    path = recipe("evald", [{"source": "jsonl", "path": "train.jsonl"}], eval=[{"name": "calibration"}],
+                  output={"dir": str(tmp_path / "runs" / "{recipe.name}")})
+    code, out, err = sftkit(site, "run", path)
+    (line,) = _one_line_errors(err)
+    assert code == 4 and "evaluator 'calibration' from plugin 'sentiment_pro' returned no value for its primary " \
+                         "metric 'ece'" in line, err
+    assert "Plugin sentiment_pro: hooks failed" in (tmp_path / "runs" / "evald" / "report.md").read_text()
+    path = recipe("evald", [{"source": "jsonl", "path": "train.jsonl"}], eval=[{"name": "calibration", "max": 0.2}],
+                  output={"dir": str(tmp_path / "runs" / "{recipe.name}")})
+    code, out, err = sftkit(site, "run", path, "--overwrite")
+    (line,) = _one_line_errors(err)
+    assert code == 4, err
+    assert "training did not start" in line and "from plugin 'sentiment_pro'" in line
