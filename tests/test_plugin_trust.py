@@ -402,3 +402,24 @@ def test_a_plugin_with_every_mistake_gets_one_line_plugin_named_messages_and_nev
     (line,) = _one_line_errors(err)
     assert code == 4, err
     assert "training did not start" in line and "from plugin 'sentiment_pro'" in line
+
+
+class _CsvReviews:
+    @hookimpl
+    def sftkit_register_sources(self, register):
+        register("reviews_csv", "json:loads", doc="x", emits="classification",
+                 schema={"type": "object", "properties": {"path": {"type": "string"}}})
+
+
+def test_validate_says_what_a_source_gives_not_the_columns_it_reads(tmp_path):
+    from sftkit.validate import validate_file
+
+    host = make_host(entry_points=False, extra=(("sentiment", _CsvReviews()),))
+    (tmp_path / "reviews.csv").write_text("review,stars\ngreat,5\n")
+    path = tmp_path / "r.toml"
+    path.write_text('[recipe]\nname = "r"\n[model]\nname = "org/model"\n[[data]]\nsource = "reviews_csv"\n'
+                    'path = "reviews.csv"\n[strategy]\nname = "instruction"\n')
+    (problem,) = validate_file(path, host)
+    assert problem.message == ("strategy 'instruction' trains on messages data, but this entry is classification data "
+                               "(source 'reviews_csv' from plugin 'sentiment' declares emits='classification': rows "
+                               "of text, label)")
