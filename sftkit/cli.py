@@ -40,6 +40,11 @@ class SftkitGroup(click.Group):
             return super().invoke(ctx)
         except SftkitError as err:
             fail(err)
+        except ImportError as exc:  # the light core: a command that needs the training stack says so
+            from .lazycli import refuse_without_stack
+
+            refuse_without_stack(ctx.invoked_subcommand or "", exc)
+            raise
 
 
 @click.group(cls=SftkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,11 +86,11 @@ def validate(paths, fmt, overrides):
         click.echo(json.dumps(doc, indent=2))
     else:
         for f, probs in results:
-            for p, level in [(p, "error") for p in probs] + [(w, "warning") for w in warned.get(f, [])]:
+            for p, level in [(p, "error") for p in probs] + [(w, _kind(w)) for w in warned.get(f, [])]:
                 if fmt == "github":
-                    click.echo(_github_annotation(p, f, level))
+                    click.echo(_github_annotation(p, f, "notice" if level == "note" else level))
                 else:
-                    text = (p if level == "error" else dataclasses.replace(p, message=f"warning: {p.message}")).format()
+                    text = (p if level == "error" else dataclasses.replace(p, message=f"{level}: {p.message}")).format()
                     click.echo(text if p.file else f"{f}: {text}" if f else text)
         n_files = len(files)
         if fmt == "text":
@@ -94,9 +99,16 @@ def validate(paths, fmt, overrides):
                 where = f" in {bad_files} of {n_files} recipe(s)" if n_files else ""
                 click.echo(f"{n_problems} problem(s){where}", err=True)
             else:
-                n_warned = sum(len(w) for w in warned.values())
-                click.echo(f"{n_files} recipe(s) valid" + (f", {n_warned} warning(s)" if n_warned else ""), err=True)
+                kinds = [_kind(w) for ws in warned.values() for w in ws]
+                said = "".join(f", {kinds.count(k)} {k}(s)" for k in ("warning", "note") if k in kinds)
+                click.echo(f"{n_files} recipe(s) valid{said}", err=True)
     sys.exit(EXIT_INVALID if invalid else 0)
+
+
+def _kind(p) -> str:
+    """What a problem that leaves a recipe valid is called: "note" (an earlier step not done yet, a
+    model the training machine provides) or "warning"."""
+    return "note" if p.level == "note" else "warning"
 
 
 def _github_annotation(p, f, level: str = "error") -> str:

@@ -107,6 +107,7 @@ class RecipeInfo(Slice):
     seed: int = _default(_R, "seed")
     requires: list | None = _default(_R, "requires")
     extends: str | None = _default(_R, "extends")
+    after: list | None = _default(_R, "after")
 
 
 @dataclass(frozen=True)

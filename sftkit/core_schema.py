@@ -33,6 +33,8 @@ RECIPE_SECTION = _obj({
     "seed": {**SEED, "default": 42, "description": "Seed for data splits, shuffling and training."},
     "requires": {**STR_LIST, "description": "Plugin distributions this recipe needs, as requirement strings (e.g. \"sftkit-medical>=0.2\")."},
     "extends": {"type": "string", "description": "A parent recipe: a path relative to this file, package://..., or a shipped recipe's name. Deep-merged under this one."},
+    "after": {"type": "array", "items": {"type": "string", "pattern": r"^((run|arena) +)?[^ ]+$"},
+              "description": "Earlier steps this recipe builds on, as commands on a recipe (\"run quickstart\", \"arena quickstart\"; a bare name is a run): until they are done, validate notes the paths they make and run refuses."},
 }, required=("name",), doc="What this recipe is.")
 
 MODEL_SECTION = _obj({
@@ -52,7 +54,7 @@ DATA_COMMON = {
     "format": {"enum": ["auto", *FORMAT_KINDS], "default": "auto", "description": "Record format; auto detects it from the fields."},
     "split": {"enum": ["train", "eval", "auto"], "default": "auto",
               "description": "train or eval only, or auto: split by [dataset].eval_fraction."},
-    "weight": {**POS_NUM, "default": 1.0, "description": "Mixing weight relative to the other train entries."},
+    "weight": {**POS_NUM, "maximum": 1e6, "default": 1.0, "description": "Mixing weight relative to the other train entries."},
     "max_rows": {**POS_INT, "description": "Use at most this many rows of this entry, sampled with the recipe's seed (stratified by cluster / label) after reading the whole entry."},
     "columns": {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "Rename columns: canonical field -> column in the data (e.g. {prompt = \"question\"})."},
@@ -92,11 +94,12 @@ TRAINING_SECTION = _obj({
     "per_device_train_batch_size": {**POS_INT, "default": 8},
     "per_device_eval_batch_size": {**POS_INT, "description": "Evaluation batch size (default: chosen for the device)."},
     "gradient_accumulation_steps": {**POS_INT, "default": 1},
-    "learning_rate": {**POS_NUM, "maximum": 10, "default": 5e-5},
+    "learning_rate": {**POS_NUM, "minimum": 1e-12, "maximum": 10, "default": 5e-5,
+                      "description": "Peak learning rate (below 1e-12 no update survives float32 rounding)."},
     "warmup_ratio": {**FRACTION, "default": 0.0},
     "warmup_steps": {**NONNEG_INT},
     "lr_scheduler_type": {"enum": ["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt"], "default": "linear"},
-    "weight_decay": {"type": "number", "minimum": 0, "default": 0.0},
+    "weight_decay": {"type": "number", "minimum": 0, "maximum": 100, "default": 0.0},
     "max_grad_norm": {**POS_NUM, "maximum": 1e6, "default": 1.0},
     "max_length": {**POS_INT, "maximum": 1048576, "default": 512, "description": "Tokens per row; longer rows are truncated or dropped ([dataset].truncation)."},
     "packing": {"type": "boolean", "description": "Pack rows into full sequences (default: true for domain, false otherwise)."},
@@ -135,7 +138,7 @@ TRAINING_SECTION = _obj({
 ADAPTER_SECTION = _obj({
     "kind": {"enum": ["lora"], "default": "lora"},
     "r": {**POS_INT, "default": 8},
-    "alpha": {**POS_NUM, "default": 16},
+    "alpha": {**POS_NUM, "maximum": 1e6, "default": 16},
     "dropout": {**FRACTION, "default": 0.05},
     "target_modules": {"anyOf": [STR_LIST, {"const": "all-linear"}], "default": "all-linear"},
     "merge": {"type": "boolean", "default": False, "description": "Merge the adapter into the weights when saving."},
@@ -161,8 +164,8 @@ EVAL_COMMON = {
 }
 
 PLAN_SECTION = _obj({
-    "max_hours": {**POS_NUM, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when training plus evaluation is estimated to take longer."},
-    "max_memory_gb": {**POS_NUM, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when the estimated peak memory is higher."},
+    "max_hours": {**POS_NUM, "maximum": 1e6, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when training plus evaluation is estimated to take longer."},
+    "max_memory_gb": {**POS_NUM, "maximum": 1e6, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when the estimated peak memory is higher."},
 }, doc="Limits checked against `sftkit plan`'s estimate before a run trains.")
 
 OUTPUT_SECTION = _obj({

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -20,6 +22,23 @@ def dotted(path) -> str:
     return out
 
 
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters (``...`` at the end when cut), so a message stays one
+    readable line however long the value it quotes."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character and line separator escaped as JSON escapes it (``\\n``,
+    ``\\u001b``): a value quoted in a message can neither break it into lines nor drive the terminal
+    (and a secret so escaped is still one of the forms redaction knows)."""
+    return _UNPRINTABLE.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
 @dataclass
 class Problem:
     """One problem found in a recipe (or its data): what, where, how to fix."""
@@ -30,6 +49,7 @@ class Problem:
     col: int | None = None
     path: str = ""  # dotted key path inside the recipe, e.g. "training.learning_rate"
     hint: str | None = None
+    level: str = "error"  # "note": the recipe is valid (an earlier step not done yet); validate says so apart
 
     def location(self) -> str:
         where = self.file or ""
@@ -50,7 +70,7 @@ class Problem:
         if self.hint:
             text += f" ({self.hint})" if not self.hint.startswith("did you mean") else f"; {self.hint}"
         parts.append(text)
-        return " ".join(parts)
+        return one_line(" ".join(parts))
 
     def as_dict(self) -> dict:
         return {
@@ -60,6 +80,7 @@ class Problem:
             "path": self.path,
             "message": self.message,
             "hint": self.hint,
+            "level": self.level,
         }
 
 
@@ -81,7 +102,7 @@ class SftkitError(Exception):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.hint:
             text += f" — {self.hint}"
-        return text
+        return one_line(text)
 
 
 class RecipeError(SftkitError):
@@ -124,7 +145,8 @@ def did_you_mean(word: str, options) -> str | None:
 
 
 STORAGE_ERRNOS = {28: "no space left on the device", 30: "the file system is read-only", 13: "permission denied",
-                  122: "the disk quota is exceeded", 27: "a file is too large for the file system"}
+                  122: "the disk quota is exceeded", 27: "a file is too large for the file system",
+                  36: "a file name or path is too long for the file system"}
 
 
 def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
@@ -144,8 +166,9 @@ def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
         if code in STORAGE_ERRNOS:
             where = getattr(exc, "filename", None)
             return SftkitError(f"cannot write or read a file: {STORAGE_ERRNOS[code]}",
-                               where=str(where) if where else None,
-                               hint="free space or choose a writable --output; the run was not marked "
+                               where=shorten(str(where), 200) if where else None,
+                               hint=("choose a shorter --output or [output] dir" if code == 36 else
+                                     "free space or choose a writable --output") + "; the run was not marked "
                                     "finished (continue it later with --resume)")
         exc = exc.__cause__ or exc.__context__
     if directory is not None:

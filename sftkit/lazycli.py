@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+from .errors import EXIT_USAGE
+
+
+def refuse_without_stack(command: str, exc: ImportError) -> None:
+    """Exit 2 with one line naming the pip command, if ``exc`` is the training stack not being installed
+    (the light core). Called where commands are imported (:class:`LazyCommand`) and run
+    (:class:`sftkit.cli.SftkitGroup`), for every command, plugins' too."""
+    from .stack import TRAIN_INSTALL, missing_module
+
+    module = missing_module(exc)
+    if module is None:
+        return
+    click.echo(f"error: sftkit {command} needs the training stack, which is not installed (no {module}) — "
+               f"install it with: {TRAIN_INSTALL}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 class LazyCommand(click.Command):
@@ -20,6 +38,7 @@ class LazyCommand(click.Command):
             try:
                 self._real = import_object(self._target)
             except ImportError as exc:
+                refuse_without_stack(self.name, exc)
                 raise click.ClickException(f"command {self.name!r} is not available: {exc}") from exc
         return self._real
 

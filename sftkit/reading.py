@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import Problem, dotted  # noqa: F401  (dotted: re-exported)
+from .errors import Problem, SftkitError, dotted, shorten  # noqa: F401  (dotted: re-exported)
 from .tomlpos import find_position, key_positions
 
 ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -206,15 +206,26 @@ def _load_with_extends(path: Path, problems: list[Problem], source: Source, host
     if not isinstance(ref, str):
         source.origins.update(own_origins)
         return data  # the schema reports the wrong type
-    parent_path = _find_parent(ref, Path(path).parent, host)
-    if parent_path is None or not parent_path.exists():
-        line, col = find_position(source.positions[shown], ("recipe", "extends")) or (None, None)
+    line, col = find_position(source.positions[shown], ("recipe", "extends")) or (None, None)
+    try:
+        parent_path = _find_parent(ref, Path(path).parent, host)
+        found = parent_path is not None and parent_path.exists()
+    except SftkitError as exc:  # package://... of a package that is not installed
+        problems.append(Problem(f"extends {shorten(repr(ref))}: {shorten(exc.message)}", file=shown, line=line,
+                                col=col, path="recipe.extends", hint=exc.hint and shorten(exc.hint)))
+        return None
+    except (OSError, ValueError) as exc:  # a name or path too long for the file system, a NUL byte
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.append(Problem(f"extends {shorten(repr(ref))}: cannot be used: {why}", file=shown, line=line,
+                                col=col, path="recipe.extends", hint="fix the path"))
+        return None
+    if not found:
         names = host.registry.names("recipes") if host is not None else []
         from .errors import did_you_mean
 
         hint = did_you_mean(ref, names) or (f"give a path relative to this file, package://..., or a shipped recipe name ({', '.join(names) or 'none installed'})")
-        problems.append(Problem(f"extends {ref!r}: no such recipe file or shipped recipe"
-                                + (f" (looked at {parent_path})" if parent_path else ""),
+        problems.append(Problem(f"extends {shorten(repr(ref))}: no such recipe file or shipped recipe"
+                                + (f" (looked at {shorten(str(parent_path))})" if parent_path else ""),
                                 file=shown, line=line, col=col, path="recipe.extends", hint=hint))
         return None
     parent = _load_with_extends(parent_path, problems, source, host, stack + (resolved,))
@@ -300,19 +311,26 @@ def parse_override(text: str) -> tuple[tuple, object]:
 
     key, sep, value = text.partition("=")
     key = key.strip()
+    shown = shorten(repr(text))
     if not sep or not key:
-        raise UsageError(f"--set {text!r}: expected KEY=VALUE, e.g. --set training.max_steps=2")
+        raise UsageError(f"--set {shown}: expected KEY=VALUE, e.g. --set training.max_steps=2")
     path: list = []
     for part in key.split("."):
         m = re.fullmatch(r"([A-Za-z0-9_-]+)((?:\[\d+\])*)", part)
         if not m:
-            raise UsageError(f"--set {text!r}: bad key {key!r} (use dotted keys like data[0].path or data.0.path)")
+            raise UsageError(f"--set {shown}: bad key {shorten(repr(key))} (use dotted keys like data[0].path or "
+                             "data.0.path)")
         path.append(int(m.group(1)) if m.group(1).isdigit() else m.group(1))
         path.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
+    except RecursionError:
+        parsed = None
+    if parsed is None or len(path) + _depth(parsed) > MAX_DEPTH:
+        raise UsageError(f"--set {shown}: key and value nested more than {MAX_DEPTH} levels deep",
+                         hint="a recipe needs only a few levels of tables and arrays")
     return tuple(path), parsed
 
 

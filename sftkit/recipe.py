@@ -39,6 +39,7 @@ def load_recipe(path, overrides=(), *, host=None) -> Recipe:
     recipe, problems = read_recipe(path, overrides, host=host)
     if recipe is not None:
         problems += check_recipe(recipe, host)
+    problems = [p for p in problems if p.level == "error"]  # a note does not stop a recipe
     if problems:
         raise RecipeError(problems)
     recipe.data = fill_defaults(recipe.data, host.registry)

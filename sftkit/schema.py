@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 
 from .core_schema import COMMON_REQUIRED, COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
-from .errors import Problem, did_you_mean
+from .errors import Problem, did_you_mean, shorten
 from .registry import Registry
 
 SCHEMA_ID = "https://sftkit.dev/schema/recipe.json"
@@ -191,8 +191,10 @@ def _type_name(value) -> str:
 
 
 def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(repr(value), 40)
+
+
+_RANGE = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 
 
 def error_to_problems(err, locate) -> list[Problem]:
@@ -225,8 +227,8 @@ def error_to_problems(err, locate) -> list[Problem]:
         expected = [expected] if isinstance(expected, str) else expected
         names = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
         return [mk(f"expected {names}, got {_type_name(value)} {_short(value)}")]
-    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
+    if v in _RANGE:
+        op = _RANGE[v]
         return [mk(f"must be {op} {err.validator_value}, got {_short(value)}")]
     if v in ("enum", "const"):
         options = err.validator_value if v == "enum" else [err.validator_value]
@@ -260,32 +262,51 @@ def error_to_problems(err, locate) -> list[Problem]:
 
 
 INT64 = (-(2**63), 2**63 - 1)
+FLOAT32 = (1.1754943508222875e-38, 3.4028234663852886e38)  # smallest normal, largest finite
 
 
-def number_problems(data, locate, path: tuple = ()) -> list[Problem]:
+def _numbers(data, path: tuple = ()):
+    """Yield ``(path, value)`` for every number (not bool) anywhere in ``data``."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _numbers(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _numbers(value, path + (i,))
+    elif isinstance(data, (int, float)) and not isinstance(data, bool):
+        yield path, data
+
+
+def _located(locate, path: tuple, message: str) -> Problem:
+    from .errors import dotted
+
+    f, line, col = locate(path)
+    return Problem(message, file=f, line=line, col=col, path=dotted(path))
+
+
+def number_problems(data, locate) -> list[Problem]:
     """Every NaN, infinite or beyond-64-bit number anywhere in the recipe, located (TOML allows
     ``nan``, ``inf`` and integers of any size; no option means them)."""
     import math
 
-    from .errors import dotted
-
     out: list[Problem] = []
-    if isinstance(data, dict):
-        items = [(k, v) for k, v in data.items()]
-    elif isinstance(data, list):
-        items = list(enumerate(data))
-    else:
-        bad = None
-        if isinstance(data, float) and not math.isfinite(data):
-            bad = f"must be a finite number, got {data}"
-        elif isinstance(data, int) and not isinstance(data, bool) and not INT64[0] <= data <= INT64[1]:
-            bad = f"must fit in 64 bits, got {_short(data)}"
-        if bad:
-            f, line, col = locate(path)
-            out.append(Problem(bad, file=f, line=line, col=col, path=dotted(path)))
-        return out
-    for key, value in items:
-        out += number_problems(value, locate, path + (key,))
+    for path, value in _numbers(data):
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(_located(locate, path, f"must be a finite number, got {value}"))
+        elif isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+            out.append(_located(locate, path, f"must fit in 64 bits, got {_short(value)}"))
+    return out
+
+
+def magnitude_problems(data, locate) -> list[Problem]:
+    """Every float anywhere in the recipe that float32, what training and evaluation compute in,
+    cannot hold: denormal or smaller (1e-320 becomes 0 there) or beyond its largest value (inf).
+    0.0 is fine; an option's own range, where the schema gives one, is the better message."""
+    out: list[Problem] = []
+    for path, value in _numbers(data):
+        if isinstance(value, float) and value != 0 and not FLOAT32[0] <= abs(value) <= FLOAT32[1]:
+            out.append(_located(locate, path, f"must be 0 or between {FLOAT32[0]:.2g} and {FLOAT32[1]:.2g} in size "
+                                              f"(what float32 holds), got {_short(value)}"))
     return out
 
 
@@ -307,9 +328,10 @@ def schema_problems(data: dict, registry: Registry, locate) -> list[Problem]:
     for err in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         found = [p for p in error_to_problems(err, locate) if not p.path or p.path not in flagged]
         problems += found
-        if err.validator == "type":  # a value of the wrong type: its range errors add nothing
+        if err.validator in ("type", *_RANGE):  # a value of the wrong type, or out of range: one problem
             flagged.update(p.path for p in found)
-    return problems
+    said = {p.path for p in problems}
+    return problems + [p for p in magnitude_problems(data, locate) if p.path not in said]
 
 
 # --------------------------------------------------------------------------- defaults

@@ -8,10 +8,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataEntry, Distributed
+from .config import DataEntry, Distributed, Output
 from .core_schema import COMPONENT_TABLES
 from .detect import count_rows, detect_format, kind_of_format, peek_fields
-from .errors import Problem, SftkitError, dotted
+from .errors import Problem, SftkitError, dotted, shorten
 from .paths import resolve_path
 from .reading import Recipe, read_recipe
 from .registry import SINGULAR
@@ -108,7 +108,7 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
         return [_problem(recipe, path, f"file {value!r}: {exc.message}", exc.hint)]
     from .paths import not_a_regular_file
 
-    shown = value if len(value) <= 120 else value[:117] + "..."
+    shown = shorten(value)
     try:
         exists = resolved.exists()
         why = not_a_regular_file(resolved) if exists and not resolved.is_dir() else None
@@ -365,6 +365,31 @@ def _baseline_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
+def _run_dir_problems(recipe: Recipe) -> list[Problem]:
+    """The run directory ``sftkit run`` (and ``--smoke``, the longest) would create, by the run's own
+    rule, within what the file system holds: blamed on ``[recipe] name`` when a short name would fit,
+    else on ``[output] dir``."""
+    from .run.rundir import path_for, path_problem
+    from .run.smoke import SUFFIX
+
+    output = recipe.data.get("output") or {}
+    folder = output.get("dir", Output().dir)
+    name = (recipe.data.get("recipe") or {}).get("name")
+    if not isinstance(folder, str) or not isinstance(name, str) or "${" in folder:
+        return []
+    why = path_problem(path_for(folder, name))
+    said = f"the run directory {why}"
+    if why is None:
+        why = path_problem(path_for(folder, name, smoke=True))
+        said = f"the run directory of a --smoke run (with {SUFFIX!r} added) {why}"
+    if why is None:
+        return []
+    if path_problem(path_for(folder, "x", smoke=True)) is None:
+        return [_problem(recipe, ("recipe", "name"), said, "use a shorter name")]
+    return [_problem(recipe, ("output", "dir") if "dir" in output else ("recipe", "name"), said,
+                     "choose a shorter directory, without control characters")]
+
+
 def _parse_dotted(text: str) -> list:
     import re
 
@@ -475,6 +500,8 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
         problems += _training_problems(recipe)
     if not any(p.path.startswith("baseline") for p in earlier):
         problems += _baseline_problems(recipe, host)
+    if not any(p.path.startswith(("recipe", "output")) for p in earlier):
+        problems += _run_dir_problems(recipe)
     return problems
 
 
@@ -530,13 +557,19 @@ def recipe_warnings(recipe: Recipe) -> list[Problem]:
 
 
 def validate_file(path: Path, host, overrides=(), warnings: list | None = None) -> list[Problem]:
-    """All problems of one recipe file; its warnings (:func:`recipe_warnings`) are added to
-    ``warnings`` when it is given and the recipe has no problem."""
+    """All problems of one recipe file; its warnings (:func:`recipe_warnings`, when it has no
+    problem) and notes (``level="note"``: an earlier step not done yet, :mod:`.prerequisites`) are
+    added to ``warnings`` when it is given."""
+    from .prerequisites import awaiting
+
     recipe, problems = read_recipe(path, overrides, host=host)
     if recipe is not None:
-        problems += check_recipe(recipe, host)
-        if warnings is not None and not problems:
-            warnings += recipe_warnings(recipe)
+        found = awaiting(problems + check_recipe(recipe, host), recipe.data, recipe.base_dir, host)
+        problems = [p for p in found if p.level == "error"]
+        if warnings is not None:
+            warnings += sorted((p for p in found if p.level != "error"), key=lambda p: (p.line or 10**9, p.col or 0))
+            if not problems:
+                warnings += recipe_warnings(recipe)
     return sorted(problems, key=lambda p: (p.file != str(path), p.file or "", p.line or 10**9, p.col or 0))
 
 

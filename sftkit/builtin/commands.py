@@ -14,11 +14,13 @@ COMMANDS = {
     "run": ("sftkit.commands.run:run", "Train (and evaluate) a recipe into a run directory."),
     "eval": ("sftkit.commands.eval:eval_command", "Evaluate a model with a recipe's [[eval]] tables and write a report."),
     "report": ("sftkit.commands.report:report", "Re-render a run directory's report."),
+    "compare": ("sftkit.commands.compare:compare", "Compare two finished runs evaluator by evaluator (paired tests; --gate for CI)."),
     "recipes": ("sftkit.commands.recipes:recipes", "List, show and copy recipes shipped by sftkit and plugins."),
     "cache": ("sftkit.commands.cache:cache", "Show or clear sftkit's cache of converted models and data."),
     "serve": ("sftkit.commands.serve:serve", "Serve tuned models behind an OpenAI-compatible HTTP API."),
     "chat": ("sftkit.commands.chat:chat", "Chat with a model in the terminal (history, /reset, /system, streaming)."),
     "arena": ("sftkit.commands.arena:arena", "Blind side-by-side battles between models; votes become preference data."),
+    "export": ("sftkit.commands.export:export", "Export a run's model as GGUF or for Ollama, verified against the model."),
     "plugin": ("sftkit.commands.plugin:plugin", "Create a new plugin package: sftkit plugin new NAME."),
 }
 

@@ -21,11 +21,18 @@ class TransformersLoader(ModelLoader):
 
 def check_transformers_reference(options: dict, ctx) -> list[Problem]:
     """``sftkit validate``: a local model path that does not exist, or is not a model (hub ids are
-    checked when loading)."""
+    checked when loading). In the light core (no training stack) a model inside a package that is
+    not installed is a note: like a hub id, it is the training machine's to provide."""
+    from sftkit.stack import installed
+
     name = options.get("name")
     if not isinstance(name, str) or "${" in name:
         return []
-    problem = describe_model_source(options, ctx.base_dir).problem()
+    source = describe_model_source(options, ctx.base_dir)
+    problem = source.problem()
+    if problem and source.error and not installed():  # like a hub id: the machine that trains provides it
+        return [Problem(f"{problem} (not needed to validate; needed where the recipe runs)", path="name",
+                        level="note")]
     return [Problem(problem, path="name")] if problem else []
 
 

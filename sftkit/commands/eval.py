@@ -26,13 +26,15 @@ def _fail(err: SftkitError) -> None:
               help="Where metrics.json and the report go (default: the recipe's output dir + '-eval').")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key (value parsed as TOML).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr (warnings and errors still).")
-def eval_command(recipe, model_ref, base, output, overrides, quiet):
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a JUnit XML file: one test case per gate and per evaluator verdict.")
+def eval_command(recipe, model_ref, base, output, overrides, quiet, junit):
     """Evaluate a model with RECIPE's [[eval]] tables and write metrics and a report (no training rows needed).
 
     Exit codes: 0 done, 1 invalid input, 2 usage error, 3 an evaluation gate failed, 4 an evaluator
     failed (metrics and report written).
     """
-    from sftkit.commands.run import console
+    from sftkit.commands.run import console, write_junit
     from sftkit.run import evaluate, summary_lines
 
     echo = console(quiet)
@@ -42,6 +44,10 @@ def eval_command(recipe, model_ref, base, output, overrides, quiet):
         if getattr(err, "outcome", None) is not None:
             for line in summary_lines(err.outcome):
                 click.echo(line)
+        if junit is not None:
+            write_junit(junit, "eval", getattr(err, "metrics", None), err)
         _fail(err)
     for line in summary_lines(outcome):
         click.echo(line)
+    if junit is not None:
+        write_junit(junit, "eval", outcome.metrics)

@@ -29,5 +29,7 @@ def report(run_dir):
         sys.exit(err.exit_code)
     for f in result["findings"]:
         click.echo(f"{f['level']}: {f['title']} — {f['detail']} Fix: {f['fix']}")
+    if result.get("plot_note"):
+        click.echo(f"note: {result['plot_note']}", err=True)
     click.echo(f"report: {result['html']}")
     click.echo(f"markdown: {result['md']}")

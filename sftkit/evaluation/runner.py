@@ -299,6 +299,9 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
         found["held_out_clusters"] = cluster_summary(_items(base), _items(tuned), holdout)
     # "improved" is the tested verdict, never the sign of the difference
     improved = {"better": True, "worse": False}.get(found["verdict"])
+    from .itemset import record
+
+    scored = won if row_pairwise else _items(tuned)  # what `sftkit compare` pairs across runs
     row = {
         "label": spec.label, "name": spec.name, "primary": primary,
         "base": base_value, "tuned": tuned_value, "delta": delta,
@@ -306,6 +309,8 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
         "checks_format": bool(getattr(ev, "checks_format", False)),
         **found,
         "metrics": metrics, "errors": errors, "details": details, "samples": samples,
+        "items": record(scored, scale=None if row_pairwise else getattr(ev, "stat_scale", None),
+                        eval_split=getattr(getattr(run, "data", None), "eval", None)),
     }
     row["gate"] = check_gate(row, spec.table, ev)
     return jsonable(row)

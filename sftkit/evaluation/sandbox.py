@@ -8,7 +8,9 @@ runs as root of the new user namespace and, before any untrusted code exists:
   the interpreter's prefix and the job directory (at ``/sandbox``), plus ``/etc/ld.so.cache`` and
   ``/etc/localtime``; ``/dev`` holds only null, zero, random, urandom and a private ``/dev/shm``
   tmpfs; ``/tmp`` (cwd and HOME) is a private tmpfs of a few MB. No ``/proc``, ``/sys``, ``/home``,
-  ``/root``, ``/run``, ``/var`` or project directory exists in it;
+  ``/root``, ``/run``, ``/var`` or project directory exists in it, and the installed-package
+  directories (site- and dist-packages, where a problem set's reference solutions may sit) are
+  empty: ``python -I -S`` never imports from them;
 - ``pivot_root``\\s into it and detaches the old root, so nothing outside is reachable by any path;
 - enters a second user namespace as uid/gid 65534, so the ``exec`` of the runner drops every
   capability (the mounts belong to the first namespace: they cannot be changed or undone), sets
@@ -89,6 +91,9 @@ for path in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/e
              "/etc/localtime", *cfg["ro"]):
     if not os.path.lexists(new + path):
         place(path, new)
+for path in cfg["hide"]:  # installed packages (a problem set's answer key among them): never imported under -S
+    if os.path.isdir(new + path) and not os.path.islink(new + path):
+        mount("hidden", new + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555")
 os.makedirs(new + "/sandbox")
 bind(cfg["job"], new + "/sandbox", rec=False)
 os.makedirs(new + "/dev/shm")
@@ -160,6 +165,18 @@ def _prefix(python: str) -> str:
     return os.path.dirname(os.path.dirname(os.path.realpath(python)))
 
 
+def package_dirs(roots: list[str]) -> list[str]:
+    """The installed-package directories under ``/usr`` and ``roots`` (site- and dist-packages):
+    hidden in the sandbox, whose ``python -I -S`` never imports from them."""
+    import glob
+
+    found = ["/usr/lib/python3/dist-packages"]
+    for root in ("/usr", "/usr/local", *roots):
+        for lib in ("lib", "lib64"):
+            found += glob.glob(f"{root}/{lib}/python3*/site-packages") + glob.glob(f"{root}/{lib}/python3*/dist-packages")
+    return sorted({p for p in found if os.path.isdir(p) and not os.path.islink(p)})
+
+
 class Sandbox:
     """How to start a Python process isolated (:meth:`command`); ``as_nobody`` when sftkit is root."""
 
@@ -173,7 +190,8 @@ class Sandbox:
         mount point), and nothing else of ``job`` is visible inside."""
         prefix = _prefix(self.python)
         ro = [] if prefix in ("/usr", "/") or prefix.startswith("/usr/") else [prefix]
-        cfg = {"root": os.path.join(job, "root"), "job": os.path.join(job, share), "ro": ro, "tmp_mb": TMP_MB, "shm_mb": SHM_MB,
+        cfg = {"root": os.path.join(job, "root"), "job": os.path.join(job, share), "ro": ro, "hide": package_dirs(ro),
+               "tmp_mb": TMP_MB, "shm_mb": SHM_MB,
                "argv": [self.python, "-I", "-S", "/sandbox/" + script, *args], "env": env}
         head = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] if self.as_nobody else []
         return [*head, "unshare", "--user", "--map-root-user", "--mount", "--pid", "--net", "--ipc", "--uts",

@@ -55,21 +55,29 @@ def gguf_cache_dir(path: Path, console=None) -> Path:
         console(f"converting {path.name} to a trainable model (once; cached for later runs)...")
 
     def fill(tmp: Path) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-        except (ValueError, OSError, KeyError, RuntimeError) as err:
-            raise SftkitError(f"could not read GGUF file {path}: {err}", where="[model].name",
-                              hint="use a GGUF of an architecture transformers can dequantize (llama, mistral, "
-                                   "qwen2, phi3, gemma...), or a model directory") from err
-        _clear_quantization(model)
+        model, tok = read_gguf(path)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
 
     return write_entry(GGUF_KIND, digest, fill, {"source": str(path.resolve()), "kind": "gguf"})
+
+
+def read_gguf(path: Path):
+    """``(model, tokenizer)`` of a GGUF file, dequantized to float32 in memory (what the cache stores)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    try:
+        with _quiet_transformers():
+            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    except (ValueError, OSError, KeyError, RuntimeError) as err:
+        raise SftkitError(f"could not read GGUF file {path}: {err}", where="[model].name",
+                          hint="use a GGUF of an architecture transformers can dequantize (llama, mistral, "
+                               "qwen2, phi3, gemma...), or a model directory") from err
+    _clear_quantization(model)
+    return model, tok
 
 
 def model_location(model_section: dict, base_dir, console=None, *, host=None) -> tuple[ModelSource, str]:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SftkitError
+from ..errors import SftkitError, shorten
 from ..paths import PACKAGE_SCHEME, resolve_path
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
@@ -69,9 +69,15 @@ def describe_model_source(model_section: dict, base_dir) -> ModelSource:
     except SftkitError as err:
         kind = "gguf" if name.lower().endswith(".gguf") else "dir"
         return ModelSource(name, kind, None, revision, error=f"model {name!r}: {err}")
-    if name.lower().endswith(".gguf"):
+    gguf = name.lower().endswith(".gguf")
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name or path too long for the file system, a loop of links
+        return ModelSource(name, "gguf" if gguf else "dir", None, revision,
+                           error=f"model {shorten(repr(name))}: cannot be used: {exc.strerror}")
+    if gguf:
         return ModelSource(name, "gguf", path, revision)
-    if path.exists() or _looks_local(name):
+    if exists or _looks_local(name):
         return ModelSource(name, "dir", path, revision)
     return ModelSource(name, "hub", None, revision)
 

@@ -132,11 +132,12 @@ def hook_failure_findings(metrics: dict) -> list[dict]:
 def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: list[str] | None = None) -> dict:
     """Write ``report.html``, ``report.md`` and ``loss.png`` into ``run_dir``.
 
-    Returns ``{"html": Path, "md": Path, "png": Path | None, "findings": [...], "sections": [titles]}``.
+    Returns ``{"html": Path, "md": Path, "png": Path | None, "plot_note": why no plot | None,
+    "findings": [...], "sections": [titles]}``.
     ``run`` (a RunContext) and ``train_texts`` (training completions, for the copying check) are
     optional: without them the report is rebuilt from the files alone.
     """
-    from . import health, plots, render
+    from . import plots, render
 
     run_dir = Path(run_dir)
     metrics, log, data_stats = load_run_files(run_dir)
@@ -154,17 +155,18 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
     if train_texts is None and getattr(run, "data", None) is not None:
         train_texts = _train_texts(run.data)
 
-    png = None
+    png = plot_note = None
     try:
         png = plots.loss_plot(log, run_dir / "loss.png")
+    except ImportError as exc:  # the light core (no matplotlib): the report without its plot
+        from ..stack import TRAIN_INSTALL, missing_module
+
+        if missing_module(exc) is None:
+            raise
+        plot_note = f"no loss plot: it needs matplotlib, which is not installed ({TRAIN_INSTALL})"
     except Exception as exc:  # a plotting problem must not cost the report
         data_stats = {**data_stats, "_plot_error": str(exc)}
-    samples = [s for row in metrics.get("eval") or [] if not row.get("pairwise")  # a judge's verdicts, not outputs
-               for s in row.get("samples") or []]
-    findings = health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
-                              eval_rows=metrics.get("eval") or [], train_texts=train_texts,
-                              train_metrics=metrics.get("train"))
-    findings += hook_failure_findings(metrics) + plugin_findings(run, metrics, host)
+    findings = run_findings(metrics, log, data_stats, train_texts) + plugin_findings(run, metrics, host)
     from ..config import of_run
 
     ctx = {
@@ -176,8 +178,19 @@ def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: lis
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     _atomic_write(md_path, render.render_markdown(ctx))
     _atomic_write(html_path, render.render_html(ctx))
-    return {"html": html_path, "md": md_path, "png": png, "findings": findings,
+    return {"html": html_path, "md": md_path, "png": png, "plot_note": plot_note, "findings": findings,
             "sections": [t for t, _m, _h in render.sections(ctx)]}
+
+
+def run_findings(metrics: dict, log: list, data_stats: dict, train_texts: list[str] | None = None) -> list[dict]:
+    """sftkit's own health findings of a run (the report's and the model card's)."""
+    from . import health
+
+    samples = [s for row in metrics.get("eval") or [] if not row.get("pairwise")  # a judge's verdicts, not outputs
+               for s in row.get("samples") or []]
+    return health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
+                          eval_rows=metrics.get("eval") or [], train_texts=train_texts,
+                          train_metrics=metrics.get("train")) + hook_failure_findings(metrics)
 
 
 def _train_texts(bundle: Any, limit: int = 2000) -> list[str]:

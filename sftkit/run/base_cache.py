@@ -91,19 +91,9 @@ def _code_digest(evaluators) -> str:
 
 
 def _split_digest(split) -> str | None:
-    if split is None:
-        return None
-    import pyarrow as pa
+    from sftkit.evaluation.itemset import split_digest
 
-    h = hashlib.sha256()
-    rows = split.with_format("arrow")  # the split's own rows (``.data`` would be the table it was selected from)
-    for start in range(0, len(split), 1024):
-        table = rows[start:start + 1024]
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        h.update(sink.getvalue().to_pybytes())
-    return h.hexdigest()
+    return split_digest(split)
 
 
 def _eval_files(config, host, base_dir) -> list:

@@ -6,21 +6,78 @@ lock when its process dies, so a lock left by a killed run is stale by construct
 guessed from the pid) and the next run takes it over. A directory sftkit started holds
 ``.sftkit-run`` (JSON: recipe name and hash, start time) from the first moment; ``COMPLETE`` is
 written last, so a directory without it is an unfinished run. A finished run is only replaced
-with ``--overwrite``; a directory holding anything else is never touched.
+with ``--overwrite``; a directory holding anything else is never touched. Where the directory is
+(:func:`path_for`) and whether the file system can hold it (:func:`path_problem`) are decided here
+too, for ``sftkit run`` and ``sftkit validate`` alike.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
 
-from sftkit.errors import SftkitError
+from sftkit.errors import SftkitError, shorten
 
 MARKER = ".sftkit-run"
 COMPLETE = "COMPLETE"
 LOCK = ".sftkit-lock"
+
+NAME_MAX = 255  # bytes in one name of a path (ext4, xfs, btrfs, tmpfs, APFS, NTFS)
+PATH_MAX = 4096  # bytes in a whole path (Linux)
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+ROOM = 256  # bytes kept for what a run writes inside its directory (checkpoints/checkpoint-N/..., logs/...)
+
+
+def path_for(output_dir: str, recipe_name: str, *, smoke: bool = False) -> Path:
+    """The run directory ``[output] dir`` names: ``{recipe.name}`` substituted, ``~`` expanded, and
+    for ``--smoke`` the smoke policy's own directory beside it."""
+    import os
+
+    from . import smoke as smoke_policy
+
+    text = str(output_dir).replace("{recipe.name}", str(recipe_name))
+    real = Path(text.rstrip("/") or ".").expanduser()
+    if not smoke:
+        return real
+    if not real.name:  # "." (the current directory): its smoke run goes beside it, by its own name
+        real = Path(os.path.abspath(real))
+    return smoke_policy.run_dir(real) if real.name else real / smoke_policy.SUFFIX.lstrip("-")
+
+
+def path_problem(run_dir: Path) -> str | None:
+    """Why the file system cannot hold ``run_dir`` and the files a run writes in it, said of "the
+    run directory" (a control character, a name over :data:`NAME_MAX` bytes, a path over
+    :data:`PATH_MAX` less :data:`ROOM` bytes once made absolute), or None."""
+    import os
+
+    text = str(run_dir)
+    bad = CONTROL_CHARS.search(text)
+    if bad:
+        return f"has a control character ({bad.group()!r})"
+    try:
+        longest = max((len(os.fsencode(part)) for part in Path(text).parts), default=0)
+        whole = len(os.fsencode(os.path.abspath(text)))
+    except UnicodeEncodeError:
+        return "has a character the file system cannot encode"
+    if longest > NAME_MAX:
+        return f"has a name of {longest} bytes; file systems allow {NAME_MAX}"
+    if whole > PATH_MAX - ROOM:
+        return (f"is {whole} bytes long; at most {PATH_MAX - ROOM} leave room for the files a run writes in it "
+                f"(paths are limited to {PATH_MAX} bytes)")
+    return None
+
+
+def usable(run_dir: Path) -> Path:
+    """``run_dir``, or a one-line :class:`SftkitError` saying why the file system cannot hold it."""
+    why = path_problem(run_dir)
+    if why:
+        raise SftkitError(f"the run directory {why}", where=shorten(str(run_dir), 200),
+                          hint="choose a shorter directory, without control characters, with --output or "
+                               "[output] dir (or a shorter [recipe] name)")
+    return Path(run_dir)
 
 
 class RunLock:
@@ -63,6 +120,7 @@ def lock(run_dir: Path, command: str = "sftkit run") -> RunLock:
 
     run_dir = Path(run_dir)
     where = str(run_dir)
+    usable(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise SftkitError("the output path is a file, not a directory", where=where,
                           hint="choose another directory with --output or [output] dir")

@@ -98,15 +98,16 @@ class RunState:
 
 def run_dir_for(data: dict, output: str | Path | None, *, smoke: bool = False) -> Path:
     """The run directory: ``--output``, or ``[output] dir`` with ``{recipe.name}`` substituted (the
-    smoke policy's own directory beside it for ``--smoke``)."""
+    smoke policy's own directory beside it for ``--smoke``); refused in one line when the file
+    system cannot hold it."""
+    from .rundir import path_for, usable
+
     if output:
-        return Path(str(output)).expanduser()
+        return usable(Path(str(output)).expanduser())
     from sftkit.config import resolve
 
     config = resolve(data)
-    text = str(config.output.dir).replace("{recipe.name}", config.name)
-    real = Path(text.rstrip("/") or ".").expanduser()
-    return smoke_policy.run_dir(real) if smoke else real
+    return usable(path_for(config.output.dir, config.name, smoke=smoke))
 
 
 # --------------------------------------------------------------------------- prepare
@@ -669,6 +670,8 @@ def finish(state: RunState) -> RunOutcome:
                 metrics["plugins"] = copy.deepcopy(ctx.plugin_metrics)
             outputs.write_json(state.run_dir / "metrics.json", metrics)
         checkpoints.clean(state.run_dir, keep=state.config.output.keep_checkpoints, say=state.say)
+        from sftkit.reporting.model_card import write_run_card
+        write_run_card(state.run_dir, state.data, state.say)  # model/README.md (the model card)
         rundir.mark_complete(state.run_dir, {"recipe": state.recipe.name, "elapsed_s": round(elapsed, 2)})
     if failures and not enforced:
         state.say(f"note: {len(failures)} evaluation gate(s) would fail; gates are not enforced with --smoke "

@@ -2,16 +2,16 @@
 
 Reuses sftkit's code-execution machinery (:mod:`sftkit.evaluation.codeexec`: the completion runs
 in an OS sandbox of namespaces and resource limits, the tests in a separate checker process that
-decides the verdict) and its completion parsing (:mod:`sftkit.evaluation.code`). This plugin
-chooses the problems: the held-out ones that ``humaneval_solutions`` never trains on.
+alone decides the verdict; whatever the program sends is data) and its completion parsing
+(:mod:`sftkit.evaluation.code`). This plugin chooses the problems: the held-out ones that
+``humaneval_solutions`` never trains on.
 """
 
 from __future__ import annotations
 
 from sftkit.api import EvalResult
 from sftkit.evaluation import codeexec
-from sftkit.evaluation.code import completion_from_chat, completion_from_text
-from sftkit.evaluation.metrics import clean_text
+from sftkit.evaluation.code import completion_from_output
 
 from .humaneval import instruction, read_problems, select
 
@@ -45,10 +45,10 @@ class HumanEval:
         """The code appended to each problem's prompt, from the model's greedy answer."""
         if self.prompt_style == "completion":
             outputs = target.generate_text([p["prompt"] for p in problems], max_new_tokens=self.max_new_tokens)
-            return [completion_from_text(clean_text(o)) for o in outputs]
-        outputs = target.generate([[{"role": "user", "content": instruction(p)}] for p in problems],
-                                  max_new_tokens=self.max_new_tokens)
-        return [completion_from_chat(clean_text(o), p) for o, p in zip(outputs, problems)]
+        else:
+            outputs = target.generate([[{"role": "user", "content": instruction(p)}] for p in problems],
+                                      max_new_tokens=self.max_new_tokens)
+        return [completion_from_output(o, p, self.prompt_style) for o, p in zip(outputs, problems)]
 
     def score(self, problems: list[dict], completions: list[str]) -> EvalResult:
         """Run each completion against its problem's tests in the sandbox; pass@1 is the share passing."""
