@@ -231,7 +231,7 @@ def _what_entry_gives(item: dict, kind: str, fields: list | None, host) -> str:
     if emits and item.get("format", "auto") in ("auto", None):
         row = next((", ".join(FORMAT_FIELDS[f][0]) for f, k in FORMAT_KINDS.items() if k == emits and f in FORMAT_FIELDS),
                    "?")
-        return f" (source {comp.name!r} from plugin {comp.origin!r} declares emits={emits!r}: rows of {row})"
+        return f"; source {comp.name!r} from plugin {comp.origin!r} declares emits={emits!r}, rows of {row}"
     return f"; its fields: {', '.join(fields)}" if fields else ""
 
 

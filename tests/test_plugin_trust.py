@@ -420,6 +420,6 @@ def test_validate_says_what_a_source_gives_not_the_columns_it_reads(tmp_path):
     path.write_text('[recipe]\nname = "r"\n[model]\nname = "org/model"\n[[data]]\nsource = "reviews_csv"\n'
                     'path = "reviews.csv"\n[strategy]\nname = "instruction"\n')
     (problem,) = validate_file(path, host)
-    assert problem.message == ("strategy 'instruction' trains on messages data, but this entry is classification data "
-                               "(source 'reviews_csv' from plugin 'sentiment' declares emits='classification': rows "
-                               "of text, label)")
+    assert problem.message == ("strategy 'instruction' trains on messages data, but this entry is classification data"
+                               "; source 'reviews_csv' from plugin 'sentiment' declares emits='classification', rows "
+                               "of text, label")
