@@ -7,10 +7,13 @@ importing datasets or reading whole files.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import zlib
 from pathlib import Path
 
 from .errors import DataError
+from .paths import open_data
 from .records import FORMAT_KINDS
 
 
@@ -57,22 +60,24 @@ def peek_fields(item: dict, path: Path | None) -> list[str] | None:
                 fields = list(row) if row else None
             elif name.endswith(".json"):
                 if path.stat().st_size < 5_000_000:
-                    data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+                    with open_data(path) as fh:
+                        data = json.loads(fh.read(50_000_000).decode("utf-8", "replace"))
                     if isinstance(data, dict):
                         data = next((v for v in data.values() if isinstance(v, list)), None)
                     if isinstance(data, list) and data and isinstance(data[0], dict):
                         fields = list(data[0])
             elif name.endswith((".csv", ".tsv")):
                 delim = item.get("delimiter") or ("\t" if name.endswith(".tsv") else ",")
-                with open(path, encoding=item.get("encoding", "utf-8"), errors="replace", newline="") as fh:
+                with io.TextIOWrapper(open_data(path), encoding=item.get("encoding", "utf-8"), errors="replace",
+                                      newline="") as fh:
                     header = next(csv.reader(fh, delimiter=delim), None)
                 fields = [h.strip() for h in header] if header else None
             elif name.endswith((".txt", ".md")):
                 fields = ["text"]
-    except (OSError, ValueError, UnicodeError, csv.Error):
-        return None
-    if fields is None:
-        return None
+    except (OSError, EOFError, ValueError, UnicodeError, LookupError, RecursionError, csv.Error, zlib.error):
+        return None  # an unreadable file is named by the data stage (and a corrupt start by validate)
+    if fields is None or any(not isinstance(f, str) or any(ord(c) < 32 or ord(c) == 127 for c in f) for f in fields):
+        return None  # a name with control characters is refused (located) by the data stage, never echoed here
     columns = item.get("columns") or {}
     if isinstance(columns, dict):
         reverse = {v: k for k, v in columns.items() if isinstance(v, str)}

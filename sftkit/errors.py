@@ -146,13 +146,21 @@ def did_you_mean(word: str, options) -> str | None:
 
 STORAGE_ERRNOS = {28: "no space left on the device", 30: "the file system is read-only", 13: "permission denied",
                   122: "the disk quota is exceeded", 27: "a file is too large for the file system",
-                  36: "a file name or path is too long for the file system"}
+                  36: "a file name or path is too long for the file system",
+                  20: "a part of the path is a file, not a directory"}
 
 
-def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
+RUN_STORAGE_HINT = ("free space or choose a writable --output; the run was not marked finished (continue it "
+                    "later with --resume)")
+LONG_PATH_HINT = ("choose a shorter --output or [output] dir; the run was not marked finished (continue it later "
+                  "with --resume)")
+
+
+def storage_error(exc: BaseException, directory=None, hint: str = RUN_STORAGE_HINT) -> SftkitError | None:
     """A one-line error for a failed write (full disk, read-only or forbidden directory), also when
     a library reports it in its own exception type (safetensors' text, torch's "unexpected pos"
-    with no space left in ``directory``), or None for anything else."""
+    with no space left in ``directory``), or None for anything else. ``hint`` says how to fix it
+    for the command at hand (by default: a run's)."""
     import os
     import re
 
@@ -167,9 +175,7 @@ def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
             where = getattr(exc, "filename", None)
             return SftkitError(f"cannot write or read a file: {STORAGE_ERRNOS[code]}",
                                where=shorten(str(where), 200) if where else None,
-                               hint=("choose a shorter --output or [output] dir" if code == 36 else
-                                     "free space or choose a writable --output") + "; the run was not marked "
-                                    "finished (continue it later with --resume)")
+                               hint=LONG_PATH_HINT if code == 36 and hint == RUN_STORAGE_HINT else hint)
         exc = exc.__cause__ or exc.__context__
     if directory is not None:
         try:
@@ -178,7 +184,5 @@ def storage_error(exc: BaseException, directory=None) -> SftkitError | None:
         except OSError:
             full = False
         if full:
-            return SftkitError(f"cannot write: {STORAGE_ERRNOS[28]}", where=str(directory),
-                               hint="free space or choose another --output; the run was not marked "
-                                    "finished (continue it later with --resume)")
+            return SftkitError(f"cannot write: {STORAGE_ERRNOS[28]}", where=str(directory), hint=hint)
     return None

@@ -67,3 +67,68 @@ def not_a_regular_file(path: Path, max_bytes: int | None = None) -> str | None:
     if max_bytes is not None and st.st_size > max_bytes:
         return f"is {st.st_size / 2**20:.1f} MB, too large for this file (at most {max_bytes / 2**20:.0f} MB)"
     return None
+
+
+def open_data(path: Path):
+    """A data file opened for reading bytes; ``.gz`` is decompressed as it is read (the one place
+    that decides which compressions sftkit reads)."""
+    if Path(path).suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _line_reached(path: Path) -> int:
+    """The line being read when decompressing ``path`` fails (1-based; to within the 8 KB read
+    whose data the failure takes with it)."""
+    newlines = 0
+    try:
+        with open_data(path) as f:
+            while chunk := f.read(8192):
+                newlines += chunk.count(b"\n")
+    except Exception:
+        pass
+    return newlines + 1
+
+
+def unreadable(path: Path, exc: BaseException, line: int | None = None):
+    """A one-line :class:`DataError` for a data file that failed while being read: a corrupt or
+    truncated compressed stream (with the line reached, counted when not given) or the file system
+    refusing; None for any other exception."""
+    import errno
+    import gzip
+    import zlib
+
+    from .errors import DataError
+
+    corrupt = isinstance(exc, (zlib.error, EOFError, gzip.BadGzipFile))
+    if not corrupt and not isinstance(exc, OSError):
+        return None
+    if corrupt:
+        line = line or _line_reached(path)
+        what = "truncated" if isinstance(exc, EOFError) else "corrupt"
+        return DataError(f"cannot read past line {line}: the compressed data is {what} ({exc})", where=str(path),
+                         hint="the file is corrupt, truncated or unreadable; re-create or re-download it")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return DataError("cannot read the file: permission denied", where=str(path),
+                         hint="make it readable by this user (chmod), or copy it somewhere readable")
+    return DataError(f"cannot read the file: {exc.strerror or exc}", where=str(path),
+                     hint="the file is corrupt, truncated or unreadable; re-create or re-download it")
+
+
+def unreadable_start(path: Path, sample: int = 16 << 20):
+    """The :func:`unreadable` error of a compressed file whose first ``sample`` bytes (decompressed)
+    cannot be read, else None: ``validate`` catches a corrupt or truncated file without reading
+    a large one whole."""
+    import zlib
+
+    if Path(path).suffix != ".gz":
+        return None
+    try:
+        with open_data(path) as f:
+            while sample > 0 and (chunk := f.read(min(sample, 1 << 20))):
+                sample -= len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        return unreadable(path, exc)
+    return None

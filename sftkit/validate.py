@@ -106,7 +106,7 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
         resolved = resolve_path(value, recipe.base_dir)
     except SftkitError as exc:
         return [_problem(recipe, path, f"file {value!r}: {exc.message}", exc.hint)]
-    from .paths import not_a_regular_file
+    from .paths import not_a_regular_file, unreadable_start
 
     shown = shorten(value)
     try:
@@ -120,6 +120,9 @@ def _check_exists(recipe: Recipe, path: tuple, value: str) -> list[Problem]:
                          "fix the path; relative paths are relative to the recipe file")]
     if why:
         return [_problem(recipe, path, f"file {shown!r} {why}", "point at a regular file")]
+    corrupt = unreadable_start(resolved) if resolved.is_file() else None
+    if corrupt:
+        return [_problem(recipe, path, f"file {shown!r}: {corrupt.message}", corrupt.hint)]
     return []
 
 

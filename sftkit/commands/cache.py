@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from sftkit.errors import storage_error
 from sftkit.paths import cache_root
 
 PARTS = {
@@ -71,6 +72,13 @@ def clean(parts):
     for part in parts or tuple(PARTS):
         path = _where(part)
         if path.exists():
-            freed += _size(path)
-            shutil.rmtree(path)
+            size = _size(path)
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:  # a read-only or foreign cache: one line, naming it and SFTKIT_CACHE
+                err = storage_error(exc, hint="make the cache writable, or set SFTKIT_CACHE to another directory")
+                if err is None:
+                    raise
+                raise err from None
+            freed += size
     click.echo(f"freed {_human(freed)} from {root}")

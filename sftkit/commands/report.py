@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sftkit.errors import SftkitError
+from sftkit.errors import SftkitError, storage_error
 
 
 @click.command("report")
@@ -23,7 +23,14 @@ def report(run_dir):
             raise SftkitError("this run is unfinished (no COMPLETE file): its metrics are partial or missing, "
                               "so no report is made from them", where=str(run_dir),
                               hint="continue it with `sftkit run RECIPE --output DIR --resume`")
-        result = write_report(run_dir)
+        try:
+            result = write_report(run_dir)
+        except OSError as exc:  # a read-only, forbidden or full run directory: one line
+            err = storage_error(exc, hint="make the run directory writable, or copy it somewhere writable and "
+                                          "run `sftkit report` on the copy")
+            if err is None:
+                raise
+            raise err from None
     except SftkitError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)

@@ -8,11 +8,14 @@ becomes Python objects. A JSON side file keeps what the reader learnt (skipped l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+from ..errors import STORAGE_ERRNOS, SftkitError
 
 READER_VERSION = "1"
 
@@ -78,6 +81,30 @@ class ArrowSink:
         self._file.close()
 
 
+class CacheError(SftkitError):
+    """sftkit's cache directory cannot be written (read-only, full, not a directory)."""
+
+
+@contextlib.contextmanager
+def _writing_cache(root: Path):
+    """Failed writes into the cache are the cache's problem, named with ``SFTKIT_CACHE``, never
+    taken for a corrupt input file."""
+    try:
+        yield
+    except OSError as exc:
+        why = STORAGE_ERRNOS.get(exc.errno) or exc.strerror or str(exc)
+        raise CacheError(f"cannot write sftkit's data cache: {why}", where=str(root),
+                         hint="make it writable, or set SFTKIT_CACHE to a writable directory") from None
+
+
+class _CacheSink(ArrowSink):
+    """An :class:`ArrowSink` whose write errors are :class:`CacheError`."""
+
+    def write(self, table) -> None:
+        with _writing_cache(self.path.parent):
+            super().write(table)
+
+
 def cached_dataset(name: str, key: str, build: Callable[[Callable[[Any], ArrowSink]], dict]):
     """Return ``(dataset, meta)`` for ``key``, calling ``build(open_sink)`` once to write it.
 
@@ -89,7 +116,8 @@ def cached_dataset(name: str, key: str, build: Callable[[Callable[[Any], ArrowSi
     from ..redaction import scrub
 
     root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
+    with _writing_cache(root):
+        root.mkdir(parents=True, exist_ok=True)
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in scrub(name))[:60] or "data"
     final = root / f"{stem}-{key}.arrow"
     meta_path = final.with_suffix(".meta.json")
@@ -101,20 +129,22 @@ def cached_dataset(name: str, key: str, build: Callable[[Callable[[Any], ArrowSi
     sinks: list[ArrowSink] = []
 
     def open_sink(schema) -> ArrowSink:
-        sink = ArrowSink(tmp, schema)
+        with _writing_cache(root):
+            sink = _CacheSink(tmp, schema)
         sinks.append(sink)
         return sink
 
     try:
         meta = build(open_sink)
-        if not sinks:  # nothing was written: an empty file with an empty schema
-            import pyarrow as pa
+        with _writing_cache(root):
+            if not sinks:  # nothing was written: an empty file with an empty schema
+                import pyarrow as pa
 
-            open_sink(pa.schema([]))
-        for s in sinks:
-            s.close()
-        os.replace(tmp, final)
-        meta_path.write_text(json.dumps(meta))
+                open_sink(pa.schema([]))
+            for s in sinks:
+                s.close()
+            os.replace(tmp, final)
+            meta_path.write_text(json.dumps(meta))
     finally:
         for s in sinks:
             try:

@@ -15,11 +15,13 @@ from typing import Any, Callable
 
 from ..errors import DataError
 from ..jsonl import parse_line
+from ..paths import open_data
 from ..records import TEXT_EXTENSIONS
 from .arrowcache import cache_key, cached_dataset, file_fingerprint
 
 CHUNK_BYTES = 16 << 20  # bytes of JSONL parsed per Arrow call
 KEEP_IN_PASS1_BYTES = 64 << 20  # files up to this size are parsed once
+MAX_ROW_DEPTH = 32  # JSON levels in a row (the row object is 1); Arrow itself writes at most 64
 
 
 @dataclass
@@ -71,6 +73,8 @@ def _readable(reader):
     import functools
     import zlib
 
+    from ..paths import unreadable
+
     @functools.wraps(reader)
     def read(path, *args, **kwargs):
         try:
@@ -78,17 +82,8 @@ def _readable(reader):
         except DataError:
             raise
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}",
-                            hint="the file is corrupt, truncated or unreadable; re-create or re-download it") from None
+            raise unreadable(path, exc) from None
     return read
-
-
-def _open_binary(path: Path):
-    if path.suffix == ".gz":
-        import gzip
-
-        return gzip.open(path, "rb")
-    return open(path, "rb")
 
 
 # ----------------------------------------------------------------------------------------- JSONL
@@ -96,7 +91,7 @@ def _open_binary(path: Path):
 def _iter_line_chunks(path: Path, max_bytes: int = CHUNK_BYTES):
     """Yield ``(chunk_bytes, first_line_number)`` of whole lines."""
     line_no = 1
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         first = True
         while True:
             chunk = f.read(max_bytes)
@@ -136,6 +131,72 @@ def _decode_chunk(chunk: bytes, first_line: int, path: Path, encoding: str, on_e
             continue
         out.append(line if utf8 else decoded.encode("utf-8"))
     return b"\n".join(out)
+
+
+TOO_DEEP = f"values nested more than {MAX_ROW_DEPTH} levels deep"
+TOO_DEEP_HINT = "flatten the row, e.g. keep a deep structure as a JSON string in one field"
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}\n")
+
+
+def _nests_deeper(text: bytes, limit: int) -> int | None:
+    """Offset where JSON brackets (outside strings) first nest deeper than ``limit``, or None."""
+    import re
+
+    depth = 0
+    for m in re.finditer(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        tok = m.group()
+        if tok in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return m.start()
+        elif tok in (b"]", b"}"):
+            depth -= 1
+    return None
+
+
+def _deep_lines(data: bytes, limit: int) -> list[int]:
+    """0-based indexes of the JSON lines in ``data`` that nest deeper than ``limit``; found before
+    Arrow parses them (its parser takes seconds per thousand levels). A cheap count of brackets
+    per line picks the few lines worth scanning."""
+    counts = data.translate(None, _NOT_BRACKETS).split(b"\n")
+    if max(map(len, counts)) <= limit:
+        return []
+    suspects = [i for i, brackets in enumerate(counts) if len(brackets) > limit]
+    lines = data.split(b"\n")
+    return [i for i in suspects if _nests_deeper(lines[i], limit) is not None]
+
+
+def _drop_deep_lines(data: bytes, first_line: int, path: Path, on_error: str, skipped: dict,
+                     bad_lines: list) -> bytes:
+    """Raise for the first line nested deeper than MAX_ROW_DEPTH, or blank and count them all."""
+    deep = _deep_lines(data, MAX_ROW_DEPTH)
+    if not deep:
+        return data
+    if on_error != "skip":
+        raise DataError(TOO_DEEP, where=f"{path}:{first_line + deep[0]}",
+                        hint=TOO_DEEP_HINT + '; or set on_error = "skip" to skip such lines')
+    lines = data.split(b"\n")
+    for i in deep:
+        lines[i] = b""
+        bad_lines.append(first_line + i)
+    _bump(skipped, "nested too deeply", len(deep))
+    return b"\n".join(lines)
+
+
+def _too_deep_value(value, levels: int) -> bool:
+    """Whether a parsed JSON value nests more than ``levels`` lists/objects deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        items = node.values() if isinstance(node, dict) else node
+        for v in items:
+            if isinstance(v, (list, dict)):
+                if depth >= levels:
+                    return True
+                stack.append((v, depth + 1))
+    return False
 
 
 def _clean_chunk(chunk: bytes, first_line: int, path: Path, on_error: str, skipped: dict,
@@ -212,6 +273,7 @@ def read_jsonl(path: Path, *, encoding: str = "utf-8", on_error: str = "error",
         kept_bytes, rows = 0, 0
         for chunk, first_line in _iter_line_chunks(path):
             data = _decode_chunk(chunk, first_line, path, encoding, on_error, skipped, bad_lines)
+            data = _drop_deep_lines(data, first_line, path, on_error, skipped, bad_lines)
             try:
                 table = _parse_json_chunk(data)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -234,6 +296,7 @@ def read_jsonl(path: Path, *, encoding: str = "utf-8", on_error: str = "error",
             schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise _type_conflict(path, exc) from exc
+        _check_column_names(schema.names, str(path))
         sink = open_sink(schema)
         if kept is not None:
             for table in kept:
@@ -270,7 +333,7 @@ class _JsonlLocator:
 
     def __call__(self, index: int) -> str:
         row = -1
-        with _open_binary(self.path) as f:
+        with open_data(self.path) as f:
             for line_no, line in enumerate(f, start=1):
                 if not line.strip() or line_no in self.bad:
                     continue
@@ -283,9 +346,17 @@ class _JsonlLocator:
 # ------------------------------------------------------------------------------------------ JSON
 
 def _first_byte(path: Path) -> bytes:
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     return head[:1]
+
+
+def _too_deep_in(path: Path, text: str, field: str | None) -> DataError:
+    """The error for a JSON file whose rows nest too deeply, at the first line that does."""
+    data = text.encode("utf-8", "replace")
+    at = _nests_deeper(data, MAX_ROW_DEPTH + (2 if field else 1))
+    line = data.count(b"\n", 0, at) + 1 if at is not None else None
+    return DataError(TOO_DEEP, where=f"{path}:{line}" if line else str(path), hint=TOO_DEEP_HINT)
 
 
 @_readable
@@ -296,8 +367,10 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
     if field is None and _first_byte(path) != b"[":
         try:
             raw = read_jsonl(path, encoding=encoding, on_error="error", max_rows=max_rows)
-        except DataError:
-            pass  # one object over several lines: read it whole below
+        except DataError as err:
+            if err.message == TOO_DEEP:
+                raise
+            # one object over several lines: read it whole below
         else:
             if len(raw.dataset) == 1:  # one object holding the rows in a field?
                 lists = [k for k, v in raw.dataset[0].items() if isinstance(v, list) and v and isinstance(v[0], dict)]
@@ -306,7 +379,7 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
                                     hint=f'set field = "{lists[0]}"')
             return raw
     try:
-        with _open_binary(path) as f:
+        with open_data(path) as f:
             text = f.read().decode(encoding)
     except UnicodeDecodeError as exc:
         raise DataError(f"text is not valid {encoding} (byte offset {exc.start})", where=str(path),
@@ -317,6 +390,8 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
         line = getattr(exc, "lineno", None)
         raise DataError(f"not valid JSON ({getattr(exc, 'msg', exc)})",
                         where=f"{path}:{line}" if line else str(path)) from None
+    except RecursionError:
+        raise _too_deep_in(path, text, field) from None
     if field is not None:
         if not isinstance(value, dict) or field not in value:
             keys = sorted(value) if isinstance(value, dict) else []
@@ -333,6 +408,8 @@ def read_json(path: Path, *, encoding: str = "utf-8", field: str | None = None,
     if not isinstance(value, list):
         raise DataError(f"expected a list of rows, got {type(value).__name__}", where=str(path))
     rows = [r if isinstance(r, dict) else {"text": r} for r in value[: max_rows or None]]
+    if _too_deep_value(rows, MAX_ROW_DEPTH + 1):  # before Arrow: datasets' type inference is exponential in depth
+        raise _too_deep_in(path, text, field)
     ds = _dataset_from_rows(rows, str(path))
     return RawRows(ds, lambda i: f"{path} item {i}", [str(path)], {})
 
@@ -346,6 +423,9 @@ def _dataset_from_rows(rows: list, where: str):
         keys.update(dict.fromkeys(r))
     try:
         return Dataset.from_dict({k: [r.get(k) for r in rows] for k in keys})
+    except OverflowError:
+        raise DataError("a number does not fit in 64 bits", where=where,
+                        hint="write such numbers as strings") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
         raise DataError(f"rows do not share field types ({exc})", where=where,
                         hint="give each field the same type in every row") from None
@@ -353,25 +433,38 @@ def _dataset_from_rows(rows: list, where: str):
 
 # ------------------------------------------------------------------------------------------- CSV
 
+def _check_column_names(names, where: str) -> None:
+    """Column names Arrow and datasets can hold: no control characters (a NUL ends a name there)."""
+    for name in names:
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise DataError(f"column name {name!r} contains a control character", where=where,
+                            hint="rename the column (NUL bytes often mean a UTF-16 file: set encoding = \"utf-16\")")
+
+
 def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
     import csv
 
     try:
-        with _open_binary(path) as fb:
+        with open_data(path) as fb:
             raw = fb.readline()
         line = raw.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise DataError(f"header is not valid {encoding} (byte 0x{raw[exc.start:exc.start+1].hex()})",
                         where=f"{path}:1", hint=encoding_hint(encoding)) from None
-    names = next(csv.reader([line], delimiter=delimiter), [])
+    try:
+        names = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise DataError(f"the header row cannot be parsed ({exc})", where=f"{path}:1",
+                        hint="the first line must name the columns, separated by the delimiter") from None
     names = [n.strip() for n in names]
+    _check_column_names(names, f"{path}:1")
     if not names or not any(names):
         raise DataError("no header row (the first line must name the columns)", where=f"{path}:1")
     return names
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str] | None:
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         for line_no, line in enumerate(f, start=1):
             try:
                 line.decode(encoding)
@@ -382,7 +475,7 @@ def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str] | None
 
 def _line_of_text(path: Path, encoding: str, text: str) -> int | None:
     want = text.rstrip("\r\n")
-    with _open_binary(path) as f:
+    with open_data(path) as f:
         for line_no, line in enumerate(f, start=1):
             if line.decode(encoding, "replace").rstrip("\r\n") == want:
                 return line_no
@@ -423,7 +516,7 @@ def read_csv(path: Path, *, encoding: str = "utf-8", delimiter: str | None = Non
         conv = pcsv.ConvertOptions(column_types=schema, strings_can_be_null=False, quoted_strings_can_be_null=False)
         sink = open_sink(schema)
         try:
-            with _open_binary(path) as stream:
+            with open_data(path) as stream:
                 reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=conv)
                 for batch in reader:
                     sink.write(pa.Table.from_batches([batch]))

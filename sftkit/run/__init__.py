@@ -62,15 +62,25 @@ def evaluate(recipe_path, model_ref: str, *, base: bool = False, output: str | P
     ``model_ref`` (a saved directory, hub id or GGUF file), the base model the recipe's ``[model]``
     when ``base``. Writes metrics.json and the report into ``output``; raises GateError after
     writing when a gate failed."""
-    state = stages.prepare(recipe_path, overrides, host=host, output=output, console=console, mode="eval")
-    state.model_ref, state.with_base = str(model_ref), base
-    stages.open_eval_dir(state)
-    stages.load_data(state, required=False)
-    stages.load_model(state)
-    stages.evaluate_base(state)
-    stages.use_given_model(state)
-    stages.evaluate_tuned(state)
-    return stages.finish(state)
+    try:
+        state = stages.prepare(recipe_path, overrides, host=host, output=output, console=console, mode="eval")
+        state.model_ref, state.with_base = str(model_ref), base
+        stages.open_eval_dir(state)
+        stages.load_data(state, required=False)
+        stages.load_model(state)
+        stages.evaluate_base(state)
+        stages.use_given_model(state)
+        stages.evaluate_tuned(state)
+        return stages.finish(state)
+    except SftkitError:
+        raise
+    except Exception as exc:  # an output directory that cannot be written (read-only, full): one line
+        from sftkit.errors import storage_error
+
+        err = storage_error(exc, hint="pass --output DIR naming a writable directory (or free space there)")
+        if err is None:
+            raise
+        raise err from None
 
 
 __all__ = ["RunOutcome", "RunState", "RunStopped", "run", "evaluate", "summary_lines"]
