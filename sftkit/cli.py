@@ -147,12 +147,14 @@ def schema(output):
 @cli.command()
 @click.option("--all", "show_all", is_flag=True, help="Include sftkit's built-in plugins.")
 @click.option("--timings", is_flag=True, help="Show how long each plugin took to load (import + registration).")
+@click.option("--strict", is_flag=True, help="Also exit 1 when loading plugins takes over the budget (1 s).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plugins(show_all, timings, fmt):
+def plugins(show_all, timings, strict, fmt):
     """List plugins with version, components, commands and hooks, and what failed to load (with why).
 
-    Exits 1 when any plugin failed to load or two plugins clash on a name, 0 otherwise."""
-    from .plugins import get_host
+    Exits 1 when any plugin failed to load or two plugins clash on a name (with --strict, also when
+    loading plugins took over the budget), 0 otherwise."""
+    from .plugins import get_host, slow_plugins_message
 
     host = get_host()
     rows = []
@@ -167,9 +169,12 @@ def plugins(show_all, timings, fmt):
                      "qualified_commands": [f"{info.prefix}:{c}" for c in info.commands],
                      "disabled_commands": [c for c in info.commands if c in host.command_clashes],
                      "load_s": round(info.load_s, 4), "error": info.error})
-    problems = host.problems()
+    problems, notes = host.problems(), host.notes()
+    slow = slow_plugins_message(host)
+    if slow and strict:
+        problems.append(slow)
     if fmt == "json":
-        click.echo(json.dumps({"plugins": rows, "errors": problems}, indent=2))
+        click.echo(json.dumps({"plugins": rows, "errors": problems, "notes": notes}, indent=2))
     else:
         if not rows:
             click.echo("no third-party plugins installed (--all shows the built-in ones)")
@@ -191,6 +196,10 @@ def plugins(show_all, timings, fmt):
         if timings:
             total = sum(i.load_s for i in host.plugins)
             click.echo(f"all plugins loaded in {total:.3f}s")
+        if slow and not strict:
+            click.echo(f"warning: {slow}", err=True)
+        for line in notes:
+            click.echo(f"note: {line}", err=True)
         for line in problems:
             click.echo(f"error: {line}", err=True)
     if problems:
@@ -288,11 +297,29 @@ def load_plugin_commands() -> None:
     attach_commands(cli, get_host())
 
 
+# commands that must stay fast (no heavy imports): a slow plugin is named when they pay for it
+LIGHT_COMMANDS = frozenset({"validate", "schema", "plugins", "init", "resolve", "recipes"})
+
+
+def warn_if_plugins_slow(argv: list[str]) -> None:
+    """A warning line naming the slow plugins when a light command (or ``--help``) paid more than
+    the load budget for loading them (``plugins`` says it itself)."""
+    from .plugins import get_host, slow_plugins_message
+
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "plugins" or (command is not None and command not in LIGHT_COMMANDS):
+        return
+    slow = slow_plugins_message(get_host())
+    if slow:
+        click.echo(f"warning: {slow}", err=True)
+
+
 def main(argv=None) -> None:
     from .redaction import install
 
     install()
     load_plugin_commands()
+    warn_if_plugins_slow(list(sys.argv[1:] if argv is None else argv))
     try:
         cli.main(args=argv, prog_name="sftkit", standalone_mode=True)
     except SftkitError as err:

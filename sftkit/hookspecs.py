@@ -35,7 +35,8 @@ name, so every plugin may register several components and none "wins" a call::
 
 A plugin whose registration hook raises, or registers an invalid schema or name, is removed
 entirely (see "When a plugin breaks" on docs/plugins.md). A name two plugins register is disabled
-for both; each stays reachable as ``"plugin:name"``.
+for both; each stays reachable as ``"plugin:name"``. A plugin's name that is a built-in's
+leaves the bare name to the built-in; the plugin's stays reachable as ``"plugin:name"``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ entirely: nothing it registered stays, and it is recorded with the reason, so co
 that do not need it keep working; a recipe that needs it gets the plugin's own error.
 
 A component name two plugins register is disabled for both (see :class:`sftkit.registry.Registry`);
-each stays reachable as ``plugin:name``. Commands likewise: every plugin command also answers to
+each stays reachable as ``plugin:name``. A plugin component named like a built-in leaves the bare
+name to the built-in (installing a plugin never changes another recipe) and is reachable as
+``plugin:name``, with a note (:meth:`Host.notes`). Commands likewise: every plugin command also answers to
 ``plugin:name`` (``sftkit medical:glossary``), the way to run one whose bare name two plugins add.
 A plugin command may not replace one of sftkit's own (``validate``, ``run``, ...) nor have ``:`` in
 its name: the plugin fails to load, named. ``SFTKIT_DISABLE_PLUGINS=a,b``
@@ -28,7 +30,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, did_you_mean
-from .registry import KINDS, Registry, clash_message, unknown_component_message
+from .registry import BUILTIN_PREFIX, KINDS, Registry, clash_message, shadow_notes, unknown_component_message
 
 # the commands sftkit.cli defines itself: no plugin may replace them (make_host refuses the plugin).
 # Declared here, below the CLI, so the host needs no CLI; tests/test_core_cli.py checks they agree.
@@ -46,6 +48,8 @@ BUILTIN_PLUGINS = (
 )
 
 ENTRY_POINT_GROUP = "sftkit"
+
+LOAD_BUDGET_S = 1.0  # what loading third-party plugins may cost every sftkit command (validate, --help, ...)
 
 
 @dataclass
@@ -65,7 +69,7 @@ class PluginInfo:
     @property
     def prefix(self) -> str:
         """How recipes address its components explicitly: ``prefix:name``."""
-        return "sftkit" if self.builtin else self.name
+        return BUILTIN_PREFIX if self.builtin else self.name
 
 
 @dataclass
@@ -96,6 +100,11 @@ class Host:
             out.append(command_clash_message(name, owners))
         return out
 
+    def notes(self) -> list[str]:
+        """What loading changed without being an error, one line each (plugin components that a
+        built-in's name shadows)."""
+        return shadow_notes(self.registry)
+
     def missing_message(self, kind: str, name: str) -> str:
         """Why ``name`` names no component of ``kind``: a clash, or unknown (plus the plugins that failed)."""
         note = "" if name in self.registry.clashes[kind] else self.failure_note()
@@ -110,6 +119,19 @@ class Host:
 
     def dist_versions(self) -> dict[str, str]:
         return {p.dist.lower(): p.version for p in self.plugins if p.dist and p.version}
+
+
+def slow_plugins_message(host: Host, budget_s: float = LOAD_BUDGET_S) -> str | None:
+    """One line naming the third-party plugins that made loading plugins take over ``budget_s``
+    seconds (slowest first), or None within the budget."""
+    third = sorted((p for p in host.plugins if not p.builtin), key=lambda p: -p.load_s)
+    total = sum(p.load_s for p in third)
+    if total <= budget_s:
+        return None
+    named = ", ".join(f"{p.name!r} {p.load_s:.1f}s" for p in third[:3] if p.load_s >= 0.1 * total)
+    return (f"loading plugins took {total:.1f}s, over the budget of {budget_s:g}s that every sftkit command pays: "
+            f"{named} (a plugin importing torch or other heavy libraries at import time? move them into its "
+            f"factories; `sftkit plugins --timings` shows each plugin's time)")
 
 
 def command_clash_message(name: str, owners: list[str]) -> str:

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 from .errors import PluginError, did_you_mean
 
+BUILTIN_PREFIX = "sftkit"  # how recipes address built-in components explicitly: "sftkit:name"
+
 KINDS = ("sources", "formatters", "strategies", "evaluators", "recipes", "transforms", "model_loaders")
 
 # How a recipe names each kind, for messages: (kind, table, key)
@@ -96,12 +98,17 @@ class Registry:
     A name registered by two plugins is *clashed*: neither component answers to the bare name (the
     recipe using it gets a message naming both plugins), and each stays reachable as
     ``"plugin:name"`` (``"sftkit:name"`` for built-ins), so only recipes that use the name are affected.
+    A built-in's name never clashes: installing a plugin must not change what a recipe that does not
+    use it means, so the built-in keeps the bare name and the plugin's component is *shadowed*,
+    reachable only as ``"plugin:name"`` (:func:`shadow_note` says so when the plugin loads).
     """
 
     def __init__(self) -> None:
         self._items: dict[str, dict[str, Component]] = {k: {} for k in KINDS}
         self._qualified: dict[str, dict[str, Component]] = {k: {} for k in KINDS}
         self.clashes: dict[str, dict[str, list[str]]] = {k: {} for k in KINDS}  # kind -> name -> plugins
+        self.shadowed: dict[str, dict[str, list[str]]] = {k: {} for k in KINDS}  # kind -> built-in name -> plugins
+        self._builtin: dict[str, set[str]] = {k: set() for k in KINDS}  # names built-ins registered
 
     @staticmethod
     def staging(kind: str, origin: str, into: list, *, check_schemas: bool = True) -> Callable[..., None]:
@@ -123,6 +130,11 @@ class Registry:
             problem = meta_problem(meta)
             if problem:
                 raise PluginError(f"{what} {name!r}: {problem}")
+            if check_schemas and kind != "recipes":  # third-party lazy paths (a recipe's is a file): a typo fails the plugin now, not after training
+                for label, spec in (("factory", factory), ("check", check)):
+                    problem = lazy_path_problem(spec) if isinstance(spec, str) else None
+                    if problem:
+                        raise PluginError(f"{what} {name!r}: {label} {spec!r} {problem}")
             into.append(Component(kind, name, factory, schema, doc or "", origin, check, meta))
 
         return register
@@ -130,6 +142,16 @@ class Registry:
     def add(self, comp: Component, prefix: str) -> None:
         """Add a component of a plugin that loaded; ``prefix`` addresses it as ``prefix:name``."""
         self._qualified[comp.kind][f"{prefix}:{comp.name}"] = comp
+        if prefix == BUILTIN_PREFIX:
+            self._builtin[comp.kind].add(comp.name)
+            taken = self._items[comp.kind].get(comp.name)
+            if taken is not None and taken.origin != comp.origin:  # a plugin got there first: the built-in wins
+                self.shadowed[comp.kind].setdefault(comp.name, []).append(taken.origin)
+            self._items[comp.kind][comp.name] = comp
+            return
+        if comp.name in self._builtin[comp.kind]:
+            self.shadowed[comp.kind].setdefault(comp.name, []).append(comp.origin)
+            return
         clash = self.clashes[comp.kind].get(comp.name)
         if clash is not None:
             clash.append(comp.origin)
@@ -151,7 +173,8 @@ class Registry:
         """``(name, component)`` for every name a recipe can use without a prefix, plus
         ``plugin:name`` for the components whose bare name clashed (what editors should offer)."""
         out = [(n, self._items[kind][n]) for n in self.names(kind)]
-        out += [(q, c) for q, c in sorted(self._qualified[kind].items()) if c.name in self.clashes[kind]]
+        out += [(q, c) for q, c in sorted(self._qualified[kind].items())
+                if c.name in self.clashes[kind] or (c.name in self.shadowed[kind] and c is not self._items[kind].get(c.name))]
         return out
 
     def all(self, kind: str) -> list[Component]:
@@ -199,14 +222,145 @@ def schema_problem(schema: Any, *, full: bool = True) -> str | None:
     if not full:
         return None
     from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
+    from jsonschema.exceptions import SchemaError, ValidationError
 
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = ".".join(str(p) for p in exc.path)
         return exc.message + (f" (at {where})" if where else "")
+    stray = [k for k in schema if k not in SCHEMA_KEYWORDS and not k.startswith(("$", "x-"))]
+    if stray:
+        return (f"unknown keyword(s) {', '.join(map(repr, stray))} at its top level: options go under \"properties\" "
+                f'({{"type": "object", "properties": {{"{stray[0]}": {{...}}}}}})')
+    for key, prop in (schema.get("properties") or {}).items():
+        if isinstance(prop, dict) and "default" in prop:
+            try:
+                Draft202012Validator(prop).validate(prop["default"])
+            except ValidationError as exc:
+                return f"the default of option {key!r} ({prop['default']!r}) violates its own schema: {exc.message}"
     return None
+
+
+# JSON Schema (2020-12) keywords an option schema may have at its top level (besides "$..." and "x-...")
+SCHEMA_KEYWORDS = frozenset((
+    "type", "properties", "required", "additionalProperties", "patternProperties", "propertyNames",
+    "unevaluatedProperties", "dependentRequired", "dependentSchemas", "dependencies", "minProperties",
+    "maxProperties", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "enum", "const", "definitions",
+    "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly", "format",
+))
+
+
+def lazy_path_problem(spec: str) -> str | None:
+    """Why the lazy ``"module:attr"`` path ``spec`` cannot be imported, found without importing the
+    module (which may import heavy libraries): the module is located on ``sys.path`` and its source
+    read for a top-level ``attr``. None when it looks importable (or cannot be told without importing)."""
+    import ast
+    import sys
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        return 'is not a "module:attr" string'
+    head = attr.split(".")[0]
+    module = sys.modules.get(module_name)
+    names: set[str]
+    if module is not None:
+        if hasattr(module, head):
+            return None
+        names = set(dir(module))
+    else:
+        found = _find_spec(module_name)
+        if found is None:
+            return f"names module {module_name!r}, which is not installed (a typo?)"
+        origin = getattr(found, "origin", None)
+        if not (isinstance(origin, str) and origin.endswith(".py")):
+            return None
+        try:
+            tree = ast.parse(open(origin, encoding="utf-8").read(), origin)
+        except (OSError, SyntaxError, ValueError):
+            return None  # importing it reports that, naming the plugin
+        defined = _top_level_names(tree.body)
+        if defined is None:  # star imports or a module __getattr__: only importing can tell
+            return None
+        names = defined
+        if head in names or (found.submodule_search_locations and _find_spec(f"{module_name}.{head}")):
+            return None
+    hint = did_you_mean(head, sorted(names))
+    return f"names no {head!r} in module {module_name!r}" + (f"; {hint}" if hint else "")
+
+
+def _find_spec(name: str):
+    """The import spec of module ``name`` without importing it or its parent packages, or None."""
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    parts = name.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+        for i in range(1, len(parts)):
+            if spec is None:
+                return None
+            full = ".".join(parts[: i + 1])
+            if full in sys.modules:
+                spec = sys.modules[full].__spec__
+                continue
+            locations = spec.submodule_search_locations
+            if locations is None:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(full, list(locations))
+    except (ImportError, ValueError):
+        return None
+    return spec
+
+
+def _top_level_names(body: list) -> set[str] | None:
+    """Names a module's top-level statements define (into if/try/with blocks); None when it cannot
+    be told (``from x import *``, a module ``__getattr__``)."""
+    import ast
+
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name == "__getattr__":
+                return None
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for block in ("body", "orelse", "finalbody"):
+                inner = _top_level_names(getattr(node, block, []) or [])
+                if inner is None:
+                    return None
+                names |= inner
+            for handler in getattr(node, "handlers", []):
+                inner = _top_level_names(handler.body)
+                if inner is None:
+                    return None
+                names |= inner
+    return names
+
+
+def shadow_notes(registry: Registry) -> list[str]:
+    """One note per plugin component whose name is a built-in's: the bare name keeps meaning the
+    built-in, the plugin's is reachable as ``plugin:name``."""
+    out = []
+    for kind in KINDS:
+        for name, origins in sorted(registry.shadowed[kind].items()):
+            for origin in origins:
+                address = next((q for q, c in registry._qualified[kind].items() if c.name == name and c.origin == origin),
+                               f"{origin}:{name}")
+                out.append(f"plugin {origin!r} registers {SINGULAR[kind]} {name!r}, a built-in name: recipes' bare "
+                           f"{name!r} keeps meaning sftkit's; write {address!r} to use the plugin's (renaming it "
+                           "avoids the prefix)")
+    return out
 
 
 def clash_message(registry: Registry, kind: str, name: str) -> str | None:

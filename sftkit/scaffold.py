@@ -16,6 +16,15 @@ DEFAULT_KINDS = ("source", "evaluator", "command")
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
+
+def plugin_name(given: str) -> str | None:
+    """The plugin's name (entry point, ``[a-z][a-z0-9_]*``) from what ``sftkit plugin new`` was given:
+    ``sentiment_pro``, ``sentiment-pro`` or the distribution name ``sftkit-sentiment-pro`` all give
+    ``sentiment_pro`` (the distribution is ``sftkit-sentiment-pro``, the package ``sftkit_sentiment_pro``);
+    None when it cannot be one."""
+    name = re.sub(r"^sftkit[-_]", "", given).replace("-", "_")
+    return name if NAME_RE.match(name) else None
+
 SAMPLE_ROWS = [
     ("What is the capital of France?", "Paris."), ("How many legs does a spider have?", "Eight."),
     ("What colour is the sky on a clear day?", "Blue."), ("What is 3 times 4?", "Twelve."),
@@ -285,25 +294,27 @@ def test_command(sftkit_cli):
 
 
 def _readme(n: dict, kinds: tuple) -> str:
+    d = n["dir"]
     return f'''# {n["dist"]}
 
-An [sftkit](https://github.com/) plugin made with `sftkit plugin new {n["name"]}` ({", ".join(kinds)}, and a
-recipe). The contracts each component follows are on sftkit's docs/plugins.md.
+An sftkit plugin made with `sftkit plugin new {n["name"]}` ({", ".join(kinds)}, and a recipe). The
+contracts each component follows are in sftkit's docs/plugins.md.
 
 ```bash
-pip install -e {n["name"]}           # with sftkit installed
+pip install -e {d}           # with sftkit installed
 sftkit plugins                       # lists "{n["name"]}"
 sftkit recipes copy {n["name"]} my-{n["name"]} && sftkit validate my-{n["name"]}/{n["name"]}.toml
-pytest {n["name"]}                   # conformance, and the recipe run with --smoke on a tiny model
+pytest {d}                   # conformance, and the recipe run with --smoke on a tiny model
 ```
 '''
 
 
-def plugin_files(name: str, kinds=DEFAULT_KINDS) -> dict[str, str]:
-    """The files of a new plugin ``name`` (lower case, ``[a-z][a-z0-9_]*``) with ``kinds`` components."""
+def plugin_files(name: str, kinds=DEFAULT_KINDS, directory: str | None = None) -> dict[str, str]:
+    """The files of a new plugin ``name`` (lower case, ``[a-z][a-z0-9_]*``) with ``kinds`` components;
+    ``directory`` is where they are written (the README's commands use it; default ``name``)."""
     import json
 
-    n = {"name": name, "dist": f"sftkit-{name.replace('_', '-')}", "pkg": f"sftkit_{name}"}
+    n = {"name": name, "dist": f"sftkit-{name.replace('_', '-')}", "pkg": f"sftkit_{name}", "dir": directory or name}
     kinds = tuple(k for k in KINDS if k in set(kinds))
     pkg = f"src/{n['pkg']}"
     files = {

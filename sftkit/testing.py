@@ -159,7 +159,7 @@ def _factory_problems(comp) -> list[str]:
     return problems
 
 
-IMPORT_BUDGET_S = 1.0  # what importing a plugin's hook modules may cost every sftkit command
+from sftkit.plugins import LOAD_BUDGET_S as IMPORT_BUDGET_S  # noqa: E402  (what every sftkit command may pay)
 
 
 def heavy_imports(modules: list[str]) -> list[str]:
@@ -206,7 +206,7 @@ def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool
         return problems + [f"plugin {name!r} does not load: {info.error}"]
     if not info.hooks:
         problems.append(f"plugin {name!r} implements no sftkit hook")
-    problems += [line for line in host.problems() if repr(name) in line]
+    problems += [line for line in host.problems() + host.notes() if repr(name) in line]
     own = getattr(plugin, "__name__", None)
     modules: set[str] = {own} if isinstance(own, str) else set()
     for comp in host.registry.by_origin(name):

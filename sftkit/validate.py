@@ -223,6 +223,21 @@ def _relative_to(table_path: str, path: str) -> str:
     return f"{table_path}.{path}" if not path.startswith("[") else table_path + path
 
 
+def _what_entry_gives(item: dict, kind: str, fields: list | None, host) -> str:
+    """What a [[data]] entry gives, for a kind-mismatch message: a source's declaration (``emits``:
+    the fields of its rows, not the file's columns it reads), else the fields found."""
+    from .api import FORMAT_KINDS
+    from .data.formats import FORMAT_FIELDS
+
+    comp = component_of("data", item, host.registry)
+    emits = comp.meta.get("emits") if comp is not None else None
+    if emits and item.get("format", "auto") in ("auto", None):
+        row = next((", ".join(FORMAT_FIELDS[f][0]) for f, k in FORMAT_KINDS.items() if k == emits and f in FORMAT_FIELDS),
+                   "?")
+        return f"; source {comp.name!r} from plugin {comp.origin!r} declares emits={emits!r}, rows of {row}"
+    return f"; its fields: {', '.join(fields)}" if fields else ""
+
+
 def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
     """Kind fit and components' checks, for every table that has no schema problem of its own."""
     out: list[Problem] = []
@@ -235,7 +250,7 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
             for i, (kind, flds) in enumerate(zip(kinds, fields)):
                 if kind is None or kind in accepts or f"data[{i}]" in broken:
                     continue
-                found = f"; its fields: {', '.join(flds)}" if flds else ""
+                found = _what_entry_gives(recipe.data["data"][i], kind, flds, host)
                 out.append(_problem(
                     recipe, ("data", i),
                     f"strategy {comp.name!r} trains on {' or '.join(accepts)} data, but this entry is {kind} data{found}",

@@ -118,6 +118,12 @@ class LazyBroken:
         register("explodes", factory)
 
 
+class LazyImportFails(LazyBroken):
+    @hookimpl
+    def sftkit_register_sources(self, register):
+        register("lazy", "json.decoder:JSONDecoder.no_such_attribute")  # found at load, fails on import
+
+
 def test_misspelled_hook_is_caught_with_suggestion():
     host = make_host(builtins=False, entry_points=False, extra=(("typo", Misspelled()),))
     info = host.plugins[0]
@@ -145,6 +151,11 @@ def test_plugin_raising_in_hook_is_named():
 
 def test_lazy_factory_and_factory_errors_name_the_plugin():
     host = make_host(builtins=False, entry_points=False, extra=(("lazyplug", LazyBroken()),))
+    # a lazy path naming no module fails its plugin when it loads, not after training
+    assert host.problems() == ["plugin 'lazyplug' failed to load: in sftkit_register_sources: source 'lazy': factory "
+                               "'no_such_module_xyz:factory' names module 'no_such_module_xyz', which is not "
+                               "installed (a typo?)"]
+    host = make_host(builtins=False, entry_points=False, extra=(("lazyplug", LazyImportFails()),))
     with pytest.raises(PluginError, match="source 'lazy' from plugin 'lazyplug' could not be imported"):
         host.registry.get("sources", "lazy").load()
     with pytest.raises(PluginError, match="evaluator 'explodes' from plugin 'lazyplug' failed: ValueError: bad options"):

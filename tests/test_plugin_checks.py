@@ -89,7 +89,8 @@ def test_a_source_declaring_its_kind_is_checked_against_the_strategy(tmp_path):
     recipe = write(tmp_path, '[[data]]\nsource = "notes"', 'name = "bounded"\nrounds = 1')
     out = messages(validate_file(recipe, host()))
     assert out == [f"{recipe}:5:3: data[0]: strategy 'bounded' trains on messages data, but this entry is text "
-                   "data (give data in one of: messages, or set format explicitly)"]
+                   "data; source 'notes' from plugin 'checked' declares emits='text', rows of text (give data in one "
+                   "of: messages, or set format explicitly)"]
     explicit = write(tmp_path, '[[data]]\nsource = "notes"\nformat = "prompt_completion"', 'name = "bounded"\nrounds = 1')
     assert validate_file(explicit, host()) == []  # an explicit format says what the rows are
 

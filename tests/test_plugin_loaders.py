@@ -120,7 +120,7 @@ class _Impostor:
         register("chat", "json:loads")
 
 
-def test_a_plugin_reusing_a_default_name_affects_only_recipes_that_write_it(tmp_path):
+def test_a_plugin_reusing_a_default_name_changes_no_recipe(tmp_path):
     from sftkit.modeling.loaders import model_source
     from sftkit.recipe import load_recipe
     from sftkit.validate import validate_file
@@ -134,12 +134,12 @@ def test_a_plugin_reusing_a_default_name_affects_only_recipes_that_write_it(tmp_
     resolved = load_recipe(plain, host=host).config
     assert resolved.model.loader == "sftkit:transformers" and resolved.template.formatter == "sftkit:chat"
     assert model_source(resolved.model.as_dict(), tmp_path, host=host).kind == "hub"  # the built-in, not the impostor
-    named = tmp_path / "named.toml"
+    named = tmp_path / "named.toml"  # the bare name stays sftkit's: installing the plugin changes nothing
     named.write_text(plain.read_text().replace('name = "org/model"\n', 'name = "org/model"\nloader = "transformers"\n'))
-    (problem,) = validate_file(named, host)
-    assert problem.path == "model.loader" and problem.message.startswith(
-        "model loader 'transformers' is registered by plugins 'sftkit.builtin.loaders' and '_Impostor', so the bare "
-        "name is disabled; write '_Impostor:transformers' or 'sftkit:transformers' to pick one")
+    assert validate_file(named, host) == []
+    assert model_source(load_recipe(named, host=host).config.model.as_dict(), tmp_path, host=host).kind == "hub"
+    assert host.registry.get("model_loaders", "_Impostor:transformers").origin == "_Impostor"
+    assert any("'_Impostor:transformers'" in note for note in host.notes())
 
 
 def test_extends_rebases_only_references_sftkits_own_loader_reads(tmp_path):

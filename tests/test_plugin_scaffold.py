@@ -52,3 +52,17 @@ def test_new_refuses_bad_names_kinds_and_existing_directories(tmp_path):
     (tmp_path / "z" / "keep.txt").write_text("mine")
     assert "already exists and is not empty" in refused("ok", "-o", str(tmp_path / "z"))
     assert (tmp_path / "z" / "keep.txt").read_text() == "mine" and not (tmp_path / "x").exists()
+
+
+def test_new_accepts_the_distribution_name_and_its_readme_follows_output(tmp_path):
+    for given in ("sftkit-sentiment-pro", "sentiment-pro", "sentiment_pro"):
+        target = tmp_path / given / "pkg"
+        result = CliRunner().invoke(plugin, ["new", given, "-o", str(target)])
+        assert result.exit_code == 0, result.output
+        pyproject = (target / "pyproject.toml").read_text()
+        assert 'name = "sftkit-sentiment-pro"' in pyproject  # never sftkit-sftkit-...
+        assert '[project.entry-points.sftkit]\nsentiment_pro = "sftkit_sentiment_pro.plugin"' in pyproject
+        assert (target / "src" / "sftkit_sentiment_pro" / "plugin.py").exists()
+        readme = (target / "README.md").read_text()
+        assert f"pip install -e {target} " in readme and f"pytest {target} " in readme  # the directory written
+        assert "](http" not in readme  # no placeholder links

@@ -60,15 +60,27 @@ def test_check_plugin_accepts_a_conforming_plugin():
      "'nope' is not valid under any of the given schemas (at properties.n.type)"),
     ((("bad_default", "sftkit.testing:make_plugin_host"),
       {"schema": {"type": "object", "properties": {"n": {"type": "integer", "default": "3"}}}, "doc": "x"}),
-     "default of option 'n' does not match its schema"),
+     "does not load: in sftkit_register_sources: the option schema of source 'bad_default' is not valid: the "
+     "default of option 'n' ('3') violates its own schema: '3' is not of type 'integer'"),
+    ((("bad_bounds", "sftkit.testing:make_plugin_host"),
+      {"schema": {"type": "object", "properties": {"bins": {"type": "integer", "default": 1, "minimum": 2}}},
+       "doc": "x"}),
+     "the default of option 'bins' (1) violates its own schema: 1 is less than the minimum of 2"),
+    ((("no_wrapper", "sftkit.testing:make_plugin_host"),
+      {"schema": {"type": "object", "bins": {"type": "integer"}}, "doc": "x"}),
+     "the option schema of source 'no_wrapper' is not valid: unknown keyword(s) 'bins' at its top level: options "
+     "go under \"properties\""),
     ((("jsonl", "sftkit.testing:make_plugin_host"), {"doc": "x"}),
-     "source 'jsonl' is registered by plugins 'sftkit.builtin.sources' and 'good_plugin', so the bare name is "
-     "disabled; write 'good_plugin:jsonl' or 'sftkit:jsonl' to pick one"),
+     "plugin 'good_plugin' registers source 'jsonl', a built-in name: recipes' bare 'jsonl' keeps meaning "
+     "sftkit's; write 'good_plugin:jsonl' to use the plugin's"),
     ((("lazy", "no_such_module_xyz:factory"), {"doc": "x"}),
-     "factory 'no_such_module_xyz:factory' cannot be imported: ModuleNotFoundError"),
+     "factory 'no_such_module_xyz:factory' names module 'no_such_module_xyz', which is not installed (a typo?)"),
+    ((("typo", "sftkit.testing:make_plugin_hots"), {"doc": "x"}),
+     "factory 'sftkit.testing:make_plugin_hots' names no 'make_plugin_hots' in module 'sftkit.testing'; did you "
+     "mean \"make_plugin_host\"?"),
     ((("not_lazy", "sftkit.testing.make_plugin_host"), {"doc": "x"}), "is not a \"module:attr\" string"),
     ((("checked", "sftkit.testing:make_plugin_host"), {"doc": "x", "check": "sftkit.testing:nothing_here"}),
-     "check 'sftkit.testing:nothing_here' cannot be imported: AttributeError"),
+     "check 'sftkit.testing:nothing_here' names no 'nothing_here' in module 'sftkit.testing'"),
     ((("undocumented", "sftkit.testing:make_plugin_host"), {}), "has no doc"),
 ])
 def test_check_plugin_names_each_problem(registration, expected):

@@ -24,12 +24,17 @@ def plugin():
 def new_command(name, kinds, output):
     """Write a plugin package NAME: pyproject with the entry point, the components asked for, a shipped
     recipe, tests on sftkit.testing and a README. It installs with `pip install -e NAME` and its tests
-    pass with `pytest NAME`."""
-    from sftkit.scaffold import KINDS, NAME_RE, plugin_files
+    pass with `pytest NAME`.
 
-    if not NAME_RE.match(name):
-        suggestion = name.lower().replace("-", "_")
-        hint = f"e.g. {suggestion}" if NAME_RE.match(suggestion) else "lower-case letters, digits and _"
+    NAME is the plugin's name in lower case (letters, digits, `_` or `-`, starting with a letter), or
+    its distribution name: `sentiment_pro`, `sentiment-pro` and `sftkit-sentiment-pro` all make the
+    plugin `sentiment_pro` in the distribution `sftkit-sentiment-pro` (package `sftkit_sentiment_pro`)."""
+    from sftkit.scaffold import KINDS, plugin_files, plugin_name
+
+    derived = plugin_name(name)
+    if derived is None:
+        suggestion = plugin_name(name.lower())
+        hint = f"e.g. {suggestion}" if suggestion else "lower-case letters, digits, _ and -, starting with a letter"
         raise UsageError(f"plugin name {name!r} is not a Python identifier in lower case", hint=hint)
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in chosen if k not in KINDS]
@@ -39,9 +44,9 @@ def new_command(name, kinds, output):
     target = output or Path(name)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} already exists and is not empty", hint="choose another -o directory")
-    for rel, text in plugin_files(name, chosen).items():
+    for rel, text in plugin_files(derived, chosen, directory=str(target)).items():
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {target}/ (sftkit-{name.replace('_', '-')}); next: pip install -e {target} && pytest {target}",
-               err=True)
+    click.echo(f"wrote {target}/ (plugin {derived!r}, distribution sftkit-{derived.replace('_', '-')}); next: "
+               f"pip install -e {target} && pytest {target}", err=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..api import FORMAT_KINDS, SourceContext
-from ..errors import DataError, did_you_mean
+from ..errors import DataError, PluginError, did_you_mean
 from . import formats
 from .bundle import DataBundle
 from .readers import RawRows
@@ -138,20 +138,59 @@ def _entry_name(table: DataEntry, index: int, used: set) -> str:
     return name
 
 
-def _to_raw(result: Any, name: str) -> RawRows:
-    """Accept what a source factory returns: RawRows, a Dataset, or an iterable of dicts."""
+def _to_raw(result: Any, name: str, comp: Any = None) -> RawRows:
+    """Accept what a source factory returns: RawRows, a Dataset, or an iterable of dicts. Anything
+    else, an iterable that raises, or rows a dataset cannot hold is the source's fault: the error
+    names the source and its plugin (``comp``)."""
     if isinstance(result, RawRows):
         return result
     import datasets
 
+    who = f"source {comp.name!r} from plugin {comp.origin!r}" if comp is not None else f"source of entry {name!r}"
     if isinstance(result, datasets.DatasetDict):
         result = result["train"] if "train" in result else next(iter(result.values()))
     if not isinstance(result, datasets.Dataset):
-        rows = list(result)
-        if rows and not all(isinstance(r, dict) for r in rows):
-            raise DataError(f"source of entry {name!r} returned rows that are not dicts")
-        result = datasets.Dataset.from_list(rows)
+        if isinstance(result, (str, bytes, dict)) or not hasattr(result, "__iter__"):
+            raise PluginError(f"{who} returned {type(result).__name__}: a source returns rows (an iterable of "
+                              "dicts), a datasets.Dataset or RawRows", where=f"entry {name!r}")
+        try:
+            rows = list(result)
+        except Exception as exc:
+            raise PluginError(f"{who} failed while yielding rows: {type(exc).__name__}: {exc}",
+                              where=f"entry {name!r}") from None
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise PluginError(f"{who} returned rows that are not dicts (row {bad + 1} is "
+                              f"{type(rows[bad]).__name__})", where=f"entry {name!r}")
+        try:
+            result = datasets.Dataset.from_list(rows)
+        except Exception as exc:  # pyarrow: a field with mixed types (text an int among strings)
+            raise PluginError(f"{who} returned rows a dataset cannot hold: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''} (each field must have one type "
+                              "in every row)", where=f"entry {name!r}") from None
     return RawRows(result, lambda i: f"{name} row {i + 1}", [], {})
+
+
+def _check_emits(comp: Any, table, cols: list[str], sample: dict | None, where: str) -> None:
+    """A source declaring ``emits`` must give rows of that kind: otherwise the plugin is wrong,
+    not the user's data (only checked when the entry leaves format and columns to the source)."""
+    from ..api import FORMAT_KINDS
+
+    emits = (getattr(comp, "meta", None) or {}).get("emits")
+    if not emits or table.format != "auto" or table.columns:
+        return
+    try:
+        found = FORMAT_KINDS[formats.detect_format(cols, sample, where)]
+    except DataError:
+        found = None
+    if found == emits:
+        return
+    needs = " or ".join(", ".join(formats.FORMAT_FIELDS[f][0]) for f, k in FORMAT_KINDS.items()
+                        if k == emits and f in formats.FORMAT_FIELDS)
+    got = f"{found} rows" if found else "rows of no known kind"
+    raise PluginError(f"source {comp.name!r} from plugin {comp.origin!r} declares emits={emits!r} but gave {got} "
+                      f"(fields: {', '.join(cols) or 'none'}; a {emits} row needs {needs})", where=where,
+                      hint="the plugin's source must yield what it declares: report it to the plugin's author")
 
 
 def _read(index: int, table: DataEntry, base_dir: Path, host, seed: int, used: set) -> _Entry:
@@ -169,7 +208,7 @@ def _read(index: int, table: DataEntry, base_dir: Path, host, seed: int, used: s
     on_error = table.on_error
     # max_rows samples with the seed (stratified by cluster / label): the source reads every row
     ctx = SourceContext(base_dir=Path(base_dir), name=name, seed=seed, max_rows=None, on_error=on_error)
-    raw = _to_raw(comp.create(options, ctx), name)
+    raw = _to_raw(comp.create(options, ctx), name, comp)
     max_rows = table.max_rows
     if max_rows is not None and len(raw.dataset) > max_rows:
         from ..sampling import sample_indices
@@ -201,6 +240,7 @@ def _read(index: int, table: DataEntry, base_dir: Path, host, seed: int, used: s
     cols = raw.dataset.column_names
     fmt = table.format
     sample = raw.dataset[0] if len(raw.dataset) else None
+    _check_emits(comp, table, cols, sample, where)
     if fmt == "auto":
         fmt = formats.detect_format(cols, sample, where)
     else:

@@ -23,6 +23,13 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
+def gates_metric(table: EvalEntry, evaluator: Any = None) -> bool:
+    """Whether the ``[[eval]]`` slice gates on the evaluator's metric (``min``, ``max``,
+    ``max_regression`` or one of the evaluator's own ``gate_options``)."""
+    own = getattr(evaluator, "gate_options", ()) if evaluator is not None else ()
+    return any(getattr(table, k) is not None for k in GATE_KEYS) or any(table.options.get(k) is not None for k in own)
+
+
 def check_gate(row: dict, table: EvalEntry, evaluator: Any = None) -> dict:
     """The row's ``gate`` entry: thresholds from the ``[[eval]]`` slice, ``passed`` and failure messages."""
     gate = {k: getattr(table, k) for k in GATE_KEYS}
@@ -32,7 +39,7 @@ def check_gate(row: dict, table: EvalEntry, evaluator: Any = None) -> dict:
     value, base = row.get("tuned"), row.get("base")
     has_threshold = any(gate[k] is not None for k in GATE_KEYS) or table.max_contamination is not None
     own = getattr(evaluator, "gate_options", ()) if evaluator is not None else ()
-    on_metric = any(gate[k] is not None for k in GATE_KEYS) or any(table.options.get(k) is not None for k in own)
+    on_metric = gates_metric(table, evaluator)
     short = (row.get("evidence") or {}).get("shortfall")
     if has_threshold and value is None:
         why = (row.get("errors") or {}).get("tuned") or "no value"

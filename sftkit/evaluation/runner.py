@@ -12,7 +12,7 @@ from ..errors import SftkitError
 from .baselines import NotPrompted, PromptedTarget
 from .baselines import specs as baseline_specs
 from .contamination import check_items, train_index
-from .gates import check_gate, gate_failures
+from .gates import check_gate, gate_failures, gates_metric
 from .verdict import cluster_summary, judge, settings, versus_prompts
 
 if TYPE_CHECKING:
@@ -28,6 +28,12 @@ class EvalSpec:
     options: dict
     evaluator: Any = None
     error: str | None = None
+    origin: str = "?"  # the plugin that registered the evaluator
+
+    @property
+    def who(self) -> str:
+        """``evaluator 'name' from plugin 'origin'``, for messages that must blame the right plugin."""
+        return f"evaluator {self.name!r} from plugin {self.origin!r}"
 
 
 def eval_specs(run: Any) -> list[EvalSpec]:
@@ -54,7 +60,9 @@ def eval_specs(run: Any) -> list[EvalSpec]:
         options = factory_options("eval", entry)
         spec = EvalSpec(label, name, entry, options)
         try:
-            spec.evaluator = host.registry.get("evaluators", name).create(options)
+            component = host.registry.get("evaluators", name)
+            spec.origin = component.origin
+            spec.evaluator = component.create(options)
         except SftkitError as exc:
             spec.error = str(exc)
         except Exception as exc:
@@ -89,16 +97,59 @@ def evaluate_one(run: Any, spec: EvalSpec, target: Any) -> EvalResult:
         tb = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" at {tb[0].filename.rsplit('/', 1)[-1]}:{tb[0].lineno}" if tb else ""
         result = EvalResult(metrics={}, primary=getattr(spec.evaluator, "primary", ""),
-                            error=f"{type(exc).__name__}: {exc}{where}")
+                            error=f"{spec.who} raised {type(exc).__name__}: {exc}{where}")
+    result = checked_result(spec, result)
     if result.error:
         _say(run, f"eval {spec.label} on {getattr(target, 'label', 'model')} failed: {result.error}")
     return result
+
+
+def result_problem(result: EvalResult, primary: str) -> str | None:
+    """Why a result without ``error`` still has no usable primary value (the metric missing, not a
+    number, NaN or infinite), or None. A result like that is an evaluator failure, never a pass."""
+    if not primary:
+        return "returned no primary metric name (set EvalResult.primary or the evaluator's primary)"
+    metrics = result.metrics if isinstance(result.metrics, dict) else {}
+    if primary not in metrics:
+        got = ", ".join(map(str, metrics)) or "none"
+        return f"returned no value for its primary metric {primary!r} (metrics returned: {got})"
+    value = metrics[primary]
+    try:
+        finite = not isinstance(value, (bool, str)) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        return f"returned {value!r} for its primary metric {primary!r}: it must be a finite number"
+    return None
+
+
+def checked_result(spec: EvalSpec, result: EvalResult) -> EvalResult:
+    """``result``, or a failed one naming the evaluator and its plugin when its primary value is unusable."""
+    if result.error:
+        return result
+    primary = result.primary or getattr(spec.evaluator, "primary", "")
+    problem = result_problem(result, primary)
+    if problem is None:
+        return result
+    return EvalResult(metrics=dict(result.metrics or {}), primary=primary, samples=result.samples,
+                      details=result.details, error=f"{spec.who} {problem}")
 
 
 def evaluate_all(run: Any, target: Any) -> dict[str, EvalResult]:
     """Every [[eval]] table on ``target``, keyed by label. An evaluator that raises becomes an
     ``EvalResult`` with ``error`` set; the others still run."""
     return {spec.label: evaluate_one(run, spec, target) for spec in eval_specs(run)}
+
+
+def gated_base_errors(run: Any, base: dict[str, EvalResult]) -> list[str]:
+    """``evaluator LABEL failed on the base model: why`` for every gated [[eval]] table whose base
+    result errored: its gate cannot be judged, so a run should stop before training."""
+    out = []
+    for spec in eval_specs(run):
+        result = (base or {}).get(spec.label)
+        if result is not None and result.error and gates_metric(spec.table, spec.evaluator):
+            out.append(f"evaluator {spec.label} failed on the base model: {result.error}")
+    return out
 
 
 NOT_APPLICABLE = "not_applicable"
@@ -205,8 +256,12 @@ def _build_row(spec: EvalSpec, base: EvalResult | None, tuned: EvalResult | None
     if ev is not None and getattr(ev, "pairwise", False):
         try:
             res = ev.compare(base, tuned, run)
+            if not isinstance(res, EvalResult):
+                raise TypeError(f"compare() returned {type(res).__name__}, expected sftkit.api.EvalResult")
         except Exception as exc:
-            res = EvalResult(metrics={}, primary=getattr(ev, "primary", ""), error=f"{type(exc).__name__}: {exc}")
+            res = EvalResult(metrics={}, primary=getattr(ev, "primary", ""),
+                             error=f"{spec.who} raised {type(exc).__name__} in compare(): {exc}")
+        res = checked_result(spec, res)
         primary = res.primary or getattr(ev, "primary", "")
         metrics = {k: {"base": None, "tuned": _num(v), "delta": None} for k, v in res.metrics.items()}
         errors = {"base": None, "tuned": res.error}

@@ -107,6 +107,21 @@ def plugin_findings(run: Any, metrics: dict, host: Any) -> list[dict]:
     return out
 
 
+def hook_failure_findings(metrics: dict) -> list[dict]:
+    """One warning finding per plugin whose lifecycle hooks raised during the run (``plugin_errors``
+    in metrics.json): what the plugin would have added (findings, sections, numbers) may be missing."""
+    import re
+
+    by_plugin: dict[str, list[str]] = {}
+    for line in metrics.get("plugin_errors") or []:
+        found = re.match(r"plugin '([^']*)' failed in (\w+)", str(line))
+        by_plugin.setdefault(found.group(1) if found else "?", []).append(str(line))
+    return [{"level": "warning", "code": f"plugin_hooks:{name}", "title": f"Plugin {name}: hooks failed",
+             "detail": "; ".join(lines) + ". What the plugin adds to the run and this report may be missing.",
+             "fix": "fix or disable that plugin (SFTKIT_DISABLE_PLUGINS) and run again"}
+            for name, lines in by_plugin.items()]
+
+
 def write_report(run_dir, *, run: Any = None, host: Any = None, train_texts: list[str] | None = None) -> dict:
     """Write ``report.html``, ``report.md`` and ``loss.png`` into ``run_dir``.
 
@@ -168,7 +183,7 @@ def run_findings(metrics: dict, log: list, data_stats: dict, train_texts: list[s
                for s in row.get("samples") or []]
     return health.analyze(log, {**data_stats, **(metrics.get("data") or {})}, samples,
                           eval_rows=metrics.get("eval") or [], train_texts=train_texts,
-                          train_metrics=metrics.get("train"))
+                          train_metrics=metrics.get("train")) + hook_failure_findings(metrics)
 
 
 def _train_texts(bundle: Any, limit: int = 2000) -> list[str]:

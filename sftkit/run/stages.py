@@ -484,6 +484,7 @@ def evaluate_base(state: RunState) -> None:
             state.say(f"reusing the base model's evaluation from {state.run_dir / BASE_EVAL}")
             state.base_results, state.baseline_results = reused
             state.base_source = "run directory"
+            _stop_if_gates_cannot_be_judged(state)
             return
     from . import base_cache
 
@@ -510,6 +511,18 @@ def evaluate_base(state: RunState) -> None:
     state.base_key = content_key
     if key and state.main:
         _store_base(state, key)
+    _stop_if_gates_cannot_be_judged(state)
+
+
+def _stop_if_gates_cannot_be_judged(state: RunState) -> None:
+    """A gated evaluator that failed on the base model cannot judge the run: stop before training."""
+    from sftkit.evaluation.runner import gated_base_errors
+    from sftkit.reporting.accounting import EvaluationFailed
+
+    errors = gated_base_errors(state.ctx, state.base_results) if state.mode == "run" else []
+    if errors:
+        raise EvaluationFailed(f"{'; '.join(errors)}: the gate cannot be judged, so training did not start",
+                               where="[[eval]]", hint="fix the evaluator or its options (or remove its gate) and run again")
 
 
 # --------------------------------------------------------------------------- train
