@@ -164,3 +164,16 @@ def test_the_folder_shown_is_the_example_plugins_folder():
     assert len(shown) >= 10
     for rel in shown:
         assert list(root.glob(rel)), f"docs/plugins.md shows {rel}, which plugins/sftkit-medical does not have"
+
+
+def test_where_to_make_a_change_names_files_that_exist():
+    """docs/design.md's "Where to make a change" table: every path it names is there (a move or a
+    rename that forgets the table fails here), and it names the changes a newcomer makes most."""
+    text = (REPO / "docs" / "design.md").read_text(encoding="utf-8")
+    section = text.split("## Where to make a change", 1)[1].split("\n## ", 1)[0]
+    paths = re.findall(r"`((?:sftkit|tests|docs)/[\w/.-]+)`", section)
+    assert len(paths) >= 15, paths
+    missing = [p for p in paths if not (REPO / p).exists()]
+    assert not missing, missing
+    for change in ("evaluator", "data format", "checkpoint selection", "distributed backend", "tracker", "strategy"):
+        assert change in section, change
