@@ -36,8 +36,15 @@ if TYPE_CHECKING:  # types only: importing the contract costs nothing
     from .config import Config, Tokenization, Training
     from .data.bundle import DataBundle
     from .modeling.precision import Precision
-    from .plugins import Host
     from .run.distributed import World
+
+
+class PluginHost(Protocol):
+    """What a component may use of the run's plugin host (:class:`sftkit.plugins.Host`): the
+    registry of named components and pluggy's plugin manager (``pm.hook.<name>``)."""
+
+    registry: Any
+    pm: Any
 
 
 @dataclass
@@ -121,10 +128,9 @@ class Strategy:
         formatter's chat template installed, loaded once per run."""
         if run.base is not None:
             return run.base
-        from .models import load_causal_lm
-
-        model, tokenizer = load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=run.smoke,
-                                          console=run.console, host=run.host)
+        if run.load_model is None:
+            raise TypeError("RunContext.load_model is unset: the run hands strategies its loader of [model]")
+        model, tokenizer = run.load_model(run)
         if run.formatter is not None:
             run.formatter.setup(tokenizer, model)
         if tokenizer.pad_token_id is None:
@@ -218,7 +224,7 @@ class RunContext:
     recipe_path: Path | None
     base_dir: Path  # the recipe's directory: its relative paths resolve against it
     run_dir: Path
-    host: Host | None = None
+    host: PluginHost | None = None  # the run's plugin host (sftkit.plugins.Host)
     data: DataBundle | None = None
     formatter: Formatter | None = None
     tokenizer: PreTrainedTokenizerBase | None = None
@@ -227,6 +233,9 @@ class RunContext:
     console: Callable[[str], None] | None = None  # progress lines
     extras: dict = field(default_factory=dict)  # a plugin's own values for the length of the run
     data_stats: dict = field(default_factory=dict)  # a strategy's facts about its data -> data_stats.json
+    # the run's loader of ``[model]`` (the smoke stand-in, cache and plugin loaders are decided by the
+    # run, not by components): ``load_model(run) -> (model, tokenizer)``; see Strategy.load
+    load_model: Callable[[RunContext], tuple] | None = None
     world: World | None = None  # this process's rank among the run's processes, read once by the run
     precision: Precision | None = None  # decided once per run (sftkit.modeling.precision)
     device: str | None = None  # "cuda", "mps" or "cpu": decided once per run (sftkit.run.devices)

@@ -24,3 +24,10 @@ __all__ = [
     "apply_adapter", "apply_freeze", "merge_and_save", "load_trained", "resolve_dtype", "gguf_cache_dir",
     "cache_root", "parse_layers", "shrink_config", "tiny_like", "is_adapter",
 ]
+
+
+def load_base(run) -> tuple:
+    """The run's loader of ``[model]`` (handed to strategies as ``RunContext.load_model``): the recipe's
+    model as a causal LM, or its tiny stand-in when the run is a smoke run."""
+    return load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=run.smoke, console=run.console,
+                          host=run.host)

@@ -67,10 +67,12 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     training = config.training
     precision = decide(training)
 
+    from sftkit.models import load_base
+
     def make_ctx(run_config, run_dir):
         return RunContext(config=run_config, recipe_path=Path(recipe_path), base_dir=recipe.base_dir,
                           run_dir=run_dir, host=host, data=bundle, formatter=formatter, console=say,
-                          precision=precision)
+                          precision=precision, load_model=load_base)
 
     say(f"calibrating: {steps or CAL_STEPS} training steps at the recipe's batch shape ({precision.describe()})")
     cal = calibrate(make_ctx, config, strategy, bundle, steps=steps or CAL_STEPS)

@@ -36,7 +36,7 @@ def path_for(output_dir: str, recipe_name: str, *, smoke: bool = False) -> Path:
     for ``--smoke`` the smoke policy's own directory beside it."""
     import os
 
-    from . import smoke as smoke_policy
+    from .smoke import SUFFIX, run_dir
 
     text = str(output_dir).replace("{recipe.name}", str(recipe_name))
     real = Path(text.rstrip("/") or ".").expanduser()
@@ -44,7 +44,7 @@ def path_for(output_dir: str, recipe_name: str, *, smoke: bool = False) -> Path:
         return real
     if not real.name:  # "." (the current directory): its smoke run goes beside it, by its own name
         real = Path(os.path.abspath(real))
-    return smoke_policy.run_dir(real) if real.name else real / smoke_policy.SUFFIX.lstrip("-")
+    return run_dir(real) if real.name else real / SUFFIX.lstrip("-")
 
 
 def path_problem(run_dir: Path) -> str | None:

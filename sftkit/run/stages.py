@@ -135,8 +135,10 @@ def prepare(recipe_path, overrides=(), *, host=None, smoke: bool = False, resume
         run_dir = Path(output) if output else Path(str(run_dir_for(config, None)) + "-eval")
     else:
         run_dir = run_dir_for(config, output, smoke=smoke)
+    from sftkit.models import load_base
+
     ctx = RunContext(config=config, recipe_path=Path(recipe_path), base_dir=recipe.base_dir, run_dir=run_dir,
-                     host=host, smoke=smoke, resume=resume, console=say, world=world)
+                     host=host, smoke=smoke, resume=resume, console=say, world=world, load_model=load_base)
     state = RunState(recipe=recipe, run_dir=run_dir, ctx=ctx, say=say, mode=mode, overwrite=overwrite,
                      overrides=tuple(overrides))
     if mode == "eval":
