@@ -31,6 +31,9 @@ for name in "${names[@]}"; do
   rm -rf "$venv"
   "$PY" -m venv "$venv"
   echo "$base_site" > "$(purelib "$venv")/_sftkit_base_torch.pth"
+  # the training stack seen through the base needs what it needs here too (torch: setuptools>=77.0.3;
+  # a fresh venv of Python 3.11 has 65): the light core no longer pulls torch's requirements in
+  "$venv/bin/python" -m pip install -q "setuptools>=77.0.3"
   "$venv/bin/python" -m pip install -q -e "$plugin"    # exactly as the plugin's README says
   "$venv/bin/python" -m pip check
   # the shipped recipes' offline model, installed as scripts/setup.sh does (--no-deps: its declared
