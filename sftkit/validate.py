@@ -231,7 +231,7 @@ def _what_entry_gives(item: dict, kind: str, fields: list | None, host) -> str:
 
     comp = component_of("data", item, host.registry)
     emits = comp.meta.get("emits") if comp is not None else None
-    if emits and item.get("format", "auto") in ("auto", None):
+    if emits and DataEntry.of(item).format in ("auto", None):
         row = next((", ".join(FORMAT_FIELDS[f][0]) for f, k in FORMAT_KINDS.items() if k == emits and f in FORMAT_FIELDS),
                    "?")
         return f"; source {comp.name!r} from plugin {comp.origin!r} declares emits={emits!r}, rows of {row}"

@@ -344,7 +344,10 @@ def test_protocol_violations_are_named():
     reasons = {n: r.result for n, r in results.items()}
     assert reasons["call:status:return"].startswith("failed: the program broke the protocol"), reasons
     assert reasons["import:status:continue"].startswith("failed: the program broke the protocol"), reasons
-    assert reasons["fake_reply_then_real"].startswith("failed: the program broke the protocol"), reasons
+    # a forged reply racing the real one: the checker sees the extra message, or it takes the forged
+    # value and the tests fail on it (which comes first is the scheduler's) -- never a pass
+    assert reasons["fake_reply_then_real"].startswith(("failed: the program broke the protocol",
+                                                       "failed: AssertionError")), reasons
     assert reasons["garbage_bytes"].startswith("failed: the program broke the protocol"), reasons
     assert reasons["violation_swallowed"].startswith("failed: the program broke the protocol"), reasons
     assert reasons["call:sys_exit"] == "failed: called exit(0) before the tests finished"
