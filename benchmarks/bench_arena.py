@@ -32,6 +32,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+
+def _simd_flags() -> list[str]:
+    """The CPU's vector and bfloat16 flags (avx2, avx512_bf16, amx_bf16, ...): they decide fp32 vs bf16."""
+    from sftkit.modeling.precision import cpu_flags
+
+    return sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")))
+
 def start_arena(root: Path, n_prompts: int) -> tuple[subprocess.Popen, str]:
     from sftkit.tiny import CHATML_TEMPLATE, save_tiny_model
 
@@ -135,7 +142,7 @@ def main() -> int:
         "voting_seconds": round(voting, 2), "votes_per_second": round(expected / voting, 1),
         "startup_seconds": round(ready - started, 2),
         "loadavg": open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else None,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu_flags": _simd_flags()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -25,6 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "sftkit" / "recipes"
 
 
+LOAD_AT_START = os.getloadavg()  # before this benchmark adds its own load
+
+
+def _simd_flags() -> list[str]:
+    """The CPU's vector and bfloat16 flags (avx2, avx512_bf16, amx_bf16, ...): they decide fp32 vs bf16."""
+    from sftkit.modeling.precision import cpu_flags
+
+    return sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")))
+
 def make_recipes(directory: Path, n: int) -> None:
     """n recipes: copies of the shipped ones (with their data) under distinct names."""
     shipped = sorted(p for p in SHIPPED.glob("*.toml"))
@@ -77,7 +86,9 @@ def main() -> None:
         imports = {name: heavy_imports(cmd) for name, cmd in commands.items()}
     result = {
         "benchmark": "validate",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "cpu_flags": _simd_flags()},
+        "loadavg_at_start": LOAD_AT_START,
         "recipes": args.recipes,
         "sftkit_validate_wall_s": round(sftkit_s, 3),
         "target_wall_s": 1.5,
