@@ -85,7 +85,7 @@ TEMPLATE_COMMON = {
 }
 
 STRATEGY_COMMON = {
-    "name": {"type": "string", "minLength": 1, "description": "instruction, tone, classification, domain, or a plugin's."},
+    "name": {"type": "string", "minLength": 1, "description": "instruction, tone, classification, domain, reasoning, or a plugin's."},
 }
 
 TRAINING_SECTION = _obj({

@@ -1,4 +1,4 @@
-"""Built-in strategies (a plugin like any other): instruction, tone, classification, domain.
+"""Built-in strategies (a plugin like any other): instruction, tone, classification, domain, reasoning.
 
 Factories are lazy ``module:attr`` strings; nothing heavy is imported here.
 """
@@ -70,6 +70,46 @@ DOMAIN = {
     },
 }
 
+REASONING = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "method": {"enum": ["grpo", "rloo"], "default": "grpo",
+                   "description": "grpo: TRL's GRPOTrainer (advantages against the group mean); rloo: TRL's "
+                                  "RLOOTrainer (leave-one-out baseline)."},
+        "loss_type": {"enum": ["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"], "default": "dapo",
+                      "description": "GRPO's loss aggregation (TRL's loss_type): dapo normalises by the tokens of "
+                                     "the global batch (no length bias, exact under --nproc), grpo per sequence, "
+                                     "dr_grpo by a constant, bnpo by the local batch's tokens."},
+        "num_generations": {"type": "integer", "minimum": 2, "default": 4,
+                            "description": "Completions sampled per prompt (the group); it must divide "
+                                           "per_device_train_batch_size x gradient_accumulation_steps x processes."},
+        "max_completion_length": {"type": "integer", "minimum": 1, "maximum": 32768, "default": 128,
+                                  "description": "Tokens a completion may have; longer ones are cut (and counted)."},
+        "temperature": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                        "description": "Sampling temperature of the completions."},
+        "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0,
+                  "description": "Nucleus sampling: keep the smallest set of tokens holding this probability."},
+        "beta": {"type": "number", "minimum": 0, "default": 0.0,
+                 "description": "KL penalty to the starting model; 0 keeps no reference model (faster, less memory)."},
+        "epsilon": {"type": "number", "exclusiveMinimum": 0, "default": 0.2,
+                    "description": "Clipping of the probability ratio (lower bound 1 - epsilon)."},
+        "epsilon_high": {"type": "number", "exclusiveMinimum": 0,
+                         "description": "Upper clipping bound 1 + epsilon_high (DAPO's clip-higher, e.g. 0.28); "
+                                        "default: epsilon."},
+        "scale_rewards": {"enum": ["group", "batch", "none"], "default": "group",
+                          "description": "Divide advantages by the reward's standard deviation within the group, "
+                                         "the batch, or not at all (Dr. GRPO)."},
+        "mask_truncated_completions": {"type": "boolean", "default": False,
+                                       "description": "Leave completions cut at max_completion_length out of the loss."},
+        "num_iterations": {"type": "integer", "minimum": 1, "default": 1,
+                           "description": "Updates per batch of completions (more than 1 makes the clipping act)."},
+        "use_vllm": {"type": "boolean", "default": False,
+                     "description": "Generate with vLLM colocated on the GPU (needs vllm installed); default: "
+                                    "transformers' generate with a KV cache."},
+    },
+}
+
 
 @hookimpl
 def sftkit_register_strategies(register):
@@ -90,3 +130,8 @@ def sftkit_register_strategies(register):
              doc="Continued pretraining on raw text, packed, with optional replay of general text.",
              accepts=["text", "messages"], check="sftkit.strategies.checks:check_domain",
              data_hint="it needs raw text (a text column, or a directory of .txt/.md files)")
+    register("reasoning", "sftkit.strategies.reasoning:create", schema=REASONING,
+             doc="Reinforcement learning with verifiable rewards (GRPO / RLOO): sampled answers scored by [[reward]] tables.",
+             accepts=["messages"], check="sftkit.strategies.checks:check_reasoning", row_fields=True,
+             data_hint="it needs prompts with a reference answer: prompt/completion pairs or conversations "
+                       "(other columns, e.g. tests, reach the rewards)")

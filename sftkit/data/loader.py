@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..api import FORMAT_KINDS, SourceContext
+from ..records import FIELDS
 from ..errors import DataError, PluginError, did_you_mean
 from . import formats
 from .bundle import DataBundle
@@ -17,12 +18,13 @@ from .readers import RawRows
 if TYPE_CHECKING:
     from ..config import DataEntry, Dataset
 
-CONVERTER_VERSION = "2"
+CONVERTER_VERSION = "3"
 INTERNAL = ("_hash", "_phash", "_error")
 
 
-def canonical_features(kind: str):
-    """The ``datasets.Features`` of converted rows of ``kind`` (plus source/cluster and internals)."""
+def canonical_features(kind: str, fields: bool = False):
+    """The ``datasets.Features`` of converted rows of ``kind`` (plus source/cluster and internals;
+    ``fields``: plus the row's other columns as one JSON text, :data:`FIELDS`)."""
     from datasets import Features, List, Value
 
     msg = List({"role": Value("string"), "content": Value("string")})
@@ -33,8 +35,17 @@ def canonical_features(kind: str):
         "labeled": {"prompt": msg, "completion": Value("string"), "label": Value("bool")},
         "classification": {"text": Value("string"), "label": Value("string")},
     }[kind]
-    return Features({**cols, "source": Value("string"), "cluster": Value("string"),
+    extra = {FIELDS: Value("string")} if fields else {}
+    return Features({**cols, "source": Value("string"), "cluster": Value("string"), **extra,
                      "_hash": Value("int64"), "_phash": Value("int64"), "_error": Value("string")})
+
+
+def other_fields(row: dict, fmt: str) -> str:
+    """The columns of a raw ``row`` that format ``fmt`` does not read, as JSON text (values JSON
+    cannot hold become their ``str``): what rewards read beside the record (``tests``, ``entry_point``)."""
+    required, optional = formats.FORMAT_FIELDS[fmt]
+    used = {*required, *optional, "messages", "conversations"}
+    return json.dumps({k: v for k, v in row.items() if k not in used}, ensure_ascii=False, default=str)
 
 
 PLACEHOLDER = {
@@ -55,8 +66,9 @@ class BatchConverter:
     """The ``Dataset.map(batched=True)`` function turning raw rows into canonical records."""
 
     def __init__(self, fmt: str, kind: str, name: str, cluster: str | None, on_error: str, describe,
-                 transforms: tuple = (), tag: str | None = None):
+                 transforms: tuple = (), tag: str | None = None, fields: bool = False):
         self.fmt, self.kind, self.name = fmt, kind, name
+        self.fields = fields  # keep the row's other columns (JSON) in FIELDS
         self.cluster, self.on_error, self.describe = cluster, on_error, describe
         self.transforms = transforms  # ((label, callable), ...) from [[data]] transforms
         self.tag = tag  # [[data]] cluster = "NAME": every row of the entry is in this cluster
@@ -79,8 +91,8 @@ class BatchConverter:
 
     def __call__(self, batch: dict, indices: list) -> dict:
         keys = list(batch)
-        out = {k: [] for k in canonical_features(self.kind)}
-        fields = [k for k in out if k not in ("source", "cluster", *INTERNAL)]
+        out = {k: [] for k in canonical_features(self.kind, self.fields)}
+        fields = [k for k in out if k not in ("source", "cluster", FIELDS, *INTERNAL)]
         for j, index in enumerate(indices):
             row = {k: batch[k][j] for k in keys}
             try:
@@ -99,6 +111,8 @@ class BatchConverter:
             out["source"].append(self.name)
             out["cluster"].append(None if cluster is None else str(cluster))
             out["_error"].append(error)
+            if self.fields:
+                out[FIELDS].append(other_fields(row, self.fmt))
             if error:
                 out["_hash"].append(0)
                 out["_phash"].append(0)
@@ -287,10 +301,10 @@ def _target_kind(entries: list[_Entry], accepts: tuple) -> str:
                     hint=hint)
 
 
-def _convert(entry: _Entry, kind: str):
+def _convert(entry: _Entry, kind: str, fields: bool = False):
     ds = entry.raw.dataset
     fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe,
-                        entry.transforms, entry.tag)
+                        entry.transforms, entry.tag, fields)
     fp_src = getattr(ds, "_fingerprint", None) if not entry.transforms else None  # transforms: no reuse
     fingerprint = None
     if fp_src:
@@ -298,9 +312,9 @@ def _convert(entry: _Entry, kind: str):
 
         fingerprint = hashlib.sha256(json.dumps(
             [CONVERTER_VERSION, code_version(formats), fp_src, entry.fmt, kind, entry.name, entry.cluster,
-             entry.on_error, entry.tag]).encode()).hexdigest()[:32]
+             entry.on_error, entry.tag, fields]).encode()).hexdigest()[:32]
     return ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names,
-                  features=canonical_features(kind), new_fingerprint=fingerprint,
+                  features=canonical_features(kind, fields), new_fingerprint=fingerprint,
                   desc=f"Converting {entry.name}")
 
 
@@ -325,25 +339,28 @@ def _zero_rows_message(stats: dict, split_note: str) -> str:
     return f"no train rows left{split_note} ({' | '.join(parts) or 'no entries'})"
 
 
-def load_data(recipe, base_dir: Path, *, host=None, require_train: bool = True, accepts=()) -> DataBundle:
+def load_data(recipe, base_dir: Path, *, host=None, require_train: bool = True, accepts=(),
+              fields: bool = False) -> DataBundle:
     """Read every ``[[data]]`` entry of ``recipe`` (a recipe dict or :class:`sftkit.config.Config`)
     and return canonical train/eval rows with statistics: :func:`load_entries` on its slices."""
     from ..config import Config, resolve
 
     config = recipe if isinstance(recipe, Config) else resolve(recipe)
     return load_entries(config.data, config.dataset, base_dir, seed=config.seed, host=host,
-                        require_train=require_train, accepts=accepts)
+                        require_train=require_train, accepts=accepts, fields=fields)
 
 
 def load_entries(tables: Sequence[DataEntry], dataset_cfg: Dataset, base_dir: Path, *, seed: int, host=None, require_train: bool = True,
-                 accepts=()) -> DataBundle:
+                 accepts=(), fields: bool = False) -> DataBundle:
     """Read the ``[[data]]`` entries (``sftkit.config.DataEntry`` slices), combined as ``[dataset]``
     says (a ``sftkit.config.Dataset``), and return canonical train/eval rows with statistics.
 
     Raises :class:`sftkit.errors.DataError` (one line naming file and line/row) for bad input, and
     when no train row is left (unless ``require_train`` is false: ``sftkit eval`` needs none).
     ``accepts``: the data kinds the strategy trains on, preferred first; entries of different kinds
-    are converted to the first when they can be (chat rows to text).
+    are converted to the first when they can be (chat rows to text). ``fields``: keep each row's
+    other columns (those its format does not read) as JSON in a :data:`FIELDS` column
+    (:func:`sftkit.records.row_fields` unpacks them), for strategies whose rewards read them.
     """
     import numpy as np
     import pyarrow as pa
@@ -364,7 +381,7 @@ def load_entries(tables: Sequence[DataEntry], dataset_cfg: Dataset, base_dir: Pa
 
     converted, stats_sources, skipped_all, files = [], {}, {}, []
     for e in entries:
-        ds = _convert(e, kind)
+        ds = _convert(e, kind, fields)
         skipped = dict(e.raw.skipped)
         for reason, n in _error_counts(ds).items():
             skipped[reason] = skipped.get(reason, 0) + n

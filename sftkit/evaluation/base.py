@@ -175,7 +175,16 @@ def run_seed(run: Any) -> int:
 
 def split_row_item(row: dict) -> dict | None:
     """An eval-split canonical record as an item: the conversation up to the last assistant turn
-    is the prompt, that turn is the expected answer."""
+    is the prompt, that turn is the expected answer; the row's kept other columns
+    (:data:`sftkit.records.FIELDS`: ``tests``, ``entry_point``...) come along."""
+    from ..records import FIELDS, row_fields
+
+    if row.get(FIELDS):
+        item = split_row_item({k: v for k, v in row.items() if k != FIELDS})
+        if item is None:
+            return None
+        extra = {k: v for k, v in row_fields(row).items() if k not in row}
+        return {**extra, **{k: v for k, v in item.items() if v is not None or k not in extra}}
     if "messages" in row and row["messages"]:
         msgs = list(row["messages"])
         expected = None

@@ -43,7 +43,7 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
     from sftkit.modeling.precision import decide
     from sftkit.plugins import get_host
     from sftkit.recipe import load_recipe
-    from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
+    from sftkit.strategies.selection import accepted_kinds, check_fit, keeps_fields, make_strategy
     from sftkit.strategies.trainer import planned_steps
 
     from .calibrate import CAL_STEPS, calibrate, time_evaluators
@@ -57,7 +57,8 @@ def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int 
 
     from sftkit.data import load_data
 
-    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(comp, strategy))
+    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(comp, strategy),
+                       fields=keeps_fields(comp))
     check_fit(strategy, comp, bundle)
     formatter = None
     if getattr(strategy, "uses_formatter", True):

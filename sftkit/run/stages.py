@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from sftkit.errors import GateError, SftkitError
-from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
+from sftkit.strategies.selection import accepted_kinds, check_fit, keeps_fields, make_strategy
 
 from . import outputs
 from . import smoke as smoke_policy
@@ -205,7 +205,8 @@ def load_data(state: RunState, *, required: bool = True) -> None:
         with main_first(ctx.world or World()):  # the other ranks reuse the main process's Arrow files
             bundle = load_entries(state.config.data, state.config.dataset, state.recipe.base_dir,
                                   seed=state.config.seed, host=state.host, require_train=required,
-                                  accepts=accepted_kinds(state.component, state.strategy))
+                                  accepts=accepted_kinds(state.component, state.strategy),
+                                  fields=keeps_fields(state.component))
     except SftkitError as err:
         if required:
             raise

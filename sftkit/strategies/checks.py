@@ -38,3 +38,45 @@ def check_domain(options: dict, ctx) -> list:
         return [Problem("replay needs a path to general text (.txt/.md files, or .jsonl/.csv with a text column)",
                         path="replay")]
     return []
+
+
+def check_reasoning(options: dict, ctx) -> list:
+    """The reasoning strategy: at least one ``[[reward]]`` table; ``num_generations`` fits the batch
+    (a group may span processes, so the batch of one process must divide it or be divided by it; the
+    exact rule, with the process count, is checked when the run starts); GRPO-only options not
+    given to RLOO; ``epsilon_high`` not below ``epsilon``; vLLM installed when asked for."""
+    import importlib.util
+
+    problems = []
+    rewards = ctx.recipe.get("reward")
+    if not rewards:
+        problems.append(Problem("the reasoning strategy needs at least one [[reward]] table", path="",
+                                hint='add [[reward]] name = "numeric_answer" (`sftkit plugins` lists the rewards)'))
+    from sftkit.core_schema import TRAINING_SECTION
+
+    training = ctx.recipe.get("training") if isinstance(ctx.recipe.get("training"), dict) else {}
+    declared = TRAINING_SECTION["properties"]
+    per_device, accumulation = (training.get(k, declared[k]["default"])
+                                for k in ("per_device_train_batch_size", "gradient_accumulation_steps"))
+    n = options.get("num_generations")
+    if all(isinstance(v, int) and v > 0 for v in (per_device, accumulation, n)):
+        batch = per_device * accumulation
+        if batch % n and n % batch:
+            problems.append(Problem(f"num_generations = {n} does not fit the batch of {batch} completions per process "
+                                    f"(per_device_train_batch_size {per_device} x gradient_accumulation_steps "
+                                    f"{accumulation})", path="num_generations",
+                                    hint="make per_device_train_batch_size x gradient_accumulation_steps a multiple "
+                                         "of num_generations"))
+    if options.get("method") == "rloo":
+        for key in ("loss_type", "scale_rewards"):
+            if key in (ctx.recipe.get("strategy") or {}):
+                problems.append(Problem(f"{key} is a GRPO option; method = \"rloo\" does not use it", path=key,
+                                        hint='remove it, or use method = "grpo"'))
+    low, high = options.get("epsilon"), options.get("epsilon_high")
+    if isinstance(high, (int, float)) and isinstance(low, (int, float)) and high < low:
+        problems.append(Problem(f"epsilon_high = {high} is below epsilon = {low}", path="epsilon_high",
+                                hint="set epsilon_high >= epsilon (DAPO uses 0.28 with 0.2), or remove it"))
+    if options.get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        problems.append(Problem("use_vllm = true needs vLLM, which is not installed", path="use_vllm",
+                                hint="pip install vllm (GPU machines only), or remove use_vllm"))
+    return problems

@@ -32,6 +32,12 @@ def accepted_kinds(comp, strategy=None) -> tuple:
     return tuple(declared or getattr(strategy, "accepts", None) or ())
 
 
+def keeps_fields(comp) -> bool:
+    """Whether the strategy reads each row's other columns (registration ``row_fields=True``: the data
+    keeps them as JSON in a ``fields`` column, e.g. for rewards that read ``tests``)."""
+    return bool(comp is not None and comp.meta.get("row_fields"))
+
+
 def shape_hint(comp, accepts) -> str:
     """How to give data that fits the strategy ``comp``: its ``data_hint`` registration metadata."""
     return comp.meta.get("data_hint") or f"give data in one of: {', '.join(accepts)}, or set format explicitly"

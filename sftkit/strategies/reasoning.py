@@ -1,0 +1,401 @@
+"""Reasoning: reinforcement learning with verifiable rewards (GRPO family) on TRL's trainers.
+
+Each training row is a conversation whose last assistant turn is the reference: the prompt is the
+conversation before it, and the ``[[reward]]`` tables (:func:`sftkit.rewards.build_rewards`) score
+every sampled completion against the row (the reference through
+:func:`sftkit.evaluation.base.item_expected`, plus the row's other columns: ``tests``,
+``entry_point``..., kept by the data stage because the registration says ``row_fields=True``).
+
+- ``method = "grpo"``: ``trl.GRPOTrainer`` with its ``loss_type`` (grpo, dapo, dr_grpo, bnpo, ...);
+  ``"rloo"``: ``trl.RLOOTrainer``. ``beta > 0`` keeps a frozen reference (LoRA: the adapter switched
+  off; full fine-tuning: an in-memory copy of the starting weights, so GGUF and ``--smoke`` models
+  need no path).
+- Sampling is exact to the softmax at ``temperature`` and reproducible per completion: completion
+  ``i`` of the global batch at step ``s`` draws its noise from its own generator seeded by
+  (seed, s, i) (Gumbel-max), so ``--nproc 2`` samples what one process samples and a resumed run
+  what the killed one would have.
+- Per step, the run's ``train_log.jsonl`` and ``metrics.json`` (``train.reasoning``) hold each
+  reward's mean, the reward spread within groups, the share of groups with no spread (no learning
+  signal), completion length and the share cut at ``max_completion_length``, and KL when ``beta > 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sftkit.errors import DataError, SftkitError
+
+from .base import CausalStrategy
+
+DEFAULTS = {"method": "grpo", "loss_type": "dapo", "num_generations": 4, "max_completion_length": 128,
+            "temperature": 1.0, "top_p": 1.0, "beta": 0.0, "epsilon": 0.2, "scale_rewards": "group",
+            "mask_truncated_completions": False, "num_iterations": 1, "use_vllm": False}
+ROW_INDEX = "sftkit_row"  # the dataset column naming the row a prompt came from (rewards get the row itself)
+
+# TRL's log keys -> metrics.json train.reasoning per-step keys
+LOG_KEYS = {"reward": "reward", "reward_group_std": "reward_group_std", "frac_reward_zero_std": "zero_std_share",
+            "completions/mean_length": "length_mean", "completions/clipped_ratio": "clipped_share",
+            "kl": "kl", "entropy": "entropy", "loss": "loss"}
+
+
+def split_row(row: dict) -> tuple[list, dict]:
+    """(prompt, reward row) of a converted ``messages`` record: the conversation before its last
+    assistant turn, and the row with its kept columns unpacked, ``expected`` set to the reference
+    when the data gives none (the first of the evaluators' expected fields, else that last turn)."""
+    from sftkit.evaluation.base import item_expected
+    from sftkit.records import row_fields
+
+    full = row_fields(row)
+    msgs = list(full.get("messages") or [])
+    last = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=len(msgs))
+    prompt = msgs[:last]
+    if full.get("expected") is None:
+        full["expected"] = item_expected(full, {})
+    return prompt, full
+
+
+def group_std(rewards, num_generations: int) -> float:
+    """Mean over groups of the standard deviation of the total reward within the group (NaN: unscored)."""
+    values = [float(v) for v in rewards]
+    out = []
+    for start in range(0, len(values), num_generations):
+        g = [v for v in values[start:start + num_generations] if not math.isnan(v)]
+        if len(g) > 1:
+            m = sum(g) / len(g)
+            out.append((sum((v - m) ** 2 for v in g) / (len(g) - 1)) ** 0.5)
+    return sum(out) / len(out) if out else float("nan")
+
+
+class RewardFunc:
+    """A :class:`sftkit.rewards.BoundReward` in TRL's reward-function shape: TRL passes the prompts,
+    the completions (message lists for conversations), the dataset columns and the trainer state;
+    the reward gets the prompts, the completion texts, the rows they came from and the step. What
+    it does wrong is its own one-line error (the BoundReward checks it)."""
+
+    def __init__(self, bound, rows: list[dict]):
+        self.bound = bound
+        self.rows = rows
+        self.__name__ = bound.label  # TRL's metric name: rewards/<label>/mean
+
+    def __call__(self, prompts, completions, completion_ids=None, trainer_state=None, **columns):
+        texts = [c[-1]["content"] if isinstance(c, list) and c else c for c in completions]
+        rows = [self.rows[int(i)] for i in columns[ROW_INDEX]]
+        step = int(getattr(trainer_state, "global_step", 0) or 0)
+        return self.bound(list(prompts), texts, rows, step)
+
+
+class ReasoningStrategy(CausalStrategy):
+    name = "reasoning"
+
+    def opt(self, key: str) -> Any:
+        value = self.options.get(key)
+        return DEFAULTS.get(key) if value is None else value
+
+    # -- data --------------------------------------------------------------------
+    def check_data(self, bundle) -> None:
+        rows = bundle.train
+        if rows is not None and len(rows):
+            prompt, _row = split_row(rows[0])
+            if not prompt:
+                raise DataError("a reasoning row needs a prompt before its answer (the conversation starts with "
+                                "the assistant turn)", where="[[data]]",
+                                hint="give prompt/completion pairs or conversations that start with a user turn")
+
+    def prompts_and_rows(self, ds) -> tuple[list, list]:
+        pairs = [split_row(r) for r in ds]
+        return [p for p, _ in pairs], [r for _, r in pairs]
+
+    def rewards(self, run) -> list:
+        """The recipe's ``[[reward]]`` tables, built (one line for a missing or broken one)."""
+        from sftkit.rewards import build_rewards
+
+        built = build_rewards(run.config.rewards, base_dir=run.base_dir, plugins=run.host)
+        if not built:
+            raise SftkitError("the reasoning strategy needs at least one [[reward]] table", where="[[reward]]",
+                              hint='add [[reward]] name = "numeric_answer" (sftkit plugins lists the rewards)')
+        return built
+
+    # -- training ----------------------------------------------------------------
+    def world_size(self, run) -> int:
+        from sftkit.run.distributed import world_of
+
+        return int(world_of(run).size)
+
+    def check_batch(self, run) -> None:
+        """``num_generations`` must divide the global batch (completions per optimizer step)."""
+        t, n = run.training, int(self.opt("num_generations"))
+        world = self.world_size(run)
+        total = int(t.per_device_train_batch_size) * int(t.gradient_accumulation_steps) * world
+        if total % n:
+            raise SftkitError(f"num_generations = {n} does not divide the global batch of {total} completions "
+                              f"(per_device_train_batch_size {t.per_device_train_batch_size} x "
+                              f"gradient_accumulation_steps {t.gradient_accumulation_steps} x {world} process(es))",
+                              where="[strategy] num_generations",
+                              hint="make per_device_train_batch_size x gradient_accumulation_steps x processes a "
+                                   "multiple of num_generations")
+
+    def train(self, run):
+        import torch  # noqa: F401  (the stack is present before TRL is imported)
+
+        from sftkit.modeling.stops import stop_token_ids
+        from sftkit.models import is_adapter
+
+        from .trainer import callbacks, fit, training_arguments
+
+        self.check_batch(run)
+        if self.opt("use_vllm"):
+            require_vllm()
+        bound = self.rewards(run)
+        prompts, rows = self.prompts_and_rows(run.data.train)
+        from sftkit.rewards import check_columns
+
+        check_columns(bound, set().union(*(r.keys() for r in rows)), where="the training rows")
+        model, tokenizer = self.load(run)
+        model = self.prepare_model(run, model)
+        model.generation_config.eos_token_id = stop_token_ids(model, tokenizer)  # stop at the end of the turn
+        from datasets import Dataset
+
+        train = Dataset.from_dict({"prompt": prompts, ROW_INDEX: list(range(len(rows)))})
+        method = self.opt("method")
+        beta = float(self.opt("beta"))
+        copy_ref = beta > 0 and not is_adapter(model)
+        Config, Base = trl_classes(method)
+        extra = self.trl_options(method, beta=0.0 if copy_ref else beta)
+        extra["reward_weights"] = [b.weight for b in bound]
+        extra["logging_steps"] = 1  # per-step reward curves
+        args = training_arguments(run, rows=len(train) * int(self.opt("num_generations")), has_eval=False,
+                                  config_cls=Config, **extra)
+        cls = trainer_class(Base)
+        trainer = cls(model=model, reward_funcs=[RewardFunc(b, rows) for b in bound], args=args,
+                      train_dataset=train, processing_class=tokenizer, callbacks=callbacks(run))
+        if copy_ref:
+            attach_reference(trainer, model, beta)
+        result = fit(run, trainer, tokenizer=tokenizer)
+        result.metrics["reasoning"] = {
+            "method": method, **({"loss_type": args.loss_type} if method == "grpo" else {}),
+            "num_generations": args.num_generations, "max_completion_length": args.max_completion_length,
+            "temperature": args.temperature, "beta": beta,
+            "rewards": [{"label": b.label, "name": b.name, "plugin": b.plugin, "weight": b.weight,
+                         "checks_format": bool(getattr(b.reward, "checks_format", False))} for b in bound],
+            "per_step": per_step(result.log_history, [b.label for b in bound]),
+        }
+        return result
+
+    def trl_options(self, method: str, *, beta: float) -> dict:
+        """The strategy's options as TRL config fields (``method`` picks GRPOConfig or RLOOConfig)."""
+        out = {"num_generations": int(self.opt("num_generations")),
+               "max_completion_length": int(self.opt("max_completion_length")),
+               "temperature": float(self.opt("temperature")), "top_p": float(self.opt("top_p")),
+               "beta": beta, "epsilon": float(self.opt("epsilon")),
+               "mask_truncated_completions": bool(self.opt("mask_truncated_completions")),
+               "num_iterations": int(self.opt("num_iterations")), "use_vllm": bool(self.opt("use_vllm")),
+               "shuffle_dataset": True, "log_completions": False}
+        if self.options.get("epsilon_high") is not None:
+            out["epsilon_high"] = float(self.options["epsilon_high"])
+        if self.opt("use_vllm"):
+            out["vllm_mode"] = "colocate"
+        if method == "grpo":
+            out["loss_type"] = str(self.opt("loss_type"))
+            out["scale_rewards"] = str(self.opt("scale_rewards"))
+        else:
+            out["normalize_advantages"] = str(self.opt("scale_rewards")) != "none"
+        return out
+
+    # -- preview -----------------------------------------------------------------
+    def preview_encode(self, run, split: str = "train") -> list[dict] | None:
+        """The prompts exactly as generation sees them (chat template with the generation prompt, as
+        TRL tokenizes them; nothing is trained on them: the model's own samples are) and, per reward,
+        what it compares each completion against."""
+        ds = run.data.train if split == "train" else run.data.eval
+        if ds is None or not len(ds):
+            return None
+        try:
+            bound = self.rewards(run)
+        except SftkitError:
+            bound = []
+        out = []
+        for i, record in enumerate(ds):
+            if i >= 50:
+                break
+            prompt, row = split_row(record)
+            ids = generation_prompt_ids(run.tokenizer, prompt)
+            out.append({"input_ids": ids, "labels": None, "source": record.get("source"),
+                        "cluster": record.get("cluster"),
+                        "rewards": {b.label: reward_target(b, row) for b in bound}})
+        return out
+
+
+def reward_target(bound, row: dict) -> str:
+    """What a reward compares a completion against for ``row``: its own ``target(row)`` when it says,
+    else the reference its options pick (:func:`sftkit.evaluation.base.item_expected`)."""
+    from sftkit.evaluation.base import item_expected
+
+    describe = getattr(bound.reward, "target", None)
+    if callable(describe):
+        return str(describe(row))
+    expected = item_expected(row, getattr(bound.reward, "options", None) or {})
+    return "(nothing: the reward reads only the completion)" if expected is None else str(expected)
+
+
+def generation_prompt_ids(tokenizer, prompt: list) -> list[int]:
+    """The token ids TRL generates from for a conversational prompt (its ``_tokenize_prompts``)."""
+    out = tokenizer.apply_chat_template(conversation=[prompt], add_generation_prompt=True, tokenize=True,
+                                        return_dict=True)
+    return list(out["input_ids"][0])
+
+
+def per_step(log_history: list, labels: list[str]) -> list[dict]:
+    """The per-step RL numbers from the trainer's log: each reward's mean, the total reward, its
+    spread within groups, the share of groups without spread, completion length, the share clipped,
+    KL (when logged)."""
+    out = []
+    for e in log_history or []:
+        if not isinstance(e, dict) or "reward" not in e:
+            continue
+        entry: dict = {"step": e.get("step")}
+        for key, name in LOG_KEYS.items():
+            if isinstance(e.get(key), (int, float)):
+                entry[name] = e[key]
+        entry["rewards"] = {lab: e.get(f"rewards/{lab}/mean") for lab in labels}
+        out.append(entry)
+    return out
+
+
+def require_vllm() -> None:
+    """``use_vllm = true`` needs vLLM installed (and a GPU): one line where it is not."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise SftkitError("use_vllm = true needs vLLM, which is not installed", where="[strategy] use_vllm",
+                          hint="pip install vllm (GPU machines only), or remove use_vllm: generation then uses "
+                               "transformers with a KV cache")
+
+
+def trl_classes(method: str) -> tuple:
+    if method == "rloo":
+        from trl import RLOOConfig, RLOOTrainer
+
+        return RLOOConfig, RLOOTrainer
+    from trl import GRPOConfig, GRPOTrainer
+
+    return GRPOConfig, GRPOTrainer
+
+
+def attach_reference(trainer, model, beta: float) -> None:
+    """Full fine-tuning with ``beta > 0``: the reference is a frozen in-memory copy of the starting
+    weights (TRL would reload the model from its path, which GGUF-converted and ``--smoke`` models
+    do not have), prepared as TRL prepares its own."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    from .tone import _frozen_copy
+
+    ref = _frozen_copy(model)
+    add_fused_lm_head(ref, temperature=trainer.temperature, cast_lm_head_to_fp32=trainer.args.cast_lm_head_to_fp32)
+    trainer.ref_model = trainer.accelerator.prepare_model(ref, evaluation_mode=True)
+    trainer.beta = trainer.args.beta = beta
+
+
+def trainer_class(base) -> Any:
+    """sftkit's trainer over TRL's ``base`` (GRPOTrainer / RLOOTrainer) with per-completion seeded
+    sampling and the within-group reward spread logged."""
+    import torch
+
+    from .trainer import make_trainer_class
+
+    parent = make_trainer_class(base)
+
+    class SftkitRLTrainer(parent):
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            out = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            mode = "train" if self.model.training else "eval"
+            weights = self.reward_weights.to(out.device).unsqueeze(0)
+            total = (out * weights).nansum(dim=1)
+            total[torch.isnan(out).all(dim=1)] = torch.nan
+            n = self.num_generations if mode == "train" else self.num_generations_eval
+            self._metrics[mode]["reward_group_std"].append(group_std(total.tolist(), n))
+            return out
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+            if self.use_vllm or images is not None or multimodal_fields or self.use_transformers_continuous_batching:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                     has_tool_images)
+            return seeded_generate(self, prompt_ids)
+
+    SftkitRLTrainer.__name__ = f"Sftkit{base.__name__}"
+    return SftkitRLTrainer
+
+
+def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int]], None]:
+    """Sample one completion per prompt with transformers' ``generate`` (KV cache, left padding,
+    stopping at the end-of-turn ids), each row's noise from its own generator seeded by (seed,
+    step, the row's index in the global batch): Gumbel-max over the temperature-scaled, top-p
+    filtered logits, which samples exactly from that distribution."""
+    import copy
+
+    import torch
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+    from trl.models import unwrap_model_for_generation
+    from trl.trainer.utils import pad
+
+    device = trainer.accelerator.device
+    tok = trainer._tokenizer
+    tensors = [torch.tensor(ids) for ids in prompt_ids]
+    ids = pad(tensors, padding_value=tok.pad_token_id, padding_side="left")
+    mask = pad([torch.ones_like(t) for t in tensors], padding_value=0, padding_side="left")
+    offset = trainer.accelerator.process_index * len(prompt_ids)
+    seeds = [hash_seed(trainer.args.seed, trainer.state.global_step, offset + i) for i in range(len(prompt_ids))]
+    processors = []
+    if trainer.temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(trainer.temperature))
+    if trainer.top_p is not None and trainer.top_p < 1.0:
+        processors.append(TopPLogitsWarper(trainer.top_p))
+    processors.append(GumbelNoise(seeds))
+    config = copy.deepcopy(trainer.generation_config)
+    config.do_sample = False
+    for key in ("temperature", "top_p", "top_k", "min_p"):
+        setattr(config, key, None)
+    with (unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
+                                      gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+                                      generation_kwargs=trainer.generation_kwargs,
+                                      gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs)
+          as model, torch.no_grad()):
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
+                             logits_processor=LogitsProcessorList(processors))
+    completion = out[:, ids.size(1):].cpu()
+    eos = torch.isin(completion, torch.tensor(trainer.eos_token_ids))
+    result = []
+    for row, stop in zip(completion.tolist(), eos.tolist()):
+        end = stop.index(True) + 1 if True in stop else len(row)
+        result.append(row[:end])
+    return result, None
+
+
+def hash_seed(*parts: int) -> int:
+    import hashlib
+
+    digest = hashlib.blake2b(repr(tuple(int(p) for p in parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+class GumbelNoise:
+    """A logits processor adding Gumbel noise drawn from one generator per row: greedy decoding of
+    the result samples from softmax of the (already scaled and filtered) logits."""
+
+    def __init__(self, seeds: list[int]):
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        vocab = scores.size(-1)
+        u = torch.stack([torch.rand(vocab, generator=g, dtype=torch.float32) for g in self.generators])
+        u = u.clamp_(min=1e-20, max=1.0 - 1e-7)
+        gumbel = -torch.log(-torch.log(u))
+        return scores.float() + gumbel.to(scores.device)
+
+
+def create(options: dict | None = None) -> ReasoningStrategy:
+    return ReasoningStrategy(options)
