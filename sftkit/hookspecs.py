@@ -104,6 +104,25 @@ def sftkit_register_evaluators(register: Register) -> None:
 
 
 @hookspec
+def sftkit_register_rewards(register: Register) -> None:
+    """Register rewards, used in ``[[reward]]`` tables as ``name = "NAME"`` by RL strategies
+    (``[strategy] name = "reasoning"``).
+
+    The factory is called as ``factory(options)`` with the table's own options (``name``,
+    ``weight`` and ``label`` removed, schema defaults filled, file options resolved against the
+    recipe) and returns a :class:`sftkit.api.Reward`. Its ``score(prompts, completions, rows,
+    step)`` returns one float per completion, or None where the reward does not apply to that row:
+    ``prompts[i]`` is the conversation (list of ``{"role", "content"}``) completion i answered,
+    ``rows[i]`` the data row it came from (all its columns), ``step`` the optimizer step. The
+    strategy sums ``weight * score`` over the rewards. Pass ``reads=[...]`` in ``meta``: the row
+    columns it needs (a column name, or a list of alternative names; or a callable
+    ``reads(options) -> list``), so a run whose data lacks one stops before training. A reward that
+    raises, or returns NaN, inf, a non-number or the wrong number of scores, stops the run with one
+    line naming it and its plugin.
+    """
+
+
+@hookspec
 def sftkit_register_transforms(register: Register) -> None:
     """Register record transforms, used in ``[[data]]`` tables as ``transforms = ["NAME", ...]`` (or
     ``{name = "NAME", option = ...}`` tables, whose other keys are the transform's options).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 
-from .core_schema import COMMON_REQUIRED, COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
+from .core_schema import ARRAY_TABLES, COMMON_REQUIRED, COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
 from .errors import Problem, did_you_mean, shorten
 from .registry import Registry
 
@@ -75,7 +75,7 @@ def composed_schema(registry: Registry) -> dict:
             branches.append({"if": {"not": {"required": [key]}}, "then": then})
         if branches:
             base["allOf"] = branches
-        if table in ("data", "eval"):
+        if table in ARRAY_TABLES:
             props[table] = {"type": "array", "items": base}
             if table == "data":
                 props[table]["minItems"] = 1
@@ -94,7 +94,7 @@ def composed_schema(registry: Registry) -> dict:
 
 def _table_items(data: dict, table: str) -> list[tuple[tuple, dict]]:
     value = data.get(table)
-    if table in ("data", "eval"):
+    if table in ARRAY_TABLES:
         if isinstance(value, list):
             return [((table, i), v) for i, v in enumerate(value) if isinstance(v, dict)]
         return []
@@ -142,7 +142,7 @@ def recipe_schema(data: dict, registry: Registry) -> dict:
     props = copy.deepcopy(TOP_LEVEL)
     for table, (kind, key, common, default) in COMPONENT_TABLES.items():
         items = _table_items(data, table)
-        if table in ("data", "eval"):
+        if table in ARRAY_TABLES:
             schemas = []
             for (_t, _i), item in items:
                 comp = component_of(table, item, registry)
@@ -371,7 +371,7 @@ def fill_defaults(data: dict, registry: Registry) -> dict:
     for section in ("adapter", "freeze", "strategy", "distributed"):
         if section in data:
             _fill(schema["properties"][section], data[section])
-    for table in ("data", "eval"):
+    for table in ARRAY_TABLES:
         items = schema["properties"][table].get("prefixItems", [])
         for sub, item in zip(items, data.get(table, [])):
             _fill(sub, item)

@@ -474,7 +474,7 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
 def _well_shaped(data: dict) -> bool:
     """Every section a table and every [[data]] / [[eval]] entry a table."""
     for key, value in data.items():
-        if key in ("data", "eval", "baseline"):
+        if key in ("data", "eval", "reward", "baseline"):
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 return False
         elif not isinstance(value, dict):
