@@ -75,7 +75,8 @@ def _formatter(template, host, tokenizer):
 def _strategy_examples(rows, n: int) -> list[dict]:
     """Examples from a strategy's ``preview_encode`` rows: ``input_ids``, ``labels`` (a list; -100
     where untrained; none: no token trained), ``target`` (a class the head learns), ``source``,
-    ``rejected_input_ids`` / ``rejected_labels`` (the rejected answer of a preference pair)."""
+    ``rejected_input_ids`` / ``rejected_labels`` (the rejected answer of a preference pair),
+    ``rewards`` (an RL strategy: per reward label, what it compares a sampled completion against)."""
     from sftkit.api import IGNORE_INDEX
 
     examples = []
@@ -90,6 +91,8 @@ def _strategy_examples(rows, n: int) -> list[dict]:
             ex["trains"] = f"the class {row['target']!r} (the head's output), no token of the text"
         if row.get("cluster") is not None:
             ex["cluster"] = row["cluster"]
+        if row.get("rewards") is not None:  # an RL strategy: what each reward compares a completion against
+            ex["rewards"] = dict(row["rewards"])
         if row.get("rejected_input_ids") is not None:
             ex["rejected_input_ids"] = list(row["rejected_input_ids"])
             ex["rejected_labels"] = list(row["rejected_labels"])
@@ -149,6 +152,9 @@ def render_text(result: dict, *, color: bool) -> str:
             out.append(render_tokens(tok, ex["rejected_input_ids"], ex["rejected_labels"], color=color))
         elif "rejected" in ex:
             out.append(f"(rejected answer: {ex['rejected']!r})")
+        if "rewards" in ex:
+            out.append("--- the model samples its answer here; the rewards compare it against ---")
+            out.extend(f"{label}: {target}" for label, target in ex["rewards"].items())
     out.append("")
     out.append(format_stats(result["stats"], result["split"]))
     return "\n".join(out)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..api import FORMAT_KINDS, SourceContext
-from ..records import FIELDS
 from ..errors import DataError, PluginError, did_you_mean
+from ..records import FIELDS
 from . import formats
 from .bundle import DataBundle
 from .readers import RawRows

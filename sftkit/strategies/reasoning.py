@@ -76,13 +76,20 @@ class RewardFunc:
     def __init__(self, bound, rows: list[dict]):
         self.bound = bound
         self.rows = rows
+        self.stops: set = set()  # end-of-turn ids: a completion not ending in one was cut at the limit
         self.__name__ = bound.label  # TRL's metric name: rewards/<label>/mean
 
     def __call__(self, prompts, completions, completion_ids=None, trainer_state=None, **columns):
         texts = [c[-1]["content"] if isinstance(c, list) and c else c for c in completions]
-        rows = [self.rows[int(i)] for i in columns[ROW_INDEX]]
+        ids = completion_ids if completion_ids is not None else [None] * len(texts)
+        rows = [{**self.rows[int(i)], "truncated": cut(c, self.stops)} for i, c in zip(columns[ROW_INDEX], ids)]
         step = int(getattr(trainer_state, "global_step", 0) or 0)
         return self.bound(list(prompts), texts, rows, step)
+
+
+def cut(ids, stops: set) -> bool:
+    """Whether a completion (token ids) was cut at the length limit: it does not end at an end-of-turn id."""
+    return ids is not None and not (len(ids) and int(ids[-1]) in stops)
 
 
 class ReasoningStrategy(CausalStrategy):
@@ -167,8 +174,11 @@ class ReasoningStrategy(CausalStrategy):
         args = training_arguments(run, rows=len(train) * int(self.opt("num_generations")), has_eval=False,
                                   config_cls=Config, **extra)
         cls = trainer_class(Base)
-        trainer = cls(model=model, reward_funcs=[RewardFunc(b, rows) for b in bound], args=args,
-                      train_dataset=train, processing_class=tokenizer, callbacks=callbacks(run))
+        funcs = [RewardFunc(b, rows) for b in bound]
+        trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train, processing_class=tokenizer,
+                      callbacks=callbacks(run))
+        for f in funcs:
+            f.stops = set(trainer.eos_token_ids)
         if copy_ref:
             attach_reference(trainer, model, beta)
         result = fit(run, trainer, tokenizer=tokenizer)
@@ -177,7 +187,7 @@ class ReasoningStrategy(CausalStrategy):
             "num_generations": args.num_generations, "max_completion_length": args.max_completion_length,
             "temperature": args.temperature, "beta": beta,
             "rewards": [{"label": b.label, "name": b.name, "plugin": b.plugin, "weight": b.weight,
-                         "checks_format": bool(getattr(b.reward, "checks_format", False))} for b in bound],
+                         "judges": judges(b)} for b in bound],
             "per_step": per_step(result.log_history, [b.label for b in bound]),
         }
         return result
@@ -188,7 +198,7 @@ class ReasoningStrategy(CausalStrategy):
                "max_completion_length": int(self.opt("max_completion_length")),
                "temperature": float(self.opt("temperature")), "top_p": float(self.opt("top_p")),
                "beta": beta, "epsilon": float(self.opt("epsilon")),
-               "mask_truncated_completions": bool(self.opt("mask_truncated_completions")),
+               "mask_truncated_completions": bool(self.opt("mask_truncated_completions")), "disable_dropout": True,
                "num_iterations": int(self.opt("num_iterations")), "use_vllm": bool(self.opt("use_vllm")),
                "shuffle_dataset": True, "log_completions": False}
         if self.options.get("epsilon_high") is not None:
@@ -226,16 +236,32 @@ class ReasoningStrategy(CausalStrategy):
         return out
 
 
-def reward_target(bound, row: dict) -> str:
-    """What a reward compares a completion against for ``row``: its own ``target(row)`` when it says,
-    else the reference its options pick (:func:`sftkit.evaluation.base.item_expected`)."""
-    from sftkit.evaluation.base import item_expected
+def judges(bound) -> str:
+    """"answer" for a reward that reads the row (compares with a reference, runs its tests), "form"
+    for one that reads only the completion (a format, JSON or length reward): the report's hacking
+    check watches form rising while answers do not."""
+    return "answer" if bound.reads else "form"
 
+
+def reward_target(bound, row: dict) -> str:
+    """What a reward compares a completion against for ``row``: its own ``target(row)`` when it has
+    one, else the columns it reads (the first present of each), else its options (a form reward)."""
     describe = getattr(bound.reward, "target", None)
     if callable(describe):
         return str(describe(row))
-    expected = item_expected(row, getattr(bound.reward, "options", None) or {})
-    return "(nothing: the reward reads only the completion)" if expected is None else str(expected)
+    if not bound.reads:
+        opts = ", ".join(f"{k} = {v!r}" for k, v in (getattr(bound.reward, "options", None) or {}).items()
+                         if v is not None and v is not False)
+        return "the completion alone" + (f" ({opts})" if opts else "")
+    parts = []
+    for names in bound.reads:
+        key = next((k for k in ((names,) if isinstance(names, str) else names) if row.get(k) is not None), None)
+        if key is not None:
+            value = row[key]
+            if key == "messages" and isinstance(value, list) and value:
+                value = value[-1].get("content")
+            parts.append(f"{key}: {value}")
+    return "; ".join(parts) or "(no column it reads is in this row)"
 
 
 def generation_prompt_ids(tokenizer, prompt: list) -> list[int]:

@@ -1,0 +1,245 @@
+"""The ``reasoning`` strategy (GRPO / RLOO on TRL): trains to ``max_steps`` on a tiny model with the
+per-step RL numbers in metrics.json, gives rewards the rows (other columns included), stops with one
+line when a reward fails, resumes a killed run to the same weights, and 2 processes match one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+import sftkit
+from sftkit.api import Reward
+
+SFTKIT = [sys.executable, "-m", "sftkit"]
+SEEN: list = []  # (rows, step) each call of the test reward saw
+
+
+class Echo(Reward):
+    """Reward = completion length / 10 (spread within groups on a random model); records its rows."""
+
+    def score(self, prompts, completions, rows, step):
+        if self.options.get("fail_at") is not None and step >= self.options["fail_at"]:
+            raise ValueError("scorer exploded")
+        SEEN.append((rows, step, prompts))
+        return [len(c) / 10 for c in completions]
+
+
+def _plugin() -> types.ModuleType:
+    plugin = types.ModuleType("echoplug")
+
+    @sftkit.hookimpl
+    def sftkit_register_rewards(register):
+        register("echo", Echo, schema={"type": "object", "additionalProperties": False,
+                                       "properties": {"fail_at": {"type": "integer"}}},
+                 doc="test reward", reads=["tests"])
+
+    plugin.sftkit_register_rewards = sftkit_register_rewards
+    return plugin
+
+
+@pytest.fixture
+def sftkit_plugin():
+    return _plugin()
+
+
+def _env(**extra):
+    env = dict(os.environ, SFTKIT_NO_PROGRESS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               OMP_NUM_THREADS="1")
+    env.update(extra)
+    return env
+
+
+def _recipe(tmp_path: Path, model: str, *, rewards=None, strategy=None, training=None) -> Path:
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"{i} plus {i} is {2 * i}. #### {2 * i}",
+             "tests": f"assert add({i}, {i}) == {2 * i}"} for i in range(16)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = {
+        "recipe": {"name": "rl", "seed": 3},
+        "model": {"name": model},
+        "data": [{"source": "jsonl", "path": "train.jsonl", "columns": {"prompt": "question", "completion": "answer"}}],
+        "template": {"formatter": "chatml"},
+        "strategy": {"name": "reasoning", "num_generations": 2, "max_completion_length": 8, **(strategy or {})},
+        "reward": rewards if rewards is not None else [{"name": "echo"}, {"name": "format", "weight": 0.5, "pattern": "#"}],
+        "training": {"max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "precision": "fp32",
+                     "max_length": 64, **(training or {})},
+        "output": {"report": True},
+    }
+    path = tmp_path / "recipe.toml"
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def test_trains_to_max_steps_with_rows_and_per_step_metrics(sftkit_run, sftkit_tiny_model, tmp_path):
+    SEEN.clear()
+    out = sftkit_run(_recipe(tmp_path, sftkit_tiny_model), smoke=False)
+    assert (out.run_dir / "COMPLETE").exists()
+    train = json.loads((out.run_dir / "metrics.json").read_text())["train"]
+    assert train["steps"] == 3
+    rl = train["reasoning"]
+    assert rl["method"] == "grpo" and rl["loss_type"] == "dapo" and rl["num_generations"] == 2
+    assert [r["label"] for r in rl["rewards"]] == ["echo", "format"]
+    assert [r["judges"] for r in rl["rewards"]] == ["answer", "form"]  # echo reads the row, format only the text
+    steps = rl["per_step"]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    for s in steps:
+        assert set(s["rewards"]) == {"echo", "format"}
+        assert s["rewards"]["echo"] > 0
+        for key in ("reward", "reward_group_std", "zero_std_share", "length_mean", "clipped_share"):
+            assert isinstance(s[key], (int, float)), (key, s)
+        assert 0 <= s["zero_std_share"] <= 1 and 0 <= s["clipped_share"] <= 1
+        assert 0 < s["length_mean"] <= 8
+    assert any(s["reward_group_std"] > 0 for s in steps)  # the echo reward spreads within groups
+    assert "kl" not in steps[0]  # beta = 0: no reference model
+    # the rewards got the rows: the reference, the conversation and the column no format reads
+    rows, step, prompts = SEEN[0]
+    assert step == 0 and len(rows) == 4
+    assert rows[0]["tests"].startswith("assert add(")
+    assert rows[0]["expected"].endswith(f"#### {2 * int(rows[0]['tests'].split('(')[1].split(',')[0])}")
+    assert prompts[0][-1]["role"] == "user" and prompts[0][-1]["content"] in rows[0]["messages"][0]["content"]
+    assert isinstance(rows[0]["truncated"], bool)
+    assert [s for _r, s, _p in SEEN] == [0, 1, 2]
+    report = (out.run_dir / "report.md").read_text()
+    assert "loss.png" in report or (out.run_dir / "loss.png").exists()
+
+
+def test_a_reward_that_raises_stops_with_one_line(sftkit_run, sftkit_tiny_model, tmp_path):
+    from sftkit.rewards import RewardError
+
+    recipe = _recipe(tmp_path, sftkit_tiny_model, rewards=[{"name": "echo", "fail_at": 1}])
+    with pytest.raises(RewardError) as err:
+        sftkit_run(recipe, smoke=False)
+    assert str(err.value).startswith("reward 'echo' from plugin 'echoplug' raised at step 1: "
+                                     "ValueError: scorer exploded"), str(err.value)
+    assert "\n" not in str(err.value)
+    assert not list(tmp_path.glob("sftkit-run-*/COMPLETE"))
+
+
+def test_validate_refuses_what_cannot_train(sftkit_host, sftkit_tiny_model, tmp_path):
+    from sftkit.validate import validate_file
+
+    def problems(**kw) -> list[str]:
+        return [p.format() for p in validate_file(_recipe(tmp_path, sftkit_tiny_model, **kw), sftkit_host)]
+
+    assert problems() == []
+    found = problems(strategy={"num_generations": 3})
+    assert any("num_generations = 3 does not fit the batch of 4 completions" in p for p in found), found
+    assert problems(strategy={"num_generations": 8}) == []  # a group across 2 processes of 4
+    found = problems(rewards=[])
+    assert any("at least one [[reward]] table" in p for p in found), found
+    found = problems(rewards=[{"name": "numeric_anser"}])
+    assert any("numeric_answer" in p for p in found), found  # did you mean
+    found = problems(strategy={"method": "rloo", "loss_type": "dr_grpo"})
+    assert any("loss_type is a GRPO option" in p for p in found), found
+    found = problems(strategy={"epsilon": 0.3, "epsilon_high": 0.2})
+    assert any("epsilon_high = 0.2 is below epsilon = 0.3" in p for p in found), found
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        found = problems(strategy={"use_vllm": True})
+        assert any("use_vllm = true needs vLLM, which is not installed" in p for p in found), found
+
+
+def test_preview_shows_the_generation_prompt_and_what_rewards_compare(sftkit_host, sftkit_tiny_model, tmp_path):
+    from sftkit.commands.preview import build_preview, render_text
+
+    recipe = _recipe(tmp_path, sftkit_tiny_model)
+    result = build_preview(recipe, host=sftkit_host, n=2)
+    tok = result["tokenizer"]
+    ex = result["examples"][0]
+    text = tok.decode(ex["input_ids"])
+    assert text.endswith("<|im_start|>assistant\n") and "plus" in text  # the generation prompt, no answer
+    assert "####" not in text
+    assert all(x == -100 for x in ex["labels"])  # nothing of the prompt is trained
+    assert ex["rewards"]["echo"].startswith("tests: assert add(")
+    assert ex["rewards"]["format"] == "the completion alone (pattern = '#')"
+    shown = render_text(result, color=False)
+    assert "the rewards compare it against" in shown and "echo: tests: assert add(" in shown
+
+
+def test_only_row_fields_strategies_keep_other_columns(sftkit_host, sftkit_tiny_model, tmp_path):
+    from sftkit.data.loader import load_data
+    from sftkit.recipe import load_recipe
+    from sftkit.records import row_fields
+
+    recipe = load_recipe(_recipe(tmp_path, sftkit_tiny_model), host=sftkit_host)
+    kept = load_data(recipe.config, recipe.base_dir, host=sftkit_host, fields=True)
+    row = row_fields(kept.train[0])
+    assert row["tests"].startswith("assert add(") and "question" not in row and "answer" not in row
+    plain = load_data(recipe.config, recipe.base_dir, host=sftkit_host)
+    assert "fields" not in plain.train.column_names
+
+
+def _weights(run_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def test_killed_run_resumes_to_max_steps_and_the_same_weights(sftkit_tiny_model, tmp_path):
+    import torch
+
+    recipe = _recipe(tmp_path, sftkit_tiny_model, rewards=[{"name": "length", "budget": 4}],
+                     training={"max_steps": 4, "save_steps": 1, "logging_steps": 1})
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*SFTKIT, "run", str(recipe), "--output", str(killed)], cwd=tmp_path,
+                            env=_env(SFTKIT_STEP_SLEEP="1.5"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marker = killed / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "COMPLETE").exists()
+    res = subprocess.run([*SFTKIT, "run", str(recipe), "--output", str(killed), "--resume"], cwd=tmp_path,
+                         env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resuming from" in res.stderr
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["train"]["steps"] == 4
+    assert [s["step"] for s in metrics["train"]["reasoning"]["per_step"]] == [1, 2, 3, 4]
+
+    from sftkit.run import run
+
+    straight = run(recipe, output=tmp_path / "straight").run_dir
+    a, b = _weights(killed), _weights(straight)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_two_process_ddp_matches_one_process(sftkit_tiny_model, tmp_path):
+    """Per-completion seeded sampling: 2 processes of 2 completions sample, score and train exactly
+    what one process of 4 does."""
+    import torch
+
+    recipe = _recipe(tmp_path, sftkit_tiny_model, rewards=[{"name": "length", "budget": 4}],
+                     training={"per_device_train_batch_size": 2, "max_steps": 2})
+    two = tmp_path / "two"
+    res = subprocess.run([*SFTKIT, "run", str(recipe), "--nproc", "2", "--output", str(two)], cwd=tmp_path,
+                         env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    from sftkit.run import run
+
+    one = run(recipe, ["training.per_device_train_batch_size=4"], output=tmp_path / "one").run_dir
+    m2 = json.loads((two / "metrics.json").read_text())
+    m1 = json.loads((one / "metrics.json").read_text())
+    assert m2["distributed"]["global"] == m1["distributed"]["global"] == 4
+    s2, s1 = m2["train"]["reasoning"]["per_step"], m1["train"]["reasoning"]["per_step"]
+    assert len(s2) == len(s1) == 2
+    for a, b in zip(s2, s1):
+        for key in ("reward", "length_mean", "reward_group_std"):
+            assert abs(a[key] - b[key]) < 1e-6, (key, a, b)
+    wa, wb = _weights(two), _weights(one)
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], atol=1e-5), name
