@@ -184,15 +184,37 @@ def _weights(run_dir: Path) -> dict:
     return load_file(str(run_dir / "model" / "model.safetensors"))
 
 
-def test_killed_run_resumes_to_max_steps_and_the_same_weights(sftkit_tiny_model, tmp_path):
-    import torch
+@pytest.fixture(scope="module")
+def straight(sftkit_tiny_model, tmp_path_factory):
+    """(recipe, run directory) of an uninterrupted one-process run with a length reward (it spreads
+    within groups on the random model), 3 steps of 4 completions, a checkpoint every step."""
+    from sftkit.run import run
 
-    recipe = _recipe(tmp_path, sftkit_tiny_model, rewards=[{"name": "length", "budget": 4}],
-                     training={"max_steps": 4, "save_steps": 1, "logging_steps": 1})
+    base = tmp_path_factory.mktemp("straight")
+    recipe = _recipe(base, sftkit_tiny_model, rewards=[{"name": "length", "budget": 12}],
+                     training={"save_steps": 1, "logging_steps": 1, "learning_rate": 1e-3})
+    run_dir = run(recipe, output=base / "straight").run_dir
+    return recipe, run_dir
+
+
+def _same_weights(a_dir: Path, b_dir: Path, base_model: str) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    a, b = _weights(a_dir), _weights(b_dir)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), (name, (a[name] - b[name]).abs().max().item(), (a[name] - b[name]).abs().gt(1e-5).sum().item(), a[name].numel())
+    start = load_file(str(Path(base_model) / "model.safetensors"))
+    assert any(not torch.equal(a[n], start[n]) for n in start if n in a)  # it trained
+
+
+def test_killed_run_resumes_to_max_steps_and_the_same_weights(straight, sftkit_tiny_model, tmp_path):
+    recipe, reference = straight
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*SFTKIT, "run", str(recipe), "--output", str(killed)], cwd=tmp_path,
                             env=_env(SFTKIT_STEP_SLEEP="1.5"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    marker = killed / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    marker = killed / "checkpoints" / "checkpoint-1" / "trainer_state.json"
     deadline = time.time() + 120
     while not marker.exists():
         assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
@@ -206,40 +228,28 @@ def test_killed_run_resumes_to_max_steps_and_the_same_weights(sftkit_tiny_model,
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming from" in res.stderr
     metrics = json.loads((killed / "metrics.json").read_text())
-    assert metrics["train"]["steps"] == 4
-    assert [s["step"] for s in metrics["train"]["reasoning"]["per_step"]] == [1, 2, 3, 4]
-
-    from sftkit.run import run
-
-    straight = run(recipe, output=tmp_path / "straight").run_dir
-    a, b = _weights(killed), _weights(straight)
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.allclose(a[name], b[name], atol=1e-5), name
+    assert metrics["train"]["steps"] == 3
+    assert [s["step"] for s in metrics["train"]["reasoning"]["per_step"]] == [1, 2, 3]
+    _same_weights(killed, reference, sftkit_tiny_model)
 
 
-def test_two_process_ddp_matches_one_process(sftkit_tiny_model, tmp_path):
+def test_two_process_ddp_matches_one_process(straight, sftkit_tiny_model, tmp_path):
     """Per-completion seeded sampling: 2 processes of 2 completions sample, score and train exactly
     what one process of 4 does."""
-    import torch
-
-    recipe = _recipe(tmp_path, sftkit_tiny_model, rewards=[{"name": "length", "budget": 4}],
-                     training={"per_device_train_batch_size": 2, "max_steps": 2})
+    recipe, one = straight
     two = tmp_path / "two"
-    res = subprocess.run([*SFTKIT, "run", str(recipe), "--nproc", "2", "--output", str(two)], cwd=tmp_path,
+    res = subprocess.run([*SFTKIT, "run", str(recipe), "--nproc", "2", "--output", str(two),
+                          "--set", "training.per_device_train_batch_size=2"], cwd=tmp_path,
                          env=_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-4000:]
-    from sftkit.run import run
-
-    one = run(recipe, ["training.per_device_train_batch_size=4"], output=tmp_path / "one").run_dir
     m2 = json.loads((two / "metrics.json").read_text())
     m1 = json.loads((one / "metrics.json").read_text())
     assert m2["distributed"]["global"] == m1["distributed"]["global"] == 4
+    assert m2["distributed"]["world_size"] == 2
     s2, s1 = m2["train"]["reasoning"]["per_step"], m1["train"]["reasoning"]["per_step"]
-    assert len(s2) == len(s1) == 2
+    assert len(s2) == len(s1) == 3
+    assert any(s["reward_group_std"] > 0 for s in s1)  # a learning signal to train on
     for a, b in zip(s2, s1):
-        for key in ("reward", "length_mean", "reward_group_std"):
+        for key in ("reward", "length_mean", "reward_group_std", "zero_std_share"):
             assert abs(a[key] - b[key]) < 1e-6, (key, a, b)
-    wa, wb = _weights(two), _weights(one)
-    for name in wa:
-        assert torch.allclose(wa[name], wb[name], atol=1e-5), name
+    _same_weights(two, one, sftkit_tiny_model)
