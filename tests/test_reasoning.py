@@ -108,7 +108,8 @@ def test_trains_to_max_steps_with_rows_and_per_step_metrics(sftkit_run, sftkit_t
     assert isinstance(rows[0]["truncated"], bool)
     assert [s for _r, s, _p in SEEN] == [0, 1, 2]
     report = (out.run_dir / "report.md").read_text()
-    assert "loss.png" in report or (out.run_dir / "loss.png").exists()
+    assert "![reward curves](loss.png)" in report and (out.run_dir / "loss.png").exists()
+    assert "| echo | answer |" in report and "groups without spread" in report
 
 
 def test_a_reward_that_raises_stops_with_one_line(sftkit_run, sftkit_tiny_model, tmp_path):
@@ -253,3 +254,52 @@ def test_two_process_ddp_matches_one_process(straight, sftkit_tiny_model, tmp_pa
         for key in ("reward", "length_mean", "reward_group_std", "zero_std_share"):
             assert abs(a[key] - b[key]) < 1e-6, (key, a, b)
     _same_weights(two, one, sftkit_tiny_model)
+
+
+# --------------------------------------------------------------------------- health of an RL run (synthetic logs)
+
+def _rl_log(steps=20, *, zero=0.2, clipped=0.1, length=40.0, form=(0.5, 0.5), answer=(0.2, 0.5)):
+    log = []
+    for s in range(1, steps + 1):
+        t = (s - 1) / (steps - 1)
+        log.append({"step": s, "loss": 0.0, "grad_norm": 0.5, "reward": 0.5, "frac_reward_zero_std": zero,
+                    "completions/clipped_ratio": clipped, "completions/mean_length": length,
+                    "rewards/fmt/mean": form[0] + t * (form[1] - form[0]),
+                    "rewards/numeric/mean": answer[0] + t * (answer[1] - answer[0])})
+    return log
+
+
+RL_METRICS = {"reasoning": {"rewards": [{"label": "fmt", "judges": "form"}, {"label": "numeric", "judges": "answer"}]}}
+
+
+def _rl_codes(log, eval_rows=None):
+    from sftkit.reporting.health import analyze
+
+    return {f["code"] for f in analyze(log, {"train_rows": 5000}, [], eval_rows=eval_rows, train_metrics=RL_METRICS)}
+
+
+def test_a_healthy_rl_log_has_no_findings_and_no_loss_findings():
+    # GRPO's loss sits at 0: neither "did not move" nor "memorisation" applies to it
+    assert _rl_codes(_rl_log()) == set()
+
+
+def test_rl_findings():
+    assert "no_learning_signal" in _rl_codes(_rl_log(zero=0.9))
+    assert "length_collapse" in _rl_codes(_rl_log(clipped=0.95))
+    assert "empty_collapse" in _rl_codes(_rl_log(length=0.5))
+    # form rises, the answer reward stays flat: hacking suspected
+    assert "reward_hacking" in _rl_codes(_rl_log(form=(0.1, 0.9), answer=(0.3, 0.3)))
+    # form and answers rise together: learning
+    assert "reward_hacking" not in _rl_codes(_rl_log(form=(0.1, 0.9), answer=(0.1, 0.5)))
+    # the held-out correctness verdict decides when there is one
+    flat = [{"label": "gsm", "verdict": "no significant change", "checks_format": False}]
+    better = [{"label": "gsm", "verdict": "better", "checks_format": False}]
+    assert "reward_hacking" in _rl_codes(_rl_log(form=(0.1, 0.9)), flat)
+    assert "reward_hacking" not in _rl_codes(_rl_log(form=(0.1, 0.9), answer=(0.3, 0.3)), better)
+
+
+def test_reward_plot(tmp_path):
+    from sftkit.reporting.plots import loss_plot
+
+    png = loss_plot(_rl_log(), tmp_path / "loss.png")
+    assert png is not None and png.stat().st_size > 1000

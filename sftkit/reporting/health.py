@@ -299,11 +299,84 @@ def check_data(data_stats: dict | None) -> list[dict]:
     return out
 
 
+NO_SIGNAL_SHARE = 0.8  # groups whose completions all got one reward, on average: "no learning signal"
+CLIPPED_SHARE = 0.8  # completions cut at the length limit, late in training: "collapse to the limit"
+HACK_RISE = 0.2  # a form reward rising this much (absolute) while the answers do not: "reward hacking"
+
+
+def _quarters(series: list) -> tuple[float, float] | None:
+    values = [v for _, v in series if math.isfinite(v)]
+    if len(values) < 2:
+        return None
+    k = max(1, len(values) // 4)
+    return statistics.mean(values[:k]), statistics.mean(values[-k:])
+
+
+def check_rl(log: list, eval_rows: list | None, train_metrics: dict | None) -> list[dict]:
+    """An RL run (rewards in its log): most groups without reward spread (nothing to learn from),
+    completions that end at the length limit or empty, and a form reward (one that reads only the
+    completion: ``train.reasoning.rewards[].judges == "form"``) rising while correctness does not
+    (a correctness evaluator without a "better" verdict, or, without one, the answer rewards flat)."""
+    steps = [e for e in log if "reward" in e and not any(k.startswith("eval_") for k in e)]
+    if not steps:
+        return []
+    out = []
+    zero = [v for _, v in _series(steps, "frac_reward_zero_std") if math.isfinite(v)]
+    if zero and statistics.mean(zero) >= NO_SIGNAL_SHARE:
+        out.append(_finding("warning", "no_learning_signal", "No learning signal: most groups got equal rewards",
+                            f"on average {statistics.mean(zero):.0%} of the prompts had every sampled completion "
+                            "scored the same (all right or all wrong): their advantages are 0, so they teach nothing.",
+                            "Pick tasks the start model sometimes (not never or always) gets right, warm it up with "
+                            "instruction training on worked solutions, raise num_generations or temperature, or add "
+                            "a partial-credit reward; check what the rewards compare against with `sftkit preview`."))
+    clipped = _quarters(_series(steps, "completions/clipped_ratio"))
+    length = _quarters(_series(steps, "completions/mean_length"))
+    if clipped and clipped[1] >= CLIPPED_SHARE:
+        grew = f" (from {clipped[0]:.0%} at the start)" if clipped[1] - clipped[0] > 0.1 else ""
+        out.append(_finding("warning", "length_collapse", "Completions collapse to the length limit",
+                            f"{clipped[1]:.0%} of the completions late in training were cut at "
+                            f"max_completion_length{grew}: cut answers rarely hold a final answer.",
+                            "Raise max_completion_length, add a length reward (name = \"length\"), or set "
+                            "mask_truncated_completions = true so cut completions do not count."))
+    elif length and length[1] < 1.5:
+        out.append(_finding("warning", "empty_collapse", "Completions collapse to empty",
+                            f"completions late in training average {length[1]:.1f} tokens (from {length[0]:.1f}).",
+                            "Lower the learning rate, check that no reward pays for short answers, and add a "
+                            "beta (KL to the start model) to keep it close to what it was."))
+    rewards = ((train_metrics or {}).get("reasoning") or {}).get("rewards") or []
+    form = [r["label"] for r in rewards if r.get("judges") == "form"]
+    answer = [r["label"] for r in rewards if r.get("judges") == "answer"]
+    risen = []
+    for label in form:
+        q = _quarters(_series(steps, f"rewards/{label}/mean"))
+        if q and q[1] - q[0] >= HACK_RISE:
+            risen.append(f"{label} {q[0]:.2f} -> {q[1]:.2f}")
+    if risen:
+        judged = [r for r in eval_rows or [] if not r.get("checks_format") and r.get("verdict")
+                  and r.get("verdict") not in ("not tested", "error")]
+        if judged:
+            flat = not any(r.get("verdict") == "better" for r in judged)
+            evidence = ", ".join(f"{r.get('label')}: {r.get('verdict')}" for r in judged)
+        else:
+            moves = [q[1] - q[0] for q in (_quarters(_series(steps, f"rewards/{lab}/mean")) for lab in answer) if q]
+            flat = bool(answer) and not any(m >= 0.05 for m in moves)
+            evidence = "the answer rewards " + ", ".join(answer) + " did not rise" if flat else ""
+        if flat:
+            out.append(_finding("warning", "reward_hacking", "Reward hacking suspected",
+                                f"the form reward(s) rose ({'; '.join(risen)}) while correctness did not ({evidence}): "
+                                "the model learned the shape of an answer, not the answer.",
+                                "Lower the form rewards' weights (or drop them once the format is learned), check "
+                                "the correctness reward with `sftkit preview`, and judge by the held-out [[eval]] "
+                                "verdict, not by the reward."))
+    return out
+
+
 def analyze(log_history: list | None, data_stats: dict | None = None, samples: list | None = None, *,
             eval_rows: list | None = None, train_texts: list[str] | None = None,
             train_metrics: dict | None = None) -> list[dict]:
     """Findings for a run: overfitting, no learning / divergence, memorisation and copying, loss and
-    gradient-norm spikes, inconsistent output formats, data problems. A healthy run gives []."""
+    gradient-norm spikes (an RL run instead: no learning signal, length collapse, reward hacking),
+    inconsistent output formats, data problems. A healthy run gives []."""
     log = [e for e in (log_history or []) if isinstance(e, dict)]
     train = _series([e for e in log if "eval_loss" not in e and "train_runtime" not in e], "loss")
     evals = _series(log, "eval_loss")
@@ -311,10 +384,14 @@ def analyze(log_history: list | None, data_stats: dict | None = None, samples: l
     findings: list[dict] = []
     findings += check_nan(train, grads)
     findings += check_weights(train_metrics)
-    findings += check_no_learning(train)
+    rl = check_rl(log, eval_rows, train_metrics) if any("reward" in e for e in log) else None
+    if rl is None:  # an RL run's loss is no measure of fit (its advantages average to zero)
+        findings += check_no_learning(train)
     findings += check_overfitting(train, evals, (train_metrics or {}).get("best_checkpoint"))
-    findings += check_memorisation(train, data_stats, samples, train_texts)
-    findings += check_spikes(train, grads)
+    if rl is None:
+        findings += check_memorisation(train, data_stats, samples, train_texts)
+        findings += check_spikes(train, grads)
+    findings += rl or []
     findings += check_format(eval_rows, samples)
     findings += check_eval(eval_rows)
     findings += check_data(data_stats)

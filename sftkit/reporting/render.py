@@ -266,17 +266,39 @@ def _training(ctx: dict) -> tuple[str, str]:
     keys = [k for k, v in train.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
     rows = [[k, with_unit(k, train[k])] for k in keys[:30]]
     md, h = "", ""
+    what = "reward curves" if train.get("reasoning") else "loss curves"
     if ctx.get("png_name"):
-        md += f"![loss curves]({ctx['png_name']})\n\n"
+        md += f"![{what}]({ctx['png_name']})\n\n"
     if ctx.get("png_b64"):
-        h += f"<img alt='loss curves' src='data:image/png;base64,{ctx['png_b64']}'>"
+        h += f"<img alt='{what}' src='data:image/png;base64,{ctx['png_b64']}'>"
     elif not ctx.get("log"):
         md += "_No training log (train_log.jsonl) — the model was trained elsewhere._\n\n"
         h += "<p><i>No training log (train_log.jsonl) — the model was trained elsewhere.</i></p>"
+    rl = _reward_rows(train.get("reasoning") or {})
+    if rl:
+        headers = ["reward", "judges", "weight", "first step", "last step"]
+        md += _md_table(headers, rl) + "\n\n"
+        h += _html_table(headers, rl)
     if rows:
         md += _md_table(["metric", "value"], rows)
         h += _html_table(["metric", "value"], rows)
     return md, h
+
+
+def _reward_rows(reasoning: dict) -> list[list[str]]:
+    """An RL run's rewards: each one's mean at the first and the last step (``train.reasoning``), then
+    the learning signal and the share of completions cut at the limit."""
+    steps = reasoning.get("per_step") or []
+    if not steps:
+        return []
+    first, last = steps[0], steps[-1]
+    rows = [[r.get("label", ""), r.get("judges", ""), fmt(r.get("weight")),
+             fmt((first.get("rewards") or {}).get(r.get("label"))), fmt((last.get("rewards") or {}).get(r.get("label")))]
+            for r in reasoning.get("rewards") or []]
+    for key, name in (("reward", "total (weighted)"), ("zero_std_share", "groups without spread"),
+                      ("clipped_share", "cut at the length limit"), ("length_mean", "completion length")):
+        rows.append([name, "", "", fmt(first.get(key)), fmt(last.get(key))])
+    return rows
 
 
 def _evaluation(ctx: dict) -> tuple[str, str]:
