@@ -63,6 +63,18 @@ def test_builtin_rewards_register_through_the_hook_like_a_plugin(host):
     assert "sftkit_register_rewards" in next(p for p in host.plugins if p.name == "sftkit.builtin.rewards").hooks
 
 
+def test_builtin_reward_schemas_are_valid_and_the_scorers_options_are_the_evaluators(host):
+    from sftkit.registry import schema_problem
+
+    for comp in host.registry.all("rewards"):
+        assert schema_problem(comp.schema) is None, comp.name  # built-ins skip the check when registered
+        evaluator = host.registry.find("evaluators", comp.name)
+        if evaluator is not None:  # each shared option declared once, on the evaluator
+            theirs = evaluator.schema["properties"]
+            shared = [k for k in comp.schema["properties"] if k in theirs]
+            assert shared and all(comp.schema["properties"][k] is theirs[k] for k in shared), comp.name
+
+
 def test_malformed_reads_or_rewards_metadata_fails_the_plugin():
     class Bad:
         @hookimpl
