@@ -310,7 +310,7 @@ def _reward_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
                                 f"(reward[{seen[label]}] and this one): their metrics would mix",
                                 "give this one its own label = \"...\""))
         seen.setdefault(label, i)
-    if "data" in broken:
+    if "data" in broken or not tables:
         return out
     fields = _data_shape(recipe, host, broken)[1]
     entries = data.get("data") or []
