@@ -245,8 +245,8 @@ class RewardSpec(Slice):
 
     name: str | None = _default(S.REWARD_COMMON, "name")
     weight: float = _default(S.REWARD_COMMON, "weight")
-    label: str | None = _default(S.REWARD_COMMON, "label")
     options: dict = field(default_factory=dict)
+    label: str | None = _default(S.REWARD_COMMON, "label")
 
 
 @dataclass(frozen=True)

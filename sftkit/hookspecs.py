@@ -86,7 +86,10 @@ def sftkit_register_strategies(register: Register) -> None:
     (extend that class: the run calls ``check_data``, ``load`` for the base model it evaluates, and
     ``train``, whose result carries the trained model it evaluates). Pass ``accepts=[...]``
     (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell when the data does not fit
-    the strategy, ``data_hint="..."`` to tell the user what data it needs, and optionally
+    the strategy, ``data_hint="..."`` to tell the user what data it needs, ``rewards=True`` when it
+    trains on the recipe's ``[[reward]]`` tables (``sftkit validate`` then requires one, and refuses
+    them for every other strategy; the strategy builds them with :func:`sftkit.rewards.build_rewards`
+    and checks its rows' columns with :func:`sftkit.rewards.check_columns`), and optionally
     ``starter={"model": ..., "rows": [...], "template": bool}``: what ``sftkit init --strategy NAME``
     writes (default: a small causal model and example rows of the first accepted kind, with a
     ``[template]`` table).

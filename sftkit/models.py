@@ -26,8 +26,14 @@ __all__ = [
 ]
 
 
-def load_base(run) -> tuple:
-    """The run's loader of ``[model]`` (handed to strategies as ``RunContext.load_model``): the recipe's
-    model as a causal LM, or its tiny stand-in when the run is a smoke run."""
-    return load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=run.smoke, console=run.console,
-                          host=run.host)
+def load_base(run, section: dict | None = None, *, task: str = "causal", labels=None) -> tuple:
+    """The run's loader of models (handed to components as ``RunContext.load_model``): ``[model]`` (or
+    ``section``, e.g. a judge's ``{"name": ...}``) as a causal LM, or as a sequence classifier with
+    ``labels`` for ``task = "classification"``; its tiny stand-in when the run is a smoke run. The
+    run decides smoke here, once: the loaders never see it."""
+    section = run.config.model.as_dict() if section is None else section
+    if run.smoke:
+        return tiny_like(section, run.base_dir, task=task, labels=labels, console=run.console, host=run.host)
+    if task == "classification":
+        return load_sequence_classifier(section, run.base_dir, labels=labels, console=run.console, host=run.host)
+    return load_causal_lm(section, run.base_dir, console=run.console, host=run.host)

@@ -208,6 +208,8 @@ def meta_problem(meta: dict) -> str | None:
     accepts = meta.get("accepts")
     if accepts is not None and (isinstance(accepts, str) or not all(a in DATA_KINDS for a in accepts)):
         return f"accepts={accepts!r} must be a list of data kinds (from: {', '.join(DATA_KINDS)})"
+    if "rewards" in meta and not isinstance(meta["rewards"], bool):
+        return f"rewards={meta['rewards']!r} must be true (the strategy trains on [[reward]] tables) or false"
     if "reads" in meta:
         from .rewards.base import reads_problem
 

@@ -135,7 +135,7 @@ def test_validate_refuses_what_cannot_train(sftkit_host, sftkit_tiny_model, tmp_
     assert any("num_generations = 3 does not fit the batch of 4 completions" in p for p in found), found
     assert problems(strategy={"num_generations": 8}) == []  # a group across 2 processes of 4
     found = problems(rewards=[])
-    assert any("at least one [[reward]] table" in p for p in found), found
+    assert any("strategy 'reasoning' trains on rewards, but the recipe has no [[reward]] table" in p for p in found), found
     found = problems(rewards=[{"name": "numeric_anser"}])
     assert any("numeric_answer" in p for p in found), found  # did you mean
     found = problems(strategy={"method": "rloo", "loss_type": "dr_grpo"})

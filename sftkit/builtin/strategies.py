@@ -132,6 +132,6 @@ def sftkit_register_strategies(register):
              data_hint="it needs raw text (a text column, or a directory of .txt/.md files)")
     register("reasoning", "sftkit.strategies.reasoning:create", schema=REASONING,
              doc="Reinforcement learning with verifiable rewards (GRPO / RLOO): sampled answers scored by [[reward]] tables.",
-             accepts=["messages"], check="sftkit.strategies.checks:check_reasoning", row_fields=True,
+             accepts=["messages"], check="sftkit.strategies.checks:check_reasoning", rewards=True, row_fields=True,
              data_hint="it needs prompts with a reference answer: prompt/completion pairs or conversations "
                        "(other columns, e.g. tests, reach the rewards)")

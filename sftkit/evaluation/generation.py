@@ -293,8 +293,9 @@ class JsonValidEvaluator(GenerationEvaluator):
         if not ok:
             extra["reason"] = f"invalid JSON: {err}"
             return 0.0, extra
-        if self._schema is not None:
-            errors = sorted(self._schema.iter_errors(value), key=lambda e: list(e.path))
+        validator = self.schema(getattr(self, "_run", None))  # loaded once (by evaluate, or here)
+        if validator is not None:
+            errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
             if errors:
                 extra["reason"] = f"schema: {errors[0].message}"
                 return 0.0, extra

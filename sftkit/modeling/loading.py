@@ -118,13 +118,9 @@ def load_tokenizer(model_section: dict, base_dir, *, console=None, host=None):
     return tok
 
 
-def load_causal_lm(model_section: dict, base_dir, *, smoke: bool = False, console=None, host=None):
-    """Return ``(model, tokenizer)`` for a causal LM; ``smoke`` = a tiny random model of the same architecture.
-    ``host``: the plugin host whose model loaders apply (default: the process's)."""
-    if smoke:
-        from .smoke import tiny_like
-
-        return tiny_like(model_section, base_dir, task="causal", console=console, host=host)
+def load_causal_lm(model_section: dict, base_dir, *, console=None, host=None):
+    """Return ``(model, tokenizer)`` for a causal LM. ``host``: the plugin host whose model loaders
+    apply (default: the process's). The smoke stand-in is the run's choice (:func:`sftkit.models.load_base`)."""
     from transformers import AutoModelForCausalLM
 
     src, where = model_location(model_section, base_dir, console, host=host)
@@ -155,13 +151,9 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def load_sequence_classifier(model_section: dict, base_dir, *, labels, smoke: bool = False, console=None, host=None):
+def load_sequence_classifier(model_section: dict, base_dir, *, labels, console=None, host=None):
     """Return ``(model, tokenizer)``: a sequence classifier with ``labels`` (new head) on top of ``[model]``."""
     maps = label_maps(labels)
-    if smoke:
-        from .smoke import tiny_like
-
-        return tiny_like(model_section, base_dir, task="classification", labels=labels, console=console, host=host)
     from transformers import AutoModelForSequenceClassification
 
     src, where = model_location(model_section, base_dir, console, host=host)

@@ -41,17 +41,13 @@ def check_domain(options: dict, ctx) -> list:
 
 
 def check_reasoning(options: dict, ctx) -> list:
-    """The reasoning strategy: at least one ``[[reward]]`` table; ``num_generations`` fits the batch
+    """The reasoning strategy: ``num_generations`` fits the batch
     (a group may span processes, so the batch of one process must divide it or be divided by it; the
     exact rule, with the process count, is checked when the run starts); GRPO-only options not
     given to RLOO; ``epsilon_high`` not below ``epsilon``; vLLM installed when asked for."""
     import importlib.util
 
-    problems = []
-    rewards = ctx.recipe.get("reward")
-    if not rewards:
-        problems.append(Problem("the reasoning strategy needs at least one [[reward]] table", path="",
-                                hint='add [[reward]] name = "numeric_answer" (`sftkit plugins` lists the rewards)'))
+    problems = []  # [[reward]] tables present and readable: validate's own rule for rewards=True strategies
     from sftkit.core_schema import TRAINING_SECTION
 
     training = ctx.recipe.get("training") if isinstance(ctx.recipe.get("training"), dict) else {}
