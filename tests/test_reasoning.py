@@ -80,7 +80,7 @@ def _recipe(tmp_path: Path, model: str, *, rewards=None, strategy=None, training
 
 def test_trains_to_max_steps_with_rows_and_per_step_metrics(sftkit_run, sftkit_tiny_model, tmp_path):
     SEEN.clear()
-    out = sftkit_run(_recipe(tmp_path, sftkit_tiny_model), smoke=False)
+    out = sftkit_run(_recipe(tmp_path, sftkit_tiny_model, strategy={"beta": 0.05}), smoke=False)
     assert (out.run_dir / "COMPLETE").exists()
     train = json.loads((out.run_dir / "metrics.json").read_text())["train"]
     assert train["steps"] == 3
@@ -98,7 +98,7 @@ def test_trains_to_max_steps_with_rows_and_per_step_metrics(sftkit_run, sftkit_t
         assert 0 <= s["zero_std_share"] <= 1 and 0 <= s["clipped_share"] <= 1
         assert 0 < s["length_mean"] <= 8
     assert any(s["reward_group_std"] > 0 for s in steps)  # the echo reward spreads within groups
-    assert "kl" not in steps[0]  # beta = 0: no reference model
+    assert all(s["kl"] >= 0 for s in steps)  # beta > 0: KL to a frozen copy of the starting weights
     # the rewards got the rows: the reference, the conversation and the column no format reads
     rows, step, prompts = SEEN[0]
     assert step == 0 and len(rows) == 4
@@ -110,6 +110,21 @@ def test_trains_to_max_steps_with_rows_and_per_step_metrics(sftkit_run, sftkit_t
     report = (out.run_dir / "report.md").read_text()
     assert "![reward curves](loss.png)" in report and (out.run_dir / "loss.png").exists()
     assert "| echo | answer |" in report and "groups without spread" in report
+
+
+def test_rloo_with_lora_and_a_reference(sftkit_run, sftkit_tiny_model, tmp_path):
+    import tomllib
+
+    recipe = _recipe(tmp_path, sftkit_tiny_model, strategy={"method": "rloo", "beta": 0.05},
+                     training={"max_steps": 2})
+    data = tomllib.loads(recipe.read_text())
+    recipe.write_text(tomli_w.dumps({**data, "adapter": {"r": 4}}))
+    out = sftkit_run(recipe, smoke=False)
+    train = json.loads((out.run_dir / "metrics.json").read_text())["train"]
+    assert train["steps"] == 2 and train["saved"] == "adapter"
+    rl = train["reasoning"]
+    assert rl["method"] == "rloo" and "loss_type" not in rl
+    assert [s["step"] for s in rl["per_step"]] == [1, 2] and all("kl" in s for s in rl["per_step"])
 
 
 def test_a_reward_that_raises_stops_with_one_line(sftkit_run, sftkit_tiny_model, tmp_path):

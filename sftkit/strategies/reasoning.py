@@ -317,7 +317,8 @@ def attach_reference(trainer, model, beta: float) -> None:
     from .tone import _frozen_copy
 
     ref = _frozen_copy(model)
-    add_fused_lm_head(ref, temperature=trainer.temperature, cast_lm_head_to_fp32=trainer.args.cast_lm_head_to_fp32)
+    cast = {"cast_lm_head_to_fp32": True} if getattr(trainer.args, "cast_lm_head_to_fp32", False) else {}
+    add_fused_lm_head(ref, temperature=trainer.temperature, **cast)
     trainer.ref_model = trainer.accelerator.prepare_model(ref, evaluation_mode=True)
     trainer.beta = trainer.args.beta = beta
 
@@ -325,11 +326,15 @@ def attach_reference(trainer, model, beta: float) -> None:
 def trainer_class(base) -> Any:
     """sftkit's trainer over TRL's ``base`` (GRPOTrainer / RLOOTrainer) with per-completion seeded
     sampling and the within-group reward spread logged."""
+    import inspect
+
     import torch
 
     from .trainer import make_trainer_class
 
     parent = make_trainer_class(base)
+    # GRPO's _generate_single_turn returns (completion ids, logprobs), RLOO's the ids alone
+    pairs = "num_generations" in inspect.signature(base._generate_single_turn).parameters
 
     class SftkitRLTrainer(parent):
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -338,15 +343,17 @@ def trainer_class(base) -> Any:
             weights = self.reward_weights.to(out.device).unsqueeze(0)
             total = (out * weights).nansum(dim=1)
             total[torch.isnan(out).all(dim=1)] = torch.nan
-            n = self.num_generations if mode == "train" else self.num_generations_eval
+            n = self.num_generations if mode == "train" else getattr(self, "num_generations_eval", self.num_generations)
             self._metrics[mode]["reward_group_std"].append(group_std(total.tolist(), n))
             return out
 
-        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-            if self.use_vllm or images is not None or multimodal_fields or self.use_transformers_continuous_batching:
-                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                     has_tool_images)
-            return seeded_generate(self, prompt_ids)
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, *rest, **kw):
+            # GRPO passes num_generations (and has_tool_images), RLOO does not
+            if (self.use_vllm or images is not None or multimodal_fields
+                    or getattr(self, "use_transformers_continuous_batching", False)):
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, *rest, **kw)
+            ids, logprobs = seeded_generate(self, prompt_ids)
+            return (ids, logprobs) if pairs else ids
 
     SftkitRLTrainer.__name__ = f"Sftkit{base.__name__}"
     return SftkitRLTrainer
