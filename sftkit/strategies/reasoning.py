@@ -181,7 +181,10 @@ class ReasoningStrategy(CausalStrategy):
             f.stops = set(trainer.eos_token_ids)
         if copy_ref:
             attach_reference(trainer, model, beta)
-        result = fit(run, trainer, tokenizer=tokenizer)
+        from .collate import TokenCounter
+
+        trainer.sftkit_counter = counter = TokenCounter()
+        result = fit(run, trainer, tokenizer=tokenizer, counter=counter)
         result.metrics["reasoning"] = {
             "method": method, **({"loss_type": args.loss_type} if method == "grpo" else {}),
             "num_generations": args.num_generations, "max_completion_length": args.max_completion_length,
@@ -346,6 +349,15 @@ def trainer_class(base) -> Any:
             n = self.num_generations if mode == "train" else getattr(self, "num_generations_eval", self.num_generations)
             self._metrics[mode]["reward_group_std"].append(group_std(total.tolist(), n))
             return out
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            counter = self.sftkit_counter
+            if counter is not None and model.training and isinstance(inputs, dict) and "completion_ids" in inputs:
+                # tokens of the micro-batch (prompt + sampled completion): the run's and sftkit plan's count
+                counter.add_batch({"input_ids": torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1),
+                                   "attention_mask": torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1),
+                                   "completion_mask": inputs["completion_mask"]})
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, *rest, **kw):
             # GRPO passes num_generations (and has_tool_images), RLOO does not
