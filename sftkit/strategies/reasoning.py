@@ -171,12 +171,17 @@ class ReasoningStrategy(CausalStrategy):
         extra = self.trl_options(method, beta=0.0 if copy_ref else beta)
         extra["reward_weights"] = [b.weight for b in bound]
         extra["logging_steps"] = 1  # per-step reward curves
-        args = training_arguments(run, rows=len(train) * int(self.opt("num_generations")), has_eval=False,
-                                  config_cls=Config, **extra)
         cls = trainer_class(Base)
         funcs = [RewardFunc(b, rows) for b in bound]
-        trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train, processing_class=tokenizer,
-                      callbacks=callbacks(run))
+        try:
+            args = training_arguments(run, rows=len(train) * int(self.opt("num_generations")), has_eval=False,
+                                      config_cls=Config, **extra)
+            trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train,
+                          processing_class=tokenizer, callbacks=callbacks(run))
+        except ValueError as exc:  # TRL's own checks of a combination sftkit did not foresee: one line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SftkitError(f"TRL's {Base.__name__} refused these settings: {first}", where="[strategy]",
+                              hint="change the setting it names (sftkit schema shows the reasoning options)") from exc
         for f in funcs:
             f.stops = set(trainer.eos_token_ids)
         if copy_ref:
