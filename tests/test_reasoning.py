@@ -319,3 +319,21 @@ def test_reward_plot(tmp_path):
 
     png = loss_plot(_rl_log(), tmp_path / "loss.png")
     assert png is not None and png.stat().st_size > 1000
+
+
+def test_seeded_sampler_samples_the_distribution_and_repeats_per_seed():
+    import torch
+
+    from sftkit.strategies.reasoning import SeededSampler
+
+    scores = torch.log(torch.tensor([[0.2, 0.5, 0.3, 0.0], [0.0, 0.0, 1.0, 0.0]]))
+    sampler = SeededSampler([7, 8])
+    picks = [sampler(None, scores).argmax(dim=-1).tolist() for _ in range(4000)]
+    first = torch.bincount(torch.tensor([p[0] for p in picks]), minlength=4).float() / len(picks)
+    assert torch.allclose(first, torch.tensor([0.2, 0.5, 0.3, 0.0]), atol=0.03), first
+    assert {p[1] for p in picks} == {2}  # a certain token is always taken, an impossible one never
+    again = SeededSampler([7, 8])
+    assert [again(None, scores).argmax(dim=-1).tolist() for _ in range(50)] == picks[:50]
+    # a row's draws depend on its own seed only, not on the rows beside it
+    alone = SeededSampler([7])
+    assert [alone(None, scores[:1]).argmax(dim=-1).item() for _ in range(50)] == [p[0] for p in picks[:50]]

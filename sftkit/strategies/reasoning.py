@@ -12,7 +12,7 @@ every sampled completion against the row (the reference through
   need no path).
 - Sampling is exact to the softmax at ``temperature`` and reproducible per completion: completion
   ``i`` of the global batch at step ``s`` draws its noise from its own generator seeded by
-  (seed, s, i) (Gumbel-max), so ``--nproc 2`` samples what one process samples and a resumed run
+  (seed, s, i) (inverse CDF), so ``--nproc 2`` samples what one process samples and a resumed run
   what the killed one would have.
 - Per step, the run's ``train_log.jsonl`` and ``metrics.json`` (``train.reasoning``) hold each
   reward's mean, the reward spread within groups, the share of groups with no spread (no learning
@@ -379,8 +379,8 @@ def trainer_class(base) -> Any:
 def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int]], None]:
     """Sample one completion per prompt with transformers' ``generate`` (KV cache, left padding,
     stopping at the end-of-turn ids), each row's noise from its own generator seeded by (seed,
-    step, the row's index in the global batch): Gumbel-max over the temperature-scaled, top-p
-    filtered logits, which samples exactly from that distribution."""
+    step, the row's index in the global batch): inverse-CDF sampling from the temperature-scaled,
+    top-p filtered distribution (:class:`SeededSampler`)."""
     import copy
 
     import torch
@@ -400,7 +400,7 @@ def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int
         processors.append(TemperatureLogitsWarper(trainer.temperature))
     if trainer.top_p is not None and trainer.top_p < 1.0:
         processors.append(TopPLogitsWarper(trainer.top_p))
-    processors.append(GumbelNoise(seeds))
+    processors.append(SeededSampler(seeds))
     config = copy.deepcopy(trainer.generation_config)
     config.do_sample = False
     for key in ("temperature", "top_p", "top_k", "min_p"):
@@ -428,9 +428,11 @@ def hash_seed(*parts: int) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-class GumbelNoise:
-    """A logits processor adding Gumbel noise drawn from one generator per row: greedy decoding of
-    the result samples from softmax of the (already scaled and filtered) logits."""
+class SeededSampler:
+    """A logits processor that samples each row's next token by inverse CDF with one uniform number
+    drawn from that row's own generator, and leaves only that token possible: greedy decoding of the
+    result samples exactly from softmax of the (already scaled and filtered) logits, one random
+    number per row and token (noise over the whole vocabulary would cost as much as the model)."""
 
     def __init__(self, seeds: list[int]):
         import torch
@@ -440,11 +442,18 @@ class GumbelNoise:
     def __call__(self, input_ids, scores):
         import torch
 
-        vocab = scores.size(-1)
-        u = torch.stack([torch.rand(vocab, generator=g, dtype=torch.float32) for g in self.generators])
-        u = u.clamp_(min=1e-20, max=1.0 - 1e-7)
-        gumbel = -torch.log(-torch.log(u))
-        return scores.float() + gumbel.to(scores.device)
+        probs = torch.softmax(scores.float(), dim=-1)
+        cdf = probs.cumsum(dim=-1)
+        u = torch.cat([torch.rand(1, generator=g) for g in self.generators]).to(scores.device)
+        target = (u * cdf[:, -1]).unsqueeze(1)
+        picked = torch.searchsorted(cdf, target, right=True).clamp_(max=scores.size(-1) - 1)
+        # never a token of probability 0 (a cdf that stopped rising): step back to the last one that rose
+        zero = probs.gather(1, picked) <= 0
+        if bool(zero.any()):
+            last = (probs > 0).float().cumsum(dim=-1).argmax(dim=-1, keepdim=True)
+            picked = torch.where(zero, last, picked)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, picked, 0.0)
 
 
 def create(options: dict | None = None) -> ReasoningStrategy:
