@@ -143,8 +143,6 @@ class ReasoningStrategy(CausalStrategy):
                                    "multiple of num_generations")
 
     def train(self, run):
-        import torch  # noqa: F401  (the stack is present before TRL is imported)
-
         from sftkit.modeling.stops import stop_token_ids
         from sftkit.models import is_adapter
 
