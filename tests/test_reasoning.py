@@ -192,6 +192,12 @@ def test_only_row_fields_strategies_keep_other_columns(sftkit_host, sftkit_tiny_
     assert row["tests"].startswith("assert add(") and "question" not in row and "answer" not in row
     plain = load_data(recipe.config, recipe.base_dir, host=sftkit_host)
     assert "fields" not in plain.train.column_names
+    # an evaluator reading the eval split sees them too (e.g. code_exec's tests on held-out rows)
+    from sftkit.evaluation.base import split_row_item
+
+    item = split_row_item(kept.train[0])
+    assert item["tests"] == row["tests"] and item["expected"] == row["messages"][-1]["content"]
+    assert item["messages"] == row["messages"][:-1] and "fields" not in item
 
 
 def _weights(run_dir: Path) -> dict:
