@@ -28,6 +28,8 @@ __all__ = [
 
 def load_base(run) -> tuple:
     """The run's loader of ``[model]`` (handed to strategies as ``RunContext.load_model``): the recipe's
-    model as a causal LM, or its tiny stand-in when the run is a smoke run."""
+    model as a causal LM, or its tiny stand-in when the run is a smoke run; in 4-bit under QLoRA."""
+    from .modeling.qlora import run_load_arguments
+
     return load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=run.smoke, console=run.console,
-                          host=run.host)
+                          host=run.host, quantization=run_load_arguments(run))

@@ -505,7 +505,20 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
         problems += _baseline_problems(recipe, host)
     if not any(p.path.startswith(("recipe", "output")) for p in earlier):
         problems += _run_dir_problems(recipe)
+    if not any(p.path.startswith(("adapter", "distributed", "freeze", "strategy")) for p in earlier):
+        problems += _adapter_problems(recipe, host)
     return problems
+
+
+def _adapter_problems(recipe: Recipe, host) -> list[Problem]:
+    """``[adapter] kind = "qlora"`` against what cannot train in 4-bit (:func:`sftkit.modeling.qlora.recipe_problems`);
+    whether the strategy trains a new classification head is its registration's ``accepts``."""
+    from .modeling.qlora import recipe_problems
+
+    strategy = recipe.data.get("strategy") or {}
+    comp = host.registry.find("strategies", str(strategy.get("name"))) if strategy.get("name") else None
+    classifier = "classification" in accepted_kinds(comp)
+    return [_problem(recipe, path, msg, hint) for path, msg, hint in recipe_problems(recipe.data, trains_classifier=classifier)]
 
 
 ROW_COUNT_LIMIT = 1_000_000  # validate counts at most this many rows of a data file
