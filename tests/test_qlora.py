@@ -240,8 +240,14 @@ def test_a_qlora_run_end_to_end(tmp_path, tiny64):
     from sftkit.models import load_trained
     from sftkit.run import run
 
-    out = run(recipe(tmp_path, tiny64), [], output=tmp_path / "run")
+    path = recipe(tmp_path, tiny64)
+    lora = run(path, ["adapter.kind=lora", "training.max_steps=1"], output=tmp_path / "lora")
+    assert lora.metrics["base_eval"]["source"] != "cache"
+    out = run(path, [], output=tmp_path / "run")
     m = out.metrics
+    # the same model file, but the base evaluated under QLoRA is the 4-bit one: never the cached float one
+    assert m["base_eval"]["source"] != "cache"
+    assert m["eval"][0]["base"] != lora.metrics["eval"][0]["base"]
     log = [json.loads(x) for x in (out.run_dir / "train_log.jsonl").read_text().splitlines()]
     losses = [x["loss"] for x in log if "loss" in x]
     assert losses[-1] < losses[0] - 0.3, losses

@@ -96,7 +96,7 @@ def backend_problem(device: str) -> str | None:
     if installed_version("bitsandbytes") is None:
         return f"[adapter] kind = \"qlora\" needs bitsandbytes, which is not installed ({EXTRA})"
     try:
-        import bitsandbytes
+        bitsandbytes = _import_quietly()
     except Exception as exc:  # a broken native library fails here, in many ways
         return f"bitsandbytes {installed_version('bitsandbytes')} does not load here: {type(exc).__name__}: {exc}"
     supported = set(getattr(bitsandbytes, "supported_torch_devices", ()) or ())
@@ -109,6 +109,23 @@ def backend_problem(device: str) -> str | None:
         if not torch.cuda.is_available():
             return f"bitsandbytes {bitsandbytes.__version__}: no CUDA device is visible to torch"
     return None
+
+
+def _import_quietly():
+    """``import bitsandbytes`` without the two lines its CPU backend logs when it cannot fetch an optional
+    hub kernel (``kernels-community``) for the inference repacking :func:`no_repacking` switches off."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        import bitsandbytes
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+    return bitsandbytes
 
 
 def require_backend(device: str) -> None:
