@@ -109,9 +109,17 @@ def test_no_backend_is_one_line_naming_what_is_missing(monkeypatch):
 
 
 @pytest.mark.skipif(qlora.installed_version("bitsandbytes") is None, reason="bitsandbytes is not installed")
-def test_a_device_without_a_backend_is_named():
+def test_a_device_without_a_backend_is_named(monkeypatch):
     why = qlora.backend_problem("no-such-device")
     assert "has no 4-bit backend for 'no-such-device'" in why and "cpu" in why
+    import bitsandbytes.functional
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no native kernel for this CPU\nmore detail")
+
+    monkeypatch.setattr(bitsandbytes.functional, "quantize_4bit", broken)
+    why = qlora.backend_problem("cpu")  # listed as supported, but the round trip fails: said, in one line
+    assert why.endswith("cannot quantize to 4-bit on 'cpu' here: RuntimeError: no native kernel for this CPU")
 
 
 def test_memory_model_counts_4bit_weights_and_float32_adapters():

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import SftkitError
+from ..errors import SftkitError, shorten
 
 KIND = "qlora"
 EXTRA = "pip install 'sftkit[qlora]'"
@@ -103,11 +103,20 @@ def backend_problem(device: str) -> str | None:
     if device not in supported:
         return (f"bitsandbytes {bitsandbytes.__version__} has no 4-bit backend for {device!r} on this machine "
                 f"(it has: {', '.join(sorted(supported)) or 'none'})")
-    if device == "cuda":
-        import torch
+    import torch
 
-        if not torch.cuda.is_available():
-            return f"bitsandbytes {bitsandbytes.__version__}: no CUDA device is visible to torch"
+    if device == "cuda" and not torch.cuda.is_available():
+        return f"bitsandbytes {bitsandbytes.__version__}: no CUDA device is visible to torch"
+    try:  # the backend itself: a 4-bit round trip of one block on the device
+        from bitsandbytes.functional import dequantize_4bit, quantize_4bit
+
+        block = torch.linspace(-1, 1, 64, device=device)
+        packed, state = quantize_4bit(block, quant_type="nf4")
+        if not torch.allclose(dequantize_4bit(packed, state).float(), block, atol=0.2):
+            return f"bitsandbytes {bitsandbytes.__version__}'s 4-bit backend for {device!r} gives wrong values here"
+    except Exception as exc:  # a missing native kernel surfaces here, in many ways
+        return (f"bitsandbytes {bitsandbytes.__version__} cannot quantize to 4-bit on {device!r} here: "
+                + shorten(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
     return None
 
 
