@@ -44,7 +44,7 @@ def _err(estimate, measured):
 
 def one(name: str, overrides: list[str], tmp: Path) -> dict:
     from sftkit.run import run
-    from sftkit.plan import make_plan
+    from sftkit.run import plan as make_plan
     from sftkit.commands.run import resolve_recipe
 
     path = resolve_recipe(name)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from .modeling.source import ModelSource  # noqa: F401  (part of the model-loader contract)
 from .records import FORMAT_KINDS, IGNORE_INDEX, KINDS  # noqa: F401  (the canonical records)
+from .rewards.base import Reward  # noqa: F401  (the reward contract, sftkit_register_rewards)
 
 if TYPE_CHECKING:  # types only: importing the contract costs nothing
     from transformers import PreTrainedTokenizerBase

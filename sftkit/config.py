@@ -9,7 +9,7 @@ The run hands each stage its own slice (``config.training`` to the trainer, ``co
 explicitly. Slices are read by attribute only (``slice.max_length``): they are not mappings, so no
 reader can fall back to the dict the recipe was read from.
 
-Component tables (``[[data]]``, ``[template]``, ``[strategy]``, ``[[eval]]``) split into the keys
+Component tables (``[[data]]``, ``[template]``, ``[strategy]``, ``[[eval]]``, ``[[reward]]``) split into the keys
 sftkit handles and ``options``: what the component's factory receives (:func:`factory_options`,
 the one rule for that split). Light: imports nothing heavy.
 """
@@ -246,6 +246,17 @@ class EvalEntry(Slice):
 
 
 @dataclass(frozen=True)
+class RewardSpec(Slice):
+    """One ``[[reward]]`` table: the reward's ``name``, ``weight`` and ``label`` (sftkit's), and its
+    ``options``. What :func:`sftkit.rewards.build_rewards` builds."""
+
+    name: str | None = _default(S.REWARD_COMMON, "name")
+    weight: float = _default(S.REWARD_COMMON, "weight")
+    options: dict = field(default_factory=dict)
+    label: str | None = _default(S.REWARD_COMMON, "label")
+
+
+@dataclass(frozen=True)
 class Output(Slice):
     """``[output]``."""
 
@@ -324,7 +335,7 @@ class Baseline(Slice):
 # table -> slice class (arrays of tables: the class of one entry)
 SLICES = {"recipe": RecipeInfo, "model": Model, "data": DataEntry, "dataset": Dataset, "template": Template,
           "strategy": StrategyTable, "training": Training, "adapter": Adapter, "freeze": Freeze,
-          "eval": EvalEntry, "baseline": Baseline, "output": Output, "distributed": Distributed, "verdict": Verdict,
+          "eval": EvalEntry, "reward": RewardSpec, "baseline": Baseline, "output": Output, "distributed": Distributed, "verdict": Verdict,
           "plan": Plan}
 
 
@@ -343,6 +354,7 @@ class Config:
     adapter: Adapter | None
     freeze: Freeze | None
     eval: tuple
+    rewards: tuple  # [[reward]] tables: RewardSpec entries
     baseline: tuple
     output: Output
     distributed: Distributed
@@ -375,7 +387,8 @@ def resolve(data: Mapping) -> Config:
 
     return Config(recipe=one("recipe"), model=one("model"), data=many("data"), dataset=one("dataset"),
                   template=one("template"), strategy=one("strategy"), training=one("training"),
-                  adapter=optional("adapter"), freeze=optional("freeze"), eval=many("eval"), baseline=many("baseline"),
+                  adapter=optional("adapter"), freeze=optional("freeze"), eval=many("eval"), rewards=many("reward"),
+                  baseline=many("baseline"),
                   output=one("output"), distributed=one("distributed"), verdict=one("verdict"),
                   plan=one("plan"))
 
@@ -409,7 +422,7 @@ FACTORY_SHARES = {"template": ("system",), "model": tuple(k for k in _M if k != 
 def factory_options(table: str, item: Mapping) -> dict:
     """What the factory of a component table receives: the table minus the keys sftkit handles
     (``core_schema.COMPONENT_TABLES``' common keys), except those in :data:`FACTORY_SHARES`.
-    The one rule for ``[[data]]``, ``[template]``, ``[strategy]`` and ``[[eval]]``."""
+    The one rule for ``[[data]]``, ``[template]``, ``[strategy]``, ``[[eval]]`` and ``[[reward]]``."""
     _kind, _key, common, _default_name = S.COMPONENT_TABLES[table]
     drop = set(common) - set(FACTORY_SHARES.get(table, ()))
     values = item.as_dict() if isinstance(item, Slice) else dict(item or {})  # a slice, or a table being checked

@@ -1,6 +1,6 @@
 """The recipe's own keys (everything but the components' options), as JSON Schema.
 
-Component tables ([model], [[data]], [template], [strategy], [[eval]]) get their component's option schema
+Component tables ([model], [[data]], [template], [strategy], [[eval]], [[reward]]) get their component's option schema
 merged in by :mod:`sftkit.schema`. ``default`` values here are what ``sftkit resolve`` fills in.
 """
 
@@ -168,6 +168,14 @@ EVAL_COMMON = {
                 "description": "What min/max apply to: the value, or its 95% interval (lower_bound: min on the lower bound, max on the upper bound)."},
 }
 
+REWARD_COMMON = {
+    "name": {"type": "string", "minLength": 1, "description": "A registered reward (`sftkit plugins --all` lists them)."},
+    "weight": {"type": "number", "minimum": -1e6, "maximum": 1e6, "default": 1.0,
+               "description": "What this reward counts for: the total reward of a completion is the sum of weight x score."},
+    "label": {"type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+              "description": "Name of this reward in metrics and the report (default: name); two tables need two labels."},
+}
+
 PLAN_SECTION = _obj({
     "max_hours": {**POS_NUM, "maximum": 1e6, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when training plus evaluation is estimated to take longer."},
     "max_memory_gb": {**POS_NUM, "maximum": 1e6, "description": "Fail `sftkit plan` (and `sftkit run`, before training) when the estimated peak memory is higher."},
@@ -234,6 +242,8 @@ TOP_LEVEL = {
     "adapter": ADAPTER_SECTION,
     "freeze": FREEZE_SECTION,
     "eval": {"type": "array", "items": {"type": "object"}},
+    "reward": {"type": "array", "items": {"type": "object"},
+               "description": "Rewards of an RL strategy (reasoning): each a scorer or a plugin's reward, with a weight."},
     "output": OUTPUT_SECTION,
     "distributed": DISTRIBUTED_SECTION,
     "verdict": VERDICT_SECTION,
@@ -255,4 +265,8 @@ COMPONENT_TABLES = {
     "template": ("formatters", "formatter", TEMPLATE_COMMON, "sftkit:chat"),
     "strategy": ("strategies", "name", STRATEGY_COMMON, None),
     "eval": ("evaluators", "name", EVAL_COMMON, None),
+    "reward": ("rewards", "name", REWARD_COMMON, None),
 }
+
+# component tables that are arrays of tables ([[data]], [[eval]], [[reward]])
+ARRAY_TABLES = ("data", "eval", "reward")

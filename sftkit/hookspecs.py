@@ -86,7 +86,10 @@ def sftkit_register_strategies(register: Register) -> None:
     (extend that class: the run calls ``check_data``, ``load`` for the base model it evaluates, and
     ``train``, whose result carries the trained model it evaluates). Pass ``accepts=[...]``
     (canonical data kinds) in ``meta`` so ``sftkit validate`` can tell when the data does not fit
-    the strategy, ``data_hint="..."`` to tell the user what data it needs, and optionally
+    the strategy, ``data_hint="..."`` to tell the user what data it needs, ``rewards=True`` when it
+    trains on the recipe's ``[[reward]]`` tables (``sftkit validate`` then requires one, and refuses
+    them for every other strategy; the strategy builds them with :func:`sftkit.rewards.build_rewards`
+    and checks its rows' columns with :func:`sftkit.rewards.check_columns`), and optionally
     ``starter={"model": ..., "rows": [...], "template": bool}``: what ``sftkit init --strategy NAME``
     writes (default: a small causal model and example rows of the first accepted kind, with a
     ``[template]`` table).
@@ -100,6 +103,25 @@ def sftkit_register_evaluators(register: Register) -> None:
     The factory is called as ``factory(options)`` and returns a :class:`sftkit.api.Evaluator`,
     run on the base and on the tuned model. Thresholds (``min``, ``max``, ``max_regression``) are
     handled by sftkit for every evaluator; the schema only describes the evaluator's own options.
+    """
+
+
+@hookspec
+def sftkit_register_rewards(register: Register) -> None:
+    """Register rewards, used in ``[[reward]]`` tables as ``name = "NAME"`` by RL strategies
+    (``[strategy] name = "reasoning"``).
+
+    The factory is called as ``factory(options)`` with the table's own options (``name``,
+    ``weight`` and ``label`` removed, schema defaults filled, file options resolved against the
+    recipe) and returns a :class:`sftkit.api.Reward`. Its ``score(prompts, completions, rows,
+    step)`` returns one float per completion, or None where the reward does not apply to that row:
+    ``prompts[i]`` is the conversation (list of ``{"role", "content"}``) completion i answered,
+    ``rows[i]`` the data row it came from (all its columns), ``step`` the optimizer step. The
+    strategy sums ``weight * score`` over the rewards. Pass ``reads=[...]`` in ``meta``: the row
+    columns it needs (a column name, or a list of alternative names; or a callable
+    ``reads(options) -> list``), so a run whose data lacks one stops before training. A reward that
+    raises, or returns NaN, inf, a non-number or the wrong number of scores, stops the run with one
+    line naming it and its plugin.
     """
 
 

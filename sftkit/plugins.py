@@ -41,6 +41,7 @@ BUILTIN_PLUGINS = (
     "sftkit.builtin.formatters",
     "sftkit.builtin.strategies",
     "sftkit.builtin.evaluators",
+    "sftkit.builtin.rewards",
     "sftkit.builtin.recipes",
     "sftkit.builtin.loaders",
     "sftkit.builtin.commands",

@@ -1,5 +1,5 @@
-"""Named components (sources, formatters, strategies, evaluators, recipes, transforms, model loaders) and where
-they came from."""
+"""Named components (sources, formatters, strategies, evaluators, rewards, recipes, transforms, model loaders)
+and where they came from."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .errors import PluginError, did_you_mean
 
 BUILTIN_PREFIX = "sftkit"  # how recipes address built-in components explicitly: "sftkit:name"
 
-KINDS = ("sources", "formatters", "strategies", "evaluators", "recipes", "transforms", "model_loaders")
+KINDS = ("sources", "formatters", "strategies", "evaluators", "rewards", "recipes", "transforms", "model_loaders")
 
 # How a recipe names each kind, for messages: (kind, table, key)
 KIND_KEYS = {
@@ -19,13 +19,14 @@ KIND_KEYS = {
     "formatters": ("template", "formatter"),
     "strategies": ("strategy", "name"),
     "evaluators": ("eval", "name"),
+    "rewards": ("reward", "name"),
     "recipes": ("recipe", "extends"),
     "transforms": ("data", "transforms"),
     "model_loaders": ("model", "loader"),
 }
 
 SINGULAR = {"sources": "source", "formatters": "formatter", "strategies": "strategy",
-            "evaluators": "evaluator", "recipes": "recipe", "transforms": "transform",
+            "evaluators": "evaluator", "rewards": "reward", "recipes": "recipe", "transforms": "transform",
             "model_loaders": "model loader"}
 
 
@@ -207,6 +208,14 @@ def meta_problem(meta: dict) -> str | None:
     accepts = meta.get("accepts")
     if accepts is not None and (isinstance(accepts, str) or not all(a in DATA_KINDS for a in accepts)):
         return f"accepts={accepts!r} must be a list of data kinds (from: {', '.join(DATA_KINDS)})"
+    if "rewards" in meta and not isinstance(meta["rewards"], bool):
+        return f"rewards={meta['rewards']!r} must be true (the strategy trains on [[reward]] tables) or false"
+    if "reads" in meta:
+        from .rewards.base import reads_problem
+
+        problem = reads_problem(meta["reads"])
+        if problem:
+            return problem
     starter = meta.get("starter")
     if starter is not None and (not isinstance(starter, dict) or set(starter) - {"model", "rows", "template"}
                                 or not all(isinstance(r, dict) for r in starter.get("rows") or [])):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-KINDS = ("source", "evaluator", "formatter", "command", "hooks")
+KINDS = ("source", "evaluator", "reward", "formatter", "command", "hooks")
 DEFAULT_KINDS = ("source", "evaluator", "command")
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -97,6 +97,22 @@ def sftkit_register_evaluators(register):
                  "limit": {{"type": "integer", "minimum": 1, "default": 32, "description": "Rows scored."}},
                  "max_new_tokens": {{"type": "integer", "minimum": 1, "default": 32,
                                     "description": "Tokens generated per answer."}}}}}})
+''')
+    if "reward" in kinds:
+        parts.append(f'''
+
+def _answer_column(options):
+    """The row column the reward reads (checked against the data by `sftkit validate`)."""
+    return [options["answer_column"]]
+
+
+@sftkit.hookimpl
+def sftkit_register_rewards(register):
+    register("{n["name"]}_answer_word", "{n["pkg"]}.rewards:AnswerWord", reads=_answer_column,
+             doc="1 when the completion says the first word of the row's answer, else 0.",
+             schema={{"type": "object", "additionalProperties": False, "properties": {{
+                 "answer_column": {{"type": "string", "default": "answer",
+                                   "description": "Row column holding the expected answer."}}}}}})
 ''')
     if "formatter" in kinds:
         parts.append(f'''
@@ -195,6 +211,26 @@ class AnswerRecall(BaseEvaluator):
                                    for i in items[:3]])
 '''
 
+REWARDS_PY = '''"""Rewards: ``score(prompts, completions, rows, step) -> [float | None]`` (see docs/plugins.md, "A reward")."""
+
+from __future__ import annotations
+
+from sftkit.api import Reward
+
+
+class AnswerWord(Reward):
+    """1 when the completion says the first word of the row's answer, 0 when it does not, None for a
+    row without an answer (the reward does not apply there)."""
+
+    def score(self, prompts, completions, rows, step):
+        scores = []
+        for completion, row in zip(completions, rows):
+            words = str(row.get(self.options["answer_column"]) or "").split()
+            word = words[0].strip(".,!?").lower() if words else ""
+            scores.append(float(word in completion.lower()) if word else None)
+        return scores
+'''
+
 FORMATTERS_PY = '''"""Formatters: ``factory(options) -> Formatter`` (see docs/plugins.md, "A formatter")."""
 
 from __future__ import annotations
@@ -283,6 +319,24 @@ def test_source_reads_question_answer_rows(sftkit_host, tmp_path):
         SourceContext(base_dir=tmp_path, name="qa"))
     assert rows == [{{"prompt": "Hi?", "completion": "Hello."}}]
 '''
+    if "reward" in kinds:
+        text += f'''
+
+def test_reward_scores_rows_and_a_failure_names_it(sftkit_host):
+    import pytest
+
+    from sftkit.config import RewardSpec
+    from sftkit.rewards import RewardError, build_rewards, check_columns
+
+    (reward,) = build_rewards([RewardSpec(name="{n["name"]}_answer_word", weight=0.5)], base_dir=".",
+                              plugins=sftkit_host)
+    rows = [{{"answer": "Paris."}}, {{"answer": "Eight."}}, {{"question": "no answer here"}}]
+    assert reward(None, ["It is Paris.", "Six.", "Hello"], rows, 0) == [1.0, 0.0, None]
+    with pytest.raises(RewardError, match="{n["name"]}_answer_word"):  # a row that is not a dict: one line
+        reward(None, ["x"], [None], 0)
+    with pytest.raises(Exception, match="reads column 'answer'"):  # data without the column it reads
+        check_columns([reward], ["question", "completion"])
+'''
     if "command" in kinds:
         text += f'''
 
@@ -331,6 +385,8 @@ def plugin_files(name: str, kinds=DEFAULT_KINDS, directory: str | None = None) -
         files[f"{pkg}/sources.py"] = SOURCES_PY
     if "evaluator" in kinds:
         files[f"{pkg}/evaluators.py"] = EVALUATORS_PY
+    if "reward" in kinds:
+        files[f"{pkg}/rewards.py"] = REWARDS_PY
     if "formatter" in kinds:
         files[f"{pkg}/formatters.py"] = FORMATTERS_PY
     return files

@@ -13,8 +13,9 @@ Two views of one composition:
 from __future__ import annotations
 
 import copy
+import functools
 
-from .core_schema import COMMON_REQUIRED, COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
+from .core_schema import ARRAY_TABLES, COMMON_REQUIRED, COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
 from .errors import Problem, did_you_mean, shorten
 from .registry import Registry
 
@@ -23,11 +24,13 @@ SCHEMA_ID = "https://sftkit.dev/schema/recipe.json"
 
 def _component_object(common: dict, comp_schema: dict | None, key: str, name: str | None,
                       common_required: tuple = ()) -> dict:
-    props = copy.deepcopy(common)
+    """The object schema of one component table. Nested schemas are shared, not copied (this runs
+    for every table of every recipe validated): callers replace keys, they never mutate nested ones."""
+    props = dict(common)
     required = ([key] if name is None else []) + list(common_required)
     extra_allowed = False
     if comp_schema:
-        props.update(copy.deepcopy(comp_schema.get("properties", {})))
+        props.update(comp_schema.get("properties", {}))
         required += [r for r in comp_schema.get("required", []) if r not in required]
         extra_allowed = comp_schema.get("additionalProperties", False) not in (False, None)
     if name is not None:
@@ -38,7 +41,7 @@ def _component_object(common: dict, comp_schema: dict | None, key: str, name: st
     if comp_schema:  # whole-object rules of the component (oneOf, dependentRequired, if/then, ...)
         for k, v in comp_schema.items():
             if k not in ("type", "properties", "required", "additionalProperties", "description", "$schema", "title"):
-                out[k] = copy.deepcopy(v)
+                out[k] = v
     return out
 
 
@@ -75,7 +78,7 @@ def composed_schema(registry: Registry) -> dict:
             branches.append({"if": {"not": {"required": [key]}}, "then": then})
         if branches:
             base["allOf"] = branches
-        if table in ("data", "eval"):
+        if table in ARRAY_TABLES:
             props[table] = {"type": "array", "items": base}
             if table == "data":
                 props[table]["minItems"] = 1
@@ -94,7 +97,7 @@ def composed_schema(registry: Registry) -> dict:
 
 def _table_items(data: dict, table: str) -> list[tuple[tuple, dict]]:
     value = data.get(table)
-    if table in ("data", "eval"):
+    if table in ARRAY_TABLES:
         if isinstance(value, list):
             return [((table, i), v) for i, v in enumerate(value) if isinstance(v, dict)]
         return []
@@ -138,11 +141,12 @@ def path_options(schema: dict | None, item: dict, prefix: tuple = ()):
 
 
 def recipe_schema(data: dict, registry: Registry) -> dict:
-    """The concrete schema for this recipe: each component table gets its own component's options."""
-    props = copy.deepcopy(TOP_LEVEL)
+    """The concrete schema for this recipe: each component table gets its own component's options.
+    Read-only: it shares its nested schemas with the registry and TOP_LEVEL."""
+    props = dict(TOP_LEVEL)
     for table, (kind, key, common, default) in COMPONENT_TABLES.items():
         items = _table_items(data, table)
-        if table in ("data", "eval"):
+        if table in ARRAY_TABLES:
             schemas = []
             for (_t, _i), item in items:
                 comp = component_of(table, item, registry)
@@ -310,6 +314,7 @@ def magnitude_problems(data, locate) -> list[Problem]:
     return out
 
 
+@functools.cache
 def _validator_class():
     """Draft 2020-12 where an ``integer`` is an int: 512.0 or 1e300 is a number, not an integer."""
     from jsonschema import Draft202012Validator, validators
@@ -371,7 +376,7 @@ def fill_defaults(data: dict, registry: Registry) -> dict:
     for section in ("adapter", "freeze", "strategy", "distributed"):
         if section in data:
             _fill(schema["properties"][section], data[section])
-    for table in ("data", "eval"):
+    for table in ARRAY_TABLES:
         items = schema["properties"][table].get("prefixItems", [])
         for sub, item in zip(items, data.get(table, [])):
             _fill(sub, item)

@@ -277,6 +277,67 @@ def _cross_field_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
     return out
 
 
+def _reward_problems(recipe: Recipe, host, broken: set) -> list[Problem]:
+    """``[[reward]]`` tables against the strategy (registration metadata ``rewards=True``: it trains
+    on rewards and needs at least one; any other strategy takes none), labels unique, and every
+    column a reward ``reads`` present in the training data whose fields can be peeked."""
+    from .rewards.base import describe, missing_columns
+
+    data = recipe.data
+    tables = [t for t in data.get("reward") or [] if isinstance(t, dict)]
+    strategy = data.get("strategy")
+    comp = component_of("strategy", strategy, host.registry) if isinstance(strategy, dict) else None
+    if comp is None or "strategy" in broken:
+        return []
+    takers = sorted(c.name for c in host.registry.all("strategies") if c.meta.get("rewards"))
+    out: list[Problem] = []
+    if tables and not comp.meta.get("rewards"):
+        return [_problem(recipe, ("reward", 0), f"[[reward]] tables have no effect: strategy {comp.name!r} does not "
+                         "train on rewards", f"use a strategy that does ({', '.join(takers) or 'none installed'}), "
+                         "or remove the [[reward]] tables")]
+    if comp.meta.get("rewards") and not tables:
+        return [_problem(recipe, ("strategy", "name"), f"strategy {comp.name!r} trains on rewards, but the recipe has "
+                         "no [[reward]] table", "add one, e.g. [[reward]] name = \"numeric_answer\" (`sftkit "
+                         "plugins --all` lists the rewards)")]
+    seen: dict[str, int] = {}
+    for i, table in enumerate(data.get("reward") or []):
+        label = table.get("label", table.get("name")) if isinstance(table, dict) else None
+        if not isinstance(label, str) or f"reward[{i}]" in broken:
+            continue
+        if label in seen:
+            key = "label" if "label" in table else "name"
+            out.append(_problem(recipe, ("reward", i, key), f"two [[reward]] tables are labelled {label!r} "
+                                f"(reward[{seen[label]}] and this one): their metrics would mix",
+                                "give this one its own label = \"...\""))
+        seen.setdefault(label, i)
+    if "data" in broken or not tables:
+        return out
+    fields = _data_shape(recipe, host, broken)[1]
+    entries = data.get("data") or []
+    for i, table in enumerate(data.get("reward") or []):
+        reward = component_of("reward", table, host.registry) if isinstance(table, dict) else None
+        reads = reward.meta.get("reads") if reward is not None else None
+        if not reads or f"reward[{i}]" in broken:
+            continue
+        try:
+            options = component_options("reward", table, reward)
+            for j, (entry, flds) in enumerate(zip(entries, fields)):
+                if flds is None or not isinstance(entry, dict) or entry.get("split") == "eval":
+                    continue
+                mapped = entry.get("columns") if isinstance(entry.get("columns"), dict) else {}
+                gone = missing_columns(reads, options, set(flds) | set(mapped.values()))
+                if gone:
+                    out.append(_problem(recipe, ("reward", i, "name"),
+                                        f"reward {reward.name!r} reads column {describe(gone[0])}, which data[{j}] "
+                                        f"lacks (its fields: {', '.join(flds) or 'none'})",
+                                        "add the column, map it with columns = {...} in that [[data]] table, or set "
+                                        "the reward's column option"))
+        except Exception as exc:  # a plugin's reads callable must not crash validate
+            out.append(_problem(recipe, ("reward", i, "name"), f"reads of reward {reward.name!r} from plugin "
+                                f"{reward.origin!r} raised {type(exc).__name__}: {exc}"))
+    return out
+
+
 def _training_problems(recipe: Recipe) -> list[Problem]:
     from .modeling.precision import requested
 
@@ -474,7 +535,7 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
 def _well_shaped(data: dict) -> bool:
     """Every section a table and every [[data]] / [[eval]] entry a table."""
     for key, value in data.items():
-        if key in ("data", "eval", "baseline"):
+        if key in ("data", "eval", "reward", "baseline"):
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 return False
         elif not isinstance(value, dict):
@@ -497,6 +558,7 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
     earlier = list(problems)
     broken = {_table_of(p.path) for p in earlier if p.path}
     problems += _cross_field_problems(recipe, host, broken)
+    problems += _reward_problems(recipe, host, broken)
     if not any(p.path.startswith(("eval", "training", "dataset")) for p in earlier):
         problems += _setting_problems(recipe, host)
     if not any(p.path.startswith("training") for p in earlier):

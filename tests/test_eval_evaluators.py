@@ -30,8 +30,10 @@ class Scripted:
 
 
 def make_run(tmp_path, evals, data=None, host=None):
+    from sftkit.models import load_base
+
     return RunContext(config=resolve({"eval": evals, "training": {"max_length": 64}}), recipe_path=None, base_dir=tmp_path,
-                      run_dir=tmp_path, data=data, host=host)
+                      run_dir=tmp_path, data=data, host=host, load_model=load_base)
 
 
 @pytest.fixture(scope="module")
@@ -225,15 +227,16 @@ def test_unloadable_judge_is_a_scored_failure(tmp_path):
 
 def test_judge_win_rate_both_orders(tiny, tmp_path):
     model, tok, formatter = tiny
-    judge = Target(model, tok, formatter, "judge")
     run = make_run(tmp_path, [{"name": "judge", "model": "unused", "items": ["q1", "q2", "q3"]}])
-    run.extras["judge_target"] = judge
+    asked = []
+    run.load_model = lambda run, section=None, **kw: asked.append(section) or (model, tok)  # the run's loader
     rows = compare(run, evaluate_all(run, Scripted({}, "base", default="short")),
                    evaluate_all(run, Scripted({}, "tuned", default="a longer and more helpful answer")))
     m = rows[0]["metrics"]
     assert m["wins"]["tuned"] + m["losses"]["tuned"] + m["ties"]["tuned"] == 3
     assert rows[0]["tuned"] == pytest.approx((m["wins"]["tuned"] + 0.5 * m["ties"]["tuned"]) / 3)
     assert rows[0]["pairwise"] and rows[0]["samples"][0]["verdict"] in ("tuned", "base", "tie (position bias)")
+    assert asked == [{"name": "unused"}]  # the judge came through the run's loader, which decides smoke
 
 
 class Raising:

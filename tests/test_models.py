@@ -18,6 +18,7 @@ from sftkit.models import (
     load_trained,
     merge_and_save,
     parse_layers,
+    tiny_like,
 )
 from sftkit.tiny import CHATML_TEMPLATE as CHATML
 from sftkit.tiny import save_tiny_model
@@ -93,7 +94,7 @@ def test_smoke_tiny_same_architecture(tmp_path):
     big = tiny_causal_lm(tok, hidden_size=128, layers=6, heads=8)  # "real" model: bigger than smoke size
     big.save_pretrained(tmp_path / "real")
     tok.save_pretrained(tmp_path / "real")
-    model, stok = load_causal_lm({"name": "real"}, tmp_path, smoke=True)
+    model, stok = tiny_like({"name": "real"}, tmp_path, task="causal")
     assert type(model) is type(big)
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 64
     assert model.config.vocab_size == big.config.vocab_size
@@ -101,9 +102,9 @@ def test_smoke_tiny_same_architecture(tmp_path):
     assert not torch.equal(model.get_input_embeddings().weight[:, :64], big.get_input_embeddings().weight[:, :64])
     cached = list((tmp_path / "cache" / "smoke").iterdir())
     assert len(cached) == 1 and (cached[0] / "sftkit_cache.json").exists()
-    again, _ = load_causal_lm({"name": "real"}, tmp_path, smoke=True)  # from the cache
+    again, _ = tiny_like({"name": "real"}, tmp_path, task="causal")  # from the cache
     assert torch.equal(again.get_input_embeddings().weight, model.get_input_embeddings().weight)
-    cls, _ = load_sequence_classifier({"name": "real"}, tmp_path, labels=["a", "b", "c"], smoke=True)
+    cls, _ = tiny_like({"name": "real"}, tmp_path, task="classification", labels=["a", "b", "c"])
     assert cls.config.num_labels == 3 and cls.config.num_hidden_layers == 2
 
 

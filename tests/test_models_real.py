@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sftkit.models import load_causal_lm, load_sequence_classifier
+from sftkit.models import load_causal_lm, load_sequence_classifier, tiny_like
 
 pytestmark = pytest.mark.real_model
 
@@ -42,7 +42,7 @@ def test_gguf_converted_once_then_cached(tmp_path, monkeypatch):
     assert sd1.keys() == sd2.keys() and all(torch.equal(sd1[k], sd2[k]) for k in sd1)
 
     # a smoke model of it: same architecture, tiny, real tokenizer (read from the converted cache)
-    tiny, stok = load_causal_lm({"name": SMOL}, tmp_path, smoke=True)
+    tiny, stok = tiny_like({"name": SMOL}, tmp_path, task="causal")
     assert type(tiny) is type(model) and tiny.config.num_hidden_layers == 2
     assert stok.chat_template == tok.chat_template
 

@@ -38,7 +38,7 @@ def recipe(tmp_path, tiny_dir, *, rows=40, long=False, training=None, plan=None,
 
 
 def test_plan_reports_data_schedule_time_memory_and_disk(tmp_path, tiny_dir):
-    from sftkit.plan import make_plan
+    from sftkit.run import plan as make_plan
 
     plan = make_plan(recipe(tmp_path, tiny_dir))
     d, s, t, m = plan["data"], plan["schedule"], plan["time"], plan["memory"]
@@ -62,7 +62,7 @@ def test_plan_reports_data_schedule_time_memory_and_disk(tmp_path, tiny_dir):
 
 
 def test_lora_plan_has_small_optimizer_state_and_adapter_disk(tmp_path, tiny_dir):
-    from sftkit.plan import make_plan
+    from sftkit.run import plan as make_plan
 
     plan = make_plan(recipe(tmp_path, tiny_dir, adapter={"r": 4}), steps=2)
     p, m = plan["parameters"], plan["memory"]
@@ -127,7 +127,7 @@ def test_memory_per_process_follows_the_distributed_strategy():
 
 def test_plan_for_several_processes(tmp_path, tiny_dir):
     from sftkit.commands.plan import format_plan
-    from sftkit.plan import make_plan
+    from sftkit.run import plan as make_plan
 
     plan = make_plan(recipe(tmp_path, tiny_dir), steps=2, processes=2)
     s, m = plan["schedule"], plan["memory"]

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_new_plugin_installs_and_its_tests_pass(tmp_path):
     result = CliRunner().invoke(plugin, ["new", "demo", "-o", str(tmp_path / "demo"),
-                                         "--with", "source,evaluator,formatter,command,hooks"])
+                                         "--with", "source,evaluator,reward,formatter,command,hooks"])
     assert result.exit_code == 0, result.output
     pyproject = (tmp_path / "demo" / "pyproject.toml").read_text()
     assert '[project.entry-points.sftkit]\ndemo = "sftkit_demo.plugin"' in pyproject
@@ -33,7 +33,7 @@ def test_new_plugin_installs_and_its_tests_pass(tmp_path):
     tests = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "demo"), "-q", "-p", "no:cacheprovider"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
-    assert "4 passed" in tests.stdout  # conformance, recipe with --smoke, source, command: none skipped
+    assert "5 passed" in tests.stdout  # conformance, recipe with --smoke, source, reward, command: none skipped
 
 
 def test_new_refuses_bad_names_kinds_and_existing_directories(tmp_path):

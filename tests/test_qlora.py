@@ -302,7 +302,7 @@ def test_a_classifier_head_stays_out_of_4bit_and_an_unknown_head_is_refused(tmp_
 
 @needs_backend
 def test_plan_of_a_qlora_recipe_models_4bit_weights(tmp_path, tiny64):
-    from sftkit.plan import make_plan
+    from sftkit.run import plan as make_plan
 
     plan = make_plan(recipe(tmp_path, tiny64), steps=2)
     m, p = plan["memory"], plan["parameters"]

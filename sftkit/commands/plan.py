@@ -75,7 +75,8 @@ def plan(recipe, overrides, fmt, steps, nproc, nnodes):
     real steps at the recipe's batch shape), peak memory (weights, gradients, optimizer state,
     activations; per process with --nproc, by the recipe's [distributed] strategy) and output disk.
     Exits 1 when [plan] max_hours / max_memory_gb are exceeded."""
-    from sftkit.plan import limit_failures, make_plan
+    from sftkit.plan import limit_failures
+    from sftkit.run import plan as make_plan
 
     def say(msg: str) -> None:
         click.echo(msg, err=True)

@@ -49,7 +49,7 @@ class AbstentionEvaluator(GenerationEvaluator):
     def patterns(self) -> list[re.Pattern]:
         return [re.compile(p, re.IGNORECASE) for p in (self.opt("refusal_patterns") or REFUSALS)]
 
-    def score(self, output: str, item: dict) -> tuple[float, dict]:
+    def score(self, output: str, item: dict, truncated: bool = False) -> tuple[float, dict]:
         refused = any(p.search(output) for p in self.patterns())
         answerable = is_answerable(item, self.opt("answerable_field", "answerable"))
         return float(refused != answerable), {"refused": refused, "answerable": answerable}

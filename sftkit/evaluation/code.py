@@ -53,6 +53,16 @@ def score_output(problem: dict, output: str, *, mode: str = "chat", timeout: flo
                                   timeout=timeout, memory_mb=memory_mb)
 
 
+def score_outputs(problems: list[dict], outputs: list[str], *, mode: str = "chat", timeout: float = 5.0,
+                  memory_mb: int = 2048, workers: int = 2) -> list[Any]:
+    """:func:`score_output` for each (problem, raw output) pair, a few sandboxed processes at a time:
+    what ``code_exec`` aggregates over held-out problems and what the ``code_exec`` reward returns."""
+    from . import codeexec  # subprocess, threads: only when code is executed
+
+    completions = [completion_from_output(o, p, mode) for o, p in zip(outputs, problems)]
+    return codeexec.check_many(problems, completions, timeout=timeout, memory_mb=memory_mb, workers=workers)
+
+
 class CodeExecEvaluator(BaseEvaluator):
     name = "code_exec"
     doc = ("pass@1 on HumanEval-format problems; the code runs in an OS sandbox (namespaces), the tests in a "
@@ -86,11 +96,8 @@ class CodeExecEvaluator(BaseEvaluator):
             convs = [[{"role": "user", "content": CHAT_INSTRUCTION.format(prompt=p["prompt"])}] for p in problems]
             outputs = target.generate(convs, max_new_tokens=max_new)
         completions = [completion_from_output(o, p, mode) for o, p in zip(outputs, problems)]
-        from . import codeexec  # subprocess, threads: only when problems are executed
-
-        results = codeexec.check_many(problems, completions, timeout=float(self.opt("timeout", 5.0)),
-                                      memory_mb=int(self.opt("memory_mb", codeexec.DEFAULT_MEMORY_MB)),
-                                      workers=int(self.opt("workers", 2)))
+        results = score_outputs(problems, outputs, mode=mode, timeout=float(self.opt("timeout", 5.0)),
+                                memory_mb=int(self.opt("memory_mb", 2048)), workers=int(self.opt("workers", 2)))
         passed = [float(r.passed) for r in results]
         samples = [{"prompt": p.get("task_id", "") + "\n" + p["prompt"], "output": c, "score": float(r.passed),
                     "reason": r.result} for p, c, r in zip(problems, completions, results)]

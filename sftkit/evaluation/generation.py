@@ -36,8 +36,22 @@ class GenerationEvaluator(BaseEvaluator):
     def items(self, run: Any) -> list[dict]:
         return load_items(self, run)
 
-    def score(self, output: str, item: dict) -> tuple[float, dict]:  # pragma: no cover - interface
+    def score(self, output: str, item: dict, truncated: bool = False) -> tuple[float, dict]:  # pragma: no cover
+        """The score (0..1) of one cleaned, extracted output for ``item``, and details for the sample;
+        ``truncated``: the output was cut at the token limit."""
         raise NotImplementedError
+
+    def score_output(self, output: str, item: dict, truncated: bool = False) -> tuple[float, dict]:
+        """The scorer of one raw model output: cleaned, the ``extract`` part taken, scored. What the
+        evaluator aggregates and what the reward of the same name returns, so both judge alike."""
+        out = M.clean_text(output)
+        how = self.options.get("extract") if isinstance(self.options.get("extract"), str) else None
+        value, extra = self.score(M.extract_answer(out, how) if how else out, item, truncated)
+        if how:
+            extra = {"extracted_answer": M.extract_answer(out, how), **extra}
+        if truncated:
+            extra = {**extra, "truncated": True}
+        return value, extra
 
     def evaluate(self, target: Any, run: Any) -> EvalResult:
         items = self.items(run)
@@ -53,18 +67,13 @@ class GenerationEvaluator(BaseEvaluator):
         outputs = target.generate(conversations, max_new_tokens=max_new)
         scores, samples, records = [], [], []
         invalid = truncated = 0
-        how = self.options.get("extract") if isinstance(self.options.get("extract"), str) else None
         for it, conv, out in zip(items, conversations, outputs):
             out = M.clean_text(out)
             bad = M.has_invalid_utf8(out)
             invalid += bad
-            self._truncated = hit_limit(target, out, max_new)
-            truncated += self._truncated
-            value, extra = self.score(M.extract_answer(out, how) if how else out, it)
-            if how:
-                extra = {"extracted_answer": M.extract_answer(out, how), **extra}
-            if self._truncated:
-                extra = {**extra, "truncated": True}
+            cut = hit_limit(target, out, max_new)
+            truncated += cut
+            value, extra = self.score_output(out, it, cut)
             scores.append(value)
             sample = {"prompt": prompt_text(conv), "output": out, "score": value, **extra}
             expected = item_expected(it, self.options)
@@ -123,7 +132,7 @@ class SamplesEvaluator(GenerationEvaluator):
     higher_is_better = None
     needs_expected = False
 
-    def score(self, output, item):
+    def score(self, output, item, truncated=False):
         return float(len(output)), {}
 
     def evaluate(self, target, run):
@@ -138,7 +147,7 @@ class ExactMatchEvaluator(GenerationEvaluator):
     doc = "Generated answer equals the expected answer after normalisation."
     option_schema = strict_options({**PROMPT_OPTS, "normalize": NORMALIZE})
 
-    def score(self, output, item):
+    def score(self, output, item, truncated=False):
         steps = self.opt("normalize", list(M.DEFAULT_NORMALIZE))
         return float(M.exact_match(output, item_expected(item, self.options), steps)), {}
 
@@ -150,7 +159,7 @@ class ContainsEvaluator(GenerationEvaluator):
                       "whole_words": {"type": "boolean", "default": True,
                                       "description": "Match the expected answer as whole words only (\"No\" is not in \"not\")."}})
 
-    def score(self, output, item):
+    def score(self, output, item, truncated=False):
         steps = self.opt("normalize", list(M.DEFAULT_NORMALIZE))
         return float(M.contains(output, item_expected(item, self.options), steps,
                                 whole_words=bool(self.opt("whole_words", True)))), {}
@@ -174,7 +183,7 @@ class RegexEvaluator(GenerationEvaluator):
     def needs_expected(self):  # type: ignore[override]
         return not self.options.get("pattern")
 
-    def score(self, output, item):
+    def score(self, output, item, truncated=False):
         pattern = self.options.get("pattern") or str(item_expected(item, self.options))
         try:
             ok = M.regex_match(output, pattern, ignore_case=bool(self.opt("ignore_case", False)),
@@ -200,11 +209,11 @@ class NumericAnswerEvaluator(GenerationEvaluator):
     })
     default_max_new_tokens = 256
 
-    def score(self, output, item):
+    def score(self, output, item, truncated=False):
         expected = item_expected(item, self.options)
         gold = float(expected) if isinstance(expected, (int, float)) else M.extract_number(str(expected))
         tol = float(self.opt("tolerance", 1e-6))
-        strict = None if getattr(self, "_truncated", False) else \
+        strict = None if truncated else \
             M.extract_strict(output, self.opt("answer_pattern", M.STRICT_PATTERN))
         flexible = M.extract_flexible(output)
         ok = {"strict": M.numeric_equal(strict, gold, tol), "flexible": M.numeric_equal(flexible, gold, tol)}
@@ -278,14 +287,15 @@ class JsonValidEvaluator(GenerationEvaluator):
         self.schema(run)
         return super().evaluate(target, run)
 
-    def score(self, output, item):
+    def score(self, output, item, truncated=False):
         ok, value, err = M.parse_json(output, extract=bool(self.opt("extract", True)))
         extra = {"parsed": ok}
         if not ok:
             extra["reason"] = f"invalid JSON: {err}"
             return 0.0, extra
-        if self._schema is not None:
-            errors = sorted(self._schema.iter_errors(value), key=lambda e: list(e.path))
+        validator = self.schema(getattr(self, "_run", None))  # loaded once (by evaluate, or here)
+        if validator is not None:
+            errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
             if errors:
                 extra["reason"] = f"schema: {errors[0].message}"
                 return 0.0, extra

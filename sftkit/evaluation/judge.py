@@ -27,21 +27,12 @@ JUDGE_PROMPT = (
 
 
 def load_judge(spec: str, run: Any):
-    """(model, tokenizer) of the judge named in the recipe (hub id, local dir or .gguf via sftkit.models)."""
-    base_dir = getattr(run, "base_dir", None)
-    try:
-        from ..models import load_causal_lm
-    except ImportError:
-        load_causal_lm = None
-    if load_causal_lm is not None:
-        return load_causal_lm({"name": spec}, base_dir, smoke=bool(getattr(run, "smoke", False)))
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ..paths import resolve_path
-
-    path = resolve_path(spec, base_dir)
-    name = str(path) if path.exists() else spec
-    return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+    """(model, tokenizer) of the judge named in the recipe (hub id, local dir or .gguf), through the
+    run's model loader (which decides the smoke stand-in, caches and plugin loaders)."""
+    load_model = getattr(run, "load_model", None)
+    if load_model is None:
+        raise TypeError("RunContext.load_model is unset: the run hands evaluators its model loader")
+    return load_model(run, {"name": spec})
 
 
 class JudgeEvaluator(BaseEvaluator):
@@ -77,12 +68,10 @@ class JudgeEvaluator(BaseEvaluator):
             return EvalResult(metrics={}, primary=self.primary, error=why + (f" ({'; '.join(errs)})" if errs else ""))
         spec = self.options.get("model")
         try:
-            judge = (getattr(run, "extras", {}) or {}).get("judge_target")
-            if judge is None:
-                from .target import Target
+            from .target import Target
 
-                model, tokenizer = load_judge(spec, run)
-                judge = Target(model, tokenizer, None, "judge")
+            model, tokenizer = load_judge(spec, run)
+            judge = Target(model, tokenizer, None, "judge")
         except Exception as exc:  # any load failure is a scored failure; the report is still written
             return EvalResult(metrics={}, primary=self.primary,
                               error=f"judge model {spec!r} could not be loaded: {type(exc).__name__}: {exc}")

@@ -103,8 +103,9 @@ def load_tokenizer(model_section: dict, base_dir, *, console=None, host=None):
     return tok
 
 
-def _requantized(model, quantization: dict | None):
-    """An in-memory model (a smoke run's tiny stand-in) loaded again with ``quantization`` (4-bit)."""
+def requantized(model, quantization: dict | None):
+    """An in-memory model (a smoke run's tiny stand-in) loaded again with ``quantization`` (4-bit); the
+    model itself without."""
     if not quantization:
         return model
     import tempfile
@@ -121,16 +122,10 @@ def _no_repacking(model):
     return model
 
 
-def load_causal_lm(model_section: dict, base_dir, *, smoke: bool = False, console=None, host=None,
-                   quantization: dict | None = None):
-    """Return ``(model, tokenizer)`` for a causal LM; ``smoke`` = a tiny random model of the same architecture.
-    ``host``: the plugin host whose model loaders apply (default: the process's). ``quantization``:
-    ``from_pretrained`` arguments of a 4-bit base (:func:`sftkit.modeling.qlora.load_arguments`)."""
-    if smoke:
-        from .smoke import tiny_like
-
-        model, tok = tiny_like(model_section, base_dir, task="causal", console=console, host=host)
-        return _requantized(model, quantization), tok
+def load_causal_lm(model_section: dict, base_dir, *, console=None, host=None, quantization: dict | None = None):
+    """Return ``(model, tokenizer)`` for a causal LM. ``host``: the plugin host whose model loaders
+    apply (default: the process's). The smoke stand-in is the run's choice (:func:`sftkit.models.load_base`).
+    ``quantization``: ``from_pretrained`` arguments of a 4-bit base (:func:`sftkit.modeling.qlora.load_arguments`)."""
     from transformers import AutoModelForCausalLM
 
     src, where = model_location(model_section, base_dir, console, host=host)
@@ -162,17 +157,11 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def load_sequence_classifier(model_section: dict, base_dir, *, labels, smoke: bool = False, console=None, host=None,
+def load_sequence_classifier(model_section: dict, base_dir, *, labels, console=None, host=None,
                              quantization: dict | None = None):
     """Return ``(model, tokenizer)``: a sequence classifier with ``labels`` (new head) on top of ``[model]``
     (``quantization``: as for :func:`load_causal_lm`)."""
     maps = label_maps(labels)
-    if smoke:
-        from .smoke import tiny_like
-
-        model, tok = tiny_like(model_section, base_dir, task="classification", labels=labels, console=console,
-                               host=host)
-        return _requantized(model, quantization), tok
     from transformers import AutoModelForSequenceClassification
 
     src, where = model_location(model_section, base_dir, console, host=host)

@@ -1,6 +1,7 @@
 """``sftkit plan``: what a run will cost, before it runs.
 
-:func:`make_plan` loads the data and tokenizes it the strategy's way, trains a few calibration
+:func:`plan_of` takes the run's first stages (the recipe, its data and strategy: :func:`sftkit.run.plan`
+runs them), tokenizes the data the strategy's way, trains a few calibration
 steps at the recipe's batch shape (:mod:`sftkit.plan.calibrate`), times each evaluator on a few
 items, and returns a plain dict: data (rows, tokens, truncation, dropped rows), schedule (steps,
 epochs, global batch, trained tokens), time (training, evaluation of base and tuned), memory
@@ -35,44 +36,32 @@ def _config(model) -> dict:
             "vocab": get("vocab_size")}
 
 
-def make_plan(recipe_path, overrides=(), *, host=None, console=None, steps: int | None = None,
-              processes: int = 1) -> dict:
-    """The plan of a recipe (see the module docstring) for a run of ``processes`` processes (``sftkit run
-    --nproc``; calibration runs one). Raises SftkitError for bad input."""
+def plan_of(state, *, console=None, steps: int | None = None, processes: int = 1) -> dict:
+    """The plan (see the module docstring) of a run whose first stages have run: ``state`` is a
+    :class:`sftkit.run.stages.RunState` after ``prepare`` and ``load_data`` (the recipe resolved once,
+    its strategy, data and formatter), for a run of ``processes`` processes (``sftkit run --nproc``;
+    calibration runs one). Raises SftkitError for bad input."""
     from sftkit.api import RunContext
     from sftkit.modeling.precision import decide
-    from sftkit.plugins import get_host
-    from sftkit.recipe import load_recipe
-    from sftkit.strategies.selection import accepted_kinds, check_fit, make_strategy
     from sftkit.strategies.trainer import planned_steps
 
     from .calibrate import CAL_STEPS, calibrate, time_evaluators
     from .memory import per_process, training_memory
 
     say = console or (lambda msg: None)
-    host = host or get_host()
-    recipe = load_recipe(recipe_path, list(overrides), host=host)
+    recipe, host = state.recipe, state.host
+    recipe_path = state.ctx.recipe_path
     config = recipe.config
-    strategy, comp = make_strategy(config.strategy, host)
-
-    from sftkit.data import load_data
-
-    bundle = load_data(config, recipe.base_dir, host=host, accepts=accepted_kinds(comp, strategy))
-    check_fit(strategy, comp, bundle)
-    formatter = None
-    if getattr(strategy, "uses_formatter", True):
-        from sftkit.templates import make_formatter
-
-        formatter = make_formatter(config.template, host=host)
+    strategy, comp = state.strategy, state.component
+    bundle = state.ctx.data
+    formatter = state.ctx.formatter
     training = config.training
     precision = decide(training)
-
-    from sftkit.models import load_base
 
     def make_ctx(run_config, run_dir):
         return RunContext(config=run_config, recipe_path=Path(recipe_path), base_dir=recipe.base_dir,
                           run_dir=run_dir, host=host, data=bundle, formatter=formatter, console=say,
-                          precision=precision, load_model=load_base)
+                          precision=precision, load_model=state.ctx.load_model)
 
     say(f"calibrating: {steps or CAL_STEPS} training steps at the recipe's batch shape ({precision.describe()})")
     cal = calibrate(make_ctx, config, strategy, bundle, steps=steps or CAL_STEPS)

@@ -1,5 +1,5 @@
-"""The run: named stages from a recipe to a finished run directory (:mod:`.stages`), used by both
-``sftkit run`` (:func:`run`) and ``sftkit eval`` (:func:`evaluate`), with the run directory
+"""The run: named stages from a recipe to a finished run directory (:mod:`.stages`), used by
+``sftkit run`` (:func:`run`), ``sftkit eval`` (:func:`evaluate`) and ``sftkit plan`` (:func:`plan`), with the run directory
 (:mod:`.rundir`), the lock file (:mod:`.lockfile`), the smoke policy (:mod:`.smoke`) and what a
 run writes (:mod:`.outputs`), processes and launching (:mod:`.distributed`, :mod:`.launch`).
 Nothing heavy is imported here."""
@@ -31,6 +31,7 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
                                output=output, console=console)
         stages.check_run_dir(state)
         stages.load_data(state)
+        stages.check_plan_limits(state)
         stages.load_model(state)
         stages.open_run_dir(state, allow_data_change=allow_data_change)
         try:
@@ -83,4 +84,16 @@ def evaluate(recipe_path, model_ref: str, *, base: bool = False, output: str | P
         raise err from None
 
 
-__all__ = ["RunOutcome", "RunState", "RunStopped", "run", "evaluate", "summary_lines"]
+def plan(recipe_path, overrides=(), *, host=None, console: Callable[[str], None] | None = None,
+         steps: int | None = None, processes: int = 1) -> dict:
+    """``sftkit plan``: the run's first stages (the recipe resolved once, its strategy, data and
+    formatter; no run directory), then the estimate from what they produced
+    (:func:`sftkit.plan.plan_of`). ``processes``: the processes the run will use."""
+    from sftkit.plan import plan_of
+
+    state = stages.prepare(recipe_path, overrides, host=host, console=console, mode="plan")
+    stages.load_data(state)
+    return plan_of(state, console=console, steps=steps, processes=processes)
+
+
+__all__ = ["RunOutcome", "RunState", "RunStopped", "run", "evaluate", "plan", "summary_lines"]

@@ -52,9 +52,9 @@ class RunState:
     run_dir: Path
     ctx: RunContext
     say: Callable[[str], None]
-    mode: str = "run"  # "run" | "eval" | "preview" (sftkit preview: prepare and load_data only)
+    mode: str = "run"  # "run" | "eval" | "preview" / "plan" (prepare and load_data only)
     overwrite: bool = False
-    overrides: tuple = ()  # the --set values (a plan re-reads the recipe with them)
+    overrides: tuple = ()  # the --set values (a stopped run's resume command repeats them)
     digest: str = ""
     started: float = field(default_factory=time.time)
     strategy: Any = None
@@ -159,13 +159,21 @@ def check_run_dir(state: RunState) -> None:
     state.lock = rundir.lock(state.run_dir, command=f"sftkit run {state.ctx.recipe_path}")
     rundir.claim(state.run_dir, recipe_name=state.recipe.name, recipe_hash=state.digest, overwrite=state.overwrite,
                  resume=state.ctx.resume, dry_run=True)
+
+
+def check_plan_limits(state: RunState) -> None:
+    """``[plan] max_hours`` / ``max_memory_gb``: estimate the run from its loaded data (not in a smoke
+    run or across processes) and refuse with the numbers before any training."""
     limits = state.config.plan
     world = state.ctx.world
-    if (limits.max_hours is not None or limits.max_memory_gb is not None) and not state.ctx.smoke and not (world is not None and world.distributed):
-        from sftkit.plan import check_limits, make_plan  # estimate first; refuse with the numbers before training
+    if limits.max_hours is None and limits.max_memory_gb is None:
+        return
+    if state.ctx.smoke or (world is not None and world.distributed):
+        return
+    from sftkit.plan import check_limits, plan_of
 
-        state.say("planning: [plan] limits are set")
-        check_limits(make_plan(state.ctx.recipe_path, state.overrides, host=state.host, console=state.say))
+    state.say("planning: [plan] limits are set")
+    check_limits(plan_of(state, console=state.say))
 
 
 def release(state: RunState | None) -> None:
@@ -214,12 +222,12 @@ def load_data(state: RunState, *, required: bool = True) -> None:
                   "evaluators that need the eval split will fail")
         return
     ctx.data = smoke_policy.rows(bundle) if ctx.smoke else bundle
-    if state.mode != "preview":  # what only training and evaluation need
+    if state.mode in ("run", "eval"):  # what only training and evaluation need
         prepare_baselines(state)
     if state.strategy is not None:
         if state.mode != "preview":
             check_fit(state.strategy, state.component, ctx.data)
-        if state.evaluates and state.mode != "preview":
+        if state.evaluates and state.mode in ("run", "eval"):
             from sftkit.reporting.accounting import check_inputs
 
             check_inputs(state.config.dataset, ctx.data)

@@ -56,13 +56,10 @@ class ClassificationStrategy(CausalStrategy):
     def load(self, run):
         if run.base is not None:
             return run.base
-        from sftkit.modeling.qlora import run_load_arguments
-        from sftkit.models import load_sequence_classifier
-
+        if run.load_model is None:
+            raise TypeError("RunContext.load_model is unset: the run hands strategies its loader of [model]")
         labels = self.labels(run.data)
-        model, tokenizer = load_sequence_classifier(run.config.model.as_dict(), run.base_dir, labels=labels,
-                                                    smoke=run.smoke, console=run.console, host=run.host,
-                                                    quantization=run_load_arguments(run, classifier=True))
+        model, tokenizer = run.load_model(run, task="classification", labels=labels)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:

@@ -581,10 +581,7 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
         # loading it again gives the same weights)
         from peft import PeftModel
 
-        from sftkit.models import load_causal_lm
-
-        base, _tokenizer = load_causal_lm(run.config.model.as_dict(), run.base_dir, smoke=True,
-                                          host=getattr(run, "host", None))
+        base, _tokenizer = run.load_model(run)
         return {"saved": kind, "model_dir": str(run.model_dir)}, PeftModel.from_pretrained(base, run.model_dir).eval()
     model, _tokenizer = load_trained(run.model_dir)
     return {"saved": kind, "model_dir": str(run.model_dir)}, model
