@@ -575,12 +575,17 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
 def _adapter_problems(recipe: Recipe, host) -> list[Problem]:
     """``[adapter] kind = "qlora"`` against what cannot train in 4-bit (:func:`sftkit.modeling.qlora.recipe_problems`);
     whether the strategy trains a new classification head is its registration's ``accepts``."""
+    from .config import Adapter
     from .modeling.qlora import recipe_problems
 
-    strategy = recipe.data.get("strategy") or {}
+    data = recipe.data
+    strategy = data.get("strategy") or {}
     comp = host.registry.find("strategies", str(strategy.get("name"))) if strategy.get("name") else None
-    classifier = "classification" in accepted_kinds(comp)
-    return [_problem(recipe, path, msg, hint) for path, msg, hint in recipe_problems(recipe.data, trains_classifier=classifier)]
+    adapter = Adapter.of(data["adapter"]) if isinstance(data.get("adapter"), dict) else None
+    distributed = Distributed.of(data["distributed"]) if isinstance(data.get("distributed"), dict) else None
+    found = recipe_problems(adapter, freeze=isinstance(data.get("freeze"), dict), distributed=distributed,
+                            trains_classifier="classification" in accepted_kinds(comp))
+    return [_problem(recipe, path, msg, hint) for path, msg, hint in found]
 
 
 ROW_COUNT_LIMIT = 1_000_000  # validate counts at most this many rows of a data file

@@ -82,21 +82,26 @@ def test_a_plain_qlora_recipe_validates(tmp_path):
 
 
 def test_fsdp_refused_where_installed_versions_cannot_shard_4bit():
-    data = {"adapter": {"kind": "qlora"}, "distributed": {"strategy": "fsdp", "fsdp": {"version": 1}}}
-    assert qlora.recipe_problems(data, trains_classifier=False) == [] or \
-        all("needs >=" in m for _p, m, _h in qlora.recipe_problems(data, trains_classifier=False))
+    from sftkit.config import Adapter, Distributed
+
+    fsdp1 = Distributed.of({"strategy": "fsdp", "fsdp": {"version": 1}})
+    here = qlora.recipe_problems(Adapter(kind="qlora"), freeze=False, distributed=fsdp1, trains_classifier=False)
+    assert all("needs >=" in m for _p, m, _h in here)  # FSDP1 passes where what is installed is recent
     old = {"accelerate": "0.27.2", "bitsandbytes": None, "transformers": "4.50.0", "peft": "0.12.0"}
-    (path, message, hint), = qlora.recipe_problems(data, trains_classifier=False, version=old.get)
+    (path, message, hint), = qlora.recipe_problems(Adapter(kind="qlora"), freeze=False, distributed=fsdp1,
+                                                   trains_classifier=False, version=old.get)
     assert path == ("distributed", "strategy") and "accelerate 0.27.2 (needs >= 0.28.0)" in message
     assert "bitsandbytes missing" in message and "transformers" not in message and "sftkit[qlora]" in hint
-    assert qlora.recipe_problems({"adapter": {"kind": "lora"}, "freeze": {}}, trains_classifier=False) == []
+    assert qlora.recipe_problems(Adapter(kind="lora"), freeze=True, distributed=fsdp1, trains_classifier=True) == []
 
 
 def test_classification_head_cannot_also_carry_an_adapter():
-    data = {"adapter": {"kind": "qlora", "target_modules": ["q_proj", "score"]}}
-    (path, message, _hint), = qlora.recipe_problems(data, trains_classifier=True)
+    from sftkit.config import Adapter
+
+    adapter = Adapter(kind="qlora", target_modules=["q_proj", "score"])
+    (path, message, _hint), = qlora.recipe_problems(adapter, freeze=False, distributed=None, trains_classifier=True)
     assert path == ("adapter", "target_modules") and "score" in message and "trains whole" in message
-    assert qlora.recipe_problems(data, trains_classifier=False) == []
+    assert qlora.recipe_problems(adapter, freeze=False, distributed=None, trains_classifier=False) == []
 
 
 def test_no_backend_is_one_line_naming_what_is_missing(monkeypatch):

@@ -54,32 +54,31 @@ def installed_version(dist: str) -> str | None:
         return None
 
 
-def recipe_problems(recipe: dict, *, trains_classifier: bool, version=installed_version) -> list[tuple]:
-    """What cannot work with ``[adapter] kind = "qlora"`` in a recipe dict, as ``(key path, message,
-    hint)``; light (no torch). ``trains_classifier``: the strategy trains a new classification head.
-    ``version(dist)``: the installed version of a distribution, or None."""
+def recipe_problems(adapter, *, freeze: bool, distributed, trains_classifier: bool,
+                    version=installed_version) -> list[tuple]:
+    """What cannot work with ``[adapter] kind = "qlora"``, as ``(key path, message, hint)``; light (no
+    torch). ``adapter`` / ``distributed``: the typed slices of the tables being validated (None when
+    absent); ``freeze``: the recipe has a ``[freeze]`` table; ``trains_classifier``: the strategy trains
+    a new classification head; ``version(dist)``: the installed version of a distribution, or None."""
     from packaging.version import Version
 
-    adapter = recipe.get("adapter")
-    if not isinstance(adapter, dict) or adapter.get("kind") != KIND:
+    if not is_qlora(adapter):
         return []
     out = []
-    if isinstance(recipe.get("freeze"), dict):
+    if freeze:
         out.append((("freeze",), "[freeze] trains the weights it leaves unfrozen in full, which 4-bit (QLoRA) weights "
                     "cannot: QLoRA trains the adapter only", 'remove [freeze], or use [adapter] kind = "lora" '
                     "(LoRA on full-precision weights) with it"))
-    if trains_classifier and isinstance(adapter.get("target_modules"), list):
+    if trains_classifier and isinstance(adapter.target_modules, list):
         from .heads import HEAD_NAMES
 
-        named = [t for t in adapter["target_modules"] if t in HEAD_NAMES]
+        named = [t for t in adapter.target_modules if t in HEAD_NAMES]
         if named:
             out.append((("adapter", "target_modules"), f"target_modules names the classification head ({', '.join(named)}): "
                         "under QLoRA the head is kept out of 4-bit and trains whole, it cannot also carry an adapter",
                         f"remove {', '.join(named)} from target_modules"))
-    dist = recipe.get("distributed") if isinstance(recipe.get("distributed"), dict) else {}
-    if dist.get("strategy") == "fsdp":
-        fsdp = dist.get("fsdp") if isinstance(dist.get("fsdp"), dict) else {}
-        if fsdp.get("version", 2) == 2:
+    if distributed is not None and distributed.strategy == "fsdp":
+        if distributed.fsdp is None or int(distributed.fsdp.version) == 2:
             out.append((("distributed", "fsdp", "version"), "FSDP2 does not shard 4-bit (QLoRA) weights with accelerate "
                         f"{version('accelerate') or '(not installed)'}: FSDP-QLoRA is accelerate's FSDP1 path",
                         "set [distributed.fsdp] version = 1, or strategy = \"ddp\""))
