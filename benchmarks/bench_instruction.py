@@ -10,7 +10,9 @@ rows are not truncated), and the best of those with ``bf16=True``. sftkit runs
 the real ``sftkit run`` pipeline with its defaults (length-grouped batches, no checkpointing,
 ``precision = "auto"``: bf16 where the hardware has it, the chunked loss) and with ``precision =
 "fp32"``; ``sftkit_plain_loss`` is the default with ``chunked_loss = false`` (the full logits), for
-the chunked loss's effect on memory and speed.
+the chunked loss's effect on memory and speed; ``sftkit_compile`` the default with ``compile = true``
+(whether ``torch.compile`` pays: compare it with ``sftkit``, medians of ``--repeats 3`` on an idle
+machine). TRL runs on the GPU when there is one, as sftkit does.
 Real tokens = non-padding tokens; trained tokens = label tokens that enter the loss; time = the
 trainer's train_runtime (loading and tokenization excluded for all); peak memory = the process's
 resident high-water mark during training. The load average is recorded before each run: figures
@@ -95,9 +97,11 @@ def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_check
         kwargs["gradient_checkpointing"] = gradient_checkpointing
     if padding_free:  # TRL refuses max_length without packing here: rows longer than it stay whole
         kwargs["padding_free"] = True
+    import torch
+
     args = SFTConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
                      max_length=None if padding_free else max_length, seed=seed, report_to=[], save_strategy="no", logging_steps=steps,
-                     use_cpu=True, disable_tqdm=True, bf16=bf16, **kwargs)
+                     use_cpu=not torch.cuda.is_available(), disable_tqdm=True, bf16=bf16, **kwargs)  # on the GPU where sftkit runs
     cls = make_trainer_class(SFTTrainer)  # only adds the token counter (sampler untouched: lengths=None)
     trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok)
     trainer.sftkit_counter = counter = TokenCounter()
@@ -109,7 +113,8 @@ def run_trl(rows, *, steps, batch, lr, max_length, seed, out_dir, gradient_check
             "final_loss": out.metrics.get("train_loss")}
 
 
-def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="auto", chunked_loss=True) -> dict:
+def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="auto", chunked_loss=True,
+               compile=False) -> dict:
     import tomli_w
 
     from sftkit.run import run
@@ -126,7 +131,7 @@ def run_sftkit(rows, *, steps, batch, lr, max_length, seed, out_dir, precision="
         "strategy": {"name": "instruction"},
         "training": {"max_steps": steps, "per_device_train_batch_size": batch, "learning_rate": lr,
                      "max_length": max_length, "logging_steps": steps, "save_steps": 10 * steps,
-                     "precision": precision, "chunked_loss": chunked_loss},
+                     "precision": precision, "chunked_loss": chunked_loss, "compile": compile},
         "output": {"report": False, "save_model": False},
     }
     path = out_dir / "recipe.toml"
@@ -150,6 +155,7 @@ MODES = {
     "sftkit": lambda rows, **c: run_sftkit(rows, **c),
     "sftkit_fp32": lambda rows, **c: run_sftkit(rows, precision="fp32", **c),
     "sftkit_plain_loss": lambda rows, **c: run_sftkit(rows, chunked_loss=False, **c),
+    "sftkit_compile": lambda rows, **c: run_sftkit(rows, compile=True, **c),
 }
 KEYS = ("real_tokens_per_second", "trained_tokens_per_second", "padding_fraction", "peak_memory_gb")
 

@@ -199,7 +199,8 @@ class Training(Slice):
 
 @dataclass(frozen=True)
 class Adapter(Slice):
-    """``[adapter]`` (present: train a LoRA adapter instead of all weights)."""
+    """``[adapter]`` (present: train a LoRA adapter instead of all weights; ``kind = "qlora"``: on a
+    4-bit base)."""
 
     kind: str = _default(_A, "kind")
     r: int = _default(_A, "r")
@@ -207,6 +208,12 @@ class Adapter(Slice):
     dropout: float = _default(_A, "dropout")
     target_modules: Any = _default(_A, "target_modules")
     merge: bool = _default(_A, "merge")
+    double_quant: bool = _default(_A, "double_quant")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the base is held in 4-bit (QLoRA)."""
+        return self.kind == "qlora"
 
 
 @dataclass(frozen=True)

@@ -136,13 +136,18 @@ TRAINING_SECTION = _obj({
 }, doc="Hyperparameters, named as in transformers' TrainingArguments.")
 
 ADAPTER_SECTION = _obj({
-    "kind": {"enum": ["lora"], "default": "lora"},
+    "kind": {"enum": ["lora", "qlora"], "default": "lora",
+             "description": "lora: adapters on the model's own weights; qlora: adapters on the base held in 4-bit NF4 "
+                            "(bitsandbytes, pip install 'sftkit[qlora]'), computing in [training] precision."},
     "r": {**POS_INT, "default": 8},
     "alpha": {**POS_NUM, "maximum": 1e6, "default": 16},
     "dropout": {**FRACTION, "default": 0.05},
     "target_modules": {"anyOf": [STR_LIST, {"const": "all-linear"}], "default": "all-linear"},
-    "merge": {"type": "boolean", "default": False, "description": "Merge the adapter into the weights when saving."},
-}, doc="Train a LoRA adapter instead of all weights (peft).")
+    "merge": {"type": "boolean", "default": False,
+              "description": "Merge the adapter into the weights when saving (qlora: into the base de-quantized to the compute dtype: a full-size model)."},
+    "double_quant": {"type": "boolean", "default": True,
+                     "description": "qlora: quantize the 4-bit blocks' scales too (about 0.4 bits a weight less)."},
+}, doc="Train a LoRA adapter instead of all weights (peft); kind = \"qlora\" holds the base in 4-bit.")
 
 FREEZE_SECTION = _obj({
     "layers": {"type": "string", "pattern": r"^\s*-?\d+\s*(-\s*-?\d+\s*)?(,\s*-?\d+\s*(-\s*-?\d+\s*)?)*$",

@@ -30,10 +30,17 @@ def load_base(run, section: dict | None = None, *, task: str = "causal", labels=
     """The run's loader of models (handed to components as ``RunContext.load_model``): ``[model]`` (or
     ``section``, e.g. a judge's ``{"name": ...}``) as a causal LM, or as a sequence classifier with
     ``labels`` for ``task = "classification"``; its tiny stand-in when the run is a smoke run. The
-    run decides smoke here, once: the loaders never see it."""
+    run decides smoke here, once: the loaders never see it. Under QLoRA the recipe's ``[model]`` (not
+    another section) is loaded in 4-bit, its smoke stand-in too."""
+    from .modeling.loading import requantized
+    from .modeling.qlora import run_load_arguments
+
+    quantization = run_load_arguments(run, classifier=task == "classification") if section is None else None
     section = run.config.model.as_dict() if section is None else section
     if run.smoke:
-        return tiny_like(section, run.base_dir, task=task, labels=labels, console=run.console, host=run.host)
+        model, tok = tiny_like(section, run.base_dir, task=task, labels=labels, console=run.console, host=run.host)
+        return requantized(model, quantization), tok
     if task == "classification":
-        return load_sequence_classifier(section, run.base_dir, labels=labels, console=run.console, host=run.host)
-    return load_causal_lm(section, run.base_dir, console=run.console, host=run.host)
+        return load_sequence_classifier(section, run.base_dir, labels=labels, console=run.console, host=run.host,
+                                        quantization=quantization)
+    return load_causal_lm(section, run.base_dir, console=run.console, host=run.host, quantization=quantization)

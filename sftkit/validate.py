@@ -567,7 +567,25 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
         problems += _baseline_problems(recipe, host)
     if not any(p.path.startswith(("recipe", "output")) for p in earlier):
         problems += _run_dir_problems(recipe)
+    if not any(p.path.startswith(("adapter", "distributed", "freeze", "strategy")) for p in earlier):
+        problems += _adapter_problems(recipe, host)
     return problems
+
+
+def _adapter_problems(recipe: Recipe, host) -> list[Problem]:
+    """``[adapter] kind = "qlora"`` against what cannot train in 4-bit (:func:`sftkit.modeling.qlora.recipe_problems`);
+    whether the strategy trains a new classification head is its registration's ``accepts``."""
+    from .config import Adapter
+    from .modeling.qlora import recipe_problems
+
+    data = recipe.data
+    strategy = data.get("strategy") or {}
+    comp = host.registry.find("strategies", str(strategy.get("name"))) if strategy.get("name") else None
+    adapter = Adapter.of(data["adapter"]) if isinstance(data.get("adapter"), dict) else None
+    distributed = Distributed.of(data["distributed"]) if isinstance(data.get("distributed"), dict) else None
+    found = recipe_problems(adapter, freeze=isinstance(data.get("freeze"), dict), distributed=distributed,
+                            trains_classifier="classification" in accepted_kinds(comp))
+    return [_problem(recipe, path, msg, hint) for path, msg, hint in found]
 
 
 ROW_COUNT_LIMIT = 1_000_000  # validate counts at most this many rows of a data file

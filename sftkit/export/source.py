@@ -58,7 +58,9 @@ def load_source(ref: str) -> ExportSource:
     except (OSError, ValueError):
         pass
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: the GGUF holds the merged weights
-        model = model.merge_and_unload()
+        from ..modeling.adapters import merged
+
+        model = merged(model)  # a QLoRA adapter: its 4-bit base de-quantized first
     model = model.float().cpu().eval()
     return ExportSource(ref, model_dir, model, tok, run_dir, stop_token_ids(model, tok),
                         str(saved).removeprefix("torch.") if saved else None)

@@ -7,36 +7,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SftkitError
+from .heads import HEAD_NAMES, classifier_head_names, is_classifier  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from ..config import Adapter
 
-# the top-level module names a sequence-classification head has in transformers' models (one list:
-# LoRA keeps them trainable, freeze_backbone trains only them)
-HEAD_NAMES = ("score", "classifier", "pre_classifier", "classification_head", "cls_head")
-
-
-def is_classifier(model) -> bool:
-    return type(model).__name__.endswith("ForSequenceClassification")
-
-
-def classifier_head_names(model) -> list[str]:
-    """Names of the classification head modules (kept fully trainable under LoRA)."""
-    return [name for name in HEAD_NAMES if getattr(model, name, None) is not None]
-
-
 def apply_adapter(model, adapter: Adapter | None):
     """Wrap ``model`` in a LoRA adapter per the ``[adapter]`` slice (r, alpha, dropout,
-    target_modules); None = unchanged."""
+    target_modules); None = unchanged. ``kind = "qlora"``: ``model`` is the 4-bit base, prepared
+    first (:func:`sftkit.modeling.qlora.prepare`)."""
     if adapter is None:
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
     kind = adapter.kind
-    if kind != "lora":
-        raise SftkitError(f"unknown adapter kind {kind!r}", where="[adapter].kind", hint='use "lora"')
+    if kind not in ("lora", "qlora"):
+        raise SftkitError(f"unknown adapter kind {kind!r}", where="[adapter].kind", hint='use "lora" or "qlora"')
     targets = adapter.target_modules
     cls = is_classifier(model)
+    if adapter.quantized:
+        from . import qlora
+
+        if not qlora.quantized_layers(model):
+            raise SftkitError("[adapter] kind = \"qlora\" but the base model was not loaded in 4-bit",
+                              where="[adapter].kind", hint="load it through the run's model loader (RunContext.load_model)")
+        if cls:
+            qlora.check_head(model)
+        model = qlora.prepare(model)
     kwargs = {}
     if cls:
         heads = classifier_head_names(model)
@@ -74,11 +71,12 @@ def merge_and_save(model, tokenizer, out_dir, *, merge: bool = False, model_sect
     Full and merged weights are saved ready to generate: in the dtype they were trained in,
     ``use_cache`` on, and the generation config's stop tokens set (EOS and the template's
     end-of-turn tokens). For an unmerged adapter, :func:`record_base` records the base the user
-    named. A classifier adapter also keeps its config (labels)."""
+    named (and, for QLoRA, the 4-bit quantization its base is loaded with again). A classifier adapter
+    also keeps its config (labels)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if is_adapter(model) and merge:
-        model = model.merge_and_unload()
+        model = merged(model)
     if not is_adapter(model):
         ready_to_generate(model, tokenizer)
     model.save_pretrained(out)
@@ -87,13 +85,37 @@ def merge_and_save(model, tokenizer, out_dir, *, merge: bool = False, model_sect
         if is_classifier(model.get_base_model()):
             base_config.save_pretrained(out)
         if model_section:
-            record_base(out, model_section, base_dir)
+            from .qlora import record
+
+            record_base(out, model_section, base_dir, quantization=record(model))
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     return out
 
 
-def record_base(out_dir, model_section: dict, base_dir) -> None:
+def merged(model, say=None):
+    """The adapter merged into its base: peft's merge, or for a QLoRA adapter the base de-quantized to
+    its compute dtype first (:func:`sftkit.modeling.qlora.dequantized_merge`; ``say`` is told so)."""
+    from .qlora import dequantized_merge
+
+    dtype = merged_dtype(model)
+    if dtype is None:
+        return model.merge_and_unload()
+    if say:
+        say(f"merging the QLoRA adapter: its 4-bit base is de-quantized to {dtype}, so the saved model is "
+            "full size (save without merge to keep the small adapter)")
+    return dequantized_merge(model, dtype)
+
+
+def merged_dtype(model) -> str | None:
+    """The dtype :func:`merged` de-quantizes ``model``'s 4-bit base to (None: not a QLoRA model)."""
+    from .qlora import record
+
+    quantization = record(model)
+    return str(quantization.get("bnb_4bit_compute_dtype") or "float32").replace("torch.", "") if quantization else None
+
+
+def record_base(out_dir, model_section: dict, base_dir, *, quantization: dict | None = None) -> None:
     """Make a saved adapter name its base as the user did, never as a path inside sftkit's cache
     (which ``sftkit cache clean`` removes): the ``[model]`` section goes to ``sftkit_base.json`` and
     ``adapter_config.json``'s ``base_model_name_or_path`` becomes :func:`portable_reference` — a hub
@@ -105,7 +127,8 @@ def record_base(out_dir, model_section: dict, base_dir) -> None:
     out = Path(out_dir)
     (out / BASE_RECORD).write_text(json.dumps(
         {"model": model_section, "reference": model_section.get("name"),
-         "base_dir": str(Path(base_dir).resolve()) if base_dir is not None else None}, indent=2))
+         "base_dir": str(Path(base_dir).resolve()) if base_dir is not None else None,
+         **({"quantization": quantization} if quantization else {})}, indent=2, default=str))
     reference = portable_reference(model_section, base_dir)
     cfg_path = out / "adapter_config.json"
     if reference and cfg_path.exists():

@@ -10,6 +10,7 @@ from ..errors import SftkitError
 from ..paths import PACKAGE_SCHEME
 from .cache import cached_entry, content_digest, write_entry
 from .loaders import model_source
+from .qlora import clear_quantization
 from .source import GGUF_KIND, ModelSource, not_found_error  # noqa: F401 (re-exported)
 from .tokens import _sync_pad, ensure_pad_token, label_maps  # noqa: F401 (re-exported)
 
@@ -26,22 +27,6 @@ def resolve_dtype(name: str | None = "auto"):
             return torch.bfloat16
         return torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def _clear_quantization(model) -> None:
-    """A dequantized GGUF model still says it is quantized; make it trainable and savable."""
-    model.hf_quantizer = None
-    try:
-        model.is_quantized = False
-    except AttributeError:  # a read-only property in some versions
-        pass
-    if hasattr(model.config, "quantization_config"):
-        try:
-            delattr(model.config, "quantization_config")
-        except AttributeError:
-            model.config.quantization_config = None
-    if hasattr(model, "quantization_method"):
-        model.quantization_method = None
 
 
 def gguf_cache_dir(path: Path, console=None) -> Path:
@@ -76,7 +61,7 @@ def read_gguf(path: Path):
         raise SftkitError(f"could not read GGUF file {path}: {err}", where="[model].name",
                           hint="use a GGUF of an architecture transformers can dequantize (llama, mistral, "
                                "qwen2, phi3, gemma...), or a model directory") from err
-    _clear_quantization(model)
+    clear_quantization(model)
     return model, tok
 
 
@@ -118,16 +103,37 @@ def load_tokenizer(model_section: dict, base_dir, *, console=None, host=None):
     return tok
 
 
-def load_causal_lm(model_section: dict, base_dir, *, console=None, host=None):
+def requantized(model, quantization: dict | None):
+    """An in-memory model (a smoke run's tiny stand-in) loaded again with ``quantization`` (4-bit); the
+    model itself without."""
+    if not quantization:
+        return model
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sftkit-quantize-") as tmp:
+        model.save_pretrained(tmp)
+        return _no_repacking(type(model).from_pretrained(tmp, dtype=next(model.parameters()).dtype, **quantization))
+
+
+def _no_repacking(model):
+    from .qlora import no_repacking
+
+    no_repacking(model)  # before the base evaluation: it would repack for good (see sftkit.modeling.qlora)
+    return model
+
+
+def load_causal_lm(model_section: dict, base_dir, *, console=None, host=None, quantization: dict | None = None):
     """Return ``(model, tokenizer)`` for a causal LM. ``host``: the plugin host whose model loaders
-    apply (default: the process's). The smoke stand-in is the run's choice (:func:`sftkit.models.load_base`)."""
+    apply (default: the process's). The smoke stand-in is the run's choice (:func:`sftkit.models.load_base`).
+    ``quantization``: ``from_pretrained`` arguments of a 4-bit base (:func:`sftkit.modeling.qlora.load_arguments`)."""
     from transformers import AutoModelForCausalLM
 
     src, where = model_location(model_section, base_dir, console, host=host)
     tok = load_tokenizer(model_section, base_dir, console=console, host=host)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=resolve_dtype(model_section.get("dtype")), **_hub_kwargs(model_section, src))
+            where, dtype=resolve_dtype(model_section.get("dtype")), **(quantization or {}),
+            **_hub_kwargs(model_section, src))
     except OSError as err:
         raise not_found_error(src, base_dir, err) from err
     except ValueError as err:
@@ -136,7 +142,7 @@ def load_causal_lm(model_section: dict, base_dir, *, console=None, host=None):
                           hint="use a decoder model (or the classification strategy for encoders); "
                                "set trust_remote_code = true only for repositories you trust") from err
     _sync_pad(model, tok)
-    return model, tok
+    return (_no_repacking(model) if quantization else model), tok
 
 
 @contextmanager
@@ -151,8 +157,10 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def load_sequence_classifier(model_section: dict, base_dir, *, labels, console=None, host=None):
-    """Return ``(model, tokenizer)``: a sequence classifier with ``labels`` (new head) on top of ``[model]``."""
+def load_sequence_classifier(model_section: dict, base_dir, *, labels, console=None, host=None,
+                             quantization: dict | None = None):
+    """Return ``(model, tokenizer)``: a sequence classifier with ``labels`` (new head) on top of ``[model]``
+    (``quantization``: as for :func:`load_causal_lm`)."""
     maps = label_maps(labels)
     from transformers import AutoModelForSequenceClassification
 
@@ -162,14 +170,14 @@ def load_sequence_classifier(model_section: dict, base_dir, *, labels, console=N
         with _quiet_transformers():  # "score.weight newly initialized" is expected: the head is new
             model = AutoModelForSequenceClassification.from_pretrained(
                 where, dtype=resolve_dtype(model_section.get("dtype")), problem_type="single_label_classification",
-                **maps, **_hub_kwargs(model_section, src))
+                **maps, **(quantization or {}), **_hub_kwargs(model_section, src))
     except OSError as err:
         raise not_found_error(src, base_dir, err) from err
     except ValueError as err:
         raise SftkitError(f"{src.describe()} cannot be loaded as a sequence classifier: {str(err).splitlines()[0]}",
                           where="[model].name") from err
     model.config.pad_token_id = tok.pad_token_id  # decoder classifiers find the last token by it
-    return model, tok
+    return (_no_repacking(model) if quantization else model), tok
 
 
 def load_trained(model_dir):
@@ -206,6 +214,7 @@ def _load_adapter(model_dir: Path, adapter_cfg: dict, config: dict):
 
     base = adapter_cfg.get("base_model_name_or_path")
     record = model_dir / BASE_RECORD
+    quantized = _quantized_base(record)
     if base and (base.lower().endswith(".gguf") or base.startswith(PACKAGE_SCHEME)):
         _, base = model_location({"name": base}, None)  # the user's GGUF reference: its (re-)converted copy
     elif base and base.startswith("/") and not Path(base).exists() and record.exists():
@@ -221,17 +230,44 @@ def _load_adapter(model_dir: Path, adapter_cfg: dict, config: dict):
             maps = {"num_labels": len(id2label), "id2label": id2label,
                     "label2id": {v: k for k, v in id2label.items()}}
         with _quiet_transformers():  # the head is missing from the base: it comes from the adapter
-            base_model = AutoModelForSequenceClassification.from_pretrained(base, dtype=resolve_dtype("auto"), **maps)
+            base_model = AutoModelForSequenceClassification.from_pretrained(base, dtype=resolve_dtype("auto"), **maps,
+                                                                            **quantized)
         if config.get("pad_token_id") is not None:
             base_model.config.pad_token_id = config["pad_token_id"]
     else:
         try:
-            base_model = AutoModelForCausalLM.from_pretrained(base, dtype=resolve_dtype("auto"))
+            base_model = AutoModelForCausalLM.from_pretrained(base, dtype=resolve_dtype("auto"), **quantized)
         except OSError as err:
             raise SftkitError(f"the base model {base!r} of the adapter in {model_dir} is gone: {err}",
                               hint="re-create it (a GGUF base is re-converted by any run on the same file) "
                                    "or save with [adapter].merge = true") from err
+    if quantized:
+        _no_repacking(base_model)  # computes as the run's evaluation did
     return PeftModel.from_pretrained(base_model, model_dir)
+
+
+def _quantized_base(record: Path) -> dict:
+    """``from_pretrained`` arguments that put a QLoRA adapter back on the 4-bit base it was trained on
+    (the quantization ``sftkit_base.json`` records); none for a LoRA adapter, or where bitsandbytes has
+    no backend here (the base then loads in full precision: answers differ by the quantization error)."""
+    try:
+        info = json.loads(record.read_text()) if record.is_file() else {}
+    except (OSError, ValueError):
+        info = {}
+    if not info.get("quantization"):
+        return {}
+    import warnings
+
+    import torch
+
+    from .qlora import backend_problem, config_from_record
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    why = backend_problem(device)
+    if why:
+        warnings.warn(f"{why}: the adapter's 4-bit base is loaded in full precision instead", stacklevel=3)
+        return {}
+    return {"quantization_config": config_from_record(info["quantization"]), "device_map": {"": device}}
 
 
 def context_length(model, default: int = 2048) -> int:

@@ -106,14 +106,19 @@ def plan_of(state, *, console=None, steps: int | None = None, processes: int = 1
     trainable = int(params.get("trainable") or 0)
     cfg = _config(model)
     longest = min(int(tok.get("max_length_seen") or 0) or training.max_length, training.max_length)
+    adapter = config.adapter
+    quantized = int(params.get("quantized") or 0)
     modelled = training_memory(parameters=total, trainable=trainable, weight_bytes=_dtype_bytes(model),
                                tokens_per_step=per_device * longest, autocast=precision.name != "fp32",
-                               chunked=cal.chunked_loss, **cfg)
+                               chunked=cal.chunked_loss, quantized=quantized,
+                               double_quant=bool(adapter.double_quant) if adapter else True, **cfg)
     memory = {k + "_gb": round(v / GB, 3) for k, v in modelled.items()}
     memory["bytes"] = modelled
     memory["measured_peak_gb"] = round(cal.peak_bytes / GB, 3) if cal.peak_bytes else None
     memory["device"] = precision.device
-    memory["kind"] = "lora" if config.adapter else ("freeze" if config.freeze and config.freeze.given else "full")
+    memory["kind"] = adapter.kind if adapter else ("freeze" if config.freeze and config.freeze.given else "full")
+    if quantized:
+        memory["quantized_parameters"] = quantized
     memory["chunked_loss"] = cal.chunked_loss
     memory["processes"] = processes
     memory["estimate_gb"] = memory["measured_peak_gb"] or memory["total_gb"]
@@ -125,7 +130,10 @@ def plan_of(state, *, console=None, steps: int | None = None, processes: int = 1
         memory["estimate_gb"] = (round(memory["measured_peak_gb"] * mine["total"] / modelled["total"], 3)
                                  if memory["measured_peak_gb"] and modelled["total"] else memory["per_process"]["total_gb"])
 
-    disk = _disk(config, total, trainable, _dtype_bytes(model), n_steps)
+    saved_bytes = _dtype_bytes(model)
+    if adapter is not None and adapter.quantized and adapter.merge:  # de-quantized to the compute dtype
+        saved_bytes = 2 if precision.name in ("bf16", "fp16") else 4
+    disk = _disk(config, total, trainable, saved_bytes, n_steps)
 
     warnings = []
     if rows < FEW_EXAMPLES:

@@ -12,6 +12,12 @@ bf16/fp16 autocast and 4 in fp32. With the chunked loss (``sftkit.strategies.los
 one chunk's, at most ``CHUNK_ELEMENTS * 4 * 3``, plus the float32 gradient of the output weights
 ``vocab * hidden * 4``.
 
+QLoRA (``[adapter] kind = "qlora"``): of the ``P`` parameters, the ``Q`` held in 4-bit NF4 take
+``Q * 0.516`` bytes (4 bits, plus the blocks' scales: :data:`sftkit.modeling.qlora.NF4_BYTES`), the
+others ``w`` each (peft's ``prepare_model_for_kbit_training`` casts them to float32, so ``w`` = 4);
+the adapter is among those: peft keeps LoRA weights in float32, so gradients ``T*4`` and AdamW
+``T*8`` as above. Activations as above (the compute dtype is the run's precision).
+
 Several processes (:func:`per_process`): what one process holds, by the way they train together.
 """
 
@@ -69,8 +75,11 @@ def peak_bytes() -> int | None:
 
 
 def training_memory(*, parameters: int, trainable: int, weight_bytes: int, tokens_per_step: int,
-                    layers: int, hidden: int, vocab: int, autocast: bool, chunked: bool = False) -> dict:
-    """The modelled peak of one training step, by part, in bytes (see the module docstring)."""
+                    layers: int, hidden: int, vocab: int, autocast: bool, chunked: bool = False,
+                    quantized: int = 0, double_quant: bool = True) -> dict:
+    """The modelled peak of one training step, by part, in bytes (see the module docstring);
+    ``quantized``: how many of the ``parameters`` are held in 4-bit (QLoRA)."""
+    from sftkit.modeling.qlora import NF4_BYTES
     from sftkit.strategies.loss import CHUNK_ELEMENTS
 
     act_bytes = 2 if autocast else 4
@@ -78,7 +87,7 @@ def training_memory(*, parameters: int, trainable: int, weight_bytes: int, token
     if chunked:
         logits = min(tokens_per_step * vocab, CHUNK_ELEMENTS) * 4 * 3 + vocab * hidden * 4
     parts = {
-        "weights": parameters * weight_bytes,
+        "weights": (parameters - quantized) * weight_bytes + round(quantized * NF4_BYTES[bool(double_quant)]),
         "gradients": trainable * 4,
         "optimizer": trainable * 8,
         "activations": tokens_per_step * layers * hidden * 34 * act_bytes + logits,

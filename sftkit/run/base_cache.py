@@ -10,7 +10,8 @@ is a hash of everything the results depend on, by content, never by path:
 - the evaluation: the ``[[eval]]`` tables with their defaults, the ``[template]``, the eval split's
   rows, every file an evaluator option names, the seed (``limit`` samples with it), the row length,
   the evaluation batch size, precision and device; the ``[[baseline]]`` tables and, when there are
-  any, the training rows (few-shot examples are drawn from them);
+  any, the training rows (few-shot examples are drawn from them); under QLoRA, the 4-bit quantization
+  (the base evaluated is the 4-bit one);
 - the code: the source files of the evaluation package and of each evaluator's module.
 
 When something cannot be fingerprinted by content (a hub model not in the local cache, a smoke
@@ -149,6 +150,9 @@ def key(state) -> str | None:
         "batch": config.training.per_device_eval_batch_size, "precision": precision, "device": ctx.device,
         "code": _code_digest([s.evaluator for s in specs if s.evaluator is not None]),
     }
+    adapter = config.adapter
+    if adapter is not None and adapter.quantized:  # QLoRA: the base evaluated is the 4-bit one
+        parts["quantization"] = {"kind": adapter.kind, "double_quant": adapter.double_quant}
     blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -43,8 +43,10 @@ def load_reference(ref: str, model_section: dict, *, console=None):
     return models.load_causal_lm(section, Path.cwd(), console=console)
 
 
-def load_base(model_section: dict, base_dir, *, labels: list, is_classifier: bool, seed: int = 42, console=None):
-    """The recipe's ``[model]`` (a classifier with ``labels`` when the evaluated model is one)."""
+def load_base(model_section: dict, base_dir, *, labels: list, is_classifier: bool, seed: int = 42, console=None,
+              quantization: dict | None = None):
+    """The recipe's ``[model]`` (a classifier with ``labels`` when the evaluated model is one); in 4-bit
+    with ``quantization`` (a QLoRA recipe: the base its adapter trains on)."""
     from sftkit import models
 
     if console:
@@ -53,8 +55,8 @@ def load_base(model_section: dict, base_dir, *, labels: list, is_classifier: boo
         from transformers import set_seed
 
         set_seed(seed)  # its new head: the same as the run's base
-        return models.load_sequence_classifier(model_section, base_dir, labels=labels)
-    return models.load_causal_lm(model_section, base_dir)
+        return models.load_sequence_classifier(model_section, base_dir, labels=labels, quantization=quantization)
+    return models.load_causal_lm(model_section, base_dir, quantization=quantization)
 
 
 def labels_of(model) -> list:

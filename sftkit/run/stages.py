@@ -312,8 +312,11 @@ def _load_eval_base(state: RunState) -> None:
     if is_cls and not labels:
         state.say("note: the evaluated classifier names no labels, so the base model is not evaluated")
         return
+    from sftkit.modeling.qlora import run_load_arguments
+
     model, tokenizer = reference.load_base(state.config.model.as_dict(), state.recipe.base_dir, labels=labels,
-                                           is_classifier=is_cls, seed=state.ctx.seed, console=state.say)
+                                           is_classifier=is_cls, seed=state.ctx.seed, console=state.say,
+                                           quantization=run_load_arguments(state.ctx, classifier=is_cls))
     state.base_model, state.base_tokenizer = _placed(state, model), tokenizer
     state.ctx.formatter = None if is_cls else _formatter(state, tokenizer, model)
     state.ctx.tokenizer = tokenizer

@@ -14,7 +14,8 @@ class CausalStrategy(Strategy):
     name = "causal"
 
     def prepare_model(self, run, model):
-        """Apply ``[adapter]`` (LoRA) or ``[freeze]``; record what trains in ``run.parameters``."""
+        """Apply ``[adapter]`` (LoRA, QLoRA) or ``[freeze]``; record what trains in ``run.parameters``
+        (and, under QLoRA, how many weights are held in 4-bit: ``quantized``)."""
         from transformers import set_seed
 
         from sftkit.models import apply_adapter, apply_freeze
@@ -26,12 +27,17 @@ class CausalStrategy(Strategy):
             run.frozen = apply_freeze(model, freeze)
         if adapter is not None:
             model = apply_adapter(model, adapter)
+        from sftkit.modeling.qlora import parameter_count, quantized_parameter_count
+
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
+        total = parameter_count(model)  # a 4-bit weight counted as the weights it packs
         if trainable == 0:
             raise SftkitError("no parameter is left to train", where="[freeze]",
                               hint="freeze fewer layers or patterns")
         run.parameters = {"trainable": trainable, "total": total}
+        quantized = quantized_parameter_count(model)
+        if quantized:
+            run.parameters["quantized"] = quantized
         return model
 
     # -- data ------------------------------------------------------------------

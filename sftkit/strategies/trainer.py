@@ -419,15 +419,20 @@ def merges_on_save(run) -> bool:
 def save_model(run, model, tokenizer) -> tuple[dict, Any]:
     """Save the model (or LoRA adapter; merged into the weights when :func:`merges_on_save`) and
     the tokenizer (with its chat template) into ``run.model_dir``; returns ``(info, saved_model)``."""
+    from sftkit.modeling.adapters import merged, merged_dtype
     from sftkit.models import is_adapter, merge_and_save
 
     merge = merges_on_save(run)
     kind = ("merged" if merge else "adapter") if is_adapter(model) else "full"
+    info = {"saved": kind, "model_dir": str(run.model_dir)}
     if is_adapter(model) and merge:
-        model = model.merge_and_unload()
+        dequantized = merged_dtype(model)
+        if dequantized:
+            info["dequantized_to"] = dequantized  # QLoRA: the 4-bit base de-quantized, then merged
+        model = merged(model, say=run.console)
     merge_and_save(model, tokenizer, run.model_dir, merge=False, model_section=run.config.model.as_dict(),
                    base_dir=run.base_dir)
-    return {"saved": kind, "model_dir": str(run.model_dir)}, model
+    return info, model
 
 
 def write_log(run_dir: Path, log_history: list) -> None:
@@ -566,8 +571,10 @@ def _save_gathered(run, trainer) -> tuple[dict, Any]:
         (run.model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle one process does not write
         if kind == "adapter":
             from sftkit.modeling.adapters import record_base
+            from sftkit.modeling.qlora import record
 
-            record_base(run.model_dir, run.config.model.as_dict(), run.base_dir)
+            record_base(run.model_dir, run.config.model.as_dict(), run.base_dir,
+                        quantization=record(accelerator.unwrap_model(trainer.model)))
     _sync(trainer)
     if kind == "adapter" and getattr(run, "smoke", False):
         # the saved adapter names the recipe's model; this run trained on its tiny stand-in (seeded, so
@@ -603,7 +610,9 @@ def _unsaved(run, model):
     from sftkit.models import is_adapter
 
     if is_adapter(model) and merges_on_save(run):
-        return model.merge_and_unload()
+        from sftkit.modeling.adapters import merged
+
+        return merged(model)
     return model
 
 
