@@ -343,3 +343,33 @@ def test_seeded_sampler_samples_the_distribution_and_repeats_per_seed():
     # a row's draws depend on its own seed only, not on the rows beside it
     alone = SeededSampler([7])
     assert [alone(None, scores[:1]).argmax(dim=-1).item() for _ in range(50)] == [p[0] for p in picks[:50]]
+
+
+def test_a_reward_plugin_from_the_scaffold_trains_a_reasoning_run(sftkit_tiny_model, tmp_path, monkeypatch):
+    """``sftkit plugin new --with reward``: its reward, unchanged, trains a reasoning run."""
+    import importlib
+
+    import sftkit.plugins
+    from sftkit.run import run
+    from sftkit.scaffold import plugin_files
+    from sftkit.testing import make_plugin_host
+
+    files = plugin_files("mathy", kinds=("reward",))
+    root = tmp_path / "pkg"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    package = next(p.parent for p in root.rglob("rewards.py"))
+    monkeypatch.syspath_prepend(str(package.parent))
+    plugin = importlib.import_module(f"{package.name}.plugin")
+    host = make_plugin_host(plugin)
+    monkeypatch.setattr(sftkit.plugins, "_HOST", host)
+    recipe = _recipe(tmp_path, sftkit_tiny_model, rewards=[{"name": "mathy_answer_word", "answer_column": "tests"}],
+                     training={"max_steps": 2})
+    out = run(recipe, output=tmp_path / "run", host=host)
+    train = json.loads((out.run_dir / "metrics.json").read_text())["train"]
+    assert (out.run_dir / "COMPLETE").exists() and train["steps"] == 2
+    (reward,) = train["reasoning"]["rewards"]
+    assert reward["plugin"] == f"{package.name}.plugin"  # a plugin's reward, named by its plugin
+    assert [s["step"] for s in train["reasoning"]["per_step"]] == [1, 2]
+    assert all(0 <= s["rewards"]["mathy_answer_word"] <= 1 for s in train["reasoning"]["per_step"])
