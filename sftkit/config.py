@@ -297,12 +297,22 @@ class Distributed(Slice):
     fsdp: FSDP | None = None
     deepspeed: DeepSpeed | None = None
 
+    def __post_init__(self):
+        """The chosen backend's options slice is always there (its defaults when the table is absent)."""
+        from .backends import BACKENDS
+
+        backend = BACKENDS.get(str(self.strategy))
+        if backend is not None and backend.options and getattr(self, backend.options) is None:
+            object.__setattr__(self, backend.options, _BACKEND_OPTIONS[backend.options]())
+
     @classmethod
     def of(cls, table):
         table = dict(table or {})
-        sub = {k: (FSDP if k == "fsdp" else DeepSpeed).of(table[k]) for k in ("fsdp", "deepspeed")
-               if isinstance(table.get(k), Mapping)}
+        sub = {k: _BACKEND_OPTIONS[k].of(table[k]) for k in _BACKEND_OPTIONS if isinstance(table.get(k), Mapping)}
         return cls(**{k: v for k, v in table.items() if k in cls._names() and k not in sub}, **sub)
+
+
+_BACKEND_OPTIONS: dict[str, type[Slice]] = {"fsdp": FSDP, "deepspeed": DeepSpeed}  # [distributed.NAME] slices
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ merged in by :mod:`sftkit.schema`. ``default`` values here are what ``sftkit res
 
 from __future__ import annotations
 
+from .backends import BACKENDS
+from .backends import DEFAULT as DEFAULT_BACKEND
 from .records import FORMAT_KINDS
 
 INT32_MAX = 2**31 - 1  # counts and sizes: what torch and transformers index with
@@ -189,8 +191,9 @@ OUTPUT_SECTION = _obj({
 }, doc="Where the run goes.")
 
 DISTRIBUTED_SECTION = _obj({
-    "strategy": {"enum": ["ddp", "fsdp", "deepspeed"], "default": "ddp",
-                 "description": "How several processes train together: ddp (a full copy per process), fsdp (weights, gradients and optimizer state sharded), deepspeed (ZeRO)."},
+    "strategy": {"enum": list(BACKENDS), "default": DEFAULT_BACKEND,
+                 "description": "How several processes train together: "
+                                + ", ".join(f"{b.name} ({b.doc})" for b in BACKENDS.values()) + "."},
     "timeout_minutes": {**POS_INT, "default": 30, "description": "How long a process waits for the others at a collective before the run fails."},
     "find_unused_parameters": {"type": "boolean", "default": False,
                                "description": "ddp: look for parameters without a gradient in each step (slower; needed only by models that skip layers)."},

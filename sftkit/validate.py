@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends import BACKENDS
 from .config import DataEntry, Distributed, Output, Training
 from .core_schema import COMPONENT_TABLES
 from .detect import count_rows, detect_format, kind_of_format, peek_fields
@@ -479,12 +480,11 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
     strategy = table.get("strategy", Distributed().strategy)
     fsdp, ds = table.get("fsdp"), table.get("deepspeed")
     here = ("distributed",)
-    if isinstance(fsdp, dict) and strategy != "fsdp":
-        out.append(_problem(recipe, here + ("fsdp",), f"FSDP options given but strategy is {strategy!r}",
-                            'set distributed.strategy = "fsdp" or remove [distributed.fsdp]'))
-    if isinstance(ds, dict) and strategy != "deepspeed":
-        out.append(_problem(recipe, here + ("deepspeed",), f"DeepSpeed options given but strategy is {strategy!r}",
-                            'set distributed.strategy = "deepspeed" or remove [distributed.deepspeed]'))
+    for other in BACKENDS.values():  # options of a backend the recipe does not use
+        if other.options and other.name != strategy and isinstance(table.get(other.options), dict):
+            out.append(_problem(recipe, here + (other.options,),
+                                f"[distributed.{other.options}] options given but strategy is {strategy!r}",
+                                f'set distributed.strategy = "{other.name}" or remove [distributed.{other.options}]'))
     if strategy == "fsdp" and isinstance(fsdp, dict):
         if fsdp.get("version", 2) == 2 and fsdp.get("sharding") in ("hybrid_shard", "no_shard"):
             out.append(_problem(recipe, here + ("fsdp", "sharding"),
@@ -511,7 +511,8 @@ def _distributed_problems(recipe: Recipe) -> list[Problem]:
                                 "FSDP cannot shard a quantized base model (its config.json has quantization_config)",
                                 'use strategy = "ddp" with an [adapter] (QLoRA), or a full-precision base model'))
     adapter = recipe.data.get("adapter")
-    if strategy in ("fsdp", "deepspeed") and isinstance(adapter, dict) and adapter.get("merge"):
+    backend = BACKENDS.get(str(strategy))
+    if backend is not None and backend.shards_saved_weights and isinstance(adapter, dict) and adapter.get("merge"):
         out.append(_problem(recipe, ("adapter", "merge"), f"merging the adapter is not done under strategy {strategy!r} "
                             "(the weights are sharded when the run saves)",
                             "remove merge and merge the saved adapter afterwards, or use strategy = \"ddp\""))

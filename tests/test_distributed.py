@@ -143,7 +143,7 @@ def test_validate_distributed_mismatches(tmp_path, monkeypatch):
     found = {p.path: p for p in _problems(path)}
     assert "needs the deepspeed package" in found["distributed.strategy"].message
     assert found["distributed.strategy"].line == path.read_text().splitlines().index('strategy = "deepspeed"') + 1
-    assert "FSDP options given" in found["distributed.fsdp"].message
+    assert "[distributed.fsdp] options given" in found["distributed.fsdp"].message
     assert "stage 3" in found["distributed.deepspeed.offload_params"].message
 
     path = _recipe(tmp_path, distributed={"strategy": "fsdp", "fsdp": {"sharding": "hybrid_shard"}})

@@ -96,39 +96,23 @@ def training_memory(*, parameters: int, trainable: int, weight_bytes: int, token
     return parts
 
 
-SHARDED = {  # which modelled parts each way of training with several processes divides among them
-    ("ddp", None): (),
-    ("fsdp", "full_shard"): ("weights", "gradients", "optimizer"),
-    ("fsdp", "hybrid_shard"): ("weights", "gradients", "optimizer"),
-    ("fsdp", "shard_grad_op"): ("gradients", "optimizer"),
-    ("fsdp", "no_shard"): (),
-    ("deepspeed", 1): ("optimizer",),
-    ("deepspeed", 2): ("gradients", "optimizer"),
-    ("deepspeed", 3): ("weights", "gradients", "optimizer"),
-}
-
-
 def per_process(parts: dict, *, processes: int, distributed: Distributed | None) -> dict:
     """The modelled peak of one of ``processes`` processes, by part, in bytes.
 
     Each process holds the activations of its own per-device batch (``parts`` already counts those).
-    ddp keeps a whole copy of weights, gradients and optimizer state per process, plus its gradient
-    buckets (one more float32 copy of the trained gradients); fsdp ``full_shard`` / ``hybrid_shard``
-    divide weights, gradients and optimizer state among the processes, ``shard_grad_op`` gradients and
-    optimizer state; DeepSpeed ZeRO stage 1 the optimizer state, 2 also gradients, 3 also weights."""
-    from sftkit.config import FSDP, DeepSpeed, Distributed
+    The backend (:mod:`sftkit.backends`) says which parts it divides among the processes: ddp none
+    (a whole copy per process, plus its gradient buckets: one more float32 copy of the trained
+    gradients); fsdp ``full_shard`` / ``hybrid_shard`` weights, gradients and optimizer state,
+    ``shard_grad_op`` gradients and optimizer state; DeepSpeed ZeRO stage 1 the optimizer state,
+    2 also gradients, 3 also weights."""
+    from sftkit.backends import backend_of
+    from sftkit.config import Distributed
 
     d = distributed or Distributed()
-    strategy = d.strategy
-    if strategy == "fsdp":
-        key = ("fsdp", (d.fsdp or FSDP()).sharding)
-    elif strategy == "deepspeed":
-        key = ("deepspeed", int((d.deepspeed or DeepSpeed()).stage))
-    else:
-        key = ("ddp", None)
+    backend = backend_of(d)
     n = max(1, int(processes))
-    shard = SHARDED.get(key, ()) if n > 1 else ()
+    shard = backend.sharded(backend.options_of(d)) if n > 1 else ()
     out = {k: (-(-v // n) if k in shard else v) for k, v in parts.items() if k != "total"}
-    out["buckets"] = parts["gradients"] if (n > 1 and key == ("ddp", None)) else 0
+    out["buckets"] = parts["gradients"] if (n > 1 and backend.gradient_buckets) else 0
     out["total"] = sum(out.values())
     return out

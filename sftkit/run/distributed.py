@@ -21,10 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-if TYPE_CHECKING:
-    from sftkit.config import FSDP, DeepSpeed, Distributed, Training
+from sftkit.backends import BACKENDS, backend_of, deepspeed_config, fsdp_config
 
-STRATEGIES = ("ddp", "fsdp", "deepspeed")
+if TYPE_CHECKING:
+    from sftkit.config import Distributed, Training
+
+STRATEGIES = tuple(BACKENDS)  # the [distributed] strategies: one record each in sftkit.backends
+__all__ = ["World", "world_from_env", "world_of", "start", "check_device", "training_kwargs", "strategy_of",
+           "fsdp_config", "deepspeed_config", "global_batch", "main_first", "barrier", "STRATEGIES"]
 
 
 @dataclass(frozen=True)
@@ -95,26 +99,17 @@ def start(world: World, table: Distributed | None = None) -> None:
         PartialState(cpu=True)
 
 
-SHARDING_ON_CPU = {
-    # what accelerate (1.15) does with each sharding strategy on a CPU-only machine; torch's FSDP2 and
-    # DeepSpeed themselves train on gloo (checked with 2-process scripts), accelerate does not use them there
-    "fsdp": "accelerate's AcceleratorState enables FSDP only for GPU-type devices and on CPU silently trains with DDP",
-    "deepspeed": "accelerate drops DeepSpeed on CPU (use_cpu) or, without use_cpu, counts one process while "
-                 "DeepSpeed counts all of them",
-}
-
-
 def check_device(table: Distributed | None) -> bool:
-    """Whether GPUs are used; a one-line error for FSDP / DeepSpeed without them (see
-    :data:`SHARDING_ON_CPU`: the Trainer would silently fall back to plain data parallelism)."""
+    """Whether GPUs are used; a one-line error for a backend that cannot train without them (its
+    ``cpu_refusal``, e.g. FSDP / DeepSpeed: the Trainer would silently fall back to plain data parallelism)."""
     import torch
 
     from sftkit.errors import SftkitError
 
     cuda = torch.cuda.is_available()
-    strategy = strategy_of(table)
-    if strategy != "ddp" and not cuda:
-        raise SftkitError(f"strategy {strategy!r} needs GPUs and this machine has none ({SHARDING_ON_CPU[strategy]})",
+    backend = backend_of(table)
+    if backend.cpu_refusal and not cuda:
+        raise SftkitError(f"strategy {backend.name!r} needs GPUs and this machine has none ({backend.cpu_refusal})",
                           where="[distributed] strategy", hint='use strategy = "ddp" on CPU')
     return cuda
 
@@ -198,76 +193,19 @@ class ShardedTarget:
 
 def strategy_of(table: Distributed | None) -> str:
     """The ``[distributed]`` slice's strategy ("ddp" without one)."""
-    from sftkit.config import Distributed
-
-    return str((table or Distributed()).strategy)
-
-
-def deepspeed_config(ds: DeepSpeed) -> dict:
-    """A DeepSpeed config for ZeRO ``stage`` (1-3) with optional CPU offload; batch sizes, clipping
-    and precision are ``"auto"`` so transformers fills them from ``TrainingArguments``."""
-    stage = int(ds.stage)
-    zero: dict = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}
-    if ds.offload_optimizer:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
-    if ds.offload_params:
-        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
-    if stage == 3:
-        zero["stage3_gather_16bit_weights_on_model_save"] = True  # save a full state dict
-    return {
-        "train_micro_batch_size_per_gpu": "auto",
-        "train_batch_size": "auto",
-        "gradient_accumulation_steps": "auto",
-        "gradient_clipping": "auto",
-        "bf16": {"enabled": "auto"},
-        "fp16": {"enabled": "auto"},
-        "zero_optimization": zero,
-    }
-
-
-def fsdp_config(fsdp: FSDP) -> dict:
-    """transformers' ``fsdp_config`` for the recipe's ``[distributed.fsdp]`` slice."""
-    version = int(fsdp.version)
-    sharding = str(fsdp.sharding)
-    cfg: dict = {
-        "version": version,
-        "reshard_after_forward": (sharding == "full_shard") if version == 2 else sharding,
-        "cpu_offload": bool(fsdp.cpu_offload),
-        "activation_checkpointing": bool(fsdp.activation_checkpointing),
-        "state_dict_type": "FULL_STATE_DICT",  # the saved model is a plain transformers directory
-    }
-    layers = fsdp.wrap_layers
-    if layers:
-        cfg["auto_wrap_policy"] = "TRANSFORMER_BASED_WRAP"
-        cfg["transformer_layer_cls_to_wrap"] = list(layers)
-    return cfg
+    return backend_of(table).name
 
 
 def training_kwargs(table: Distributed | None, world: World, *, base_dir=None) -> dict:
     """``TrainingArguments`` keywords for the ``[distributed]`` slice of a run of ``world`` processes
-    (nothing for one process: the table only matters when several run)."""
+    (nothing for one process: the table only matters when several run): the timeout, then the
+    backend's own (:mod:`sftkit.backends`)."""
     if not world.distributed:
         return {}
-    from sftkit.config import FSDP, DeepSpeed, Distributed
+    from sftkit.config import Distributed
 
     table = table or Distributed()
-    minutes = int(table.timeout_minutes)
-    kwargs: dict = {"ddp_timeout": minutes * 60}
-    strategy = strategy_of(table)
-    if strategy == "ddp":
-        kwargs["ddp_find_unused_parameters"] = bool(table.find_unused_parameters)
-    elif strategy == "fsdp":
-        kwargs["fsdp"] = True
-        kwargs["fsdp_config"] = fsdp_config(table.fsdp or FSDP())
-    elif strategy == "deepspeed":
-        ds = table.deepspeed or DeepSpeed()
-        if ds.config:
-            from sftkit.paths import resolve_path
-
-            kwargs["deepspeed"] = str(resolve_path(str(ds.config), base_dir))
-        else:
-            kwargs["deepspeed"] = deepspeed_config(ds)
-    return kwargs
+    return {"ddp_timeout": int(table.timeout_minutes) * 60, **backend_of(table).training_kwargs(table, base_dir)}
 
 
 def global_batch(training: Training, world_size: int = 1) -> dict:
