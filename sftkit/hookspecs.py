@@ -89,10 +89,12 @@ def sftkit_register_strategies(register: Register) -> None:
     the strategy, ``data_hint="..."`` to tell the user what data it needs, ``rewards=True`` when it
     trains on the recipe's ``[[reward]]`` tables (``sftkit validate`` then requires one, and refuses
     them for every other strategy; the strategy builds them with :func:`sftkit.rewards.build_rewards`
-    and checks its rows' columns with :func:`sftkit.rewards.check_columns`), and optionally
-    ``starter={"model": ..., "rows": [...], "template": bool}``: what ``sftkit init --strategy NAME``
-    writes (default: a small causal model and example rows of the first accepted kind, with a
-    ``[template]`` table).
+    and checks its rows' columns with :func:`sftkit.rewards.check_columns`), ``row_fields=True`` when
+    it reads each row's other columns (kept as JSON in a ``fields`` column,
+    :func:`sftkit.records.row_fields` unpacks them), and optionally
+    ``starter={"model": ..., "rows": [...], "template": bool, "rewards": [...]}``: what ``sftkit init
+    --strategy NAME`` writes (default: a small causal model and example rows of the first accepted
+    kind, with a ``[template]`` table; ``rewards``: its ``[[reward]]`` tables).
     """
 
 

@@ -217,9 +217,11 @@ def meta_problem(meta: dict) -> str | None:
         if problem:
             return problem
     starter = meta.get("starter")
-    if starter is not None and (not isinstance(starter, dict) or set(starter) - {"model", "rows", "template"}
-                                or not all(isinstance(r, dict) for r in starter.get("rows") or [])):
-        return "starter= must be a dict with optional model (str), rows (a list of row dicts) and template (bool)"
+    if starter is not None and (not isinstance(starter, dict) or set(starter) - {"model", "rows", "template", "rewards"}
+                                or not all(isinstance(r, dict) for r in starter.get("rows") or [])
+                                or not all(isinstance(r, dict) for r in starter.get("rewards") or [])):
+        return ("starter= must be a dict with optional model (str), rows (a list of row dicts), template (bool) "
+                "and rewards (a list of [[reward]] tables)")
     return None
 
 

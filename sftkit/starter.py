@@ -45,6 +45,7 @@ NOTES = {
     "strategy": "What training does with the data. `sftkit plugins --all` lists the strategies.",
     "training": "Hyperparameters, named as in transformers. Start small and watch the report.",
     "eval": "Measured on the base and the tuned model; min / max / max_regression make it a gate.",
+    "reward": "What a sampled answer earns: a scorer (numeric_answer, exact_match, format, ...) or a plugin's reward, with a weight.",
     "output": "Where the run goes.",
 }
 
@@ -96,6 +97,11 @@ def starter_recipe(strategy: str, name: str, host) -> str:
     if starter.get("template", True):
         parts.append(_section("template", {"formatter": "chat"}, NOTES["template"]))
     parts.append(_section("strategy", strategy_table, NOTES["strategy"], props=(comp.schema or {}).get("properties", {})))
+    rewards = starter.get("rewards") or []  # a strategy that trains on rewards
+    if rewards:
+        parts.append("\n".join([f"# {NOTES['reward']}"] + [
+            "[[reward]]\n" + "\n".join(tomli_w.dumps({k: v}).rstrip() for k, v in table.items()) + "\n"
+            for table in rewards]))
     parts.append(_section("training", {"max_steps": 20, "per_device_train_batch_size": t.per_device_train_batch_size,
                                        "learning_rate": t.learning_rate, "max_length": t.max_length}, NOTES["training"]))
     parts.append(_section("output", {"dir": Output().dir}, NOTES["output"]))

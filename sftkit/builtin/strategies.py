@@ -133,5 +133,11 @@ def sftkit_register_strategies(register):
     register("reasoning", "sftkit.strategies.reasoning:create", schema=REASONING,
              doc="Reinforcement learning with verifiable rewards (GRPO / RLOO): sampled answers scored by [[reward]] tables.",
              accepts=["messages"], check="sftkit.strategies.checks:check_reasoning", rewards=True, row_fields=True,
+             starter={"rows": [{"prompt": "Tom has 3 boxes of 4 apples. How many apples does he have?",
+                                "completion": "3 * 4 = 12. #### 12"},
+                               {"prompt": "A class has 5 rows of 6 desks. How many desks are there?",
+                                "completion": "5 * 6 = 30. #### 30"}],
+                      "rewards": [{"name": "numeric_answer", "weight": 1.0, "match": "flexible"},
+                                  {"name": "format", "weight": 0.2, "pattern": "#### -?[0-9]+"}]},
              data_hint="it needs prompts with a reference answer: prompt/completion pairs or conversations "
                        "(other columns, e.g. tests, reach the rewards)")
