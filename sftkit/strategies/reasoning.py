@@ -28,9 +28,6 @@ from sftkit.errors import DataError, SftkitError
 
 from .base import CausalStrategy
 
-DEFAULTS = {"method": "grpo", "loss_type": "dapo", "num_generations": 4, "max_completion_length": 128,
-            "temperature": 1.0, "top_p": 1.0, "beta": 0.0, "epsilon": 0.2, "scale_rewards": "group",
-            "mask_truncated_completions": False, "num_iterations": 1, "use_vllm": False}
 ROW_INDEX = "sftkit_row"  # the dataset column naming the row a prompt came from (rewards get the row itself)
 
 # TRL's log keys -> metrics.json train.reasoning per-step keys
@@ -96,8 +93,13 @@ class ReasoningStrategy(CausalStrategy):
     name = "reasoning"
 
     def opt(self, key: str) -> Any:
+        """An option; where not given, its default as the registration's schema declares it (once)."""
         value = self.options.get(key)
-        return DEFAULTS.get(key) if value is None else value
+        if value is None:
+            from sftkit.builtin.strategies import REASONING
+
+            return REASONING["properties"][key].get("default")
+        return value
 
     # -- data --------------------------------------------------------------------
     def check_data(self, bundle) -> None:
