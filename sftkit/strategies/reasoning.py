@@ -233,9 +233,7 @@ class ReasoningStrategy(CausalStrategy):
         except SftkitError:
             bound = []
         out = []
-        for i, record in enumerate(ds):
-            if i >= 50:
-                break
+        for record in ds:
             prompt, row = split_row(record)
             ids = generation_prompt_ids(run.tokenizer, prompt)
             out.append({"input_ids": ids, "labels": None, "source": record.get("source"),
