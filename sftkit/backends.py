@@ -16,10 +16,11 @@ Adding a backend: its record in :data:`BACKENDS`; options of its own go in a sub
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:
-    from sftkit.config import FSDP, DeepSpeed, Distributed
+# the slices these functions read (sftkit.config's Distributed, FSDP, DeepSpeed) are not imported,
+# not even for type checkers: config reads this module, so the bottom stays at the bottom
+Distributed = FSDP = DeepSpeed = Any
 
 ALL_PARTS = ("weights", "gradients", "optimizer")
 
