@@ -249,9 +249,11 @@ def test_a_tokenizer_larger_than_the_embeddings_is_refused_before_writing(tiny_d
 def test_real_quickstart_run_exports_q8_0_that_reads_back_and_answers_alike(quickstart_run):
     """`sftkit export runs/quickstart --quant q8_0` on the real SmolLM2 quickstart run (conftest's shortened
     run): written, read back by sftkit's loader and verified on the items the run scored, its tokenizer
-    encoding every prompt as the source's does; any answer that differs parts at a near-tie of the source
-    (q8_0 moves SmolLM2's next-token logits by up to ~0.9, measured), never where the source was sure;
-    the run's model card (metadata and verdict table) is copied beside the file."""
+    encoding every prompt as the source's does. The 95% rule may fail on this barely-tuned model (measured:
+    5/6, "Capital of Switzerland?" parts at its first token, where the source's top-two logits were 0.026
+    apart), but any answer that differs must part at a near-tie of the source: a file with its q/k rows
+    in the wrong order parts where the source led by up to 12 logits (measured on the full quickstart).
+    The run's model card (metadata and verdict table) is copied beside the file."""
     import yaml
 
     res = _export(quickstart_run, "--quant", "q8_0", "--max-new-tokens", 16)
@@ -261,7 +263,7 @@ def test_real_quickstart_run_exports_q8_0_that_reads_back_and_answers_alike(quic
     assert "verified:" in res.output and figures["bytes"] == out.stat().st_size
     assert figures["prompts_from"] == "run" and 6 <= figures["prompts"] <= 8  # the 6 + 2 items scored
     assert figures["prompt_tokens_identical"] == figures["prompts"]
-    assert figures["agreement"] >= 0.75 and all(r["source_margin"] < 1.0 for r in figures["disagreements"])
+    assert figures["agreement"] >= 0.5 and (figures["max_source_margin_at_divergence"] or 0.0) < 1.0
     card = out.with_suffix(".README.md").read_text()
     assert card == (quickstart_run / "model" / "README.md").read_text()
     head, _, body = card.removeprefix("---\n").partition("\n---\n")
