@@ -54,3 +54,24 @@ def open_tmp():
     os.chmod(path, 0o755)
     yield Path(path)
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory):
+    """The shipped quickstart recipe run once on the real SmolLM2, shortened (2 steps; the gated evaluation
+    on the 6 items a gate needs, the other on 2), for the real-model tests that read a run directory."""
+    from click.testing import CliRunner
+
+    from sftkit.commands.run import run
+
+    recipe = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sftkit", "recipes",
+                          "quickstart.toml")
+    out = tmp_path_factory.mktemp("quickstart-run") / "quickstart"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SFTKIT_NO_PROGRESS", "1")
+        mp.setenv("SFTKIT_BASE_EVAL_CACHE", str(tmp_path_factory.mktemp("quickstart-base-eval")))
+        res = CliRunner().invoke(run, [recipe, "--output", str(out), "--set", "training.max_steps=2",
+                                       "--set", "eval.0.limit=6", "--set", "eval.1.limit=2",
+                                       "--set", "eval.0.min=0"])
+    assert res.exit_code == 0, res.output[-3000:]
+    return out

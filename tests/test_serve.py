@@ -414,28 +414,17 @@ def test_serves_a_tuned_run_directory_with_its_saved_template_and_stops(tmp_path
 
 
 @pytest.mark.real_model
-def test_real_quickstart_run_served_equals_generate(tmp_path, monkeypatch):
-    """The shipped quickstart recipe on the real SmolLM2 (shortened: 2 steps; the gated evaluation on
-    the 6 items a gate needs to be decided, the other on 2):
+def test_real_quickstart_run_served_equals_generate(quickstart_run):
+    """The shipped quickstart recipe on the real SmolLM2 (the shortened run of conftest's fixture):
     its run directory, served, answers what transformers' generate gives from the saved model."""
-    from pathlib import Path
-
-    from click.testing import CliRunner
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sftkit.commands.run import run
     from sftkit.serving.api import Server
     from sftkit.serving.http import BackgroundServer, bind
     from sftkit.serving.loading import load_models
 
-    monkeypatch.setenv("SFTKIT_NO_PROGRESS", "1")
-    recipe = Path(__file__).resolve().parents[1] / "sftkit" / "recipes" / "quickstart.toml"
-    res = CliRunner().invoke(run, [str(recipe), "--output", str(tmp_path / "quickstart"), "--set",
-                                   "training.max_steps=2", "--set", "eval.0.limit=6", "--set", "eval.1.limit=2",
-                                   "--set", "eval.0.min=0"])
-    assert res.exit_code == 0, res.output[-3000:]
-    saved = tmp_path / "quickstart" / "model"
-    served = load_models([str(tmp_path / "quickstart")], device="cpu")["quickstart"]
+    saved = quickstart_run / "model"
+    served = load_models([str(quickstart_run)], device="cpu")["quickstart"]
     srv = BackgroundServer(Server({"quickstart": served}).app(), bind("127.0.0.1", 0)).start()
     try:
         client = openai.OpenAI(base_url=srv.url + "/v1", api_key="-", max_retries=0)

@@ -41,9 +41,18 @@ def export(source, fmt, quant, output, max_new_tokens):
         click.echo(f"error: verification failed: the export agrees with the source model on "
                    f"{figures['identical']}/{figures['prompts']} prompts (needs {figures['required']:.0%} for "
                    f"{quant}); see {figures['file']}.verify.json"
+                   + _near_tie(figures)
                    + (" — the source weights are float32: --quant f32 keeps them exactly"
                       if quant in ("f16", "bf16") and figures.get("source_dtype") == "float32" else ""), err=True)
         sys.exit(3)
+
+
+def _near_tie(figures: dict) -> str:
+    """Where the answers part, when they part: the source's largest top-two logit gap at a first divergence."""
+    gap = figures.get("max_source_margin_at_divergence")
+    if gap is None or figures.get("prompt_tokens_identical") != figures.get("prompts"):
+        return ""
+    return f"; the answers part where the source's two likeliest tokens were at most {gap:.3g} logits apart"
 
 
 def _default_output(model_dir: Path, run_dir: Path | None, fmt: str, quant: str) -> Path:
@@ -95,5 +104,12 @@ def run_export(source, fmt: str, quant: str, output: Path | None, max_new_tokens
     figures = verify_export(src.model, src.tokenizer, gguf_path, quant, conversations,
                             prompts_from=prompts_from, max_new_tokens=max_new_tokens, source_dtype=src.saved_dtype)
     echo(f"verified: {figures['identical']}/{figures['prompts']} answers identical "
-         f"({figures['agreement']:.0%}, needs {figures['required']:.0%}); {figures['bytes'] / 1e6:.1f} MB")
+         f"({figures['agreement']:.0%}, needs {figures['required']:.0%}); {figures['token_agreement']:.1%} of "
+         f"generated tokens before any divergence; {figures['bytes'] / 1e6:.1f} MB")
+    for row in figures["disagreements"]:
+        echo(f"  differs from token {row['first_divergence']} (source's top-two logit gap there: "
+             f"{row.get('source_margin', float('nan')):.3g}): {row['prompt'][:60]!r}")
+    if figures["prompt_tokens_identical"] < figures["prompts"]:
+        echo(f"  the file's tokenizer encodes {figures['prompts'] - figures['prompt_tokens_identical']} prompts "
+             "differently from the source's: the export is broken whatever its weights")
     return figures

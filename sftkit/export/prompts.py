@@ -37,11 +37,13 @@ def recipe_base_dir(run_dir: Path, config: Config) -> Path | None:
 
 
 def run_conversations(run_dir: Path | None, limit: int = 64) -> list[list[dict]]:
-    """Conversations of the run's ``[[eval]]`` items (inline or from their files), with the [template]
-    system prompt the run added; [] when the run names none that can be read."""
+    """Conversations of the run's ``[[eval]]`` items (inline or from their files; an entry's ``limit``
+    samples them as the run did), with the [template] system prompt the run added; [] when the run names
+    none that can be read."""
     from ..config import saved_config
     from ..evaluation.base import item_messages, read_records
     from ..paths import resolve_path
+    from ..sampling import sample_rows
 
     if run_dir is None or not (Path(run_dir) / "recipe.toml").is_file():
         return []
@@ -60,7 +62,7 @@ def run_conversations(run_dir: Path | None, limit: int = 64) -> list[list[dict]]
                 items = read_records(resolve_path(rel, base))
             except Exception:  # a file moved since the run: fall back to other tables or built-in prompts
                 continue
-        for item in items:
+        for item in sample_rows(list(items), table.get("limit"), seed=config.seed):  # the items the run scored
             try:
                 msgs = item_messages(item if isinstance(item, dict) else {"prompt": item}, table)
             except Exception:
