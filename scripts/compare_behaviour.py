@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("quickstart", "instruction", "tone", "classification", "domain")  # feedback needs an arena first
-VOLATILE = re.compile(r"\d+(\.\d+)?\s*(s|ms|min|tokens/s|rows/s|GB|MB)\b|/tmp/\S+|\d{4}-\d{2}-\d{2}\S*")
+VOLATILE = re.compile(r"\d[\d,]*(\.\d+)?\s*(s|ms|min|GB|MB)\b|(tokens|rows)/s [\d,.]+|/tmp/\S+|\d{4}-\d{2}-\d{2}\S*")
 
 
 def run_recipe(tree: Path, recipe: str, out: Path) -> dict:
