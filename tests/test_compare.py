@@ -143,3 +143,22 @@ def test_two_real_tiny_runs_of_one_recipe_compare_and_refuse_other_items(tmp_pat
     assert res.exit_code == 0 and "NO SIGNIFICANT DIFFERENCE" in res.output, res.output
     res = _compare(tmp_path / "a", tmp_path / "c", gate)
     assert res.exit_code == 2 and "'loss' scored different items" in res.output  # another seed, another split
+
+
+def test_split_digest_is_the_rows_content_wherever_they_live():
+    """The same rows give the same digest whether they are a table of their own or a shuffled
+    selection of a bigger one (their Arrow bytes differ: a cache elsewhere gave another digest);
+    other rows, or the same rows in another order, give another."""
+    from datasets import Dataset
+
+    from sftkit.evaluation.itemset import split_digest
+
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}], "source": "jsonl:x.jsonl", "cluster": None}
+            for i in range(40)]
+    alone = Dataset.from_list(rows[10:20])
+    big = Dataset.from_list(rows).shuffle(seed=3)
+    order = {r["messages"][0]["content"]: i for i, r in enumerate(big)}
+    picked = big.select([order[f"q{i}"] for i in range(10, 20)])
+    assert split_digest(alone) == split_digest(picked)
+    assert split_digest(alone) != split_digest(Dataset.from_list(rows[11:21]))
+    assert split_digest(alone) != split_digest(Dataset.from_list(rows[10:20][::-1]))

@@ -20,19 +20,17 @@ TEXT_LIMIT = 500
 
 
 def split_digest(split) -> str | None:
-    """The content hash of a ``datasets`` split's own rows (None for no split)."""
+    """The content hash of a ``datasets`` split's own rows, in order (None for no split): each row
+    as canonical JSON, so the same rows give the same digest wherever the data and its Arrow cache
+    live (the Arrow bytes of a slice differ with the table it came from)."""
     if split is None:
         return None
-    import pyarrow as pa
-
     h = hashlib.sha256()
     rows = split.with_format("arrow")  # the split's own rows (``.data`` would be the table it was selected from)
     for start in range(0, len(split), 1024):
-        table = rows[start:start + 1024]
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        h.update(sink.getvalue().to_pybytes())
+        for row in rows[start:start + 1024].to_pylist():
+            h.update(json.dumps(row, sort_keys=True, default=str, separators=(",", ":")).encode())
+            h.update(b"\n")
     return h.hexdigest()
 
 
