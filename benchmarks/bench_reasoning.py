@@ -16,7 +16,7 @@ Generation time = the time inside each trainer's completion sampler (TRL's
 ``_generate_single_turn``, sftkit's ``seeded_generate``), summed; the rest of a step (rewards,
 log-probabilities, backward, optimizer) is the step time less that. Time = the trainer's
 train_runtime (loading excluded for both); peak memory = the process's resident high-water mark
-during training. The load average and the CPU flags are recorded: figures from a busy machine
+during training. Each run is its own process. The load average and the CPU flags are recorded: figures from a busy machine
 are not idle-machine figures.
 
     python benchmarks/bench_reasoning.py [--steps 10] [--repeats 1] [--modes trl,sftkit] [--output PATH]
@@ -32,6 +32,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -243,19 +244,29 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="runs per mode, interleaved; the summary gives the median")
     ap.add_argument("--modes", default="trl,sftkit")
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run this mode alone, write its JSON to --output
     a = ap.parse_args(argv)
     import torch
 
     rows = load_rows(a.rows)
     common = dict(steps=a.steps, batch=a.batch, gens=a.gens, max_completion=a.max_completion,
                   temperature=a.temperature, lr=a.lr, seed=42)
+    if a.one:
+        with tempfile.TemporaryDirectory() as tmp:
+            a.output.write_text(json.dumps(MODES[a.one](rows, out_dir=Path(tmp), **common)))
+        return 0
     modes = [m for m in a.modes.split(",") if m]
     runs: dict[str, list] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.repeats):  # interleaved, so a load change on a shared machine hits both
-            for mode in modes:
+            for mode in modes:  # each in its own process: its peak memory is its own
                 load = os.getloadavg()[0]
-                out = MODES[mode](rows, out_dir=Path(tmp) / f"{mode}{i}", **common)
+                part = Path(tmp) / f"{mode}{i}.json"
+                args = [sys.executable, __file__, "--one", mode, "--output", str(part)]
+                args += [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
+                         if k in ("steps", "batch", "gens", "max_completion", "temperature", "lr", "rows")]
+                subprocess.run(args, check=True)
+                out = json.loads(part.read_text())
                 runs[mode].append({**out, "loadavg_before": load, "loadavg_after": os.getloadavg()[0]})
                 print(mode, i, json.dumps({k: out[k] for k in KEYS}), flush=True)
     summary = {m: summarize(v) for m, v in runs.items()}
