@@ -2,8 +2,9 @@
 second, peak memory, the reward curve, and where the time goes (generation vs the rest of the step).
 
 Same model (SmolLM2-135M-Instruct from the shipped GGUF, dequantized), same rows (the shipped
-reasoning recipe's training problems), same rewards as the recipe (correctness: the last number
-equals the expected answer, weight 1; the ``#### <number>`` format, weight 0.2), same LoRA adapter, group size, completion length,
+reasoning recipe's training problems), same rewards as the recipe (correct: the ``#### N`` number of a completion not cut at the
+length limit equals the expected answer, weight 1; last number: the last number equals it, 0.5; the
+``#### <number>`` format, 0.2), same LoRA adapter, group size, completion length,
 temperature, loss, learning rate, batch, steps, seed and precision (bf16 mixed precision where the
 CPU has avx512_bf16 / AMX, as sftkit's ``precision = "auto"`` decides; fp32 elsewhere), no KL
 reference (beta = 0) in both. The TRL side is what a user would write: its own reward functions
@@ -127,7 +128,17 @@ def run_trl(rows, *, steps, batch, gens, max_completion, temperature, lr, seed, 
     model, tok = load_causal_lm({"name": GGUF}, None)
     ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["question"]}],
                                       "expected": answer_number(r["answer"])} for r in rows])
-    def correct(prompts, completions, expected, **_):
+    eos: set = set()
+
+    def correct(prompts, completions, expected, completion_ids, **_):
+        out = []
+        for c, want, ids in zip(completions, expected, completion_ids):
+            cut = not ids or ids[-1] not in eos  # cut at the length limit: its answer does not count
+            got = None if cut else answer_number(c[-1]["content"] if isinstance(c, list) else c)
+            out.append(float(got is not None and abs(got - want) < 1e-6))
+        return out
+
+    def last_number_ok(prompts, completions, expected, **_):
         out = []
         for c, want in zip(completions, expected):
             got = last_number(c[-1]["content"] if isinstance(c, list) else c)
@@ -140,18 +151,20 @@ def run_trl(rows, *, steps, batch, gens, max_completion, temperature, lr, seed, 
     args = GRPOConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch,
                       num_generations=gens, max_completion_length=max_completion, temperature=temperature,
                       beta=0.0, loss_type="dapo", learning_rate=lr, lr_scheduler_type="constant",
-                      reward_weights=[1.0, 0.2], seed=seed, logging_steps=1, save_strategy="no", report_to=[],
+                      reward_weights=[1.0, 0.5, 0.2], seed=seed, logging_steps=1, save_strategy="no", report_to=[],
                       use_cpu=not _cuda(), bf16=auto_bf16(), disable_tqdm=True, disable_dropout=True)
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                              target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
-    trainer = GRPOTrainer(model=model, reward_funcs=[correct, format_ok], args=args, train_dataset=ds,
+    trainer = GRPOTrainer(model=model, reward_funcs=[correct, last_number_ok, format_ok], args=args, train_dataset=ds,
                           processing_class=tok, peft_config=peft_config)
+    eos.update(trainer.eos_token_ids)
     timer = Timer()
     trainer._generate_single_turn = timer.wrap(trainer._generate_single_turn)
     reset_peak()
     out = trainer.train()
     curve = [{"step": e["step"], "reward": e["reward"], "correct": e.get("rewards/correct/mean"),
-              "format": e.get("rewards/format_ok/mean"), "length": e.get("completions/mean_length")}
+              "last_number": e.get("rewards/last_number_ok/mean"), "format": e.get("rewards/format_ok/mean"),
+              "length": e.get("completions/mean_length")}
              for e in trainer.state.log_history if "reward" in e]
     return measures(out.metrics["train_runtime"], steps, batch, timer, peak_bytes(), curve,
                     precision="bf16" if args.bf16 else "fp32")
@@ -175,7 +188,8 @@ def run_sftkit(rows, *, steps, batch, gens, max_completion, temperature, lr, see
         "template": {"formatter": "chat"},
         "strategy": {"name": "reasoning", "method": "grpo", "loss_type": "dapo", "num_generations": gens,
                      "max_completion_length": max_completion, "temperature": temperature, "beta": 0.0},
-        "reward": [{"name": "numeric_answer", "label": "correct", "match": "flexible", "weight": 1.0},
+        "reward": [{"name": "numeric_answer", "label": "correct", "match": "strict", "weight": 1.0},
+                   {"name": "numeric_answer", "label": "last_number", "match": "flexible", "weight": 0.5},
                    {"name": "format", "label": "format", "pattern": FORMAT, "weight": 0.2}],
         "training": {"max_steps": steps, "per_device_train_batch_size": batch, "learning_rate": lr,
                      "lr_scheduler_type": "constant", "logging_steps": 1, "save_steps": 10 * steps,
@@ -194,7 +208,8 @@ def run_sftkit(rows, *, steps, batch, gens, max_completion, temperature, lr, see
         reasoning.seeded_generate = original
     t = m["train"]
     curve = [{"step": e.get("step"), "reward": e.get("reward"), "correct": (e.get("rewards") or {}).get("correct"),
-              "format": (e.get("rewards") or {}).get("format"), "length": e.get("length_mean")}
+              "last_number": (e.get("rewards") or {}).get("last_number"), "format": (e.get("rewards") or {}).get("format"),
+              "length": e.get("length_mean")}
              for e in t.get("reasoning", {}).get("per_step", [])]
     peak = t.get("peak_memory_gb")
     return measures(t["train_runtime"], steps, batch, timer, peak * 1024 ** 3 if peak else None, curve,
@@ -285,7 +300,7 @@ def main(argv=None) -> int:
         "benchmark": "reasoning strategy (GRPO) vs plain TRL GRPOTrainer: s/step, completions/s, peak memory, "
                      "reward curve, generation vs the rest",
         "settings": {**common, "rows": len(rows), "model": GGUF, "repeats": a.repeats, "adapter": LORA,
-                     "rewards": {"correct (last number)": 1.0, f"format {FORMAT}": 0.2}, "beta": 0.0,
+                     "rewards": {"correct (strict #### N)": 1.0, "last number": 0.5, f"format {FORMAT}": 0.2}, "beta": 0.0,
                      "loss_type": "dapo"},
         "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(),
                     "cpu_flags": simd_flags(), "device": "cuda" if _cuda() else "cpu",
