@@ -13,7 +13,7 @@ RECIPES = Path(__file__).resolve().parent.parent / "sftkit" / "recipes"
 
 
 @pytest.mark.real_model
-@pytest.mark.parametrize("name", ["instruction", "tone", "classification", "domain"])
+@pytest.mark.parametrize("name", ["instruction", "tone", "classification", "domain", "reasoning"])
 def test_shipped_recipe_smoke(name, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
@@ -37,7 +37,7 @@ def test_shipped_recipes_validate():
 
     from sftkit.cli import cli
 
-    paths = [str(RECIPES / f"{n}.toml") for n in ("instruction", "tone", "classification", "domain")]
+    paths = [str(RECIPES / f"{n}.toml") for n in ("instruction", "tone", "classification", "domain", "reasoning")]
     res = CliRunner().invoke(cli, ["validate", *paths])
     assert res.exit_code == 0, res.output
     assert "warning" not in res.output, res.output  # every eval split holds enough rows for a verdict

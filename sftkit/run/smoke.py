@@ -15,6 +15,7 @@ TRAINING = {"max_steps": 2, "logging_steps": 1, "save_steps": 1000, "gradient_ac
 BATCH_CAP = 4  # per-device train and eval batch size at most
 ROWS = {"train": 16, "eval": 8}
 EVAL = {"limit": 4, "max_new_tokens": 16}  # evaluator options capped where the evaluator has them
+STRATEGY = {"num_generations": 2, "max_completion_length": 16}  # strategy options capped where a recipe sets them
 SUFFIX = "-smoke"
 
 
@@ -33,6 +34,10 @@ def recipe(data: dict, registry=None) -> dict:
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size"):
         t[key] = min(int(t.get(key) or BATCH_CAP), BATCH_CAP)
     t.pop("eval_steps", None)
+    strategy = data.get("strategy") or {}
+    for key, cap in STRATEGY.items():  # an RL group must fit the capped batch; completions kept short
+        if isinstance(strategy.get(key), int) and strategy[key] > cap:
+            strategy[key] = cap
     return data
 
 
