@@ -41,7 +41,9 @@ def run(recipe_path, overrides=(), *, overwrite: bool = False, resume: bool = Fa
             stages.discard_unstarted(state)
             raise
         stages.evaluate_tuned(state)
-        return stages.finish(state)
+        outcome = stages.finish(state)
+        stages.end_processes(state)
+        return outcome
     except SftkitError:
         raise
     except Exception as exc:  # a full disk or read-only directory, whatever library hit it: one line

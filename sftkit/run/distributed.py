@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sftkit.config import Distributed, Training
 
 STRATEGIES = tuple(BACKENDS)  # the [distributed] strategies: one record each in sftkit.backends
-__all__ = ["World", "world_from_env", "world_of", "start", "check_device", "training_kwargs", "strategy_of",
+__all__ = ["World", "world_from_env", "world_of", "start", "stop", "check_device", "training_kwargs", "strategy_of",
            "fsdp_config", "deepspeed_config", "global_batch", "main_first", "barrier", "STRATEGIES"]
 
 
@@ -112,6 +112,18 @@ def check_device(table: Distributed | None) -> bool:
         raise SftkitError(f"strategy {backend.name!r} needs GPUs and this machine has none ({backend.cpu_refusal})",
                           where="[distributed] strategy", hint='use strategy = "ddp" on CPU')
     return cuda
+
+
+def stop(world: World) -> None:
+    """Leave the process group at the end of a run (no-op for one process or when none was
+    joined): destroyed by torch before the interpreter exits, not torn down with gloo's threads
+    still running (which can abort a finished rank: "terminate called without an active exception")."""
+    if not world.distributed:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(world: World) -> None:

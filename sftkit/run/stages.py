@@ -176,6 +176,14 @@ def check_plan_limits(state: RunState) -> None:
     check_limits(plan_of(state, console=state.say))
 
 
+def end_processes(state: RunState) -> None:
+    """A finished run leaves its process group (every rank, after the main one wrote COMPLETE)."""
+    from . import distributed
+
+    if state.ctx.world is not None:
+        distributed.stop(state.ctx.world)
+
+
 def release(state: RunState | None) -> None:
     """Release the run directory's lock (end of the run, failed or not)."""
     if state is not None and state.lock is not None:
