@@ -58,7 +58,7 @@ def _env(**extra):
     return env
 
 
-def _recipe(tmp_path: Path, model: str, *, rewards=None, strategy=None, training=None) -> Path:
+def _recipe(tmp_path: Path, model: str, *, rewards=None, strategy=None, training=None, template=None) -> Path:
     rows = [{"question": f"What is {i} plus {i}?", "answer": f"{i} plus {i} is {2 * i}. #### {2 * i}",
              "tests": f"assert add({i}, {i}) == {2 * i}"} for i in range(16)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -66,7 +66,7 @@ def _recipe(tmp_path: Path, model: str, *, rewards=None, strategy=None, training
         "recipe": {"name": "rl", "seed": 3},
         "model": {"name": model},
         "data": [{"source": "jsonl", "path": "train.jsonl", "columns": {"prompt": "question", "completion": "answer"}}],
-        "template": {"formatter": "chatml"},
+        "template": {"formatter": "chatml", **(template or {})},
         "strategy": {"name": "reasoning", "num_generations": 2, "max_completion_length": 8, **(strategy or {})},
         "reward": rewards if rewards is not None else [{"name": "echo"}, {"name": "format", "weight": 0.5, "pattern": "#"}],
         "training": {"max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "precision": "fp32",
@@ -80,7 +80,8 @@ def _recipe(tmp_path: Path, model: str, *, rewards=None, strategy=None, training
 
 def test_trains_to_max_steps_with_rows_and_per_step_metrics(sftkit_run, sftkit_tiny_model, tmp_path):
     SEEN.clear()
-    out = sftkit_run(_recipe(tmp_path, sftkit_tiny_model, strategy={"beta": 0.05}), smoke=False)
+    out = sftkit_run(_recipe(tmp_path, sftkit_tiny_model, strategy={"beta": 0.05},
+                             template={"system": "Add the numbers."}), smoke=False)
     assert (out.run_dir / "COMPLETE").exists()
     train = json.loads((out.run_dir / "metrics.json").read_text())["train"]
     assert train["steps"] == 3
@@ -105,6 +106,7 @@ def test_trains_to_max_steps_with_rows_and_per_step_metrics(sftkit_run, sftkit_t
     assert rows[0]["tests"].startswith("assert add(")
     assert rows[0]["expected"].endswith(f"#### {2 * int(rows[0]['tests'].split('(')[1].split(',')[0])}")
     assert prompts[0][-1]["role"] == "user" and prompts[0][-1]["content"] in rows[0]["messages"][0]["content"]
+    assert prompts[0][0] == {"role": "system", "content": "Add the numbers."}  # [template] system, as evaluation
     assert isinstance(rows[0]["truncated"], bool)
     assert [s for _r, s, _p in SEEN] == [0, 1, 2]
     report = (out.run_dir / "report.md").read_text()
@@ -167,12 +169,13 @@ def test_validate_refuses_what_cannot_train(sftkit_host, sftkit_tiny_model, tmp_
 def test_preview_shows_the_generation_prompt_and_what_rewards_compare(sftkit_host, sftkit_tiny_model, tmp_path):
     from sftkit.commands.preview import build_preview, render_text
 
-    recipe = _recipe(tmp_path, sftkit_tiny_model)
+    recipe = _recipe(tmp_path, sftkit_tiny_model, template={"system": "Add the numbers."})
     result = build_preview(recipe, host=sftkit_host, n=2)
     tok = result["tokenizer"]
     ex = result["examples"][0]
     text = tok.decode(ex["input_ids"])
     assert text.endswith("<|im_start|>assistant\n") and "plus" in text  # the generation prompt, no answer
+    assert text.startswith("<|im_start|>system\nAdd the numbers.<|im_end|>")  # the template's system prompt
     assert "####" not in text
     assert all(x == -100 for x in ex["labels"])  # nothing of the prompt is trained
     assert ex["rewards"]["echo"].startswith("tests: assert add(")
@@ -276,6 +279,24 @@ def test_two_process_ddp_matches_one_process(straight, sftkit_tiny_model, tmp_pa
         for key in ("reward", "length_mean", "reward_group_std", "zero_std_share"):
             assert abs(a[key] - b[key]) < 1e-6, (key, a, b)
     _same_weights(two, one, sftkit_tiny_model)
+
+
+def test_a_prompt_computed_once_per_group_trains_what_whole_rows_train(straight, sftkit_tiny_model, tmp_path,
+                                                                        monkeypatch):
+    """Sampling and scoring with each group's prompt computed once (the default) sample the same
+    completions and reach the same weights as computing every row whole, as TRL does."""
+    from sftkit.run import run
+    from sftkit.strategies import reasoning
+
+    recipe, shared = straight
+    monkeypatch.setattr(reasoning, "SHARE_PROMPTS", False)
+    whole = run(recipe, output=tmp_path / "whole").run_dir
+    s1 = json.loads((shared / "metrics.json").read_text())["train"]["reasoning"]["per_step"]
+    s0 = json.loads((whole / "metrics.json").read_text())["train"]["reasoning"]["per_step"]
+    for a, b in zip(s0, s1):
+        for key in ("reward", "length_mean", "reward_group_std"):
+            assert abs(a[key] - b[key]) < 1e-6, (key, a, b)
+    _same_weights(whole, shared, sftkit_tiny_model)
 
 
 # --------------------------------------------------------------------------- health of an RL run (synthetic logs)

@@ -28,6 +28,8 @@ from sftkit.errors import DataError, SftkitError
 
 from .base import CausalStrategy
 
+SHARE_PROMPTS = True  # a group's prompt computed once when sampling and scoring (shared_prompt); tests and
+# benchmarks switch it off to compare with computing every row whole, as TRL does
 ROW_INDEX = "sftkit_row"  # the dataset column naming the row a prompt came from (rewards get the row itself)
 
 # TRL's log keys -> metrics.json train.reasoning per-step keys
@@ -111,9 +113,12 @@ class ReasoningStrategy(CausalStrategy):
                                 "the assistant turn)", where="[[data]]",
                                 hint="give prompt/completion pairs or conversations that start with a user turn")
 
-    def prompts_and_rows(self, ds) -> tuple[list, list]:
+    def prompts_and_rows(self, ds, formatter=None) -> tuple[list, list]:
+        """(prompts, reward rows) of the training rows; ``formatter`` adds what the run's template adds
+        to every conversation (its ``[template] system`` prompt), as evaluation does."""
         pairs = [split_row(r) for r in ds]
-        return [p for p, _ in pairs], [r for _, r in pairs]
+        prompts = [formatter.prepare_messages(p) if formatter is not None else p for p, _ in pairs]
+        return prompts, [r for _, r in pairs]
 
     def rewards(self, run) -> list:
         """The recipe's ``[[reward]]`` tables, built (one line for a missing or broken one)."""
@@ -154,7 +159,7 @@ class ReasoningStrategy(CausalStrategy):
         if self.opt("use_vllm"):
             require_vllm()
         bound = self.rewards(run)
-        prompts, rows = self.prompts_and_rows(run.data.train)
+        prompts, rows = self.prompts_and_rows(run.data.train, run.formatter)
         from sftkit.rewards import check_columns
 
         check_columns(bound, set().union(*(r.keys() for r in rows)), where="the training rows")
@@ -235,7 +240,7 @@ class ReasoningStrategy(CausalStrategy):
         out = []
         for record in ds:
             prompt, row = split_row(record)
-            ids = generation_prompt_ids(run.tokenizer, prompt)
+            ids = generation_prompt_ids(run.tokenizer, run.formatter.prepare_messages(prompt))
             out.append({"input_ids": ids, "labels": None, "source": record.get("source"),
                         "cluster": record.get("cluster"),
                         "rewards": {b.label: reward_target(b, row) for b in bound}})
@@ -343,6 +348,8 @@ def trainer_class(base) -> Any:
     pairs = "num_generations" in inspect.signature(base._generate_single_turn).parameters
 
     class SftkitRLTrainer(parent):
+        sftkit_share_prompts = SHARE_PROMPTS
+
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             out = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
             mode = "train" if self.model.training else "eval"
@@ -362,6 +369,31 @@ def trainer_class(base) -> Any:
                                    "completion_mask": inputs["completion_mask"]})
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                               **extra):
+            # each prompt once per group (shared_prompt); TRL's own path for what it does not cover
+            if self.sftkit_share_prompts and not compute_aux_loss and all(v is None for v in extra.values()):
+                from .shared_prompt import completion_logps
+
+                size = batch_size or input_ids.size(0)
+                parts = []
+                for start in range(0, input_ids.size(0), size):
+                    with self.accelerator.autocast():
+                        got = completion_logps(model, input_ids[start:start + size],
+                                               attention_mask[start:start + size], logits_to_keep,
+                                               compute_entropy=compute_entropy)
+                    if got is None:
+                        break
+                    parts.append(got)
+                else:
+                    logps = torch.cat([p[0] for p in parts])
+                    entropies = torch.cat([p[1] for p in parts]) if compute_entropy else None
+                    return logps, entropies, None
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
+
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, *rest, **kw):
             # GRPO passes num_generations (and has_tool_images), RLOO does not
             if (self.use_vllm or images is not None or multimodal_fields
@@ -376,7 +408,7 @@ def trainer_class(base) -> Any:
 
 def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int]], None]:
     """Sample one completion per prompt with transformers' ``generate`` (KV cache, left padding,
-    stopping at the end-of-turn ids), each row's noise from its own generator seeded by (seed,
+    stopping at the end-of-turn ids; a prompt repeated for its group prefilled once), each row's noise from its own generator seeded by (seed,
     step, the row's index in the global batch): inverse-CDF sampling from the temperature-scaled,
     top-p filtered distribution (:class:`SeededSampler`)."""
     import copy
@@ -385,6 +417,8 @@ def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int
     from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
     from trl.models import unwrap_model_for_generation
     from trl.trainer.utils import pad
+
+    from .shared_prompt import prefilled_cache, prompt_groups
 
     device = trainer.accelerator.device
     tok = trainer._tokenizer
@@ -408,8 +442,14 @@ def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int
                                       generation_kwargs=trainer.generation_kwargs,
                                       gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs)
           as model, torch.no_grad()):
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
-                             logits_processor=LogitsProcessorList(processors))
+        ids, mask = ids.to(device), mask.to(device)
+        shared = {}
+        groups = prompt_groups(ids, mask) if getattr(trainer, "sftkit_share_prompts", False) else None
+        if groups is not None and ids.size(1) > 1:  # each distinct prompt prefilled once, its cache shared
+            positions = (mask.long().cumsum(-1) - 1).masked_fill_(mask == 0, 1)  # as generate numbers them
+            shared["cache"] = prefilled_cache(model, ids[:, :-1], mask[:, :-1], *groups, position_ids=positions[:, :-1])
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                             logits_processor=LogitsProcessorList(processors), **shared)
     completion = out[:, ids.size(1):].cpu()
     eos = torch.isin(completion, torch.tensor(trainer.eos_token_ids))
     result = []
