@@ -78,6 +78,8 @@ def composed_schema(registry: Registry) -> dict:
             branches.append({"if": {"not": {"required": [key]}}, "then": then})
         if branches:
             base["allOf"] = branches
+        if table == "data":  # the formats a [[data]] table may name (registered components too)
+            base["properties"]["format"]["enum"] = ["auto", *(name for name, _ in registry.addresses("formats"))]
         if table in ARRAY_TABLES:
             props[table] = {"type": "array", "items": base}
             if table == "data":
