@@ -252,6 +252,7 @@ def _load(pm: pluggy.PluginManager, info: PluginInfo, loader: Callable[[], Any],
 def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple = ()) -> Host:
     """Build a plugin manager and fill the component registry and the command table.
 
+    ``builtins=False`` leaves out sftkit's own components but its record formats (:data:`ALWAYS_LOADED`).
     ``extra`` holds ``(name, plugin_object)`` pairs registered after the entry points (tests use it
     to load a plugin under test in isolation).
     """

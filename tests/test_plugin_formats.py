@@ -63,6 +63,12 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SFTKIT_CACHE", str(tmp_path / "cache"))
 
 
+def test_the_example_plugin_conforms():
+    from sftkit.testing import check_plugin
+
+    check_plugin(chatlog_plugin)
+
+
 def test_builtin_formats_are_registered_like_a_plugins():
     registry = host().registry
     assert [n for n in registry.names("formats") if n != "openai_chat_log"] == BUILTIN
