@@ -1,4 +1,4 @@
-"""Write docs/components.md: every built-in source, formatter, strategy, evaluator and model loader with its options,
+"""Write docs/components.md: every built-in source, record format, formatter, strategy, evaluator and model loader with its options,
 rendered from the registry (the same schemas `sftkit validate` enforces), so the page cannot drift.
 
 Usage: ``python docs/gen_components.py`` rewrites the page; ``--check`` exits 1 when it is out of date
@@ -18,6 +18,9 @@ DOC = REPO / "docs" / "components.md"
 SECTIONS = (
     ("sources", "Data sources", "`[[data]]` tables: `source = \"NAME\"`. Every entry also takes `name`, `format`, "
                                 "`split`, `weight`, `max_rows`, `columns`, `cluster_column` and `on_error`."),
+    ("formats", "Record formats", "`[[data]]` tables: `format = \"NAME\"`. The default, `auto`, first asks the formats "
+                                  "that recognise rows by their shape, then takes the first format, highest priority "
+                                  "first, whose fields the rows have."),
     ("formatters", "Template formatters", "`[template] formatter = \"NAME\"` (default `sftkit:chat`); every one "
                                           "takes `system`."),
     ("strategies", "Training strategies", "`[strategy] name = \"NAME\"`. Hyperparameters live in `[training]`; "
@@ -61,6 +64,15 @@ def render() -> str:
             accepts = comp.meta.get("accepts")
             if accepts:
                 out += [f"Trains on: {', '.join(accepts)} records.", ""]
+            if kind == "formats":
+                fields = [f if isinstance(f, str) else " or ".join(f) for f in comp.meta["fields"]]
+                optional = comp.meta.get("optional") or []
+                detect = comp.meta.get("detect")
+                out += [f"Gives {comp.meta['emits']} records. Fields: {', '.join(fields)}"
+                        + (f"; optional: {', '.join(optional)}" if optional else "") + ". "
+                        + (f"Detected (priority {detect:g}" + (", recognised by shape" if comp.meta.get("match") else "")
+                           + ")." if detect is not None else "Only when named."), ""]
+                continue
             props = (comp.schema or {}).get("properties") or {}
             if not props:
                 out += ["No options of its own.", ""]

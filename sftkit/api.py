@@ -4,8 +4,8 @@ Nothing here imports a heavy library; type names from torch/transformers/dataset
 
 Canonical records
 -----------------
-Every input format (prompt_completion, messages, sharegpt, alpaca, text, preference, labeled,
-classification) is converted once to one of five *kinds*; later stages only see these:
+Every input record format (a registered component, ``sftkit_register_formats``; ``sftkit plugins
+--all`` lists them) is converted once to one of five *kinds*; later stages only see these:
 
 ============== ==============================================================================
 kind           columns
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from .modeling.source import ModelSource  # noqa: F401  (part of the model-loader contract)
-from .records import FORMAT_KINDS, IGNORE_INDEX, KINDS  # noqa: F401  (the canonical records)
+from .records import IGNORE_INDEX, KINDS, RowError  # noqa: F401  (the canonical records, a format's bad row)
 from .rewards.base import Reward  # noqa: F401  (the reward contract, sftkit_register_rewards)
 
 if TYPE_CHECKING:  # types only: importing the contract costs nothing

@@ -1,8 +1,13 @@
 """The resolved recipe as frozen, typed slices: one class per table, built after validation.
 
-``resolve(data)`` turns a checked recipe dict into a :class:`Config`. Each field's default is the
-JSON Schema's (:mod:`sftkit.core_schema`), read from there, so a default is declared once;
-``tests/test_config.py`` proves every schema key is a field and every field a schema key.
+``resolve(data)`` turns a checked recipe dict into a :class:`Config`. A default is declared once, in
+the JSON Schema (:mod:`sftkit.core_schema` and the components' option schemas), and filled by one
+function, :func:`fill`: :func:`sftkit.schema.fill_defaults` fills the recipe dict with it (what
+``recipe.toml`` holds and what is hashed), and the slices are built from that dict; a slice fills
+with it only what the dict does not hold (a table the recipe leaves out that ``recipe.toml`` never
+carries, such as ``[verdict]``; a slice built in code, ``Training()``). A field's default in code
+is :data:`FROM_SCHEMA`, never a value. ``tests/test_config.py`` proves every schema key is a field
+with the schema's default and every field a schema key.
 
 The run hands each stage its own slice (``config.training`` to the trainer, ``config.data`` and
 ``config.dataset`` to the data loader); a value a stage needs from another table is passed
@@ -17,25 +22,50 @@ the one rule for that split). Light: imports nothing heavy.
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from . import core_schema as S
 
 
-def _default(props: dict, name: str):
-    """A dataclass field whose default is the schema's (None where the schema has none)."""
-    value = props[name].get("default")
-    if isinstance(value, (list, dict)):
-        return field(default_factory=functools.partial(copy.deepcopy, value))
-    return field(default=value)
+def fill(schema: dict, value: Any) -> Any:
+    """Fill the table ``value`` in place with the defaults ``schema`` declares for its absent keys,
+    and so on into the nested tables it has; returns it. The one function that fills defaults: the
+    recipe dict (:func:`sftkit.schema.fill_defaults`), a component's options and a slice's fields."""
+    if not isinstance(value, dict) or not isinstance(schema, dict):
+        return value
+    for key, sub in schema.get("properties", {}).items():
+        if key not in value and isinstance(sub, dict) and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        elif key in value and isinstance(sub, dict) and sub.get("type") == "object":
+            fill(sub, value[key])
+    return value
+
+
+class _FromSchema:
+    def __repr__(self) -> str:
+        return "FROM_SCHEMA"
+
+
+# a field's default: the schema's default for that key (None where it has none), given by :func:`fill`
+FROM_SCHEMA: Any = _FromSchema()
 
 
 class Slice:
-    """A typed table, read by attribute; built from the checked table by :meth:`of`."""
+    """A typed table, read by attribute; built from the checked table by :meth:`of`. Fields left at
+    :data:`FROM_SCHEMA` get the schema's default (``_props``: the table's keys in the schema) from
+    :func:`fill` when the slice is built."""
+
+    _props: ClassVar[dict] = {}
+
+    def __post_init__(self) -> None:
+        unset = [f.name for f in fields(cast(Any, self)) if getattr(self, f.name) is FROM_SCHEMA]
+        if unset:
+            defaults = fill({"properties": self._props}, {})
+            for name in unset:
+                object.__setattr__(self, name, defaults.get(name))
 
     @classmethod
     def _names(cls) -> tuple:
@@ -85,24 +115,28 @@ _B = S.BASELINE_ITEM["properties"]
 class RecipeInfo(Slice):
     """``[recipe]``."""
 
-    name: str | None = _default(_R, "name")
-    description: str | None = _default(_R, "description")
-    seed: int = _default(_R, "seed")
-    requires: list | None = _default(_R, "requires")
-    extends: str | None = _default(_R, "extends")
-    after: list | None = _default(_R, "after")
+    _props = _R
+
+    name: str | None = FROM_SCHEMA
+    description: str | None = FROM_SCHEMA
+    seed: int = FROM_SCHEMA
+    requires: list | None = FROM_SCHEMA
+    extends: str | None = FROM_SCHEMA
+    after: list | None = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class Model(Slice):
     """``[model]``: what the load-model stage loads, and the ``loader`` component's own ``options``."""
 
-    name: str | None = _default(_M, "name")
-    revision: str | None = _default(_M, "revision")
-    tokenizer: str | None = _default(_M, "tokenizer")
-    trust_remote_code: bool = _default(_M, "trust_remote_code")
-    dtype: str = _default(_M, "dtype")
-    loader: str = _default(_M, "loader")
+    _props = _M
+
+    name: str | None = FROM_SCHEMA
+    revision: str | None = FROM_SCHEMA
+    tokenizer: str | None = FROM_SCHEMA
+    trust_remote_code: bool = FROM_SCHEMA
+    dtype: str = FROM_SCHEMA
+    loader: str = FROM_SCHEMA
     options: dict = field(default_factory=dict)
 
 
@@ -110,17 +144,19 @@ class Model(Slice):
 class DataEntry(Slice):
     """One ``[[data]]`` entry: the keys sftkit handles, and the source's ``options``."""
 
-    source: str | None = _default(S.DATA_COMMON, "source")
-    name: str | None = _default(S.DATA_COMMON, "name")
-    format: str = _default(S.DATA_COMMON, "format")
-    split: str = _default(S.DATA_COMMON, "split")
-    weight: float = _default(S.DATA_COMMON, "weight")
-    max_rows: int | None = _default(S.DATA_COMMON, "max_rows")
-    columns: dict | None = _default(S.DATA_COMMON, "columns")
-    cluster_column: str | None = _default(S.DATA_COMMON, "cluster_column")
-    cluster: str | None = _default(S.DATA_COMMON, "cluster")
-    on_error: str = _default(S.DATA_COMMON, "on_error")
-    transforms: list | None = _default(S.DATA_COMMON, "transforms")
+    _props = S.DATA_COMMON
+
+    source: str | None = FROM_SCHEMA
+    name: str | None = FROM_SCHEMA
+    format: str = FROM_SCHEMA
+    split: str = FROM_SCHEMA
+    weight: float = FROM_SCHEMA
+    max_rows: int | None = FROM_SCHEMA
+    columns: dict | None = FROM_SCHEMA
+    cluster_column: str | None = FROM_SCHEMA
+    cluster: str | None = FROM_SCHEMA
+    on_error: str = FROM_SCHEMA
+    transforms: list | None = FROM_SCHEMA
     options: dict = field(default_factory=dict)
 
 
@@ -128,20 +164,24 @@ class DataEntry(Slice):
 class Dataset(Slice):
     """``[dataset]``: how the entries are combined, split and filtered."""
 
-    eval_fraction: float = _default(_DS, "eval_fraction")
-    holdout_clusters: list | None = _default(_DS, "holdout_clusters")
-    dedupe: bool = _default(_DS, "dedupe")
-    shuffle: bool = _default(_DS, "shuffle")
-    truncation: str = _default(_DS, "truncation")
-    min_trained_tokens: int = _default(_DS, "min_trained_tokens")
+    _props = _DS
+
+    eval_fraction: float = FROM_SCHEMA
+    holdout_clusters: list | None = FROM_SCHEMA
+    dedupe: bool = FROM_SCHEMA
+    shuffle: bool = FROM_SCHEMA
+    truncation: str = FROM_SCHEMA
+    min_trained_tokens: int = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class Template(Slice):
     """``[template]``: the formatter's name and its options (``system`` is one of them)."""
 
-    formatter: str = _default(S.TEMPLATE_COMMON, "formatter")
-    system: str | None = _default(S.TEMPLATE_COMMON, "system")
+    _props = S.TEMPLATE_COMMON
+
+    formatter: str = FROM_SCHEMA
+    system: str | None = FROM_SCHEMA
     options: dict = field(default_factory=dict)
 
 
@@ -149,7 +189,9 @@ class Template(Slice):
 class StrategyTable(Slice):
     """``[strategy]``: the strategy's name and its options."""
 
-    name: str | None = _default(S.STRATEGY_COMMON, "name")
+    _props = S.STRATEGY_COMMON
+
+    name: str | None = FROM_SCHEMA
     options: dict = field(default_factory=dict)
 
 
@@ -157,39 +199,41 @@ class StrategyTable(Slice):
 class Training(Slice):
     """``[training]``: hyperparameters, named as in transformers' TrainingArguments."""
 
-    max_steps: int | None = _default(_T, "max_steps")
-    num_train_epochs: float = _default(_T, "num_train_epochs")
-    per_device_train_batch_size: int = _default(_T, "per_device_train_batch_size")
-    per_device_eval_batch_size: int | None = _default(_T, "per_device_eval_batch_size")
-    gradient_accumulation_steps: int = _default(_T, "gradient_accumulation_steps")
-    learning_rate: float = _default(_T, "learning_rate")
-    warmup_ratio: float = _default(_T, "warmup_ratio")
-    warmup_steps: int | None = _default(_T, "warmup_steps")
-    lr_scheduler_type: str = _default(_T, "lr_scheduler_type")
-    weight_decay: float = _default(_T, "weight_decay")
-    max_grad_norm: float = _default(_T, "max_grad_norm")
-    max_length: int = _default(_T, "max_length")
-    packing: bool | None = _default(_T, "packing")
-    group_by_length: bool = _default(_T, "group_by_length")
-    gradient_checkpointing: bool = _default(_T, "gradient_checkpointing")
-    logging_steps: int = _default(_T, "logging_steps")
-    eval_steps: int | None = _default(_T, "eval_steps")
-    eval_strategy: str | None = _default(_T, "eval_strategy")
-    eval_max_rows: int | None = _default(_T, "eval_max_rows")
-    device: str = _default(_T, "device")
-    threads: int | None = _default(_T, "threads")
-    report_to: list = _default(_T, "report_to")
-    save_steps: int | None = _default(_T, "save_steps")
-    save_total_limit: int = _default(_T, "save_total_limit")
-    best_metric: str | None = _default(_T, "best_metric")
-    greater_is_better: bool | None = _default(_T, "greater_is_better")
-    optim: str = _default(_T, "optim")
-    seed: int | None = _default(_T, "seed")
-    precision: str = _default(_T, "precision")
-    bf16: bool | None = _default(_T, "bf16")
-    fp16: bool | None = _default(_T, "fp16")
-    chunked_loss: bool = _default(_T, "chunked_loss")
-    compile: bool = _default(_T, "compile")
+    _props = _T
+
+    max_steps: int | None = FROM_SCHEMA
+    num_train_epochs: float = FROM_SCHEMA
+    per_device_train_batch_size: int = FROM_SCHEMA
+    per_device_eval_batch_size: int | None = FROM_SCHEMA
+    gradient_accumulation_steps: int = FROM_SCHEMA
+    learning_rate: float = FROM_SCHEMA
+    warmup_ratio: float = FROM_SCHEMA
+    warmup_steps: int | None = FROM_SCHEMA
+    lr_scheduler_type: str = FROM_SCHEMA
+    weight_decay: float = FROM_SCHEMA
+    max_grad_norm: float = FROM_SCHEMA
+    max_length: int = FROM_SCHEMA
+    packing: bool | None = FROM_SCHEMA
+    group_by_length: bool = FROM_SCHEMA
+    gradient_checkpointing: bool = FROM_SCHEMA
+    logging_steps: int = FROM_SCHEMA
+    eval_steps: int | None = FROM_SCHEMA
+    eval_strategy: str | None = FROM_SCHEMA
+    eval_max_rows: int | None = FROM_SCHEMA
+    device: str = FROM_SCHEMA
+    threads: int | None = FROM_SCHEMA
+    report_to: list = FROM_SCHEMA
+    save_steps: int | None = FROM_SCHEMA
+    save_total_limit: int = FROM_SCHEMA
+    best_metric: str | None = FROM_SCHEMA
+    greater_is_better: bool | None = FROM_SCHEMA
+    optim: str = FROM_SCHEMA
+    seed: int | None = FROM_SCHEMA
+    precision: str = FROM_SCHEMA
+    bf16: bool | None = FROM_SCHEMA
+    fp16: bool | None = FROM_SCHEMA
+    chunked_loss: bool = FROM_SCHEMA
+    compile: bool = FROM_SCHEMA
 
     @property
     def per_step_rows(self) -> int:
@@ -202,13 +246,15 @@ class Adapter(Slice):
     """``[adapter]`` (present: train a LoRA adapter instead of all weights; ``kind = "qlora"``: on a
     4-bit base)."""
 
-    kind: str = _default(_A, "kind")
-    r: int = _default(_A, "r")
-    alpha: float = _default(_A, "alpha")
-    dropout: float = _default(_A, "dropout")
-    target_modules: Any = _default(_A, "target_modules")
-    merge: bool = _default(_A, "merge")
-    double_quant: bool = _default(_A, "double_quant")
+    _props = _A
+
+    kind: str = FROM_SCHEMA
+    r: int = FROM_SCHEMA
+    alpha: float = FROM_SCHEMA
+    dropout: float = FROM_SCHEMA
+    target_modules: Any = FROM_SCHEMA
+    merge: bool = FROM_SCHEMA
+    double_quant: bool = FROM_SCHEMA
 
     @property
     def quantized(self) -> bool:
@@ -220,10 +266,12 @@ class Adapter(Slice):
 class Freeze(Slice):
     """``[freeze]`` (present: freeze parts of the model)."""
 
-    layers: str | None = _default(_F, "layers")
-    train_last_layers: int | None = _default(_F, "train_last_layers")
-    patterns: list | None = _default(_F, "patterns")
-    embeddings: bool | None = _default(_F, "embeddings")
+    _props = _F
+
+    layers: str | None = FROM_SCHEMA
+    train_last_layers: int | None = FROM_SCHEMA
+    patterns: list | None = FROM_SCHEMA
+    embeddings: bool | None = FROM_SCHEMA
 
     @property
     def given(self) -> bool:
@@ -235,13 +283,15 @@ class Freeze(Slice):
 class EvalEntry(Slice):
     """One ``[[eval]]`` table: label and gates (sftkit's), and the evaluator's ``options``."""
 
-    name: str | None = _default(S.EVAL_COMMON, "name")
-    label: str | None = _default(S.EVAL_COMMON, "label")
-    min: float | None = _default(S.EVAL_COMMON, "min")
-    max: float | None = _default(S.EVAL_COMMON, "max")
-    max_regression: float | None = _default(S.EVAL_COMMON, "max_regression")
-    max_contamination: float | None = _default(S.EVAL_COMMON, "max_contamination")
-    gate_on: str = _default(S.EVAL_COMMON, "gate_on")
+    _props = S.EVAL_COMMON
+
+    name: str | None = FROM_SCHEMA
+    label: str | None = FROM_SCHEMA
+    min: float | None = FROM_SCHEMA
+    max: float | None = FROM_SCHEMA
+    max_regression: float | None = FROM_SCHEMA
+    max_contamination: float | None = FROM_SCHEMA
+    gate_on: str = FROM_SCHEMA
     options: dict = field(default_factory=dict)
 
 
@@ -250,55 +300,66 @@ class RewardSpec(Slice):
     """One ``[[reward]]`` table: the reward's ``name``, ``weight`` and ``label`` (sftkit's), and its
     ``options``. What :func:`sftkit.rewards.build_rewards` builds."""
 
-    name: str | None = _default(S.REWARD_COMMON, "name")
-    weight: float = _default(S.REWARD_COMMON, "weight")
+    _props = S.REWARD_COMMON
+
+    name: str | None = FROM_SCHEMA
+    weight: float = FROM_SCHEMA
     options: dict = field(default_factory=dict)
-    label: str | None = _default(S.REWARD_COMMON, "label")
+    label: str | None = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class Output(Slice):
     """``[output]``."""
 
-    dir: str = _default(_O, "dir")
-    save_model: bool = _default(_O, "save_model")
-    report: bool = _default(_O, "report")
-    keep_checkpoints: bool = _default(_O, "keep_checkpoints")
+    _props = _O
+
+    dir: str = FROM_SCHEMA
+    save_model: bool = FROM_SCHEMA
+    report: bool = FROM_SCHEMA
+    keep_checkpoints: bool = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class FSDP(Slice):
     """``[distributed.fsdp]``."""
 
-    version: int = _default(_FS, "version")
-    sharding: str = _default(_FS, "sharding")
-    cpu_offload: bool = _default(_FS, "cpu_offload")
-    wrap_layers: list | None = _default(_FS, "wrap_layers")
-    activation_checkpointing: bool = _default(_FS, "activation_checkpointing")
+    _props = _FS
+
+    version: int = FROM_SCHEMA
+    sharding: str = FROM_SCHEMA
+    cpu_offload: bool = FROM_SCHEMA
+    wrap_layers: list | None = FROM_SCHEMA
+    activation_checkpointing: bool = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class DeepSpeed(Slice):
     """``[distributed.deepspeed]``."""
 
-    stage: int = _default(_DP, "stage")
-    offload_optimizer: bool = _default(_DP, "offload_optimizer")
-    offload_params: bool = _default(_DP, "offload_params")
-    config: str | None = _default(_DP, "config")
+    _props = _DP
+
+    stage: int = FROM_SCHEMA
+    offload_optimizer: bool = FROM_SCHEMA
+    offload_params: bool = FROM_SCHEMA
+    config: str | None = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class Distributed(Slice):
     """``[distributed]``."""
 
-    strategy: str = _default(_D, "strategy")
-    timeout_minutes: int = _default(_D, "timeout_minutes")
-    find_unused_parameters: bool = _default(_D, "find_unused_parameters")
+    _props = _D
+
+    strategy: str = FROM_SCHEMA
+    timeout_minutes: int = FROM_SCHEMA
+    find_unused_parameters: bool = FROM_SCHEMA
     fsdp: FSDP | None = None
     deepspeed: DeepSpeed | None = None
 
     def __post_init__(self):
         """The chosen backend's options slice is always there (its defaults when the table is absent)."""
+        super().__post_init__()
         from .backends import BACKENDS
 
         backend = BACKENDS.get(str(self.strategy))
@@ -319,27 +380,33 @@ _BACKEND_OPTIONS: dict[str, type[Slice]] = {"fsdp": FSDP, "deepspeed": DeepSpeed
 class Verdict(Slice):
     """``[verdict]``."""
 
-    alpha: float = _default(_V, "alpha")
-    collapse_share: float = _default(_V, "collapse_share")
+    _props = _V
+
+    alpha: float = FROM_SCHEMA
+    collapse_share: float = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class Plan(Slice):
     """``[plan]``."""
 
-    max_hours: float | None = _default(_P, "max_hours")
-    max_memory_gb: float | None = _default(_P, "max_memory_gb")
+    _props = _P
+
+    max_hours: float | None = FROM_SCHEMA
+    max_memory_gb: float | None = FROM_SCHEMA
 
 
 @dataclass(frozen=True)
 class Baseline(Slice):
     """One ``[[baseline]]`` table: a prompt-only baseline (the base model prompted, not trained)."""
 
-    kind: str | None = _default(_B, "kind")
-    label: str | None = _default(_B, "label")
-    system: str | None = _default(_B, "system")
-    k: int = _default(_B, "k")
-    seed: int | None = _default(_B, "seed")
+    _props = _B
+
+    kind: str | None = FROM_SCHEMA
+    label: str | None = FROM_SCHEMA
+    system: str | None = FROM_SCHEMA
+    k: int = FROM_SCHEMA
+    seed: int | None = FROM_SCHEMA
 
 
 # table -> slice class (arrays of tables: the class of one entry)

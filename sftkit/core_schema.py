@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from .backends import BACKENDS
 from .backends import DEFAULT as DEFAULT_BACKEND
-from .records import FORMAT_KINDS
 
 INT32_MAX = 2**31 - 1  # counts and sizes: what torch and transformers index with
 POS_INT = {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
@@ -53,7 +52,8 @@ MODEL_SECTION = _obj({
 DATA_COMMON = {
     "source": {"type": "string", "minLength": 1, "description": "A registered data source (`sftkit plugins --all` lists them)."},
     "name": {"type": "string", "description": "Display name of this entry in statistics (default: source + path)."},
-    "format": {"enum": ["auto", *FORMAT_KINDS], "default": "auto", "description": "Record format; auto detects it from the fields."},
+    "format": {"type": "string", "minLength": 1, "default": "auto",
+               "description": "Record format; auto detects it from the fields (`sftkit plugins --all` lists the formats)."},
     "split": {"enum": ["train", "eval", "auto"], "default": "auto",
               "description": "train or eval only, or auto: split by [dataset].eval_fraction."},
     "weight": {**POS_NUM, "maximum": 1e6, "default": 1.0, "description": "Mixing weight relative to the other train entries."},

@@ -11,13 +11,16 @@ import io
 import json
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import DataError
 from .paths import open_data
-from .records import FORMAT_KINDS
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 
-def detect_format(fields) -> str | None:
+def detect_format(fields, registry: Registry) -> str | None:
     """The record format implied by a row's field names, or None when none fits.
 
     The same rules the data stage applies (:func:`sftkit.data.formats.detect_format`).
@@ -25,13 +28,15 @@ def detect_format(fields) -> str | None:
     from .data.formats import detect_format as detect
 
     try:
-        return detect(list(fields), None, "")
+        return detect(list(fields), None, "", registry)
     except DataError:
         return None
 
 
-def kind_of_format(fmt: str | None) -> str | None:
-    return FORMAT_KINDS.get(fmt) if fmt else None
+def kind_of_format(fmt: str | None, registry: Registry) -> str | None:
+    """The canonical kind of the records the registered format ``fmt`` gives, or None (unknown)."""
+    comp = registry.find("formats", fmt) if fmt else None
+    return comp.meta["emits"] if comp is not None else None
 
 
 def _first_json_line(path: Path) -> dict | None:

@@ -69,6 +69,28 @@ def sftkit_register_sources(register: Register) -> None:
 
 
 @hookspec
+def sftkit_register_formats(register: Register) -> None:
+    """Register input record formats, used in ``[[data]]`` tables as ``format = "NAME"`` (or picked
+    by ``format = "auto"``).
+
+    ``register(name, convert, *, emits, fields, optional=(), detect=None, match=None, doc="")``.
+    ``convert(row)`` turns one raw row (a dict, the entry's ``columns`` renames applied) into one
+    canonical record of kind ``emits`` (see :mod:`sftkit.api`); for a bad row it raises
+    :class:`sftkit.api.RowError` (reported with the row's location, or counted and skipped under
+    ``on_error = "skip"``). Any other exception, or a record of the wrong shape, stops the run with
+    one line naming the format and its plugin. ``fields``: what a row needs (each a name, or a list
+    of alternative names), checked before converting; ``optional``: fields it reads too (a row's
+    other fields are kept for strategies registered with ``row_fields``). ``detect``: a number lets
+    ``format = "auto"`` pick it, trying formats from the highest down, sftkit's own first (installing
+    a plugin never changes how other data is read), and taking the first whose ``fields`` a row has,
+    or whose ``match(columns, first_row) -> bool`` says so (``first_row`` is None when only the names
+    are known); None (the default): only when named. ``convert`` and ``match`` may be lazy
+    ``"module:attr"`` strings; ``sftkit validate`` reads the declaration and calls ``match``, so keep
+    ``match`` light.
+    """
+
+
+@hookspec
 def sftkit_register_formatters(register: Register) -> None:
     """Register template formatters, used as ``[template] formatter = "NAME"``.
 

@@ -38,6 +38,7 @@ CORE_COMMANDS = frozenset({"validate", "schema", "plugins", "init", "resolve"})
 
 BUILTIN_PLUGINS = (
     "sftkit.builtin.sources",
+    "sftkit.builtin.formats",
     "sftkit.builtin.formatters",
     "sftkit.builtin.strategies",
     "sftkit.builtin.evaluators",
@@ -47,6 +48,10 @@ BUILTIN_PLUGINS = (
     "sftkit.builtin.commands",
     "sftkit.builtin.arena",
 )
+
+# loaded by every host, one built without builtins too (tests of the core): sftkit reads every
+# [[data]] table through a record format, so its own formats are the data model's vocabulary
+ALWAYS_LOADED = ("sftkit.builtin.formats",)
 
 ENTRY_POINT_GROUP = "sftkit"
 
@@ -87,7 +92,7 @@ class Host:
     @property
     def has_builtins(self) -> bool:
         """Whether sftkit's own components were loaded (hosts for tests of the core may leave them out)."""
-        return any(p.builtin for p in self.plugins)
+        return any(p.builtin and p.module not in ALWAYS_LOADED for p in self.plugins)
 
     @property
     def failures(self) -> list[PluginInfo]:
@@ -247,6 +252,7 @@ def _load(pm: pluggy.PluginManager, info: PluginInfo, loader: Callable[[], Any],
 def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple = ()) -> Host:
     """Build a plugin manager and fill the component registry and the command table.
 
+    ``builtins=False`` leaves out sftkit's own components but its record formats (:data:`ALWAYS_LOADED`).
     ``extra`` holds ``(name, plugin_object)`` pairs registered after the entry points (tests use it
     to load a plugin under test in isolation).
     """
@@ -256,10 +262,10 @@ def make_host(*, builtins: bool = True, entry_points: bool = True, extra: tuple 
     allowed = _env_list("SFTKIT_LOAD_PLUGINS")
     todo: list[tuple[PluginInfo, Callable[[], Any]]] = []
 
-    if builtins:
-        from . import __version__
+    from . import __version__
 
-        for mod_name in BUILTIN_PLUGINS:
+    for mod_name in BUILTIN_PLUGINS:
+        if builtins or mod_name in ALWAYS_LOADED:
             info = PluginInfo(name=mod_name, module=mod_name, dist="sftkit", version=__version__, builtin=True)
             todo.append((info, lambda m=mod_name: importlib.import_module(m)))
 

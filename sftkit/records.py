@@ -1,5 +1,5 @@
-"""The canonical record kinds, which input format converts to which, the label the loss ignores and
-the files read as text.
+"""The canonical record kinds, the error a record format raises for a bad row, the label the loss
+ignores and the files read as text.
 
 The bottom of sftkit: imports nothing. :mod:`sftkit.api` re-exports these as part of the contract;
 modules below the contract (``core_schema``, ``registry``) import them from here.
@@ -7,17 +7,17 @@ modules below the contract (``core_schema``, ``registry``) import them from here
 
 KINDS = ("messages", "text", "preference", "labeled", "classification")
 
-# input format -> canonical kind
-FORMAT_KINDS = {
-    "prompt_completion": "messages",
-    "messages": "messages",
-    "sharegpt": "messages",
-    "alpaca": "messages",
-    "text": "text",
-    "preference": "preference",
-    "labeled": "labeled",
-    "classification": "classification",
-}
+
+
+class RowError(Exception):
+    """One row cannot be converted (raised by a record format's converter): ``reason`` is short (a
+    statistics key when the row is skipped), ``detail`` the message."""
+
+    def __init__(self, reason: str, detail: str | None = None):
+        self.reason = reason
+        self.detail = detail or reason
+        super().__init__(self.detail)
+
 
 TEXT_EXTENSIONS = (".txt", ".md")  # files read as plain-text documents (directories of text, replay)
 

@@ -1,5 +1,5 @@
-"""Named components (sources, formatters, strategies, evaluators, rewards, recipes, transforms, model loaders)
-and where they came from."""
+"""Named components (sources, formats, formatters, strategies, evaluators, rewards, recipes, transforms,
+model loaders) and where they came from."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from .errors import PluginError, did_you_mean
 
 BUILTIN_PREFIX = "sftkit"  # how recipes address built-in components explicitly: "sftkit:name"
 
-KINDS = ("sources", "formatters", "strategies", "evaluators", "rewards", "recipes", "transforms", "model_loaders")
+KINDS = ("sources", "formats", "formatters", "strategies", "evaluators", "rewards", "recipes", "transforms",
+         "model_loaders")
 
 # How a recipe names each kind, for messages: (kind, table, key)
 KIND_KEYS = {
     "sources": ("data", "source"),
+    "formats": ("data", "format"),
     "formatters": ("template", "formatter"),
     "strategies": ("strategy", "name"),
     "evaluators": ("eval", "name"),
@@ -25,7 +27,7 @@ KIND_KEYS = {
     "model_loaders": ("model", "loader"),
 }
 
-SINGULAR = {"sources": "source", "formatters": "formatter", "strategies": "strategy",
+SINGULAR = {"sources": "source", "formats": "format", "formatters": "formatter", "strategies": "strategy",
             "evaluators": "evaluator", "rewards": "reward", "recipes": "recipe", "transforms": "transform",
             "model_loaders": "model loader"}
 
@@ -128,11 +130,11 @@ class Registry:
                 problem = schema_problem(schema, full=check_schemas)
                 if problem:
                     raise PluginError(f"the option schema of {what} {name!r} is not valid: {problem}")
-            problem = meta_problem(meta)
+            problem = meta_problem(meta) or (format_problem(factory, meta) if kind == "formats" else None)
             if problem:
                 raise PluginError(f"{what} {name!r}: {problem}")
             if check_schemas and kind != "recipes":  # third-party lazy paths (a recipe's is a file): a typo fails the plugin now, not after training
-                for label, spec in (("factory", factory), ("check", check)):
+                for label, spec in (("factory", factory), ("check", check), ("match", meta.get("match"))):
                     problem = lazy_path_problem(spec) if isinstance(spec, str) else None
                     if problem:
                         raise PluginError(f"{what} {name!r}: {label} {spec!r} {problem}")
@@ -181,6 +183,14 @@ class Registry:
     def all(self, kind: str) -> list[Component]:
         return [self._items[kind][n] for n in self.names(kind)]
 
+    def in_order(self, kind: str) -> list[Component]:
+        """The components a bare name reaches, in the order they were registered (built-ins first)."""
+        return list(self._items[kind].values())
+
+    def is_builtin(self, comp: Component) -> bool:
+        """Whether ``comp`` is one of sftkit's own components."""
+        return self._qualified[comp.kind].get(f"{BUILTIN_PREFIX}:{comp.name}") is comp
+
     def find(self, kind: str, name: str) -> Component | None:
         """The component ``name`` (or ``plugin:name``) names, or None (unknown or clashed)."""
         if ":" in name:
@@ -222,6 +232,36 @@ def meta_problem(meta: dict) -> str | None:
                                 or not all(isinstance(r, dict) for r in starter.get("rewards") or [])):
         return ("starter= must be a dict with optional model (str), rows (a list of row dicts), template (bool) "
                 "and rewards (a list of [[reward]] tables)")
+    return None
+
+
+def format_problem(convert: Any, meta: dict) -> str | None:
+    """Why a record format's registration (``sftkit_register_formats``) is malformed, or None."""
+    if not (callable(convert) or isinstance(convert, str)):
+        return f"the converter must be a callable (row) -> record or a \"module:attr\" string, got {type(convert).__name__}"
+    if meta.get("emits") is None:
+        return "emits= is required: the canonical kind of the records its converter returns"
+    fields = meta.get("fields")
+
+    def names(value: Any) -> bool:
+        return isinstance(value, str) and bool(value)
+
+    if (not isinstance(fields, (list, tuple)) or not fields
+            or not all(names(f) or (isinstance(f, (list, tuple)) and f and all(map(names, f))) for f in fields)):
+        return ("fields= must be a non-empty list of the fields a row needs (each a name, or a list of "
+                "alternative names)")
+    optional = meta.get("optional", ())
+    if not isinstance(optional, (list, tuple)) or not all(map(names, optional)):
+        return "optional= must be a list of field names"
+    detect = meta.get("detect")
+    if detect is not None and (isinstance(detect, bool) or not isinstance(detect, (int, float))):
+        return f"detect={detect!r} must be a number (the priority of auto-detection, higher first) or None"
+    match = meta.get("match")
+    if match is not None and not (callable(match) or isinstance(match, str)):
+        return "match= must be a callable (columns, first_row) -> bool or a \"module:attr\" string"
+    unknown = sorted(set(meta) - {"emits", "fields", "optional", "detect", "match"})
+    if unknown:
+        return f"unknown registration keyword(s) {', '.join(unknown)} (a format takes emits, fields, optional, detect, match)"
     return None
 
 

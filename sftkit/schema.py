@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 
+from .config import fill
 from .core_schema import ARRAY_TABLES, COMMON_REQUIRED, COMPONENT_TABLES, REQUIRED_TOP, TOP_LEVEL
 from .errors import Problem, did_you_mean, shorten
 from .registry import Registry
@@ -78,6 +79,8 @@ def composed_schema(registry: Registry) -> dict:
             branches.append({"if": {"not": {"required": [key]}}, "then": then})
         if branches:
             base["allOf"] = branches
+        if table == "data":  # the formats a [[data]] table may name (registered components too)
+            base["properties"]["format"]["enum"] = ["auto", *(name for name, _ in registry.addresses("formats"))]
         if table in ARRAY_TABLES:
             props[table] = {"type": "array", "items": base}
             if table == "data":
@@ -341,20 +344,9 @@ def schema_problems(data: dict, registry: Registry, locate) -> list[Problem]:
 
 # --------------------------------------------------------------------------- defaults
 
-def _fill(schema: dict, value):
-    if not isinstance(value, dict) or not isinstance(schema, dict):
-        return value
-    for key, sub in schema.get("properties", {}).items():
-        if key not in value and isinstance(sub, dict) and "default" in sub:
-            value[key] = copy.deepcopy(sub["default"])
-        elif key in value and isinstance(sub, dict) and sub.get("type") == "object":
-            _fill(sub, value[key])
-    return value
-
-
 def fill_component_defaults(schema: dict | None, options: dict) -> dict:
     """A copy of a component's ``options`` with its option schema's defaults filled in."""
-    return _fill(schema or {}, copy.deepcopy(options))
+    return fill(schema or {}, copy.deepcopy(options))
 
 
 def component_options(table: str, item: dict, comp) -> dict:
@@ -366,18 +358,20 @@ def component_options(table: str, item: dict, comp) -> dict:
 
 
 def fill_defaults(data: dict, registry: Registry) -> dict:
-    """A copy of a valid recipe with every schema default filled in (what ``sftkit resolve`` shows)."""
+    """A copy of a valid recipe with the schema defaults filled in (what ``sftkit resolve`` shows,
+    ``recipe.toml`` holds and is hashed) by :func:`sftkit.config.fill`, the one function that fills
+    defaults; the typed slices are built from this dict."""
     data = copy.deepcopy(data)
     schema = recipe_schema(data, registry)
     for section in ("recipe", "model", "training", "dataset", "output", "template"):
         if section in ("recipe", "model") or section in data or section in ("training", "dataset", "output", "template"):
             data.setdefault(section, {})
-            _fill(schema["properties"][section], data[section])
+            fill(schema["properties"][section], data[section])
     for section in ("adapter", "freeze", "strategy", "distributed"):
         if section in data:
-            _fill(schema["properties"][section], data[section])
+            fill(schema["properties"][section], data[section])
     for table in ARRAY_TABLES:
         items = schema["properties"][table].get("prefixItems", [])
         for sub, item in zip(items, data.get(table, [])):
-            _fill(sub, item)
+            fill(sub, item)
     return data

@@ -77,11 +77,9 @@ def starter_recipe(strategy: str, name: str, host) -> str:
     accepts = accepted_kinds(comp) or ("messages",)
     rows = starter.get("rows") or KIND_ROWS.get(accepts[0], KIND_ROWS["messages"])
     model = starter.get("model") or CAUSAL_MODEL
-    strategy_table = {"name": strategy}
-    for key, sub in ((comp.schema or {}).get("properties") or {}).items():
-        if "default" in sub:
-            strategy_table[key] = sub["default"]
-    from .config import Output, RecipeInfo, Training
+    from .config import Output, RecipeInfo, Training, fill
+
+    strategy_table = fill(comp.schema or {}, {"name": strategy})  # its options, shown with their defaults
 
     t = Training()
     parts = [

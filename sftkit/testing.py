@@ -140,7 +140,7 @@ def _factory_problems(comp) -> list[str]:
 
     where = f"{comp.kind} {comp.name!r}"
     problems = []
-    for label, spec in (("factory", comp.factory), ("check", comp.check)):
+    for label, spec in (("factory", comp.factory), ("check", comp.check), ("match", comp.meta.get("match"))):
         if spec is None:
             continue
         if isinstance(spec, str):
@@ -217,8 +217,9 @@ def plugin_problems(plugin: Any, *, name: str | None = None, check_imports: bool
             problems += _recipe_problems(comp, host)
             continue
         problems += _factory_problems(comp)
-        if isinstance(comp.check, str):
-            modules.add(comp.check.partition(":")[0])
+        for light in (comp.check, comp.meta.get("match")):  # what `sftkit validate` imports
+            if isinstance(light, str):
+                modules.add(light.partition(":")[0])
     if check_imports and modules and isinstance(getattr(plugin, "__name__", None), str):
         try:
             heavy, seconds = import_profile(sorted(modules))

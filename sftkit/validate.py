@@ -90,6 +90,18 @@ def _transform_problems(recipe: Recipe, host) -> list[Problem]:
     return out
 
 
+def _format_problems(recipe: Recipe, host) -> list[Problem]:
+    """``[[data]] format``: "auto" or a registered format (a plugin's too)."""
+    out: list[Problem] = []
+    for i, item in enumerate(recipe.data.get("data") or []):
+        fmt = item.get("format") if isinstance(item, dict) else None
+        if not isinstance(fmt, str) or not fmt or fmt == "auto":
+            continue  # the schema reports what is not a name
+        if host.registry.find("formats", fmt) is None:
+            out.append(_problem(recipe, ("data", i, "format"), host.missing_message("formats", fmt)))
+    return out
+
+
 def _file_problems(recipe: Recipe, host) -> list[Problem]:
     out = []
     for table, path, item in component_tables(recipe.data):
@@ -205,8 +217,8 @@ def _data_shape(recipe: Recipe, host, broken: set = frozenset()) -> tuple[list, 
             fields_all.append(fields)
             continue
         if fmt == "auto" or fmt is None:
-            fmt = detect_format(fields) if fields else None
-        kinds.append(kind_of_format(fmt))
+            fmt = detect_format(fields, host.registry) if fields else None
+        kinds.append(kind_of_format(fmt, host.registry))
         fields_all.append(fields)
     return kinds, fields_all
 
@@ -227,14 +239,12 @@ def _relative_to(table_path: str, path: str) -> str:
 def _what_entry_gives(item: dict, kind: str, fields: list | None, host) -> str:
     """What a [[data]] entry gives, for a kind-mismatch message: a source's declaration (``emits``:
     the fields of its rows, not the file's columns it reads), else the fields found."""
-    from .api import FORMAT_KINDS
-    from .data.formats import FORMAT_FIELDS
+    from .data.formats import formats_emitting, row_shape
 
     comp = component_of("data", item, host.registry)
     emits = comp.meta.get("emits") if comp is not None else None
     if emits and DataEntry.of(item).format in ("auto", None):
-        row = next((", ".join(FORMAT_FIELDS[f][0]) for f, k in FORMAT_KINDS.items() if k == emits and f in FORMAT_FIELDS),
-                   "?")
+        row = next((row_shape(f) for f in formats_emitting(emits, host.registry)), "?")
         return f"; source {comp.name!r} from plugin {comp.origin!r} declares emits={emits!r}, rows of {row}"
     return f"; its fields: {', '.join(fields)}" if fields else ""
 
@@ -551,6 +561,7 @@ def check_recipe(recipe: Recipe, host) -> list[Problem]:
         return problems  # a section that is not a table: the schema said so; the checks below need tables
     problems += _component_problems(recipe, host)
     problems += _transform_problems(recipe, host)
+    problems += _format_problems(recipe, host)
     problems += _file_problems(recipe, host)
     problems += _requires_problems(recipe, host)
     problems += _inherited_trust_problems(recipe)

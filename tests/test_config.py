@@ -109,3 +109,51 @@ def test_no_module_repeats_a_recipe_default():
                 if key in defaults and value in defaults[key] and (rel, key) not in NOT_RECIPE_READS:
                     found.append(f"{rel}:{node.lineno} .get({key!r}, {value!r})")
     assert not found, "read the typed slice (sftkit.config) instead: " + ", ".join(found)
+
+
+# modules that read a schema's "default" without filling a table with it, each with why
+READS_DEFAULT_WITHOUT_FILLING = {
+    "sftkit/registry.py": "checks that a plugin's declared default satisfies its own schema",
+    "sftkit/testing.py": "the same check, for plugin authors' tests",
+    "sftkit/templates/formatter.py": "a tokenizer's chat_template dict keyed \"default\", not a schema",
+    "sftkit/strategies/reasoning.py": "its own options where unset (owned by the reasoning work; to move to fill)",
+}
+
+
+def test_one_function_fills_defaults():
+    """A schema default is filled by ``sftkit.config.fill`` alone: the recipe dict
+    (``schema.fill_defaults``), components' options and the slices all call it; no slice field has a
+    default value of its own, and no other module reads a schema's ``default`` to fill a table."""
+    for cls, props in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            if f.name in props and f.name not in ("fsdp", "deepspeed"):
+                assert f.default is C.FROM_SCHEMA, f"{cls.__name__}.{f.name}"
+    package = Path(C.__file__).resolve().parent
+    readers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            subscript = isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                and node.slice.value == "default"
+            get = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "default"
+            if subscript or get:
+                readers.add(path.relative_to(package.parent).as_posix())
+    assert readers - {"sftkit/config.py"} <= set(READS_DEFAULT_WITHOUT_FILLING), readers
+
+
+def test_slices_of_the_filled_dict_equal_slices_filled_by_themselves(tmp_path):
+    """Filling the dict first (a run) or leaving the slices to fill (a stand-in, ``Training()``)
+    gives the same typed recipe: both go through ``fill``."""
+    from sftkit.plugins import make_host
+    from sftkit.schema import fill_defaults
+
+    raw = {"recipe": {"name": "r"}, "model": {"name": "org/m"},
+           "data": [{"source": "inline", "rows": [{"prompt": "a", "completion": "b"}]}],
+           "strategy": {"name": "instruction"}, "training": {"max_steps": 3},
+           "distributed": {"strategy": "fsdp"}, "baseline": [{"kind": "few_shot"}]}
+    filled = fill_defaults(raw, make_host(entry_points=False).registry)
+    assert filled["training"]["max_length"] == S.TRAINING_SECTION["properties"]["max_length"]["default"]
+    by_dict, by_slices = resolve(filled), resolve(raw)
+    for name in ("recipe", "model", "dataset", "training", "output", "distributed", "verdict", "plan"):
+        assert getattr(by_dict, name) == getattr(by_slices, name), name
+    assert by_dict.baseline == by_slices.baseline and by_dict.baseline[0].k == 5

@@ -126,7 +126,7 @@ class LazyImportFails(LazyBroken):
 
 def test_misspelled_hook_is_caught_with_suggestion():
     host = make_host(builtins=False, entry_points=False, extra=(("typo", Misspelled()),))
-    info = host.plugins[0]
+    info = next(p for p in host.plugins if p.name == "typo")
     assert "unknown hook 'sftkit_register_source'" in info.error
     assert 'did you mean "sftkit_register_sources"' in info.error
 

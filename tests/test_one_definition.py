@@ -32,12 +32,21 @@ def _defined(name: str) -> list[str]:
 def test_shared_constants_and_rules_are_defined_once():
     assert _defined("IGNORE_INDEX") == ["sftkit/records.py"]
     assert _defined("TEXT_EXTENSIONS") == ["sftkit/records.py"]
-    assert _defined("FORMAT_KINDS") == ["sftkit/records.py"]
     assert _defined("END_OF_TURN") == ["sftkit/modeling/stops.py"]
     assert _defined("stop_token_ids") == ["sftkit/modeling/stops.py"]
     assert _defined("factory_options") == ["sftkit/config.py"]
     assert _defined("shape_hint") == ["sftkit/strategies/selection.py"]
     assert len(_defined("CORE_COMMANDS")) == 1
+
+
+def test_record_formats_are_declared_beside_their_converters():
+    """An input format (its kind, fields, converter, detection) is one declaration, registered as a
+    component: no table of formats elsewhere, and the core names none of them."""
+    for table in ("FORMAT_KINDS", "FORMAT_FIELDS", "DETECT_ORDER", "CONVERTERS"):
+        assert _defined(table) == []
+    named = {rel for rel, tree in _trees() for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and node.value == "sharegpt"}
+    assert named == {"sftkit/data/formats.py"}
 
 
 def test_no_literal_ignore_index():

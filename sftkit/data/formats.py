@@ -1,6 +1,11 @@
-"""Record formats: detect them from the fields, rename columns, convert rows to canonical records.
+"""Record formats: the machinery that detects them, checks their fields and converts rows with them,
+and sftkit's own formats, each a :class:`RecordFormat` declared beside its converter.
 
-Input formats and the fields they need (``columns = {field = "their_column"}`` renames):
+A format is a registered component (``sftkit_register_formats``; sftkit's own are listed in
+:mod:`sftkit.builtin.formats` and registered like a plugin's), so nothing here names one: the
+functions below read what the registry holds.
+
+sftkit's own input formats and the fields they need (``columns = {field = "their_column"}`` renames):
 
 ================= =============================================== ==============
 format            fields                                          canonical kind
@@ -21,22 +26,14 @@ Each converter takes one raw row (a dict) and returns the canonical record, or r
 
 from __future__ import annotations
 
-from ..errors import DataError, did_you_mean
-from ..records import FORMAT_KINDS
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
-# format -> (required fields, optional fields)
-FORMAT_FIELDS = {
-    "preference": (("chosen", "rejected"), ("prompt",)),
-    "labeled": (("prompt", "completion", "label"), ("system",)),
-    "prompt_completion": (("prompt", "completion"), ("system",)),
-    "alpaca": (("instruction", "output"), ("input", "system")),
-    "classification": (("text", "label"), ()),
-    "messages": (("messages",), ()),
-    "sharegpt": (("conversations",), ()),
-    "text": (("text",), ()),
-}
-DETECT_ORDER = ("preference", "labeled", "prompt_completion", "alpaca", "classification",
-                "messages", "sharegpt", "text")
+from ..errors import DataError, PluginError, did_you_mean
+from ..records import RowError
+
+if TYPE_CHECKING:
+    from ..registry import Component, Registry
 
 ROLES = ("system", "user", "assistant", "tool")
 ROLE_ALIASES = {
@@ -48,14 +45,112 @@ ROLE_NAMES = {**{r: r for r in ROLES}, **{k: v for k, v in ROLE_ALIASES.items() 
 LABEL_TRUE = {"true", "good", "1", "yes", "chosen"}
 LABEL_FALSE = {"false", "bad", "0", "no", "rejected"}
 
+__all__ = ["RowError", "RecordFormat", "convert", "detect_format", "check_fields", "column_plan"]
 
-class RowError(Exception):
-    """One row cannot be converted: ``reason`` is short (a statistics key), ``detail`` the message."""
 
-    def __init__(self, reason: str, detail: str | None = None):
-        self.reason = reason
-        self.detail = detail or reason
-        super().__init__(self.detail)
+@dataclass(frozen=True)
+class RecordFormat:
+    """One input record format, as sftkit's own declare themselves: ``name``, the canonical kind it
+    ``emits``, the ``fields`` a row needs (each a name, or a tuple of alternative names, the first
+    shown in messages), the ``optional`` fields it also reads, ``convert(row) -> record``, the
+    priority with which ``format = "auto"`` may pick it (``detect``, higher first; None: only when
+    named), an optional ``match(columns, first_row) -> bool`` for rows told apart by more than field
+    names, and a ``doc`` line. Registered with :meth:`registration`, as a plugin registers its own."""
+
+    name: str
+    emits: str
+    fields: tuple
+    convert: Callable[[dict], dict]
+    optional: tuple = ()
+    detect: float | None = None
+    match: Callable[[list, dict | None], bool] | None = None
+    doc: str = ""
+
+    def registration(self) -> dict:
+        """The keywords of ``register(name, convert, **...)`` for this format."""
+        return {"doc": self.doc, "emits": self.emits, "fields": list(self.fields), "optional": list(self.optional),
+                "detect": self.detect, "match": self.match}
+
+
+# ---------------------------------------------------------------------------------- the registered formats
+
+def _registry(registry: Registry | None) -> Registry:
+    if registry is None:
+        from ..plugins import get_host
+
+        return get_host().registry
+    return registry
+
+
+def find_format(name: str, registry: Registry | None = None) -> Component | None:
+    """The registered format ``name`` (or ``plugin:name``) names, or None."""
+    return _registry(registry).find("formats", name)
+
+
+def _format(fmt: str | Component, registry: Registry | None) -> Component:
+    if not isinstance(fmt, str):
+        return fmt
+    comp = find_format(fmt, registry)
+    if comp is None:
+        from ..registry import unknown_component_message
+
+        raise DataError(unknown_component_message(_registry(registry), "formats", fmt))
+    return comp
+
+
+def emits(comp: Component) -> str:
+    """The canonical kind a registered format's records are."""
+    return comp.meta["emits"]
+
+
+def required(comp: Component) -> list[tuple[str, ...]]:
+    """The fields a row of this format needs, each as its alternative names (the first is shown)."""
+    return [(f,) if isinstance(f, str) else tuple(f) for f in comp.meta["fields"]]
+
+
+def reads(comp: Component) -> set[str]:
+    """Every field the format reads (required, with their alternatives, and optional)."""
+    return {n for alts in required(comp) for n in alts} | set(comp.meta.get("optional") or ())
+
+
+def row_shape(comp: Component) -> str:
+    """The required fields as text (``"prompt, completion"``), for messages."""
+    return ", ".join(alts[0] for alts in required(comp))
+
+
+def formats_emitting(kind: str, registry: Registry | None = None) -> list[Component]:
+    """The registered formats whose records are of ``kind``, in registration order (built-ins first)."""
+    return [c for c in _registry(registry).in_order("formats") if emits(c) == kind]
+
+
+def detection_order(registry: Registry | None = None) -> list[list[Component]]:
+    """The formats ``format = "auto"`` may pick, in the groups and order it tries them: sftkit's own,
+    then the plugins' (so installing a plugin never changes how other data is read), each group by
+    ``detect`` (higher first), then as registered."""
+    reg = _registry(registry)
+    comps = sorted((c for c in reg.in_order("formats") if c.meta.get("detect") is not None),
+                   key=lambda c: -c.meta["detect"])
+    return [[c for c in comps if reg.is_builtin(c)], [c for c in comps if not reg.is_builtin(c)]]
+
+
+def _has(comp: Component, columns: list[str]) -> bool:
+    return all(any(a in columns for a in alts) for alts in required(comp))
+
+
+def _matches(comp: Component, columns: list[str], sample: dict | None) -> bool:
+    match = comp.meta.get("match")
+    if match is None:
+        return False
+    try:
+        if isinstance(match, str):
+            from ..registry import import_object
+
+            match = import_object(match)
+        return bool(match(columns, sample))
+    except Exception as exc:
+        raise PluginError(f"format {comp.name!r} from plugin {comp.origin!r} failed to tell its rows: "
+                          f"match raised {type(exc).__name__}: {exc}",
+                          hint="fix or disable that plugin (SFTKIT_DISABLE_PLUGINS), or set format = \"...\"") from None
 
 
 # ---------------------------------------------------------------------------------- detection
@@ -68,58 +163,53 @@ def closest(word: str, options) -> str | None:
     return found[0] if found else None
 
 
-def _missing_text(fmt: str, columns: list[str]) -> str:
-    required, _ = FORMAT_FIELDS[fmt]
+def _missing_text(comp: Component, columns: list[str]) -> str:
+    needed = required(comp)
+    names = {n for alts in needed for n in alts}
     parts = []
-    for f in required:
-        if f in columns:
+    for alts in needed:
+        if any(a in columns for a in alts):
             continue
-        near = closest(f, [c for c in columns if c not in required])
+        f = alts[0]
+        near = closest(f, [c for c in columns if c not in names])
         parts.append(f'"{f}"' + (f' (did you mean "{near}"? map it with columns = {{{f} = "{near}"}})' if near else ""))
     return ", ".join(parts)
 
 
-def _messages_flavour(sample) -> str | None:
-    """'messages' when list items use role/content, 'sharegpt' when from/value, else None."""
-    if isinstance(sample, list) and sample and isinstance(sample[0], dict):
-        first = {k for k, v in sample[0].items() if v is not None}
-        if "from" in first or "value" in first:
-            return "sharegpt"
-        if "role" in first or "content" in first:
-            return "messages"
-    return None
-
-
-def detect_format(columns: list[str], sample: dict | None, where: str) -> str:
-    """Pick the input format from the field names (and the shape of a list-of-turns column)."""
+def detect_format(columns: list[str], sample: dict | None, where: str, registry: Registry | None = None) -> str:
+    """Pick the input format from the field names (and, for formats with a ``match``, the first row).
+    In each group of :func:`detection_order` the formats with a ``match`` are asked first, then the
+    first format whose fields the row has is taken."""
     cols = list(columns)
-    for key in ("messages", "conversations", "conversation", "dialog"):
-        if key in cols:
-            flavour = _messages_flavour((sample or {}).get(key))
-            if flavour is not None or key in ("messages", "conversations"):
-                return flavour or ("messages" if key == "messages" else "sharegpt")
-    for fmt in DETECT_ORDER:
-        required, _ = FORMAT_FIELDS[fmt]
-        if all(f in cols for f in required):
-            return fmt
+    groups = detection_order(registry)
+    for group in groups:
+        for comp in group:
+            if _matches(comp, cols, sample):
+                return comp.name
+        for comp in group:
+            if _has(comp, cols):
+                return comp.name
+    order = [c for group in groups for c in group]
+    if not order:
+        raise DataError(f"cannot tell the record format from the fields found ({', '.join(cols) or 'none'}): no "
+                        "format is detected automatically", where=where, hint='set format = "..."')
     # nothing fits: name the closest format and the near-miss fields
-    best = min(DETECT_ORDER, key=lambda f: (sum(r not in cols for r in FORMAT_FIELDS[f][0]) / len(FORMAT_FIELDS[f][0]),
-                                            DETECT_ORDER.index(f)))
+    best = min(order, key=lambda c: (sum(not any(a in cols for a in alts) for alts in required(c)) / len(required(c)),
+                                     order.index(c)))
     raise DataError(
         f"cannot tell the record format from the fields found ({', '.join(cols) or 'none'}); "
-        f"closest is {best}, which needs {_missing_text(best, cols)}", where=where,
+        f"closest is {best.name}, which needs {_missing_text(best, cols)}", where=where,
         hint='set format = "..." and map columns with columns = {prompt = "your_column"}')
 
 
-def check_fields(fmt: str, columns: list[str], where: str) -> None:
-    """Raise when an explicitly chosen format's required fields are absent."""
-    if fmt in ("messages", "sharegpt"):
-        if any(c in columns for c in ("messages", "conversations")):
-            return
-    required, _ = FORMAT_FIELDS[fmt]
-    if all(f in columns for f in required):
+def check_fields(fmt: str | Component, columns: list[str], where: str, registry: Registry | None = None,
+                 name: str | None = None) -> None:
+    """Raise when an explicitly chosen format's required fields are absent (``name``: the format as
+    the recipe wrote it, for the message)."""
+    comp = _format(fmt, registry)
+    if _has(comp, columns):
         return
-    raise DataError(f"format {fmt} needs field(s) {_missing_text(fmt, columns)}; fields found: "
+    raise DataError(f"format {name or comp.name} needs field(s) {_missing_text(comp, columns)}; fields found: "
                     f"{', '.join(columns) or 'none'}", where=where,
                     hint='map columns with columns = {field = "your_column"}, or set another format')
 
@@ -233,6 +323,28 @@ def _with_system(messages: list[dict], row: dict) -> list[dict]:
     return messages
 
 
+def _messages_flavour(sample) -> str | None:
+    """'messages' when list items use role/content, 'sharegpt' when from/value, else None."""
+    if isinstance(sample, list) and sample and isinstance(sample[0], dict):
+        first = {k for k, v in sample[0].items() if v is not None}
+        if "from" in first or "value" in first:
+            return "sharegpt"
+        if "role" in first or "content" in first:
+            return "messages"
+    return None
+
+
+def _turns_format(columns: list[str], sample: dict | None) -> str | None:
+    """'messages' or 'sharegpt' when a list-of-turns column decides it (the shape of its turns, else
+    its name), or None."""
+    for key in ("messages", "conversations", "conversation", "dialog"):
+        if key in columns:
+            flavour = _messages_flavour((sample or {}).get(key))
+            if flavour is not None or key in ("messages", "conversations"):
+                return flavour or ("messages" if key == "messages" else "sharegpt")
+    return None
+
+
 def conv_messages(row: dict, fmt: str = "messages") -> dict:
     for key in ("messages", "conversations"):
         if row.get(key) is not None:
@@ -242,6 +354,21 @@ def conv_messages(row: dict, fmt: str = "messages") -> dict:
         _get(row, "messages" if fmt == "messages" else "conversations", fmt)
     _check_conversation(messages)
     return {"messages": messages}
+
+
+def conv_sharegpt(row: dict) -> dict:
+    return conv_messages(row, "sharegpt")
+
+
+MESSAGES = RecordFormat(
+    "messages", "messages", (("messages", "conversations"),), conv_messages, detect=30,
+    match=lambda columns, sample: _turns_format(columns, sample) == "messages",
+    doc="A list of turns: messages = [{role, content}] (role system, user, assistant or tool).")
+
+SHAREGPT = RecordFormat(
+    "sharegpt", "messages", (("conversations", "messages"),), conv_sharegpt, detect=20,
+    match=lambda columns, sample: _turns_format(columns, sample) == "sharegpt",
+    doc="ShareGPT turns: conversations = [{from, value}] (from human, gpt, system, ...).")
 
 
 def conv_prompt_completion(row: dict, fmt: str = "prompt_completion") -> dict:
@@ -256,6 +383,11 @@ def conv_prompt_completion(row: dict, fmt: str = "prompt_completion") -> dict:
     return {"messages": messages}
 
 
+PROMPT_COMPLETION = RecordFormat(
+    "prompt_completion", "messages", ("prompt", "completion"), conv_prompt_completion, ("system",), detect=60,
+    doc="prompt (text or turns) and completion (the answer trained on), optional system.")
+
+
 def conv_alpaca(row: dict, fmt: str = "alpaca") -> dict:
     instruction = _text(_get(row, "instruction", fmt), "instruction")
     if not instruction.strip():
@@ -268,11 +400,20 @@ def conv_alpaca(row: dict, fmt: str = "alpaca") -> dict:
     return {"messages": messages}
 
 
+ALPACA = RecordFormat(
+    "alpaca", "messages", ("instruction", "output"), conv_alpaca, ("input", "system"), detect=50,
+    doc="Alpaca rows: instruction, optional input (appended to it), output, optional system.")
+
+
 def conv_text(row: dict, fmt: str = "text") -> dict:
     text = _text(_get(row, "text", fmt), "text")
     if not text.strip():
         raise RowError("empty text", 'field "text" is empty')
     return {"text": text}
+
+
+TEXT = RecordFormat("text", "text", ("text",), conv_text, detect=10,
+                    doc="Plain documents: text (continued pretraining).")
 
 
 def _common_prefix(a: list[dict], b: list[dict]) -> int:
@@ -303,6 +444,11 @@ def conv_preference(row: dict, fmt: str = "preference") -> dict:
             "rejected": _assistant_text(rejected, "rejected")}
 
 
+PREFERENCE = RecordFormat(
+    "preference", "preference", ("chosen", "rejected"), conv_preference, ("prompt",), detect=80,
+    doc="Preference pairs: prompt, chosen, rejected (without prompt: the turns chosen and rejected share).")
+
+
 def parse_label(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -322,6 +468,11 @@ def conv_labeled(row: dict, fmt: str = "labeled") -> dict:
     return {"prompt": prompt, "completion": completion, "label": parse_label(_get(row, "label", fmt))}
 
 
+LABELED = RecordFormat(
+    "labeled", "labeled", ("prompt", "completion", "label"), conv_labeled, ("system",), detect=70,
+    doc="Answers labeled good or bad: prompt, completion, label (true/false, good/bad, 1/0).")
+
+
 def conv_classification(row: dict, fmt: str = "classification") -> dict:
     text = _text(_get(row, "text", fmt), "text")
     if not text.strip():
@@ -335,16 +486,9 @@ def conv_classification(row: dict, fmt: str = "classification") -> dict:
     return {"text": text, "label": label}
 
 
-CONVERTERS = {
-    "prompt_completion": conv_prompt_completion,
-    "messages": conv_messages,
-    "sharegpt": conv_messages,
-    "alpaca": conv_alpaca,
-    "text": conv_text,
-    "preference": conv_preference,
-    "labeled": conv_labeled,
-    "classification": conv_classification,
-}
+CLASSIFICATION = RecordFormat(
+    "classification", "classification", ("text", "label"), conv_classification, detect=40,
+    doc="Texts with a class: text, label.")
 
 
 def messages_to_text(messages: list[dict]) -> str:
@@ -389,9 +533,58 @@ def prompt_text(record: dict, kind: str) -> str:
     return record["text"]
 
 
-def convert(row: dict, fmt: str, target_kind: str) -> dict:
-    """One raw row to one canonical record of ``target_kind`` (raises :class:`RowError`)."""
-    record = CONVERTERS[fmt](row, fmt)
-    if FORMAT_KINDS[fmt] == "messages" and target_kind == "text":
+def convert(row: dict, fmt: str | Component, target_kind: str, registry: Registry | None = None) -> dict:
+    """One raw row to one canonical record of ``target_kind`` with the format ``fmt`` (a name, or the
+    registered component). A bad row raises :class:`RowError`; a converter that fails otherwise, or
+    returns a record of the wrong shape, raises a :class:`PluginError` naming the format's plugin."""
+    comp = _format(fmt, registry)
+    try:
+        record = comp.load()(row)
+    except (RowError, DataError, PluginError):
+        raise
+    except Exception as exc:
+        raise PluginError(f"format {comp.name!r} from plugin {comp.origin!r} failed on this row: "
+                          f"{type(exc).__name__}: {exc}",
+                          hint="fix or disable that plugin (SFTKIT_DISABLE_PLUGINS), or set another format") from None
+    problem = record_problem(record, emits(comp))
+    if problem:
+        raise PluginError(f"format {comp.name!r} from plugin {comp.origin!r} returned {problem}",
+                          hint="a format's converter returns one record of the kind it declares (emits=...)")
+    if emits(comp) == "messages" and target_kind == "text":
         record = {"text": messages_to_text(record["messages"])}
     return record
+
+
+def _turns_problem(value: Any, name: str) -> str | None:
+    if not isinstance(value, list):
+        return f"{name} that is not a list of turns"
+    for i, turn in enumerate(value):
+        if not (isinstance(turn, dict) and turn.get("role") in ROLES and isinstance(turn.get("content"), str)):
+            return f"{name}[{i}] that is not {{role: {'|'.join(ROLES)}, content: text}}"
+    return None
+
+
+# kind -> column -> its type ("turns": a list of {role, content})
+RECORD_SHAPES: dict[str, dict[str, Any]] = {
+    "messages": {"messages": "turns"}, "text": {"text": str},
+    "preference": {"prompt": "turns", "chosen": str, "rejected": str},
+    "labeled": {"prompt": "turns", "completion": str, "label": bool},
+    "classification": {"text": str, "label": str},
+}
+
+
+def record_problem(record: Any, kind: str) -> str | None:
+    """What makes ``record`` not a canonical record of ``kind`` (see :mod:`sftkit.api`), or None."""
+    if not isinstance(record, dict):
+        return f"{type(record).__name__}, not a {kind} record (a dict)"
+    shape: dict[str, Any] = RECORD_SHAPES[kind]
+    for key, want in shape.items():
+        if key not in record:
+            return f"a record without {key!r} (a {kind} record has {', '.join(shape)})"
+        if want == "turns":
+            problem = _turns_problem(record[key], key)
+            if problem:
+                return f"a record with {problem}"
+        elif not isinstance(record[key], want):
+            return f"a record whose {key!r} is {type(record[key]).__name__}, not {want.__name__}"
+    return None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..api import FORMAT_KINDS, SourceContext
+from ..api import SourceContext
 from ..errors import DataError, PluginError, did_you_mean
 from ..records import FIELDS
 from . import formats
@@ -40,11 +40,11 @@ def canonical_features(kind: str, fields: bool = False):
                      "_hash": Value("int64"), "_phash": Value("int64"), "_error": Value("string")})
 
 
-def other_fields(row: dict, fmt: str) -> str:
-    """The columns of a raw ``row`` that format ``fmt`` does not read, as JSON text (values JSON
-    cannot hold become their ``str``): what rewards read beside the record (``tests``, ``entry_point``)."""
-    required, optional = formats.FORMAT_FIELDS[fmt]
-    used = {*required, *optional, "messages", "conversations"}
+def other_fields(row: dict, fmt) -> str:
+    """The columns of a raw ``row`` that format ``fmt`` (a registered format) does not read, as JSON
+    text (values JSON cannot hold become their ``str``): what rewards read beside the record
+    (``tests``, ``entry_point``). Lists of turns (``messages``, ``conversations``) are never kept."""
+    used = formats.reads(fmt) | {"messages", "conversations"}
     return json.dumps({k: v for k, v in row.items() if k not in used}, ensure_ascii=False, default=str)
 
 
@@ -65,9 +65,9 @@ def _digest(text: str) -> int:
 class BatchConverter:
     """The ``Dataset.map(batched=True)`` function turning raw rows into canonical records."""
 
-    def __init__(self, fmt: str, kind: str, name: str, cluster: str | None, on_error: str, describe,
+    def __init__(self, fmt, kind: str, name: str, cluster: str | None, on_error: str, describe,
                  transforms: tuple = (), tag: str | None = None, fields: bool = False):
-        self.fmt, self.kind, self.name = fmt, kind, name
+        self.fmt, self.kind, self.name = fmt, kind, name  # fmt: the registered format (a Component)
         self.fields = fields  # keep the row's other columns (JSON) in FIELDS
         self.cluster, self.on_error, self.describe = cluster, on_error, describe
         self.transforms = transforms  # ((label, callable), ...) from [[data]] transforms
@@ -105,6 +105,8 @@ class BatchConverter:
                     raise DataError(exc.detail, where=self.describe(index),
                                     hint='fix the row, or set on_error = "skip" in this [[data]] entry') from None
                 record, error = PLACEHOLDER[self.kind], exc.reason
+            except PluginError as exc:  # the format's plugin failed: not the row's fault, never skipped
+                raise PluginError(exc.message, where=self.describe(index), hint=exc.hint) from None
             for k in fields:
                 out[k].append(record[k])
             cluster = self.tag if self.tag is not None else (row.get(self.cluster) if self.cluster else None)
@@ -128,7 +130,8 @@ class _Entry:
     name: str
     table: DataEntry
     raw: RawRows
-    fmt: str
+    fmt: str  # the format's name, as written or detected
+    spec: Any  # the registered format (a sftkit.registry.Component)
     split: str
     weight: float
     on_error: str
@@ -185,22 +188,19 @@ def _to_raw(result: Any, name: str, comp: Any = None) -> RawRows:
     return RawRows(result, lambda i: f"{name} row {i + 1}", [], {})
 
 
-def _check_emits(comp: Any, table, cols: list[str], sample: dict | None, where: str) -> None:
+def _check_emits(comp: Any, table, cols: list[str], sample: dict | None, where: str, registry) -> None:
     """A source declaring ``emits`` must give rows of that kind: otherwise the plugin is wrong,
     not the user's data (only checked when the entry leaves format and columns to the source)."""
-    from ..api import FORMAT_KINDS
-
     emits = (getattr(comp, "meta", None) or {}).get("emits")
     if not emits or table.format != "auto" or table.columns:
         return
     try:
-        found = FORMAT_KINDS[formats.detect_format(cols, sample, where)]
+        found = formats.emits(formats.find_format(formats.detect_format(cols, sample, where, registry), registry))
     except DataError:
         found = None
     if found == emits:
         return
-    needs = " or ".join(", ".join(formats.FORMAT_FIELDS[f][0]) for f, k in FORMAT_KINDS.items()
-                        if k == emits and f in formats.FORMAT_FIELDS)
+    needs = " or ".join(formats.row_shape(f) for f in formats.formats_emitting(emits, registry))
     got = f"{found} rows" if found else "rows of no known kind"
     raise PluginError(f"source {comp.name!r} from plugin {comp.origin!r} declares emits={emits!r} but gave {got} "
                       f"(fields: {', '.join(cols) or 'none'}; a {emits} row needs {needs})", where=where,
@@ -254,15 +254,19 @@ def _read(index: int, table: DataEntry, base_dir: Path, host, seed: int, used: s
     cols = raw.dataset.column_names
     fmt = table.format
     sample = raw.dataset[0] if len(raw.dataset) else None
-    _check_emits(comp, table, cols, sample, where)
+    registry = host.registry
+    _check_emits(comp, table, cols, sample, where, registry)
     if fmt == "auto":
-        fmt = formats.detect_format(cols, sample, where)
-    else:
-        formats.check_fields(fmt, cols, where)
+        fmt = formats.detect_format(cols, sample, where, registry)
+    spec = formats.find_format(fmt, registry)
+    if spec is None:
+        raise DataError(host.missing_message("formats", fmt), where=f"data[{index}].format")
+    if table.format != "auto":
+        formats.check_fields(spec, cols, where, name=fmt)
     if table.cluster is not None and table.cluster_column is not None:
         raise DataError("give cluster (one cluster for every row) or cluster_column (a column per row), not both",
                         where=where)
-    return _Entry(index, name, table, raw, fmt, table.split, float(table.weight),
+    return _Entry(index, name, table, raw, fmt, spec, table.split, float(table.weight),
                   on_error, cluster, where, _transforms(table, index, host), table.cluster)
 
 
@@ -287,7 +291,7 @@ CONVERTS_TO = {"messages": ("text",)}
 
 
 def _target_kind(entries: list[_Entry], accepts: tuple) -> str:
-    kinds = {e.name: FORMAT_KINDS[e.fmt] for e in entries}
+    kinds = {e.name: formats.emits(e.spec) for e in entries}
     distinct = set(kinds.values())
     if len(distinct) == 1:
         return distinct.pop()
@@ -301,9 +305,21 @@ def _target_kind(entries: list[_Entry], accepts: tuple) -> str:
                     hint=hint)
 
 
+def _code_of(spec) -> list:
+    """The modules whose code decides the converted rows: this machinery and the format's converter
+    (a plugin's own module), so a changed converter is never served from the cache."""
+    import inspect
+
+    modules = [formats]
+    module = inspect.getmodule(spec.load())
+    if module is not None and module is not formats:
+        modules.append(module)
+    return modules
+
+
 def _convert(entry: _Entry, kind: str, fields: bool = False):
     ds = entry.raw.dataset
-    fn = BatchConverter(entry.fmt, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe,
+    fn = BatchConverter(entry.spec, kind, entry.name, entry.cluster, entry.on_error, entry.raw.describe,
                         entry.transforms, entry.tag, fields)
     fp_src = getattr(ds, "_fingerprint", None) if not entry.transforms else None  # transforms: no reuse
     fingerprint = None
@@ -311,7 +327,7 @@ def _convert(entry: _Entry, kind: str, fields: bool = False):
         from .arrowcache import code_version
 
         fingerprint = hashlib.sha256(json.dumps(
-            [CONVERTER_VERSION, code_version(formats), fp_src, entry.fmt, kind, entry.name, entry.cluster,
+            [CONVERTER_VERSION, code_version(*_code_of(entry.spec)), fp_src, entry.fmt, kind, entry.name, entry.cluster,
              entry.on_error, entry.tag, fields]).encode()).hexdigest()[:32]
     return ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names,
                   features=canonical_features(kind, fields), new_fingerprint=fingerprint,

@@ -48,12 +48,10 @@ def check_reasoning(options: dict, ctx) -> list:
     import importlib.util
 
     problems = []  # [[reward]] tables present and readable: validate's own rule for rewards=True strategies
-    from sftkit.core_schema import TRAINING_SECTION
+    from sftkit.config import Training
 
-    training = ctx.recipe.get("training") if isinstance(ctx.recipe.get("training"), dict) else {}
-    declared = TRAINING_SECTION["properties"]
-    per_device, accumulation = (training.get(k, declared[k]["default"])
-                                for k in ("per_device_train_batch_size", "gradient_accumulation_steps"))
+    training = Training.of(ctx.recipe.get("training") if isinstance(ctx.recipe.get("training"), dict) else None)
+    per_device, accumulation = training.per_device_train_batch_size, training.gradient_accumulation_steps
     n = options.get("num_generations")
     if all(isinstance(v, int) and v > 0 for v in (per_device, accumulation, n)):
         batch = per_device * accumulation
