@@ -116,7 +116,6 @@ READS_DEFAULT_WITHOUT_FILLING = {
     "sftkit/registry.py": "checks that a plugin's declared default satisfies its own schema",
     "sftkit/testing.py": "the same check, for plugin authors' tests",
     "sftkit/templates/formatter.py": "a tokenizer's chat_template dict keyed \"default\", not a schema",
-    "sftkit/strategies/reasoning.py": "its own options where unset (owned by the reasoning work; to move to fill)",
 }
 
 

@@ -95,13 +95,16 @@ class ReasoningStrategy(CausalStrategy):
     name = "reasoning"
 
     def opt(self, key: str) -> Any:
-        """An option; where not given, its default as the registration's schema declares it (once)."""
-        value = self.options.get(key)
-        if value is None:
+        """An option; where not given, its default as the registration's schema declares it, filled
+        by :func:`sftkit.config.fill` (the one function that fills defaults)."""
+        filled = self.__dict__.get("_filled")
+        if filled is None:
             from sftkit.builtin.strategies import REASONING
+            from sftkit.config import fill
 
-            return REASONING["properties"][key].get("default")
-        return value
+            filled = self.__dict__["_filled"] = fill(REASONING, {k: v for k, v in self.options.items()
+                                                               if v is not None})
+        return filled.get(key)
 
     # -- data --------------------------------------------------------------------
     def check_data(self, bundle) -> None:

@@ -49,6 +49,8 @@ def completion_logps(model, input_ids, attention_mask, logits_to_keep: int, *, c
     prompt or the prompt is a single token (then the caller does the plain forward)."""
     import torch
 
+    from sftkit.records import IGNORE_INDEX
+
     split = input_ids.size(1) - logits_to_keep - 1  # the cache holds the prompt but its last token
     if split < 1:
         return None
@@ -58,8 +60,8 @@ def completion_logps(model, input_ids, attention_mask, logits_to_keep: int, *, c
     first, inverse = groups
     cache = prefilled_cache(model, input_ids[:, :split], attention_mask[:, :split], first, inverse)
     rest = input_ids[:, split:]  # the prompt's last token, then the completion
-    labels = rest.masked_fill(attention_mask[:, split:] == 0, -100)[:, 1:]
-    labels = torch.cat([labels, torch.full_like(labels[:, :1], -100)], dim=1)  # the last token predicts nothing
+    labels = rest.masked_fill(attention_mask[:, split:] == 0, IGNORE_INDEX)[:, 1:]
+    labels = torch.cat([labels, torch.full_like(labels[:, :1], IGNORE_INDEX)], dim=1)  # the last token predicts nothing
     out = model(input_ids=rest, attention_mask=attention_mask, cache=cache, shift_labels=labels, fused_lm_head=True)
     logps = out.log_probs[:, :logits_to_keep]
     entropy = out.entropy[:, :logits_to_keep] if compute_entropy and out.entropy is not None else None
