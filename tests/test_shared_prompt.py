@@ -81,3 +81,35 @@ def test_nothing_to_share_falls_back():
     ids, mask = _batch(model.config.vocab_size, prompts=(6, 3), group=3)
     first, inverse = prompt_groups(ids[:, :6], mask[:, :6])
     assert len(first) == 2 and inverse.tolist().count(0) == 3 and inverse.tolist().count(1) == 3
+
+
+@pytest.mark.parametrize("architecture", ["qwen2", "gemma2", "phi3", "gpt_neox"])
+def test_other_rotary_architectures_score_the_same(architecture):
+    from trl.trainer.utils import add_fused_lm_head
+
+    from sftkit.strategies.shared_prompt import completion_logps
+    from sftkit.tiny import tiny_causal_lm
+
+    model = tiny_causal_lm(architecture=architecture)
+    add_fused_lm_head(model)
+    ids, mask = _batch(model.config.vocab_size)
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :-5] = -100
+    whole = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True).log_probs[:, -5:]
+    shared = completion_logps(model, ids, mask, 5, compute_entropy=False)[0]
+    assert torch.allclose(whole * mask[:, -5:], shared * mask[:, -5:], atol=1e-5)
+
+
+def test_absolute_positions_are_not_shared():
+    """GPT-2 numbers a left-padded row's positions differently when continued from a cache: sftkit
+    computes those rows whole (the scores differed by 0.1 nats)."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    from sftkit.strategies.shared_prompt import applies, completion_logps
+    from sftkit.tiny import tiny_causal_lm
+
+    model = tiny_causal_lm(architecture="gpt2")
+    add_fused_lm_head(model)
+    ids, mask = _batch(model.config.vocab_size)
+    assert not applies(model) and applies(tiny_causal_lm())
+    assert completion_logps(model, ids, mask, 5, compute_entropy=False) is None

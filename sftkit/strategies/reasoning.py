@@ -411,8 +411,8 @@ def trainer_class(base) -> Any:
 
 def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int]], None]:
     """Sample one completion per prompt with transformers' ``generate`` (KV cache, left padding,
-    stopping at the end-of-turn ids; a prompt repeated for its group prefilled once), each row's noise from its own generator seeded by (seed,
-    step, the row's index in the global batch): inverse-CDF sampling from the temperature-scaled,
+    stopping at the end-of-turn ids; a prompt repeated for its group prefilled once), each row's
+    noise from its own generator seeded by (seed, step, the row's index in the global batch): inverse-CDF sampling from the temperature-scaled,
     top-p filtered distribution (:class:`SeededSampler`)."""
     import copy
 
@@ -421,7 +421,7 @@ def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int
     from trl.models import unwrap_model_for_generation
     from trl.trainer.utils import pad
 
-    from .shared_prompt import prefilled_cache, prompt_groups
+    from .shared_prompt import applies, prefilled_cache, prompt_groups
 
     device = trainer.accelerator.device
     tok = trainer._tokenizer
@@ -447,7 +447,8 @@ def seeded_generate(trainer, prompt_ids: list[list[int]]) -> tuple[list[list[int
           as model, torch.no_grad()):
         ids, mask = ids.to(device), mask.to(device)
         shared = {}
-        groups = prompt_groups(ids, mask) if getattr(trainer, "sftkit_share_prompts", False) else None
+        share = getattr(trainer, "sftkit_share_prompts", False) and applies(model)
+        groups = prompt_groups(ids, mask) if share else None
         if groups is not None and ids.size(1) > 1:  # each distinct prompt prefilled once, its cache shared
             positions = (mask.long().cumsum(-1) - 1).masked_fill_(mask == 0, 1)  # as generate numbers them
             shared["cache"] = prefilled_cache(model, ids[:, :-1], mask[:, :-1], *groups, position_ids=positions[:, :-1])

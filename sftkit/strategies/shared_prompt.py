@@ -19,6 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def applies(model) -> bool:
+    """Whether the model's positions are rotary (relative): a row continued from a shared cache then
+    computes what one forward of the whole row computes. Absolute position embeddings (GPT-2) do
+    not: a left-padded row numbers its positions differently there."""
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if config is not None and hasattr(config, "get_text_config") else config
+    return getattr(text, "rope_parameters", None) is not None
+
+
 def prompt_groups(prompt_ids, prompt_mask) -> tuple[Any, Any] | None:
     """``(first row of each distinct prompt, each row's prompt index)``, or None when every row's
     prompt is its own (nothing to share)."""
@@ -46,13 +55,14 @@ def prefilled_cache(model, prompt_ids, prompt_mask, first, inverse, *, position_
 def completion_logps(model, input_ids, attention_mask, logits_to_keep: int, *, compute_entropy: bool):
     """``(log-probs, entropies or None)`` of the last ``logits_to_keep`` tokens of each row, as TRL's
     fused LM head computes them in one forward of the whole row; None when no two rows share their
-    prompt or the prompt is a single token (then the caller does the plain forward)."""
+    prompt, the prompt is a single token or the model's positions are not rotary (then the caller
+    does the plain forward)."""
     import torch
 
     from sftkit.records import IGNORE_INDEX
 
     split = input_ids.size(1) - logits_to_keep - 1  # the cache holds the prompt but its last token
-    if split < 1:
+    if split < 1 or not applies(model):
         return None
     groups = prompt_groups(input_ids[:, :split + 1], attention_mask[:, :split + 1])
     if groups is None:
